@@ -1,0 +1,145 @@
+"""Settings: the only module that reads the environment (and an optional `.env`).
+
+Every variable is documented in `.env.example`. `load_settings()` turns pydantic's
+validation report into one `ConfigurationError` whose message names each bad variable,
+so start-up fails fast and says what to fix (`python -m services.settings` is the check
+`make serve` runs before starting Motia).
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from services.errors import ConfigurationError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+    )
+
+    # --- EspoCRM -------------------------------------------------------------------
+    ESPOCRM_API_BASE_URL: str = Field(description="e.g. https://crm.example.de/api/v1")
+    ESPOCRM_API_KEY: SecretStr
+    # Optional HMAC auth: when set, requests carry X-Hmac-Authorization instead of X-Api-Key.
+    ESPOCRM_API_SECRET: SecretStr | None = None
+    # "webhookId:secretKey,webhookId:secretKey" - several may be active during rotation.
+    ESPOCRM_WEBHOOK_SECRETS: Annotated[dict[str, SecretStr], NoDecode]
+    ESPOCRM_NOTIFY_USER_ID: str | None = None
+    # User name used for the @mention fallback (stream note) when Notification is 403.
+    ESPOCRM_NOTIFY_USER_NAME: str | None = None
+
+    # --- Advoware ------------------------------------------------------------------
+    ADVOWARE_API_BASE_URL: str
+    ADVOWARE_SECURITY_URL: str
+    ADVOWARE_PRODUCT_ID: int = 64
+    ADVOWARE_APP_ID: str
+    ADVOWARE_API_KEY: SecretStr
+    ADVOWARE_KANZLEI: str
+    ADVOWARE_DATABASE: str
+    ADVOWARE_USER: str
+    ADVOWARE_ROLE: int = 2
+    ADVOWARE_PASSWORD: SecretStr
+    ADVOWARE_TIMEZONE: str = "Europe/Berlin"
+    # The firm's on-prem connector is slow: cap in-flight calls across all workers.
+    ADVOWARE_MAX_CONCURRENCY: int = Field(default=4, ge=1, le=64)
+
+    # --- Service -------------------------------------------------------------------
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    SYNC_ADMIN_TOKEN: SecretStr
+    PORT: int = Field(default=3000, ge=1, le=65535)
+    # Attempts before a record becomes permanently_failed.
+    SYNC_MAX_ATTEMPTS: int = Field(default=8, ge=1, le=100)
+    # HTTP timeout per call, seconds.
+    HTTP_TIMEOUT_SECONDS: float = Field(default=15.0, gt=0, le=120)
+
+    @field_validator("ESPOCRM_WEBHOOK_SECRETS", mode="before")
+    @classmethod
+    def _parse_webhook_secrets(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return value
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("expected comma-separated webhookId:secretKey pairs")
+        pairs: dict[str, str] = {}
+        for chunk in value.split(","):
+            chunk = chunk.strip()
+            if not chunk:
+                continue
+            webhook_id, sep, secret = chunk.partition(":")
+            if not sep or not webhook_id.strip() or not secret.strip():
+                raise ValueError("each entry must be webhookId:secretKey")
+            pairs[webhook_id.strip()] = secret.strip()
+        if not pairs:
+            raise ValueError("expected at least one webhookId:secretKey pair")
+        return pairs
+
+    @field_validator("ADVOWARE_TIMEZONE")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("ESPOCRM_API_BASE_URL", "ADVOWARE_API_BASE_URL", "ADVOWARE_SECURITY_URL")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.ADVOWARE_TIMEZONE)
+
+    def webhook_secret(self, webhook_id: str) -> str | None:
+        secret = self.ESPOCRM_WEBHOOK_SECRETS.get(webhook_id)
+        return secret.get_secret_value() if secret is not None else None
+
+
+def load_settings() -> Settings:
+    """Read and validate the settings, or raise one ConfigurationError naming each bad variable."""
+    try:
+        return Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(part) for part in err["loc"]) or "?"
+            kind = "missing" if err["type"] == "missing" else "invalid"
+            detail = "" if kind == "missing" else f": {err['msg']}"
+            problems.append(f"{name} is {kind}{detail}")
+        raise ConfigurationError("configuration error: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings for this process (each Motia step execution is its own process)."""
+    return load_settings()
+
+
+def main() -> int:
+    try:
+        load_settings()
+    except ConfigurationError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    print("configuration ok")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
