@@ -1,0 +1,70 @@
+# The two commands a newcomer needs:  make run   and   make test
+# (make serve runs the service alone against the endpoints in .env / the environment.)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      := python_modules
+PY        := $(VENV)/bin/python
+STAMP_DIR := .run
+PORT      ?= 3000
+
+.PHONY: help install run serve test test-unit test-e2e lint typecheck bench chaos clean
+
+help:
+	@echo "make run    - sandbox: Redis + EspoCRM/Advoware simulators + service with Workbench on http://127.0.0.1:$(PORT)"
+	@echo "make test   - lint, types, unit, integration and end-to-end tests (real Motia + Redis)"
+	@echo "make serve  - the service alone against the endpoints configured in .env / the environment"
+	@echo "make bench  - performance benchmark (prints a table, never fails on speed)"
+
+## install: everything the service and the tests need, idempotent (stamps in .run/)
+install: $(STAMP_DIR)/redis $(STAMP_DIR)/node $(STAMP_DIR)/python
+
+$(STAMP_DIR)/redis:
+	@mkdir -p $(STAMP_DIR)
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing redis-server (Debian package)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	@command -v redis-server >/dev/null && touch $@
+
+$(STAMP_DIR)/node: package.json package-lock.json scripts/patch-motia-core.sh
+	@mkdir -p $(STAMP_DIR)
+	@echo "installing Node packages (Motia runtime)"
+	REDISMS_DISABLE_POSTINSTALL=1 npm ci --no-audit --no-fund --loglevel=error
+	sh scripts/patch-motia-core.sh
+	@touch $@
+
+$(STAMP_DIR)/python: pyproject.toml
+	@mkdir -p $(STAMP_DIR)
+	@echo "installing the Python venv python_modules/ (Motia runs the steps with it)"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,sandbox]'
+	@touch $@
+
+run: install
+	@bash scripts/run-sandbox.sh
+
+serve: install
+	@bash scripts/serve.sh
+
+lint: install
+	$(VENV)/bin/ruff check services steps sandbox tests bench
+	$(VENV)/bin/ruff format --check services steps sandbox tests bench
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+test-unit: install
+	$(VENV)/bin/pytest -q tests/unit tests/sandbox
+
+test-e2e: install
+	$(VENV)/bin/pytest -q tests/integration tests/e2e
+
+test: install lint typecheck
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+
+bench: install
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(STAMP_DIR) .motia types.d.ts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,116 @@
+"""A counting semaphore in Redis: caps in-flight Advoware calls across all worker processes.
+
+The holders are a ZSET ``member = random token, score = lease expiry (ms, Redis server
+clock)``. Acquire is one Lua script (one round trip): drop expired holders, and if fewer than
+``limit`` remain add ours. Release is one ``ZREM``. A crashed holder's slot frees itself when
+its lease ends, so ``lease`` must exceed the longest call (default: 60 s; the HTTP timeout is
+15 s). While full, acquirers poll with a jittered back-off (not FIFO: fine for a handful of
+workers) until ``acquire_timeout``, then raise ``UnavailableError`` (retryable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Protocol
+
+from services.errors import UnavailableError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + lease, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], lease)
+  return 1
+end
+return 0
+"""
+
+
+class Limiter(Protocol):
+    def slot(self) -> Any:  # async context manager
+        ...
+
+
+class RedisSemaphore:
+    def __init__(
+        self,
+        redis: Redis,
+        name: str,
+        limit: int,
+        *,
+        lease: float = 60.0,
+        acquire_timeout: float = 60.0,
+        poll_initial: float = 0.01,
+        poll_max: float = 0.2,
+    ) -> None:
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        self._redis = redis
+        self.name = name
+        self.limit = limit
+        self.lease = lease
+        self.acquire_timeout = acquire_timeout
+        self._poll_initial = poll_initial
+        self._poll_max = poll_max
+        self._script = redis.register_script(_ACQUIRE)
+
+    async def try_acquire(self) -> str | None:
+        token = secrets.token_hex(12)
+        ok = await self._script(keys=[self.name], args=[self.limit, int(self.lease * 1000), token])
+        return token if ok else None
+
+    async def acquire(self) -> str:
+        deadline = time.monotonic() + self.acquire_timeout
+        delay = self._poll_initial
+        while True:
+            token = await self.try_acquire()
+            if token is not None:
+                return token
+            if time.monotonic() >= deadline:
+                raise UnavailableError(
+                    f"no concurrency slot within {self.acquire_timeout:.0f}s (limit {self.limit})",
+                    system="advoware",
+                )
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, self._poll_max)
+
+    async def release(self, token: str) -> None:
+        await self._redis.zrem(self.name, token)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[str]:
+        token = await self.acquire()
+        try:
+            yield token
+        finally:
+            try:
+                await self.release(token)
+            except Exception as exc:  # the lease frees it anyway
+                log.warning("semaphore release failed (%s); slot frees at lease end", type(exc).__name__)
+
+
+class LocalSemaphore:
+    """In-process stand-in (tests, single-process tools): same ``slot()`` interface."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._sem = asyncio.Semaphore(limit)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        async with self._sem:
+            yield None

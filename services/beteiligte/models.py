@@ -1,0 +1,140 @@
+"""Pydantic models of the EspoCRM CBeteiligte record (project schema).
+
+* `EspoBeteiligte`: tolerant read model, ``extra="allow"`` (the server sends many system fields).
+* `EspoBeteiligtePatch`: the strict check of what the mapper writes: enums, date format,
+  contact arrays; ``extra="forbid"`` so a typo in an attribute name fails in tests, not in EspoCRM.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from services.beteiligte.normalize import ESPO_SALUTATIONS, RECHTSFORMEN, is_email
+
+EspoPhoneType = Literal["Mobile", "Office", "Home", "Fax", "Other"]
+ESPO_RECHTSFORMEN: tuple[str, ...] = ("", *RECHTSFORMEN)
+
+
+class EspoEmailAddress(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    emailAddress: str | None = None
+    lower: str | None = None
+    primary: bool = False
+    optOut: bool = False
+    invalid: bool = False
+
+
+class EspoPhoneNumber(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    phoneNumber: str | None = None
+    type: str | None = None
+    primary: bool = False
+    optOut: bool = False
+    invalid: bool = False
+
+
+class EspoBeteiligte(BaseModel):
+    """A CBeteiligte as read from EspoCRM (tolerant)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+    name: str | None = None
+    firstName: str | None = None
+    lastName: str | None = None
+    salutationName: str | None = None
+    beteiligterTyp: str | None = None
+    titel: str | None = None
+    geburtsdatum: str | None = None
+    rechtsform: str | None = None
+    handelsregisterNummer: str | None = None
+    registergericht: str | None = None
+    emailAddress: str | None = None
+    emailAddressData: list[EspoEmailAddress] | None = None
+    phoneNumber: str | None = None
+    phoneNumberData: list[EspoPhoneNumber] | None = None
+    betnr: int | None = None
+    syncStatus: str | None = None
+    advowareLastSync: str | None = None
+    advowareDeletedAt: str | None = None
+    syncErrorMessage: str | None = None
+    syncRetryCount: int | None = None
+    createdAt: str | None = None
+    modifiedAt: str | None = None
+
+
+class _EmailOut(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    emailAddress: str
+    lower: str
+    primary: bool
+    optOut: bool
+    invalid: bool
+
+    @field_validator("emailAddress")
+    @classmethod
+    def _valid(cls, value: str) -> str:
+        if not is_email(value):
+            raise ValueError("not an e-mail address")
+        return value
+
+
+class _PhoneOut(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    phoneNumber: str = Field(min_length=1)
+    type: EspoPhoneType
+    primary: bool
+    optOut: bool
+    invalid: bool
+
+
+class EspoBeteiligtePatch(BaseModel):
+    """Attributes the mapper may write to CBeteiligte (all optional: a patch)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str | None = Field(default=None, min_length=1)
+    firstName: str | None = None
+    lastName: str | None = None
+    salutationName: str | None = None
+    beteiligterTyp: Literal["Person", "Firma"] | None = None
+    titel: str | None = None
+    geburtsdatum: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    rechtsform: str | None = None
+    handelsregisterNummer: str | None = None
+    registergericht: str | None = None
+    emailAddressData: list[_EmailOut] | None = None
+    phoneNumberData: list[_PhoneOut] | None = None
+
+    @field_validator("salutationName")
+    @classmethod
+    def _salutation_enum(cls, value: str | None) -> str | None:
+        if value is not None and value not in ESPO_SALUTATIONS:
+            raise ValueError("not a salutationName enum value")
+        return value
+
+    @field_validator("rechtsform")
+    @classmethod
+    def _rechtsform_enum(cls, value: str | None) -> str | None:
+        if value is not None and value not in ESPO_RECHTSFORMEN:
+            raise ValueError("not a rechtsform enum value")
+        return value
+
+    @field_validator("emailAddressData", "phoneNumberData")
+    @classmethod
+    def _one_primary(cls, value: list[Any] | None) -> list[Any] | None:
+        if value and sum(1 for item in value if item.primary) != 1:
+            raise ValueError("exactly one entry must be primary")
+        return value
+
+
+
+def validate_patch(patch: dict[str, Any]) -> None:
+    """Raise ``ValueError`` (pydantic's ValidationError is one) if ``patch`` is not writable."""
+    EspoBeteiligtePatch.model_validate(patch)

@@ -1,0 +1,106 @@
+"""EspoCRM outgoing-webhook signature verification (shared/docs/espocrm-api.md §1.2).
+
+    Signature   = base64( webhookId + ":" + lowercase_hex( HMAC-SHA256(secretKey, rawBody) ) )
+    X-Signature = base64( webhookId + ":" + raw_32_bytes( HMAC-SHA256(secretKey, rawBody) ) )   (legacy)
+
+Verified over the raw body bytes, in constant time, against any of several active secrets
+(rotation). ``Signature`` wins; the legacy ``X-Signature`` is used only when ``Signature``
+is absent. Only stdlib imports: the webhook step must start fast.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Protocol
+
+from services.errors import SyncServiceError
+
+
+class _SecretLike(Protocol):
+    def get_secret_value(self) -> str: ...
+
+
+class WebhookSignatureError(SyncServiceError):
+    """The webhook request is not authentic; ``reason`` says why (never contains a secret)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"webhook signature rejected: {reason}")
+
+
+def _digest(secret: str, raw: bytes) -> bytes:
+    return hmac.new(secret.encode(), raw, hashlib.sha256).digest()
+
+
+def expected_signature(webhook_id: str, secret: str, raw: bytes) -> str:
+    """The ``Signature`` header EspoCRM sends for this body."""
+    return base64.b64encode(f"{webhook_id}:{_digest(secret, raw).hex()}".encode()).decode()
+
+
+def expected_legacy_signature(webhook_id: str, secret: str, raw: bytes) -> str:
+    """The legacy ``X-Signature`` header (raw 32-byte digest) EspoCRM sends for this body."""
+    return base64.b64encode(webhook_id.encode() + b":" + _digest(secret, raw)).decode()
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)  # case-insensitive mappings (httpx/starlette) answer directly
+    if value is not None:
+        return value
+    for key, val in headers.items():
+        if key.lower() == name:
+            return val
+    return None
+
+
+def _b64(value: str) -> bytes:
+    try:
+        return base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise WebhookSignatureError("malformed signature") from None
+
+
+def _secret_for(secrets: Mapping[str, str | _SecretLike], webhook_id: str) -> str:
+    secret = secrets.get(webhook_id)
+    if secret is None:
+        raise WebhookSignatureError("unknown webhook id")
+    return secret if isinstance(secret, str) else secret.get_secret_value()
+
+
+def verify_signature(
+    raw: bytes, headers: Mapping[str, str], secrets: Mapping[str, str | _SecretLike]
+) -> str:
+    """Return the webhook id whose secret signed ``raw``, or raise ``WebhookSignatureError``."""
+    signature = _header(headers, "signature")
+    if signature is not None:
+        decoded = _b64(signature)
+        webhook_id_b, sep, hex_digest = decoded.partition(b":")
+        if not sep or not webhook_id_b or len(hex_digest) != 64:
+            raise WebhookSignatureError("malformed signature")
+        try:
+            webhook_id = webhook_id_b.decode("ascii")
+        except UnicodeDecodeError:
+            raise WebhookSignatureError("malformed signature") from None
+        expected = _digest(_secret_for(secrets, webhook_id), raw).hex().encode()
+        if not hmac.compare_digest(expected, hex_digest.lower()):
+            raise WebhookSignatureError("signature mismatch")
+        return webhook_id
+
+    legacy = _header(headers, "x-signature")
+    if legacy is None:
+        raise WebhookSignatureError("missing signature")
+    decoded = _b64(legacy)
+    # The id never contains ':'; the raw digest may, so split at the first one.
+    webhook_id_b, sep, raw_digest = decoded.partition(b":")
+    if not sep or not webhook_id_b or len(raw_digest) != 32:
+        raise WebhookSignatureError("malformed signature")
+    try:
+        webhook_id = webhook_id_b.decode("ascii")
+    except UnicodeDecodeError:
+        raise WebhookSignatureError("malformed signature") from None
+    if not hmac.compare_digest(_digest(_secret_for(secrets, webhook_id), raw), raw_digest):
+        raise WebhookSignatureError("signature mismatch")
+    return webhook_id

@@ -1,0 +1,58 @@
+"""Glue between a Motia API request and the webhook intake. Takes an `emit` callable so
+it stays free of Motia imports and is unit-testable with a list-appending fake."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from services.intake.webhook import WebhookEvent, is_redelivery, parse_and_verify, remember_delivery
+
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
+
+TOPICS: dict[str, str] = {
+    "create": "vmh.beteiligte.create",
+    "update": "vmh.beteiligte.update",
+    "delete": "vmh.beteiligte.delete",
+}
+
+
+def raw_body(req: Mapping[str, Any]) -> bytes:
+    raw = req.get("rawBody")
+    if isinstance(raw, bytes):
+        return raw
+    if isinstance(raw, str):
+        return raw.encode("utf-8")
+    return b""
+
+
+async def handle_webhook(event: WebhookEvent, req: Mapping[str, Any], emit: Emit, logger: Any) -> dict[str, Any]:
+    from services.runtime import open_redis
+    from services.settings import get_settings
+
+    settings = get_settings()
+    secrets = {wid: s.get_secret_value() for wid, s in settings.ESPOCRM_WEBHOOK_SECRETS.items()}
+    headers = {str(k).lower(): str(v) for k, v in (req.get("headers") or {}).items()}
+    result = parse_and_verify(event, raw_body(req), headers, secrets)
+    if result.status != 200:
+        logger.warn("webhook refused", {"event": event, "status": result.status, "reason": result.body["error"]})
+        return result.response()
+    async with open_redis(settings) as redis:
+        if await is_redelivery(redis, result):
+            logger.info("webhook batch redelivered; already accepted", {"event": event, "ids": result.record_ids})
+            return {"status": 200, "body": {"accepted": 0, "duplicate": True}}
+        for record_id in result.record_ids:
+            await emit(
+                {
+                    "topic": TOPICS[event],
+                    "data": {
+                        "event": event,
+                        "id": record_id,
+                        "webhookId": result.webhook_id,
+                        "changed": result.changed_attributes.get(record_id, []),
+                    },
+                }
+            )
+        await remember_delivery(redis, result)
+    logger.info("webhook accepted", {"event": event, "count": len(result.record_ids), "ids": result.record_ids})
+    return result.response()

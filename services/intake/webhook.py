@@ -1,0 +1,104 @@
+"""EspoCRM webhook intake: verify, validate, de-duplicate; the API steps only emit.
+
+Answers (EspoCRM's retry rules decide these, see shared/docs/espocrm-api.md §1.3):
+- 401 for a missing or wrong signature (EspoCRM retries 401, so a secret rotation that
+  lags behind loses nothing);
+- 400 for a body that is not a JSON array of 1-50 objects with string ids (not retried:
+  resending the same bytes cannot help);
+- 413 for a body over the limit;
+- 200 with the accepted ids otherwise, also for a redelivered batch (answered from the
+  de-duplication record, nothing emitted twice);
+- never 410 (it would unsubscribe the webhook) and never 5xx for bad input.
+
+Only record ids leave this module: attribute *values* from the body are never logged or
+put on the event bus (Motia keeps event data in Redis and shows it in the Workbench).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from services.redis_store import key
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+WebhookEvent = Literal["create", "update", "delete"]
+MAX_BATCH = 50
+MAX_BODY_BYTES = 1_000_000
+MAX_ID_LENGTH = 64
+# A redelivery comes at most ~36 min after the first attempt; keep the record 2 h.
+DEDUP_TTL_SECONDS = 2 * 3600
+
+
+@dataclass
+class IntakeResult:
+    status: int
+    body: dict[str, Any]
+    record_ids: list[str] = field(default_factory=list)
+    changed_attributes: dict[str, list[str]] = field(default_factory=dict)
+    webhook_id: str | None = None
+    dedup_key: str | None = None
+
+    def response(self) -> dict[str, Any]:
+        return {"status": self.status, "body": self.body}
+
+
+def _refuse(status: int, reason: str) -> IntakeResult:
+    return IntakeResult(status=status, body={"error": reason})
+
+
+def parse_and_verify(
+    event: WebhookEvent, raw: bytes, headers: Mapping[str, str], secrets: Mapping[str, str]
+) -> IntakeResult:
+    """Check signature, size and shape. Pure: no Redis, no clock."""
+    from services.espocrm.webhook import WebhookSignatureError, verify_signature
+
+    if len(raw) > MAX_BODY_BYTES:
+        return _refuse(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        webhook_id = verify_signature(raw, headers, secrets)
+    except WebhookSignatureError as exc:
+        return _refuse(401, f"signature rejected: {exc.reason}")
+    try:
+        items = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return _refuse(400, "body is not valid JSON")
+    if not isinstance(items, list):
+        return _refuse(400, "body must be a JSON array of records")
+    if not items:
+        return _refuse(400, "empty batch")
+    if len(items) > MAX_BATCH:
+        return _refuse(400, f"batch of {len(items)} items exceeds {MAX_BATCH}")
+    ids: list[str] = []
+    changed: dict[str, list[str]] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            return _refuse(400, f"item {index} is not an object")
+        record_id = item.get("id")
+        if not isinstance(record_id, str) or not record_id or len(record_id) > MAX_ID_LENGTH:
+            return _refuse(400, f"item {index} has no valid id")
+        if not record_id.replace("-", "").isalnum() or not record_id.isascii():
+            return _refuse(400, f"item {index} has an invalid id")
+        if record_id not in changed:
+            ids.append(record_id)
+            changed[record_id] = []
+        changed[record_id].extend(k for k in item if k != "id" and isinstance(k, str) and len(k) <= 64)
+    result = IntakeResult(status=200, body={"accepted": len(ids)}, record_ids=ids, webhook_id=webhook_id)
+    result.changed_attributes = {k: sorted(set(v))[:50] for k, v in changed.items()}
+    result.dedup_key = key("webhook", event, hashlib.sha256(raw).hexdigest())
+    return result
+
+
+async def is_redelivery(redis: Redis, result: IntakeResult) -> bool:
+    return bool(result.dedup_key and await redis.exists(result.dedup_key))
+
+
+async def remember_delivery(redis: Redis, result: IntakeResult) -> None:
+    """Called after every event of the batch was emitted: a redelivery is then a no-op."""
+    if result.dedup_key:
+        await redis.set(result.dedup_key, "1", ex=DEDUP_TTL_SECONDS)

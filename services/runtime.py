@@ -1,0 +1,69 @@
+"""Wiring for one step execution: settings -> Redis -> clients -> engine.
+
+Every Motia handler runs in a fresh process, so this is built per execution and closed
+at its end (`async with open_runtime() as rt:`). Imports are local so that a step that
+only needs Redis does not pay for httpx/pydantic imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from services.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from services.advoware.client import AdvowareClient
+    from services.espocrm.client import EspoCrmClient
+    from services.sync.engine import SyncEngine
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    redis: Redis
+    espo: EspoCrmClient
+    advo: AdvowareClient
+    engine: SyncEngine
+
+
+@asynccontextmanager
+async def open_redis(settings: Settings | None = None) -> AsyncIterator[Redis]:
+    from services.redis_store import connect
+
+    settings = settings or get_settings()
+    redis = connect(settings.REDIS_URL)
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtime]:
+    from services.advoware.client import AdvowareClient
+    from services.espocrm.client import EspoCrmClient
+    from services.sync.engine import SyncEngine
+
+    settings = settings or get_settings()
+    async with open_redis(settings) as redis:
+        espo = EspoCrmClient.from_settings(settings)
+        advo = AdvowareClient.from_settings(settings, redis)
+        try:
+            engine = SyncEngine(
+                espo=espo,
+                advo=advo,
+                redis=redis,
+                tz=settings.timezone,
+                notify_user_id=settings.ESPOCRM_NOTIFY_USER_ID,
+                notify_user_name=settings.ESPOCRM_NOTIFY_USER_NAME,
+                max_attempts=settings.SYNC_MAX_ATTEMPTS,
+            )
+            yield Runtime(settings=settings, redis=redis, espo=espo, advo=advo, engine=engine)
+        finally:
+            await espo.aclose()
+            await advo.aclose()

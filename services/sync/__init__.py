@@ -1,0 +1,1 @@
+"""The per-record sync: lock -> read both sides -> decide (pure) -> write -> snapshot."""

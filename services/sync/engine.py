@@ -1,0 +1,493 @@
+"""The per-record sync (I/O side). Decisions are delegated to `decide.py` (pure) and the
+mapper; this module only reads, locks, writes and records.
+
+    sync_record(id):  lock -> read EspoCRM -> [create | read Advoware -> decide -> write]
+                      -> snapshot -> status -> unlock (-> once more if events came in)
+
+Write budget (echo prevention): a person's edit of one field on one side costs exactly
+one data write to the other side plus sync metadata (status, advowareLastSync) on the
+EspoCRM record; a look that finds nothing to do writes nothing at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from services.errors import ApiError, AuthError, FatalError, NotFoundError, TransientError
+from services.redis_store import key
+from services.sync.decide import MergePlan, decide
+from services.sync.intents import CreateIntent, IntentStore
+from services.sync.lock import RecordLocks
+from services.sync.notify import Notifier, record_event
+from services.sync.snapshot import Snapshot, SnapshotStore
+from services.sync.states import SyncStatus, transition
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from zoneinfo import ZoneInfo
+
+    from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+ENTITY = "CBeteiligte"
+# Without a snapshot, a change time within this window after advowareLastSync is taken to
+# be our own metadata write, not a person's edit.
+OWN_WRITE_TOLERANCE = timedelta(seconds=30)
+# An intent without betnr: look for a record we may have created since this long before.
+INTENT_LOOKBACK = timedelta(minutes=5)
+
+
+class EspoApi(Protocol):
+    async def get(self, entity: str, record_id: str) -> dict[str, Any]: ...
+    async def update(self, entity: str, record_id: str, data: dict[str, Any]) -> dict[str, Any]: ...
+    async def notify(
+        self, user_id: str, message: str, *, parent_type: str, parent_id: str | None, user_name: str | None = None
+    ) -> str: ...
+
+
+class AdvowareApi(Protocol):
+    async def get_beteiligter(self, betnr: int) -> dict[str, Any]: ...
+    async def create_beteiligter(self, payload: dict[str, Any]) -> dict[str, Any]: ...
+    async def update_beteiligter(self, betnr: int, payload: dict[str, Any]) -> dict[str, Any]: ...
+    def iter_beteiligte(self, *, changed_since_local: str | None = None, take: int = 100) -> AsyncIterator[dict[str, Any]]: ...
+
+
+class Trigger(StrEnum):
+    WEBHOOK_CREATE = "create"
+    WEBHOOK_UPDATE = "update"
+    SWEEP = "sync_check"  # pending/dirty/failed/stale lock, or an Advoware-side change
+    DAILY_CHECK = "daily_check"  # clean record not verified for 24 h
+    MANUAL = "manual"  # ops `sync <id>`
+
+
+class Result(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    DELETED_IN_ADVOWARE = "deleted_in_advoware"
+    FAILED = "failed"
+    PERMANENTLY_FAILED = "permanently_failed"
+    LOCKED = "locked"  # another worker holds the record; it will run once more for us
+    SKIPPED = "skipped"  # record gone from EspoCRM, or parked for a person
+    UNLINKED = "unlinked"
+
+
+@dataclass
+class Outcome:
+    record_id: str
+    result: Result
+    plan: MergePlan | None = None
+    betnr: int | None = None
+    reason: str | None = None
+    writes: dict[str, int] = field(default_factory=lambda: {"espo": 0, "advo": 0})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        *,
+        espo: EspoApi,
+        advo: AdvowareApi,
+        redis: Redis,
+        tz: ZoneInfo,
+        notify_user_id: str | None = None,
+        notify_user_name: str | None = None,
+        max_attempts: int = 8,
+        lock_ttl_seconds: float = 120.0,
+        mirror_syncing: bool = True,
+    ) -> None:
+        self.espo = espo
+        self.advo = advo
+        self.redis = redis
+        self.tz = tz
+        self.locks = RecordLocks(redis, lock_ttl_seconds)
+        self.snapshots = SnapshotStore(redis)
+        self.intents = IntentStore(redis)
+        self.notifier = Notifier(espo, redis, notify_user_id, notify_user_name)
+        self.max_attempts = max_attempts
+        self.mirror_syncing = mirror_syncing
+
+    # ------------------------------------------------------------------ entry points
+    async def sync_many(self, record_ids: Sequence[str], trigger: Trigger, concurrency: int = 8) -> list[Outcome]:
+        """Sync a batch concurrently (bulk paths: one Motia event, many records)."""
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(record_id: str) -> Outcome:
+            async with sem:
+                try:
+                    return await self.sync_record(record_id, trigger)
+                except Exception as exc:  # one broken record must not stop the batch
+                    log.error("sync of %s crashed: %s", record_id, type(exc).__name__)
+                    return Outcome(record_id, Result.FAILED, reason=type(exc).__name__)
+
+        return list(await asyncio.gather(*(one(i) for i in dict.fromkeys(record_ids))))
+
+    async def sync_record(self, record_id: str, trigger: Trigger = Trigger.SWEEP) -> Outcome:
+        """Sync one record under its lock; events arriving meanwhile cause one more run."""
+        token = await self.locks.acquire(record_id)
+        if token is None:
+            # Leave a note for the holder, then try once more in case it just released.
+            await self.locks.mark_again(record_id)
+            token = await self.locks.acquire(record_id)
+            if token is None:
+                log.info("record %s is being synced elsewhere; queued one more run", record_id)
+                return Outcome(record_id, Result.LOCKED)
+        outcome: Outcome | None = None
+        while True:
+            try:
+                await self.locks.take_again(record_id)
+                outcome = await self._sync_locked(record_id, trigger)
+                if await self.locks.take_again(record_id):
+                    trigger = Trigger.SWEEP
+                    continue
+            finally:
+                await self.locks.release(record_id, token)
+            # An event that arrived between our last check and the release.
+            if not await self.locks.take_again(record_id):
+                break
+            token = await self.locks.acquire(record_id)
+            if token is None:
+                break  # a newer holder runs it
+            trigger = Trigger.SWEEP
+        assert outcome is not None
+        return outcome
+
+    async def handle_espo_delete(self, record_id: str) -> Outcome:
+        """EspoCRM record deleted: never delete in Advoware; record the unlink and notify."""
+        snap = await self.snapshots.get(record_id)
+        intent = await self.intents.get(record_id)
+        betnr = snap.betnr if snap else (intent.betnr if intent else None)
+        await self.redis.hset(
+            key("unlinked", record_id),
+            mapping={"at": utcnow().isoformat(), "betnr": str(betnr) if betnr else ""},
+        )
+        await self.snapshots.delete(record_id)
+        await self.intents.delete(record_id)
+        await record_event(self.redis, "unlinked", record_id, f"betnr={betnr}" if betnr else None)
+        if betnr:
+            await self.notifier.notify(
+                None,
+                f"Beteiligter {record_id} wurde in EspoCRM gelöscht. Der Advoware-Beteiligte Nr. {betnr} "
+                "bleibt unverändert bestehen; die Verknüpfung wurde aufgehoben.",
+            )
+        log.info("record %s deleted in EspoCRM; unlinked from betnr %s (Advoware untouched)", record_id, betnr)
+        return Outcome(record_id, Result.UNLINKED, betnr=betnr)
+
+    # ------------------------------------------------------------------ the sync
+    async def _sync_locked(self, record_id: str, trigger: Trigger) -> Outcome:
+        try:
+            espo = await self.espo.get(ENTITY, record_id)
+        except NotFoundError:
+            log.info("record %s no longer exists in EspoCRM", record_id)
+            return Outcome(record_id, Result.SKIPPED, reason="not in EspoCRM")
+        status = SyncStatus.parse(espo.get("syncStatus"))
+        if status in (SyncStatus.PERMANENTLY_FAILED, SyncStatus.DELETED_IN_ADVOWARE):
+            # Parked for a person. A person's edit (webhook) or an operator's `sync` requeues
+            # it - for deleted_in_advoware only once the stale betnr was cleared (relink).
+            requeue = trigger in (Trigger.WEBHOOK_UPDATE, Trigger.MANUAL)
+            if status is SyncStatus.DELETED_IN_ADVOWARE and espo.get("betnr"):
+                requeue = False
+            if not requeue:
+                return Outcome(record_id, Result.SKIPPED, reason=f"parked as {status.value}")
+            status = transition(status, SyncStatus.PENDING_SYNC)
+        transition(status, SyncStatus.SYNCING)
+        ctx = _Ctx(record_id=record_id, espo=espo, status=status)
+        try:
+            betnr = _as_int(espo.get("betnr"))
+            if betnr is None:
+                return await self._create(ctx)
+            return await self._update(ctx, betnr, trigger)
+        except TransientError as exc:
+            return await self._record_failure(ctx, exc, permanent=False)
+        except AuthError as exc:
+            # Configuration, not data: keep retrying on the sweep's schedule.
+            return await self._record_failure(ctx, exc, permanent=False)
+        except FatalError as exc:
+            return await self._record_failure(ctx, exc, permanent=True)
+        except ValueError as exc:
+            # The mapper refused to produce a payload: invalid data a person must fix.
+            return await self._record_failure(ctx, exc, permanent=True)
+
+    async def _create(self, ctx: _Ctx) -> Outcome:
+        from services.beteiligte import mapper
+
+        content = mapper.from_espo(ctx.espo)
+        intent = await self.intents.get(ctx.record_id)
+        created: dict[str, Any] | None = None
+        betnr: int | None = intent.betnr if intent else None
+        if intent is not None and betnr is None:
+            found = await self._find_created(content, intent)
+            if found is not None:
+                betnr, created = _as_int(found.get("betNr")), found
+                log.info("record %s: recovered Advoware record %s from an interrupted create", ctx.record_id, betnr)
+        if betnr is None:
+            payload = mapper.to_advo_payload(content, None)
+            await self._mark_syncing(ctx)
+            intent = CreateIntent(ctx.record_id, started_at=utcnow().isoformat())
+            await self.intents.put(intent)
+            created = await self.advo.create_beteiligter(payload)
+            ctx.advo_writes += 1
+            betnr = _as_int(created.get("betNr"))
+            if betnr is None:
+                raise TransientErrorNoBetnr(ctx.record_id)
+            intent.betnr = betnr
+            await self.intents.put(intent)
+        assert betnr is not None
+        now = utcnow()
+        saved = await self._finish(ctx, {"betnr": betnr}, now)
+        await self.snapshots.put(
+            Snapshot(
+                espo_id=ctx.record_id,
+                betnr=betnr,
+                content=dict(content),
+                content_hash=mapper.content_hash(content),
+                synced_at=now.isoformat(),
+                espo_modified_at=saved.get("modifiedAt"),
+                advo_changed_at=(created or {}).get("geaendertAm"),
+            )
+        )
+        await self.intents.delete(ctx.record_id)
+        await self._count("creates")
+        log.info("record %s created in Advoware as betnr %s", ctx.record_id, betnr)
+        return Outcome(ctx.record_id, Result.CREATED, betnr=betnr, writes=ctx.writes)
+
+    async def _find_created(self, content: Mapping[str, Any], intent: CreateIntent) -> dict[str, Any] | None:
+        from services.advoware.timezone import query_since_local
+        from services.beteiligte import mapper
+
+        since = datetime.fromisoformat(intent.started_at) - INTENT_LOOKBACK
+        async for row in self.advo.iter_beteiligte(changed_since_local=query_since_local(since, self.tz, timedelta(0))):
+            if not mapper.diff(mapper.from_advo(row), content):
+                return row
+        return None
+
+    async def _update(self, ctx: _Ctx, betnr: int, trigger: Trigger) -> Outcome:
+        from services.beteiligte import mapper
+
+        try:
+            advo = await self.advo.get_beteiligter(betnr)
+        except NotFoundError:
+            return await self._deleted_in_advoware(ctx, betnr)
+        e_content = mapper.from_espo(ctx.espo)
+        a_content = mapper.from_advo(advo)
+        snap = await self.snapshots.get(ctx.record_id)
+        if snap is not None and snap.betnr != betnr:
+            snap = None  # relinked by a person: the old snapshot belongs to another pair
+        plan = decide(
+            e_content,
+            a_content,
+            snap.content if snap else None,
+            espo_changed_since_sync=self._espo_changed(ctx.espo),
+            advo_changed_since_sync=self._advo_changed(ctx.espo, advo),
+        )
+        now = utcnow()
+        if plan.is_noop:
+            saved = ctx.espo
+            if ctx.status is not SyncStatus.CLEAN or trigger is Trigger.DAILY_CHECK:
+                saved = await self._finish(ctx, {}, now)  # status / last-check metadata only
+            if (
+                snap is None
+                or snap.content_hash != mapper.content_hash(plan.merged)
+                or snap.espo_modified_at != saved.get("modifiedAt")
+                or snap.advo_changed_at != advo.get("geaendertAm")
+            ):
+                await self._store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo)
+            await self._count("unchanged")
+            return Outcome(ctx.record_id, Result.UNCHANGED, plan=plan, betnr=betnr, writes=ctx.writes)
+
+        await self._mark_syncing(ctx)
+        advo_after = advo
+        if plan.to_advo:
+            payload = mapper.to_advo_payload(plan.merged, advo)
+            advo_after = await self.advo.update_beteiligter(betnr, payload)
+            ctx.advo_writes += 1
+        patch = mapper.to_espo_patch(plan.merged, plan.to_espo) if plan.to_espo else {}
+        saved = await self._finish(ctx, patch, now)
+        await self._store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo_after)
+        if plan.conflicts:
+            await self._count("conflicts", len(plan.conflicts))
+            await record_event(self.redis, "conflict", ctx.record_id, ",".join(c.field for c in plan.conflicts))
+            lines = [
+                f"- {c.field}: EspoCRM-Wert übernommen; überschriebener Advoware-Wert: "
+                f"{mapper.describe(c.field, c.advo_value)}"
+                for c in plan.conflicts
+            ]
+            await self.notifier.notify(
+                ctx.record_id,
+                f"Konflikt beim Abgleich mit Advoware (Beteiligter Nr. {betnr}): beide Seiten wurden geändert. "
+                "EspoCRM hat Vorrang.\n" + "\n".join(lines),
+            )
+        await self._count("updates")
+        log.info(
+            "record %s synced (betnr %s): to_advoware=%s to_espocrm=%s conflicts=%d basis=%s",
+            ctx.record_id, betnr, sorted(plan.to_advo), sorted(plan.to_espo), len(plan.conflicts), plan.basis.value,
+        )
+        return Outcome(ctx.record_id, Result.UPDATED, plan=plan, betnr=betnr, writes=ctx.writes)
+
+    async def _deleted_in_advoware(self, ctx: _Ctx, betnr: int) -> Outcome:
+        from services.espocrm.datetime import format_espo_datetime
+
+        target = transition(SyncStatus.SYNCING, SyncStatus.DELETED_IN_ADVOWARE)
+        await self._write_espo(
+            ctx,
+            {
+                "syncStatus": target.value,
+                "advowareDeletedAt": format_espo_datetime(utcnow()),
+                "syncErrorMessage": f"Advoware-Beteiligter {betnr} existiert nicht mehr (404).",
+            },
+        )
+        await self.snapshots.delete(ctx.record_id)
+        await record_event(self.redis, "deleted_in_advoware", ctx.record_id, f"betnr={betnr}")
+        await self.notifier.notify(
+            ctx.record_id,
+            f"Der Advoware-Beteiligte Nr. {betnr} existiert nicht mehr. Der EspoCRM-Datensatz bleibt erhalten "
+            "und wird nicht mehr abgeglichen, bis er neu verknüpft wird.",
+        )
+        await self._count("deleted_in_advoware")
+        log.info("record %s: betnr %s not found in Advoware; marked deleted_in_advoware", ctx.record_id, betnr)
+        return Outcome(ctx.record_id, Result.DELETED_IN_ADVOWARE, betnr=betnr, writes=ctx.writes)
+
+    # ------------------------------------------------------------------ helpers
+    async def _record_failure(self, ctx: _Ctx, exc: Exception, *, permanent: bool) -> Outcome:
+        attempts = int(ctx.espo.get("syncRetryCount") or 0) + 1
+        if not permanent and attempts >= self.max_attempts:
+            permanent = True
+        target = SyncStatus.PERMANENTLY_FAILED if permanent else SyncStatus.FAILED
+        transition(SyncStatus.SYNCING, target)
+        reason = _reason(exc)
+        await self._write_espo(
+            ctx, {"syncStatus": target.value, "syncErrorMessage": reason, "syncRetryCount": attempts}
+        )
+        await record_event(self.redis, "failure", ctx.record_id, reason)
+        await self._count("permanent_failures" if permanent else "failures")
+        log.warning(
+            "record %s sync failed (attempt %d, %s): %s", ctx.record_id, attempts, target.value, reason
+        )
+        if permanent:
+            await self.notifier.notify(
+                ctx.record_id,
+                f"Der Abgleich mit Advoware ist endgültig fehlgeschlagen (nach {attempts} Versuch(en)). "
+                f"Grund: {reason}. Bitte Daten prüfen und den Abgleich erneut anstoßen.",
+            )
+        return Outcome(
+            ctx.record_id,
+            Result.PERMANENTLY_FAILED if permanent else Result.FAILED,
+            reason=reason,
+            writes=ctx.writes,
+        )
+
+    async def _mark_syncing(self, ctx: _Ctx) -> None:
+        """Mirror the lock in EspoCRM for visibility - only when this sync writes anyway."""
+        if not self.mirror_syncing or ctx.espo.get("syncStatus") == SyncStatus.SYNCING.value:
+            return
+        await self._write_espo(ctx, {"syncStatus": SyncStatus.SYNCING.value})
+
+    async def _finish(self, ctx: _Ctx, data: dict[str, Any], now: datetime) -> dict[str, Any]:
+        from services.espocrm.datetime import format_espo_datetime
+
+        target = transition(SyncStatus.SYNCING, SyncStatus.CLEAN)
+        body = dict(data)
+        body.update(
+            {
+                "syncStatus": target.value,
+                "advowareLastSync": format_espo_datetime(now),
+                "syncErrorMessage": None,
+                "syncRetryCount": 0,
+            }
+        )
+        return await self._write_espo(ctx, body)
+
+    async def _write_espo(self, ctx: _Ctx, data: dict[str, Any]) -> dict[str, Any]:
+        saved = await self.espo.update(ENTITY, ctx.record_id, data)
+        ctx.espo_writes += 1
+        await self._count("espo_writes")
+        if "syncStatus" in data:
+            ctx.espo["syncStatus"] = data["syncStatus"]
+        return saved if isinstance(saved, dict) else {}
+
+    async def _store_snapshot(
+        self,
+        record_id: str,
+        betnr: int,
+        content: Mapping[str, Any],
+        now: datetime,
+        espo_saved: Mapping[str, Any],
+        advo_saved: Mapping[str, Any],
+    ) -> None:
+        from services.beteiligte import mapper
+
+        await self.snapshots.put(
+            Snapshot(
+                espo_id=record_id,
+                betnr=betnr,
+                content=dict(content),
+                content_hash=mapper.content_hash(content),
+                synced_at=now.isoformat(),
+                espo_modified_at=espo_saved.get("modifiedAt"),
+                advo_changed_at=advo_saved.get("geaendertAm"),
+            )
+        )
+
+    def _espo_changed(self, espo: Mapping[str, Any]) -> bool | None:
+        from services.espocrm.datetime import parse_espo_datetime
+
+        last, modified = espo.get("advowareLastSync"), espo.get("modifiedAt")
+        if not last or not modified:
+            return None
+        return parse_espo_datetime(modified) > parse_espo_datetime(last) + OWN_WRITE_TOLERANCE
+
+    def _advo_changed(self, espo: Mapping[str, Any], advo: Mapping[str, Any]) -> bool | None:
+        from services.advoware.timezone import local_to_utc
+        from services.espocrm.datetime import parse_espo_datetime
+
+        last, changed = espo.get("advowareLastSync"), advo.get("geaendertAm")
+        if not last or not changed:
+            return None
+        return local_to_utc(changed, self.tz) > parse_espo_datetime(last)
+
+    async def _count(self, name: str, amount: int = 1) -> None:
+        await self.redis.hincrby(key("stats"), name, amount)
+
+
+@dataclass
+class _Ctx:
+    record_id: str
+    espo: dict[str, Any]
+    status: SyncStatus
+    espo_writes: int = 0
+    advo_writes: int = 0
+
+    @property
+    def writes(self) -> dict[str, int]:
+        return {"espo": self.espo_writes, "advo": self.advo_writes}
+
+
+class TransientErrorNoBetnr(TransientError):
+    def __init__(self, record_id: str) -> None:
+        super().__init__("create answered without betNr", system="advoware", record_id=record_id)
+
+
+def _as_int(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ApiError):
+        return str(exc)[:500]
+    return f"{type(exc).__name__}: {str(exc)[:300]}"

@@ -1,0 +1,47 @@
+"""The status report shown by `GET /vmh/beteiligte/sync/status` and the ops CLI.
+Ids, counts and reasons only: no names or contact data."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from services.redis_store import key
+from services.sync.engine import ENTITY
+from services.sync.notify import recent_events
+from services.sync.states import SyncStatus
+
+
+async def status_report(espo: Any, redis: Any) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for status in SyncStatus:
+        total, _ = await espo.list(
+            ENTITY, where=[{"type": "equals", "attribute": "syncStatus", "value": status.value}], select="id", max_size=1
+        )
+        counts[status.value] = int(total)
+    total_unset, _ = await espo.list(ENTITY, where=[{"type": "isNull", "attribute": "syncStatus"}], select="id", max_size=1)
+    counts["no_status"] = int(total_unset)
+    _, oldest = await espo.list(
+        ENTITY,
+        where=[{"type": "in", "attribute": "syncStatus", "value": [SyncStatus.PENDING_SYNC, SyncStatus.DIRTY, SyncStatus.FAILED]}],
+        select="id,syncStatus,modifiedAt",
+        order_by="modifiedAt",
+        order="asc",
+        max_size=5,
+    )
+    last_sweep = await redis.get(key("sweep", "last"))
+    stats = await redis.hgetall(key("stats"))
+    return {
+        "counts": counts,
+        "oldest_pending": [
+            {"id": r.get("id"), "syncStatus": r.get("syncStatus"), "since": r.get("modifiedAt")} for r in oldest
+        ],
+        "recent_failures": list(await recent_events(redis, "failure", 20)),
+        "recent_conflicts": list(await recent_events(redis, "conflict", 20)),
+        "last_sweep": json.loads(last_sweep) if last_sweep else None,
+        "watermarks": {
+            "advoware": await redis.get(key("watermark", "advoware")),
+            "espocrm": await redis.get(key("watermark", "espocrm")),
+        },
+        "counters": {k: int(v) for k, v in stats.items()},
+    }

@@ -1,0 +1,250 @@
+"""The sweep: find every record that needs work, cheaply, and hand it to the sync step.
+
+Sources (each paged, none capped, each costing calls in proportion to what it finds):
+1. EspoCRM records in `pending_sync` / `dirty` / no status yet;
+2. `failed` records whose back-off has elapsed (syncRetryCount, modifiedAt);
+3. `syncing` records whose lock holder died (modifiedAt older than the stale limit);
+4. `clean` records not verified for 24 h (advowareLastSync), as daily checks;
+5. EspoCRM changes since a watermark (modifiedAt): the safety net for webhooks EspoCRM
+   gave up on after 4 attempts; our own writes are recognised via the snapshot;
+6. Advoware changes since a watermark (geaendertAm, local time): Advoware sends no
+   webhooks, so this is how an Advoware edit reaches EspoCRM within one interval.
+
+Watermarks are committed only after the found work was emitted (`commit`), and move to
+the newest change actually seen, never to "now": a crash mid-sweep re-reads, and an
+overlap window re-reads the boundary (re-reading is harmless, missing is not).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from services.redis_store import key
+from services.sync.engine import ENTITY, Trigger
+from services.sync.snapshot import SnapshotStore
+from services.sync.states import SyncStatus
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+WATERMARK_OVERLAP = timedelta(minutes=2)
+FIRST_RUN_LOOKBACK = timedelta(hours=24)
+DAILY_CHECK_AGE = timedelta(hours=24)
+STALE_SYNCING_AGE = timedelta(minutes=5)
+RETRY_BASE = timedelta(minutes=10)
+RETRY_MAX = timedelta(hours=6)
+SWEEP_LOCK_SECONDS = 600
+
+ADVO_WATERMARK = key("watermark", "advoware")
+ESPO_WATERMARK = key("watermark", "espocrm")
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Back-off before retry number `attempts` + 1 (10 min, 20, 40 ... capped at 6 h)."""
+    return min(RETRY_BASE * (2 ** max(0, attempts - 1)), RETRY_MAX)
+
+
+@dataclass
+class SweepPlan:
+    """Work found by one sweep: record id -> trigger, plus the watermarks to commit."""
+
+    work: dict[str, Trigger] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    advo_watermark: datetime | None = None
+    espo_watermark: datetime | None = None
+    advoware_only_betnrs: list[int] = field(default_factory=list)
+
+    def add(self, source: str, ids: Iterable[str], trigger: Trigger = Trigger.SWEEP) -> None:
+        n = 0
+        for record_id in ids:
+            n += 1
+            # A record found by several sources is synced once; a real change beats a daily check.
+            if self.work.get(record_id) is not Trigger.SWEEP:
+                self.work[record_id] = trigger
+        self.counts[source] = self.counts.get(source, 0) + n
+
+    def batches(self, size: int) -> list[tuple[Trigger, list[str]]]:
+        out: list[tuple[Trigger, list[str]]] = []
+        for trigger in (Trigger.SWEEP, Trigger.DAILY_CHECK):
+            ids = [i for i, t in self.work.items() if t is trigger]
+            out.extend((trigger, ids[i : i + size]) for i in range(0, len(ids), size))
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {"records": len(self.work), "by_source": dict(self.counts)}
+
+
+def _espo_dt(dt: datetime) -> str:
+    from services.espocrm.datetime import format_espo_datetime
+
+    return format_espo_datetime(dt)
+
+
+class Sweeper:
+    def __init__(self, *, espo: Any, advo: Any, redis: Redis, tz: ZoneInfo) -> None:
+        self.espo = espo
+        self.advo = advo
+        self.redis = redis
+        self.tz = tz
+        self.snapshots = SnapshotStore(redis)
+
+    # ------------------------------------------------------------------ locking
+    async def claim_tick(self, tick: str) -> bool:
+        """One cron run per tick across all `make serve` instances sharing the Redis."""
+        return bool(await self.redis.set(key("sweep", "tick", tick), "1", nx=True, ex=3600))
+
+    async def acquire(self) -> str | None:
+        token = secrets.token_hex(8)
+        ok = await self.redis.set(key("sweep", "running"), token, nx=True, ex=SWEEP_LOCK_SECONDS)
+        return token if ok else None
+
+    async def release(self, token: str) -> None:
+        if await self.redis.get(key("sweep", "running")) == token:
+            await self.redis.delete(key("sweep", "running"))
+
+    # ------------------------------------------------------------------ collecting
+    async def collect(self, now: datetime | None = None) -> SweepPlan:
+        now = now or datetime.now(UTC)
+        plan = SweepPlan()
+        await self._collect_statuses(plan, now)
+        await self._collect_espo_changes(plan, now)
+        await self._collect_advoware_changes(plan, now)
+        log.info("sweep found %d records: %s", len(plan.work), json.dumps(plan.counts, sort_keys=True))
+        return plan
+
+    async def _ids(self, where: list[dict[str, Any]], select: str = "id") -> list[dict[str, Any]]:
+        return [row async for row in self.espo.iterate(ENTITY, where=where, select=select)]
+
+    async def _collect_statuses(self, plan: SweepPlan, now: datetime) -> None:
+        pending = await self._ids(
+            [{"type": "in", "attribute": "syncStatus", "value": [SyncStatus.PENDING_SYNC, SyncStatus.DIRTY]}]
+        )
+        plan.add("pending_or_dirty", (r["id"] for r in pending))
+        unset = await self._ids([{"type": "isNull", "attribute": "syncStatus"}])
+        plan.add("no_status", (r["id"] for r in unset))
+
+        failed = await self._ids(
+            [{"type": "equals", "attribute": "syncStatus", "value": SyncStatus.FAILED}],
+            select="id,syncRetryCount,modifiedAt",
+        )
+        from services.espocrm.datetime import parse_espo_datetime
+
+        due = [
+            r["id"]
+            for r in failed
+            if not r.get("modifiedAt")
+            or parse_espo_datetime(r["modifiedAt"]) + retry_delay(int(r.get("syncRetryCount") or 0)) <= now
+        ]
+        plan.add("failed_due", due)
+
+        stale = await self._ids(
+            [
+                {"type": "equals", "attribute": "syncStatus", "value": SyncStatus.SYNCING},
+                {"type": "before", "attribute": "modifiedAt", "value": _espo_dt(now - STALE_SYNCING_AGE)},
+            ]
+        )
+        plan.add("stale_syncing", (r["id"] for r in stale))
+
+        old_clean = await self._ids(
+            [
+                {"type": "equals", "attribute": "syncStatus", "value": SyncStatus.CLEAN},
+                {"type": "before", "attribute": "advowareLastSync", "value": _espo_dt(now - DAILY_CHECK_AGE)},
+            ]
+        )
+        never = await self._ids(
+            [
+                {"type": "equals", "attribute": "syncStatus", "value": SyncStatus.CLEAN},
+                {"type": "isNull", "attribute": "advowareLastSync"},
+            ]
+        )
+        plan.add("daily_check", [r["id"] for r in old_clean] + [r["id"] for r in never], Trigger.DAILY_CHECK)
+
+    async def _collect_espo_changes(self, plan: SweepPlan, now: datetime) -> None:
+        from services.espocrm.datetime import parse_espo_datetime
+
+        mark = await self._watermark(ESPO_WATERMARK, now)
+        rows = await self._ids(
+            [{"type": "after", "attribute": "modifiedAt", "value": _espo_dt(mark - WATERMARK_OVERLAP)}],
+            select="id,modifiedAt,syncStatus",
+        )
+        snaps = await self.snapshots.get_many([r["id"] for r in rows])
+        changed = []
+        newest = mark
+        for row in rows:
+            modified = row.get("modifiedAt")
+            if modified:
+                newest = max(newest, parse_espo_datetime(modified))
+            snap = snaps.get(row["id"])
+            if snap is not None and snap.espo_modified_at == modified:
+                continue  # our own last write
+            if row.get("syncStatus") in (SyncStatus.PERMANENTLY_FAILED, SyncStatus.DELETED_IN_ADVOWARE):
+                continue  # parked for a person
+            changed.append(row["id"])
+        plan.add("espocrm_changed", changed)
+        plan.espo_watermark = newest
+
+    async def _collect_advoware_changes(self, plan: SweepPlan, now: datetime) -> None:
+        from services.advoware.timezone import local_to_utc, query_since_local
+
+        mark = await self._watermark(ADVO_WATERMARK, now)
+        since_local = query_since_local(mark, self.tz, WATERMARK_OVERLAP)
+        newest = mark
+        by_betnr: dict[int, str] = {}  # betnr -> geaendertAm
+        async for row in self.advo.iter_beteiligte(changed_since_local=since_local):
+            betnr, changed_at = row.get("betNr"), row.get("geaendertAm")
+            if betnr is None:
+                continue
+            by_betnr[int(betnr)] = changed_at or ""
+            if changed_at:
+                newest = max(newest, local_to_utc(changed_at, self.tz))
+        found: list[str] = []
+        unknown: list[int] = []
+        for betnr, changed_at in by_betnr.items():
+            espo_id = await self.snapshots.espo_id_for_betnr(betnr)
+            if espo_id is None:
+                unknown.append(betnr)
+                continue
+            snap = await self.snapshots.get(espo_id)
+            if snap is not None and snap.advo_changed_at == changed_at:
+                continue  # our own write, or already synced
+            found.append(espo_id)
+        # Pairs without a snapshot (linked by a person or before Redis was emptied): by betnr.
+        for start in range(0, len(unknown), 100):
+            chunk = unknown[start : start + 100]
+            rows = await self._ids([{"type": "in", "attribute": "betnr", "value": chunk}], select="id,betnr")
+            matched = {int(r["betnr"]) for r in rows if r.get("betnr") is not None}
+            found.extend(r["id"] for r in rows)
+            plan.advoware_only_betnrs.extend(b for b in chunk if b not in matched)
+        plan.add("advoware_changed", found)
+        plan.counts["advoware_only"] = len(plan.advoware_only_betnrs)
+        plan.advo_watermark = newest
+
+    async def _watermark(self, name: str, now: datetime) -> datetime:
+        raw = await self.redis.get(name)
+        if raw:
+            try:
+                return datetime.fromisoformat(raw)
+            except ValueError:
+                log.warning("unreadable watermark %s; re-reading the last 24 h", name)
+        return now - FIRST_RUN_LOOKBACK
+
+    async def commit(self, plan: SweepPlan) -> None:
+        """After every batch was emitted: advance the watermarks to what was processed."""
+        if plan.advo_watermark is not None:
+            await self.redis.set(ADVO_WATERMARK, plan.advo_watermark.isoformat())
+        if plan.espo_watermark is not None:
+            await self.redis.set(ESPO_WATERMARK, plan.espo_watermark.isoformat())
+        await self.redis.set(
+            key("sweep", "last"),
+            json.dumps({"at": datetime.now(UTC).isoformat(), **plan.summary()}),
+        )

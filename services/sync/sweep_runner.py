@@ -1,0 +1,36 @@
+"""Run one sweep and emit its work as batched `vmh.beteiligte.sync_check` events."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from services.sync.dispatch import SYNC_CHECK_BATCH
+
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
+SYNC_CHECK_TOPIC = "vmh.beteiligte.sync_check"
+
+
+async def run_sweep(emit: Emit, *, cron_tick: bool = False) -> dict[str, Any]:
+    from services.runtime import open_runtime
+    from services.sync.sweep import Sweeper
+
+    async with open_runtime() as rt:
+        sweeper = Sweeper(espo=rt.espo, advo=rt.advo, redis=rt.redis, tz=rt.settings.timezone)
+        if cron_tick:
+            tick = datetime.now(UTC).strftime("%Y%m%d%H%M")
+            if not await sweeper.claim_tick(tick):
+                return {"skipped": "another instance runs this tick"}
+        token = await sweeper.acquire()
+        if token is None:
+            return {"skipped": "a sweep is already running"}
+        try:
+            plan = await sweeper.collect()
+            batches = plan.batches(SYNC_CHECK_BATCH)
+            for trigger, ids in batches:
+                await emit({"topic": SYNC_CHECK_TOPIC, "data": {"ids": ids, "trigger": trigger.value}})
+            await sweeper.commit(plan)
+        finally:
+            await sweeper.release(token)
+        return {**plan.summary(), "events": len(batches)}

@@ -1,0 +1,27 @@
+"""The one sync step: every vmh.beteiligte.* event ends here (lock, compare, write)."""
+
+from services.logbridge import motia_logging
+from services.sync.dispatch import handle_sync_event
+
+config = {
+    "type": "event",
+    "name": "BeteiligteSync",
+    "description": "Syncs CBeteiligte records with Advoware: lock, three-way merge, write, snapshot",
+    "subscribes": [
+        "vmh.beteiligte.create",
+        "vmh.beteiligte.update",
+        "vmh.beteiligte.delete",
+        "vmh.beteiligte.sync_check",
+    ],
+    "emits": [],
+    "flows": ["vmh"],
+}
+
+
+async def handler(data, context):
+    with motia_logging(context.logger):
+        outcomes = await handle_sync_event(data)
+    context.logger.info(
+        "sync finished",
+        {"results": {o.record_id: o.result.value for o in outcomes}},
+    )

@@ -1,0 +1,19 @@
+"""Every 15 minutes: find records that need work and emit batched sync checks."""
+
+from services.logbridge import motia_logging
+from services.sync.sweep_runner import SYNC_CHECK_TOPIC, run_sweep
+
+config = {
+    "type": "cron",
+    "name": "BeteiligteSweep",
+    "description": "Finds pending, dirty, failed (retry due), stale and Advoware-changed records",
+    "cron": "*/15 * * * *",
+    "emits": [SYNC_CHECK_TOPIC],
+    "flows": ["vmh"],
+}
+
+
+async def handler(context):
+    with motia_logging(context.logger):
+        summary = await run_sweep(context.emit, cron_tick=True)
+    context.logger.info("sweep finished", summary)

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import pytest
+
+from services.sync.states import ALLOWED_TRANSITIONS, IllegalTransition, SyncStatus, transition
+
+
+def test_every_status_has_a_row() -> None:
+    assert set(ALLOWED_TRANSITIONS) == set(SyncStatus)
+
+
+def test_every_status_is_reachable_and_every_sync_can_end() -> None:
+    reachable = {t for targets in ALLOWED_TRANSITIONS.values() for t in targets}
+    assert reachable == set(SyncStatus)
+    assert {SyncStatus.CLEAN, SyncStatus.FAILED, SyncStatus.PERMANENTLY_FAILED} <= ALLOWED_TRANSITIONS[
+        SyncStatus.SYNCING
+    ]
+
+
+@pytest.mark.parametrize(
+    ("current", "target"),
+    [
+        (SyncStatus.PERMANENTLY_FAILED, SyncStatus.SYNCING),  # needs a person's requeue first
+        (SyncStatus.PENDING_SYNC, SyncStatus.CLEAN),  # clean only as the outcome of a sync
+        (SyncStatus.CLEAN, SyncStatus.FAILED),
+        (SyncStatus.DIRTY, SyncStatus.DELETED_IN_ADVOWARE),
+    ],
+)
+def test_illegal_transitions_raise(current: SyncStatus, target: SyncStatus) -> None:
+    with pytest.raises(IllegalTransition):
+        transition(current, target)
+
+
+def test_blank_status_is_pending() -> None:
+    assert transition("", SyncStatus.SYNCING) is SyncStatus.SYNCING
+    assert transition(None, SyncStatus.SYNCING) is SyncStatus.SYNCING
+
+
+def test_unknown_status_is_refused() -> None:
+    with pytest.raises(ValueError):
+        transition("bogus", SyncStatus.SYNCING)
