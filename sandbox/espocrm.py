@@ -12,7 +12,6 @@ import hmac
 import json
 import random
 import re
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import config as cfg
+from sandbox.admin import admin_routes, json_or_empty
 from sandbox.common import Fault, Harness, HarnessMiddleware, Send, send_json
 from sandbox.seed import build_seed
 from sandbox.webhooks import Dispatcher, DispatcherSettings, Webhook
@@ -348,10 +348,7 @@ class EspoStore:
         ids = self._sorted.get(cache_key)
         if ids is None:
             recs = self.records
-            ids = sorted(recs, key=lambda i: (recs[i].get(order_by) is not None,
-                                              recs[i].get(order_by) or "" if not isinstance(
-                                                  recs[i].get(order_by), int) else recs[i][order_by], i),
-                         reverse=desc)
+            ids = sorted(recs, key=lambda i: _sort_key(recs[i], order_by), reverse=desc)
             self._sorted[cache_key] = ids
         return ids
 
@@ -372,11 +369,8 @@ class EspoStore:
         pred = compile_where(where)
         candidates = self._candidates(where)
         if candidates is not None:
-            ids = [i for i in self.sorted_ids(order_by, order == "desc") if i in candidates] \
-                if len(candidates) > 50 else sorted(
-                    candidates, key=lambda i: (self.records[i].get(order_by) is not None,
-                                               str(self.records[i].get(order_by) or ""), i),
-                    reverse=order == "desc")
+            recs = self.records
+            ids = sorted(candidates, key=lambda i: _sort_key(recs[i], order_by), reverse=order == "desc")
         else:
             ids = self.sorted_ids(order_by, order == "desc")
         matched = [i for i in ids if pred(self.records[i])]
@@ -502,6 +496,11 @@ class EspoStore:
         self._unindex(rec)
         del self.records[rid]
         self._sorted.clear()
+
+
+def _sort_key(rec: dict[str, Any], attr: str) -> tuple[bool, Any, str]:
+    value = rec.get(attr)
+    return (value is not None, value if value is not None else "", rec["id"])
 
 
 def _int_param(value: Any, default: int, name: str) -> int:
@@ -919,17 +918,17 @@ class EspoSimulator:
             })
 
         async def webhooks_flush(request: Request) -> Response:
-            data = await _json_or_empty(request)
+            data = await json_or_empty(request)
             results = await self.dispatcher.tick(force_retries=bool(data.get("force_retries", False)))
             return JSONResponse({"deliveries": results, "pending": self.dispatcher.pending(),
                                  "retrying": len(self.dispatcher.retries)})
 
         async def webhooks_redeliver(request: Request) -> Response:
-            data = await _json_or_empty(request)
+            data = await json_or_empty(request)
             return JSONResponse({"requeued": self.dispatcher.redeliver(int(data.get("last", 1)))})
 
         async def webhooks_settings(request: Request) -> Response:
-            data = await _json_or_empty(request)
+            data = await json_or_empty(request)
             s = self.dispatcher.settings
             for key in ("interval", "retry_delay", "timeout", "max_attempts", "batch_size", "shuffle",
                         "shuffle_items", "paused"):
@@ -955,67 +954,3 @@ async def espo_fault_response(fault: Fault, send: Send) -> None:
     if fault.retry_after is not None:
         headers["Retry-After"] = str(fault.retry_after)
     await send_json(send, status, None, headers)
-
-
-async def _json_or_empty(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
-        return {}
-    data = json.loads(raw)
-    return data if isinstance(data, dict) else {}
-
-
-def admin_routes(harness: Harness, reset: Callable[[dict[str, Any]], None],
-                 records: Callable[[], dict[str, Any]], extra: list[Route]) -> list[Route]:
-    """The /__sandbox endpoints both simulators share."""
-
-    async def calls(request: Request) -> Response:
-        if request.method == "DELETE":
-            harness.clear_calls()
-            return JSONResponse({"cleared": True})
-        since = int(request.query_params.get("since", "0"))
-        return JSONResponse({"seq": harness.seq, "calls": harness.calls_since(since),
-                             "counters": dict(harness.counters)})
-
-    async def faults(request: Request) -> Response:
-        if request.method == "DELETE":
-            harness.faults.clear()
-            return JSONResponse({"faults": []})
-        if request.method == "POST":
-            data = await _json_or_empty(request)
-            specs = data.get("faults") if isinstance(data.get("faults"), list) else [data]
-            try:
-                for spec in specs:
-                    harness.faults.append(Fault.from_json(spec))
-            except (ValueError, TypeError) as exc:
-                return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse({"faults": [f.describe() for f in harness.faults]})
-
-    async def latency(request: Request) -> Response:
-        if request.method == "POST":
-            data = await _json_or_empty(request)
-            harness.latency_ms = int(data.get("latency_ms", 0))
-        return JSONResponse({"latency_ms": harness.latency_ms})
-
-    async def reset_ep(request: Request) -> Response:
-        data = await _json_or_empty(request)
-        reset(data)
-        harness.clear_calls()
-        harness.faults.clear()
-        return JSONResponse({"reset": True})
-
-    async def records_ep(request: Request) -> Response:
-        return JSONResponse(records())
-
-    return [
-        Route("/__sandbox/calls", calls, methods=["GET", "DELETE"]),
-        Route("/__sandbox/faults", faults, methods=["GET", "POST", "DELETE"]),
-        Route("/__sandbox/latency", latency, methods=["GET", "POST"]),
-        Route("/__sandbox/reset", reset_ep, methods=["POST"]),
-        Route("/__sandbox/records", records_ep, methods=["GET"]),
-        *extra,
-    ]
-
-
-def secret_hex() -> str:
-    return secrets.token_hex(16)

@@ -78,6 +78,8 @@ class Dispatcher:
     stats: dict[str, int] = field(default_factory=lambda: {"sent": 0, "succeeded": 0, "failed": 0,
                                                             "retried": 0, "unsubscribed": 0, "queued": 0})
 
+    transport: httpx.AsyncBaseTransport | None = None  # tests: deliver into an ASGI app
+
     def __post_init__(self) -> None:
         self._seq = 0
         self._lock = asyncio.Lock()
@@ -192,7 +194,7 @@ class Dispatcher:
         }
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.settings.timeout, connect=5.0),
-                                             follow_redirects=False)
+                                             follow_redirects=False, transport=self.transport)
         batch.attempts += 1
         started = time.monotonic()
         try:

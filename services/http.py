@@ -123,7 +123,11 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 def transport_error(exc: Exception, *, system: str, record_id: str | None = None) -> UnavailableError:
-    """Map an httpx transport exception to the error tree (no URL, no headers in the text)."""
+    """Map an httpx transport exception to the error tree (no URL, no headers in the text).
+
+    Callers raise the result ``from None``: only the exception class name is kept, so no text
+    from the transport layer can carry a URL, credential or record data into logs.
+    """
     import httpx
 
     name = type(exc).__name__

@@ -223,7 +223,7 @@ class AdvowareClient:
             resp = await self._http.request(method, url, params=params, content=content, headers=headers)
         except httpx.TransportError as exc:
             log.info("advoware %s %s id=%s failed: %s", method, template, record_id, type(exc).__name__)
-            raise transport_error(exc, system=SYSTEM, record_id=record_id) from exc
+            raise transport_error(exc, system=SYSTEM, record_id=record_id) from None
         log.debug("advoware %s %s id=%s -> %d", method, template, record_id, resp.status_code)
         return resp
 

@@ -230,7 +230,7 @@ class TokenProvider:
             resp = await self._http.post(self._url, json=self.build_request())
         except httpx.TransportError as exc:
             log.info("advoware POST Token failed: %s", type(exc).__name__)
-            raise transport_error(exc, system=SYSTEM) from exc
+            raise transport_error(exc, system=SYSTEM) from None
         log.debug("advoware POST Token -> %d", resp.status_code)
         if resp.status_code >= 300:
             raise _token_error(resp)

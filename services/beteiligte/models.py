@@ -134,7 +134,6 @@ class EspoBeteiligtePatch(BaseModel):
         return value
 
 
-
 def validate_patch(patch: dict[str, Any]) -> None:
     """Raise ``ValueError`` (pydantic's ValidationError is one) if ``patch`` is not writable."""
     EspoBeteiligtePatch.model_validate(patch)

@@ -126,7 +126,7 @@ class EspoCrmClient:
                 )
             except httpx.TransportError as exc:
                 log.info("espocrm %s %s id=%s failed: %s", method, template, record_id, type(exc).__name__)
-                raise transport_error(exc, system=SYSTEM, record_id=record_id) from exc
+                raise transport_error(exc, system=SYSTEM, record_id=record_id) from None
             log.debug("espocrm %s %s id=%s -> %d", method, template, record_id, resp.status_code)
             if resp.status_code >= 300:
                 raise _map_error(resp, method, template, record_id)

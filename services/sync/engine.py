@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -106,6 +106,7 @@ class SyncEngine:
         max_attempts: int = 8,
         lock_ttl_seconds: float = 120.0,
         mirror_syncing: bool = True,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.espo = espo
         self.advo = advo
@@ -117,6 +118,7 @@ class SyncEngine:
         self.notifier = Notifier(espo, redis, notify_user_id, notify_user_name)
         self.max_attempts = max_attempts
         self.mirror_syncing = mirror_syncing
+        self.now = clock or utcnow
 
     # ------------------------------------------------------------------ entry points
     async def sync_many(self, record_ids: Sequence[str], trigger: Trigger, concurrency: int = 8) -> list[Outcome]:
@@ -170,7 +172,7 @@ class SyncEngine:
         betnr = snap.betnr if snap else (intent.betnr if intent else None)
         await self.redis.hset(
             key("unlinked", record_id),
-            mapping={"at": utcnow().isoformat(), "betnr": str(betnr) if betnr else ""},
+            mapping={"at": self.now().isoformat(), "betnr": str(betnr) if betnr else ""},
         )
         await self.snapshots.delete(record_id)
         await self.intents.delete(record_id)
@@ -234,7 +236,7 @@ class SyncEngine:
         if betnr is None:
             payload = mapper.to_advo_payload(content, None)
             await self._mark_syncing(ctx)
-            intent = CreateIntent(ctx.record_id, started_at=utcnow().isoformat())
+            intent = CreateIntent(ctx.record_id, started_at=self.now().isoformat())
             await self.intents.put(intent)
             created = await self.advo.create_beteiligter(payload)
             ctx.advo_writes += 1
@@ -244,7 +246,7 @@ class SyncEngine:
             intent.betnr = betnr
             await self.intents.put(intent)
         assert betnr is not None
-        now = utcnow()
+        now = self.now()
         saved = await self._finish(ctx, {"betnr": betnr}, now)
         await self.snapshots.put(
             Snapshot(
@@ -291,7 +293,7 @@ class SyncEngine:
             espo_changed_since_sync=self._espo_changed(ctx.espo),
             advo_changed_since_sync=self._advo_changed(ctx.espo, advo),
         )
-        now = utcnow()
+        now = self.now()
         if plan.is_noop:
             saved = ctx.espo
             if ctx.status is not SyncStatus.CLEAN or trigger is Trigger.DAILY_CHECK:
@@ -343,7 +345,7 @@ class SyncEngine:
             ctx,
             {
                 "syncStatus": target.value,
-                "advowareDeletedAt": format_espo_datetime(utcnow()),
+                "advowareDeletedAt": format_espo_datetime(self.now()),
                 "syncErrorMessage": f"Advoware-Beteiligter {betnr} existiert nicht mehr (404).",
             },
         )

@@ -4,13 +4,13 @@ import base64
 
 import pytest
 
+from services.errors import SyncServiceError
 from services.espocrm.webhook import (
     WebhookSignatureError,
     expected_legacy_signature,
     expected_signature,
     verify_signature,
 )
-from services.errors import SyncServiceError
 
 # Published vector: shared/docs/espocrm-api.md §1.2
 WID = "6650a1b2c3d4e5f67"

@@ -1,0 +1,368 @@
+"""Advoware simulator: the assumed contract of shared/docs/advoware-api.md Part 2.
+
+Token endpoint with HMAC-SHA512 signature check, Bearer tokens that expire, Beteiligte list/get/create,
+PUT as a FULL replace of writable fields (omitted fields are cleared), DELETE (logged; the service
+must never call it), `geaendertAm`/`angelegtAm` in the firm's local time without offset.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox import config as cfg
+from sandbox.admin import admin_routes
+from sandbox.common import Fault, Harness, HarnessMiddleware, Send, send_json
+from sandbox.seed import build_seed
+
+FIELDS = ["betNr", "rechtsform", "anrede", "titel", "vorname", "name", "zusatz", "geburtsdatum",
+          "handelsRegisterNummer", "registergericht", "kommunikation", "angelegtAm", "geaendertAm"]
+WRITABLE_STR = ["rechtsform", "anrede", "titel", "vorname", "name", "zusatz", "geburtsdatum",
+                "handelsRegisterNummer", "registergericht"]
+ANREDEN = {"Herr", "Frau", "Divers", "Firma"}
+MAX_TAKE = 100
+UNAUTHORIZED = "Authorization has been denied for this request."
+NOT_FOUND = "Beteiligter nicht gefunden"
+
+
+class AdvoError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def _parse_timestamp(text: str) -> datetime:
+    """ISO-8601 UTC with 0-7 fractional digits, `Z` or `+0000`/`+00:00`."""
+    m = re.fullmatch(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,7}))?(Z|[+-]\d{2}:?\d{2})?", text)
+    if not m:
+        raise ValueError(text)
+    base = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")
+    frac = (m.group(2) or "0")[:6].ljust(6, "0")
+    base = base.replace(microsecond=int(frac))
+    zone = m.group(3)
+    if zone in (None, "Z"):
+        return base.replace(tzinfo=UTC)
+    sign = 1 if zone[0] == "+" else -1
+    digits = zone[1:].replace(":", "")
+    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return (base - sign * offset).replace(tzinfo=UTC)
+
+
+class AdvoStore:
+    def __init__(self, sandbox_config: cfg.SandboxConfig) -> None:
+        self.config = sandbox_config
+        self.tz = ZoneInfo(sandbox_config.advo_timezone)
+        self.records: dict[int, dict[str, Any]] = {}
+        self.next_betnr = cfg.ADVO_FIRST_BETNR
+        self.tokens: dict[str, tuple[str, float]] = {}  # token -> (user, expires epoch)
+        self.nonces: set[str] = set()
+        self.token_ttl = sandbox_config.token_ttl
+        self.deleted: list[dict[str, Any]] = []
+        self._list_cache: dict[str | None, list[int]] = {}
+        self.users = {cfg.ADVO_USER: cfg.ADVO_PASSWORD, cfg.ADVO_HUMAN_USER: cfg.ADVO_HUMAN_PASSWORD}
+        self.manifest: dict[str, Any] = {}
+
+    def reset(self, seed: int | None = None, records: int | None = None, demo: bool | None = None) -> None:
+        c = self.config
+        data = build_seed(c.seed if seed is None else seed, demo=c.demo if demo is None else demo,
+                          records=c.records if records is None else records, tz=c.advo_timezone,
+                          first_betnr=cfg.ADVO_FIRST_BETNR)
+        self.records = {r["betNr"]: r for r in data.advo}
+        self.next_betnr = data.next_betnr
+        self.deleted = []
+        self.tokens.clear()
+        self.nonces.clear()
+        self._list_cache.clear()
+        self.manifest = data.manifest
+
+    def local_now(self) -> str:
+        return datetime.now(self.tz).strftime("%Y-%m-%dT%H:%M:%S")
+
+    # --- token -------------------------------------------------------------------------------
+    def issue_token(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise AdvoError(400, "Ungültige Anfrage.")
+        required = ["AppID", "Kanzlei", "Database", "User", "Password", "Role", "Product", "Nonce",
+                    "RequestTimeStamp", "HMAC512Signature"]
+        missing = [k for k in required if body.get(k) in (None, "")]
+        if missing:
+            raise AdvoError(400, f"Das Feld '{missing[0]}' fehlt.")
+        product, app_id = body["Product"], str(body["AppID"])
+        nonce, stamp = str(body["Nonce"]), str(body["RequestTimeStamp"])
+        message = f"{product}:{app_id}:{nonce}:{stamp}".encode()
+        expected = base64.b64encode(hmac.new(base64.b64decode(cfg.ADVO_API_KEY), message,
+                                             hashlib.sha512).digest()).decode()
+        if app_id != cfg.ADVO_APP_ID or not hmac.compare_digest(expected, str(body["HMAC512Signature"])):
+            raise AdvoError(401, "Signatur ungültig")
+        try:
+            when = _parse_timestamp(stamp)
+        except ValueError as exc:
+            raise AdvoError(401, "Signatur ungültig: RequestTimeStamp ist kein gültiger Zeitstempel") from exc
+        if abs((datetime.now(UTC) - when).total_seconds()) > self.config.token_clock_skew:
+            raise AdvoError(401, "Signatur ungültig: RequestTimeStamp außerhalb des erlaubten Zeitfensters")
+        if nonce in self.nonces:
+            raise AdvoError(401, "Signatur ungültig: Nonce wurde bereits verwendet")
+        if str(product) != str(cfg.ADVO_PRODUCT):
+            raise AdvoError(401, f"Das Produkt {product} ist für diese App nicht freigeschaltet")
+        if str(body["Kanzlei"]) != cfg.ADVO_KANZLEI:
+            raise AdvoError(401, f"Die Kanzlei {body['Kanzlei']} ist nicht registriert")
+        if str(body["Database"]) != cfg.ADVO_DATABASE:
+            raise AdvoError(401, f"Die Datenbank {body['Database']} ist nicht registriert")
+        user = str(body["User"])
+        if self.users.get(user) != str(body["Password"]):
+            raise AdvoError(401, "Falscher Name oder falsches Kennwort")
+        self.nonces.add(nonce)
+        token = secrets.token_urlsafe(48)
+        expires = time.time() + self.token_ttl
+        self.tokens[token] = (user, expires)
+        expires_dt = datetime.fromtimestamp(expires, UTC)
+        return {
+            "token_type": "bearer",
+            "expires_in": self.token_ttl,
+            "expiration_utc": expires_dt.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z",
+            "access_token": token,
+            "refresh_token": secrets.token_urlsafe(32),
+        }
+
+    def check_bearer(self, request: Request) -> str:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        entry = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if entry is None:
+            raise AdvoError(401, UNAUTHORIZED)
+        user, expires = entry
+        if time.time() >= expires:
+            self.tokens.pop(token.strip(), None)
+            raise AdvoError(401, UNAUTHORIZED)
+        return user
+
+    def expire_tokens(self) -> int:
+        count = len(self.tokens)
+        self.tokens.clear()
+        return count
+
+    # --- Beteiligte --------------------------------------------------------------------------
+    def get(self, betnr: int) -> dict[str, Any]:
+        rec = self.records.get(betnr)
+        if rec is None:
+            raise AdvoError(404, NOT_FOUND)
+        return rec
+
+    def list(self, skip: int, take: int, geaendert_ab: str | None) -> list[dict[str, Any]]:
+        ids = self._list_cache.get(geaendert_ab)
+        if ids is None:
+            if geaendert_ab is None:
+                ids = sorted(self.records)
+            else:
+                since = self._local_param(geaendert_ab)
+                ids = sorted(b for b, r in self.records.items()
+                             if datetime.fromisoformat(r["geaendertAm"]) >= since)
+            if len(self._list_cache) > 64:
+                self._list_cache.clear()
+            self._list_cache[geaendert_ab] = ids
+        return [copy.deepcopy(self.records[b]) for b in ids[skip:skip + take]]
+
+    def _local_param(self, text: str) -> datetime:
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
+        except ValueError as exc:
+            raise AdvoError(400, f"Der Wert '{text}' ist für 'geaendertAb' ungültig.") from exc
+        if value.tzinfo is not None:
+            value = value.astimezone(self.tz).replace(tzinfo=None)
+        return value
+
+    def validate(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise AdvoError(400, "Die Anfrage enthält kein gültiges Beteiligten-Objekt.")
+        out: dict[str, Any] = {}
+        for key in WRITABLE_STR:
+            value = body.get(key)
+            if value is not None and not isinstance(value, str):
+                raise AdvoError(400, f"Das Feld '{key}' hat einen ungültigen Wert.")
+            out[key] = value
+        if not (out["name"] or "").strip():
+            raise AdvoError(400, "Das Feld 'name' ist ein Pflichtfeld.")
+        if out["anrede"] not in (None, "") and out["anrede"] not in ANREDEN:
+            raise AdvoError(400, f"Die Anrede '{out['anrede']}' ist ungültig.")
+        if out["geburtsdatum"] not in (None, ""):
+            text = str(out["geburtsdatum"])
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError as exc:
+                raise AdvoError(400, f"Das Geburtsdatum '{text}' ist ungültig.") from exc
+            out["geburtsdatum"] = parsed.strftime("%Y-%m-%d")
+        komm = body.get("kommunikation")
+        if komm is None:
+            komm = []
+        if not isinstance(komm, list):
+            raise AdvoError(400, "Das Feld 'kommunikation' muss eine Liste sein.")
+        items = []
+        for entry in komm:
+            if not isinstance(entry, dict):
+                raise AdvoError(400, "Ungültiger Kommunikationseintrag.")
+            kz = entry.get("kommKz")
+            if isinstance(kz, bool) or not isinstance(kz, int) or not 1 <= kz <= 12:
+                raise AdvoError(400, f"Ungültiges Kommunikationskennzeichen '{kz}'.")
+            tlf = entry.get("tlf")
+            if not isinstance(tlf, str) or not tlf.strip():
+                raise AdvoError(400, "Das Feld 'tlf' ist ein Pflichtfeld.")
+            bemerkung = entry.get("bemerkung")
+            if bemerkung is not None and not isinstance(bemerkung, str):
+                raise AdvoError(400, "Das Feld 'bemerkung' hat einen ungültigen Wert.")
+            items.append({"kommKz": kz, "tlf": tlf, "bemerkung": bemerkung, "online": bool(entry.get("online"))})
+        out["kommunikation"] = items
+        return out
+
+    def create(self, body: Any) -> dict[str, Any]:
+        values = self.validate(body)
+        betnr = self.next_betnr
+        self.next_betnr += 1
+        now = self.local_now()
+        rec = {"betNr": betnr, **values, "angelegtAm": now, "geaendertAm": now}
+        self.records[betnr] = {k: rec.get(k) for k in FIELDS}
+        self._list_cache.clear()
+        return copy.deepcopy(self.records[betnr])
+
+    def replace(self, betnr: int, body: Any) -> dict[str, Any]:
+        old = self.get(betnr)
+        values = self.validate(body)  # FULL replace: an omitted writable field is cleared
+        rec = {"betNr": betnr, **values, "angelegtAm": old.get("angelegtAm"), "geaendertAm": self.local_now()}
+        self.records[betnr] = {k: rec.get(k) for k in FIELDS}
+        self._list_cache.clear()
+        return copy.deepcopy(self.records[betnr])
+
+    def delete(self, betnr: int) -> None:
+        rec = self.get(betnr)
+        self.deleted.append(rec)
+        del self.records[betnr]
+        self._list_cache.clear()
+
+
+class AdvoSimulator:
+    def __init__(self, sandbox_config: cfg.SandboxConfig) -> None:
+        self.config = sandbox_config
+        self.store = AdvoStore(sandbox_config)
+        self.harness = Harness("advoware", sandbox_config.latency_ms, sandbox_config.timeout_fault_seconds)
+        self.store.reset()
+
+        async def expire(request: Request) -> Response:
+            return JSONResponse({"expired": self.store.expire_tokens()})
+
+        async def token_ttl(request: Request) -> Response:
+            raw = await request.body()
+            if raw:
+                self.store.token_ttl = int(json.loads(raw).get("token_ttl", self.store.token_ttl))
+            return JSONResponse({"token_ttl": self.store.token_ttl})
+
+        async def deleted(request: Request) -> Response:
+            return JSONResponse({"deleted": self.store.deleted})
+
+        routes = [
+            Route("/api/v1/Token", self.token, methods=["POST"]),
+            Route("/api/v1/advonet/Beteiligte", self.collection, methods=["GET", "POST"]),
+            Route("/api/v1/advonet/Beteiligte/{betnr}", self.one, methods=["GET", "PUT", "DELETE"]),
+            *admin_routes(self.harness, self.admin_reset, self.admin_records, [
+                Route("/__sandbox/tokens/expire", expire, methods=["POST"]),
+                Route("/__sandbox/tokens/ttl", token_ttl, methods=["GET", "POST"]),
+                Route("/__sandbox/deleted", deleted, methods=["GET"]),
+            ]),
+        ]
+        self.starlette = Starlette(routes=routes)
+        self.app = HarnessMiddleware(self.starlette, self.harness, advo_fault_response)
+
+    def admin_reset(self, data: dict[str, Any]) -> None:
+        self.store.reset(data.get("seed"), data.get("records"), data.get("demo"))
+
+    def admin_records(self) -> dict[str, Any]:
+        return {"records": list(self.store.records.values()), "manifest": self.store.manifest,
+                "next_betNr": self.store.next_betnr}
+
+    async def handle(self, request: Request, fn: Callable[[Request], Any], auth: bool = True) -> Response:
+        try:
+            if auth:
+                user = self.store.check_bearer(request)
+                info = request.scope.get("sandbox")
+                if isinstance(info, dict):
+                    info["user"] = user
+            return await fn(request)
+        except AdvoError as exc:
+            return JSONResponse({"Message": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    @staticmethod
+    async def body(request: Request) -> Any:
+        try:
+            return json.loads(await request.body() or b"null")
+        except ValueError as exc:
+            raise AdvoError(400, "Der Anfrageinhalt ist kein gültiges JSON.") from exc
+
+    async def token(self, request: Request) -> Response:
+        async def run(req: Request) -> Response:
+            body = await self.body(req)
+            result = self.store.issue_token(body)
+            info = req.scope.get("sandbox")
+            if isinstance(info, dict):
+                info["user"] = body.get("User")
+            return JSONResponse(result)
+        return await self.handle(request, run, auth=False)
+
+    async def collection(self, request: Request) -> Response:
+        async def run(req: Request) -> Response:
+            if req.method == "POST":
+                return JSONResponse(self.store.create(await self.body(req)), status_code=201)
+            q = req.query_params
+            skip = _int_query(q.get("skip"), 0, "skip")
+            take = _int_query(q.get("take"), MAX_TAKE, "take")
+            if take > MAX_TAKE:
+                raise AdvoError(400, f"Der Parameter 'take' darf höchstens {MAX_TAKE} sein.")
+            return JSONResponse(self.store.list(skip, take, q.get("geaendertAb") or None))
+        return await self.handle(request, run)
+
+    async def one(self, request: Request) -> Response:
+        async def run(req: Request) -> Response:
+            raw = req.path_params["betnr"]
+            if not re.fullmatch(r"\d+", raw):
+                raise AdvoError(400, f"Der Wert '{raw}' ist ungültig.")
+            betnr = int(raw)
+            if req.method == "GET":
+                return JSONResponse(copy.deepcopy(self.store.get(betnr)))
+            if req.method == "PUT":
+                return JSONResponse(self.store.replace(betnr, await self.body(req)))
+            self.store.delete(betnr)
+            return Response(status_code=204)
+        return await self.handle(request, run)
+
+
+def _int_query(value: str | None, default: int, name: str) -> int:
+    if value is None or value == "":
+        return default
+    if not re.fullmatch(r"\d+", value):
+        raise AdvoError(400, f"Der Wert '{value}' ist für '{name}' ungültig.")
+    return int(value)
+
+
+async def advo_fault_response(fault: Fault, send: Send) -> None:
+    headers = {}
+    if fault.retry_after is not None:
+        headers["Retry-After"] = str(fault.retry_after)
+    if fault.kind == "503_nicht_angemeldet":
+        await send_json(send, 503, {"Message": f"Die Kanzlei {cfg.ADVO_KANZLEI} ist nicht angemeldet"}, headers)
+        return
+    status = int(fault.kind)
+    await send_json(send, status, {"Message": f"Sandbox-Fehler {status}"}, headers)

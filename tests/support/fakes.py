@@ -1,0 +1,187 @@
+"""In-memory stand-ins for the two API clients (same method names and errors as the real
+clients), for fast unit tests of the engine and the sweep. They count every call."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from services.errors import NotFoundError
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+class Clock:
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 7, 1, 10, 0, 0, tzinfo=UTC)
+
+    def tick(self, seconds: float = 1) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+def _espo_dt(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class FakeEspo:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or Clock()
+        self.records: dict[str, dict[str, Any]] = {}
+        self.calls: Counter[str] = Counter()
+        self.updates: list[tuple[str, dict[str, Any]]] = []
+        self.notifications: list[tuple[str | None, str]] = []
+        self.fail_next: dict[str, list[Exception]] = {}
+        self._ids = itertools.count(1)
+
+    def _maybe_fail(self, op: str) -> None:
+        queue = self.fail_next.get(op)
+        if queue:
+            raise queue.pop(0)
+
+    def add(self, record: dict[str, Any]) -> str:
+        rid = record.get("id") or f"6650{next(self._ids):013x}"
+        now = _espo_dt(self.clock.tick())
+        self.records[rid] = {"syncStatus": "pending_sync", "createdAt": now, "modifiedAt": now, **record, "id": rid}
+        return rid
+
+    def edit(self, rid: str, **changes: Any) -> None:
+        """A person edits the record (no webhook here; tests trigger the sync directly)."""
+        self.records[rid].update(changes)
+        self.records[rid]["modifiedAt"] = _espo_dt(self.clock.tick())
+
+    async def get(self, entity: str, record_id: str) -> dict[str, Any]:
+        self.calls["get"] += 1
+        self._maybe_fail("get")
+        if record_id not in self.records:
+            raise NotFoundError("not found", system="espocrm", status_code=404, record_id=record_id)
+        return copy.deepcopy(self.records[record_id])
+
+    async def update(self, entity: str, record_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        self.calls["update"] += 1
+        self._maybe_fail("update")
+        if record_id not in self.records:
+            raise NotFoundError("not found", system="espocrm", status_code=404, record_id=record_id)
+        self.updates.append((record_id, copy.deepcopy(data)))
+        rec = self.records[record_id]
+        rec.update(copy.deepcopy(data))
+        if "emailAddressData" in data:
+            primary = next((e for e in data["emailAddressData"] if e.get("primary")), None)
+            rec["emailAddress"] = primary["emailAddress"] if primary else None
+        if "phoneNumberData" in data:
+            primary = next((p for p in data["phoneNumberData"] if p.get("primary")), None)
+            rec["phoneNumber"] = primary["phoneNumber"] if primary else None
+        rec["modifiedAt"] = _espo_dt(self.clock.tick())
+        return copy.deepcopy(rec)
+
+    async def notify(
+        self, user_id: str, message: str, *, parent_type: str, parent_id: str | None, user_name: str | None = None
+    ) -> str:
+        self.calls["notify"] += 1
+        self.notifications.append((parent_id, message))
+        return "note"
+
+    def _match(self, rec: dict[str, Any], cond: dict[str, Any]) -> bool:
+        value = rec.get(cond["attribute"])
+        t = cond["type"]
+        if t == "equals":
+            return bool(value == cond["value"])
+        if t == "in":
+            return value in cond["value"]
+        if t == "isNull":
+            return value in (None, "")
+        if t == "isNotNull":
+            return value not in (None, "")
+        if t == "before":
+            return value is not None and str(value) < cond["value"]
+        if t == "after":
+            return value is not None and str(value) > cond["value"]
+        raise AssertionError(f"fake does not know where type {t}")
+
+    async def list(self, entity: str, *, where: Any = None, select: Any = None, order_by: Any = None,
+                   order: str = "asc", offset: int = 0, max_size: int = 200) -> tuple[int, list[dict[str, Any]]]:
+        self.calls["list"] += 1
+        rows = [r for r in self.records.values() if all(self._match(r, c) for c in (where or []))]
+        if order_by:
+            rows.sort(key=lambda r: str(r.get(order_by) or ""), reverse=order == "desc")
+        return len(rows), [copy.deepcopy(r) for r in rows[offset : offset + max_size]]
+
+    async def iterate(self, entity: str, *, where: Any = None, select: Any = None, **_: Any) -> AsyncIterator[dict[str, Any]]:
+        total, rows = await self.list(entity, where=where, max_size=10**9)
+        for row in rows:
+            yield row
+
+
+class FakeAdvo:
+    def __init__(self, clock: Clock | None = None, tz: ZoneInfo = BERLIN) -> None:
+        self.clock = clock or Clock()
+        self.tz = tz
+        self.records: dict[int, dict[str, Any]] = {}
+        self.calls: Counter[str] = Counter()
+        self.puts: list[tuple[int, dict[str, Any]]] = []
+        self.fail_next: dict[str, list[Exception]] = {}
+        # When set, create() stores the record and then raises this (a lost answer).
+        self.lose_create_answer: Exception | None = None
+        self._betnr = itertools.count(100001)
+
+    def _local_now(self) -> str:
+        return self.clock.tick().astimezone(self.tz).replace(tzinfo=None).isoformat(timespec="seconds")
+
+    def _maybe_fail(self, op: str) -> None:
+        queue = self.fail_next.get(op)
+        if queue:
+            raise queue.pop(0)
+
+    def add(self, record: dict[str, Any]) -> int:
+        betnr = next(self._betnr)
+        now = self._local_now()
+        self.records[betnr] = {**copy.deepcopy(record), "betNr": betnr, "angelegtAm": now, "geaendertAm": now}
+        return betnr
+
+    def edit(self, betnr: int, **changes: Any) -> None:
+        self.records[betnr].update(changes)
+        self.records[betnr]["geaendertAm"] = self._local_now()
+
+    async def get_beteiligter(self, betnr: int) -> dict[str, Any]:
+        self.calls["get"] += 1
+        self._maybe_fail("get")
+        if betnr not in self.records:
+            raise NotFoundError("not found", system="advoware", status_code=404, record_id=str(betnr))
+        return copy.deepcopy(self.records[betnr])
+
+    async def create_beteiligter(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.calls["create"] += 1
+        self._maybe_fail("create")
+        betnr = self.add(payload)
+        if self.lose_create_answer is not None:
+            exc, self.lose_create_answer = self.lose_create_answer, None
+            raise exc
+        return copy.deepcopy(self.records[betnr])
+
+    async def update_beteiligter(self, betnr: int, payload: dict[str, Any]) -> dict[str, Any]:
+        self.calls["update"] += 1
+        self._maybe_fail("update")
+        if betnr not in self.records:
+            raise NotFoundError("not found", system="advoware", status_code=404, record_id=str(betnr))
+        self.puts.append((betnr, copy.deepcopy(payload)))
+        old = self.records[betnr]
+        # Full replace of writable fields, like the assumed API: omitted fields are cleared.
+        self.records[betnr] = {
+            **{k: None for k in old if k not in ("betNr", "angelegtAm", "geaendertAm")},
+            **copy.deepcopy(payload),
+            "betNr": betnr,
+            "angelegtAm": old.get("angelegtAm"),
+            "geaendertAm": self._local_now(),
+        }
+        return copy.deepcopy(self.records[betnr])
+
+    async def iter_beteiligte(self, *, changed_since_local: str | None = None, take: int = 100) -> AsyncIterator[dict[str, Any]]:
+        self.calls["list"] += 1
+        for rec in list(self.records.values()):
+            if changed_since_local is None or rec["geaendertAm"] >= changed_since_local:
+                yield copy.deepcopy(rec)

@@ -1,0 +1,157 @@
+"""The whole system for end-to-end tests: a real Redis, the sandbox simulators and the
+real Motia runtime, each on a spare port, started and stopped by PID (process group)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.processes import PROJECT_ROOT, free_port, run_redis, stop_process_group, wait_for_port
+
+PY = str(PROJECT_ROOT / "python_modules" / "bin" / "python")
+MOTIA = str(PROJECT_ROOT / "node_modules" / ".bin" / "motia")
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.partition("=")
+        env[name.strip()] = value.strip().strip('"').strip("'")
+    return env
+
+
+@dataclass
+class Stack:
+    redis_url: str
+    espo_port: int
+    advo_port: int
+    motia_port: int
+    env: dict[str, str]
+    logs: dict[str, Path] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def motia_url(self) -> str:
+        return f"http://127.0.0.1:{self.motia_port}"
+
+    @property
+    def espo_url(self) -> str:
+        return f"http://127.0.0.1:{self.espo_port}"
+
+    @property
+    def advo_url(self) -> str:
+        return f"http://127.0.0.1:{self.advo_port}"
+
+    def log_text(self, name: str) -> str:
+        return self.logs[name].read_text(errors="replace") if name in self.logs else ""
+
+
+def _start(
+    name: str, cmd: list[str], env: dict[str, str], log_dir: Path, stack: Stack, cwd: Path = PROJECT_ROOT
+) -> subprocess.Popen[bytes]:
+    log_path = log_dir / f"{name}.log"
+    log_file = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    stack.logs[name] = log_path
+    stack.procs[name] = proc
+    return proc
+
+
+@contextmanager
+def run_stack(
+    log_dir: Path,
+    *,
+    sandbox_args: list[str] | None = None,
+    extra_env: dict[str, str] | None = None,
+    motia_command: str = "start",
+) -> Iterator[Stack]:
+    with ExitStack() as cleanup:
+        redis = cleanup.enter_context(run_redis())
+        espo_port, advo_port, motia_port = free_port(), free_port(), free_port()
+        env = dict(os.environ)
+        sandbox_env = read_dotenv(PROJECT_ROOT / "sandbox" / "sandbox.env")
+        sandbox_env["ESPOCRM_API_BASE_URL"] = f"http://127.0.0.1:{espo_port}/api/v1"
+        sandbox_env["ADVOWARE_API_BASE_URL"] = f"http://127.0.0.1:{advo_port}/"
+        sandbox_env["ADVOWARE_SECURITY_URL"] = f"http://127.0.0.1:{advo_port}/"
+        env.update(sandbox_env)
+        env.update(
+            {
+                "REDIS_URL": redis.url,
+                "PORT": str(motia_port),
+                "MOTIA_ANALYTICS_DISABLED": "true",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(extra_env or {})
+        stack = Stack(redis.url, espo_port, advo_port, motia_port, env)
+        sandbox = _start(
+            "sandbox",
+            [
+                PY, "-m", "sandbox",
+                "--espo-port", str(espo_port),
+                "--advo-port", str(advo_port),
+                "--webhook-base", f"http://127.0.0.1:{motia_port}/vmh/webhook/beteiligte",
+                *(sandbox_args or []),
+            ],
+            env,
+            log_dir,
+            stack,
+        )
+        cleanup.callback(stop_process_group, sandbox)
+        motia = _start("motia", [MOTIA, motia_command, "-H", "127.0.0.1", "-p", str(motia_port)], env, log_dir, stack)
+        cleanup.callback(stop_process_group, motia)
+        wait_for_port(espo_port, 60, sandbox)
+        wait_for_port(advo_port, 60, sandbox)
+        wait_for_port(motia_port, 120, motia)
+        _wait_ready(stack)
+        yield stack
+
+
+def _wait_ready(stack: Stack, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "Server ready" in stack.log_text("motia"):
+            return
+        if stack.procs["motia"].poll() is not None:
+            raise RuntimeError("motia exited:\n" + stack.log_text("motia")[-3000:])
+        time.sleep(0.1)
+    raise TimeoutError("motia not ready:\n" + stack.log_text("motia")[-3000:])
+
+
+def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.2, message: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}; last={last!r}")
+
+
+def client(base_url: str, **headers: str) -> httpx.Client:
+    return httpx.Client(base_url=base_url, headers=headers, timeout=30)
+
+
+if __name__ == "__main__":  # manual: python -m tests.support.stack  (starts the stack, Ctrl-C stops)
+    import tempfile
+
+    with run_stack(Path(tempfile.mkdtemp())) as s:
+        print("motia", s.motia_url, "espo", s.espo_url, "advo", s.advo_url, file=sys.stderr)
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
