@@ -39,7 +39,8 @@ def admin_routes(harness: Harness, reset: Callable[[dict[str, Any]], None],
             return JSONResponse({"faults": []})
         if request.method == "POST":
             data = await json_or_empty(request)
-            specs = data.get("faults") if isinstance(data.get("faults"), list) else [data]
+            raw_specs = data.get("faults")
+            specs: list[Any] = raw_specs if isinstance(raw_specs, list) else [data]
             try:
                 for spec in specs:
                     harness.faults.append(Fault.from_json(spec))

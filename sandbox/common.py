@@ -6,7 +6,6 @@ import asyncio
 import json
 import random
 import re
-import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -84,11 +83,6 @@ class SandboxConfig:
 
     def webhook_url(self, event: str) -> str:
         return f"{self.webhook_base.rstrip('/')}/{event}"
-
-
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
 
 
 def render_env(config: SandboxConfig | None = None) -> str:

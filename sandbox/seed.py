@@ -275,7 +275,7 @@ def build_seed(seed: int = 42, *, demo: bool = True, records: int = 0, tz: str =
         for p, what in zip(parties[20:26], diffs, strict=True):
             bn, betnr = betnr, betnr + 1
             rid = next_id(p.created)
-            side, fld = what.split(":")
+            side, _field = what.split(":")
             changed = last_sync + timedelta(hours=rng.randint(2, 30))
             e = espo_record(p, rid, betnr=bn, sync_status="clean", last_sync=last_sync,
                             modified=changed if side == "espo" else last_sync, user=api)

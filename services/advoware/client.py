@@ -28,10 +28,17 @@ from services.errors import (
     FatalError,
     NotFoundError,
     RateLimitedError,
+    TransientError,
     UnavailableError,
     ValidationError,
 )
-from services.http import RetryPolicy, new_async_client, parse_retry_after, transport_error
+from services.http import (
+    ConnectFailedError,
+    RetryPolicy,
+    new_async_client,
+    parse_retry_after,
+    transport_error,
+)
 from services.redis_store import key
 
 log = logging.getLogger(__name__)
@@ -186,7 +193,13 @@ class AdvowareClient:
         content = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
 
         async def once() -> Any:
-            token = await self.tokens.get()
+            try:
+                token = await self.tokens.get()
+            except TransientError as exc:
+                # Nothing was sent to the Beteiligte endpoint: safe to retry even a create.
+                raise ConnectFailedError(f"{method} {template}: no token ({type(exc).__name__})",
+                                         system=SYSTEM, status_code=exc.status_code,
+                                         reason=exc.reason, record_id=record_id) from None
             async with self.limiter.slot():
                 resp = await self._send(method, url, token, template, record_id, params, content)
                 if resp.status_code == 401:

@@ -88,27 +88,8 @@ def classify_body_text(text: str) -> tuple[str, str] | None:
 
 
 async def compare_and_delete(redis: Redis, name: str, expected: str) -> bool:
-    """Delete ``name`` only if it still holds ``expected`` (atomic)."""
-    from redis.exceptions import ResponseError, WatchError
-
-    try:
-        return bool(await redis.eval(_COMPARE_AND_DELETE, 1, name, expected))  # type: ignore[misc]
-    except ResponseError as exc:
-        if "unknown command" not in str(exc).lower():
-            raise
-    # Servers without scripting (e.g. fakeredis without lupa): optimistic transaction.
-    async with redis.pipeline(transaction=True) as pipe:
-        try:
-            await pipe.watch(name)
-            if await pipe.get(name) != expected:
-                await pipe.unwatch()
-                return False
-            pipe.multi()
-            pipe.delete(name)
-            await pipe.execute()
-            return True
-        except WatchError:
-            return False
+    """Delete ``name`` only if it still holds ``expected`` (atomic Lua, one round trip)."""
+    return bool(await redis.eval(_COMPARE_AND_DELETE, 1, name, expected))  # type: ignore[misc]
 
 
 class TokenProvider:

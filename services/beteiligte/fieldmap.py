@@ -16,7 +16,15 @@ from enum import Enum
 from typing import Any
 
 from services.beteiligte import contacts
-from services.beteiligte.common import COMPANY, PERSON, Kind, MappingWarning, SyncedContent, warn
+from services.beteiligte.common import (
+    COMPANY,
+    PERSON,
+    Kind,
+    MappingError,
+    MappingWarning,
+    SyncedContent,
+    warn,
+)
 from services.beteiligte.normalize import (
     ANREDE_FIRMA,
     normalize_rechtsform,
@@ -116,7 +124,7 @@ def _write_kind_advo(value: Any, ctx: WriteContext) -> dict[str, Any]:
 
 KIND = Converter(
     summary='beteiligterTyp "Firma"/"Person"; in Advoware a company has a rechtsform or anrede "Firma" '
-    '(written for companies), a person neither',
+    "(written for companies), a person neither",
     read_espo=kind_from_espo,
     read_advo=kind_from_advo,
     write_espo=_write_kind_espo,
@@ -320,12 +328,19 @@ def _date_compare(value: Any) -> Any:
         return None
 
 
+def _date_out(value: Any) -> str | None:
+    try:
+        return parse_date(value)
+    except ValueError:
+        raise MappingError("birth_date", "not a valid date") from None
+
+
 BIRTH_DATE = Converter(
     summary="YYYY-MM-DD, taken as written (never converted between time zones)",
     read_espo=_read_date("geburtsdatum"),
     read_advo=_read_date("geburtsdatum"),
-    write_espo=lambda value, ctx: {"geburtsdatum": _date_compare(value)},
-    write_advo=lambda value, ctx: {"geburtsdatum": _date_compare(value)},
+    write_espo=lambda value, ctx: {"geburtsdatum": _date_out(value)},
+    write_advo=lambda value, ctx: {"geburtsdatum": _date_out(value)},
     compare=_date_compare,
 )
 

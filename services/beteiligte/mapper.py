@@ -67,7 +67,9 @@ def from_espo(record: Mapping[str, Any], *, warnings: list[MappingWarning] | Non
     for spec in FIELD_MAP:
         if spec.canonical == "kind":
             continue
-        value = spec.converter.read_espo(record, kind, warnings) if spec.applies(kind) else None
+        value = spec.converter.read_espo(record, kind, warnings)  # None for the other kind
+        if not spec.applies(kind):
+            value = None
         content[spec.canonical] = spec.empty if value is None else value
     return content
 
@@ -79,7 +81,9 @@ def from_advo(record: Mapping[str, Any], *, warnings: list[MappingWarning] | Non
     for spec in FIELD_MAP:
         if spec.canonical == "kind":
             continue
-        value = spec.converter.read_advo(record, kind, warnings) if spec.applies(kind) else None
+        value = spec.converter.read_advo(record, kind, warnings)  # None for the other kind
+        if not spec.applies(kind):
+            value = None
         content[spec.canonical] = spec.empty if value is None else value
     return content
 

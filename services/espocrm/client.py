@@ -154,7 +154,7 @@ class EspoCrmClient:
         entity: str,
         *,
         where: Sequence[Mapping[str, Any]] | None = None,
-        select: Sequence[str] | None = None,
+        select: str | Sequence[str] | None = None,
         order_by: str | None = None,
         order: str = "asc",
         offset: int = 0,
@@ -170,7 +170,7 @@ class EspoCrmClient:
         if where:
             search["where"] = [dict(w) for w in where]
         if select:
-            search["select"] = ",".join(select)
+            search["select"] = select if isinstance(select, str) else ",".join(select)
         if order_by:
             search["orderBy"] = order_by
             search["order"] = order
@@ -190,7 +190,7 @@ class EspoCrmClient:
         entity: str,
         *,
         where: Sequence[Mapping[str, Any]] | None = None,
-        select: Sequence[str] | None = None,
+        select: str | Sequence[str] | None = None,
         order_by: str = "id",
         order: str = "asc",
         page_size: int = MAX_PAGE_SIZE,
@@ -247,7 +247,7 @@ class EspoCrmClient:
         message: str,
         *,
         parent_type: str,
-        parent_id: str,
+        parent_id: str | None,
         user_name: str | None = None,
     ) -> str:
         """Notify a user; returns ``"notification"`` or ``"note"`` (the channel that worked).
@@ -268,9 +268,9 @@ class EspoCrmClient:
                     raise
                 self._notification_forbidden = True
                 log.info("espocrm Notification forbidden (403); using stream note with @mention")
-        if not user_name:
+        if not user_name or not parent_id:
             raise ValidationError(
-                "Notification is forbidden and no user name is set for the @mention fallback",
+                "Notification is forbidden and the @mention fallback needs a user name and a parent record",
                 system=SYSTEM, record_id=user_id,
             )
         await self._request(

@@ -265,3 +265,25 @@ async def test_default_limiter_is_redis_semaphore(redis: fakeredis.FakeAsyncRedi
     assert c.limiter.limit == 3 and c.limiter.name == "vmh:advoware:concurrency:KANZLEI-01"
     assert "pw-secret-1" not in repr(c)
     await c.aclose()
+
+
+async def test_create_retried_when_token_service_was_down(
+    client: AdvowareClient, respx_mock: respx.MockRouter, _token: respx.Route
+) -> None:
+    _token.mock(side_effect=[
+        httpx.Response(503, text="nicht angemeldet"),
+        httpx.Response(200, json={"access_token": "tok-x", "expires_in": 3600}),
+    ])
+    route = respx_mock.post(URL).respond(201, json={"betNr": 6})
+    assert (await client.create_beteiligter({"name": "Neu"}))["betNr"] == 6
+    assert route.call_count == 1 and _token.call_count == 2
+
+
+async def test_redis_semaphore_path_releases_slots(
+    redis: fakeredis.FakeAsyncRedis, respx_mock: respx.MockRouter
+) -> None:
+    respx_mock.get(f"{URL}/8").respond(200, json={"betNr": 8})
+    async with AdvowareClient(settings(), redis) as c:
+        assert isinstance(c.limiter, RedisSemaphore)
+        assert (await c.get_beteiligter(8))["betNr"] == 8
+        assert await redis.zcard(c.limiter.name) == 0

@@ -159,7 +159,7 @@ async def test_invalidate_only_the_failed_token(redis: fakeredis.FakeAsyncRedis)
     assert route.call_count == 2
 
 
-async def test_compare_and_delete_without_scripting(redis: fakeredis.FakeAsyncRedis) -> None:
+async def test_compare_and_delete(redis: fakeredis.FakeAsyncRedis) -> None:
     await redis.set("k", "mine")
     assert await compare_and_delete(redis, "k", "theirs") is False
     assert await redis.get("k") == "mine"

@@ -380,3 +380,17 @@ def test_roundtrip_and_dates() -> None:
     assert format_espo_date(parse_espo_date("1980-02-29")) == "1980-02-29"
     with pytest.raises(ValueError):
         parse_espo_date("29.02.1980")
+
+
+@respx.mock
+async def test_select_may_be_a_comma_separated_string(client: EspoCrmClient) -> None:
+    route = respx.get(f"{BASE}/CBeteiligte").respond(200, json={"total": -2, "list": []})
+    assert [r async for r in client.iterate("CBeteiligte", select="id,modifiedAt")] == []
+    assert search_params(route.calls.last.request)["select"] == "id,modifiedAt"
+
+
+@respx.mock
+async def test_notify_fallback_needs_parent_record(client: EspoCrmClient) -> None:
+    respx.post(f"{BASE}/Notification").respond(403)
+    with pytest.raises(ValidationError):
+        await client.notify("u1", "m", parent_type="CBeteiligte", parent_id=None, user_name="jdoe")
