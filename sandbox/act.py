@@ -42,16 +42,20 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
             out[key] = json.loads(raw)
         except ValueError:
             out[key] = raw
-        if isinstance(out[key], (int, float)) and key not in ("betnr", "syncRetryCount", "kommKz") \
-                and not isinstance(out[key], bool):
+        if (
+            isinstance(out[key], (int, float))
+            and key not in ("betnr", "syncRetryCount", "kommKz")
+            and not isinstance(out[key], bool)
+        ):
             out[key] = raw  # phone numbers, HRB numbers... stay text
     return out
 
 
 class Actor:
     def __init__(self, espo_url: str, advo_url: str) -> None:
-        self.espo = httpx.Client(base_url=espo_url.rstrip("/") + "/api/v1/",
-                                 headers={"X-Api-Key": cfg.ESPO_HUMAN_KEY}, timeout=15)
+        self.espo = httpx.Client(
+            base_url=espo_url.rstrip("/") + "/api/v1/", headers={"X-Api-Key": cfg.ESPO_HUMAN_KEY}, timeout=15
+        )
         self.advo = httpx.Client(base_url=advo_url.rstrip("/") + "/", timeout=15)
         self._token: str | None = None
 
@@ -60,11 +64,18 @@ class Actor:
             nonce = str(uuid.uuid4())
             ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
             body = {
-                "AppID": cfg.ADVO_APP_ID, "Kanzlei": cfg.ADVO_KANZLEI, "Database": cfg.ADVO_DATABASE,
-                "User": cfg.ADVO_HUMAN_USER, "Password": cfg.ADVO_HUMAN_PASSWORD, "Role": cfg.ADVO_ROLE,
-                "Product": cfg.ADVO_PRODUCT, "Nonce": nonce, "RequestTimeStamp": ts,
-                "HMAC512Signature": advoware_signature(cfg.ADVO_API_KEY, cfg.ADVO_PRODUCT, cfg.ADVO_APP_ID,
-                                                       nonce, ts),
+                "AppID": cfg.ADVO_APP_ID,
+                "Kanzlei": cfg.ADVO_KANZLEI,
+                "Database": cfg.ADVO_DATABASE,
+                "User": cfg.ADVO_HUMAN_USER,
+                "Password": cfg.ADVO_HUMAN_PASSWORD,
+                "Role": cfg.ADVO_ROLE,
+                "Product": cfg.ADVO_PRODUCT,
+                "Nonce": nonce,
+                "RequestTimeStamp": ts,
+                "HMAC512Signature": advoware_signature(
+                    cfg.ADVO_API_KEY, cfg.ADVO_PRODUCT, cfg.ADVO_APP_ID, nonce, ts
+                ),
             }
             resp = self.advo.post("api/v1/Token", json=body)
             check(resp)
@@ -89,12 +100,30 @@ def show(data: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m sandbox.act", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--espo-url", default=os.environ.get("SANDBOX_ESPO_URL", f"http://{cfg.HOST}:{cfg.ESPO_PORT}"))
-    p.add_argument("--advo-url", default=os.environ.get("SANDBOX_ADVO_URL", f"http://{cfg.HOST}:{cfg.ADVO_PORT}"))
-    p.add_argument("command", choices=["list", "espo-show", "espo-edit", "espo-create", "espo-delete",
-                                       "advo-show", "advo-edit", "advo-create"])
+    p = argparse.ArgumentParser(
+        prog="python -m sandbox.act",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--espo-url", default=os.environ.get("SANDBOX_ESPO_URL", f"http://{cfg.HOST}:{cfg.ESPO_PORT}")
+    )
+    p.add_argument(
+        "--advo-url", default=os.environ.get("SANDBOX_ADVO_URL", f"http://{cfg.HOST}:{cfg.ADVO_PORT}")
+    )
+    p.add_argument(
+        "command",
+        choices=[
+            "list",
+            "espo-show",
+            "espo-edit",
+            "espo-create",
+            "espo-delete",
+            "advo-show",
+            "advo-edit",
+            "advo-create",
+        ],
+    )
     p.add_argument("args", nargs="*")
     a = p.parse_args(argv)
     actor = Actor(a.espo_url, a.advo_url)
@@ -105,13 +134,22 @@ def main(argv: list[str] | None = None) -> None:
             offset = 0
             print("EspoCRM CBeteiligte (id, betnr, syncStatus, name):")
             while True:
-                resp = actor.espo.get("CBeteiligte", params={
-                    "select": "name,betnr,syncStatus", "orderBy": "name", "order": "asc",
-                    "maxSize": 200, "offset": offset})
+                resp = actor.espo.get(
+                    "CBeteiligte",
+                    params={
+                        "select": "name,betnr,syncStatus",
+                        "orderBy": "name",
+                        "order": "asc",
+                        "maxSize": 200,
+                        "offset": offset,
+                    },
+                )
                 check(resp)
                 rows = resp.json()["list"]
                 for r in rows:
-                    print(f"  {r['id']}  {r.get('betnr') or '-':>8}  {r.get('syncStatus') or '-':<20} {r['name']}")
+                    print(
+                        f"  {r['id']}  {r.get('betnr') or '-':>8}  {r.get('syncStatus') or '-':<20} {r['name']}"
+                    )
                 if len(rows) < 200:
                     break
                 offset += 200
@@ -134,8 +172,9 @@ def main(argv: list[str] | None = None) -> None:
     elif cmd == "espo-edit":
         resp = actor.espo.put(f"CBeteiligte/{args[0]}", json=parse_assignments(args[1:]))
     elif cmd == "espo-create":
-        resp = actor.espo.post("CBeteiligte", json=parse_assignments(args),
-                               headers={"X-Skip-Duplicate-Check": "true"})
+        resp = actor.espo.post(
+            "CBeteiligte", json=parse_assignments(args), headers={"X-Skip-Duplicate-Check": "true"}
+        )
     elif cmd == "espo-delete":
         resp = actor.espo.delete(f"CBeteiligte/{args[0]}")
     elif cmd == "advo-show":

@@ -21,8 +21,12 @@ async def json_or_empty(request: Request) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def admin_routes(harness: Harness, reset: Callable[[dict[str, Any]], None],
-                 records: Callable[[], dict[str, Any]], extra: list[Route]) -> list[Route]:
+def admin_routes(
+    harness: Harness,
+    reset: Callable[[dict[str, Any]], None],
+    records: Callable[[], dict[str, Any]],
+    extra: list[Route],
+) -> list[Route]:
     """The /__sandbox endpoints both simulators share."""
 
     async def calls(request: Request) -> Response:
@@ -30,8 +34,9 @@ def admin_routes(harness: Harness, reset: Callable[[dict[str, Any]], None],
             harness.clear_calls()
             return JSONResponse({"cleared": True})
         since = int(request.query_params.get("since", "0"))
-        return JSONResponse({"seq": harness.seq, "calls": harness.calls_since(since),
-                             "counters": dict(harness.counters)})
+        return JSONResponse(
+            {"seq": harness.seq, "calls": harness.calls_since(since), "counters": dict(harness.counters)}
+        )
 
     async def faults(request: Request) -> Response:
         if request.method == "DELETE":

@@ -30,10 +30,32 @@ from sandbox.admin import admin_routes
 from sandbox.common import Fault, Harness, HarnessMiddleware, Send, send_json
 from sandbox.seed import build_seed
 
-FIELDS = ["betNr", "rechtsform", "anrede", "titel", "vorname", "name", "zusatz", "geburtsdatum",
-          "handelsRegisterNummer", "registergericht", "kommunikation", "angelegtAm", "geaendertAm"]
-WRITABLE_STR = ["rechtsform", "anrede", "titel", "vorname", "name", "zusatz", "geburtsdatum",
-                "handelsRegisterNummer", "registergericht"]
+FIELDS = [
+    "betNr",
+    "rechtsform",
+    "anrede",
+    "titel",
+    "vorname",
+    "name",
+    "zusatz",
+    "geburtsdatum",
+    "handelsRegisterNummer",
+    "registergericht",
+    "kommunikation",
+    "angelegtAm",
+    "geaendertAm",
+]
+WRITABLE_STR = [
+    "rechtsform",
+    "anrede",
+    "titel",
+    "vorname",
+    "name",
+    "zusatz",
+    "geburtsdatum",
+    "handelsRegisterNummer",
+    "registergericht",
+]
 ANREDEN = {"Herr", "Frau", "Divers", "Firma"}
 MAX_TAKE = 100
 UNAUTHORIZED = "Authorization has been denied for this request."
@@ -81,9 +103,13 @@ class AdvoStore:
 
     def reset(self, seed: int | None = None, records: int | None = None, demo: bool | None = None) -> None:
         c = self.config
-        data = build_seed(c.seed if seed is None else seed, demo=c.demo if demo is None else demo,
-                          records=c.records if records is None else records, tz=c.advo_timezone,
-                          first_betnr=cfg.ADVO_FIRST_BETNR)
+        data = build_seed(
+            c.seed if seed is None else seed,
+            demo=c.demo if demo is None else demo,
+            records=c.records if records is None else records,
+            tz=c.advo_timezone,
+            first_betnr=cfg.ADVO_FIRST_BETNR,
+        )
         self.records = {r["betNr"]: r for r in data.advo}
         self.next_betnr = data.next_betnr
         self.deleted = []
@@ -99,16 +125,27 @@ class AdvoStore:
     def issue_token(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise AdvoError(400, "Ungültige Anfrage.")
-        required = ["AppID", "Kanzlei", "Database", "User", "Password", "Role", "Product", "Nonce",
-                    "RequestTimeStamp", "HMAC512Signature"]
+        required = [
+            "AppID",
+            "Kanzlei",
+            "Database",
+            "User",
+            "Password",
+            "Role",
+            "Product",
+            "Nonce",
+            "RequestTimeStamp",
+            "HMAC512Signature",
+        ]
         missing = [k for k in required if body.get(k) in (None, "")]
         if missing:
             raise AdvoError(400, f"Das Feld '{missing[0]}' fehlt.")
         product, app_id = body["Product"], str(body["AppID"])
         nonce, stamp = str(body["Nonce"]), str(body["RequestTimeStamp"])
         message = f"{product}:{app_id}:{nonce}:{stamp}".encode()
-        expected = base64.b64encode(hmac.new(base64.b64decode(cfg.ADVO_API_KEY), message,
-                                             hashlib.sha512).digest()).decode()
+        expected = base64.b64encode(
+            hmac.new(base64.b64decode(cfg.ADVO_API_KEY), message, hashlib.sha512).digest()
+        ).decode()
         if app_id != cfg.ADVO_APP_ID or not hmac.compare_digest(expected, str(body["HMAC512Signature"])):
             raise AdvoError(401, "Signatur ungültig")
         try:
@@ -172,12 +209,13 @@ class AdvoStore:
                 ids = sorted(self.records)
             else:
                 since = self._local_param(geaendert_ab)
-                ids = sorted(b for b, r in self.records.items()
-                             if datetime.fromisoformat(r["geaendertAm"]) >= since)
+                ids = sorted(
+                    b for b, r in self.records.items() if datetime.fromisoformat(r["geaendertAm"]) >= since
+                )
             if len(self._list_cache) > 64:
                 self._list_cache.clear()
             self._list_cache[geaendert_ab] = ids
-        return [copy.deepcopy(self.records[b]) for b in ids[skip:skip + take]]
+        return [copy.deepcopy(self.records[b]) for b in ids[skip : skip + take]]
 
     def _local_param(self, text: str) -> datetime:
         try:
@@ -226,7 +264,9 @@ class AdvoStore:
             bemerkung = entry.get("bemerkung")
             if bemerkung is not None and not isinstance(bemerkung, str):
                 raise AdvoError(400, "Das Feld 'bemerkung' hat einen ungültigen Wert.")
-            items.append({"kommKz": kz, "tlf": tlf, "bemerkung": bemerkung, "online": bool(entry.get("online"))})
+            items.append(
+                {"kommKz": kz, "tlf": tlf, "bemerkung": bemerkung, "online": bool(entry.get("online"))}
+            )
         out["kommunikation"] = items
         return out
 
@@ -278,11 +318,16 @@ class AdvoSimulator:
             Route("/api/v1/Token", self.token, methods=["POST"]),
             Route("/api/v1/advonet/Beteiligte", self.collection, methods=["GET", "POST"]),
             Route("/api/v1/advonet/Beteiligte/{betnr}", self.one, methods=["GET", "PUT", "DELETE"]),
-            *admin_routes(self.harness, self.admin_reset, self.admin_records, [
-                Route("/__sandbox/tokens/expire", expire, methods=["POST"]),
-                Route("/__sandbox/tokens/ttl", token_ttl, methods=["GET", "POST"]),
-                Route("/__sandbox/deleted", deleted, methods=["GET"]),
-            ]),
+            *admin_routes(
+                self.harness,
+                self.admin_reset,
+                self.admin_records,
+                [
+                    Route("/__sandbox/tokens/expire", expire, methods=["POST"]),
+                    Route("/__sandbox/tokens/ttl", token_ttl, methods=["GET", "POST"]),
+                    Route("/__sandbox/deleted", deleted, methods=["GET"]),
+                ],
+            ),
         ]
         self.starlette = Starlette(routes=routes)
         self.app = HarnessMiddleware(self.starlette, self.harness, advo_fault_response)
@@ -291,8 +336,11 @@ class AdvoSimulator:
         self.store.reset(data.get("seed"), data.get("records"), data.get("demo"))
 
     def admin_records(self) -> dict[str, Any]:
-        return {"records": list(self.store.records.values()), "manifest": self.store.manifest,
-                "next_betNr": self.store.next_betnr}
+        return {
+            "records": list(self.store.records.values()),
+            "manifest": self.store.manifest,
+            "next_betNr": self.store.next_betnr,
+        }
 
     async def handle(self, request: Request, fn: Callable[[Request], Any], auth: bool = True) -> Response:
         try:
@@ -320,6 +368,7 @@ class AdvoSimulator:
             if isinstance(info, dict):
                 info["user"] = body.get("User")
             return JSONResponse(result)
+
         return await self.handle(request, run, auth=False)
 
     async def collection(self, request: Request) -> Response:
@@ -332,6 +381,7 @@ class AdvoSimulator:
             if take > MAX_TAKE:
                 raise AdvoError(400, f"Der Parameter 'take' darf höchstens {MAX_TAKE} sein.")
             return JSONResponse(self.store.list(skip, take, q.get("geaendertAb") or None))
+
         return await self.handle(request, run)
 
     async def one(self, request: Request) -> Response:
@@ -346,6 +396,7 @@ class AdvoSimulator:
                 return JSONResponse(self.store.replace(betnr, await self.body(req)))
             self.store.delete(betnr)
             return Response(status_code=204)
+
         return await self.handle(request, run)
 
 
@@ -362,7 +413,9 @@ async def advo_fault_response(fault: Fault, send: Send) -> None:
     if fault.retry_after is not None:
         headers["Retry-After"] = str(fault.retry_after)
     if fault.kind == "503_nicht_angemeldet":
-        await send_json(send, 503, {"Message": f"Die Kanzlei {cfg.ADVO_KANZLEI} ist nicht angemeldet"}, headers)
+        await send_json(
+            send, 503, {"Message": f"Die Kanzlei {cfg.ADVO_KANZLEI} ist nicht angemeldet"}, headers
+        )
         return
     status = int(fault.kind)
     await send_json(send, status, {"Message": f"Sandbox-Fehler {status}"}, headers)

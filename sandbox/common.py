@@ -67,9 +67,13 @@ class Fault:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "next_n": self.next_n, "latency_ms": self.latency_ms,
-            "match": {"method": self.method, "path": self.path}, "rate": self.rate,
-            "retry_after": self.retry_after, "hits": self.hits,
+            "kind": self.kind,
+            "next_n": self.next_n,
+            "latency_ms": self.latency_ms,
+            "match": {"method": self.method, "path": self.path},
+            "rate": self.rate,
+            "retry_after": self.retry_after,
+            "hits": self.hits,
         }
 
 
@@ -154,9 +158,12 @@ class HarnessMiddleware:
             await send(message)
 
         entry = {
-            "method": method, "path": path, "route": route_of(path),
+            "method": method,
+            "path": path,
+            "route": route_of(path),
             "query": scope.get("query_string", b"").decode("latin-1"),
-            "timestamp": utc_now_iso(), "fault": None,
+            "timestamp": utc_now_iso(),
+            "fault": None,
         }
         try:
             if harness.latency_ms > 0:
@@ -194,7 +201,10 @@ async def drop_connection(send: Send) -> None:
 
 async def send_json(send: Send, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
     raw = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
-    hdrs = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(raw)).encode())]
+    hdrs = [
+        (b"content-type", b"application/json; charset=utf-8"),
+        (b"content-length", str(len(raw)).encode()),
+    ]
     for k, v in (headers or {}).items():
         hdrs.append((k.lower().encode(), v.encode("latin-1")))
     await send({"type": "http.response.start", "status": status, "headers": hdrs})

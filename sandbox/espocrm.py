@@ -35,32 +35,108 @@ ENTITY = "CBeteiligte"
 ENUMS: dict[str, list[str | None]] = {
     "salutationName": ["", "Mr.", "Mrs.", "Ms.", "Mx."],
     "beteiligterTyp": ["Person", "Firma"],
-    "rechtsform": ["", "GmbH", "AG", "UG (haftungsbeschränkt)", "GmbH & Co. KG", "KG", "OHG", "GbR", "e.K.",
-                   "eG", "e.V.", "PartG", "PartG mbB", "Sonstige"],
-    "syncStatus": ["pending_sync", "syncing", "clean", "dirty", "failed", "conflict", "deleted_in_advoware",
-                   "permanently_failed"],
+    "rechtsform": [
+        "",
+        "GmbH",
+        "AG",
+        "UG (haftungsbeschränkt)",
+        "GmbH & Co. KG",
+        "KG",
+        "OHG",
+        "GbR",
+        "e.K.",
+        "eG",
+        "e.V.",
+        "PartG",
+        "PartG mbB",
+        "Sonstige",
+    ],
+    "syncStatus": [
+        "pending_sync",
+        "syncing",
+        "clean",
+        "dirty",
+        "failed",
+        "conflict",
+        "deleted_in_advoware",
+        "permanently_failed",
+    ],
 }
 PHONE_TYPES = ["Mobile", "Office", "Home", "Fax", "Other"]
 DATETIME_FIELDS = {"advowareLastSync", "advowareDeletedAt"}
 DATE_FIELDS = {"geburtsdatum"}
 INT_FIELDS = {"betnr", "syncRetryCount"}
-STRING_FIELDS = {"name", "firstName", "lastName", "titel", "handelsregisterNummer", "registergericht",
-                 "syncErrorMessage", "emailAddress", "phoneNumber"}
-SYSTEM_DROPPED = {"id", "deleted", "createdAt", "createdById", "createdByName", "modifiedAt", "modifiedById",
-                  "modifiedByName", "versionNumber"}
+STRING_FIELDS = {
+    "name",
+    "firstName",
+    "lastName",
+    "titel",
+    "handelsregisterNummer",
+    "registergericht",
+    "syncErrorMessage",
+    "emailAddress",
+    "phoneNumber",
+}
+SYSTEM_DROPPED = {
+    "id",
+    "deleted",
+    "createdAt",
+    "createdById",
+    "createdByName",
+    "modifiedAt",
+    "modifiedById",
+    "modifiedByName",
+    "versionNumber",
+}
 # Output order of a record.
 ATTRIBUTES = [
-    "id", "name", "deleted", "salutationName", "firstName", "lastName", "beteiligterTyp", "titel",
-    "geburtsdatum", "rechtsform", "handelsregisterNummer", "registergericht", "emailAddress", "phoneNumber",
-    "betnr", "syncStatus", "advowareLastSync", "advowareDeletedAt", "syncErrorMessage", "syncRetryCount",
-    "createdAt", "modifiedAt", "createdById", "createdByName", "modifiedById", "modifiedByName",
+    "id",
+    "name",
+    "deleted",
+    "salutationName",
+    "firstName",
+    "lastName",
+    "beteiligterTyp",
+    "titel",
+    "geburtsdatum",
+    "rechtsform",
+    "handelsregisterNummer",
+    "registergericht",
+    "emailAddress",
+    "phoneNumber",
+    "betnr",
+    "syncStatus",
+    "advowareLastSync",
+    "advowareDeletedAt",
+    "syncErrorMessage",
+    "syncRetryCount",
+    "createdAt",
+    "modifiedAt",
+    "createdById",
+    "createdByName",
+    "modifiedById",
+    "modifiedByName",
 ]
 DATA_ATTRS = ("emailAddressData", "phoneNumberData")
 WRITABLE = (set(ENUMS) | DATETIME_FIELDS | DATE_FIELDS | INT_FIELDS | STRING_FIELDS) - SYSTEM_DROPPED
-NO_UPDATE_EVENT = {"modifiedAt", "modifiedById", "modifiedByName", "versionNumber", "isFollowed",
-                   "isStarred", "followersIds", "followersNames", "streamUpdatedAt"}
-DEFAULTS: dict[str, Any] = {"salutationName": "", "rechtsform": "", "syncStatus": "pending_sync",
-                            "syncRetryCount": 0, "deleted": False}
+NO_UPDATE_EVENT = {
+    "modifiedAt",
+    "modifiedById",
+    "modifiedByName",
+    "versionNumber",
+    "isFollowed",
+    "isStarred",
+    "followersIds",
+    "followersNames",
+    "streamUpdatedAt",
+}
+DEFAULTS: dict[str, Any] = {
+    "salutationName": "",
+    "rechtsform": "",
+    "syncStatus": "pending_sync",
+    "syncRetryCount": 0,
+    "deleted": False,
+}
 DT_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2})(?::(\d{2}))?$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -89,9 +165,15 @@ class EspoError(Exception):
 
 def validation_error(field: str, vtype: str = "valid") -> EspoError:
     return EspoError(
-        400, f"Field validation failure; entityType: {ENTITY}, field: {field}, type: {vtype}.",
-        {"messageTranslation": {"label": "validationFailure", "scope": None,
-                                "data": {"field": field, "type": vtype}}},
+        400,
+        f"Field validation failure; entityType: {ENTITY}, field: {field}, type: {vtype}.",
+        {
+            "messageTranslation": {
+                "label": "validationFailure",
+                "scope": None,
+                "data": {"field": field, "type": vtype},
+            }
+        },
     )
 
 
@@ -204,6 +286,7 @@ def _cmp(op: Callable[[Any, Any], bool], attr: str, value: Any) -> Predicate:
             return op(rv, v)
         except TypeError:
             return op(str(rv), str(v))
+
     return pred
 
 
@@ -238,6 +321,7 @@ def compile_item(item: Any) -> Predicate:
                 return False
             hit = any(rv == _coerce(rv, v) for v in values)
             return hit if positive else not hit
+
         return pred_in
     if wtype == "isNull":
         return lambda r: r.get(attr) is None
@@ -248,9 +332,12 @@ def compile_item(item: Any) -> Predicate:
     if wtype == "isFalse":
         return lambda r: r.get(attr) is False
     ops: dict[str, Callable[[Any, Any], bool]] = {
-        "after": lambda a, b: a > b, "greaterThan": lambda a, b: a > b,
-        "before": lambda a, b: a < b, "lessThan": lambda a, b: a < b,
-        "greaterThanOrEquals": lambda a, b: a >= b, "lessThanOrEquals": lambda a, b: a <= b,
+        "after": lambda a, b: a > b,
+        "greaterThan": lambda a, b: a > b,
+        "before": lambda a, b: a < b,
+        "lessThan": lambda a, b: a < b,
+        "greaterThanOrEquals": lambda a, b: a >= b,
+        "lessThanOrEquals": lambda a, b: a <= b,
     }
     if wtype in ops:
         return _cmp(ops[wtype], attr, _dt_value(item))
@@ -275,19 +362,37 @@ class EspoStore:
         self.notes: list[dict[str, Any]] = []
         self.notifications: list[dict[str, Any]] = []
         self.users = {
-            cfg.ESPO_API_USER_ID: User(cfg.ESPO_API_USER_ID, cfg.ESPO_API_USER_NAME, "Sync API",
-                                       cfg.ESPO_API_KEY, cfg.ESPO_API_SECRET, False, "api"),
-            cfg.ESPO_HUMAN_USER_ID: User(cfg.ESPO_HUMAN_USER_ID, cfg.ESPO_HUMAN_USER_NAME, "Anna Admin",
-                                         cfg.ESPO_HUMAN_KEY, None, True, "admin"),
+            cfg.ESPO_API_USER_ID: User(
+                cfg.ESPO_API_USER_ID,
+                cfg.ESPO_API_USER_NAME,
+                "Sync API",
+                cfg.ESPO_API_KEY,
+                cfg.ESPO_API_SECRET,
+                False,
+                "api",
+            ),
+            cfg.ESPO_HUMAN_USER_ID: User(
+                cfg.ESPO_HUMAN_USER_ID,
+                cfg.ESPO_HUMAN_USER_NAME,
+                "Anna Admin",
+                cfg.ESPO_HUMAN_KEY,
+                None,
+                True,
+                "admin",
+            ),
         }
         self.by_key = {u.api_key: u for u in self.users.values()}
         self.by_user_name = {u.user_name.lower(): u for u in self.users.values()}
 
     def reset(self, seed: int | None = None, records: int | None = None, demo: bool | None = None) -> None:
         c = self.config
-        data = build_seed(c.seed if seed is None else seed, demo=c.demo if demo is None else demo,
-                          records=c.records if records is None else records, tz=c.advo_timezone,
-                          first_betnr=cfg.ADVO_FIRST_BETNR)
+        data = build_seed(
+            c.seed if seed is None else seed,
+            demo=c.demo if demo is None else demo,
+            records=c.records if records is None else records,
+            tz=c.advo_timezone,
+            first_betnr=cfg.ADVO_FIRST_BETNR,
+        )
         self.records = {}
         self.by_betnr = {}
         for rec in data.espo:
@@ -374,7 +479,7 @@ class EspoStore:
         else:
             ids = self.sorted_ids(order_by, order == "desc")
         matched = [i for i in ids if pred(self.records[i])]
-        page = matched[offset:offset + max_size] if max_size > 0 else []
+        page = matched[offset : offset + max_size] if max_size > 0 else []
         select = params.get("select")
         if isinstance(select, str):
             fields = [s.strip() for s in select.split(",") if s.strip()]
@@ -397,7 +502,9 @@ class EspoStore:
 
     def _candidates(self, where: Any) -> set[str] | None:
         """Index fast path: a top-level equals/in on betnr or id."""
-        items = where if isinstance(where, list) else (list(where.values()) if isinstance(where, dict) else [])
+        items = (
+            where if isinstance(where, list) else (list(where.values()) if isinstance(where, dict) else [])
+        )
         for item in items:
             if not isinstance(item, dict) or item.get("type") not in ("equals", "in"):
                 continue
@@ -416,8 +523,9 @@ class EspoStore:
         return None
 
     # --- writing -----------------------------------------------------------------------------
-    def save(self, data: Any, user: User, rid: str | None = None,
-             skip_duplicate_check: bool = True) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def save(
+        self, data: Any, user: User, rid: str | None = None, skip_duplicate_check: bool = True
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """Create (rid None) or update. Returns (record, webhook item or None)."""
         if not isinstance(data, dict):
             raise EspoError(400, "Bad request data.")
@@ -431,8 +539,11 @@ class EspoStore:
             new["beteiligterTyp"] = "Firma" if new.get("rechtsform") else "Person"
         _apply_multi(new, clean, "emailAddress", "emailAddressData")
         _apply_multi(new, clean, "phoneNumber", "phoneNumberData")
-        if new.get("beteiligterTyp") == "Person" and not clean.get("name") and (
-                old is None or "firstName" in clean or "lastName" in clean):
+        if (
+            new.get("beteiligterTyp") == "Person"
+            and not clean.get("name")
+            and (old is None or "firstName" in clean or "lastName" in clean)
+        ):
             computed = " ".join(p for p in (new.get("firstName"), new.get("lastName")) if p)
             if computed:
                 new["name"] = computed
@@ -452,9 +563,17 @@ class EspoStore:
             new["createdAt"] = stamp
             new["createdById"], new["createdByName"] = user.id, user.name
             new["deleted"] = False
-            item = {k: copy.deepcopy(new[k]) for k in ATTRIBUTES if k in new and (
-                k in clean or k in DEFAULTS or k in SYSTEM_DROPPED or k in ("name", "beteiligterTyp",
-                                                                              "emailAddress", "phoneNumber"))}
+            item = {
+                k: copy.deepcopy(new[k])
+                for k in ATTRIBUTES
+                if k in new
+                and (
+                    k in clean
+                    or k in DEFAULTS
+                    or k in SYSTEM_DROPPED
+                    or k in ("name", "beteiligterTyp", "emailAddress", "phoneNumber")
+                )
+            }
             for attr in DATA_ATTRS:
                 if attr in clean:
                     item[attr] = copy.deepcopy(new[attr])
@@ -469,10 +588,11 @@ class EspoStore:
         self.records[rid] = new
         self._index(new)
         self._sorted.clear()
-        if not meaningful and not any(
-                a in clean and old.get(a) != new.get(a) for a in DATA_ATTRS):
+        if not meaningful and not any(a in clean and old.get(a) != new.get(a) for a in DATA_ATTRS):
             return new, None
-        item = {k: copy.deepcopy(new.get(k)) for k in changed if k not in ("modifiedAt", "versionNumber", "id")}
+        item = {
+            k: copy.deepcopy(new.get(k)) for k in changed if k not in ("modifiedAt", "versionNumber", "id")
+        }
         for attr in DATA_ATTRS:
             if attr in clean and old.get(attr) != new.get(attr):
                 item[attr] = copy.deepcopy(new[attr])
@@ -485,7 +605,8 @@ class EspoStore:
         out = []
         for rec in self.records.values():
             if (name and (rec.get("name") or "").strip().lower() == name) or (
-                    email and (rec.get("emailAddress") or "").lower() == email):
+                email and (rec.get("emailAddress") or "").lower() == email
+            ):
                 out.append({k: rec.get(k) for k in ("id", "name", "emailAddress", "betnr", "createdAt")})
                 if len(out) >= 5:
                     break
@@ -645,13 +766,23 @@ def _apply_multi(new: dict[str, Any], clean: dict[str, Any], scalar: str, data_a
     if value:
         primary = {scalar: value, "primary": True, "optOut": False, "invalid": False}
         if scalar == "emailAddress":
-            primary = {scalar: value, "lower": value.lower(), "primary": True, "optOut": False,
-                       "invalid": False}
+            primary = {
+                scalar: value,
+                "lower": value.lower(),
+                "primary": True,
+                "optOut": False,
+                "invalid": False,
+            }
         else:
             old_primary = next((e for e in entries if e["primary"]), None)
             primary["type"] = (old_primary or {}).get("type") or "Mobile"
-            primary = {scalar: value, "type": primary["type"], "primary": True, "optOut": False,
-                       "invalid": False}
+            primary = {
+                scalar: value,
+                "type": primary["type"],
+                "primary": True,
+                "optOut": False,
+                "invalid": False,
+            }
         entries = [primary, *rest]
     else:
         entries = rest
@@ -668,12 +799,17 @@ class EspoSimulator:
         self.config = sandbox_config
         self.store = EspoStore(sandbox_config)
         self.harness = Harness("espocrm", sandbox_config.latency_ms, sandbox_config.timeout_fault_seconds)
-        self.dispatcher = Dispatcher(DispatcherSettings(
-            interval=sandbox_config.webhook_interval, retry_delay=sandbox_config.webhook_retry_delay,
-            timeout=sandbox_config.webhook_timeout, max_attempts=sandbox_config.webhook_max_attempts,
-            batch_size=sandbox_config.webhook_batch_size, shuffle=sandbox_config.webhook_shuffle,
-            seed=sandbox_config.seed,
-        ))
+        self.dispatcher = Dispatcher(
+            DispatcherSettings(
+                interval=sandbox_config.webhook_interval,
+                retry_delay=sandbox_config.webhook_retry_delay,
+                timeout=sandbox_config.webhook_timeout,
+                max_attempts=sandbox_config.webhook_max_attempts,
+                batch_size=sandbox_config.webhook_batch_size,
+                shuffle=sandbox_config.webhook_shuffle,
+                seed=sandbox_config.seed,
+            )
+        )
         self.reset()
         routes = [
             Route("/api/v1/CBeteiligte", self.list_or_create, methods=["GET", "POST"]),
@@ -697,10 +833,18 @@ class EspoSimulator:
         if self.config.webhooks_enabled:
             api = self.store.users[cfg.ESPO_API_USER_ID]
             for event, (wid, secret) in cfg.WEBHOOKS.items():
-                self.dispatcher.add(Webhook(
-                    id=wid, event=f"{ENTITY}.{event}", url=self.config.webhook_url(event), user_id=api.id,
-                    user_name=api.user_name, secret_key=secret, skip_own=True, created_at=now_espo(),
-                ))
+                self.dispatcher.add(
+                    Webhook(
+                        id=wid,
+                        event=f"{ENTITY}.{event}",
+                        url=self.config.webhook_url(event),
+                        user_id=api.id,
+                        user_name=api.user_name,
+                        secret_key=secret,
+                        skip_own=True,
+                        created_at=now_espo(),
+                    )
+                )
 
     def _lifespan(self, app: Starlette) -> Any:
         sim = self
@@ -764,6 +908,7 @@ class EspoSimulator:
             if item is not None:
                 self.dispatcher.enqueue(f"{ENTITY}.create", item, user.id)
             return self.store.full(rec)
+
         return await self.handle(request, run)
 
     async def one(self, request: Request) -> Response:
@@ -782,9 +927,11 @@ class EspoSimulator:
                 self.dispatcher.enqueue(f"{ENTITY}.update", item, user.id)
                 for key in item:
                     if key != "id":
-                        self.dispatcher.enqueue(f"{ENTITY}.fieldUpdate.{key}", {"id": rid, key: item[key]},
-                                                user.id)
+                        self.dispatcher.enqueue(
+                            f"{ENTITY}.fieldUpdate.{key}", {"id": rid, key: item[key]}, user.id
+                        )
             return self.store.full(rec)
+
         return await self.handle(request, run)
 
     # --- Webhook -------------------------------------------------------------------------------
@@ -794,31 +941,62 @@ class EspoSimulator:
             if user.type not in ("api", "admin"):
                 raise EspoError(403, "No access.")
             if req.method == "GET":
-                own = [w.public(with_secret=False) for w in self.dispatcher.webhooks.values()
-                       if user.is_admin or w.user_id == user.id]
+                own = [
+                    w.public(with_secret=False)
+                    for w in self.dispatcher.webhooks.values()
+                    if user.is_admin or w.user_id == user.id
+                ]
                 return {"total": len(own), "list": own}
             data = await self.body(req)
             if not isinstance(data, dict):
                 raise EspoError(400, "Bad request data.")
             event, url = data.get("event"), data.get("url")
             if not isinstance(event, str) or not re.fullmatch(
-                    rf"{ENTITY}\.(create|update|delete|fieldUpdate\.[A-Za-z0-9]+)", event):
-                raise EspoError(400, "Field validation failure; entityType: Webhook, field: event, type: valid.",
-                                {"messageTranslation": {"label": "validationFailure", "scope": None,
-                                                        "data": {"field": "event", "type": "valid"}}})
+                rf"{ENTITY}\.(create|update|delete|fieldUpdate\.[A-Za-z0-9]+)", event
+            ):
+                raise EspoError(
+                    400,
+                    "Field validation failure; entityType: Webhook, field: event, type: valid.",
+                    {
+                        "messageTranslation": {
+                            "label": "validationFailure",
+                            "scope": None,
+                            "data": {"field": "event", "type": "valid"},
+                        }
+                    },
+                )
             if not isinstance(url, str) or not re.match(r"^https?://", url):
-                raise EspoError(400, "Field validation failure; entityType: Webhook, field: url, type: valid.",
-                                {"messageTranslation": {"label": "validationFailure", "scope": None,
-                                                        "data": {"field": "url", "type": "valid"}}})
-            if not user.is_admin and sum(1 for w in self.dispatcher.webhooks.values()
-                                         if w.user_id == user.id) >= 50:
+                raise EspoError(
+                    400,
+                    "Field validation failure; entityType: Webhook, field: url, type: valid.",
+                    {
+                        "messageTranslation": {
+                            "label": "validationFailure",
+                            "scope": None,
+                            "data": {"field": "url", "type": "valid"},
+                        }
+                    },
+                )
+            if (
+                not user.is_admin
+                and sum(1 for w in self.dispatcher.webhooks.values() if w.user_id == user.id) >= 50
+            ):
                 raise EspoError(403, "Webhook number limit reached.")
-            wh = self.dispatcher.add(Webhook(
-                id=new_id(), event=event, url=url, user_id=user.id, user_name=user.user_name,
-                secret_key=self.dispatcher.new_secret(), skip_own=bool(data.get("skipOwn", False)),
-                is_active=bool(data.get("isActive", True)), created_at=now_espo(),
-            ))
+            wh = self.dispatcher.add(
+                Webhook(
+                    id=new_id(),
+                    event=event,
+                    url=url,
+                    user_id=user.id,
+                    user_name=user.user_name,
+                    secret_key=self.dispatcher.new_secret(),
+                    skip_own=bool(data.get("skipOwn", False)),
+                    is_active=bool(data.get("isActive", True)),
+                    created_at=now_espo(),
+                )
+            )
             return JSONResponse(wh.public(), status_code=201)
+
         return await self.handle(request, run)
 
     async def webhook_one(self, request: Request) -> Response:
@@ -832,6 +1010,7 @@ class EspoSimulator:
                 return wh.public(with_secret=False)
             self.dispatcher.remove(wid)
             return True
+
         return await self.handle(request, run)
 
     # --- Note / Notification ---------------------------------------------------------------------
@@ -840,38 +1019,65 @@ class EspoSimulator:
             user = self.auth(req)
             if req.method == "GET":
                 params = parse_nested_query(list(req.query_params.multi_items()))
-                notes = [n for n in self.store.notes
-                         if not params.get("parentId") or n["parentId"] == params["parentId"]]
+                notes = [
+                    n
+                    for n in self.store.notes
+                    if not params.get("parentId") or n["parentId"] == params["parentId"]
+                ]
                 return {"total": len(notes), "list": notes}
             data = await self.body(req)
             if not isinstance(data, dict) or data.get("type", "Post") != "Post":
                 raise EspoError(403, "No create access.")
             post = data.get("post")
             if not isinstance(post, str) or not post.strip():
-                raise EspoError(400, "Field validation failure; entityType: Note, field: post, type: required.",
-                                {"messageTranslation": {"label": "validationFailure", "scope": None,
-                                                        "data": {"field": "post", "type": "required"}}})
+                raise EspoError(
+                    400,
+                    "Field validation failure; entityType: Note, field: post, type: required.",
+                    {
+                        "messageTranslation": {
+                            "label": "validationFailure",
+                            "scope": None,
+                            "data": {"field": "post", "type": "required"},
+                        }
+                    },
+                )
             parent_type, parent_id = data.get("parentType"), data.get("parentId")
             if parent_type is not None:
                 if parent_type != ENTITY:
                     raise EspoError(403, "No access.")
                 self.store.get(str(parent_id))
             note = {
-                "id": new_id(), "type": "Post", "post": post, "parentType": parent_type,
-                "parentId": parent_id, "createdAt": now_espo(), "createdById": user.id,
-                "createdByName": user.name, "deleted": False,
+                "id": new_id(),
+                "type": "Post",
+                "post": post,
+                "parentType": parent_type,
+                "parentId": parent_id,
+                "createdAt": now_espo(),
+                "createdById": user.id,
+                "createdByName": user.name,
+                "deleted": False,
             }
             self.store.notes.append(note)
             for mention in re.findall(r"@([A-Za-z0-9_.\-]*[A-Za-z0-9_])", post):
                 target = self.store.by_user_name.get(mention.lower())
                 if target is not None and target.id != user.id:
-                    self.store.notifications.append({
-                        "id": new_id(), "type": "MentionInPost", "userId": target.id, "read": False,
-                        "noteId": note["id"], "relatedType": "Note", "relatedId": note["id"],
-                        "relatedParentType": parent_type, "relatedParentId": parent_id,
-                        "createdAt": note["createdAt"], "createdById": user.id,
-                    })
+                    self.store.notifications.append(
+                        {
+                            "id": new_id(),
+                            "type": "MentionInPost",
+                            "userId": target.id,
+                            "read": False,
+                            "noteId": note["id"],
+                            "relatedType": "Note",
+                            "relatedId": note["id"],
+                            "relatedParentType": parent_type,
+                            "relatedParentId": parent_id,
+                            "createdAt": note["createdAt"],
+                            "createdById": user.id,
+                        }
+                    )
             return note
+
         return await self.handle(request, run)
 
     async def notification(self, request: Request) -> Response:
@@ -885,18 +1091,33 @@ class EspoSimulator:
             data = await self.body(req)
             if not isinstance(data, dict) or data.get("userId") not in self.store.users:
                 raise validation_error("userId", "required")
-            note = {"id": new_id(), "type": str(data.get("type") or "Message"), "userId": data["userId"],
-                    "message": data.get("message"), "read": False, "createdAt": now_espo(),
-                    "createdById": user.id}
+            note = {
+                "id": new_id(),
+                "type": str(data.get("type") or "Message"),
+                "userId": data["userId"],
+                "message": data.get("message"),
+                "read": False,
+                "createdAt": now_espo(),
+                "createdById": user.id,
+            }
             self.store.notifications.append(note)
             return note
+
         return await self.handle(request, run)
 
     async def app_user(self, request: Request) -> Response:
         async def run(req: Request) -> Any:
             user = self.auth(req)
-            return {"user": {"id": user.id, "userName": user.user_name, "name": user.name,
-                             "type": user.type, "isAdmin": user.is_admin}}
+            return {
+                "user": {
+                    "id": user.id,
+                    "userName": user.user_name,
+                    "name": user.name,
+                    "type": user.type,
+                    "isAdmin": user.is_admin,
+                }
+            }
+
         return await self.handle(request, run)
 
     # --- admin ---------------------------------------------------------------------------------
@@ -904,24 +1125,36 @@ class EspoSimulator:
         self.reset(data.get("seed"), data.get("records"), data.get("demo"))
 
     def admin_records(self) -> dict[str, Any]:
-        return {"records": [self.store.full(r) for r in self.store.records.values()],
-                "manifest": self.store.manifest}
+        return {
+            "records": [self.store.full(r) for r in self.store.records.values()],
+            "manifest": self.store.manifest,
+        }
 
     def admin_extra(self) -> list[Route]:
         async def webhooks_state(request: Request) -> Response:
             d = self.dispatcher
             limit = int(request.query_params.get("log", "200"))
-            return JSONResponse({
-                "webhooks": [w.public() for w in d.webhooks.values()], "pending": d.pending(),
-                "retrying": len(d.retries), "stats": d.stats,
-                "settings": vars(d.settings), "log": list(d.log)[-limit:],
-            })
+            return JSONResponse(
+                {
+                    "webhooks": [w.public() for w in d.webhooks.values()],
+                    "pending": d.pending(),
+                    "retrying": len(d.retries),
+                    "stats": d.stats,
+                    "settings": vars(d.settings),
+                    "log": list(d.log)[-limit:],
+                }
+            )
 
         async def webhooks_flush(request: Request) -> Response:
             data = await json_or_empty(request)
             results = await self.dispatcher.tick(force_retries=bool(data.get("force_retries", False)))
-            return JSONResponse({"deliveries": results, "pending": self.dispatcher.pending(),
-                                 "retrying": len(self.dispatcher.retries)})
+            return JSONResponse(
+                {
+                    "deliveries": results,
+                    "pending": self.dispatcher.pending(),
+                    "retrying": len(self.dispatcher.retries),
+                }
+            )
 
         async def webhooks_redeliver(request: Request) -> Response:
             data = await json_or_empty(request)
@@ -930,8 +1163,16 @@ class EspoSimulator:
         async def webhooks_settings(request: Request) -> Response:
             data = await json_or_empty(request)
             s = self.dispatcher.settings
-            for key in ("interval", "retry_delay", "timeout", "max_attempts", "batch_size", "shuffle",
-                        "shuffle_items", "paused"):
+            for key in (
+                "interval",
+                "retry_delay",
+                "timeout",
+                "max_attempts",
+                "batch_size",
+                "shuffle",
+                "shuffle_items",
+                "paused",
+            ):
                 if key in data:
                     setattr(s, key, type(getattr(s, key))(data[key]))
             return JSONResponse(vars(s))

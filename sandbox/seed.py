@@ -19,30 +19,92 @@ PHONE_TYPE_TO_KOMMKZ = {"Office": 1, "Fax": 2, "Mobile": 3, "Home": 6, "Other": 
 EMAIL_KOMMKZ = {"business": 4, "private": 8}
 
 FIRST_NAMES = [
-    ("Jürgen", "Mr."), ("Käthe", "Mrs."), ("Björn", "Mr."), ("Sören", "Mr."), ("Hanna", "Ms."),
-    ("Günter", "Mr."), ("Ursula", "Mrs."), ("Özlem", "Ms."), ("Jörg", "Mr."), ("Bärbel", "Mrs."),
-    ("Maximilian", "Mr."), ("Lena", "Ms."), ("Friedrich", "Mr."), ("Anneliese", "Mrs."), ("Kai", "Mx."),
-    ("Ömer", "Mr."), ("Gisela", "Mrs."), ("Lüder", "Mr."), ("Sophie", "Ms."), ("Hans-Jürgen", "Mr."),
-    ("Marie-Luise", "Mrs."), ("Torben", "Mr."), ("Jana", "Ms."), ("Dörte", "Mrs."), ("Ulrich", "Mr."),
+    ("Jürgen", "Mr."),
+    ("Käthe", "Mrs."),
+    ("Björn", "Mr."),
+    ("Sören", "Mr."),
+    ("Hanna", "Ms."),
+    ("Günter", "Mr."),
+    ("Ursula", "Mrs."),
+    ("Özlem", "Ms."),
+    ("Jörg", "Mr."),
+    ("Bärbel", "Mrs."),
+    ("Maximilian", "Mr."),
+    ("Lena", "Ms."),
+    ("Friedrich", "Mr."),
+    ("Anneliese", "Mrs."),
+    ("Kai", "Mx."),
+    ("Ömer", "Mr."),
+    ("Gisela", "Mrs."),
+    ("Lüder", "Mr."),
+    ("Sophie", "Ms."),
+    ("Hans-Jürgen", "Mr."),
+    ("Marie-Luise", "Mrs."),
+    ("Torben", "Mr."),
+    ("Jana", "Ms."),
+    ("Dörte", "Mrs."),
+    ("Ulrich", "Mr."),
 ]
 LAST_NAMES = [
-    "Müller", "Schäfer", "Größer", "Weiß", "Bäcker", "Köhler", "Fröhlich", "Yılmaz", "Schröder",
-    "Hoffmann", "Krüger", "Wöhler", "Jäger", "Löwenthal", "Brandstätter", "Kühn", "Maaß", "Stößel",
-    "von Bülow", "Dürr", "Nußbaum", "Zimmermann", "Öztürk", "Strauß", "Lindemann", "Heß",
+    "Müller",
+    "Schäfer",
+    "Größer",
+    "Weiß",
+    "Bäcker",
+    "Köhler",
+    "Fröhlich",
+    "Yılmaz",
+    "Schröder",
+    "Hoffmann",
+    "Krüger",
+    "Wöhler",
+    "Jäger",
+    "Löwenthal",
+    "Brandstätter",
+    "Kühn",
+    "Maaß",
+    "Stößel",
+    "von Bülow",
+    "Dürr",
+    "Nußbaum",
+    "Zimmermann",
+    "Öztürk",
+    "Strauß",
+    "Lindemann",
+    "Heß",
 ]
 CITIES_COURTS = [
-    ("Berlin", "Amtsgericht Charlottenburg", "030"), ("München", "Amtsgericht München", "089"),
-    ("Hamburg", "Amtsgericht Hamburg", "040"), ("Köln", "Amtsgericht Köln", "0221"),
-    ("Düsseldorf", "Amtsgericht Düsseldorf", "0211"), ("Nürnberg", "Amtsgericht Nürnberg", "0911"),
-    ("Lübeck", "Amtsgericht Lübeck", "0451"), ("Frankfurt am Main", "Amtsgericht Frankfurt am Main", "069"),
-    ("Würzburg", "Amtsgericht Würzburg", "0931"), ("Osnabrück", "Amtsgericht Osnabrück", "0541"),
+    ("Berlin", "Amtsgericht Charlottenburg", "030"),
+    ("München", "Amtsgericht München", "089"),
+    ("Hamburg", "Amtsgericht Hamburg", "040"),
+    ("Köln", "Amtsgericht Köln", "0221"),
+    ("Düsseldorf", "Amtsgericht Düsseldorf", "0211"),
+    ("Nürnberg", "Amtsgericht Nürnberg", "0911"),
+    ("Lübeck", "Amtsgericht Lübeck", "0451"),
+    ("Frankfurt am Main", "Amtsgericht Frankfurt am Main", "069"),
+    ("Würzburg", "Amtsgericht Würzburg", "0931"),
+    ("Osnabrück", "Amtsgericht Osnabrück", "0541"),
 ]
 COMPANY_STEMS = [
-    "Müller & Söhne Bau", "Bäckerei Schäfer", "Grünwald Immobilien", "Nordlicht Logistik",
-    "Süßwaren Köhler", "Weißbier Brauerei Straßberger", "Elbtal Energie", "Fröhlich Consulting",
-    "Alpenblick Hotelbetriebe", "Rheinische Maschinenbau", "Schwäbische Feinwerktechnik",
-    "Lüneburger Heide Reisen", "Ostsee Fischräucherei Wöhler", "Isar Software", "Kölner Domblick Verlag",
-    "Mainfränkische Weinkellerei", "Bürgerstiftung Heßloch", "Tischlerei Dürr", "Gößweinstein Apotheke",
+    "Müller & Söhne Bau",
+    "Bäckerei Schäfer",
+    "Grünwald Immobilien",
+    "Nordlicht Logistik",
+    "Süßwaren Köhler",
+    "Weißbier Brauerei Straßberger",
+    "Elbtal Energie",
+    "Fröhlich Consulting",
+    "Alpenblick Hotelbetriebe",
+    "Rheinische Maschinenbau",
+    "Schwäbische Feinwerktechnik",
+    "Lüneburger Heide Reisen",
+    "Ostsee Fischräucherei Wöhler",
+    "Isar Software",
+    "Kölner Domblick Verlag",
+    "Mainfränkische Weinkellerei",
+    "Bürgerstiftung Heßloch",
+    "Tischlerei Dürr",
+    "Gößweinstein Apotheke",
 ]
 RECHTSFORMEN_HRB = ["GmbH", "AG", "UG (haftungsbeschränkt)", "GmbH & Co. KG"]
 RECHTSFORMEN_HRA = ["KG", "OHG", "e.K."]
@@ -51,10 +113,24 @@ TITLES = [None, None, None, None, "Dr.", "Prof. Dr.", "Dr. med.", "Dipl.-Ing."]
 ZUSAETZE = [None, None, None, "c/o Hausverwaltung Krüger", "Geschäftsführer", "z. Hd. Buchhaltung"]
 DOMAINS = ["example.org", "example.com", "example.net"]
 
-ASCII_MAP = str.maketrans({
-    "ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "ae", "Ö": "oe", "Ü": "ue", "ı": "i", " ": "",
-    "&": "", ".": "", "(": "", ")": "", "-": "-",
-})
+ASCII_MAP = str.maketrans(
+    {
+        "ä": "ae",
+        "ö": "oe",
+        "ü": "ue",
+        "ß": "ss",
+        "Ä": "ae",
+        "Ö": "oe",
+        "Ü": "ue",
+        "ı": "i",
+        " ": "",
+        "&": "",
+        ".": "",
+        "(": "",
+        ")": "",
+        "-": "-",
+    }
+)
 
 
 def slug(text: str) -> str:
@@ -100,8 +176,16 @@ def advo_dt(dt: datetime, tz: str) -> str:
     return dt.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def espo_record(p: Party, rid: str, *, betnr: int | None, sync_status: str | None,
-                last_sync: datetime | None, modified: datetime, user: tuple[str, str]) -> dict[str, Any]:
+def espo_record(
+    p: Party,
+    rid: str,
+    *,
+    betnr: int | None,
+    sync_status: str | None,
+    last_sync: datetime | None,
+    modified: datetime,
+    user: tuple[str, str],
+) -> dict[str, Any]:
     emails = [
         {"emailAddress": a, "lower": a.lower(), "primary": i == 0, "optOut": False, "invalid": False}
         for i, (a, _k) in enumerate(p.emails)
@@ -147,7 +231,9 @@ def advo_record(p: Party, betnr: int, *, modified: datetime, tz: str) -> dict[st
     for addr, kind in p.emails:
         komm.append({"kommKz": EMAIL_KOMMKZ[kind], "tlf": addr, "bemerkung": None, "online": False})
     for number, ptype in p.phones:
-        komm.append({"kommKz": PHONE_TYPE_TO_KOMMKZ[ptype], "tlf": number, "bemerkung": None, "online": False})
+        komm.append(
+            {"kommKz": PHONE_TYPE_TO_KOMMKZ[ptype], "tlf": number, "bemerkung": None, "online": False}
+        )
     person = p.typ == "Person"
     return {
         "betNr": betnr,
@@ -181,15 +267,28 @@ def make_person(rng: random.Random, key: str, idx: int) -> Party:
     local = f"{slug(first)}.{slug(last)}"
     emails = [(f"{local}@{rng.choice(DOMAINS)}", "private")]
     if rng.random() < 0.6:
-        emails.append((f"{slug(first)[0]}.{slug(last)}@kanzlei-{slug(last)}.example.de".replace(
-            ".example.de", ".example.org"), "business"))
+        emails.append(
+            (
+                f"{slug(first)[0]}.{slug(last)}@kanzlei-{slug(last)}.example.de".replace(
+                    ".example.de", ".example.org"
+                ),
+                "business",
+            )
+        )
     phones = [(_phone(rng, prefix, mobile=True), "Mobile"), (_phone(rng, prefix), "Home")]
     if rng.random() < 0.4:
         phones.append((_phone(rng, prefix), "Office"))
     return Party(
-        key=key, typ="Person", salutation=salutation, titel=titel, first_name=first, last_name=last,
-        geburtsdatum=birth if rng.random() < 0.8 else None, zusatz=rng.choice(ZUSAETZE),
-        emails=emails, phones=phones,
+        key=key,
+        typ="Person",
+        salutation=salutation,
+        titel=titel,
+        first_name=first,
+        last_name=last,
+        geburtsdatum=birth if rng.random() < 0.8 else None,
+        zusatz=rng.choice(ZUSAETZE),
+        emails=emails,
+        phones=phones,
         created=BASE_TIME - timedelta(days=rng.randint(30, 900), seconds=rng.randint(0, 86399)),
     )
 
@@ -215,9 +314,15 @@ def make_company(rng: random.Random, key: str, idx: int) -> Party:
     if rng.random() < 0.5:
         phones.append((_phone(rng, prefix, mobile=True), "Mobile"))
     return Party(
-        key=key, typ="Firma", company=f"{stem} {rechtsform}", rechtsform=rechtsform, hrb=hrb,
-        registergericht=court if hrb else None, zusatz=rng.choice(ZUSAETZE),
-        emails=emails, phones=phones,
+        key=key,
+        typ="Firma",
+        company=f"{stem} {rechtsform}",
+        rechtsform=rechtsform,
+        hrb=hrb,
+        registergericht=court if hrb else None,
+        zusatz=rng.choice(ZUSAETZE),
+        emails=emails,
+        phones=phones,
         created=BASE_TIME - timedelta(days=rng.randint(30, 900), seconds=rng.randint(0, 86399)),
     )
 
@@ -230,14 +335,26 @@ class SeedData:
     manifest: dict[str, Any]
 
 
-def build_seed(seed: int = 42, *, demo: bool = True, records: int = 0, tz: str = "Europe/Berlin",
-               first_betnr: int = 100001, human: tuple[str, str] = ("6650000000000hum1", "anna.admin"),
-               api: tuple[str, str] = ("6650000000000api1", "sync-api")) -> SeedData:
+def build_seed(
+    seed: int = 42,
+    *,
+    demo: bool = True,
+    records: int = 0,
+    tz: str = "Europe/Berlin",
+    first_betnr: int = 100001,
+    human: tuple[str, str] = ("6650000000000hum1", "anna.admin"),
+    api: tuple[str, str] = ("6650000000000api1", "sync-api"),
+) -> SeedData:
     rng = random.Random(seed)
     espo: list[dict[str, Any]] = []
     advo: list[dict[str, Any]] = []
-    manifest: dict[str, Any] = {"linked_equal": [], "linked_diff": [], "espo_only": [], "advo_only": [],
-                                "synthetic": 0}
+    manifest: dict[str, Any] = {
+        "linked_equal": [],
+        "linked_diff": [],
+        "espo_only": [],
+        "advo_only": [],
+        "synthetic": 0,
+    }
     betnr = first_betnr
     n = 0
 
@@ -258,8 +375,9 @@ def build_seed(seed: int = 42, *, demo: bool = True, records: int = 0, tz: str =
         for i, p in enumerate(parties[:20]):
             bn, betnr = betnr, betnr + 1
             rid = next_id(p.created)
-            e = espo_record(p, rid, betnr=bn, sync_status="clean", last_sync=last_sync,
-                            modified=last_sync, user=api)
+            e = espo_record(
+                p, rid, betnr=bn, sync_status="clean", last_sync=last_sync, modified=last_sync, user=api
+            )
             a = advo_record(p, bn, modified=last_sync - timedelta(seconds=5), tz=tz)
             if i == 0 and a["kommunikation"]:
                 for k in a["kommunikation"]:
@@ -268,8 +386,14 @@ def build_seed(seed: int = 42, *, demo: bool = True, records: int = 0, tz: str =
                         break
             espo.append(e)
             advo.append(a)
-            manifest["linked_equal"].append({"id": rid, "betNr": bn, "name": e["name"],
-                                             "note": "phone formatting only" if i == 0 else None})
+            manifest["linked_equal"].append(
+                {
+                    "id": rid,
+                    "betNr": bn,
+                    "name": e["name"],
+                    "note": "phone formatting only" if i == 0 else None,
+                }
+            )
         # Next 6: linked, differing in one field (changed on one side since the last sync).
         diffs = ["advo:titel", "advo:phone", "advo:name", "espo:email", "espo:registergericht", "advo:zusatz"]
         for p, what in zip(parties[20:26], diffs, strict=True):
@@ -277,29 +401,47 @@ def build_seed(seed: int = 42, *, demo: bool = True, records: int = 0, tz: str =
             rid = next_id(p.created)
             side, _field = what.split(":")
             changed = last_sync + timedelta(hours=rng.randint(2, 30))
-            e = espo_record(p, rid, betnr=bn, sync_status="clean", last_sync=last_sync,
-                            modified=changed if side == "espo" else last_sync, user=api)
-            a = advo_record(p, bn, modified=changed if side == "advo" else last_sync - timedelta(seconds=5),
-                            tz=tz)
+            e = espo_record(
+                p,
+                rid,
+                betnr=bn,
+                sync_status="clean",
+                last_sync=last_sync,
+                modified=changed if side == "espo" else last_sync,
+                user=api,
+            )
+            a = advo_record(
+                p, bn, modified=changed if side == "advo" else last_sync - timedelta(seconds=5), tz=tz
+            )
             if what == "advo:titel":
                 a["titel"] = "Dr." if a["titel"] != "Dr." else "Prof. Dr."
             elif what == "advo:phone":
-                a["kommunikation"].append({"kommKz": 3, "tlf": _phone(rng, "030", mobile=True),
-                                           "bemerkung": "neu", "online": False})
+                a["kommunikation"].append(
+                    {"kommKz": 3, "tlf": _phone(rng, "030", mobile=True), "bemerkung": "neu", "online": False}
+                )
             elif what == "advo:name":
                 a["name"] = (a["name"] or "") + "-Löwenstein" if p.typ == "Person" else a["name"] + " i.L."
             elif what == "espo:email":
                 extra = f"neu.{slug(p.display_name)[:12]}@example.net"
-                e["emailAddressData"].insert(0, {"emailAddress": extra, "lower": extra, "primary": True,
-                                                 "optOut": False, "invalid": False})
+                e["emailAddressData"].insert(
+                    0,
+                    {
+                        "emailAddress": extra,
+                        "lower": extra,
+                        "primary": True,
+                        "optOut": False,
+                        "invalid": False,
+                    },
+                )
                 for item in e["emailAddressData"][1:]:
                     item["primary"] = False
                 e["emailAddress"] = extra
                 e["syncStatus"] = "dirty"
                 e["modifiedById"], e["modifiedByName"] = human
             elif what == "espo:registergericht":
-                e["registergericht"] = "Amtsgericht Köln" if e["registergericht"] != "Amtsgericht Köln" \
-                    else "Amtsgericht Bonn"
+                e["registergericht"] = (
+                    "Amtsgericht Köln" if e["registergericht"] != "Amtsgericht Köln" else "Amtsgericht Bonn"
+                )
                 e["syncStatus"] = "dirty"
                 e["modifiedById"], e["modifiedByName"] = human
             elif what == "advo:zusatz":
@@ -310,8 +452,15 @@ def build_seed(seed: int = 42, *, demo: bool = True, records: int = 0, tz: str =
         # Next 7: only in EspoCRM (no betnr yet).
         for p in parties[26:33]:
             rid = next_id(p.created)
-            e = espo_record(p, rid, betnr=None, sync_status="pending_sync", last_sync=None,
-                            modified=p.created + timedelta(days=1), user=human)
+            e = espo_record(
+                p,
+                rid,
+                betnr=None,
+                sync_status="pending_sync",
+                last_sync=None,
+                modified=p.created + timedelta(days=1),
+                user=human,
+            )
             espo.append(e)
             manifest["espo_only"].append({"id": rid, "name": e["name"]})
         # The rest: only in Advoware.
@@ -327,8 +476,15 @@ def build_seed(seed: int = 42, *, demo: bool = True, records: int = 0, tz: str =
     return SeedData(espo=espo, advo=advo, next_betnr=betnr, manifest=manifest)
 
 
-def _synthetic(count: int, rng: random.Random, espo: list[dict[str, Any]], advo: list[dict[str, Any]],
-               betnr: int, tz: str, api: tuple[str, str]) -> int:
+def _synthetic(
+    count: int,
+    rng: random.Random,
+    espo: list[dict[str, Any]],
+    advo: list[dict[str, Any]],
+    betnr: int,
+    tz: str,
+    api: tuple[str, str],
+) -> int:
     """N linked, equal pairs; cheap enough for 10,000+ (no per-record zoneinfo work)."""
     created = BASE_TIME - timedelta(days=10)
     stamp_espo = espo_dt(created)
@@ -343,25 +499,66 @@ def _synthetic(count: int, rng: random.Random, espo: list[dict[str, Any]], advo:
         mail = f"{slug(first)}.{i:06d}@bench.example.org"
         phone = f"+49 30 {1000000 + i}"
         rid = f"{seconds:08x}{(i + 0x80000) % 0x100000:05x}{rng.getrandbits(16):04x}"
-        espo.append({
-            "id": rid, "name": f"{first} {last}", "deleted": False, "salutationName": sal[first],
-            "firstName": first, "lastName": last, "beteiligterTyp": "Person", "titel": None,
-            "geburtsdatum": None, "rechtsform": "", "handelsregisterNummer": None, "registergericht": None,
-            "emailAddress": mail, "phoneNumber": phone, "betnr": bn, "syncStatus": "clean",
-            "advowareLastSync": stamp_espo, "advowareDeletedAt": None, "syncErrorMessage": None,
-            "syncRetryCount": 0, "createdAt": stamp_espo, "modifiedAt": stamp_espo,
-            "createdById": api[0], "createdByName": api[1], "modifiedById": api[0], "modifiedByName": api[1],
-            "emailAddressData": [{"emailAddress": mail, "lower": mail, "primary": True, "optOut": False,
-                                  "invalid": False}],
-            "phoneNumberData": [{"phoneNumber": phone, "type": "Office", "primary": True, "optOut": False,
-                                 "invalid": False}],
-        })
-        advo.append({
-            "betNr": bn, "rechtsform": None, "anrede": SALUTATION_TO_ANREDE.get(sal[first]), "titel": None,
-            "vorname": first, "name": last, "zusatz": None, "geburtsdatum": None,
-            "handelsRegisterNummer": None, "registergericht": None,
-            "kommunikation": [{"kommKz": 8, "tlf": mail, "bemerkung": None, "online": False},
-                              {"kommKz": 1, "tlf": phone, "bemerkung": None, "online": False}],
-            "angelegtAm": stamp_advo, "geaendertAm": stamp_advo,
-        })
+        espo.append(
+            {
+                "id": rid,
+                "name": f"{first} {last}",
+                "deleted": False,
+                "salutationName": sal[first],
+                "firstName": first,
+                "lastName": last,
+                "beteiligterTyp": "Person",
+                "titel": None,
+                "geburtsdatum": None,
+                "rechtsform": "",
+                "handelsregisterNummer": None,
+                "registergericht": None,
+                "emailAddress": mail,
+                "phoneNumber": phone,
+                "betnr": bn,
+                "syncStatus": "clean",
+                "advowareLastSync": stamp_espo,
+                "advowareDeletedAt": None,
+                "syncErrorMessage": None,
+                "syncRetryCount": 0,
+                "createdAt": stamp_espo,
+                "modifiedAt": stamp_espo,
+                "createdById": api[0],
+                "createdByName": api[1],
+                "modifiedById": api[0],
+                "modifiedByName": api[1],
+                "emailAddressData": [
+                    {"emailAddress": mail, "lower": mail, "primary": True, "optOut": False, "invalid": False}
+                ],
+                "phoneNumberData": [
+                    {
+                        "phoneNumber": phone,
+                        "type": "Office",
+                        "primary": True,
+                        "optOut": False,
+                        "invalid": False,
+                    }
+                ],
+            }
+        )
+        advo.append(
+            {
+                "betNr": bn,
+                "rechtsform": None,
+                "anrede": SALUTATION_TO_ANREDE.get(sal[first]),
+                "titel": None,
+                "vorname": first,
+                "name": last,
+                "zusatz": None,
+                "geburtsdatum": None,
+                "handelsRegisterNummer": None,
+                "registergericht": None,
+                "kommunikation": [
+                    {"kommKz": 8, "tlf": mail, "bemerkung": None, "online": False},
+                    {"kommKz": 1, "tlf": phone, "bemerkung": None, "online": False},
+                ],
+                "angelegtAm": stamp_advo,
+                "geaendertAm": stamp_advo,
+            }
+        )
     return betnr + count

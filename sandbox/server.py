@@ -33,17 +33,35 @@ class Sandbox:
 
     def ready_line(self) -> str:
         c = self.config
-        return (f"sandbox ready: espocrm={c.espo_url}/api/v1 advoware={c.advo_url}/ "
-                f"webhooks->{c.webhook_base} records espo={len(self.espo.store.records)} "
-                f"advo={len(self.advo.store.records)}")
+        return (
+            f"sandbox ready: espocrm={c.espo_url}/api/v1 advoware={c.advo_url}/ "
+            f"webhooks->{c.webhook_base} records espo={len(self.espo.store.records)} "
+            f"advo={len(self.advo.store.records)}"
+        )
 
     async def serve(self, on_ready: Callable[[], None] | None = None) -> None:
         c = self.config
         self._servers = [
-            _Server(uvicorn.Config(self.espo.app, host=c.host, port=c.espo_port, log_level=c.log_level,
-                                   lifespan="on", access_log=False)),
-            _Server(uvicorn.Config(self.advo.app, host=c.host, port=c.advo_port, log_level=c.log_level,
-                                   lifespan="off", access_log=False)),
+            _Server(
+                uvicorn.Config(
+                    self.espo.app,
+                    host=c.host,
+                    port=c.espo_port,
+                    log_level=c.log_level,
+                    lifespan="on",
+                    access_log=False,
+                )
+            ),
+            _Server(
+                uvicorn.Config(
+                    self.advo.app,
+                    host=c.host,
+                    port=c.advo_port,
+                    log_level=c.log_level,
+                    lifespan="off",
+                    access_log=False,
+                )
+            ),
         ]
         tasks = [asyncio.ensure_future(s.serve()) for s in self._servers]
 

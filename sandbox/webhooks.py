@@ -34,9 +34,18 @@ class Webhook:
         entity, _, rest = self.event.partition(".")
         kind, _, fld = rest.partition(".")
         data: dict[str, Any] = {
-            "id": self.id, "event": self.event, "type": kind, "entityType": entity, "field": fld or None,
-            "url": self.url, "isActive": self.is_active, "userId": self.user_id, "userName": self.user_name,
-            "skipOwn": self.skip_own, "createdAt": self.created_at, "modifiedAt": self.created_at,
+            "id": self.id,
+            "event": self.event,
+            "type": kind,
+            "entityType": entity,
+            "field": fld or None,
+            "url": self.url,
+            "isActive": self.is_active,
+            "userId": self.user_id,
+            "userName": self.user_name,
+            "skipOwn": self.skip_own,
+            "createdAt": self.created_at,
+            "modifiedAt": self.created_at,
         }
         if with_secret:
             data["secretKey"] = self.secret_key
@@ -75,8 +84,16 @@ class Dispatcher:
     redeliver_queue: list[Batch] = field(default_factory=list)
     delivered: deque[Batch] = field(default_factory=lambda: deque(maxlen=2000))
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=10_000))
-    stats: dict[str, int] = field(default_factory=lambda: {"sent": 0, "succeeded": 0, "failed": 0,
-                                                            "retried": 0, "unsubscribed": 0, "queued": 0})
+    stats: dict[str, int] = field(
+        default_factory=lambda: {
+            "sent": 0,
+            "succeeded": 0,
+            "failed": 0,
+            "retried": 0,
+            "unsubscribed": 0,
+            "queued": 0,
+        }
+    )
 
     transport: httpx.AsyncBaseTransport | None = None  # tests: deliver into an ASGI app
 
@@ -193,13 +210,17 @@ class Dispatcher:
             "X-Signature": webhook_x_signature(wh.id, wh.secret_key, body),
         }
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.settings.timeout, connect=5.0),
-                                             follow_redirects=False, transport=self.transport)
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.settings.timeout, connect=5.0),
+                follow_redirects=False,
+                transport=self.transport,
+            )
         batch.attempts += 1
         started = time.monotonic()
         try:
-            resp = await asyncio.wait_for(self._client.post(wh.url, content=body, headers=headers),
-                                          self.settings.timeout)
+            resp = await asyncio.wait_for(
+                self._client.post(wh.url, content=body, headers=headers), self.settings.timeout
+            )
             status = resp.status_code
         except (TimeoutError, httpx.TimeoutException):
             status = 408
@@ -223,10 +244,18 @@ class Dispatcher:
             outcome = "failed"
             self.stats["failed"] += 1
         entry = {
-            "webhookId": wh.id, "event": wh.event, "url": wh.url, "items": len(batch.items),
-            "ids": [i.get("id") for i in batch.items], "status": status, "attempt": batch.attempts,
-            "outcome": outcome, "batchSeq": batch.seq, "redelivery": batch.redelivery,
-            "ms": round((time.monotonic() - started) * 1000, 1), "at": time.time(),
+            "webhookId": wh.id,
+            "event": wh.event,
+            "url": wh.url,
+            "items": len(batch.items),
+            "ids": [i.get("id") for i in batch.items],
+            "status": status,
+            "attempt": batch.attempts,
+            "outcome": outcome,
+            "batchSeq": batch.seq,
+            "redelivery": batch.redelivery,
+            "ms": round((time.monotonic() - started) * 1000, 1),
+            "at": time.time(),
         }
         self.log.append(entry)
         return entry
@@ -235,6 +264,7 @@ class Dispatcher:
         """Re-send the last N successfully delivered batches (at-least-once, visibly)."""
         picked = list(self.delivered)[-last:] if last > 0 else []
         for b in picked:
-            self.redeliver_queue.append(Batch(webhook_id=b.webhook_id, items=b.items, seq=b.seq,
-                                              redelivery=True))
+            self.redeliver_queue.append(
+                Batch(webhook_id=b.webhook_id, items=b.items, seq=b.seq, redelivery=True)
+            )
         return len(picked)

@@ -11,26 +11,26 @@
 // 3. body-errors: a malformed or oversized body made Express answer with an HTML error
 //    page (stack trace outside production). Answer JSON {error, reason} with the parser's
 //    4xx status instead, so a sender gets a clear reason.
+// 4. cli-errors (motia/dist/cli.mjs): the CLI swallowed every start-up error and exited 1
+//    without a word (e.g. the Workbench's HMR port 21678+PORT being out of range). Print it.
 import { readFileSync, writeFileSync, existsSync } from 'node:fs'
 
-const file = process.argv[2] ?? 'node_modules/@motiadev/core/dist/src/server.mjs'
-if (!existsSync(file)) {
-  console.error(`patch-motia-core: ${file} not found`)
-  process.exit(1)
-}
-let src = readFileSync(file, 'utf8')
+const SERVER = process.argv[2] ?? 'node_modules/@motiadev/core/dist/src/server.mjs'
+const CLI = process.argv[3] ?? 'node_modules/motia/dist/cli.mjs'
 
 const patches = [
   {
     name: 'stream-wrapper',
     from: 'const main = stream();',
     to: 'const main = Object.create(stream());',
+    file: SERVER,
     all: false,
   },
   {
     name: 'body-limit',
     from: 'limit: "1gb",',
     to: 'limit: process.env.MOTIA_BODY_LIMIT || "1mb",',
+    file: SERVER,
     all: true,
   },
   {
@@ -39,12 +39,26 @@ const patches = [
     to:
       '\tapp.use((err, _req, res, next) => { if (err && typeof err.status === "number" && err.status >= 400 && err.status < 500) { res.status(err.status).json({ error: err.type || "bad_request", reason: err.status === 413 ? "request body too large" : "malformed request body: " + String(err.message).slice(0, 200) }); return; } next(err); });\n' +
       '\tconst router = express.Router();\n\tconst addRoute = (step) => {',
+    file: SERVER,
+    all: false,
+  },
+  {
+    name: 'cli-errors',
+    from: 'program.parseAsync(process.argv).catch(() => {',
+    to: 'program.parseAsync(process.argv).catch((error) => { console.error("motia failed:", error);',
+    file: CLI,
     all: false,
   },
 ]
 
 let failed = false
 for (const p of patches) {
+  if (!existsSync(p.file)) {
+    console.error(`patch-motia-core: ${p.file} not found`)
+    failed = true
+    continue
+  }
+  let src = readFileSync(p.file, 'utf8')
   if (src.includes(p.to)) {
     console.log(`patch-motia-core: ${p.name} already applied`)
     continue
@@ -55,7 +69,7 @@ for (const p of patches) {
     continue
   }
   src = p.all ? src.split(p.from).join(p.to) : src.replace(p.from, p.to)
+  writeFileSync(p.file, src)
   console.log(`patch-motia-core: ${p.name} applied`)
 }
-writeFileSync(file, src)
 process.exit(failed ? 1 : 0)

@@ -84,17 +84,32 @@ class RetryPolicy:
                 if not idempotent and not isinstance(exc, ConnectFailedError):
                     raise
                 if attempt >= self.max_attempts:
-                    log.warning("giving up after %d attempts: %s status=%s",
-                                attempt, type(exc).__name__, exc.status_code)
+                    log.warning(
+                        "giving up after %d attempts: %s status=%s",
+                        attempt,
+                        type(exc).__name__,
+                        exc.status_code,
+                    )
                     raise
                 delay = self.delay_for(exc, attempt)
                 elapsed = self.clock() - start
                 if elapsed + delay > self.total_timeout:
-                    log.warning("giving up: retry in %.2fs would exceed the %.0fs budget (%s status=%s)",
-                                delay, self.total_timeout, type(exc).__name__, exc.status_code)
+                    log.warning(
+                        "giving up: retry in %.2fs would exceed the %.0fs budget (%s status=%s)",
+                        delay,
+                        self.total_timeout,
+                        type(exc).__name__,
+                        exc.status_code,
+                    )
                     raise
-                log.info("retry %d/%d in %.2fs after %s status=%s",
-                         attempt, self.max_attempts - 1, delay, type(exc).__name__, exc.status_code)
+                log.info(
+                    "retry %d/%d in %.2fs after %s status=%s",
+                    attempt,
+                    self.max_attempts - 1,
+                    delay,
+                    type(exc).__name__,
+                    exc.status_code,
+                )
                 await self.sleep(delay)
 
 

@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     # --- Service -------------------------------------------------------------------
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
     SYNC_ADMIN_TOKEN: SecretStr
-    PORT: int = Field(default=3000, ge=1, le=65535)
+    # Motia's Workbench also opens 21678 + PORT (its HMR server), so PORT stays below 43858.
+    PORT: int = Field(default=3000, ge=1, le=43857)
     # Attempts before a record becomes permanently_failed.
     SYNC_MAX_ATTEMPTS: int = Field(default=8, ge=1, le=100)
     # HTTP timeout per call, seconds.

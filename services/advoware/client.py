@@ -133,8 +133,13 @@ class AdvowareClient:
 
     # ------------------------------------------------------------------ Beteiligte
     async def get_beteiligter(self, betnr: int) -> dict[str, Any]:
-        data = await self._call("GET", f"{self._url}/{int(betnr)}", template="Beteiligte/{betNr}",
-                                record_id=str(betnr), idempotent=True)
+        data = await self._call(
+            "GET",
+            f"{self._url}/{int(betnr)}",
+            template="Beteiligte/{betNr}",
+            record_id=str(betnr),
+            idempotent=True,
+        )
         return _expect_dict(data, "GET Beteiligte/{betNr}", str(betnr))
 
     async def iter_beteiligte(
@@ -151,8 +156,9 @@ class AdvowareClient:
                 params[PARAM_CHANGED_SINCE] = changed_since_local
             page = await self._call("GET", self._url, template="Beteiligte", params=params, idempotent=True)
             if not isinstance(page, list):
-                raise UnavailableError("GET Beteiligte: expected a JSON array", system=SYSTEM,
-                                       status_code=200)
+                raise UnavailableError(
+                    "GET Beteiligte: expected a JSON array", system=SYSTEM, status_code=200
+                )
             for item in page:
                 if not isinstance(item, dict):
                     continue
@@ -168,14 +174,21 @@ class AdvowareClient:
 
     async def create_beteiligter(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """POST; not retried once it may have reached the server (only connect failures are)."""
-        data = await self._call("POST", self._url, template="Beteiligte", body=dict(payload),
-                                idempotent=False)
+        data = await self._call(
+            "POST", self._url, template="Beteiligte", body=dict(payload), idempotent=False
+        )
         return _expect_dict(data, "POST Beteiligte", None)
 
     async def update_beteiligter(self, betnr: int, payload: Mapping[str, Any]) -> dict[str, Any]:
         """PUT the full object (read, modify, write)."""
-        data = await self._call("PUT", f"{self._url}/{int(betnr)}", template="Beteiligte/{betNr}",
-                                record_id=str(betnr), body=dict(payload), idempotent=True)
+        data = await self._call(
+            "PUT",
+            f"{self._url}/{int(betnr)}",
+            template="Beteiligte/{betNr}",
+            record_id=str(betnr),
+            body=dict(payload),
+            idempotent=True,
+        )
         return _expect_dict(data, "PUT Beteiligte/{betNr}", str(betnr))
 
     # ------------------------------------------------------------------ transport
@@ -197,9 +210,13 @@ class AdvowareClient:
                 token = await self.tokens.get()
             except TransientError as exc:
                 # Nothing was sent to the Beteiligte endpoint: safe to retry even a create.
-                raise ConnectFailedError(f"{method} {template}: no token ({type(exc).__name__})",
-                                         system=SYSTEM, status_code=exc.status_code,
-                                         reason=exc.reason, record_id=record_id) from None
+                raise ConnectFailedError(
+                    f"{method} {template}: no token ({type(exc).__name__})",
+                    system=SYSTEM,
+                    status_code=exc.status_code,
+                    reason=exc.reason,
+                    record_id=record_id,
+                ) from None
             async with self.limiter.slot():
                 resp = await self._send(method, url, token, template, record_id, params, content)
                 if resp.status_code == 401:
@@ -214,8 +231,12 @@ class AdvowareClient:
             try:
                 return resp.json()
             except ValueError:
-                raise UnavailableError(f"{method} {template}: response is not JSON", system=SYSTEM,
-                                       status_code=resp.status_code, record_id=record_id) from None
+                raise UnavailableError(
+                    f"{method} {template}: response is not JSON",
+                    system=SYSTEM,
+                    status_code=resp.status_code,
+                    record_id=record_id,
+                ) from None
 
         return await self._retry.run(once, idempotent=idempotent)
 
@@ -272,8 +293,9 @@ def _map_error(resp: httpx.Response, method: str, template: str, record_id: str 
     if status == 409:
         return ConflictError(f"{what} conflict", reason=_message(resp), **kw)
     if status == 429:
-        return RateLimitedError(f"{what} rate limited",
-                                retry_after=parse_retry_after(resp.headers.get("Retry-After")), **kw)
+        return RateLimitedError(
+            f"{what} rate limited", retry_after=parse_retry_after(resp.headers.get("Retry-After")), **kw
+        )
     if status >= 500:
         found = classify_body_text(resp.text)
         if found and found[0] == "auth":

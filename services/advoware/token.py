@@ -219,8 +219,9 @@ class TokenProvider:
             data = resp.json()
             token = str(data["access_token"])
         except (ValueError, KeyError, TypeError):
-            raise UnavailableError("token response without access_token", system=SYSTEM,
-                                   status_code=resp.status_code) from None
+            raise UnavailableError(
+                "token response without access_token", system=SYSTEM, status_code=resp.status_code
+            ) from None
         now = self._clock()
         expires_at = now + _lifetime(data, now)
         ttl_ms = int((expires_at - self.margin - now) * 1000)
@@ -262,8 +263,9 @@ def _token_error(resp: httpx.Response) -> ApiError:
     if found and found[0] == "auth":
         return AuthError("token request refused", reason=found[1], **kw)
     if status == 429:
-        return RateLimitedError("token request rate limited",
-                                retry_after=parse_retry_after(resp.headers.get("Retry-After")), **kw)
+        return RateLimitedError(
+            "token request rate limited", retry_after=parse_retry_after(resp.headers.get("Retry-After")), **kw
+        )
     if status >= 500:
         reason = found[1] if found else None
         return UnavailableError("token service unavailable", reason=reason, **kw)

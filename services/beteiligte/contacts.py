@@ -204,7 +204,9 @@ def _canonical_list(value: Any, field: str) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         return []
     entries = [
-        dict(e) for e in value if isinstance(e, Mapping) and isinstance(e.get(field), str) and e[field].strip()
+        dict(e)
+        for e in value
+        if isinstance(e, Mapping) and isinstance(e.get(field), str) and e[field].strip()
     ]
     entries.sort(key=lambda e: not e.get("primary"))  # stable: primary first, rest in order
     return entries

@@ -214,7 +214,8 @@ def to_advo_payload(
 
     ``base`` is the record as read from Advoware (None for a create). Every field not in the field
     map (``zusatz``, unknown keys) is sent back exactly as read; read-only fields are removed.
-    A synced field whose value compares equal to the base value keeps the base spelling; the
+    A synced field whose value compares equal to the base value keeps the base spelling (a field
+    missing from ``content`` is left as in ``base``, never cleared); the
     kommunikation entries the sync does not own (Internet, EPost, beA, ...) stay as read, in place.
 
     Raises `MappingError` when the body would be invalid (empty ``name``, bad date, ...).
@@ -236,6 +237,9 @@ def to_advo_payload(
             continue
         if same_kind and base_form is not None and base_form[spec.canonical] == form[spec.canonical]:
             unchanged.add(spec.canonical)  # keep what Advoware has, spelling included
+            continue
+        if same_kind and spec.canonical not in content:
+            unchanged.add(spec.canonical)  # a partial content never clears what it does not mention
             continue
         value = content.get(spec.canonical) if spec.applies(kind) else None
         payload.update(spec.converter.write_advo(spec.empty if value is None else value, ctx))

@@ -137,7 +137,9 @@ class EspoCrmClient:
             except ValueError:
                 raise UnavailableError(
                     f"{method} {template}: response is not JSON",
-                    system=SYSTEM, status_code=resp.status_code, record_id=record_id,
+                    system=SYSTEM,
+                    status_code=resp.status_code,
+                    record_id=record_id,
                 ) from None
 
         return await self._retry.run(once, idempotent=idempotent)
@@ -203,8 +205,14 @@ class EspoCrmClient:
         offset = 0
         while True:
             total, page = await self.list(
-                entity, where=where, select=select, order_by=order_by, order=order,
-                offset=offset, max_size=page_size, no_total=True,
+                entity,
+                where=where,
+                select=select,
+                order_by=order_by,
+                order=order,
+                offset=offset,
+                max_size=page_size,
+                no_total=True,
             )
             for record in page:
                 yield record
@@ -220,7 +228,10 @@ class EspoCrmClient:
     ) -> dict[str, Any]:
         """POST (not retried after it may have reached the server: the caller owns idempotency)."""
         result: dict[str, Any] = await self._request(
-            "POST", _seg(entity), template=entity, body=dict(data),
+            "POST",
+            _seg(entity),
+            template=entity,
+            body=dict(data),
             headers={"X-Skip-Duplicate-Check": "true"} if skip_duplicate_check else None,
         )
         return result
@@ -230,15 +241,17 @@ class EspoCrmClient:
     ) -> dict[str, Any]:
         headers = {"X-Version-Number": str(version_number)} if version_number is not None else None
         result: dict[str, Any] = await self._request(
-            "PUT", f"{_seg(entity)}/{_seg(id)}", template=f"{entity}/{{id}}", record_id=id,
-            body=dict(data), headers=headers,
+            "PUT",
+            f"{_seg(entity)}/{_seg(id)}",
+            template=f"{entity}/{{id}}",
+            record_id=id,
+            body=dict(data),
+            headers=headers,
         )
         return result
 
     async def delete(self, entity: str, id: str) -> None:
-        await self._request(
-            "DELETE", f"{_seg(entity)}/{_seg(id)}", template=f"{entity}/{{id}}", record_id=id
-        )
+        await self._request("DELETE", f"{_seg(entity)}/{_seg(id)}", template=f"{entity}/{{id}}", record_id=id)
 
     # ------------------------------------------------------------------ notifications
     async def notify(
@@ -259,7 +272,10 @@ class EspoCrmClient:
         if not self._notification_forbidden:
             try:
                 await self._request(
-                    "POST", "Notification", template="Notification", record_id=user_id,
+                    "POST",
+                    "Notification",
+                    template="Notification",
+                    record_id=user_id,
                     body={"type": "Message", "userId": user_id, "message": message},
                 )
                 return "notification"
@@ -271,12 +287,20 @@ class EspoCrmClient:
         if not user_name or not parent_id:
             raise ValidationError(
                 "Notification is forbidden and the @mention fallback needs a user name and a parent record",
-                system=SYSTEM, record_id=user_id,
+                system=SYSTEM,
+                record_id=user_id,
             )
         await self._request(
-            "POST", "Note", template="Note", record_id=parent_id,
-            body={"type": "Post", "parentType": parent_type, "parentId": parent_id,
-                  "post": f"@{user_name} {message}"},
+            "POST",
+            "Note",
+            template="Note",
+            record_id=parent_id,
+            body={
+                "type": "Post",
+                "parentType": parent_type,
+                "parentId": parent_id,
+                "post": f"@{user_name} {message}",
+            },
         )
         return "note"
 
@@ -300,8 +324,9 @@ def _map_error(resp: httpx.Response, method: str, template: str, record_id: str 
     if status == 422:
         return ValidationError(f"{what} rejected", reason=reason, **kw)
     if status == 429:
-        return RateLimitedError(f"{what} rate limited",
-                                retry_after=parse_retry_after(resp.headers.get("Retry-After")), **kw)
+        return RateLimitedError(
+            f"{what} rate limited", retry_after=parse_retry_after(resp.headers.get("Retry-After")), **kw
+        )
     if status >= 500:
         err = UnavailableError(f"{what} unavailable", reason=reason, **kw)
         err.retry_after = parse_retry_after(resp.headers.get("Retry-After"))  # type: ignore[attr-defined]

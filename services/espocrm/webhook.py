@@ -70,9 +70,7 @@ def _secret_for(secrets: Mapping[str, str | _SecretLike], webhook_id: str) -> st
     return secret if isinstance(secret, str) else secret.get_secret_value()
 
 
-def verify_signature(
-    raw: bytes, headers: Mapping[str, str], secrets: Mapping[str, str | _SecretLike]
-) -> str:
+def verify_signature(raw: bytes, headers: Mapping[str, str], secrets: Mapping[str, str | _SecretLike]) -> str:
     """Return the webhook id whose secret signed ``raw``, or raise ``WebhookSignatureError``."""
     signature = _header(headers, "signature")
     if signature is not None:

@@ -26,7 +26,9 @@ def raw_body(req: Mapping[str, Any]) -> bytes:
     return b""
 
 
-async def handle_webhook(event: WebhookEvent, req: Mapping[str, Any], emit: Emit, logger: Any) -> dict[str, Any]:
+async def handle_webhook(
+    event: WebhookEvent, req: Mapping[str, Any], emit: Emit, logger: Any
+) -> dict[str, Any]:
     from services.runtime import open_redis
     from services.settings import get_settings
 
@@ -35,11 +37,15 @@ async def handle_webhook(event: WebhookEvent, req: Mapping[str, Any], emit: Emit
     headers = {str(k).lower(): str(v) for k, v in (req.get("headers") or {}).items()}
     result = parse_and_verify(event, raw_body(req), headers, secrets)
     if result.status != 200:
-        logger.warn("webhook refused", {"event": event, "status": result.status, "reason": result.body["error"]})
+        logger.warn(
+            "webhook refused", {"event": event, "status": result.status, "reason": result.body["error"]}
+        )
         return result.response()
     async with open_redis(settings) as redis:
         if await is_redelivery(redis, result):
-            logger.info("webhook batch redelivered; already accepted", {"event": event, "ids": result.record_ids})
+            logger.info(
+                "webhook batch redelivered; already accepted", {"event": event, "ids": result.record_ids}
+            )
             return {"status": 200, "body": {"accepted": 0, "duplicate": True}}
         for record_id in result.record_ids:
             await emit(
@@ -54,5 +60,7 @@ async def handle_webhook(event: WebhookEvent, req: Mapping[str, Any], emit: Emit
                 }
             )
         await remember_delivery(redis, result)
-    logger.info("webhook accepted", {"event": event, "count": len(result.record_ids), "ids": result.record_ids})
+    logger.info(
+        "webhook accepted", {"event": event, "count": len(result.record_ids), "ids": result.record_ids}
+    )
     return result.response()

@@ -48,7 +48,13 @@ class EspoApi(Protocol):
     async def get(self, entity: str, record_id: str) -> dict[str, Any]: ...
     async def update(self, entity: str, record_id: str, data: dict[str, Any]) -> dict[str, Any]: ...
     async def notify(
-        self, user_id: str, message: str, *, parent_type: str, parent_id: str | None, user_name: str | None = None
+        self,
+        user_id: str,
+        message: str,
+        *,
+        parent_type: str,
+        parent_id: str | None,
+        user_name: str | None = None,
     ) -> str: ...
 
 
@@ -56,7 +62,9 @@ class AdvowareApi(Protocol):
     async def get_beteiligter(self, betnr: int) -> dict[str, Any]: ...
     async def create_beteiligter(self, payload: dict[str, Any]) -> dict[str, Any]: ...
     async def update_beteiligter(self, betnr: int, payload: dict[str, Any]) -> dict[str, Any]: ...
-    def iter_beteiligte(self, *, changed_since_local: str | None = None, take: int = 100) -> AsyncIterator[dict[str, Any]]: ...
+    def iter_beteiligte(
+        self, *, changed_since_local: str | None = None, take: int = 100
+    ) -> AsyncIterator[dict[str, Any]]: ...
 
 
 class Trigger(StrEnum):
@@ -121,7 +129,9 @@ class SyncEngine:
         self.now = clock or utcnow
 
     # ------------------------------------------------------------------ entry points
-    async def sync_many(self, record_ids: Sequence[str], trigger: Trigger, concurrency: int = 8) -> list[Outcome]:
+    async def sync_many(
+        self, record_ids: Sequence[str], trigger: Trigger, concurrency: int = 8
+    ) -> list[Outcome]:
         """Sync a batch concurrently (bulk paths: one Motia event, many records)."""
         sem = asyncio.Semaphore(concurrency)
 
@@ -183,7 +193,9 @@ class SyncEngine:
                 f"Beteiligter {record_id} wurde in EspoCRM gelöscht. Der Advoware-Beteiligte Nr. {betnr} "
                 "bleibt unverändert bestehen; die Verknüpfung wurde aufgehoben.",
             )
-        log.info("record %s deleted in EspoCRM; unlinked from betnr %s (Advoware untouched)", record_id, betnr)
+        log.info(
+            "record %s deleted in EspoCRM; unlinked from betnr %s (Advoware untouched)", record_id, betnr
+        )
         return Outcome(record_id, Result.UNLINKED, betnr=betnr)
 
     # ------------------------------------------------------------------ the sync
@@ -232,7 +244,9 @@ class SyncEngine:
             found = await self._find_created(content, intent)
             if found is not None:
                 betnr, created = _as_int(found.get("betNr")), found
-                log.info("record %s: recovered Advoware record %s from an interrupted create", ctx.record_id, betnr)
+                log.info(
+                    "record %s: recovered Advoware record %s from an interrupted create", ctx.record_id, betnr
+                )
         if betnr is None:
             payload = mapper.to_advo_payload(content, None)
             await self._mark_syncing(ctx)
@@ -269,7 +283,9 @@ class SyncEngine:
         from services.beteiligte import mapper
 
         since = datetime.fromisoformat(intent.started_at) - INTENT_LOOKBACK
-        async for row in self.advo.iter_beteiligte(changed_since_local=query_since_local(since, self.tz, timedelta(0))):
+        async for row in self.advo.iter_beteiligte(
+            changed_since_local=query_since_local(since, self.tz, timedelta(0))
+        ):
             if not mapper.diff(mapper.from_advo(row), content):
                 return row
         return None
@@ -314,12 +330,14 @@ class SyncEngine:
             payload = mapper.to_advo_payload(plan.merged, advo)
             advo_after = await self.advo.update_beteiligter(betnr, payload)
             ctx.advo_writes += 1
-        patch = mapper.to_espo_patch(plan.merged, plan.to_espo) if plan.to_espo else {}
+        patch = mapper.to_espo_patch(plan.merged, plan.to_espo, current=ctx.espo) if plan.to_espo else {}
         saved = await self._finish(ctx, patch, now)
         await self._store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo_after)
         if plan.conflicts:
             await self._count("conflicts", len(plan.conflicts))
-            await record_event(self.redis, "conflict", ctx.record_id, ",".join(c.field for c in plan.conflicts))
+            await record_event(
+                self.redis, "conflict", ctx.record_id, ",".join(c.field for c in plan.conflicts)
+            )
             lines = [
                 f"- {c.field}: EspoCRM-Wert übernommen; überschriebener Advoware-Wert: "
                 f"{mapper.describe(c.field, c.advo_value)}"
@@ -333,7 +351,12 @@ class SyncEngine:
         await self._count("updates")
         log.info(
             "record %s synced (betnr %s): to_advoware=%s to_espocrm=%s conflicts=%d basis=%s",
-            ctx.record_id, betnr, sorted(plan.to_advo), sorted(plan.to_espo), len(plan.conflicts), plan.basis.value,
+            ctx.record_id,
+            betnr,
+            sorted(plan.to_advo),
+            sorted(plan.to_espo),
+            len(plan.conflicts),
+            plan.basis.value,
         )
         return Outcome(ctx.record_id, Result.UPDATED, plan=plan, betnr=betnr, writes=ctx.writes)
 
@@ -357,7 +380,9 @@ class SyncEngine:
             "und wird nicht mehr abgeglichen, bis er neu verknüpft wird.",
         )
         await self._count("deleted_in_advoware")
-        log.info("record %s: betnr %s not found in Advoware; marked deleted_in_advoware", ctx.record_id, betnr)
+        log.info(
+            "record %s: betnr %s not found in Advoware; marked deleted_in_advoware", ctx.record_id, betnr
+        )
         return Outcome(ctx.record_id, Result.DELETED_IN_ADVOWARE, betnr=betnr, writes=ctx.writes)
 
     # ------------------------------------------------------------------ helpers

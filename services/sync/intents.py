@@ -45,7 +45,9 @@ class IntentStore:
         return CreateIntent(**json.loads(raw))
 
     async def put(self, intent: CreateIntent) -> None:
-        await self._redis.set(self.intent_key(intent.espo_id), json.dumps(asdict(intent)), ex=INTENT_TTL_SECONDS)
+        await self._redis.set(
+            self.intent_key(intent.espo_id), json.dumps(asdict(intent)), ex=INTENT_TTL_SECONDS
+        )
 
     async def delete(self, espo_id: str) -> None:
         await self._redis.delete(self.intent_key(espo_id))

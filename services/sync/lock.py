@@ -52,12 +52,10 @@ class RecordLocks:
         return token if ok else None
 
     async def release(self, record_id: str, token: str) -> bool:
-        return bool(await self._redis.eval(_RELEASE, 1, self.lock_key(record_id), token))  # type: ignore[misc]
+        return bool(await self._redis.eval(_RELEASE, 1, self.lock_key(record_id), token))
 
     async def extend(self, record_id: str, token: str) -> bool:
-        return bool(
-            await self._redis.eval(_EXTEND, 1, self.lock_key(record_id), token, str(self.ttl_ms))  # type: ignore[misc]
-        )
+        return bool(await self._redis.eval(_EXTEND, 1, self.lock_key(record_id), token, str(self.ttl_ms)))
 
     async def holder(self, record_id: str) -> str | None:
         value = await self._redis.get(self.lock_key(record_id))

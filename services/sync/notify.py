@@ -22,12 +22,20 @@ RECENT_LIMIT = 100
 
 class NotifyingClient(Protocol):
     async def notify(
-        self, user_id: str, message: str, *, parent_type: str, parent_id: str | None, user_name: str | None = None
+        self,
+        user_id: str,
+        message: str,
+        *,
+        parent_type: str,
+        parent_id: str | None,
+        user_name: str | None = None,
     ) -> str: ...
 
 
 class Notifier:
-    def __init__(self, espo: NotifyingClient, redis: Redis, user_id: str | None, user_name: str | None) -> None:
+    def __init__(
+        self, espo: NotifyingClient, redis: Redis, user_id: str | None, user_name: str | None
+    ) -> None:
         self._espo = espo
         self._redis = redis
         self._user_id = user_id
@@ -46,7 +54,11 @@ class Notifier:
             return False
         try:
             channel = await self._espo.notify(
-                self._user_id, message, parent_type="CBeteiligte", parent_id=record_id, user_name=self._user_name
+                self._user_id,
+                message,
+                parent_type="CBeteiligte",
+                parent_id=record_id,
+                user_name=self._user_name,
             )
         except Exception as exc:
             log.warning("notification for record %s failed: %s", record_id, type(exc).__name__)

@@ -48,7 +48,9 @@ ALLOWED_TRANSITIONS: dict[SyncStatus, frozenset[SyncStatus]] = {
 }
 
 # Statuses in which a sync may start directly (the lock holder moves them to `syncing`).
-SYNCABLE: frozenset[SyncStatus] = frozenset(s for s, targets in ALLOWED_TRANSITIONS.items() if S.SYNCING in targets)
+SYNCABLE: frozenset[SyncStatus] = frozenset(
+    s for s, targets in ALLOWED_TRANSITIONS.items() if S.SYNCING in targets
+)
 
 
 class IllegalTransition(RuntimeError):

@@ -16,14 +16,25 @@ async def status_report(espo: Any, redis: Any) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for status in SyncStatus:
         total, _ = await espo.list(
-            ENTITY, where=[{"type": "equals", "attribute": "syncStatus", "value": status.value}], select="id", max_size=1
+            ENTITY,
+            where=[{"type": "equals", "attribute": "syncStatus", "value": status.value}],
+            select="id",
+            max_size=1,
         )
         counts[status.value] = int(total)
-    total_unset, _ = await espo.list(ENTITY, where=[{"type": "isNull", "attribute": "syncStatus"}], select="id", max_size=1)
+    total_unset, _ = await espo.list(
+        ENTITY, where=[{"type": "isNull", "attribute": "syncStatus"}], select="id", max_size=1
+    )
     counts["no_status"] = int(total_unset)
     _, oldest = await espo.list(
         ENTITY,
-        where=[{"type": "in", "attribute": "syncStatus", "value": [SyncStatus.PENDING_SYNC, SyncStatus.DIRTY, SyncStatus.FAILED]}],
+        where=[
+            {
+                "type": "in",
+                "attribute": "syncStatus",
+                "value": [SyncStatus.PENDING_SYNC, SyncStatus.DIRTY, SyncStatus.FAILED],
+            }
+        ],
         select="id,syncStatus,modifiedAt",
         order_by="modifiedAt",
         order="asc",
@@ -34,7 +45,8 @@ async def status_report(espo: Any, redis: Any) -> dict[str, Any]:
     return {
         "counts": counts,
         "oldest_pending": [
-            {"id": r.get("id"), "syncStatus": r.get("syncStatus"), "since": r.get("modifiedAt")} for r in oldest
+            {"id": r.get("id"), "syncStatus": r.get("syncStatus"), "since": r.get("modifiedAt")}
+            for r in oldest
         ],
         "recent_failures": list(await recent_events(redis, "failure", 20)),
         "recent_conflicts": list(await recent_events(redis, "conflict", 20)),

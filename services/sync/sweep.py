@@ -199,23 +199,27 @@ class Sweeper:
         mark = await self._watermark(ADVO_WATERMARK, now)
         since_local = query_since_local(mark, self.tz, WATERMARK_OVERLAP)
         newest = mark
-        by_betnr: dict[int, str] = {}  # betnr -> geaendertAm
+        rows_by_betnr: dict[int, dict[str, Any]] = {}
         async for row in self.advo.iter_beteiligte(changed_since_local=since_local):
             betnr, changed_at = row.get("betNr"), row.get("geaendertAm")
             if betnr is None:
                 continue
-            by_betnr[int(betnr)] = changed_at or ""
+            rows_by_betnr[int(betnr)] = row
             if changed_at:
                 newest = max(newest, local_to_utc(changed_at, self.tz))
+        from services.beteiligte import mapper
+
         found: list[str] = []
         unknown: list[int] = []
-        for betnr, changed_at in by_betnr.items():
+        for betnr, row in rows_by_betnr.items():
             espo_id = await self.snapshots.espo_id_for_betnr(betnr)
             if espo_id is None:
                 unknown.append(betnr)
                 continue
             snap = await self.snapshots.get(espo_id)
-            if snap is not None and snap.advo_changed_at == changed_at:
+            # List rows are full records: compare content, not timestamps (geaendertAm has
+            # 1 s resolution, so a person's edit in the same second as our write looks alike).
+            if snap is not None and snap.content_hash == mapper.content_hash(mapper.from_advo(row)):
                 continue  # our own write, or already synced
             found.append(espo_id)
         # Pairs without a snapshot (linked by a person or before Redis was emptied): by betnr.

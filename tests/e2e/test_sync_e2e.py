@@ -5,9 +5,6 @@ APIs) and observes the effects in the other system and in the simulators' call l
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 from typing import Any
 
@@ -77,8 +74,13 @@ def test_workbench_and_flow(stack: Stack) -> None:
     log = stack.log_text("motia")
     assert "Flow vmh registered" in log
     for step in (
-        "webhook_create_step.py", "webhook_update_step.py", "webhook_delete_step.py",
-        "beteiligte_sync_step.py", "sweep_cron_step.py", "sweep_api_step.py", "sync_status_api_step.py",
+        "webhook_create_step.py",
+        "webhook_update_step.py",
+        "webhook_delete_step.py",
+        "beteiligte_sync_step.py",
+        "sweep_cron_step.py",
+        "sweep_api_step.py",
+        "sync_status_api_step.py",
     ):
         assert f"steps/vmh/{step} registered" in log, step
 
@@ -111,15 +113,19 @@ def test_espocrm_edit_is_one_advoware_write_and_no_echo(stack: Stack, actor: Act
     time.sleep(3)
     _, advo_calls = calls(stack.advo_url, advo_mark)
     service_puts = [
-        c for c in advo_calls
+        c
+        for c in advo_calls
         if c["method"] == "PUT" and c["path"].endswith(f"/{betnr}") and c.get("user") != cfg.ADVO_HUMAN_USER
     ]
     assert len(service_puts) == 1, service_puts
     _, espo_calls = calls(stack.espo_url, espo_mark)
     api_user_writes = [
-        c for c in espo_calls
-        if c["method"] in ("PUT", "PATCH", "POST") and c["path"].startswith("/api/v1/CBeteiligte")
-        and c["path"].endswith(f"/{rid}") and c.get("user") == cfg.ESPO_API_USER_NAME
+        c
+        for c in espo_calls
+        if c["method"] in ("PUT", "PATCH", "POST")
+        and c["path"].startswith("/api/v1/CBeteiligte")
+        and c["path"].endswith(f"/{rid}")
+        and c.get("user") == cfg.ESPO_API_USER_NAME
     ]
     assert api_user_writes, "sync metadata expected"
     assert len(api_user_writes) <= 2, api_user_writes
@@ -166,7 +172,9 @@ def test_both_sides_edit_different_fields_keeps_both(stack: Stack, actor: Actor)
         (b"{not json", {}, 400),
     ],
 )
-def test_bad_webhooks_are_refused_with_a_reason(stack: Stack, body: bytes, headers: dict[str, str], status: int) -> None:
+def test_bad_webhooks_are_refused_with_a_reason(
+    stack: Stack, body: bytes, headers: dict[str, str], status: int
+) -> None:
     resp = httpx.post(
         f"{stack.motia_url}/vmh/webhook/beteiligte/update",
         content=body,

@@ -32,11 +32,23 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[object]:
     await r.aclose()
 
 
-def make(redis: object, http: httpx.AsyncClient, kanzlei: str, security_url: str = "https://security.test/",
-         **kw: object) -> TokenProvider:
+def make(
+    redis: object,
+    http: httpx.AsyncClient,
+    kanzlei: str,
+    security_url: str = "https://security.test/",
+    **kw: object,
+) -> TokenProvider:
     return TokenProvider(
-        http=http, redis=redis, security_url=security_url, app_id="app-123",  # type: ignore[arg-type]
-        api_key=API_KEY, kanzlei=kanzlei, database="ADVOWARE", user="bao", password="pw-secret-1",
+        http=http,
+        redis=redis,
+        security_url=security_url,
+        app_id="app-123",  # type: ignore[arg-type]
+        api_key=API_KEY,
+        kanzlei=kanzlei,
+        database="ADVOWARE",
+        user="bao",
+        password="pw-secret-1",
         **kw,  # type: ignore[arg-type]
     )
 
@@ -44,10 +56,12 @@ def make(redis: object, http: httpx.AsyncClient, kanzlei: str, security_url: str
 @respx.mock
 async def test_cache_and_renewal_with_real_redis(redis_server: RedisServer) -> None:
     kanzlei = uuid.uuid4().hex
-    route = respx.post("https://security.test/api/v1/Token").mock(side_effect=[
-        httpx.Response(200, json={"access_token": "tok-1", "expires_in": 3600}),
-        httpx.Response(200, json={"access_token": "tok-2", "expires_in": 3600}),
-    ])
+    route = respx.post("https://security.test/api/v1/Token").mock(
+        side_effect=[
+            httpx.Response(200, json={"access_token": "tok-1", "expires_in": 3600}),
+            httpx.Response(200, json={"access_token": "tok-2", "expires_in": 3600}),
+        ]
+    )
     r1, r2 = connect(redis_server.url), connect(redis_server.url)
     try:
         async with httpx.AsyncClient() as http:
@@ -181,7 +195,9 @@ def test_single_flight_across_processes(redis_server: RedisServer, token_server:
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", CHILD, redis_server.url, token_server.url, kanzlei],
-            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         for _ in range(5)
     ]

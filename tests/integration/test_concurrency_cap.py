@@ -52,10 +52,18 @@ class SlowServer:
 
 def settings(kanzlei: str, cap: int) -> SimpleNamespace:
     return SimpleNamespace(
-        ADVOWARE_API_BASE_URL="http://advo.test/", ADVOWARE_SECURITY_URL="http://security.test/",
-        ADVOWARE_PRODUCT_ID=64, ADVOWARE_APP_ID="app", ADVOWARE_API_KEY=base64.b64encode(b"k").decode(),
-        ADVOWARE_KANZLEI=kanzlei, ADVOWARE_DATABASE="DB", ADVOWARE_USER="u", ADVOWARE_ROLE=2,
-        ADVOWARE_PASSWORD="pw", ADVOWARE_MAX_CONCURRENCY=cap, HTTP_TIMEOUT_SECONDS=5.0,
+        ADVOWARE_API_BASE_URL="http://advo.test/",
+        ADVOWARE_SECURITY_URL="http://security.test/",
+        ADVOWARE_PRODUCT_ID=64,
+        ADVOWARE_APP_ID="app",
+        ADVOWARE_API_KEY=base64.b64encode(b"k").decode(),
+        ADVOWARE_KANZLEI=kanzlei,
+        ADVOWARE_DATABASE="DB",
+        ADVOWARE_USER="u",
+        ADVOWARE_ROLE=2,
+        ADVOWARE_PASSWORD="pw",
+        ADVOWARE_MAX_CONCURRENCY=cap,
+        HTTP_TIMEOUT_SECONDS=5.0,
     )
 
 
@@ -68,9 +76,7 @@ async def test_parallel_callers_never_exceed_the_cap(redis_server: RedisServer, 
     conns = [connect(redis_server.url) for _ in range(3)]
     clients = [AdvowareClient(settings(kanzlei, cap), c, transport=transport) for c in conns]
     try:
-        results = await asyncio.gather(
-            *(clients[i % 3].get_beteiligter(i) for i in range(24))
-        )
+        results = await asyncio.gather(*(clients[i % 3].get_beteiligter(i) for i in range(24)))
         assert sorted(r["betNr"] for r in results) == list(range(24))
         assert server.calls == 24
         assert server.max_active == cap  # reached, never exceeded
@@ -127,8 +133,14 @@ async def test_uncontended_acquire_and_release_are_one_round_trip_each(redis: An
     stats = await redis.info("commandstats")
     calls = {name: v["calls"] for name, v in stats.items() if name.startswith("cmdstat_")}
     # commands run inside the Lua script are counted too; only EVALSHA and ZREM came from the client
-    inside_script = {"cmdstat_time", "cmdstat_zremrangebyscore", "cmdstat_zcard", "cmdstat_zadd",
-                     "cmdstat_pexpire", "cmdstat_config|resetstat"}
+    inside_script = {
+        "cmdstat_time",
+        "cmdstat_zremrangebyscore",
+        "cmdstat_zcard",
+        "cmdstat_zadd",
+        "cmdstat_pexpire",
+        "cmdstat_config|resetstat",
+    }
     client_side = {k: v for k, v in calls.items() if k not in inside_script}
     assert client_side == {"cmdstat_evalsha": 1, "cmdstat_zrem": 1}
 

@@ -32,8 +32,14 @@ class Receiver:
     def app(self) -> Starlette:
         async def handler(request: Request) -> Response:
             raw = await request.body()
-            self.requests.append({"path": request.url.path, "raw": raw, "headers": dict(request.headers),
-                                  "items": json.loads(raw)})
+            self.requests.append(
+                {
+                    "path": request.url.path,
+                    "raw": raw,
+                    "headers": dict(request.headers),
+                    "items": json.loads(raw),
+                }
+            )
             if self.delay:
                 await asyncio.sleep(self.delay)
             status = self.statuses.pop(0) if self.statuses else 200
@@ -62,8 +68,9 @@ async def espo(sandbox_config: cfg.SandboxConfig, receiver: Receiver) -> AsyncIt
 
 @pytest.fixture
 async def ec(espo: EspoSimulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=espo.app),
-                                 base_url="http://espo.test") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=espo.app), base_url="http://espo.test"
+    ) as client:
         yield client
 
 
@@ -74,6 +81,7 @@ def advo(sandbox_config: cfg.SandboxConfig) -> AdvoSimulator:
 
 @pytest.fixture
 async def ac(advo: AdvoSimulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=advo.app),
-                                 base_url="http://advo.test") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=advo.app), base_url="http://advo.test"
+    ) as client:
         yield client

@@ -19,10 +19,18 @@ BASE = "/api/v1/advonet/Beteiligte"
 def token_body(**overrides: Any) -> dict[str, Any]:
     nonce = str(uuid.uuid4())
     ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"  # 7 fractional digits
-    body = {"AppID": cfg.ADVO_APP_ID, "Kanzlei": cfg.ADVO_KANZLEI, "Database": cfg.ADVO_DATABASE,
-            "User": cfg.ADVO_USER, "Password": cfg.ADVO_PASSWORD, "Role": 2, "Product": 64,
-            "Nonce": nonce, "RequestTimeStamp": ts,
-            "HMAC512Signature": advoware_signature(cfg.ADVO_API_KEY, 64, cfg.ADVO_APP_ID, nonce, ts)}
+    body = {
+        "AppID": cfg.ADVO_APP_ID,
+        "Kanzlei": cfg.ADVO_KANZLEI,
+        "Database": cfg.ADVO_DATABASE,
+        "User": cfg.ADVO_USER,
+        "Password": cfg.ADVO_PASSWORD,
+        "Role": 2,
+        "Product": 64,
+        "Nonce": nonce,
+        "RequestTimeStamp": ts,
+        "HMAC512Signature": advoware_signature(cfg.ADVO_API_KEY, 64, cfg.ADVO_APP_ID, nonce, ts),
+    }
     body.update(overrides)
     return body
 
@@ -83,9 +91,17 @@ async def test_crud_full_replace_and_local_time(ac: httpx.AsyncClient, advo: Adv
     assert r.status_code == 404 and r.json() == {"Message": "Beteiligter nicht gefunden"}
     r = await ac.post(BASE, headers=h, json={"vorname": "Käthe"})
     assert r.status_code == 400 and "name" in r.json()["Message"]
-    r = await ac.post(BASE, headers=h, json={
-        "anrede": "Frau", "vorname": "Käthe", "name": "Schäfer", "zusatz": "c/o Kanzlei",
-        "kommunikation": [{"kommKz": 4, "tlf": "k@example.org", "bemerkung": None, "online": False}]})
+    r = await ac.post(
+        BASE,
+        headers=h,
+        json={
+            "anrede": "Frau",
+            "vorname": "Käthe",
+            "name": "Schäfer",
+            "zusatz": "c/o Kanzlei",
+            "kommunikation": [{"kommKz": 4, "tlf": "k@example.org", "bemerkung": None, "online": False}],
+        },
+    )
     assert r.status_code == 201
     created = r.json()
     assert created["betNr"] == advo.store.next_betnr - 1
@@ -96,8 +112,11 @@ async def test_crud_full_replace_and_local_time(ac: httpx.AsyncClient, advo: Adv
     assert "+" not in created["geaendertAm"] and "Z" not in created["geaendertAm"]
     assert abs(stamp - local_now) < timedelta(seconds=5)
     # PUT without zusatz/kommunikation clears them (full replace).
-    r = await ac.put(f"{BASE}/{created['betNr']}", headers=h,
-                     json={"anrede": "Frau", "vorname": "Käthe", "name": "Schäfer-Groß"})
+    r = await ac.put(
+        f"{BASE}/{created['betNr']}",
+        headers=h,
+        json={"anrede": "Frau", "vorname": "Käthe", "name": "Schäfer-Groß"},
+    )
     assert r.status_code == 200
     updated = r.json()
     assert updated["name"] == "Schäfer-Groß" and updated["zusatz"] is None and updated["kommunikation"] == []
@@ -110,8 +129,10 @@ async def test_crud_full_replace_and_local_time(ac: httpx.AsyncClient, advo: Adv
 
 async def test_faults_503_nicht_angemeldet_then_recovers(ac: httpx.AsyncClient) -> None:
     h = await bearer(ac)
-    await ac.post("/__sandbox/faults", json={"next_n": 2, "kind": "503_nicht_angemeldet",
-                                             "match": {"path": "Beteiligte"}})
+    await ac.post(
+        "/__sandbox/faults",
+        json={"next_n": 2, "kind": "503_nicht_angemeldet", "match": {"path": "Beteiligte"}},
+    )
     for _ in range(2):
         r = await ac.get(BASE, headers=h)
         assert r.status_code == 503
@@ -143,8 +164,7 @@ async def test_call_log_since_and_reset(ac: httpx.AsyncClient, advo: AdvoSimulat
     seq = (await ac.get("/__sandbox/calls")).json()["seq"]
     await ac.get(f"{BASE}/100001", headers=h)
     new = (await ac.get("/__sandbox/calls", params={"since": seq})).json()
-    assert [(c["method"], c["path"], c["status"]) for c in new["calls"]] == [
-        ("GET", f"{BASE}/100001", 200)]
+    assert [(c["method"], c["path"], c["status"]) for c in new["calls"]] == [("GET", f"{BASE}/100001", 200)]
     assert new["counters"]["GET /api/v1/advonet/Beteiligte/{id}"] == 1
     await ac.post(BASE, headers=h, json={"name": "Neu"})
     before = len(advo.store.records)

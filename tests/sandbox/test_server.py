@@ -25,8 +25,12 @@ from .conftest import API, HUMAN
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[SandboxHandle]:
-    config = cfg.SandboxConfig(espo_port=free_port(), advo_port=free_port(),
-                               webhook_base=f"http://127.0.0.1:{free_port()}/hook", webhook_interval=60)
+    config = cfg.SandboxConfig(
+        espo_port=free_port(),
+        advo_port=free_port(),
+        webhook_base=f"http://127.0.0.1:{free_port()}/hook",
+        webhook_interval=60,
+    )
     with run_in_thread(config) as handle:
         yield handle
 
@@ -57,13 +61,42 @@ def test_live_webhook_to_unreachable_receiver_is_retried(live: SandboxHandle) ->
 def test_python_m_sandbox_ready_line_and_sigterm(tmp_path: Path) -> None:
     espo_port, advo_port = free_port(), free_port()
     env_file = tmp_path / "s.env"
-    subprocess.run([sys.executable, "-m", "sandbox", "--espo-port", str(espo_port), "--advo-port",
-                    str(advo_port), "--write-env", str(env_file)], cwd=PROJECT_ROOT, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "--espo-port",
+            str(espo_port),
+            "--advo-port",
+            str(advo_port),
+            "--write-env",
+            str(env_file),
+        ],
+        cwd=PROJECT_ROOT,
+        check=True,
+    )
     assert f"ESPOCRM_API_BASE_URL=http://127.0.0.1:{espo_port}/api/v1" in env_file.read_text()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--espo-port", str(espo_port), "--advo-port", str(advo_port),
-         "--records", "50", "--latency-ms", "1", "--token-ttl", "5"],
-        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "--espo-port",
+            str(espo_port),
+            "--advo-port",
+            str(advo_port),
+            "--records",
+            "50",
+            "--latency-ms",
+            "1",
+            "--token-ttl",
+            "5",
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     try:
         wait_for_port(advo_port, 15, proc)
@@ -94,8 +127,10 @@ def test_seed_is_deterministic_and_realistic() -> None:
     titles = {r["titel"] for r in a.espo + a.advo}
     assert {"Dr.", "Prof. Dr."} <= titles
     firms = [r for r in a.espo if r["beteiligterTyp"] == "Firma"]
-    assert any(r["handelsregisterNummer"] and r["handelsregisterNummer"].startswith("HRB") and r["registergericht"]
-               for r in firms)
+    assert any(
+        r["handelsregisterNummer"] and r["handelsregisterNummer"].startswith("HRB") and r["registergericht"]
+        for r in firms
+    )
     assert all(len(r["emailAddressData"]) >= 2 and len(r["phoneNumberData"]) >= 2 for r in firms)
     assert all(r["betnr"] is None for r in a.espo if r["id"] in {x["id"] for x in m["espo_only"]})
     advo_by_nr = {r["betNr"]: r for r in a.advo}
@@ -110,8 +145,9 @@ async def test_10k_records_list_fast() -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app), base_url="http://e") as c:
         offset = 0
         while True:
-            r = await c.get("/api/v1/CBeteiligte", headers=API,
-                            params={"maxSize": 200, "offset": offset, "orderBy": "id"})
+            r = await c.get(
+                "/api/v1/CBeteiligte", headers=API, params={"maxSize": 200, "offset": offset, "orderBy": "id"}
+            )
             rows = r.json()["list"]
             seen += len(rows)
             if len(rows) < 200:
@@ -119,8 +155,15 @@ async def test_10k_records_list_fast() -> None:
             offset += 200
         some = next(iter(sim.store.records.values()))["betnr"]
         for _ in range(200):  # lookups by betnr use the index
-            r = await c.get("/api/v1/CBeteiligte", headers=API, params={
-                "where[0][type]": "equals", "where[0][attribute]": "betnr", "where[0][value]": str(some)})
+            r = await c.get(
+                "/api/v1/CBeteiligte",
+                headers=API,
+                params={
+                    "where[0][type]": "equals",
+                    "where[0][attribute]": "betnr",
+                    "where[0][value]": str(some),
+                },
+            )
             assert r.json()["total"] == 1
     assert seen == 10_000
     advo = AdvoSimulator(cfg.SandboxConfig(records=10_000, demo=False))

@@ -22,11 +22,15 @@ async def flush(ec: httpx.AsyncClient, force: bool = False) -> list[dict]:
 
 
 async def test_update_item_changed_attrs_id_last_no_modified_at(
-        ec: httpx.AsyncClient, espo: EspoSimulator, receiver: Receiver) -> None:
+    ec: httpx.AsyncClient, espo: EspoSimulator, receiver: Receiver
+) -> None:
     rid = espo.store.manifest["linked_equal"][0]["id"]
-    r = await ec.put(f"/api/v1/CBeteiligte/{rid}", headers=HUMAN,
-                     json={"titel": "Prof. Dr.", "registergericht": "Amtsgericht Lübeck", "name": None} |
-                     {"name": espo.store.records[rid]["name"]})
+    r = await ec.put(
+        f"/api/v1/CBeteiligte/{rid}",
+        headers=HUMAN,
+        json={"titel": "Prof. Dr.", "registergericht": "Amtsgericht Lübeck", "name": None}
+        | {"name": espo.store.records[rid]["name"]},
+    )
     assert r.status_code == 200
     deliveries = await flush(ec)
     assert [d["outcome"] for d in deliveries] == ["success"]
@@ -46,9 +50,16 @@ async def test_update_item_changed_attrs_id_last_no_modified_at(
 
 
 async def test_create_and_delete_items(ec: httpx.AsyncClient, receiver: Receiver) -> None:
-    r = await ec.post("/api/v1/CBeteiligte", headers=HUMAN, json={
-        "name": "Süßwaren Neu GmbH", "beteiligterTyp": "Firma", "rechtsform": "GmbH",
-        "emailAddressData": [{"emailAddress": "info@suess.example.org"}]})
+    r = await ec.post(
+        "/api/v1/CBeteiligte",
+        headers=HUMAN,
+        json={
+            "name": "Süßwaren Neu GmbH",
+            "beteiligterTyp": "Firma",
+            "rechtsform": "GmbH",
+            "emailAddressData": [{"emailAddress": "info@suess.example.org"}],
+        },
+    )
     rid = r.json()["id"]
     await ec.post("/api/v1/CBeteiligte", headers=HUMAN, json={"name": "Ohne Mail AG", "rechtsform": "AG"})
     await ec.delete(f"/api/v1/CBeteiligte/{rid}", headers=HUMAN)
@@ -66,7 +77,8 @@ async def test_create_and_delete_items(ec: httpx.AsyncClient, receiver: Receiver
 
 
 async def test_skip_own_and_no_op_saves_fire_nothing(
-        ec: httpx.AsyncClient, espo: EspoSimulator, receiver: Receiver) -> None:
+    ec: httpx.AsyncClient, espo: EspoSimulator, receiver: Receiver
+) -> None:
     rid = espo.store.manifest["linked_equal"][0]["id"]
     # The API user's own writes are skipped (skipOwn, the webhooks belong to the API user).
     await ec.put(f"/api/v1/CBeteiligte/{rid}", headers=API, json={"titel": "Dr. rer. nat."})
@@ -89,14 +101,23 @@ async def test_batches_of_at_most_50(ec: httpx.AsyncClient, espo: EspoSimulator,
     assert [len(req["items"]) for req in receiver.requests] == [50, 50, 20]
 
 
-@pytest.mark.parametrize(("status", "expected_attempts", "outcomes"), [
-    (503, 4, ["retry", "retry", "retry", "failed"]),
-    (500, 4, ["retry", "retry", "retry", "failed"]),
-    (400, 1, ["failed"]),
-    (502, 1, ["failed"]),
-])
-async def test_retry_rules(ec: httpx.AsyncClient, espo: EspoSimulator, receiver: Receiver,
-                           status: int, expected_attempts: int, outcomes: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("status", "expected_attempts", "outcomes"),
+    [
+        (503, 4, ["retry", "retry", "retry", "failed"]),
+        (500, 4, ["retry", "retry", "retry", "failed"]),
+        (400, 1, ["failed"]),
+        (502, 1, ["failed"]),
+    ],
+)
+async def test_retry_rules(
+    ec: httpx.AsyncClient,
+    espo: EspoSimulator,
+    receiver: Receiver,
+    status: int,
+    expected_attempts: int,
+    outcomes: list[str],
+) -> None:
     receiver.statuses = [status] * 10
     rid = next(iter(espo.store.records))
     await ec.put(f"/api/v1/CBeteiligte/{rid}", headers=HUMAN, json={"titel": "Dr."})
@@ -109,7 +130,8 @@ async def test_retry_rules(ec: httpx.AsyncClient, espo: EspoSimulator, receiver:
 
 
 async def test_410_unsubscribes_with_pending_items(
-        ec: httpx.AsyncClient, espo: EspoSimulator, receiver: Receiver) -> None:
+    ec: httpx.AsyncClient, espo: EspoSimulator, receiver: Receiver
+) -> None:
     espo.dispatcher.settings.batch_size = 1
     receiver.statuses = [410]
     ids = list(espo.store.records)[:3]
@@ -124,7 +146,8 @@ async def test_410_unsubscribes_with_pending_items(
 
 
 async def test_timeout_counts_as_408_and_is_retried(
-        ec: httpx.AsyncClient, espo: EspoSimulator, receiver: Receiver) -> None:
+    ec: httpx.AsyncClient, espo: EspoSimulator, receiver: Receiver
+) -> None:
     espo.dispatcher.settings.timeout = 0.1
     receiver.delay = 0.3
     rid = next(iter(espo.store.records))
@@ -147,8 +170,11 @@ async def test_redeliver_and_shuffle(ec: httpx.AsyncClient, espo: EspoSimulator,
     deliveries = await flush(ec)
     assert deliveries[0]["redelivery"] is True
     assert receiver.requests[1]["raw"] == receiver.requests[0]["raw"]
-    settings = (await ec.post("/__sandbox/webhooks/settings",
-                              json={"shuffle": True, "shuffle_items": True, "batch_size": 2})).json()
+    settings = (
+        await ec.post(
+            "/__sandbox/webhooks/settings", json={"shuffle": True, "shuffle_items": True, "batch_size": 2}
+        )
+    ).json()
     assert settings["shuffle"] is True and settings["batch_size"] == 2
 
 

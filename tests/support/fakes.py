@@ -47,7 +47,13 @@ class FakeEspo:
     def add(self, record: dict[str, Any]) -> str:
         rid = record.get("id") or f"6650{next(self._ids):013x}"
         now = _espo_dt(self.clock.tick())
-        self.records[rid] = {"syncStatus": "pending_sync", "createdAt": now, "modifiedAt": now, **record, "id": rid}
+        self.records[rid] = {
+            "syncStatus": "pending_sync",
+            "createdAt": now,
+            "modifiedAt": now,
+            **record,
+            "id": rid,
+        }
         return rid
 
     def edit(self, rid: str, **changes: Any) -> None:
@@ -80,7 +86,13 @@ class FakeEspo:
         return copy.deepcopy(rec)
 
     async def notify(
-        self, user_id: str, message: str, *, parent_type: str, parent_id: str | None, user_name: str | None = None
+        self,
+        user_id: str,
+        message: str,
+        *,
+        parent_type: str,
+        parent_id: str | None,
+        user_name: str | None = None,
     ) -> str:
         self.calls["notify"] += 1
         self.notifications.append((parent_id, message))
@@ -103,16 +115,27 @@ class FakeEspo:
             return value is not None and str(value) > cond["value"]
         raise AssertionError(f"fake does not know where type {t}")
 
-    async def list(self, entity: str, *, where: Any = None, select: Any = None, order_by: Any = None,
-                   order: str = "asc", offset: int = 0, max_size: int = 200) -> tuple[int, list[dict[str, Any]]]:
+    async def list(
+        self,
+        entity: str,
+        *,
+        where: Any = None,
+        select: Any = None,
+        order_by: Any = None,
+        order: str = "asc",
+        offset: int = 0,
+        max_size: int = 200,
+    ) -> tuple[int, list[dict[str, Any]]]:
         self.calls["list"] += 1
         rows = [r for r in self.records.values() if all(self._match(r, c) for c in (where or []))]
         if order_by:
             rows.sort(key=lambda r: str(r.get(order_by) or ""), reverse=order == "desc")
         return len(rows), [copy.deepcopy(r) for r in rows[offset : offset + max_size]]
 
-    async def iterate(self, entity: str, *, where: Any = None, select: Any = None, **_: Any) -> AsyncIterator[dict[str, Any]]:
-        total, rows = await self.list(entity, where=where, max_size=10**9)
+    async def iterate(
+        self, entity: str, *, where: Any = None, select: Any = None, **_: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        _total, rows = await self.list(entity, where=where, max_size=10**9)
         for row in rows:
             yield row
 
@@ -180,7 +203,9 @@ class FakeAdvo:
         }
         return copy.deepcopy(self.records[betnr])
 
-    async def iter_beteiligte(self, *, changed_since_local: str | None = None, take: int = 100) -> AsyncIterator[dict[str, Any]]:
+    async def iter_beteiligte(
+        self, *, changed_since_local: str | None = None, take: int = 100
+    ) -> AsyncIterator[dict[str, Any]]:
         self.calls["list"] += 1
         for rec in list(self.records.values()):
             if changed_since_local is None or rec["geaendertAm"] >= changed_since_local:

@@ -22,6 +22,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# The Workbench's Vite HMR server listens on 21678 + PORT, so Motia's port must stay below
+# 43858 and that second port must be free too.
+MOTIA_HMR_OFFSET = 21678
+
+
+def free_motia_port() -> int:
+    import random
+
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(20000, 43000)
+        if _is_free(port) and _is_free(port + MOTIA_HMR_OFFSET):
+            return port
+    raise RuntimeError("no free port pair for Motia")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -72,9 +97,22 @@ def redis_server_binary() -> str:
 def run_redis() -> Iterator[RedisServer]:
     port = free_port()
     proc = subprocess.Popen(
-        [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-         "--appendonly", "no", "--protected-mode", "yes"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            redis_server_binary(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         wait_for_port(port, 15, proc)

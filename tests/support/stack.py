@@ -15,7 +15,14 @@ from typing import Any
 
 import httpx
 
-from tests.support.processes import PROJECT_ROOT, free_port, run_redis, stop_process_group, wait_for_port
+from tests.support.processes import (
+    PROJECT_ROOT,
+    free_motia_port,
+    free_port,
+    run_redis,
+    stop_process_group,
+    wait_for_port,
+)
 
 PY = str(PROJECT_ROOT / "python_modules" / "bin" / "python")
 MOTIA = str(PROJECT_ROOT / "node_modules" / ".bin" / "motia")
@@ -62,8 +69,10 @@ def _start(
     name: str, cmd: list[str], env: dict[str, str], log_dir: Path, stack: Stack, cwd: Path = PROJECT_ROOT
 ) -> subprocess.Popen[bytes]:
     log_path = log_dir / f"{name}.log"
-    log_file = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    log_file = open(log_path, "wb")
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+    )
     stack.logs[name] = log_path
     stack.procs[name] = proc
     return proc
@@ -79,7 +88,7 @@ def run_stack(
 ) -> Iterator[Stack]:
     with ExitStack() as cleanup:
         redis = cleanup.enter_context(run_redis())
-        espo_port, advo_port, motia_port = free_port(), free_port(), free_port()
+        espo_port, advo_port, motia_port = free_port(), free_port(), free_motia_port()
         env = dict(os.environ)
         sandbox_env = read_dotenv(PROJECT_ROOT / "sandbox" / "sandbox.env")
         sandbox_env["ESPOCRM_API_BASE_URL"] = f"http://127.0.0.1:{espo_port}/api/v1"
@@ -99,10 +108,15 @@ def run_stack(
         sandbox = _start(
             "sandbox",
             [
-                PY, "-m", "sandbox",
-                "--espo-port", str(espo_port),
-                "--advo-port", str(advo_port),
-                "--webhook-base", f"http://127.0.0.1:{motia_port}/vmh/webhook/beteiligte",
+                PY,
+                "-m",
+                "sandbox",
+                "--espo-port",
+                str(espo_port),
+                "--advo-port",
+                str(advo_port),
+                "--webhook-base",
+                f"http://127.0.0.1:{motia_port}/vmh/webhook/beteiligte",
                 *(sandbox_args or []),
             ],
             env,
@@ -110,7 +124,9 @@ def run_stack(
             stack,
         )
         cleanup.callback(stop_process_group, sandbox)
-        motia = _start("motia", [MOTIA, motia_command, "-H", "127.0.0.1", "-p", str(motia_port)], env, log_dir, stack)
+        motia = _start(
+            "motia", [MOTIA, motia_command, "-H", "127.0.0.1", "-p", str(motia_port)], env, log_dir, stack
+        )
         cleanup.callback(stop_process_group, motia)
         wait_for_port(espo_port, 60, sandbox)
         wait_for_port(advo_port, 60, sandbox)
@@ -130,7 +146,9 @@ def _wait_ready(stack: Stack, timeout: float = 120) -> None:
     raise TimeoutError("motia not ready:\n" + stack.log_text("motia")[-3000:])
 
 
-def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.2, message: str = "condition") -> Any:
+def wait_until(
+    predicate: Any, timeout: float = 30.0, interval: float = 0.2, message: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:

@@ -94,13 +94,16 @@ async def test_base_url_without_trailing_slash_is_normalised(
     route = respx_mock.get(f"{URL}/1").respond(200, json={"betNr": 1})
     async with AdvowareClient(
         settings(ADVOWARE_API_BASE_URL=API.rstrip("/"), ADVOWARE_SECURITY_URL="https://security.test"),
-        redis, limiter=LocalSemaphore(1),
+        redis,
+        limiter=LocalSemaphore(1),
     ) as c:
         await c.get_beteiligter(1)
     assert route.call_count == 1
 
 
-async def test_iter_beteiligte_pages_and_changed_since(client: AdvowareClient, respx_mock: respx.MockRouter) -> None:
+async def test_iter_beteiligte_pages_and_changed_since(
+    client: AdvowareClient, respx_mock: respx.MockRouter
+) -> None:
     def page(request: httpx.Request) -> httpx.Response:
         skip = int(request.url.params["skip"])
         take = int(request.url.params["take"])
@@ -113,18 +116,22 @@ async def test_iter_beteiligte_pages_and_changed_since(client: AdvowareClient, r
     rows = [r async for r in client.iter_beteiligte(changed_since_local="2026-07-01T11:55:00")]
     assert [r["betNr"] for r in rows] == list(range(250))
     assert [(c.request.url.params["skip"], c.request.url.params["take"]) for c in route.calls] == [
-        ("0", "100"), ("100", "100"), ("200", "100")
+        ("0", "100"),
+        ("100", "100"),
+        ("200", "100"),
     ]
 
 
 async def test_iter_beteiligte_stops_on_empty_page_and_dedupes(
     client: AdvowareClient, respx_mock: respx.MockRouter
 ) -> None:
-    route = respx_mock.get(URL).mock(side_effect=[
-        httpx.Response(200, json=[{"betNr": 1}, {"betNr": 2}]),
-        httpx.Response(200, json=[{"betNr": 2}, {"betNr": 3}]),  # shifted page: 2 again
-        httpx.Response(200, json=[]),
-    ])
+    route = respx_mock.get(URL).mock(
+        side_effect=[
+            httpx.Response(200, json=[{"betNr": 1}, {"betNr": 2}]),
+            httpx.Response(200, json=[{"betNr": 2}, {"betNr": 3}]),  # shifted page: 2 again
+            httpx.Response(200, json=[]),
+        ]
+    )
     rows = [r async for r in client.iter_beteiligte(take=2)]
     assert [r["betNr"] for r in rows] == [1, 2, 3]
     assert "geaendertAb" not in route.calls[0].request.url.params
@@ -137,7 +144,9 @@ async def test_create_beteiligter(client: AdvowareClient, respx_mock: respx.Mock
     assert json.loads(route.calls.last.request.content) == {"name": "Neu"}
 
 
-async def test_create_is_not_retried_on_5xx_or_timeout(client: AdvowareClient, respx_mock: respx.MockRouter) -> None:
+async def test_create_is_not_retried_on_5xx_or_timeout(
+    client: AdvowareClient, respx_mock: respx.MockRouter
+) -> None:
     route = respx_mock.post(URL).respond(503)
     with pytest.raises(UnavailableError):
         await client.create_beteiligter({"name": "Neu"})
@@ -148,8 +157,12 @@ async def test_create_is_not_retried_on_5xx_or_timeout(client: AdvowareClient, r
     assert route.call_count == 2
 
 
-async def test_create_retried_after_connect_error(client: AdvowareClient, respx_mock: respx.MockRouter) -> None:
-    route = respx_mock.post(URL).mock(side_effect=[httpx.ConnectError("x"), httpx.Response(201, json={"betNr": 5})])
+async def test_create_retried_after_connect_error(
+    client: AdvowareClient, respx_mock: respx.MockRouter
+) -> None:
+    route = respx_mock.post(URL).mock(
+        side_effect=[httpx.ConnectError("x"), httpx.Response(201, json={"betNr": 5})]
+    )
     assert (await client.create_beteiligter({"name": "Neu"}))["betNr"] == 5
     assert route.call_count == 2
 
@@ -170,7 +183,9 @@ def test_no_delete_method() -> None:
 async def test_401_renews_token_once_and_retries(
     client: AdvowareClient, respx_mock: respx.MockRouter, _token: respx.Route
 ) -> None:
-    route = respx_mock.get(f"{URL}/1").mock(side_effect=[httpx.Response(401), httpx.Response(200, json={"betNr": 1})])
+    route = respx_mock.get(f"{URL}/1").mock(
+        side_effect=[httpx.Response(401), httpx.Response(200, json={"betNr": 1})]
+    )
     assert await client.get_beteiligter(1) == {"betNr": 1}
     assert [c.request.headers["Authorization"] for c in route.calls] == ["Bearer tok-1", "Bearer tok-2"]
     assert _token.call_count == 2
@@ -233,10 +248,15 @@ async def test_429_retry_after(redis: fakeredis.FakeAsyncRedis, respx_mock: resp
     async def sleep(s: float) -> None:
         sleeps.append(s)
 
-    route = respx_mock.get(f"{URL}/7").mock(side_effect=[
-        httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(200, json={"betNr": 7})
-    ])
-    async with AdvowareClient(settings(), redis, retry=RetryPolicy(sleep=sleep), limiter=LocalSemaphore(1)) as c:
+    route = respx_mock.get(f"{URL}/7").mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "3"}),
+            httpx.Response(200, json={"betNr": 7}),
+        ]
+    )
+    async with AdvowareClient(
+        settings(), redis, retry=RetryPolicy(sleep=sleep), limiter=LocalSemaphore(1)
+    ) as c:
         assert (await c.get_beteiligter(7))["betNr"] == 7
     assert sleeps == [3.0] and route.call_count == 2
 
@@ -250,7 +270,12 @@ async def test_429_gives_up(client: AdvowareClient, respx_mock: respx.MockRouter
 
 @pytest.mark.parametrize(
     "exc",
-    [httpx.ConnectError("x"), httpx.ConnectTimeout("x"), httpx.ReadTimeout("x"), httpx.RemoteProtocolError("x")],
+    [
+        httpx.ConnectError("x"),
+        httpx.ConnectTimeout("x"),
+        httpx.ReadTimeout("x"),
+        httpx.RemoteProtocolError("x"),
+    ],
 )
 async def test_transport_errors(client: AdvowareClient, respx_mock: respx.MockRouter, exc: Exception) -> None:
     route = respx_mock.get(f"{URL}/7").mock(side_effect=exc)
@@ -270,10 +295,12 @@ async def test_default_limiter_is_redis_semaphore(redis: fakeredis.FakeAsyncRedi
 async def test_create_retried_when_token_service_was_down(
     client: AdvowareClient, respx_mock: respx.MockRouter, _token: respx.Route
 ) -> None:
-    _token.mock(side_effect=[
-        httpx.Response(503, text="nicht angemeldet"),
-        httpx.Response(200, json={"access_token": "tok-x", "expires_in": 3600}),
-    ])
+    _token.mock(
+        side_effect=[
+            httpx.Response(503, text="nicht angemeldet"),
+            httpx.Response(200, json={"access_token": "tok-x", "expires_in": 3600}),
+        ]
+    )
     route = respx_mock.post(URL).respond(201, json={"betNr": 6})
     assert (await client.create_beteiligter({"name": "Neu"}))["betNr"] == 6
     assert route.call_count == 1 and _token.call_count == 2

@@ -41,11 +41,21 @@ async def redis() -> AsyncIterator[fakeredis.FakeAsyncRedis]:
     await r.aclose()
 
 
-def provider(redis: object, http: httpx.AsyncClient, clock: Clock | None = None, **kw: object) -> TokenProvider:
+def provider(
+    redis: object, http: httpx.AsyncClient, clock: Clock | None = None, **kw: object
+) -> TokenProvider:
     return TokenProvider(
-        http=http, redis=redis, security_url=SEC, app_id="app-123", api_key=API_KEY,  # type: ignore[arg-type]
-        kanzlei="KANZLEI-01", database="ADVOWARE", user="bao", password="pw-secret-1",
-        clock=clock or Clock(), **kw,  # type: ignore[arg-type]
+        http=http,
+        redis=redis,
+        security_url=SEC,
+        app_id="app-123",
+        api_key=API_KEY,  # type: ignore[arg-type]
+        kanzlei="KANZLEI-01",
+        database="ADVOWARE",
+        user="bao",
+        password="pw-secret-1",
+        clock=clock or Clock(),
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -66,11 +76,16 @@ def test_signature_matches_openssl() -> None:
     msg = b"64:app-456:76f895f8-3d7b-447b-825b-7b1ff67dc637:2021-01-29T14:04:26.7955547Z"
     out = subprocess.run(
         ["openssl", "dgst", "-sha512", "-mac", "HMAC", "-macopt", f"hexkey:{key.hex()}", "-binary"],
-        input=msg, capture_output=True, check=True,
+        input=msg,
+        capture_output=True,
+        check=True,
     ).stdout
-    assert advoware_signature(
-        API_KEY, 64, "app-456", "76f895f8-3d7b-447b-825b-7b1ff67dc637", "2021-01-29T14:04:26.7955547Z"
-    ) == base64.b64encode(out).decode()
+    assert (
+        advoware_signature(
+            API_KEY, 64, "app-456", "76f895f8-3d7b-447b-825b-7b1ff67dc637", "2021-01-29T14:04:26.7955547Z"
+        )
+        == base64.b64encode(out).decode()
+    )
 
 
 def test_request_timestamp_format() -> None:
@@ -81,8 +96,14 @@ async def test_request_body_fields(redis: fakeredis.FakeAsyncRedis) -> None:
     async with httpx.AsyncClient() as http:
         body = provider(redis, http).build_request(nonce="nonce-abc", timestamp="2026-08-30T00:00:00.000Z")
     assert body == {
-        "AppID": "app-123", "Kanzlei": "KANZLEI-01", "Database": "ADVOWARE", "User": "bao",
-        "Password": "pw-secret-1", "Role": 2, "Product": 64, "Nonce": "nonce-abc",
+        "AppID": "app-123",
+        "Kanzlei": "KANZLEI-01",
+        "Database": "ADVOWARE",
+        "User": "bao",
+        "Password": "pw-secret-1",
+        "Role": 2,
+        "Product": 64,
+        "Nonce": "nonce-abc",
         "RequestTimeStamp": "2026-08-30T00:00:00.000Z",
         "HMAC512Signature": "o7rz9KmoXZs550HfzO6ffiG17XwiPmlBHlksUYKZ3jcfolELow51Fw5KlrQqCK5y41aIValDjrh1iQ2GZ2WtqQ==",
     }
@@ -115,10 +136,12 @@ async def test_token_is_fetched_once_and_cached(redis: fakeredis.FakeAsyncRedis)
 
 @respx.mock
 async def test_token_renewed_shortly_before_expiry(redis: fakeredis.FakeAsyncRedis) -> None:
-    route = respx.post(TOKEN_URL).mock(side_effect=[
-        httpx.Response(200, json={"access_token": "tok-1", "expires_in": 600}),
-        httpx.Response(200, json={"access_token": "tok-2", "expires_in": 600}),
-    ])
+    route = respx.post(TOKEN_URL).mock(
+        side_effect=[
+            httpx.Response(200, json={"access_token": "tok-1", "expires_in": 600}),
+            httpx.Response(200, json={"access_token": "tok-2", "expires_in": 600}),
+        ]
+    )
     clock = Clock()
     async with httpx.AsyncClient() as http:
         p = provider(redis, http, clock)
@@ -143,10 +166,12 @@ async def test_expiration_utc_is_used_without_expires_in(redis: fakeredis.FakeAs
 
 @respx.mock
 async def test_invalidate_only_the_failed_token(redis: fakeredis.FakeAsyncRedis) -> None:
-    route = respx.post(TOKEN_URL).mock(side_effect=[
-        httpx.Response(200, json={"access_token": "tok-1", "expires_in": 3600}),
-        httpx.Response(200, json={"access_token": "tok-2", "expires_in": 3600}),
-    ])
+    route = respx.post(TOKEN_URL).mock(
+        side_effect=[
+            httpx.Response(200, json={"access_token": "tok-1", "expires_in": 3600}),
+            httpx.Response(200, json={"access_token": "tok-2", "expires_in": 3600}),
+        ]
+    )
     async with httpx.AsyncClient() as http:
         p = provider(redis, http)
         assert await p.get() == "tok-1"
@@ -188,10 +213,12 @@ async def test_concurrent_callers_share_one_token_request(redis: fakeredis.FakeA
 
 @respx.mock
 async def test_lock_released_when_token_request_fails(redis: fakeredis.FakeAsyncRedis) -> None:
-    respx.post(TOKEN_URL).mock(side_effect=[
-        httpx.Response(503, text="Kanzlei KANZLEI-01 ist nicht angemeldet"),
-        httpx.Response(200, json={"access_token": "tok", "expires_in": 3600}),
-    ])
+    respx.post(TOKEN_URL).mock(
+        side_effect=[
+            httpx.Response(503, text="Kanzlei KANZLEI-01 ist nicht angemeldet"),
+            httpx.Response(200, json={"access_token": "tok", "expires_in": 3600}),
+        ]
+    )
     async with httpx.AsyncClient() as http:
         p = provider(redis, http)
         with pytest.raises(UnavailableError) as info:

@@ -23,12 +23,23 @@ PERSON_ESPO: dict[str, Any] = {
     "geburtsdatum": "1970-03-29",
     "emailAddress": "j.muessig@example.de",
     "emailAddressData": [
-        {"emailAddress": "j.muessig@example.de", "lower": "j.muessig@example.de", "primary": True,
-         "optOut": False, "invalid": False}
+        {
+            "emailAddress": "j.muessig@example.de",
+            "lower": "j.muessig@example.de",
+            "primary": True,
+            "optOut": False,
+            "invalid": False,
+        }
     ],
     "phoneNumber": "+49 30 1234567",
     "phoneNumberData": [
-        {"phoneNumber": "+49 30 1234567", "type": "Office", "primary": True, "optOut": False, "invalid": False}
+        {
+            "phoneNumber": "+49 30 1234567",
+            "type": "Office",
+            "primary": True,
+            "optOut": False,
+            "invalid": False,
+        }
     ],
 }
 
@@ -39,7 +50,13 @@ def env() -> dict[str, Any]:
     redis = fakeredis.FakeAsyncRedis(decode_responses=True)
     espo, advo = FakeEspo(clock), FakeAdvo(clock)
     engine = SyncEngine(
-        espo=espo, advo=advo, redis=redis, tz=BERLIN, notify_user_id="u1", max_attempts=3, clock=lambda: clock.now
+        espo=espo,
+        advo=advo,
+        redis=redis,
+        tz=BERLIN,
+        notify_user_id="u1",
+        max_attempts=3,
+        clock=lambda: clock.now,
     )
     return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": engine}
 
@@ -107,8 +124,12 @@ async def test_both_sides_different_fields_keep_both(env: dict[str, Any]) -> Non
     env["advo"].edit(betnr, titel="Prof. Dr.")
     env["espo"].edit(rid, lastName="Meier", name="Jürgen Meier")
     await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
-    assert env["espo"].records[rid]["titel"] == "Prof. Dr." and env["espo"].records[rid]["lastName"] == "Meier"
-    assert env["advo"].records[betnr]["titel"] == "Prof. Dr." and env["advo"].records[betnr]["name"] == "Meier"
+    assert (
+        env["espo"].records[rid]["titel"] == "Prof. Dr." and env["espo"].records[rid]["lastName"] == "Meier"
+    )
+    assert (
+        env["advo"].records[betnr]["titel"] == "Prof. Dr." and env["advo"].records[betnr]["name"] == "Meier"
+    )
     assert not env["espo"].notifications
 
 
@@ -146,7 +167,7 @@ async def test_espocrm_delete_never_deletes_in_advoware(env: dict[str, Any]) -> 
 
 
 async def test_transient_failure_records_failed_then_permanent(env: dict[str, Any]) -> None:
-    rid, betnr = await linked(env)
+    rid, _betnr = await linked(env)
     env["espo"].edit(rid, lastName="Meier", name="Jürgen Meier")
     for attempt in (1, 2):
         env["advo"].fail_next["get"] = [UnavailableError("down", system="advoware", status_code=503)]
@@ -236,7 +257,7 @@ async def test_stale_lock_of_a_dead_worker_is_recovered(env: dict[str, Any]) -> 
 
 
 async def test_locked_record_is_coalesced_not_dropped(env: dict[str, Any]) -> None:
-    rid, betnr = await linked(env)
+    rid, _betnr = await linked(env)
     await env["redis"].set(f"vmh:lock:{rid}", "other-worker", px=60_000)
     out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
     assert out.result is Result.LOCKED
@@ -249,7 +270,7 @@ async def test_locked_record_is_coalesced_not_dropped(env: dict[str, Any]) -> No
 async def test_holder_runs_again_for_events_that_came_in(env: dict[str, Any]) -> None:
     rid, betnr = await linked(env)
     engine = env["engine"]
-    original = engine._sync_locked  # noqa: SLF001
+    original = engine._sync_locked
     runs = {"n": 0}
 
     async def sync_and_meanwhile_edit(record_id: str, trigger: Trigger):
@@ -260,7 +281,7 @@ async def test_holder_runs_again_for_events_that_came_in(env: dict[str, Any]) ->
             assert (await engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)).result is Result.LOCKED
         return result
 
-    engine._sync_locked = sync_and_meanwhile_edit  # noqa: SLF001
+    engine._sync_locked = sync_and_meanwhile_edit
     await engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)
     assert runs["n"] == 2 and env["advo"].records[betnr]["name"] == "Neu"
 

@@ -69,8 +69,12 @@ async def test_list_sends_search_params(client: EspoCrmClient) -> None:
     assert (total, rows) == (1, [{"id": "a"}])
     sp = search_params(route.calls.last.request)
     assert sp == {
-        "where": where, "select": "id,name", "orderBy": "modifiedAt", "order": "asc",
-        "offset": 5, "maxSize": 50,
+        "where": where,
+        "select": "id,name",
+        "orderBy": "modifiedAt",
+        "order": "asc",
+        "offset": 5,
+        "maxSize": 50,
     }
     assert "X-No-Total" not in route.calls.last.request.headers
 
@@ -181,7 +185,9 @@ async def test_403_is_auth_error_with_reason(client: EspoCrmClient) -> None:
 
 @respx.mock
 async def test_404_not_found(client: EspoCrmClient) -> None:
-    route = respx.get(f"{BASE}/CBeteiligte/gone").respond(404, headers={"X-Status-Reason": "Record gone not found."})
+    route = respx.get(f"{BASE}/CBeteiligte/gone").respond(
+        404, headers={"X-Status-Reason": "Record gone not found."}
+    )
     with pytest.raises(NotFoundError) as info:
         await client.get("CBeteiligte", "gone")
     assert info.value.record_id == "gone" and route.call_count == 1
@@ -204,7 +210,10 @@ async def test_429_retry_after_is_honoured() -> None:
         sleeps.append(s)
 
     route = respx.get(f"{BASE}/CBeteiligte/abc").mock(
-        side_effect=[httpx.Response(429, headers={"Retry-After": "2"}), httpx.Response(200, json={"id": "abc"})]
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "2"}),
+            httpx.Response(200, json={"id": "abc"}),
+        ]
     )
     async with EspoCrmClient(BASE, KEY, retry=RetryPolicy(sleep=sleep)) as c:
         assert (await c.get("CBeteiligte", "abc"))["id"] == "abc"
@@ -296,14 +305,18 @@ async def test_hmac_mode_signs_path_without_query() -> None:
         await c.list("CBeteiligte", max_size=10)
     req = route.calls.last.request
     assert "X-Api-Key" not in req.headers
-    assert req.headers["X-Hmac-Authorization"].startswith("YXBpMGtleTAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDE6NDFhMTgy")
+    assert req.headers["X-Hmac-Authorization"].startswith(
+        "YXBpMGtleTAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDE6NDFhMTgy"
+    )
 
 
 def test_from_settings() -> None:
     from pydantic import SecretStr
 
     s = SimpleNamespace(
-        ESPOCRM_API_BASE_URL=BASE + "/", ESPOCRM_API_KEY=SecretStr(KEY), ESPOCRM_API_SECRET=None,
+        ESPOCRM_API_BASE_URL=BASE + "/",
+        ESPOCRM_API_KEY=SecretStr(KEY),
+        ESPOCRM_API_SECRET=None,
         HTTP_TIMEOUT_SECONDS=7.0,
     )
     c = EspoCrmClient.from_settings(s)  # type: ignore[arg-type]
@@ -317,9 +330,13 @@ def test_from_settings() -> None:
 @respx.mock
 async def test_notify_uses_notification_when_allowed(client: EspoCrmClient) -> None:
     route = respx.post(f"{BASE}/Notification").respond(200, json={"id": "n1"})
-    assert await client.notify("u1", "Bitte prüfen", parent_type="CBeteiligte", parent_id="b1") == "notification"
+    assert (
+        await client.notify("u1", "Bitte prüfen", parent_type="CBeteiligte", parent_id="b1") == "notification"
+    )
     assert json.loads(route.calls.last.request.content) == {
-        "type": "Message", "userId": "u1", "message": "Bitte prüfen"
+        "type": "Message",
+        "userId": "u1",
+        "message": "Bitte prüfen",
     }
 
 
@@ -328,13 +345,19 @@ async def test_notify_falls_back_to_note_on_403_and_remembers(client: EspoCrmCli
     notif = respx.post(f"{BASE}/Notification").respond(403, headers={"X-Status-Reason": "No create access."})
     note = respx.post(f"{BASE}/Note").respond(200, json={"id": "note1"})
     for _ in range(2):
-        assert await client.notify(
-            "u1", "Bitte prüfen", parent_type="CBeteiligte", parent_id="b1", user_name="jdoe"
-        ) == "note"
+        assert (
+            await client.notify(
+                "u1", "Bitte prüfen", parent_type="CBeteiligte", parent_id="b1", user_name="jdoe"
+            )
+            == "note"
+        )
     assert notif.call_count == 1  # not tried again within the instance
     assert note.call_count == 2
     assert json.loads(note.calls.last.request.content) == {
-        "type": "Post", "parentType": "CBeteiligte", "parentId": "b1", "post": "@jdoe Bitte prüfen"
+        "type": "Post",
+        "parentType": "CBeteiligte",
+        "parentId": "b1",
+        "post": "@jdoe Bitte prüfen",
     }
 
 
@@ -359,7 +382,10 @@ async def test_notify_fallback_needs_user_name(client: EspoCrmClient) -> None:
 
 def test_format_espo_datetime_converts_to_utc() -> None:
     berlin_summer = timezone(timedelta(hours=2))
-    assert format_espo_datetime(datetime(2026, 7, 1, 12, 15, 30, 999, tzinfo=berlin_summer)) == "2026-07-01 10:15:30"
+    assert (
+        format_espo_datetime(datetime(2026, 7, 1, 12, 15, 30, 999, tzinfo=berlin_summer))
+        == "2026-07-01 10:15:30"
+    )
     assert format_espo_datetime(datetime(2026, 1, 1, 0, 0, tzinfo=UTC)) == "2026-01-01 00:00:00"
     with pytest.raises(ValueError):
         format_espo_datetime(datetime(2026, 1, 1))

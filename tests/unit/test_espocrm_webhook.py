@@ -31,8 +31,10 @@ SECRETS = {"other0000000000001": "ffffffffffffffffffffffffffffffff", WID: SECRET
 def test_expected_signatures_match_published_vector() -> None:
     assert expected_signature(WID, SECRET, BODY) == SIGNATURE
     assert expected_legacy_signature(WID, SECRET, BODY) == X_SIGNATURE
-    assert base64.b64decode(SIGNATURE).decode().endswith(
-        "83b375f47dcfd6c3393fdd58963d6e091317175fdce75dcc71feedba7bb8cfaa"
+    assert (
+        base64.b64decode(SIGNATURE)
+        .decode()
+        .endswith("83b375f47dcfd6c3393fdd58963d6e091317175fdce75dcc71feedba7bb8cfaa")
     )
 
 

@@ -657,3 +657,13 @@ def test_importing_the_mapper_is_light() -> None:
         cwd=str(ROOT),
     )
     assert out.stdout.strip() == ""
+
+
+def test_partial_content_never_clears_advoware_fields() -> None:
+    base = advo_person()
+    content = mapper.from_advo(base)
+    partial = {k: v for k, v in content.items() if k not in ("emails", "phones", "title")}
+    partial["birth_date"] = "1975-03-30"
+    payload = mapper.to_advo_payload(partial, base)
+    assert payload["kommunikation"] == base["kommunikation"] and payload["titel"] == "Dr."
+    assert payload["geburtsdatum"] == "1975-03-30"

@@ -29,8 +29,15 @@ ADVO_TOKEN = "advo-ACCESS-TOKEN-abcdef0123456789"
 PERSON = "Anna Müller-Lüdenscheidt"
 EMAIL = "anna.mueller@example.de"
 
-SECRETS = [ESPO_KEY, ESPO_SECRET, ADVO_KEY, ADVO_KEY_RAW.decode(), ADVO_PASSWORD, ADVO_TOKEN,
-           hmac_authorization(ESPO_KEY, ESPO_SECRET, "GET", "CBeteiligte/abc")]
+SECRETS = [
+    ESPO_KEY,
+    ESPO_SECRET,
+    ADVO_KEY,
+    ADVO_KEY_RAW.decode(),
+    ADVO_PASSWORD,
+    ADVO_TOKEN,
+    hmac_authorization(ESPO_KEY, ESPO_SECRET, "GET", "CBeteiligte/abc"),
+]
 PII = [PERSON, EMAIL]
 
 pytestmark = pytest.mark.respx(assert_all_called=False)
@@ -67,36 +74,47 @@ async def test_espocrm_logs_and_errors_are_clean(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     rec = f"{ESPO}/CBeteiligte/abc"
-    respx_mock.get(rec).mock(side_effect=[
-        httpx.Response(200, json={"id": "abc", "name": PERSON, "emailAddress": EMAIL}),
-        httpx.Response(401, headers={"X-Status-Reason": "second-step-required"}),
-        httpx.Response(403, headers={"X-Status-Reason": "No read access."}),
-        httpx.Response(404, headers={"X-Status-Reason": "Record abc not found."}),
-        *[httpx.Response(503, text=f"Fehler bei {PERSON}") for _ in range(4)],
-        httpx.ConnectError("connection refused"),
-        httpx.ReadTimeout("timed out"),
-        httpx.ReadTimeout("timed out"),
-        httpx.ReadTimeout("timed out"),
-    ])
+    respx_mock.get(rec).mock(
+        side_effect=[
+            httpx.Response(200, json={"id": "abc", "name": PERSON, "emailAddress": EMAIL}),
+            httpx.Response(401, headers={"X-Status-Reason": "second-step-required"}),
+            httpx.Response(403, headers={"X-Status-Reason": "No read access."}),
+            httpx.Response(404, headers={"X-Status-Reason": "Record abc not found."}),
+            *[httpx.Response(503, text=f"Fehler bei {PERSON}") for _ in range(4)],
+            httpx.ConnectError("connection refused"),
+            httpx.ReadTimeout("timed out"),
+            httpx.ReadTimeout("timed out"),
+            httpx.ReadTimeout("timed out"),
+        ]
+    )
     respx_mock.put(rec).respond(400, headers={"X-Status-Reason": "Field validation failure; field: status"})
-    respx_mock.post(f"{ESPO}/CBeteiligte").respond(409, headers={"X-Status-Reason": "duplicate"},
-                                                    json=[{"id": "dup", "name": PERSON}])
+    respx_mock.post(f"{ESPO}/CBeteiligte").respond(
+        409, headers={"X-Status-Reason": "duplicate"}, json=[{"id": "dup", "name": PERSON}]
+    )
     respx_mock.post(f"{ESPO}/Notification").respond(403)
     respx_mock.post(f"{ESPO}/Note").respond(200, json={"id": "n"})
-    async with EspoCrmClient(ESPO, ESPO_KEY, api_secret=ESPO_SECRET if hmac_mode else None,
-                             retry=RetryPolicy(sleep=_nosleep)) as c:
-        errors = await run_all([
-            lambda: c.get("CBeteiligte", "abc"),
-            lambda: c.get("CBeteiligte", "abc"),
-            lambda: c.get("CBeteiligte", "abc"),
-            lambda: c.get("CBeteiligte", "abc"),
-            lambda: c.get("CBeteiligte", "abc"),
-            lambda: c.get("CBeteiligte", "abc"),
-            lambda: c.update("CBeteiligte", "abc", {"name": PERSON, "emailAddress": EMAIL}),
-            lambda: c.create("CBeteiligte", {"name": PERSON, "emailAddress": EMAIL}),
-            lambda: c.notify("u1", f"Bitte {PERSON} prüfen", parent_type="CBeteiligte", parent_id="abc",
-                             user_name="jdoe"),
-        ])
+    async with EspoCrmClient(
+        ESPO, ESPO_KEY, api_secret=ESPO_SECRET if hmac_mode else None, retry=RetryPolicy(sleep=_nosleep)
+    ) as c:
+        errors = await run_all(
+            [
+                lambda: c.get("CBeteiligte", "abc"),
+                lambda: c.get("CBeteiligte", "abc"),
+                lambda: c.get("CBeteiligte", "abc"),
+                lambda: c.get("CBeteiligte", "abc"),
+                lambda: c.get("CBeteiligte", "abc"),
+                lambda: c.get("CBeteiligte", "abc"),
+                lambda: c.update("CBeteiligte", "abc", {"name": PERSON, "emailAddress": EMAIL}),
+                lambda: c.create("CBeteiligte", {"name": PERSON, "emailAddress": EMAIL}),
+                lambda: c.notify(
+                    "u1",
+                    f"Bitte {PERSON} prüfen",
+                    parent_type="CBeteiligte",
+                    parent_id="abc",
+                    user_name="jdoe",
+                ),
+            ]
+        )
         assert_clean(repr(c))
     assert errors.count("Error") >= 6
     assert caplog.records, "expected some log records"
@@ -109,36 +127,51 @@ async def test_advoware_logs_and_errors_are_clean(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     settings = SimpleNamespace(
-        ADVOWARE_API_BASE_URL="https://advo.test/", ADVOWARE_SECURITY_URL="https://security.test/",
-        ADVOWARE_PRODUCT_ID=64, ADVOWARE_APP_ID="app-123", ADVOWARE_API_KEY=SecretStr(ADVO_KEY),
-        ADVOWARE_KANZLEI="K1", ADVOWARE_DATABASE="DB", ADVOWARE_USER="bao", ADVOWARE_ROLE=2,
-        ADVOWARE_PASSWORD=SecretStr(ADVO_PASSWORD), ADVOWARE_MAX_CONCURRENCY=2, HTTP_TIMEOUT_SECONDS=5.0,
+        ADVOWARE_API_BASE_URL="https://advo.test/",
+        ADVOWARE_SECURITY_URL="https://security.test/",
+        ADVOWARE_PRODUCT_ID=64,
+        ADVOWARE_APP_ID="app-123",
+        ADVOWARE_API_KEY=SecretStr(ADVO_KEY),
+        ADVOWARE_KANZLEI="K1",
+        ADVOWARE_DATABASE="DB",
+        ADVOWARE_USER="bao",
+        ADVOWARE_ROLE=2,
+        ADVOWARE_PASSWORD=SecretStr(ADVO_PASSWORD),
+        ADVOWARE_MAX_CONCURRENCY=2,
+        HTTP_TIMEOUT_SECONDS=5.0,
     )
     url = "https://advo.test/api/v1/advonet/Beteiligte"
-    token_route = respx_mock.post("https://security.test/api/v1/Token").mock(side_effect=[
-        httpx.Response(200, json={"access_token": ADVO_TOKEN, "expires_in": 3600}),
-        httpx.Response(200, json={"access_token": ADVO_TOKEN, "expires_in": 3600}),
-        # the refused token request echoes the credentials in its body: must not surface
-        httpx.Response(500, text=f"Falscher Name oder falsches Kennwort: bao/{ADVO_PASSWORD}"),
-    ])
-    respx_mock.get(f"{url}/1").mock(side_effect=[
-        httpx.Response(401, text=f"token {ADVO_TOKEN} expired"),
-        httpx.Response(200, json={"betNr": 1, "name": PERSON}),
-    ])
+    token_route = respx_mock.post("https://security.test/api/v1/Token").mock(
+        side_effect=[
+            httpx.Response(200, json={"access_token": ADVO_TOKEN, "expires_in": 3600}),
+            httpx.Response(200, json={"access_token": ADVO_TOKEN, "expires_in": 3600}),
+            # the refused token request echoes the credentials in its body: must not surface
+            httpx.Response(500, text=f"Falscher Name oder falsches Kennwort: bao/{ADVO_PASSWORD}"),
+        ]
+    )
+    respx_mock.get(f"{url}/1").mock(
+        side_effect=[
+            httpx.Response(401, text=f"token {ADVO_TOKEN} expired"),
+            httpx.Response(200, json={"betNr": 1, "name": PERSON}),
+        ]
+    )
     respx_mock.get(f"{url}/2").respond(503, text=f"Kanzlei ist nicht registriert ({ADVO_PASSWORD})")
     respx_mock.get(f"{url}/3").mock(side_effect=httpx.ConnectError(f"failed {ADVO_TOKEN}"))
     respx_mock.put(f"{url}/4").respond(404)
     respx_mock.post(url).respond(409, text=PERSON)
     redis = fakeredis.FakeAsyncRedis(decode_responses=True)
-    async with AdvowareClient(settings, redis, retry=RetryPolicy(sleep=_nosleep, max_attempts=2),
-                              limiter=LocalSemaphore(2)) as c:
-        errors = await run_all([
-            lambda: c.get_beteiligter(1),
-            lambda: c.get_beteiligter(2),
-            lambda: c.get_beteiligter(3),
-            lambda: c.update_beteiligter(4, {"name": PERSON, "kommunikation": [{"tlf": EMAIL}]}),
-            lambda: c.create_beteiligter({"name": PERSON}),
-        ])
+    async with AdvowareClient(
+        settings, redis, retry=RetryPolicy(sleep=_nosleep, max_attempts=2), limiter=LocalSemaphore(2)
+    ) as c:
+        errors = await run_all(
+            [
+                lambda: c.get_beteiligter(1),
+                lambda: c.get_beteiligter(2),
+                lambda: c.get_beteiligter(3),
+                lambda: c.update_beteiligter(4, {"name": PERSON, "kommunikation": [{"tlf": EMAIL}]}),
+                lambda: c.create_beteiligter({"name": PERSON}),
+            ]
+        )
         await redis.flushall()
         respx_mock.get(f"{url}/5").respond(200, json={})
         errors += await run_all([lambda: c.get_beteiligter(5)])  # token refused -> AuthError
