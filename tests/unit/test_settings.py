@@ -1,0 +1,95 @@
+"""Configuration: every variable documented, missing/invalid ones named at start-up."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.errors import ConfigurationError
+from services.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUIRED = {
+    "ESPOCRM_API_BASE_URL": "http://crm.test/api/v1",
+    "ESPOCRM_API_KEY": "k",
+    "ESPOCRM_WEBHOOK_SECRETS": "w1:s1,w2:s2",
+    "ADVOWARE_API_BASE_URL": "http://advo.test/",
+    "ADVOWARE_SECURITY_URL": "http://advo.test/",
+    "ADVOWARE_APP_ID": "app",
+    "ADVOWARE_API_KEY": "a2V5",
+    "ADVOWARE_KANZLEI": "K",
+    "ADVOWARE_DATABASE": "D",
+    "ADVOWARE_USER": "U",
+    "ADVOWARE_PASSWORD": "p",
+    "SYNC_ADMIN_TOKEN": "t",
+}
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env from the project
+    return monkeypatch
+
+
+def test_defaults_and_parsing(clean_env: pytest.MonkeyPatch) -> None:
+    for k, v in REQUIRED.items():
+        clean_env.setenv(k, v)
+    s = load_settings()
+    assert s.ADVOWARE_PRODUCT_ID == 64 and s.ADVOWARE_ROLE == 2 and s.PORT == 3000
+    assert s.ADVOWARE_TIMEZONE == "Europe/Berlin"
+    assert s.webhook_secret("w2") == "s2" and s.webhook_secret("nope") is None
+    assert "s1" not in repr(s) and "p" != str(s.ADVOWARE_PASSWORD)
+
+
+def test_missing_variable_is_named(clean_env: pytest.MonkeyPatch) -> None:
+    for k, v in REQUIRED.items():
+        if k != "ADVOWARE_PASSWORD":
+            clean_env.setenv(k, v)
+    with pytest.raises(ConfigurationError, match="ADVOWARE_PASSWORD is missing"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ADVOWARE_TIMEZONE", "Mars/Olympus"),
+        ("ESPOCRM_WEBHOOK_SECRETS", "no-colon"),
+        ("PORT", "99999"),
+        ("REDIS_URL", "http://x"),
+        ("ESPOCRM_API_BASE_URL", "crm.test"),
+    ],
+)
+def test_invalid_variable_is_named(clean_env: pytest.MonkeyPatch, name: str, value: str) -> None:
+    for k, v in REQUIRED.items():
+        clean_env.setenv(k, v)
+    clean_env.setenv(name, value)
+    with pytest.raises(ConfigurationError, match=f"{name} is invalid"):
+        load_settings()
+
+
+def test_env_example_lists_every_variable_with_placeholders() -> None:
+    text = (ROOT / ".env.example").read_text()
+    names = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.M))
+    assert set(Settings.model_fields) <= names
+    for line in text.splitlines():
+        if re.match(r"^[A-Z_]*(KEY|PASSWORD|SECRET|TOKEN)[A-Z_]*=", line):
+            assert "change-me" in line, line
+
+
+def test_start_up_check_fails_fast_naming_the_variable(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
+    env.update(REQUIRED)
+    del env["SYNC_ADMIN_TOKEN"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.settings"], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "SYNC_ADMIN_TOKEN is missing" in proc.stderr
