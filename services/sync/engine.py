@@ -12,8 +12,9 @@ EspoCRM record; a look that finds nothing to do writes nothing at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -29,7 +30,6 @@ from services.sync.snapshot import Snapshot, SnapshotStore
 from services.sync.states import SyncStatus, transition
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
     from zoneinfo import ZoneInfo
 
     from redis.asyncio import Redis
@@ -158,11 +158,14 @@ class SyncEngine:
         outcome: Outcome | None = None
         while True:
             try:
+                # Run again while events keep arriving, all under the same lock.
                 await self.locks.take_again(record_id)
-                outcome = await self._sync_locked(record_id, trigger)
-                if await self.locks.take_again(record_id):
+                while True:
+                    async with self._renewing(record_id, token):
+                        outcome = await self._sync_locked(record_id, trigger)
+                    if not await self.locks.take_again(record_id):
+                        break
                     trigger = Trigger.SWEEP
-                    continue
             finally:
                 await self.locks.release(record_id, token)
             # An event that arrived between our last check and the release.
@@ -174,6 +177,31 @@ class SyncEngine:
             trigger = Trigger.SWEEP
         assert outcome is not None
         return outcome
+
+    @contextlib.asynccontextmanager
+    async def _renewing(self, record_id: str, token: str) -> AsyncIterator[None]:
+        """Renew the record lock while a sync works, so a slow sync (retries, a slow connector)
+        never outlives its lock and lets a second worker in; a dead worker stops renewing and
+        its lock expires after the TTL."""
+
+        async def renew() -> None:
+            interval = max(0.2, self.locks.ttl_ms / 3000)
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    if not await self.locks.extend(record_id, token):
+                        log.warning("record %s: lock expired while syncing", record_id)
+                        return
+                except Exception as exc:  # Redis hiccup: try again next interval
+                    log.warning("record %s: lock renewal failed: %s", record_id, type(exc).__name__)
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def handle_espo_delete(self, record_id: str) -> Outcome:
         """EspoCRM record deleted: never delete in Advoware; record the unlink and notify."""
@@ -225,8 +253,11 @@ class SyncEngine:
         except TransientError as exc:
             return await self._record_failure(ctx, exc, permanent=False)
         except AuthError as exc:
-            # Configuration, not data: keep retrying on the sweep's schedule.
-            return await self._record_failure(ctx, exc, permanent=False)
+            # Configuration, not data (wrong password, App-ID not activated): every record
+            # fails alike. Keep retrying on the sweep's schedule, but never let a
+            # misconfiguration park the whole database as permanently_failed.
+            log.error("authentication with %s failed; check the credentials in the settings", exc.system)
+            return await self._record_failure(ctx, exc, permanent=False, count_attempt=False)
         except FatalError as exc:
             return await self._record_failure(ctx, exc, permanent=True)
         except ValueError as exc:
@@ -386,9 +417,11 @@ class SyncEngine:
         return Outcome(ctx.record_id, Result.DELETED_IN_ADVOWARE, betnr=betnr, writes=ctx.writes)
 
     # ------------------------------------------------------------------ helpers
-    async def _record_failure(self, ctx: _Ctx, exc: Exception, *, permanent: bool) -> Outcome:
-        attempts = int(ctx.espo.get("syncRetryCount") or 0) + 1
-        if not permanent and attempts >= self.max_attempts:
+    async def _record_failure(
+        self, ctx: _Ctx, exc: Exception, *, permanent: bool, count_attempt: bool = True
+    ) -> Outcome:
+        attempts = int(ctx.espo.get("syncRetryCount") or 0) + (1 if count_attempt else 0)
+        if not permanent and count_attempt and attempts >= self.max_attempts:
             permanent = True
         target = SyncStatus.PERMANENTLY_FAILED if permanent else SyncStatus.FAILED
         transition(SyncStatus.SYNCING, target)

@@ -316,3 +316,31 @@ async def test_daily_check_writes_only_last_sync_metadata(env: dict[str, Any]) -
     assert [set(d) for _, d in env["espo"].updates] == [
         {"syncStatus", "advowareLastSync", "syncErrorMessage", "syncRetryCount"}
     ]
+
+
+async def test_auth_failure_never_parks_records_as_permanently_failed(env: dict[str, Any]) -> None:
+    from services.errors import AuthError
+
+    rid, _ = await linked(env)
+    for _ in range(5):  # more than max_attempts (3)
+        env["advo"].fail_next["get"] = [AuthError("refused", system="advoware", status_code=401)]
+        out = await env["engine"].sync_record(rid, Trigger.SWEEP)
+        assert out.result is Result.FAILED
+    assert env["espo"].records[rid]["syncStatus"] == "failed"
+
+
+async def test_events_arriving_during_a_rerun_are_still_under_the_lock(env: dict[str, Any]) -> None:
+    rid, _ = await linked(env)
+    engine = env["engine"]
+    original = engine._sync_locked  # noqa: SLF001
+    holders: list[str | None] = []
+
+    async def observe(record_id: str, trigger: Trigger):
+        holders.append(await engine.locks.holder(record_id))
+        if len(holders) < 3:
+            await engine.locks.mark_again(record_id)  # another event arrives meanwhile
+        return await original(record_id, trigger)
+
+    engine._sync_locked = observe  # noqa: SLF001
+    await engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)
+    assert len(holders) == 3 and all(h is not None for h in holders)
