@@ -171,6 +171,11 @@ class HarnessMiddleware:
             fault = harness.take_fault(method, path)
             if fault is not None:
                 entry["fault"] = fault.kind
+                if fault.kind in ("timeout", "latency"):
+                    # Read the body now: a client that gives up while we wait must not keep
+                    # the request from being processed afterwards ("the write may still have
+                    # happened"), as a real server that already received it would.
+                    receive = await buffered(receive)
                 if fault.latency_ms:
                     await asyncio.sleep(fault.latency_ms / 1000)
                 if fault.kind == "drop":
@@ -186,6 +191,23 @@ class HarnessMiddleware:
             entry["status"] = status_box["status"]
             entry["user"] = info.get("user")
             harness.record(entry)
+
+
+async def buffered(receive: Receive) -> Receive:
+    """Read the whole request body now; replay it to the app later, then the live channel."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+
+    async def replay() -> Message:
+        if messages:
+            return messages.pop(0)
+        return await receive()
+
+    return replay
 
 
 async def drop_connection(send: Send) -> None:

@@ -13,10 +13,21 @@
 //    4xx status instead, so a sender gets a clear reason.
 // 4. cli-errors (motia/dist/cli.mjs): the CLI swallowed every start-up error and exited 1
 //    without a word (e.g. the Workbench's HMR port 21678+PORT being out of range). Print it.
+// 5. large-args (call-step-file.mjs + python/python-runner.py): Motia passes a handler's
+//    input (for an API step the whole request body, twice: parsed and raw) as ONE command-line
+//    argument of the Python process. Linux caps one argument at 128 KiB, so any request body
+//    over ~64 KB failed with "spawn E2BIG" and answered 500 (EspoCRM then retried it four
+//    times and dropped it). Input over 64 KiB now goes through a private temp file (0600)
+//    that the runner reads and deletes at once; smaller input still goes on the command line.
+// 6. body-depth: a JSON body nested thousands of levels deep parsed fine but then overflowed
+//    the call stack in JSON.stringify (and would in the Python runner's json.loads): 500.
+//    Bodies nested deeper than 64 levels are refused with 400 before any step runs.
 import { readFileSync, writeFileSync, existsSync } from 'node:fs'
 
 const SERVER = process.argv[2] ?? 'node_modules/@motiadev/core/dist/src/server.mjs'
 const CLI = process.argv[3] ?? 'node_modules/motia/dist/cli.mjs'
+const CALL_STEP = process.argv[4] ?? 'node_modules/@motiadev/core/dist/src/call-step-file.mjs'
+const PY_RUNNER = process.argv[5] ?? 'node_modules/@motiadev/core/dist/src/python/python-runner.py'
 
 const patches = [
   {
@@ -43,10 +54,68 @@ const patches = [
     all: false,
   },
   {
+    name: 'body-depth',
+    from: '\t}));\n\tapp.use((err, _req, res, next) => {',
+    to:
+      '\t}));\n' +
+      '\tapp.use((req, res, next) => { const body = req.body; if (body && typeof body === "object") { const stack = [[body, 1]]; while (stack.length) { const [value, depth] = stack.pop(); if (depth > 64) { res.status(400).json({ error: "bad_request", reason: "malformed request body: JSON nested deeper than 64 levels" }); return; } for (const k in value) { const child = value[k]; if (child && typeof child === "object") stack.push([child, depth + 1]); } } } next(); });\n' +
+      '\tapp.use((err, _req, res, next) => {',
+    file: SERVER,
+    all: false,
+  },
+  {
     name: 'cli-errors',
     from: 'program.parseAsync(process.argv).catch(() => {',
     to: 'program.parseAsync(process.argv).catch((error) => { console.error("motia failed:", error);',
     file: CLI,
+    all: false,
+  },
+  {
+    name: 'large-args-write',
+    from: '\t\t\tconst { runner, command, args } = getLanguageBasedRunner(step.filePath);\n',
+    to:
+      '\t\t\tconst { runner, command, args } = getLanguageBasedRunner(step.filePath);\n' +
+      '\t\t\tlet argData = jsonData, argFile;\n' +
+      '\t\t\tconst dropArgFile = () => { if (argFile) import("node:fs/promises").then((fs) => fs.unlink(argFile)).catch(() => {}); };\n' +
+      '\t\t\tif (command === "python" && Buffer.byteLength(jsonData) > 65536) { const fs = await import("node:fs/promises"); const os = await import("node:os"); const nodePath = await import("node:path"); const { randomUUID } = await import("node:crypto"); argFile = nodePath.join(os.tmpdir(), "motia-args-" + randomUUID() + ".json"); await fs.writeFile(argFile, jsonData, { mode: 0o600, flag: "wx" }); argData = "@motia-args-file:" + argFile; }\n',
+    file: CALL_STEP,
+    all: false,
+  },
+  {
+    name: 'large-args-pass',
+    from: '\t\t\t\t\t\tfilePathToExecute,\n\t\t\t\t\t\tjsonData\n',
+    to: '\t\t\t\t\t\tfilePathToExecute,\n\t\t\t\t\t\targData\n',
+    file: CALL_STEP,
+    all: false,
+  },
+  {
+    name: 'large-args-cleanup',
+    from: '\t\t\t\t\tprocessManager.onProcessClose(async (code) => {\n',
+    to: '\t\t\t\t\tprocessManager.onProcessClose(async (code) => {\n\t\t\t\t\t\tdropArgFile();\n',
+    file: CALL_STEP,
+    all: false,
+  },
+  {
+    name: 'large-args-cleanup-spawn',
+    from: '\t\t\t\t}).catch(async (error) => {\n',
+    to: '\t\t\t\t}).catch(async (error) => {\n\t\t\t\t\tdropArgFile();\n',
+    file: CALL_STEP,
+    all: false,
+  },
+  {
+    name: 'large-args-read',
+    from: '    arg = sys.argv[2] if len(sys.argv) > 2 else None\n',
+    to:
+      '    arg = sys.argv[2] if len(sys.argv) > 2 else None\n' +
+      '    if arg and arg.startswith("@motia-args-file:"):\n' +
+      '        _args_path = arg[len("@motia-args-file:"):]\n' +
+      '        with open(_args_path, encoding="utf-8") as _args_file:\n' +
+      '            arg = _args_file.read()\n' +
+      '        try:\n' +
+      '            os.unlink(_args_path)\n' +
+      '        except OSError:\n' +
+      '            pass\n',
+    file: PY_RUNNER,
     all: false,
   },
 ]

@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from services.errors import TransientError, UnavailableError
 
@@ -153,6 +153,34 @@ def transport_error(exc: Exception, *, system: str, record_id: str | None = None
     return UnavailableError(f"transport error ({name})", system=system, record_id=record_id)
 
 
+_SSL_CONTEXT: Any = None
+
+
+def _ssl_context() -> Any:
+    """One default TLS context per process for every client: building one loads the CA bundle
+    (~25 ms), and each Motia event is a fresh process with two clients."""
+    global _SSL_CONTEXT
+    if _SSL_CONTEXT is None:
+        import httpx
+
+        _SSL_CONTEXT = httpx.create_ssl_context()
+    return _SSL_CONTEXT
+
+
+def _note_missing_sniffio() -> None:
+    """httpcore runs `import sniffio` inside every connection-pool operation (~25 per synced
+    record). Without sniffio installed each failed import searches sys.path again; recording
+    the absence once makes the next attempts fail at the sys.modules lookup (same result)."""
+    import sys
+
+    if "sniffio" in sys.modules:
+        return
+    try:
+        import sniffio  # noqa: F401
+    except ImportError:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
 def new_async_client(
     *,
     timeout: float,
@@ -162,9 +190,11 @@ def new_async_client(
     """One AsyncClient per API-client instance: connections are pooled and reused."""
     import httpx
 
+    _note_missing_sniffio()
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout),
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         transport=transport,
         follow_redirects=False,
+        verify=_ssl_context() if transport is None else True,
     )

@@ -62,6 +62,7 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
                 notify_user_id=settings.ESPOCRM_NOTIFY_USER_ID,
                 notify_user_name=settings.ESPOCRM_NOTIFY_USER_NAME,
                 max_attempts=settings.SYNC_MAX_ATTEMPTS,
+                lock_ttl_seconds=settings.SYNC_LOCK_TTL_SECONDS,
             )
             yield Runtime(settings=settings, redis=redis, espo=espo, advo=advo, engine=engine)
         finally:

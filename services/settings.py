@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     SYNC_MAX_ATTEMPTS: int = Field(default=8, ge=1, le=100)
     # HTTP timeout per call, seconds.
     HTTP_TIMEOUT_SECONDS: float = Field(default=15.0, gt=0, le=120)
+    # Per-record lock lifetime, seconds. The holder renews it while it works, so this only
+    # bounds how long a crashed worker blocks its record.
+    SYNC_LOCK_TTL_SECONDS: float = Field(default=120.0, ge=3, le=3600)
+    # A record left in `syncing` this long (its worker died) is picked up again by the sweep.
+    SYNC_STALE_SYNCING_SECONDS: float = Field(default=300.0, ge=1, le=86400)
+    # Back-off of `failed` records: base * 2**(attempts-1), capped at 6 h.
+    SYNC_RETRY_BASE_SECONDS: float = Field(default=600.0, gt=0, le=86400)
 
     @field_validator("ESPOCRM_WEBHOOK_SECRETS", mode="before")
     @classmethod

@@ -2,10 +2,18 @@
 
 The holders are a ZSET ``member = random token, score = lease expiry (ms, Redis server
 clock)``. Acquire is one Lua script (one round trip): drop expired holders, and if fewer than
-``limit`` remain add ours. Release is one ``ZREM``. A crashed holder's slot frees itself when
-its lease ends, so ``lease`` must exceed the longest call (default: 60 s; the HTTP timeout is
-15 s). While full, acquirers poll with a jittered back-off (not FIFO: fine for a handful of
-workers) until ``acquire_timeout``, then raise ``UnavailableError`` (retryable).
+``limit`` remain add ours. A crashed holder's slot frees itself when its lease ends, so
+``lease`` must exceed the longest call (default: 60 s; the HTTP timeout is 15 s).
+
+Waiting: a release removes the holder and pushes a wake-up token onto a list ``<name>:wake``
+(trimmed to ``limit`` entries), in one Lua script. A waiter whose acquire failed blocks in
+``BLPOP`` on that list for at most ``poll_max`` seconds, so a freed slot is taken within a
+Redis round trip (a bulk sync keeps the slots busy instead of idling through a back-off), and
+Redis wakes the longest-waiting client first. The timeout still re-checks now and then: that is
+how a crashed holder's expired lease is noticed. A stale wake-up token only causes one extra
+acquire attempt. Within one process at most ``limit`` tasks wait in Redis at a time (a local
+gate): a process can never hold more slots than that, and the others wait without Redis
+traffic. After ``acquire_timeout`` an acquirer raises ``UnavailableError`` (retryable).
 """
 
 from __future__ import annotations
@@ -39,6 +47,16 @@ end
 return 0
 """
 
+_RELEASE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('LPUSH', KEYS[2], '1')
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  return 1
+end
+return 0
+"""
+
 
 class Limiter(Protocol):
     def slot(self) -> Any:  # async context manager
@@ -66,7 +84,10 @@ class RedisSemaphore:
         self.acquire_timeout = acquire_timeout
         self._poll_initial = poll_initial
         self._poll_max = poll_max
+        self.wake_key = name + ":wake"
         self._script = redis.register_script(_ACQUIRE)
+        self._release_script = redis.register_script(_RELEASE)
+        self._local: asyncio.Semaphore | None = None  # created on first use (inside the loop)
 
     async def try_acquire(self) -> str | None:
         token = secrets.token_hex(12)
@@ -80,27 +101,43 @@ class RedisSemaphore:
             token = await self.try_acquire()
             if token is not None:
                 return token
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise UnavailableError(
                     f"no concurrency slot within {self.acquire_timeout:.0f}s (limit {self.limit})",
                     system="advoware",
                 )
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            await self._wait_for_release(min(self._poll_max, remaining), delay)
             delay = min(delay * 2, self._poll_max)
 
+    async def _wait_for_release(self, timeout: float, fallback: float) -> None:
+        """Block until a holder releases (or `timeout`); without BLPOP, sleep a jittered back-off."""
+        try:
+            await self._redis.blpop([self.wake_key], timeout=max(0.01, timeout))
+        except Exception as exc:  # e.g. a Redis stand-in without blocking commands
+            log.debug("semaphore wait fell back to polling: %s", type(exc).__name__)
+            await asyncio.sleep(fallback * random.uniform(0.5, 1.0))
+
     async def release(self, token: str) -> None:
-        await self._redis.zrem(self.name, token)
+        await self._release_script(
+            keys=[self.name, self.wake_key], args=[token, self.limit, int(self.lease * 1000)]
+        )
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[str]:
-        token = await self.acquire()
-        try:
-            yield token
-        finally:
+        if self._local is None:
+            self._local = asyncio.Semaphore(self.limit)
+        async with self._local:
+            token = await self.acquire()
             try:
-                await self.release(token)
-            except Exception as exc:  # the lease frees it anyway
-                log.warning("semaphore release failed (%s); slot frees at lease end", type(exc).__name__)
+                yield token
+            finally:
+                try:
+                    await self.release(token)
+                except Exception as exc:  # the lease frees it anyway
+                    log.warning(
+                        "semaphore release failed (%s); slot frees at lease end", type(exc).__name__
+                    )
 
 
 class LocalSemaphore:

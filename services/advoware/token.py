@@ -128,6 +128,10 @@ class TokenProvider:
         self.cache_key = key("advoware", "token", kanzlei, user)
         self.lock_key = self.cache_key + ":lock"
         self.requests_made = 0  # token requests sent by this instance (for tests/metrics)
+        # The token this instance last read or fetched, with its expiry: every Advoware call
+        # asks for the token, and a Redis round trip per call is wasted while it is valid.
+        # A 401 with it (`invalidate`) drops it here too.
+        self._memo: tuple[str, float] | None = None
 
     def __repr__(self) -> str:
         return f"TokenProvider(kanzlei={self._kanzlei!r}, user={self._user!r})"
@@ -144,10 +148,13 @@ class TokenProvider:
             return None
         if expires_at - self.margin <= self._clock():
             return None
+        self._memo = (str(token), expires_at)
         return str(token)
 
     async def get(self) -> str:
         """A valid access token: from the cache, or fetched by exactly one process at a time."""
+        if self._memo is not None and self._memo[1] - self.margin > self._clock():
+            return self._memo[0]
         token = await self._cached()
         if token:
             return token
@@ -173,6 +180,8 @@ class TokenProvider:
 
     async def invalidate(self, failed_token: str) -> bool:
         """Drop the cached token, but only if it is the one that just failed (a 401)."""
+        if self._memo is not None and self._memo[0] == failed_token:
+            self._memo = None
         raw = await self._redis.get(self.cache_key)
         if not raw:
             return False
@@ -225,6 +234,7 @@ class TokenProvider:
         now = self._clock()
         expires_at = now + _lifetime(data, now)
         ttl_ms = int((expires_at - self.margin - now) * 1000)
+        self._memo = (token, expires_at)
         if ttl_ms > 0:
             await self._redis.set(
                 self.cache_key, json.dumps({"access_token": token, "expires_at": expires_at}), px=ttl_ms

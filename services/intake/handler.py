@@ -1,5 +1,7 @@
 """Glue between a Motia API request and the webhook intake. Takes an `emit` callable so
-it stays free of Motia imports and is unit-testable with a list-appending fake."""
+it stays free of Motia imports and is unit-testable with a list-appending fake.
+
+A verified batch becomes ONE event carrying all its record ids (see services/sync/dispatch.py)."""
 
 from __future__ import annotations
 
@@ -47,18 +49,21 @@ async def handle_webhook(
                 "webhook batch redelivered; already accepted", {"event": event, "ids": result.record_ids}
             )
             return {"status": 200, "body": {"accepted": 0, "duplicate": True}}
-        for record_id in result.record_ids:
-            await emit(
-                {
-                    "topic": TOPICS[event],
-                    "data": {
-                        "event": event,
-                        "id": record_id,
-                        "webhookId": result.webhook_id,
-                        "changed": result.changed_attributes.get(record_id, []),
-                    },
-                }
-            )
+        # One event for the whole batch (at most MAX_BATCH = 50 ids): every event is a fresh
+        # Python process, so 50 per-record events would cost 50 process starts and 50 emits
+        # before this answer; the sync step works through the ids concurrently, each record
+        # logging under its own id.
+        await emit(
+            {
+                "topic": TOPICS[event],
+                "data": {
+                    "event": event,
+                    "ids": result.record_ids,
+                    "webhookId": result.webhook_id,
+                    "changed": {rid: result.changed_attributes.get(rid, []) for rid in result.record_ids},
+                },
+            }
+        )
         await remember_delivery(redis, result)
     logger.info(
         "webhook accepted", {"event": event, "count": len(result.record_ids), "ids": result.record_ids}

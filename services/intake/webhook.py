@@ -68,6 +68,8 @@ def parse_and_verify(
         items = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return _refuse(400, "body is not valid JSON")
+    except RecursionError:
+        return _refuse(400, "body is nested too deeply")
     if not isinstance(items, list):
         return _refuse(400, "body must be a JSON array of records")
     if not items:

@@ -1,4 +1,17 @@
-"""What the one sync event step does with each topic. Event data carry record ids only."""
+"""What the one sync step does with each topic. Event data carry record ids only.
+
+Every Motia event is a fresh Python process (~0.3-0.6 s of CPU before the first record), so
+bulk paths put many ids into one event and the handler works through them concurrently: the
+sweep's `sync_check` events carry up to SYNC_CHECK_BATCH ids, and a webhook batch (EspoCRM
+sends up to 50 items per request) becomes one event for all its ids. The Advoware cap holds
+across processes (Redis semaphore), so concurrency here only fills the capped slots. Each
+record still logs its own lines (with its id) under the event's trace.
+
+Shapes: ``{"event": "create"|"update"|"delete", "ids": [...]}`` (webhooks),
+``{"ids": [...], "trigger": "sync_check"|...}`` (sweep, ops); the single-record form
+``{"event": ..., "id": ...}`` of earlier versions is still accepted (events queued before an
+upgrade).
+"""
 
 from __future__ import annotations
 
@@ -7,30 +20,35 @@ from typing import Any
 
 from services.sync.engine import Outcome, Trigger
 
-# Records per sync_check event: one Python process start serves this many records,
-# worked through concurrently (the Advoware cap is enforced across processes in Redis).
-SYNC_CHECK_BATCH = 25
+# Records per sync_check event: one Python process start serves this many records. 100 keeps
+# the start-up cost per record at a few ms and a batch short enough (seconds) that a crash
+# retry (BullMQ re-runs the whole event; every sync is idempotent) costs little.
+SYNC_CHECK_BATCH = 100
+# Records worked on at once inside one event. Motia runs up to 10 events at a time, and the
+# Advoware calls are capped globally (ADVOWARE_MAX_CONCURRENCY), so this only has to keep the
+# capped slots busy while other calls (EspoCRM, Redis) are in flight.
 BATCH_CONCURRENCY = 8
+
+
+def _ids(data: Mapping[str, Any], what: str) -> list[str]:
+    ids = data.get("ids")
+    if ids is None and "id" in data:
+        ids = [data.get("id")]
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
+        raise ValueError(f"{what} event without a list of ids")
+    return list(dict.fromkeys(ids))
 
 
 def parse_event(data: Mapping[str, Any]) -> tuple[str, list[str], Trigger]:
     """-> (kind, record ids, trigger); kind is 'delete' or 'sync'. Raises ValueError."""
     event = data.get("event")
     if event == "delete":
-        rid = data.get("id")
-        if not isinstance(rid, str) or not rid:
-            raise ValueError("delete event without id")
-        return "delete", [rid], Trigger.WEBHOOK_UPDATE
+        return "delete", _ids(data, "delete"), Trigger.WEBHOOK_UPDATE
     if event in ("create", "update"):
-        rid = data.get("id")
-        if not isinstance(rid, str) or not rid:
-            raise ValueError(f"{event} event without id")
-        return "sync", [rid], Trigger.WEBHOOK_CREATE if event == "create" else Trigger.WEBHOOK_UPDATE
-    ids = data.get("ids")
-    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
-        raise ValueError("sync_check event without a list of ids")
+        return "sync", _ids(data, str(event)), Trigger.WEBHOOK_CREATE if event == "create" else Trigger.WEBHOOK_UPDATE
+    ids = _ids(data, "sync_check")
     trigger = Trigger(data.get("trigger") or Trigger.SWEEP.value)
-    return "sync", list(ids), trigger
+    return "sync", ids, trigger
 
 
 async def handle_sync_event(data: Mapping[str, Any]) -> list[Outcome]:
@@ -39,7 +57,7 @@ async def handle_sync_event(data: Mapping[str, Any]) -> list[Outcome]:
     kind, ids, trigger = parse_event(data)
     async with open_runtime() as rt:
         if kind == "delete":
-            return [await rt.engine.handle_espo_delete(ids[0])]
+            return [await rt.engine.handle_espo_delete(i) for i in ids]
         if len(ids) == 1:
             return [await rt.engine.sync_record(ids[0], trigger)]
         return await rt.engine.sync_many(ids, trigger, concurrency=BATCH_CONCURRENCY)

@@ -42,6 +42,12 @@ ENTITY = "CBeteiligte"
 OWN_WRITE_TOLERANCE = timedelta(seconds=30)
 # An intent without betnr: look for a record we may have created since this long before.
 INTENT_LOOKBACK = timedelta(minutes=5)
+# Records the Advoware poll emitted whose sync has not finished yet (id -> emit time, a
+# sorted set); see services/sync/advoware_watch.py. Cleared here when a sync records an outcome.
+PENDING_ADVOWARE = key("pending", "advoware")
+# Held while a first-run backfill works (services/sync/backfill.py): creates in Advoware wait
+# until it has linked the existing pairs, so nothing is created twice.
+BACKFILL_RUNNING = key("backfill", "running")
 
 
 class EspoApi(Protocol):
@@ -115,6 +121,7 @@ class SyncEngine:
         lock_ttl_seconds: float = 120.0,
         mirror_syncing: bool = True,
         clock: Callable[[], datetime] | None = None,
+        defer_creates_during_backfill: bool = True,
     ) -> None:
         self.espo = espo
         self.advo = advo
@@ -127,6 +134,8 @@ class SyncEngine:
         self.max_attempts = max_attempts
         self.mirror_syncing = mirror_syncing
         self.now = clock or utcnow
+        # False only for the backfill's own engine (it holds BACKFILL_RUNNING itself).
+        self.defer_creates_during_backfill = defer_creates_during_backfill
 
     # ------------------------------------------------------------------ entry points
     async def sync_many(
@@ -176,6 +185,8 @@ class SyncEngine:
                 break  # a newer holder runs it
             trigger = Trigger.SWEEP
         assert outcome is not None
+        if outcome.result is not Result.LOCKED:
+            await self.redis.zrem(PENDING_ADVOWARE, record_id)
         return outcome
 
     @contextlib.asynccontextmanager
@@ -204,10 +215,21 @@ class SyncEngine:
                 await task
 
     async def handle_espo_delete(self, record_id: str) -> Outcome:
-        """EspoCRM record deleted: never delete in Advoware; record the unlink and notify."""
+        """EspoCRM record deleted: never delete in Advoware; record the unlink and notify.
+
+        Only once EspoCRM confirms the record is gone: EspoCRM signs the body only, so a signed
+        batch replayed (or misrouted) to the delete endpoint must not unlink a live record."""
+        try:
+            await self.espo.get(ENTITY, record_id)
+        except NotFoundError:
+            pass
+        else:
+            log.warning("record %s: delete event, but the record still exists in EspoCRM; ignored", record_id)
+            return Outcome(record_id, Result.SKIPPED, reason="still in EspoCRM")
         snap = await self.snapshots.get(record_id)
         intent = await self.intents.get(record_id)
         betnr = snap.betnr if snap else (intent.betnr if intent else None)
+        await self.redis.zrem(PENDING_ADVOWARE, record_id)
         await self.redis.hset(
             key("unlinked", record_id),
             mapping={"at": self.now().isoformat(), "betnr": str(betnr) if betnr else ""},
@@ -226,6 +248,56 @@ class SyncEngine:
         )
         return Outcome(record_id, Result.UNLINKED, betnr=betnr)
 
+    # ------------------------------------------------------------------ read-only planning
+    async def plan_pair(
+        self, record_id: str, espo: Mapping[str, Any], advo: Mapping[str, Any], betnr: int
+    ) -> tuple[MergePlan, Snapshot | None]:
+        """What a sync of this pair would write (reads only the snapshot; writes nothing)."""
+        from services.beteiligte import mapper
+
+        snap = await self.snapshots.get(record_id)
+        if snap is not None and snap.betnr != betnr:
+            snap = None  # relinked by a person: the old snapshot belongs to another pair
+        plan = decide(
+            mapper.from_espo(espo),
+            mapper.from_advo(advo),
+            snap.content if snap else None,
+            espo_changed_since_sync=self._espo_changed(espo),
+            advo_changed_since_sync=self._advo_changed(espo, advo),
+        )
+        return plan, snap
+
+    async def plan_record(self, record_id: str, trigger: Trigger = Trigger.MANUAL) -> RecordPlan:
+        """The dry run of `sync_record`: GETs only, no lock, no write anywhere."""
+        from services.beteiligte import mapper
+
+        try:
+            espo = await self.espo.get(ENTITY, record_id)
+        except NotFoundError:
+            return RecordPlan(record_id, "not_found", reason="not in EspoCRM")
+        status = SyncStatus.parse(espo.get("syncStatus"))
+        betnr = _as_int(espo.get("betnr"))
+        out = RecordPlan(record_id, "update", status=status.value, betnr=betnr, espo=mapper.from_espo(espo))
+        if status in PARKED and _stays_parked(status, espo, trigger):
+            out.action, out.reason = "parked", f"parked as {status.value}"
+            return out
+        if betnr is None:
+            out.action = "create"
+            if await self.intents.get(record_id) is not None:
+                out.reason = "an interrupted create will be completed (no second record)"
+            return out
+        try:
+            advo = await self.advo.get_beteiligter(betnr)
+        except NotFoundError:
+            out.action, out.reason = "deleted_in_advoware", f"betnr {betnr} not found in Advoware"
+            return out
+        out.advo = mapper.from_advo(advo)
+        out.plan, snap = await self.plan_pair(record_id, espo, advo, betnr)
+        out.has_snapshot = snap is not None
+        if out.plan.is_noop:
+            out.action = "none"
+        return out
+
     # ------------------------------------------------------------------ the sync
     async def _sync_locked(self, record_id: str, trigger: Trigger) -> Outcome:
         try:
@@ -234,13 +306,8 @@ class SyncEngine:
             log.info("record %s no longer exists in EspoCRM", record_id)
             return Outcome(record_id, Result.SKIPPED, reason="not in EspoCRM")
         status = SyncStatus.parse(espo.get("syncStatus"))
-        if status in (SyncStatus.PERMANENTLY_FAILED, SyncStatus.DELETED_IN_ADVOWARE):
-            # Parked for a person. A person's edit (webhook) or an operator's `sync` requeues
-            # it - for deleted_in_advoware only once the stale betnr was cleared (relink).
-            requeue = trigger in (Trigger.WEBHOOK_UPDATE, Trigger.MANUAL)
-            if status is SyncStatus.DELETED_IN_ADVOWARE and espo.get("betnr"):
-                requeue = False
-            if not requeue:
+        if status in PARKED:
+            if _stays_parked(status, espo, trigger):
                 return Outcome(record_id, Result.SKIPPED, reason=f"parked as {status.value}")
             status = transition(status, SyncStatus.PENDING_SYNC)
         transition(status, SyncStatus.SYNCING)
@@ -269,19 +336,37 @@ class SyncEngine:
 
         content = mapper.from_espo(ctx.espo)
         intent = await self.intents.get(ctx.record_id)
+        if (
+            intent is None
+            and self.defer_creates_during_backfill
+            and await self.redis.exists(BACKFILL_RUNNING)
+        ):
+            # The backfill may be about to link this record to an existing Advoware record.
+            log.info("record %s: create deferred while a backfill runs", ctx.record_id)
+            return Outcome(ctx.record_id, Result.SKIPPED, reason="create deferred: backfill running")
         created: dict[str, Any] | None = None
         betnr: int | None = intent.betnr if intent else None
+        # True when an earlier run created the Advoware record: it holds what was POSTed then,
+        # and the EspoCRM record may have been edited since.
+        recovered = False
         if intent is not None and betnr is None:
             found = await self._find_created(content, intent)
             if found is not None:
-                betnr, created = _as_int(found.get("betNr")), found
+                betnr, created, recovered = _as_int(found.get("betNr")), found, True
                 log.info(
                     "record %s: recovered Advoware record %s from an interrupted create", ctx.record_id, betnr
                 )
+        elif betnr is not None:
+            try:
+                created, recovered = await self.advo.get_beteiligter(betnr), True
+            except NotFoundError:
+                created = None
         if betnr is None:
             payload = mapper.to_advo_payload(content, None)
             await self._mark_syncing(ctx)
-            intent = CreateIntent(ctx.record_id, started_at=self.now().isoformat())
+            intent = CreateIntent(
+                ctx.record_id, started_at=self.now().isoformat(), content_hash=mapper.content_hash(content)
+            )
             await self.intents.put(intent)
             created = await self.advo.create_beteiligter(payload)
             ctx.advo_writes += 1
@@ -293,18 +378,23 @@ class SyncEngine:
         assert betnr is not None
         now = self.now()
         saved = await self._finish(ctx, {"betnr": betnr}, now)
+        # The pair agrees on what Advoware holds; a recovered create may be older than EspoCRM.
+        agreed = mapper.from_advo(created) if recovered and created is not None else content
         await self.snapshots.put(
             Snapshot(
                 espo_id=ctx.record_id,
                 betnr=betnr,
-                content=dict(content),
-                content_hash=mapper.content_hash(content),
+                content=dict(agreed),
+                content_hash=mapper.content_hash(agreed),
                 synced_at=now.isoformat(),
                 espo_modified_at=saved.get("modifiedAt"),
                 advo_changed_at=(created or {}).get("geaendertAm"),
             )
         )
         await self.intents.delete(ctx.record_id)
+        if agreed is not content and mapper.diff(content, agreed):
+            # Edited in EspoCRM since the create: one more run writes the edit to Advoware.
+            await self.locks.mark_again(ctx.record_id)
         await self._count("creates")
         log.info("record %s created in Advoware as betnr %s", ctx.record_id, betnr)
         return Outcome(ctx.record_id, Result.CREATED, betnr=betnr, writes=ctx.writes)
@@ -314,12 +404,25 @@ class SyncEngine:
         from services.beteiligte import mapper
 
         since = datetime.fromisoformat(intent.started_at) - INTENT_LOOKBACK
+        candidates: list[dict[str, Any]] = []
         async for row in self.advo.iter_beteiligte(
             changed_since_local=query_since_local(since, self.tz, timedelta(0))
         ):
-            if not mapper.diff(mapper.from_advo(row), content):
-                return row
-        return None
+            found = mapper.from_advo(row)
+            # What was POSTed (the EspoCRM record may have been edited since), or what it is now.
+            if mapper.content_hash(found) != intent.content_hash and mapper.diff(found, content):
+                continue
+            betnr = _as_int(row.get("betNr"))
+            owner = await self.snapshots.espo_id_for_betnr(betnr) if betnr is not None else None
+            if owner is not None and owner != intent.espo_id:
+                continue  # the same content, but another EspoCRM record's pair
+            candidates.append(row)
+        # Several with that content (e.g. an earlier duplicate): ours is the newest.
+        return max(
+            candidates,
+            key=lambda r: (str(r.get("angelegtAm") or ""), _as_int(r.get("betNr")) or 0),
+            default=None,
+        )
 
     async def _update(self, ctx: _Ctx, betnr: int, trigger: Trigger) -> Outcome:
         from services.beteiligte import mapper
@@ -328,18 +431,7 @@ class SyncEngine:
             advo = await self.advo.get_beteiligter(betnr)
         except NotFoundError:
             return await self._deleted_in_advoware(ctx, betnr)
-        e_content = mapper.from_espo(ctx.espo)
-        a_content = mapper.from_advo(advo)
-        snap = await self.snapshots.get(ctx.record_id)
-        if snap is not None and snap.betnr != betnr:
-            snap = None  # relinked by a person: the old snapshot belongs to another pair
-        plan = decide(
-            e_content,
-            a_content,
-            snap.content if snap else None,
-            espo_changed_since_sync=self._espo_changed(ctx.espo),
-            advo_changed_since_sync=self._advo_changed(ctx.espo, advo),
-        )
+        plan, snap = await self.plan_pair(ctx.record_id, ctx.espo, advo, betnr)
         now = self.now()
         if plan.is_noop:
             saved = ctx.espo
@@ -521,6 +613,22 @@ class SyncEngine:
 
 
 @dataclass
+class RecordPlan:
+    """Result of `SyncEngine.plan_record`. `action`: create | update | none | parked |
+    deleted_in_advoware | not_found. `espo` / `advo` are the canonical contents read."""
+
+    record_id: str
+    action: str
+    status: str | None = None
+    betnr: int | None = None
+    plan: MergePlan | None = None
+    espo: dict[str, Any] | None = None
+    advo: dict[str, Any] | None = None
+    has_snapshot: bool = False
+    reason: str | None = None
+
+
+@dataclass
 class _Ctx:
     record_id: str
     espo: dict[str, Any]
@@ -536,6 +644,22 @@ class _Ctx:
 class TransientErrorNoBetnr(TransientError):
     def __init__(self, record_id: str) -> None:
         super().__init__("create answered without betNr", system="advoware", record_id=record_id)
+
+
+PARKED = frozenset({SyncStatus.PERMANENTLY_FAILED, SyncStatus.DELETED_IN_ADVOWARE, SyncStatus.CONFLICT})
+
+
+def _stays_parked(status: SyncStatus, espo: Mapping[str, Any], trigger: Trigger) -> bool:
+    """Parked for a person. A person's edit (webhook) or an operator's `sync` requeues it -
+    deleted_in_advoware only once the stale betnr was cleared (relink), and a `conflict` (held
+    by the backfill as a possible duplicate) only when a person linked it (set betnr) or an
+    operator's `sync` says "create it anyway": an unrelated edit would create the duplicate."""
+    linked = espo.get("betnr") not in (None, "")
+    if status is SyncStatus.CONFLICT:
+        return not (trigger is Trigger.MANUAL or linked)
+    if status is SyncStatus.DELETED_IN_ADVOWARE and linked:
+        return True
+    return trigger not in (Trigger.WEBHOOK_UPDATE, Trigger.MANUAL)
 
 
 def _as_int(value: Any) -> int | None:

@@ -1,11 +1,11 @@
 """Create intents: the guard against a second Advoware record after a crash.
 
-Before POSTing a new Beteiligter the engine stores `espocrm id -> {started_at}`; the
-moment Advoware answers it adds the new `betnr`; after `betnr` is written back to
+Before POSTing a new Beteiligter the engine stores `espocrm id -> {started_at, content_hash}`;
+the moment Advoware answers it adds the new `betnr`; after `betnr` is written back to
 EspoCRM the intent is dropped. A retry that finds an intent with a `betnr` only finishes
 the write-back; one without a `betnr` (crash or timeout during the POST) first looks in
-Advoware for a record it may have created (same content, changed since `started_at`)
-before creating again.
+Advoware for a record it may have created (the content it POSTed - the EspoCRM record may
+have been edited since -, changed since `started_at`) before creating again.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class CreateIntent:
     espo_id: str
     started_at: str  # UTC ISO, when the POST was about to be sent
     betnr: int | None = None
+    content_hash: str | None = None  # mapper.content_hash of the content POSTed
 
 
 class IntentStore:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from services.redis_store import key
-from services.sync.engine import ENTITY
+from services.sync.engine import ENTITY, PENDING_ADVOWARE
 from services.sync.notify import recent_events
 from services.sync.states import SyncStatus
 
@@ -56,4 +56,19 @@ async def status_report(espo: Any, redis: Any) -> dict[str, Any]:
             "espocrm": await redis.get(key("watermark", "espocrm")),
         },
         "counters": {k: int(v) for k, v in stats.items()},
+        # Advoware changes emitted by a sweep whose sync has not finished (re-emitted if stuck).
+        "advoware_unfinished": int(await redis.zcard(PENDING_ADVOWARE)),
+        "backfill": await _backfill(redis),
     }
+
+
+async def _backfill(redis: Any) -> dict[str, Any] | None:
+    from services.sync.backfill import lock_holder, run_state
+
+    state = await run_state(redis)
+    holder = await lock_holder(redis)
+    if state is None and holder is None:
+        return None
+    out = dict(state or {})
+    out["running"] = holder is not None
+    return out

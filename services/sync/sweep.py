@@ -8,7 +8,8 @@ Sources (each paged, none capped, each costing calls in proportion to what it fi
 5. EspoCRM changes since a watermark (modifiedAt): the safety net for webhooks EspoCRM
    gave up on after 4 attempts; our own writes are recognised via the snapshot;
 6. Advoware changes since a watermark (geaendertAm, local time): Advoware sends no
-   webhooks, so this is how an Advoware edit reaches EspoCRM within one interval.
+   webhooks, so this is how an Advoware edit reaches EspoCRM within one interval
+   (services/sync/advoware_watch.py: watermark guard, pending set, cost per change).
 
 Watermarks are committed only after the found work was emitted (`commit`), and move to
 the newest change actually seen, never to "now": a crash mid-sweep re-reads, and an
@@ -49,9 +50,10 @@ ADVO_WATERMARK = key("watermark", "advoware")
 ESPO_WATERMARK = key("watermark", "espocrm")
 
 
-def retry_delay(attempts: int) -> timedelta:
+def retry_delay(attempts: int, base: timedelta = RETRY_BASE) -> timedelta:
     """Back-off before retry number `attempts` + 1 (10 min, 20, 40 ... capped at 6 h)."""
-    return min(RETRY_BASE * (2 ** max(0, attempts - 1)), RETRY_MAX)
+    # The exponent is capped: the 6 h cap is reached long before, and timedelta would overflow.
+    return min(base * (2 ** max(0, min(attempts, 25) - 1)), RETRY_MAX)
 
 
 @dataclass
@@ -91,11 +93,22 @@ def _espo_dt(dt: datetime) -> str:
 
 
 class Sweeper:
-    def __init__(self, *, espo: Any, advo: Any, redis: Redis, tz: ZoneInfo) -> None:
+    def __init__(
+        self,
+        *,
+        espo: Any,
+        advo: Any,
+        redis: Redis,
+        tz: ZoneInfo,
+        stale_syncing_age: timedelta = STALE_SYNCING_AGE,
+        retry_base: timedelta = RETRY_BASE,
+    ) -> None:
         self.espo = espo
         self.advo = advo
         self.redis = redis
         self.tz = tz
+        self.stale_syncing_age = stale_syncing_age
+        self.retry_base = retry_base
         self.snapshots = SnapshotStore(redis)
 
     # ------------------------------------------------------------------ locking
@@ -143,14 +156,20 @@ class Sweeper:
             r["id"]
             for r in failed
             if not r.get("modifiedAt")
-            or parse_espo_datetime(r["modifiedAt"]) + retry_delay(int(r.get("syncRetryCount") or 0)) <= now
+            or parse_espo_datetime(r["modifiedAt"])
+            + retry_delay(int(r.get("syncRetryCount") or 0), self.retry_base)
+            <= now
         ]
         plan.add("failed_due", due)
 
         stale = await self._ids(
             [
                 {"type": "equals", "attribute": "syncStatus", "value": SyncStatus.SYNCING},
-                {"type": "before", "attribute": "modifiedAt", "value": _espo_dt(now - STALE_SYNCING_AGE)},
+                {
+                    "type": "before",
+                    "attribute": "modifiedAt",
+                    "value": _espo_dt(now - self.stale_syncing_age),
+                },
             ]
         )
         plan.add("stale_syncing", (r["id"] for r in stale))
@@ -194,44 +213,15 @@ class Sweeper:
         plan.espo_watermark = newest
 
     async def _collect_advoware_changes(self, plan: SweepPlan, now: datetime) -> None:
-        from services.advoware.timezone import local_to_utc, query_since_local
+        from services.sync.advoware_watch import AdvowareWatch
 
-        mark = await self._watermark(ADVO_WATERMARK, now)
-        since_local = query_since_local(mark, self.tz, WATERMARK_OVERLAP)
-        newest = mark
-        rows_by_betnr: dict[int, dict[str, Any]] = {}
-        async for row in self.advo.iter_beteiligte(changed_since_local=since_local):
-            betnr, changed_at = row.get("betNr"), row.get("geaendertAm")
-            if betnr is None:
-                continue
-            rows_by_betnr[int(betnr)] = row
-            if changed_at:
-                newest = max(newest, local_to_utc(changed_at, self.tz))
-        from services.beteiligte import mapper
-
-        found: list[str] = []
-        unknown: list[int] = []
-        for betnr, row in rows_by_betnr.items():
-            espo_id = await self.snapshots.espo_id_for_betnr(betnr)
-            if espo_id is None:
-                unknown.append(betnr)
-                continue
-            snap = await self.snapshots.get(espo_id)
-            # List rows are full records: compare content, not timestamps (geaendertAm has
-            # 1 s resolution, so a person's edit in the same second as our write looks alike).
-            if snap is not None and snap.content_hash == mapper.content_hash(mapper.from_advo(row)):
-                continue  # our own write, or already synced
-            found.append(espo_id)
-        # Pairs without a snapshot (linked by a person or before Redis was emptied): by betnr.
-        for start in range(0, len(unknown), 100):
-            chunk = unknown[start : start + 100]
-            rows = await self._ids([{"type": "in", "attribute": "betnr", "value": chunk}], select="id,betnr")
-            matched = {int(r["betnr"]) for r in rows if r.get("betnr") is not None}
-            found.extend(r["id"] for r in rows)
-            plan.advoware_only_betnrs.extend(b for b in chunk if b not in matched)
-        plan.add("advoware_changed", found)
+        watch = AdvowareWatch(espo=self.espo, advo=self.advo, redis=self.redis, tz=self.tz)
+        changes = await watch.collect(now)
+        plan.add("advoware_changed", changes.ids)
+        plan.add("advoware_unfinished", changes.unfinished)
+        plan.advoware_only_betnrs.extend(changes.advoware_only)
         plan.counts["advoware_only"] = len(plan.advoware_only_betnrs)
-        plan.advo_watermark = newest
+        plan.advo_watermark = changes.watermark
 
     async def _watermark(self, name: str, now: datetime) -> datetime:
         raw = await self.redis.get(name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.sync.dispatch import SYNC_CHECK_BATCH
@@ -17,7 +17,14 @@ async def run_sweep(emit: Emit, *, cron_tick: bool = False) -> dict[str, Any]:
     from services.sync.sweep import Sweeper
 
     async with open_runtime() as rt:
-        sweeper = Sweeper(espo=rt.espo, advo=rt.advo, redis=rt.redis, tz=rt.settings.timezone)
+        sweeper = Sweeper(
+            espo=rt.espo,
+            advo=rt.advo,
+            redis=rt.redis,
+            tz=rt.settings.timezone,
+            stale_syncing_age=timedelta(seconds=rt.settings.SYNC_STALE_SYNCING_SECONDS),
+            retry_base=timedelta(seconds=rt.settings.SYNC_RETRY_BASE_SECONDS),
+        )
         if cron_tick:
             tick = datetime.now(UTC).strftime("%Y%m%d%H%M")
             if not await sweeper.claim_tick(tick):

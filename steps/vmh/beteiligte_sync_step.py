@@ -21,7 +21,10 @@ config = {
 async def handler(data, context):
     with motia_logging(context.logger):
         outcomes = await handle_sync_event(data)
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.result.value] = counts.get(o.result.value, 0) + 1
     context.logger.info(
         "sync finished",
-        {"results": {o.record_id: o.result.value for o in outcomes}},
+        {"records": len(outcomes), "counts": counts, "results": {o.record_id: o.result.value for o in outcomes}},
     )

@@ -1,11 +1,11 @@
-"""EspoCRM webhook CBeteiligte.create: verify the signature, emit one event per record id."""
+"""EspoCRM webhook CBeteiligte.create: verify the signature, emit one event with the batch's record ids."""
 
 from services.intake.handler import handle_webhook
 
 config = {
     "type": "api",
     "name": "EspoWebhookCreate",
-    "description": "EspoCRM CBeteiligte.create webhook: signed batch -> vmh.beteiligte.create per record",
+    "description": "EspoCRM CBeteiligte.create webhook: signed batch -> one vmh.beteiligte.create event with its record ids",
     "path": "/vmh/webhook/beteiligte/create",
     "method": "POST",
     "emits": ["vmh.beteiligte.create"],

@@ -1,11 +1,11 @@
-"""EspoCRM webhook CBeteiligte.delete: verify the signature, emit one event per record id."""
+"""EspoCRM webhook CBeteiligte.delete: verify the signature, emit one event with the batch's record ids."""
 
 from services.intake.handler import handle_webhook
 
 config = {
     "type": "api",
     "name": "EspoWebhookDelete",
-    "description": "EspoCRM CBeteiligte.delete webhook: signed batch -> vmh.beteiligte.delete per record",
+    "description": "EspoCRM CBeteiligte.delete webhook: signed batch -> one vmh.beteiligte.delete event with its record ids",
     "path": "/vmh/webhook/beteiligte/delete",
     "method": "POST",
     "emits": ["vmh.beteiligte.delete"],

@@ -1,11 +1,11 @@
-"""EspoCRM webhook CBeteiligte.update: verify the signature, emit one event per record id."""
+"""EspoCRM webhook CBeteiligte.update: verify the signature, emit one event with the batch's record ids."""
 
 from services.intake.handler import handle_webhook
 
 config = {
     "type": "api",
     "name": "EspoWebhookUpdate",
-    "description": "EspoCRM CBeteiligte.update webhook: signed batch -> vmh.beteiligte.update per record",
+    "description": "EspoCRM CBeteiligte.update webhook: signed batch -> one vmh.beteiligte.update event with its record ids",
     "path": "/vmh/webhook/beteiligte/update",
     "method": "POST",
     "emits": ["vmh.beteiligte.update"],

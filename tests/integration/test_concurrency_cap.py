@@ -132,17 +132,43 @@ async def test_uncontended_acquire_and_release_are_one_round_trip_each(redis: An
         pass
     stats = await redis.info("commandstats")
     calls = {name: v["calls"] for name, v in stats.items() if name.startswith("cmdstat_")}
-    # commands run inside the Lua script are counted too; only EVALSHA and ZREM came from the client
+    # commands run inside the Lua scripts are counted too; only the two EVALSHAs (acquire,
+    # release + wake-up token) came from the client
     inside_script = {
         "cmdstat_time",
         "cmdstat_zremrangebyscore",
         "cmdstat_zcard",
         "cmdstat_zadd",
+        "cmdstat_zrem",
+        "cmdstat_lpush",
+        "cmdstat_ltrim",
         "cmdstat_pexpire",
         "cmdstat_config|resetstat",
     }
     client_side = {k: v for k, v in calls.items() if k not in inside_script}
-    assert client_side == {"cmdstat_evalsha": 1, "cmdstat_zrem": 1}
+    assert client_side == {"cmdstat_evalsha": 2}
+
+
+async def test_a_release_wakes_a_waiter_at_once(redis: Any) -> None:
+    """A waiter blocked on a full semaphore gets the slot within a round trip of the release,
+    not after a polling back-off."""
+    sem = RedisSemaphore(redis, "vmh:test:sem:" + uuid.uuid4().hex, 1, poll_max=2.0)
+    other = RedisSemaphore(connect_like(redis), sem.name, 1, poll_max=2.0)
+    held = await sem.acquire()
+    waiter = asyncio.create_task(other.acquire())
+    await asyncio.sleep(0.3)  # the waiter is blocked in BLPOP by now
+    released = time.monotonic()
+    await sem.release(held)
+    token = await asyncio.wait_for(waiter, 1.0)
+    assert time.monotonic() - released < 0.2
+    await other.release(token)
+    await other._redis.aclose()
+
+
+def connect_like(redis: Any) -> Any:
+    """A second connection pool to the same server (another worker process)."""
+    kwargs = redis.connection_pool.connection_kwargs
+    return connect(f"redis://{kwargs.get('host', '127.0.0.1')}:{kwargs['port']}/{kwargs.get('db', 0)}")
 
 
 async def test_key_expires_when_idle(redis: Any) -> None:

@@ -173,6 +173,7 @@ async def test_advoware_logs_and_errors_are_clean(
             ]
         )
         await redis.flushall()
+        await c.tokens.invalidate(ADVO_TOKEN)  # also drops the instance's remembered token
         respx_mock.get(f"{url}/5").respond(200, json={})
         errors += await run_all([lambda: c.get_beteiligter(5)])  # token refused -> AuthError
         assert_clean(repr(c) + repr(c.tokens))

@@ -1,0 +1,1 @@
+"""Performance benchmark (issue 9): python -m bench --help."""

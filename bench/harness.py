@@ -1,0 +1,453 @@
+"""Benchmark plumbing: the real stack (tests/support/stack.py), the simulators' admin APIs,
+acting as a person, and a process-tree RSS sampler. Nothing here asserts anything."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sandbox import config as cfg
+from sandbox.signing import php_json, webhook_signature, webhook_x_signature
+from tests.support.stack import Stack, run_stack
+
+ADMIN = {"Authorization": f"Bearer {cfg.SYNC_ADMIN_TOKEN}"}
+SERVICE_USERS = {cfg.ESPO_API_USER_NAME, cfg.ADVO_USER}
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --------------------------------------------------------------------------- statistics
+def percentile(values: list[float], p: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not values:
+        return None
+    xs = sorted(values)
+    if len(xs) == 1:
+        return xs[0]
+    k = (len(xs) - 1) * p / 100
+    lo, hi = math.floor(k), math.ceil(k)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def parse_ts(text: str) -> float:
+    """Call-log timestamp (UTC ISO with Z) -> epoch seconds."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+# --------------------------------------------------------------------------- the stack
+@dataclass
+class Bench:
+    stack: Stack
+    http: httpx.Client
+    records: int
+    latency_ms: int
+    ids: list[str] = field(default_factory=list)  # EspoCRM ids of the synthetic pairs
+    betnr: dict[str, int] = field(default_factory=dict)
+
+    # --- simulators' admin endpoints ---------------------------------------------------
+    def seq(self, side: str) -> int:
+        return int(
+            self.http.get(f"{self._base(side)}/__sandbox/calls", params={"since": 1 << 60}).json()["seq"]
+        )
+
+    def calls(self, side: str, since: int = 0) -> list[dict[str, Any]]:
+        return list(
+            self.http.get(f"{self._base(side)}/__sandbox/calls", params={"since": since}).json()["calls"]
+        )
+
+    def set_latency(self, ms: int) -> None:
+        for side in ("espo", "advo"):
+            self.http.post(f"{self._base(side)}/__sandbox/latency", json={"latency_ms": ms})
+
+    def webhook_settings(self, **settings: Any) -> dict[str, Any]:
+        return dict(
+            self.http.post(f"{self.stack.espo_url}/__sandbox/webhooks/settings", json=settings).json()
+        )
+
+    def webhook_log(self, n: int = 2000) -> list[dict[str, Any]]:
+        return list(
+            self.http.get(f"{self.stack.espo_url}/__sandbox/webhooks", params={"log": n}).json()["log"]
+        )
+
+    def _base(self, side: str) -> str:
+        return self.stack.espo_url if side == "espo" else self.stack.advo_url
+
+    # --- the service -------------------------------------------------------------------
+    def sweep(self) -> dict[str, Any]:
+        resp = self.http.post(f"{self.stack.motia_url}/vmh/beteiligte/sync/sweep", headers=ADMIN, timeout=600)
+        resp.raise_for_status()
+        return dict(resp.json())
+
+    def queue_depth(self) -> int | None:
+        """Waiting + active jobs in BullMQ's sync-step queue (None if not readable)."""
+        try:
+            data = self.http.get(f"{self.stack.motia_url}/__motia/bullmq/queues", timeout=10).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        total = 0
+        queues = data.get("queues", data) if isinstance(data, dict) else data
+        for q in queues if isinstance(queues, list) else []:
+            counts = q.get("stats") or q.get("counts") or q
+            for name in ("waiting", "active", "delayed", "prioritized"):
+                v = counts.get(name)
+                if isinstance(v, int):
+                    total += v
+        return total
+
+    # --- EspoCRM as the human user ------------------------------------------------------
+    def espo_count(self, where: list[dict[str, Any]]) -> int:
+        params: dict[str, Any] = {"maxSize": 1, "select": "id"}
+        params.update(_where_params(where))
+        resp = self.http.get(
+            f"{self.stack.espo_url}/api/v1/CBeteiligte",
+            params=params,
+            headers={"X-Api-Key": cfg.ESPO_HUMAN_KEY},
+        )
+        resp.raise_for_status()
+        return int(resp.json()["total"])
+
+    def not_clean(self) -> int:
+        return self.espo_count([{"type": "notEquals", "attribute": "syncStatus", "value": "clean"}])
+
+    def load_ids(self) -> None:
+        data = self.http.get(f"{self.stack.espo_url}/__sandbox/records", timeout=120).json()
+        recs = [r for r in data["records"] if r.get("betnr")]
+        recs.sort(key=lambda r: int(r["betnr"]))
+        self.ids = [r["id"] for r in recs]
+        self.betnr = {r["id"]: int(r["betnr"]) for r in recs}
+
+    def wait(self, predicate: Any, timeout: float, interval: float = 0.5, what: str = "condition") -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(interval)
+        log(f"gave up waiting for {what} after {timeout:.0f}s")
+        return False
+
+    def wait_all_clean(self, timeout: float, interval: float = 1.0) -> float | None:
+        """Seconds until no record is left in another state than clean, or None on timeout."""
+        start = time.monotonic()
+        ok = self.wait(lambda: self.not_clean() == 0, timeout, interval, "all records clean")
+        return time.monotonic() - start if ok else None
+
+    def settle(self, quiet_seconds: float = 2.0, timeout: float = 600) -> None:
+        """Wait until neither simulator has seen a service call for `quiet_seconds`."""
+        deadline = time.monotonic() + timeout
+        last = (self.seq("espo"), self.seq("advo"))
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = (self.seq("espo"), self.seq("advo"))
+            if now != last:
+                last, quiet_since = now, time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_seconds:
+                return
+
+    def prime(self, timeout: float = 1800) -> dict[str, Any]:
+        """Make every pair verified and both watermarks current, at 0 ms latency.
+
+        Sweep 1 daily-checks every seeded pair (their advowareLastSync is days old); sweep 2
+        moves the EspoCRM watermark past those metadata writes (it finds nothing to do)."""
+        self.set_latency(0)
+        try:
+            t0 = time.monotonic()
+            first = self.sweep()
+            self.wait_all_clean(timeout)
+            self.settle()
+            second = self.sweep()
+            self.settle()
+            log(f"primed in {time.monotonic() - t0:.0f}s: sweep1={first} sweep2={second}")
+            return {"sweep1": first, "sweep2": second}
+        finally:
+            self.set_latency(self.latency_ms)
+
+
+def _where_params(where: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for i, item in enumerate(where):
+        for k, v in item.items():
+            if isinstance(v, list):
+                for j, x in enumerate(v):
+                    out[f"where[{i}][{k}][{j}]"] = x
+            else:
+                out[f"where[{i}][{k}]"] = v
+    return out
+
+
+def hold_cron(stack: Stack, hours: int = 4) -> None:
+    """Claim the cron sweep's ticks (every 15 min) for the next hours: only the benchmark's own
+    sweeps run, so no scheduled sweep lands in the middle of a measurement."""
+    import redis
+
+    r = redis.Redis.from_url(stack.redis_url)
+    try:
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        pipe = r.pipeline()
+        for minute in range(hours * 60):
+            tick = (now + timedelta(minutes=minute)).strftime("%Y%m%d%H%M")
+            pipe.set(f"vmh:sweep:tick:{tick}", "held-by-bench", ex=hours * 3600)
+        pipe.execute()
+    finally:
+        r.close()
+
+
+@contextmanager
+def bench_stack(
+    log_dir: Path, *, records: int, latency_ms: int, extra_env: dict[str, str] | None = None
+) -> Iterator[Bench]:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    args = ["--records", str(records), "--no-demo", "--latency-ms", str(latency_ms)]
+    t0 = time.monotonic()
+    with run_stack(log_dir, sandbox_args=args, extra_env=extra_env or {}) as stack:
+        log(f"stack up in {time.monotonic() - t0:.1f}s (motia {stack.motia_url}, logs {log_dir})")
+        hold_cron(stack)
+        with httpx.Client(timeout=60) as http:
+            b = Bench(stack=stack, http=http, records=records, latency_ms=latency_ms)
+            b.load_ids()
+            yield b
+
+
+# --------------------------------------------------------------------------- acting
+def signed_webhook(event: str, items: list[dict[str, Any]]) -> tuple[bytes, dict[str, str]]:
+    """Body bytes and headers exactly as EspoCRM's webhook sender produces them."""
+    webhook_id, secret = cfg.WEBHOOKS[event]
+    body = php_json(items)
+    headers = {
+        "Content-Type": "application/json",
+        "Signature": webhook_signature(webhook_id, secret, body),
+        "X-Signature": webhook_x_signature(webhook_id, secret, body),
+    }
+    return body, headers
+
+
+async def _bulk_espo_put(base: str, updates: list[tuple[str, dict[str, Any]]], concurrency: int) -> int:
+    sem = asyncio.Semaphore(concurrency)
+    failures = 0
+    async with httpx.AsyncClient(
+        base_url=base + "/api/v1/",
+        headers={"X-Api-Key": cfg.ESPO_HUMAN_KEY},
+        timeout=60,
+        limits=httpx.Limits(max_connections=concurrency),
+    ) as client:
+
+        async def one(rid: str, body: dict[str, Any]) -> None:
+            nonlocal failures
+            async with sem:
+                resp = await client.put(f"CBeteiligte/{rid}", json=body)
+                if resp.status_code != 200:
+                    failures += 1
+
+        await asyncio.gather(*(one(r, b) for r, b in updates))
+    return failures
+
+
+def bulk_espo_edit(b: Bench, updates: list[tuple[str, dict[str, Any]]], concurrency: int = 16) -> int:
+    """PUT as anna.admin (a person), concurrently; returns the number of failed PUTs."""
+    return asyncio.run(_bulk_espo_put(b.stack.espo_url, updates, concurrency))
+
+
+# --------------------------------------------------------------------------- memory
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        tree.setdefault(ppid, []).append(int(name))
+    return tree
+
+
+def _descendants(root: int, tree: dict[int, list[int]]) -> list[int]:
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(tree.get(pid, []))
+    return out
+
+
+def _rss_kb(pid: int) -> tuple[int, str]:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            text = f.read()
+    except OSError:
+        return 0, ""
+    name, rss = "", 0
+    for line in text.splitlines():
+        if line.startswith("Name:"):
+            name = line.split()[1]
+        elif line.startswith("VmRSS:"):
+            rss = int(line.split()[1])
+    return rss, name
+
+
+def redis_pid(port: int) -> int | None:
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmd = f.read().split(b"\0")
+        except OSError:
+            continue
+        joined = b" ".join(cmd)
+        if b"redis-server" in joined and str(port).encode() in joined:
+            return int(name)
+    return None
+
+
+_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(pid: int | None) -> tuple[float, float]:
+    """(own, reaped children) CPU seconds of a process from /proc/<pid>/stat."""
+    if not pid:
+        return 0.0, 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
+    return (int(fields[11]) + int(fields[12])) / _TCK, (int(fields[13]) + int(fields[14])) / _TCK
+
+
+def _machine_busy() -> float:
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v) - v[3] - v[4]) / _TCK
+
+
+class CpuMeter:
+    """CPU seconds spent during a scenario by: the Motia node process, its Python step processes
+    (reaped children), the simulators, Redis, this benchmark process, and everything else on
+    the machine (other users' work, which this shared machine may have)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.node = stack.procs["motia"].pid
+        self.sandbox = stack.procs["sandbox"].pid
+        self.redis = redis_pid(int(stack.redis_url.rsplit(":", 1)[1].split("/")[0]))
+        self.start: dict[str, float] = {}
+        self.wall = 0.0
+
+    def _read(self) -> dict[str, float]:
+        node_self, node_children = _cpu(self.node)
+        me = _cpu(os.getpid())
+        return {
+            "motia_node": node_self,
+            "python_steps": node_children,
+            "simulators": sum(_cpu(self.sandbox)),
+            "redis": _cpu(self.redis)[0],
+            "bench": sum(me),
+            "machine": _machine_busy(),
+            "t": time.monotonic(),
+        }
+
+    def __enter__(self) -> CpuMeter:
+        self.start = self._read()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._read()
+        self.delta = {k: end[k] - self.start[k] for k in end}
+
+    def result(self, records: int | None = None) -> dict[str, Any]:
+        d = dict(self.delta)
+        wall = d.pop("t")
+        machine = d.pop("machine")
+        ours = sum(d.values())
+        out: dict[str, Any] = {k: round(v, 1) for k, v in d.items()}
+        out["others_on_machine"] = round(max(0.0, machine - ours), 1)
+        out["wall"] = round(wall, 1)
+        out["machine_busy_cores"] = round(machine / wall, 2) if wall else None
+        if records:
+            out["service_ms_per_record"] = round(1000 * (d["motia_node"] + d["python_steps"]) / records, 1)
+        return out
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+class RssSampler:
+    """Every `interval` s: RSS of the Motia process tree (node + its Python children), Redis and
+    the sandbox, from /proc/<pid>/status VmRSS. Peaks are per category sums at one instant."""
+
+    def __init__(self, stack: Stack, interval: float = 0.5) -> None:
+        self.motia_pid = stack.procs["motia"].pid
+        self.sandbox_pid = stack.procs["sandbox"].pid
+        self.redis_pid = redis_pid(int(stack.redis_url.rsplit(":", 1)[1].split("/")[0]))
+        self.interval = interval
+        self.peak: dict[str, int] = {}
+        self.peak_python_procs = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def sample(self) -> None:
+        tree = _children()
+        node = python = npy = 0
+        for pid in _descendants(self.motia_pid, tree):
+            rss, name = _rss_kb(pid)
+            if name.startswith("python"):
+                python += rss
+                npy += 1
+            else:
+                node += rss  # node, and the sh/npm wrapper if any
+        sandbox = sum(_rss_kb(p)[0] for p in _descendants(self.sandbox_pid, tree))
+        redis = _rss_kb(self.redis_pid)[0] if self.redis_pid else 0
+        current = {
+            "service_total": node + python,
+            "motia_node": node,
+            "python_children": python,
+            "redis": redis,
+            "sandbox": sandbox,
+        }
+        for k, v in current.items():
+            self.peak[k] = max(self.peak.get(k, 0), v)
+        self.peak_python_procs = max(self.peak_python_procs, npy)
+        self.samples += 1
+
+    def result_mb(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: round(v / 1024, 1) for k, v in self.peak.items()}
+        out["peak_python_processes"] = self.peak_python_procs
+        out["samples"] = self.samples
+        return out

@@ -1,0 +1,296 @@
+"""The operations behind the ops CLI (`python -m services.ops`) and the ops API steps.
+
+Every function takes the pieces it needs (clients, engine, Redis) and returns plain
+JSON-able dicts, so the CLI prints them and an API step returns them unchanged. Logs carry
+record ids and counts only; the field-by-field dry-run plan (`plan_dict`) carries values,
+because an operator asked for exactly that record (see docs/ops.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from services.sync.engine import ENTITY, RecordPlan, Trigger
+from services.sync.states import SyncStatus, transition
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from services.sync.engine import Outcome, SyncEngine
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = (SyncStatus.FAILED, SyncStatus.PERMANENTLY_FAILED)
+
+
+class OpsError(Exception):
+    """A request the operation cannot carry out (unknown record, ambiguous betnr, bad input)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# --------------------------------------------------------------------------- request parsing
+
+
+@dataclass(frozen=True)
+class RecordRequest:
+    record_id: str | None
+    betnr: int | None
+    dry_run: bool
+
+
+def parse_record_request(body: Any) -> RecordRequest:
+    """`{"id": "..."}` or `{"betnr": 100001}`, optional `"dryRun": true`. Raises OpsError."""
+    if not isinstance(body, Mapping):
+        raise OpsError('expected a JSON object: {"id": "..."} or {"betnr": N}')
+    rid, betnr, dry = body.get("id"), body.get("betnr"), body.get("dryRun", False)
+    if not isinstance(dry, bool):
+        raise OpsError("dryRun must be true or false")
+    if (rid is None) == (betnr is None):
+        raise OpsError('give exactly one of "id" and "betnr"')
+    if rid is not None and (not isinstance(rid, str) or not rid.strip()):
+        raise OpsError("id must be a non-empty string")
+    if betnr is not None:
+        if isinstance(betnr, bool) or not isinstance(betnr, int | str):
+            raise OpsError("betnr must be a number")
+        try:
+            betnr = int(betnr)
+        except ValueError:
+            raise OpsError("betnr must be a number") from None
+        if betnr <= 0:
+            raise OpsError("betnr must be positive")
+    return RecordRequest(rid.strip() if isinstance(rid, str) else None, betnr, dry)
+
+
+# --------------------------------------------------------------------------- sync one record
+
+
+async def find_by_betnr(espo: Any, betnr: int) -> list[str]:
+    return [
+        str(r["id"])
+        async for r in espo.iterate(
+            ENTITY, where=[{"type": "equals", "attribute": "betnr", "value": betnr}], select="id"
+        )
+    ]
+
+
+async def resolve_record(espo: Any, record_id: str | None, betnr: int | None) -> str:
+    if record_id:
+        return record_id
+    assert betnr is not None
+    ids = await find_by_betnr(espo, betnr)
+    if not ids:
+        raise OpsError(
+            f"no EspoCRM record is linked to betnr {betnr} (Advoware-only: see `backfill --dry-run`)", 404
+        )
+    if len(ids) > 1:
+        raise OpsError(f"betnr {betnr} is linked from several EspoCRM records: {', '.join(ids)}", 409)
+    return ids[0]
+
+
+def _show(field: str, value: Any) -> str:
+    from services.beteiligte import mapper
+
+    return mapper.describe(field, value).split(": ", 1)[1]
+
+
+def plan_dict(plan: RecordPlan) -> dict[str, Any]:
+    """The field-by-field dry-run plan: for each field that would be written, both values and
+    where it goes. Values are shown as the mapper describes them (canonical form)."""
+    from services.beteiligte import mapper
+
+    out: dict[str, Any] = {
+        "id": plan.record_id,
+        "betnr": plan.betnr,
+        "status": plan.status,
+        "action": plan.action,
+        "reason": plan.reason,
+        "fields": [],
+    }
+    if plan.action == "create" and plan.espo is not None:
+        out["fields"] = [
+            {
+                "field": f,
+                "espocrm": _show(f, v),
+                "advoware": None,
+                "direction": "to_advoware",
+                "conflict": False,
+            }
+            for f in mapper.CANONICAL_FIELDS
+            if (v := plan.espo.get(f)) not in (None, "", [])
+        ]
+    if plan.plan is not None and plan.espo is not None and plan.advo is not None:
+        conflicts = {c.field for c in plan.plan.conflicts}
+        out["basis"] = plan.plan.basis.value
+        out["snapshot"] = plan.has_snapshot
+        for f in mapper.CANONICAL_FIELDS:
+            if f in plan.plan.to_advo:
+                direction = "to_advoware"
+            elif f in plan.plan.to_espo:
+                direction = "to_espocrm"
+            else:
+                continue
+            out["fields"].append(
+                {
+                    "field": f,
+                    "espocrm": _show(f, plan.espo.get(f)),
+                    "advoware": _show(f, plan.advo.get(f)),
+                    "direction": direction,
+                    "conflict": f in conflicts,
+                }
+            )
+    return out
+
+
+def outcome_dict(outcome: Outcome) -> dict[str, Any]:
+    plan = outcome.plan
+    return {
+        "id": outcome.record_id,
+        "result": outcome.result.value,
+        "betnr": outcome.betnr,
+        "reason": outcome.reason,
+        "writes": outcome.writes,
+        "to_advoware": sorted(plan.to_advo) if plan else [],
+        "to_espocrm": sorted(plan.to_espo) if plan else [],
+        "conflicts": sorted(c.field for c in plan.conflicts) if plan else [],
+    }
+
+
+async def sync_one(
+    espo: Any,
+    engine: SyncEngine,
+    *,
+    record_id: str | None = None,
+    betnr: int | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """`sync <id>` / `sync --betnr N`: sync now (as an operator: parked records are requeued),
+    or with `dry_run` return the field-by-field plan and write nothing."""
+    rid = await resolve_record(espo, record_id, betnr)
+    if dry_run:
+        return {"dryRun": True, **plan_dict(await engine.plan_record(rid, Trigger.MANUAL))}
+    outcome = await engine.sync_record(rid, Trigger.MANUAL)
+    log.info("ops sync of %s: %s", rid, outcome.result.value)
+    return {"dryRun": False, **outcome_dict(outcome)}
+
+
+# --------------------------------------------------------------------------- retry failed
+
+
+async def list_failed(espo: Any, statuses: tuple[SyncStatus, ...] = RETRYABLE) -> list[dict[str, Any]]:
+    return [
+        r
+        async for r in espo.iterate(
+            ENTITY,
+            where=[{"type": "in", "attribute": "syncStatus", "value": [s.value for s in statuses]}],
+            select="id,syncStatus,syncRetryCount",
+        )
+    ]
+
+
+async def requeue_failed(
+    espo: Any,
+    engine: SyncEngine,
+    *,
+    dry_run: bool = False,
+    statuses: tuple[SyncStatus, ...] = RETRYABLE,
+    on_progress: Callable[[int], Any] | None = None,
+) -> dict[str, Any]:
+    """Set failed / permanently_failed records to pending_sync (retry count reset), each under
+    its record lock through the state machine. The caller then syncs them (CLI) or emits them
+    (API step); the sweep would pick them up anyway."""
+    rows = await list_failed(espo, statuses)
+    requeued: list[str] = []
+    busy: list[str] = []
+    by_status: dict[str, int] = {}
+    for row in rows:
+        rid, status = str(row["id"]), SyncStatus.parse(row.get("syncStatus"))
+        by_status[status.value] = by_status.get(status.value, 0) + 1
+        target = transition(status, SyncStatus.PENDING_SYNC)
+        if dry_run:
+            requeued.append(rid)
+            continue
+        token = await engine.locks.acquire(rid)
+        if token is None:
+            busy.append(rid)  # being retried right now
+            continue
+        try:
+            await espo.update(
+                ENTITY, rid, {"syncStatus": target.value, "syncRetryCount": 0, "syncErrorMessage": None}
+            )
+        finally:
+            await engine.locks.release(rid, token)
+        requeued.append(rid)
+        if on_progress:
+            on_progress(1)
+    return {"dryRun": dry_run, "found": len(rows), "by_status": by_status, "requeued": requeued, "busy": busy}
+
+
+# --------------------------------------------------------------------------- unlock
+
+
+async def unlock(
+    redis: Redis, record_id: str | None = None, *, sweep: bool = False, backfill: bool = False
+) -> dict[str, Any]:
+    """Release a lock by force. Normally never needed: record locks expire after their TTL
+    (the holder renews them while it works), the sweep lock after 10 min, the backfill lock
+    after 2 min or at once when its process is gone."""
+    from services.redis_store import key
+    from services.sync.engine import BACKFILL_RUNNING
+    from services.sync.lock import RecordLocks
+
+    released: dict[str, bool] = {}
+    if record_id:
+        locks = RecordLocks(redis)
+        released[f"record:{record_id}"] = await locks.force_release(record_id)
+    if sweep:
+        released["sweep"] = bool(await redis.delete(key("sweep", "running")))
+    if backfill:
+        released["backfill"] = bool(await redis.delete(BACKFILL_RUNNING))
+    for name, was in released.items():
+        if was:
+            log.warning("ops unlock: %s released by force", name)
+    return {"released": released}
+
+
+# --------------------------------------------------------------------------- API step entry points
+
+
+async def retry_failed_request(body: Any, emit: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """`POST /vmh/beteiligte/sync/retry-failed`: requeue, then emit batched sync checks (the
+    Motia workers sync them; the sweep would pick them up anyway)."""
+    from services.runtime import open_runtime
+    from services.sync.dispatch import chunk
+    from services.sync.sweep_runner import SYNC_CHECK_TOPIC
+
+    body = body if body is not None else {}
+    if not isinstance(body, Mapping):
+        raise OpsError("expected a JSON object")
+    dry_run, only_failed = body.get("dryRun", False), body.get("onlyFailed", False)
+    if not isinstance(dry_run, bool) or not isinstance(only_failed, bool):
+        raise OpsError("dryRun and onlyFailed must be true or false")
+    statuses = (SyncStatus.FAILED,) if only_failed else RETRYABLE
+    async with open_runtime() as rt:
+        report = await requeue_failed(rt.espo, rt.engine, dry_run=dry_run, statuses=statuses)
+    events = 0
+    if not dry_run:
+        for ids in chunk(report["requeued"]):
+            await emit({"topic": SYNC_CHECK_TOPIC, "data": {"ids": ids, "trigger": Trigger.SWEEP.value}})
+            events += 1
+    return {**report, "events": events}
+
+
+async def unlock_request(body: Any) -> dict[str, Any]:
+    """`POST /vmh/beteiligte/sync/unlock` with `{"id": ...}` (record locks only; the sweep and
+    backfill locks are released from the CLI)."""
+    from services.runtime import open_redis
+
+    if not isinstance(body, Mapping) or not isinstance(body.get("id"), str) or not body["id"].strip():
+        raise OpsError('expected {"id": "<EspoCRM id>"}')
+    async with open_redis() as redis:
+        return await unlock(redis, body["id"].strip())

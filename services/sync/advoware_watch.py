@@ -1,0 +1,186 @@
+"""Advoware change detection. Advoware sends no webhooks, so every sweep polls it.
+
+Per sweep (`AdvowareWatch.collect`, then `commit` once the work was emitted):
+
+1. `GET Beteiligte?geaendertAb=<watermark - overlap>`, paged (100 per call): only records
+   changed since the watermark, so the cost grows with the number of changes, not with the
+   size of either database.
+2. Each row is mapped to its EspoCRM record by betnr through the snapshot index in Redis (no
+   API call). A row whose content equals the last-synced snapshot is our own write (or was
+   already synced) and is dropped. Changed rows without a snapshot are looked up in EspoCRM
+   with one `in` query per 100 betnrs; betnrs with no EspoCRM record are counted as
+   Advoware-only (the backfill's business, not the sweep's).
+3. The found record ids are written to the pending set `vmh:pending:advoware` (id -> time)
+   *before* they are emitted; the engine removes an id when its sync has recorded an outcome.
+   An id still there after `PENDING_GRACE` (worker died, job dead-lettered) is emitted again.
+4. `commit` moves the watermark to the newest `geaendertAm` seen - never to "now", never
+   backwards, and never past the moment the listing started (our clock): a record changed
+   *while* we paged can be shifted behind our offset and missed; its stamp lies after the
+   listing start, so it is read next time. The overlap window re-reads the boundary and
+   absorbs clock skew between us and Advoware up to its length. Re-reading is harmless (the
+   content compare drops it); missing is not.
+
+First run (no watermark yet): the last `FIRST_RUN_LOOKBACK` is read. A completed backfill
+sets the watermark to what it read (`seed_watermark`), and the daily check of every clean
+record covers anything older, so nothing depends on the lookback being long.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from services.redis_store import key
+from services.sync.engine import ENTITY, PENDING_ADVOWARE
+from services.sync.snapshot import SnapshotStore
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+WATERMARK_OVERLAP = timedelta(minutes=2)
+FIRST_RUN_LOOKBACK = timedelta(hours=24)
+# An emitted Advoware change whose sync has not finished after this long is emitted again.
+PENDING_GRACE = timedelta(minutes=10)
+LOOKUP_CHUNK = 100
+
+ADVO_WATERMARK = key("watermark", "advoware")
+
+
+@dataclass
+class AdvowareChanges:
+    """What one poll found."""
+
+    ids: list[str] = field(default_factory=list)  # EspoCRM records whose Advoware side changed
+    unfinished: list[str] = field(default_factory=list)  # emitted before, sync never finished
+    advoware_only: list[int] = field(default_factory=list)  # changed, no EspoCRM record
+    rows: int = 0  # changed Advoware rows read
+    watermark: datetime | None = None  # to commit after the work was emitted
+
+
+def next_watermark(mark: datetime, newest_seen: datetime | None, listing_started: datetime) -> datetime:
+    """The watermark after a complete listing: the newest change seen, capped at the listing
+    start, never moving backwards."""
+    if newest_seen is None:
+        return mark
+    return max(mark, min(newest_seen, listing_started))
+
+
+class AdvowareWatch:
+    def __init__(
+        self,
+        *,
+        espo: Any,
+        advo: Any,
+        redis: Redis,
+        tz: ZoneInfo,
+        overlap: timedelta = WATERMARK_OVERLAP,
+        first_run_lookback: timedelta = FIRST_RUN_LOOKBACK,
+        pending_grace: timedelta = PENDING_GRACE,
+    ) -> None:
+        self.espo = espo
+        self.advo = advo
+        self.redis = redis
+        self.tz = tz
+        self.overlap = overlap
+        self.first_run_lookback = first_run_lookback
+        self.pending_grace = pending_grace
+        self.snapshots = SnapshotStore(redis)
+
+    async def watermark(self, now: datetime) -> datetime:
+        raw = await self.redis.get(ADVO_WATERMARK)
+        if raw:
+            try:
+                value = datetime.fromisoformat(raw)
+                return value if value.tzinfo else value.replace(tzinfo=UTC)
+            except ValueError:
+                log.warning("unreadable Advoware watermark; re-reading the last %s", self.first_run_lookback)
+        return now - self.first_run_lookback
+
+    async def collect(self, now: datetime | None = None) -> AdvowareChanges:
+        from services.advoware.timezone import local_to_utc, query_since_local
+        from services.beteiligte import mapper
+
+        now = now or datetime.now(UTC)
+        mark = await self.watermark(now)
+        started = now  # the sweep started before the listing: a safe (earlier) cap
+        since_local = query_since_local(mark, self.tz, self.overlap)
+        newest: datetime | None = None
+        rows: dict[int, dict[str, Any]] = {}
+        async for row in self.advo.iter_beteiligte(changed_since_local=since_local):
+            betnr, changed_at = row.get("betNr"), row.get("geaendertAm")
+            if betnr is None:
+                continue
+            rows[int(betnr)] = row
+            if changed_at:
+                stamp = local_to_utc(changed_at, self.tz)
+                newest = stamp if newest is None else max(newest, stamp)
+        out = AdvowareChanges(rows=len(rows), watermark=next_watermark(mark, newest, started))
+
+        # betnr -> EspoCRM id and snapshot: two Redis round trips, no API call.
+        betnrs = list(rows)
+        linked = await self.redis.mget([SnapshotStore.betnr_key(b) for b in betnrs]) if betnrs else []
+        snaps = await self.snapshots.get_many([str(i) for i in linked if i])
+        unknown: list[int] = []
+        for betnr, espo_id in zip(betnrs, linked, strict=True):
+            if not espo_id:
+                unknown.append(betnr)
+                continue
+            snap = snaps.get(str(espo_id))
+            # List rows are full records: compare content, not timestamps (geaendertAm has 1 s
+            # resolution, so a person's edit in the same second as our write looks alike).
+            if (
+                snap is not None
+                and snap.betnr == betnr
+                and snap.content_hash == mapper.content_hash(mapper.from_advo(rows[betnr]))
+            ):
+                continue  # our own write, or already synced
+            out.ids.append(str(espo_id))
+        # Pairs without a snapshot (linked by a person, or Redis was emptied): by betnr.
+        for start in range(0, len(unknown), LOOKUP_CHUNK):
+            chunk = unknown[start : start + LOOKUP_CHUNK]
+            found = [
+                r
+                async for r in self.espo.iterate(
+                    ENTITY, where=[{"type": "in", "attribute": "betnr", "value": chunk}], select="id,betnr"
+                )
+            ]
+            matched = {int(r["betnr"]) for r in found if r.get("betnr") is not None}
+            out.ids.extend(str(r["id"]) for r in found)
+            out.advoware_only.extend(b for b in chunk if b not in matched)
+
+        # Emitted before, never finished: the worker died or the job was dead-lettered.
+        cutoff = (now - self.pending_grace).timestamp()
+        stale = await self.redis.zrangebyscore(PENDING_ADVOWARE, "-inf", cutoff)
+        seen = set(out.ids)
+        out.unfinished = [str(i) for i in stale if str(i) not in seen]
+        # Marked before the emit, so a sync that finishes before `commit` still clears it.
+        emitted = out.ids + out.unfinished
+        if emitted:
+            await self.redis.zadd(PENDING_ADVOWARE, dict.fromkeys(emitted, now.timestamp()))
+        log.info(
+            "advoware poll: %d changed rows, %d records to sync, %d unfinished, %d advoware-only",
+            out.rows,
+            len(out.ids),
+            len(out.unfinished),
+            len(out.advoware_only),
+        )
+        return out
+
+    async def commit(self, changes: AdvowareChanges) -> None:
+        if changes.watermark is not None:
+            await self.redis.set(ADVO_WATERMARK, changes.watermark.isoformat())
+
+    async def seed_watermark(self, newest_seen: datetime | None, listing_started: datetime) -> bool:
+        """First run: after a complete backfill read, start polling from what it read (only if
+        no watermark exists yet - an existing one belongs to the sweep)."""
+        value = next_watermark(listing_started - self.first_run_lookback, newest_seen, listing_started)
+        return bool(await self.redis.set(ADVO_WATERMARK, value.isoformat(), nx=True))
+
+    async def pending_count(self) -> int:
+        return int(await self.redis.zcard(PENDING_ADVOWARE))

@@ -1,0 +1,158 @@
+"""Probes of the running system for the chaos scenario: is anything still in flight, run a
+sweep, kill a sync worker mid-sync, read the simulators' call logs and the service's counters."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import redis
+
+from sandbox import config as cfg
+from tests.support.stack import Stack
+
+ADMIN = {"Authorization": f"Bearer {cfg.SYNC_ADMIN_TOKEN}"}
+SYNC_STEP = b"beteiligte_sync_step.py"
+# BullMQ job lists/sets that mean "work not finished yet".
+OPEN_JOB_KEYS = (("wait", "list"), ("active", "list"), ("paused", "list"), ("delayed", "zset"), ("prioritized", "zset"))
+
+
+@dataclass
+class Probe:
+    stack: Stack
+    redis: redis.Redis = field(init=False)
+    sweeps: list[dict[str, Any]] = field(default_factory=list)
+    sweep_errors: Counter[int] = field(default_factory=Counter)
+    kills: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.redis = redis.Redis.from_url(self.stack.redis_url, decode_responses=True)
+
+    # ------------------------------------------------------------------ in flight?
+    def open_jobs(self) -> int:
+        total = 0
+        for meta in self.redis.scan_iter("motia:*:meta", count=500):
+            base = meta[: -len(":meta")]
+            for suffix, kind in OPEN_JOB_KEYS:
+                name = f"{base}:{suffix}"
+                total += int(self.redis.llen(name) if kind == "list" else self.redis.zcard(name))
+        return total
+
+    def webhooks_pending(self) -> int:
+        data = httpx.get(f"{self.stack.espo_url}/__sandbox/webhooks?log=0", timeout=30).json()
+        return int(sum(data["pending"].values()) + data["retrying"])
+
+    def sync_workers(self) -> list[tuple[int, str]]:
+        return [(pid, data) for pid, data, _ in self._sync_children()]
+
+    def quiet(self) -> bool:
+        return self.open_jobs() == 0 and self.webhooks_pending() == 0 and not self.sync_workers()
+
+    def wait_quiet(self, timeout: float = 90.0, stable: float = 2.0) -> float:
+        """Wait until no webhook, queued job or sync worker is left for `stable` seconds."""
+        start = time.monotonic()
+        since: float | None = None
+        while time.monotonic() - start < timeout:
+            if self.quiet():
+                since = since or time.monotonic()
+                if time.monotonic() - since >= stable:
+                    return time.monotonic() - start
+            else:
+                since = None
+            time.sleep(0.2)
+        raise AssertionError(
+            f"not quiet after {timeout}s: jobs={self.open_jobs()} webhooks={self.webhooks_pending()} "
+            f"workers={len(self.sync_workers())}"
+        )
+
+    # ------------------------------------------------------------------ ops
+    def sweep(self, attempts: int = 10) -> dict[str, Any]:
+        """Run the sweep now. Under faults it may fail (its reads hit the faults): try again."""
+        for _ in range(attempts):
+            resp = httpx.post(f"{self.stack.motia_url}/vmh/beteiligte/sync/sweep", headers=ADMIN, timeout=120)
+            if resp.status_code == 200:
+                summary = dict(resp.json())
+                self.sweeps.append(summary)
+                return summary
+            assert resp.status_code != 401, resp.text
+            self.sweep_errors[resp.status_code] += 1
+            time.sleep(0.5)
+        raise AssertionError(f"sweep failed {attempts} times: {dict(self.sweep_errors)}")
+
+    def status_counts(self) -> dict[str, int]:
+        resp = httpx.get(f"{self.stack.motia_url}/vmh/beteiligte/sync/status", headers=ADMIN, timeout=60)
+        assert resp.status_code == 200, resp.text
+        return dict(resp.json()["counts"])
+
+    # ------------------------------------------------------------------ killing workers
+    def _sync_children(self) -> list[tuple[int, str, float]]:
+        """(pid, event data, age in s) of the BeteiligteSync step processes Motia is running."""
+        motia = self.stack.procs["motia"]
+        pgid = os.getpgid(motia.pid)
+        ticks = os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            try:
+                if os.getpgid(pid) != pgid:
+                    continue
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    argv = [a for a in fh.read().split(b"\0") if a]
+                with open(f"/proc/{pid}/stat") as fh:
+                    started = int(fh.read().rsplit(")", 1)[1].split()[19]) / ticks
+            except (OSError, ValueError, IndexError):
+                continue
+            if not any(a.endswith(b"python-runner.py") for a in argv) or not any(a.endswith(SYNC_STEP) for a in argv):
+                continue
+            data = argv[-1].decode("utf-8", "replace")
+            found.append((pid, data, uptime - started))
+        return found
+
+    def kill_sync_worker(self, record_ids: set[str], min_age: float, timeout: float) -> dict[str, Any] | None:
+        """SIGKILL a sync worker of one of `record_ids` once it has run `min_age` seconds (imports
+        done, in the middle of its slowed-down I/O); None if none showed up within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for pid, data, age in self._sync_children():
+                try:
+                    payload = json.loads(data).get("data") or {}
+                except ValueError:
+                    continue
+                ids = set(payload.get("ids") or []) | ({payload["id"]} if payload.get("id") else set())
+                if age >= min_age and ids & record_ids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        continue
+                    kill = {"pid": pid, "age_s": round(age, 2), "ids": sorted(ids & record_ids)}
+                    self.kills.append(kill)
+                    return kill
+            time.sleep(0.05)
+        return None
+
+    # ------------------------------------------------------------------ figures
+    def calls(self, base_url: str) -> list[dict[str, Any]]:
+        return list(httpx.get(f"{base_url}/__sandbox/calls", params={"since": 0}, timeout=60).json()["calls"])
+
+    def stats(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.redis.hgetall("vmh:stats").items()}
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """The service's notification log (vmh:notifications) and the notes EspoCRM received."""
+        out = [json.loads(raw) for raw in self.redis.lrange("vmh:notifications", 0, -1)]
+        notes = httpx.get(f"{self.stack.espo_url}/__sandbox/notes", timeout=30).json()
+        for note in notes.get("notes", []):
+            out.append({"id": note.get("parentId"), "message": note.get("post") or "", "channel": "note"})
+        for item in notes.get("notifications", []):
+            out.append({"id": item.get("relatedId"), "message": json.dumps(item, ensure_ascii=False)})
+        return out

@@ -1,0 +1,459 @@
+"""Convergence under faults: a seeded, reproducible scenario against the whole system.
+
+People edit people and companies on both sides (names, dates, register data, e-mail
+addresses and phone numbers; different-field and same-field concurrent edits; deletes in
+Advoware; new records) in bursts, while
+
+- both simulators inject 5xx, 503 "nicht angemeldet" (Advoware), 429 with Retry-After,
+  timeouts (the request is applied after the client gave up) and dropped connections into
+  the service's calls, plus latency;
+- EspoCRM delivers webhook batches shuffled and redelivers delivered batches;
+- a sync worker (a Motia Python process) is SIGKILLed in the middle of a sync, at least twice.
+
+Between bursts the test waits until nothing is in flight (no queued job, webhook or sync
+worker) and runs a sweep, still under faults. Then the faults stop, sweeps run until the
+system is quiescent, and the checks run:
+
+- every linked pair is equal on all synced fields (mapper.diff == {});
+- no Advoware record exists twice (every Advoware record is linked to exactly one EspoCRM
+  record; no two share content); the service never deleted anything in Advoware;
+- every edit that did not conflict is present; every same-field conflict was resolved with the
+  EspoCRM value and a notification names the overwritten Advoware value;
+- records deleted in Advoware are `deleted_in_advoware`; no record is left `syncing`,
+  pending, dirty, failed or permanently failed.
+
+`CHAOS_SEED` (default 8) picks the scenario, `CHAOS_ITERATIONS` the number of edit bursts
+(default 6; e.g. 30 for a longer run), `CHAOS_RECORDS` the initial records (default 14).
+The figures are printed (`pytest -s`) and written to <pytest tmp>/chaos-figures.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.beteiligte import mapper
+from tests.chaos.harness import Probe
+from tests.chaos.people import People, clear_faults, service_faults, set_faults
+from tests.chaos.scenario import (
+    Record,
+    Values,
+    advo_change,
+    assign_owners,
+    espo_change,
+    field_differs,
+    initial_espo,
+)
+from tests.support.stack import Stack, wait_until
+
+pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
+
+SEED = int(os.environ.get("CHAOS_SEED", "8"))
+BURSTS = max(4, int(os.environ.get("CHAOS_ITERATIONS", "6")))
+INITIAL_RECORDS = int(os.environ.get("CHAOS_RECORDS", "14"))
+KILL_BURSTS = {1, 3}
+CONVERGE_TIMEOUT = 180.0
+
+ADVO_FAULTS: list[dict[str, Any]] = [
+    {"kind": "500", "rate": 0.06},
+    {"kind": "503_nicht_angemeldet", "rate": 0.06},
+    {"kind": "429", "rate": 0.05, "retry_after": 1},
+    {"kind": "timeout", "rate": 0.03, "sleep_s": 3},
+    {"kind": "drop", "rate": 0.04},
+    {"kind": "latency", "rate": 0.10, "latency_ms": 300},
+]
+ESPO_FAULTS: list[dict[str, Any]] = [
+    {"kind": "500", "rate": 0.04},
+    {"kind": "503", "rate": 0.04},
+    {"kind": "429", "rate": 0.03, "retry_after": 1},
+    {"kind": "timeout", "rate": 0.02, "sleep_s": 3},
+    {"kind": "drop", "rate": 0.03},
+]
+
+
+def fault_rules(system: str, specs: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = []
+    for i, spec in enumerate(specs):
+        for j, rule in enumerate(service_faults(system, {**spec, "next_n": None})):
+            rules.append({**rule, "seed": seed * 1000 + i * 10 + j})
+    return rules
+
+
+class Scenario:
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.rng = random.Random(SEED)
+        self.values = Values(self.rng)
+        self.people = People(stack.espo_url, stack.advo_url)
+        self.probe = Probe(stack)
+        self.records: dict[str, Record] = {}
+        self.figures: Counter[str] = Counter()
+        self.redeliveries = 0
+        self.labels = 0
+        self.timeline: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ people's actions
+    def create(self, kind: str, in_chaos: bool) -> Record:
+        self.labels += 1
+        label = f"Chaos{self.labels:03d}"
+        body = initial_espo(kind, label, self.values)
+        rid = self.people.espo_create(body)
+        rec = Record(
+            rid=rid,
+            kind=kind,
+            label=label,
+            owner=assign_owners(kind, self.rng, with_conflict=self.rng.random() < 0.6),
+            created_in_chaos=in_chaos,
+        )
+        self.records[rid] = rec
+        self.figures["creates"] += 1
+        return rec
+
+    def burst(self, number: int) -> set[str]:
+        """One burst of concurrent edits: Advoware edits first, then EspoCRM edits and creates."""
+        espo_now = self.people.espo_records()
+        live = [r for r in self.records.values() if not r.deleted_in_advoware]
+        for rec in live:
+            rec.betnr = espo_now[rec.rid].get("betnr") or rec.betnr
+        chosen = self.rng.sample(live, k=min(len(live), max(4, len(live) * 2 // 3)))
+        advo_plans: dict[str, list[tuple[str, Any]]] = {}
+        espo_plans: dict[str, list[tuple[str, Any]]] = {}
+        conflicts: dict[str, tuple[str, Any, Any]] = {}
+        deletes: list[Record] = []
+        for rec in chosen:
+            linked = rec.betnr is not None
+            fields = list(rec.owner)
+            if linked and number == 2 and not deletes and rec.kind == "person" and not any(
+                o == "C" for o in rec.owner.values()
+            ):
+                deletes.append(rec)
+                continue
+            for name in self.rng.sample(fields, k=self.rng.randint(1, 3)):
+                owner = rec.owner[name]
+                if owner == "E":
+                    espo_plans.setdefault(rec.rid, []).append((name, self.values.for_field(name)))
+                elif owner == "A" and linked:
+                    advo_plans.setdefault(rec.rid, []).append((name, self.values.for_field(name)))
+                elif owner == "C" and linked and rec.rid not in conflicts:
+                    a_value = self.values.for_field(name, unique=True)
+                    e_value = self.values.for_field(name, unique=True)
+                    conflicts[rec.rid] = (name, a_value, e_value)
+                    advo_plans.setdefault(rec.rid, []).append((name, a_value))
+                    espo_plans.setdefault(rec.rid, []).append((name, e_value))
+
+        # Advoware first (as ANNA): one read-modify-write per record; deletes.
+        for rid, changes in advo_plans.items():
+            rec = self.records[rid]
+            assert rec.betnr is not None
+
+            def apply(current: dict[str, Any], changes: list[tuple[str, Any]] = changes, rec: Record = rec) -> dict[str, Any]:
+                out: dict[str, Any] = {}
+                for name, value in changes:
+                    out.update(advo_change(name, value, {**current, **out}, rec.kind == "company"))
+                return out
+
+            saved = mapper.from_advo(self.people.advo_edit(rec.betnr, apply))
+            for name, _ in changes:
+                if rec.owner[name] == "A":
+                    rec.expected[name] = saved[name]
+                    self.figures["advo_edits"] += 1
+            if rid in conflicts:
+                name = conflicts[rid][0]
+                rec.conflicts.append({"field": name, "advo": saved[name], "burst": number})
+        for rec in deletes:
+            assert rec.betnr is not None
+            self.people.advo_delete(rec.betnr)
+            rec.deleted_in_advoware = True
+            self.figures["advo_deletes"] += 1
+            # A person then edits it in EspoCRM: the sync finds it gone in Advoware.
+            espo_plans.setdefault(rec.rid, []).append(("title" if rec.kind == "person" else "register_court", None))
+
+        # Then EspoCRM (as anna.admin): one save per record, and new records.
+        touched = set(advo_plans) | {r.rid for r in deletes}
+        for rid, changes in espo_plans.items():
+            rec = self.records[rid]
+            body: dict[str, Any] = {}
+            for name, value in changes:
+                if value is None:  # the edit after a delete in Advoware
+                    value = self.values.for_field(name)
+                body.update(espo_change(name, value))
+            saved = mapper.from_espo(self.people.espo_edit(rid, body))
+            touched.add(rid)
+            for name, _ in changes:
+                if rec.deleted_in_advoware:
+                    continue
+                rec.expected[name] = saved[name]
+                if rec.owner[name] == "E":
+                    self.figures["espo_edits"] += 1
+                else:  # the EspoCRM half of a conflict pair
+                    rec.conflicts[-1]["espo"] = saved[name]
+                    self.figures["conflict_pairs"] += 1
+        if number in (0, 2, 4):
+            for kind in ("person", "company"):
+                touched.add(self.create(kind, in_chaos=True).rid)
+        return touched
+
+    # ------------------------------------------------------------------ chaos
+    def redeliver(self) -> None:
+        resp = httpx.post(f"{self.stack.espo_url}/__sandbox/webhooks/redeliver", json={"last": 3}, timeout=30)
+        self.redeliveries += int(resp.json().get("redelivered", resp.json().get("count", 0)) or 0)
+
+    def kill_during(self, ids: set[str]) -> None:
+        kill = self.probe.kill_sync_worker(ids, min_age=1.0, timeout=15)
+        if kill is not None:
+            self.figures["workers_killed"] += 1
+
+    def slow_advoware_writes(self) -> None:
+        set_faults(
+            self.stack.advo_url,
+            service_faults("advo", {"kind": "latency", "latency_ms": 2500, "next_n": 6, "match": {"method": "PUT"}})
+            + service_faults("advo", {"kind": "latency", "latency_ms": 2500, "next_n": 2, "match": {"method": "POST", "path": "Beteiligte$"}}),
+        )
+
+    def settle(self) -> None:
+        t = time.monotonic()
+        a = self.probe.wait_quiet(timeout=150)
+        time.sleep(3.5)  # requests the simulators still hold (timeouts, latency) are applied
+        t2 = time.monotonic()
+        self.probe.sweep()
+        t3 = time.monotonic()
+        b = self.probe.wait_quiet(timeout=150)
+        time.sleep(1.0)
+        self.timeline.append({"quiet1": round(a, 1), "sweep": round(t3 - t2, 1), "quiet2": round(b, 1), "total": round(time.monotonic() - t, 1)})
+
+
+# --------------------------------------------------------------------------- checks
+def divergent_pairs(people: People, records: dict[str, Record]) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[int, dict[str, Any]]]:
+    espo = people.espo_records()
+    advo = people.advo_records()
+    divergent: dict[str, Any] = {}
+    for rid, row in espo.items():
+        betnr = row.get("betnr")
+        if betnr is None or row.get("syncStatus") == "deleted_in_advoware":
+            continue
+        if int(betnr) not in advo:
+            divergent[rid] = "betnr missing in Advoware"
+            continue
+        fields = mapper.diff(mapper.from_espo(row), mapper.from_advo(advo[int(betnr)]))
+        if fields:
+            divergent[rid] = sorted(fields)
+    return divergent, espo, advo
+
+
+def quiescent(counts: dict[str, int]) -> bool:
+    busy = ("pending_sync", "dirty", "failed", "syncing", "conflict", "no_status")
+    return all(counts.get(s, 0) == 0 for s in busy)
+
+
+def test_sync_converges_under_faults(chaos_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> None:
+    started = time.monotonic()
+    sc = Scenario(chaos_stack)
+    probe, people = sc.probe, sc.people
+    httpx.post(
+        f"{chaos_stack.espo_url}/__sandbox/webhooks/settings",
+        json={"shuffle": True, "shuffle_items": True, "batch_size": 4},
+        timeout=30,
+    ).raise_for_status()
+
+    # ---- phase 0: the firm's records, created in EspoCRM, synced without faults
+    for i in range(INITIAL_RECORDS):
+        sc.create("person" if i % 7 < 4 else "company", in_chaos=False)
+    wait_until(
+        lambda: all(r.get("betnr") and r.get("syncStatus") == "clean" for r in people.espo_records().values()),
+        timeout=120,
+        message="initial records linked",
+    )
+    probe.wait_quiet()
+    setup_s = time.monotonic() - started
+
+    # ---- phase 1: bursts of edits under faults
+    set_faults(chaos_stack.advo_url, fault_rules("advo", ADVO_FAULTS, SEED))
+    set_faults(chaos_stack.espo_url, fault_rules("espo", ESPO_FAULTS, SEED))
+    for number in range(BURSTS):
+        kill = number in KILL_BURSTS or (number >= BURSTS - 2 and sc.figures["workers_killed"] < 2)
+        if kill:
+            sc.slow_advoware_writes()
+        touched = sc.burst(number)
+        sc.redeliver()
+        if kill:
+            t = time.monotonic()
+            sc.kill_during(touched)
+            sc.timeline.append({"kill": round(time.monotonic() - t, 1)})
+        sc.settle()
+    for _ in range(4):  # at least two kills, whatever the scenario drew
+        if sc.figures["workers_killed"] >= 2:
+            break
+        sc.slow_advoware_writes()
+        rec = next(r for r in sc.records.values() if not r.deleted_in_advoware and "E" in r.owner.values())
+        name = next(n for n, o in rec.owner.items() if o == "E")
+        saved = mapper.from_espo(people.espo_edit(rec.rid, espo_change(name, sc.values.for_field(name))))
+        rec.expected[name] = saved[name]
+        sc.figures["espo_edits"] += 1
+        sc.kill_during({rec.rid})
+        sc.settle()
+    chaos_s = time.monotonic() - started - setup_s
+
+    # ---- phase 2: the faults stop; sweeps until quiescent and converged
+    advo_rules = clear_faults(chaos_stack.advo_url)
+    espo_rules = clear_faults(chaos_stack.espo_url)
+    deadline = time.monotonic() + CONVERGE_TIMEOUT
+    rounds = 0
+    while True:
+        rounds += 1
+        probe.wait_quiet(timeout=120)
+        time.sleep(1.0)
+        counts = probe.status_counts()
+        divergent, espo, advo = divergent_pairs(people, sc.records)
+        if quiescent(counts) and not divergent:
+            break
+        assert time.monotonic() < deadline, f"no convergence: counts={counts} divergent={divergent}"
+        probe.sweep()
+        time.sleep(1.0)
+    converge_s = time.monotonic() - started - setup_s - chaos_s
+
+    # ---- checks
+    failures: list[str] = []
+    # every linked pair equal; statuses
+    statuses = Counter(r.get("syncStatus") for r in espo.values())
+    if statuses.get("permanently_failed"):
+        failures.append(f"permanently failed: {[i for i, r in espo.items() if r['syncStatus'] == 'permanently_failed']}")
+    for rec in sc.records.values():
+        row = espo[rec.rid]
+        if rec.deleted_in_advoware:
+            if row.get("syncStatus") != "deleted_in_advoware":
+                failures.append(f"{rec.rid}: deleted in Advoware but {row.get('syncStatus')}")
+            continue
+        if row.get("syncStatus") != "clean" or not row.get("betnr"):
+            failures.append(f"{rec.rid}: {row.get('syncStatus')} betnr={row.get('betnr')}")
+    # duplicates: every Advoware record belongs to exactly one live EspoCRM record
+    linked = Counter(int(r["betnr"]) for r in espo.values() if r.get("betnr") and r.get("syncStatus") != "deleted_in_advoware")
+    twice_linked = [b for b, n in linked.items() if n > 1]
+    orphans = sorted(set(advo) - set(linked))
+    by_content = Counter(mapper.content_hash(mapper.from_advo(r)) for r in advo.values())
+    same_content = sum(n - 1 for n in by_content.values() if n > 1)
+    duplicates = len(twice_linked) + len(orphans) + same_content
+    deleted_log = httpx.get(f"{chaos_stack.advo_url}/__sandbox/deleted", timeout=30).json()["deleted"]
+    advo_calls = probe.calls(chaos_stack.advo_url)
+    espo_calls = probe.calls(chaos_stack.espo_url)
+    service_deletes = [c for c in advo_calls if c["method"] == "DELETE" and c.get("user") != "ANNA"]
+    if service_deletes or len(deleted_log) != sc.figures["advo_deletes"]:
+        failures.append(f"deletes in Advoware not by a person: {service_deletes}")
+    # every non-conflicting edit present, conflicts resolved as specified
+    missing_edits = []
+    for rec in sc.records.values():
+        if rec.deleted_in_advoware:
+            continue
+        final = mapper.from_espo(espo[rec.rid])
+        for name, value in rec.expected.items():
+            if field_differs(name, final, value):
+                missing_edits.append((rec.rid, name, value, final.get(name)))
+    notes = probe.notifications()
+    conflicts_notified = conflicts_superseded = 0
+    missing_notes = []
+    for rec in sc.records.values():
+        for i, pair in enumerate(rec.conflicts):
+            text = mapper.describe(pair["field"], pair["advo"])
+            found = any(n.get("id") == rec.rid and text in (n.get("message") or "") for n in notes)
+            later = any(p["field"] == pair["field"] for p in rec.conflicts[i + 1 :])
+            if found:
+                conflicts_notified += 1
+            elif later:
+                conflicts_superseded += 1  # a person overwrote it in Advoware before any sync saw it
+            else:
+                missing_notes.append((rec.rid, text))
+    for rec in sc.records.values():
+        if rec.deleted_in_advoware and not any(
+            n.get("id") == rec.rid and "existiert nicht mehr" in (n.get("message") or "") for n in notes
+        ):
+            missing_notes.append((rec.rid, "deleted in Advoware"))
+
+    stats = probe.stats()
+    log = chaos_stack.log_text("motia")
+    faults_by_kind = Counter(
+        f"{system}:{c['fault']}"
+        for system, calls in (("advoware", advo_calls), ("espocrm", espo_calls))
+        for c in calls
+        if c.get("fault")
+    )
+    hooks = httpx.get(f"{chaos_stack.espo_url}/__sandbox/webhooks?log=10000", timeout=30).json()
+    redelivered = [e for e in hooks["log"] if e.get("redelivery")]
+    by_source: Counter[str] = Counter()
+    for summary in probe.sweeps:
+        by_source.update(summary.get("by_source") or {})
+    figures = {
+        "seed": SEED,
+        "bursts": BURSTS,
+        "records": len(sc.records),
+        "edits": {
+            "total": sc.figures["espo_edits"] + sc.figures["advo_edits"] + 2 * sc.figures["conflict_pairs"],
+            "espocrm": sc.figures["espo_edits"],
+            "advoware": sc.figures["advo_edits"],
+            "same_field_conflict_pairs": sc.figures["conflict_pairs"],
+            "advoware_deletes": sc.figures["advo_deletes"],
+            "creates": sc.figures["creates"],
+        },
+        "faults_injected": {
+            "total": sum(v for k, v in faults_by_kind.items() if not k.endswith(":latency")),
+            "latency": sum(v for k, v in faults_by_kind.items() if k.endswith(":latency")),
+            "by_kind": dict(sorted(faults_by_kind.items())),
+            "rule_hits": sum(r.get("hits", 0) for r in advo_rules + espo_rules),
+            "workers_killed": sc.figures["workers_killed"],
+            "webhook_batches_redelivered": len(redelivered),
+            "webhook_batches_shuffled": hooks["settings"].get("shuffle"),
+        },
+        "retries": {
+            "http_retries_in_client": len(re.findall(r"retry \d+/\d+ in", log)),
+            "failed_records_retried_by_sweep": by_source.get("failed_due", 0),
+            "stale_syncing_recovered_by_sweep": by_source.get("stale_syncing", 0),
+            "webhook_delivery_retries": hooks["stats"].get("retried", 0),
+            "sync_failures_recorded": stats.get("failures", 0),
+            "sweeps": len(probe.sweeps),
+            "sweep_calls_failed_under_faults": sum(probe.sweep_errors.values()),
+        },
+        "conflicts": {
+            "planned_pairs": sc.figures["conflict_pairs"],
+            "resolved_by_service": stats.get("conflicts", 0),
+            "notified": conflicts_notified,
+            "superseded_before_sync": conflicts_superseded,
+            "missing_notification": len(missing_notes),
+        },
+        "result": {
+            "divergent_records": len(divergent),
+            "duplicates": duplicates,
+            "missing_edits": len(missing_edits),
+            "syncing": statuses.get("syncing", 0),
+            "statuses": dict(statuses),
+            "convergence_rounds": rounds,
+        },
+        "seconds": {
+            "setup": round(setup_s, 1),
+            "chaos": round(chaos_s, 1),
+            "converge": round(converge_s, 1),
+            "total": round(time.monotonic() - started, 1),
+        },
+        "service_counters": stats,
+        "timeline": sc.timeline,
+    }
+    out = Path(tmp_path_factory.getbasetemp()) / "chaos-figures.json"
+    out.write_text(json.dumps(figures, indent=2, ensure_ascii=False))
+    print(f"\nchaos figures (seed {SEED}):\n{json.dumps(figures, indent=2, ensure_ascii=False)}\n(written to {out})")
+
+    assert not divergent, divergent
+    assert duplicates == 0, {"twice_linked": twice_linked, "orphans": orphans, "same_content": same_content}
+    assert not missing_edits, missing_edits
+    assert not missing_notes, missing_notes
+    assert not failures, failures
+    assert statuses.get("syncing", 0) == 0
+    assert sc.figures["workers_killed"] >= 2
+    assert figures["faults_injected"]["total"] >= 20, figures["faults_injected"]
+    assert sc.figures["conflict_pairs"] >= 2 and stats.get("conflicts", 0) >= 1
+    assert chaos_stack.procs["motia"].poll() is None
