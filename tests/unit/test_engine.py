@@ -332,7 +332,7 @@ async def test_auth_failure_never_parks_records_as_permanently_failed(env: dict[
 async def test_events_arriving_during_a_rerun_are_still_under_the_lock(env: dict[str, Any]) -> None:
     rid, _ = await linked(env)
     engine = env["engine"]
-    original = engine._sync_locked  # noqa: SLF001
+    original = engine._sync_locked
     holders: list[str | None] = []
 
     async def observe(record_id: str, trigger: Trigger):
@@ -341,6 +341,6 @@ async def test_events_arriving_during_a_rerun_are_still_under_the_lock(env: dict
             await engine.locks.mark_again(record_id)  # another event arrives meanwhile
         return await original(record_id, trigger)
 
-    engine._sync_locked = observe  # noqa: SLF001
+    engine._sync_locked = observe
     await engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)
     assert len(holders) == 3 and all(h is not None for h in holders)
