@@ -17,7 +17,7 @@ help:
 	@echo "make bench  - performance benchmark (prints a table, never fails on speed)"
 
 ## install: everything the service and the tests need, idempotent (stamps in .run/)
-install: $(STAMP_DIR)/redis $(STAMP_DIR)/node $(STAMP_DIR)/python
+install: $(STAMP_DIR)/redis $(STAMP_DIR)/node $(STAMP_DIR)/motia-patches $(STAMP_DIR)/python
 
 $(STAMP_DIR)/redis:
 	@mkdir -p $(STAMP_DIR)
@@ -27,10 +27,14 @@ $(STAMP_DIR)/redis:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 	@command -v redis-server >/dev/null && touch $@
 
-$(STAMP_DIR)/node: package.json package-lock.json scripts/patch-motia-core.sh
+$(STAMP_DIR)/node: package.json package-lock.json
 	@mkdir -p $(STAMP_DIR)
 	@echo "installing Node packages (Motia runtime)"
 	REDISMS_DISABLE_POSTINSTALL=1 npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# The core patches (idempotent): again after every npm ci, and whenever a patch is added.
+$(STAMP_DIR)/motia-patches: $(STAMP_DIR)/node scripts/patch-motia-core.sh scripts/patch-motia-core.mjs
 	sh scripts/patch-motia-core.sh
 	@touch $@
 

@@ -85,6 +85,15 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _sweep_cost(scenarios: Any, b: Any, changed: tuple[int, ...], primed: bool) -> dict[str, Any]:
+    """Figure 5 via tests/support/sweep_cost.py when present (the tests' own measurement)."""
+    try:
+        import tests.support.sweep_cost  # noqa: F401
+    except ImportError:
+        return dict(scenarios.sweep_cost(b, changed, primed=primed))
+    return dict(scenarios.sweep_cost_shared(b, changed, primed=primed))
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     only = {int(x) for x in a.only.split(",") if x.strip()}
@@ -144,14 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         log(f"stack B: {records} pairs, {a.latency_ms} ms latency, Advoware cap {a.cap} (figures 3, 5, 6)")
         try:
             with bench_stack(
-                log_dir / "stack-b", records=records, latency_ms=a.latency_ms, extra_env=env
+                log_dir / "stack-b", records=records, latency_ms=a.latency_ms, extra_env=env, webhooks=False
             ) as b:
                 reconciled = False
                 if only & {3, 6}:
                     attempt("reconcile", lambda: scenarios.reconcile(b, a.cap))
                     reconciled = "reconcile" in figs and figs["reconcile"]["completed"] == records
                 if 5 in only:
-                    attempt("sweep_cost", lambda: scenarios.sweep_cost(b, changed, primed=reconciled))
+                    attempt("sweep_cost", lambda: _sweep_cost(scenarios, b, changed, reconciled))
         except Exception as exc:
             results["errors"]["stack_b"] = f"{type(exc).__name__}: {exc}"
             log(f"stack B failed:\n{traceback.format_exc()}")

@@ -97,21 +97,17 @@ class Bench:
         resp.raise_for_status()
         return dict(resp.json())
 
-    def queue_depth(self) -> int | None:
-        """Waiting + active jobs in BullMQ's sync-step queue (None if not readable)."""
+    def queue_depth(self) -> int:
+        """Waiting + active + delayed jobs in Motia's BullMQ queues (DLQs excluded)."""
         try:
             data = self.http.get(f"{self.stack.motia_url}/__motia/bullmq/queues", timeout=10).json()
         except (httpx.HTTPError, ValueError):
-            return None
-        total = 0
-        queues = data.get("queues", data) if isinstance(data, dict) else data
-        for q in queues if isinstance(queues, list) else []:
-            counts = q.get("stats") or q.get("counts") or q
-            for name in ("waiting", "active", "delayed", "prioritized"):
-                v = counts.get(name)
-                if isinstance(v, int):
-                    total += v
-        return total
+            return 0
+        return sum(
+            sum(int(q.get("stats", {}).get(k, 0)) for k in ("waiting", "active", "delayed", "prioritized"))
+            for q in data.get("queues", [])
+            if not q.get("isDLQ")
+        )
 
     # --- EspoCRM as the human user ------------------------------------------------------
     def espo_count(self, where: list[dict[str, Any]]) -> int:
@@ -151,14 +147,15 @@ class Bench:
         return time.monotonic() - start if ok else None
 
     def settle(self, quiet_seconds: float = 2.0, timeout: float = 600) -> None:
-        """Wait until neither simulator has seen a service call for `quiet_seconds`."""
+        """Wait until Motia's queues are empty and neither simulator has logged a call for
+        `quiet_seconds`."""
         deadline = time.monotonic() + timeout
         last = (self.seq("espo"), self.seq("advo"))
         quiet_since = time.monotonic()
         while time.monotonic() < deadline:
             time.sleep(0.5)
             now = (self.seq("espo"), self.seq("advo"))
-            if now != last:
+            if now != last or self.queue_depth():
                 last, quiet_since = now, time.monotonic()
             elif time.monotonic() - quiet_since >= quiet_seconds:
                 return
@@ -166,18 +163,25 @@ class Bench:
     def prime(self, timeout: float = 1800) -> dict[str, Any]:
         """Make every pair verified and both watermarks current, at 0 ms latency.
 
-        Sweep 1 daily-checks every seeded pair (their advowareLastSync is days old); sweep 2
-        moves the EspoCRM watermark past those metadata writes (it finds nothing to do)."""
+        Sweep 1 daily-checks every seeded pair (their advowareLastSync is days old); it is done
+        when no record has an advowareLastSync from before it. Sweep 2 moves the EspoCRM
+        watermark past those metadata writes (it finds nothing to do)."""
         self.set_latency(0)
         try:
             t0 = time.monotonic()
+            started = (datetime.now(UTC) - timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")
             first = self.sweep()
-            self.wait_all_clean(timeout)
-            self.settle()
+            unverified = [{"type": "before", "attribute": "advowareLastSync", "value": started}]
+            self.wait(
+                lambda: self.espo_count(unverified) == 0 and self.not_clean() == 0, timeout, 1.0, "priming"
+            )
+            self.settle(quiet_seconds=2.0)
             second = self.sweep()
-            self.settle()
-            log(f"primed in {time.monotonic() - t0:.0f}s: sweep1={first} sweep2={second}")
-            return {"sweep1": first, "sweep2": second}
+            self.settle(quiet_seconds=2.0)
+            log(
+                f"primed in {time.monotonic() - t0:.0f}s: sweep1={first['records']} sweep2={second['records']}"
+            )
+            return {"sweep1": first, "sweep2": second, "seconds": round(time.monotonic() - t0, 1)}
         finally:
             self.set_latency(self.latency_ms)
 
@@ -213,10 +217,17 @@ def hold_cron(stack: Stack, hours: int = 4) -> None:
 
 @contextmanager
 def bench_stack(
-    log_dir: Path, *, records: int, latency_ms: int, extra_env: dict[str, str] | None = None
+    log_dir: Path,
+    *,
+    records: int,
+    latency_ms: int,
+    extra_env: dict[str, str] | None = None,
+    webhooks: bool = True,
 ) -> Iterator[Bench]:
     log_dir.mkdir(parents=True, exist_ok=True)
     args = ["--records", str(records), "--no-demo", "--latency-ms", str(latency_ms)]
+    if not webhooks:
+        args.append("--no-webhooks")  # bulk set-up edits as a person must not queue 10,000 webhooks
     t0 = time.monotonic()
     with run_stack(log_dir, sandbox_args=args, extra_env=extra_env or {}) as stack:
         log(f"stack up in {time.monotonic() - t0:.1f}s (motia {stack.motia_url}, logs {log_dir})")

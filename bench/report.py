@@ -87,14 +87,17 @@ def rows_for(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             r = sc.get(f"changed_{k}")
             if not r:
                 continue
-            col = r["collect_calls"]
-            ccalls = col["espo"]["total"] + col["advo"]["total"]
+            if "list_calls" in r:
+                ccalls = r["list_calls"]
+            else:
+                col = r["collect_calls"]
+                ccalls = col["espo"]["total"] + col["advo"]["total"]
             rows.append(
                 (
                     f"5 Sweep, {sc['records']:,} records, {k:,} changed in Advoware",
-                    f"{r['calls']:,} calls ({ccalls} to find), {r['seconds_until_synced']:.1f} s ({r['collect_seconds']:.1f} to find)",
+                    f"{r['calls']:,} calls ({ccalls} list pages), {r['seconds_until_synced']:.1f} s (sweep step {r['collect_seconds']:.1f})",
                     "-",
-                    f"{r['calls_per_changed_record']:.1f} calls/changed",
+                    f"{r['calls_per_changed_record']:.1f} record calls/changed",
                 )
             )
     if rc and rc.get("memory_mb"):

@@ -157,6 +157,7 @@ def webhook_ack(b: Bench, n_batches: int, batch_size: int = 50) -> dict[str, Any
     statuses: dict[int, int] = {}
     ids = b.ids
     t0 = time.monotonic()
+    cpu = CpuMeter(b.stack).__enter__()
     with httpx.Client(timeout=30) as http:
         url = f"{b.stack.motia_url}/vmh/webhook/beteiligte/update"
         for n in range(n_batches):
@@ -170,6 +171,7 @@ def webhook_ack(b: Bench, n_batches: int, batch_size: int = 50) -> dict[str, Any
             acks.append((time.perf_counter() - start) * 1000)
             statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
     sent_s = time.monotonic() - t0
+    cpu.__exit__()
     b.settle(quiet_seconds=3.0, timeout=900)
     drained_s = time.monotonic() - t0 - 3.0
     return {
@@ -181,6 +183,8 @@ def webhook_ack(b: Bench, n_batches: int, batch_size: int = 50) -> dict[str, Any
             "p99": round(percentile(acks, 99) or 0, 1),
             "max": round(max(acks), 1),
         },
+        "series_ms": [round(x) for x in acks],
+        "cpu_seconds_while_sending": cpu.result(),
         "send_seconds": round(sent_s, 1),
         "events_processed_seconds": round(drained_s, 1),
         "events_per_second": round(n_batches * batch_size / drained_s, 1) if drained_s > 0 else None,
@@ -189,10 +193,9 @@ def webhook_ack(b: Bench, n_batches: int, batch_size: int = 50) -> dict[str, Any
 
 # --------------------------------------------------------------------------- (3) + (6)
 def reconcile(b: Bench, cap: int) -> dict[str, Any]:
-    """All N pairs changed in EspoCRM (as a person, webhooks paused), then one sweep; time until
-    every record is clean again."""
+    """All N pairs changed in EspoCRM (as a person, on a stack without webhooks, so only the
+    sweep finds them), then one sweep; time until every record is clean again."""
     n = len(b.ids)
-    b.webhook_settings(paused=True)
     b.set_latency(0)
     t_setup = time.monotonic()
     failed = bulk_espo_edit(b, [(rid, {"titel": "Dr.", "syncStatus": "dirty"}) for rid in b.ids])
@@ -228,7 +231,6 @@ def reconcile(b: Bench, cap: int) -> dict[str, Any]:
     advo_per_record = (ca["total"] - ca["token"]) / max(1, done)
     latency_s = b.latency_ms / 1000
     limit = cap / (advo_per_record * latency_s) if advo_per_record and latency_s else None
-    b.webhook_settings(paused=False)
     return {
         "records": n,
         "completed": done,
@@ -325,6 +327,60 @@ def sweep_cost(b: Bench, changed_counts: tuple[int, ...], primed: bool) -> dict[
                 / k,
                 2,
             ),
+        }
+        log(f"sweep cost, {k} changed: {out[f'changed_{k}']}")
+    return out
+
+
+def sweep_cost_shared(b: Bench, changed_counts: tuple[int, ...], primed: bool) -> dict[str, Any]:
+    """Figure 5 through tests/support/sweep_cost.py (the measurement the tests use), on this
+    benchmark's stack (with its simulated latency): steady state first (after a bulk run: sweeps
+    until one finds nothing; on a fresh stack: that module's `prime`, the ops backfill, at 0 ms
+    latency), then per entry of `changed_counts` its `measure` (edits in Advoware as ANNA, one
+    sweep, wait until EspoCRM has every edit, count the service's calls since a marker)."""
+    from tests.support import sweep_cost as sc
+
+    actor = Actor(b.stack.espo_url, b.stack.advo_url)
+    out: dict[str, Any] = {"records": len(b.ids), "via": "tests.support.sweep_cost"}
+    t0 = time.monotonic()
+    if primed:
+        sweeps = []
+        for _ in range(4):
+            summary, _secs = sc.sweep(b.stack)
+            sweeps.append(summary)
+            sc.wait_quiet(b.stack)
+            if summary.get("records") == 0:
+                break
+        sc.skip_espo_overlap(b.stack)
+        out["steady_state"] = {"sweeps": sweeps, "seconds": round(time.monotonic() - t0, 1)}
+    else:
+        b.set_latency(0)
+        try:
+            out["steady_state"] = sc.prime(b.stack, actor, len(b.ids))
+        finally:
+            b.set_latency(b.latency_ms)
+    by_betnr = sorted(b.betnr.values())
+    offset = 0
+    for i, k in enumerate(changed_counts):
+        betnrs = by_betnr[offset : offset + k]
+        offset += k
+        r = sc.measure(b.stack, actor, len(b.ids), betnrs, f"Prof. Dr. B{i}")
+        calls = r["calls"]
+        out[f"changed_{k}"] = {
+            "changed": k,
+            "synced": True,
+            "sweep": r["sweep_summary"],
+            "collect_seconds": r["sweep_seconds"],
+            "seconds_until_synced": r["seconds_until_in_espocrm"],
+            "calls": calls["total"],
+            "list_calls": r["sweep_list_calls"],
+            "record_calls": r["record_calls"],
+            "token_calls": calls["token"]["espocrm"] + calls["token"]["advoware"],
+            "writes": calls["writes"],
+            "by_route": calls["by_route"],
+            "calls_per_changed_record": round(r["record_calls"] / k, 2) if k else None,
+            "pages_if_listing_everything": r["advoware_pages_if_listing_everything"]
+            + r["espocrm_pages_if_listing_everything"],
         }
         log(f"sweep cost, {k} changed: {out[f'changed_{k}']}")
     return out

@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.errors import ConfigurationError
+from services.intake.config import DEFAULT_REDIS_URL, parse_webhook_secrets
 
 
 class Settings(BaseSettings):
@@ -51,7 +52,7 @@ class Settings(BaseSettings):
     ADVOWARE_MAX_CONCURRENCY: int = Field(default=4, ge=1, le=64)
 
     # --- Service -------------------------------------------------------------------
-    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    REDIS_URL: str = DEFAULT_REDIS_URL
     SYNC_ADMIN_TOKEN: SecretStr
     # Motia's Workbench also opens 21678 + PORT (its HMR server), so PORT stays below 43858.
     PORT: int = Field(default=3000, ge=1, le=43857)
@@ -72,20 +73,8 @@ class Settings(BaseSettings):
     def _parse_webhook_secrets(cls, value: object) -> object:
         if isinstance(value, dict):
             return value
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError("expected comma-separated webhookId:secretKey pairs")
-        pairs: dict[str, str] = {}
-        for chunk in value.split(","):
-            chunk = chunk.strip()
-            if not chunk:
-                continue
-            webhook_id, sep, secret = chunk.partition(":")
-            if not sep or not webhook_id.strip() or not secret.strip():
-                raise ValueError("each entry must be webhookId:secretKey")
-            pairs[webhook_id.strip()] = secret.strip()
-        if not pairs:
-            raise ValueError("expected at least one webhookId:secretKey pair")
-        return pairs
+        # One parser for this and the webhook intake's pydantic-free reader.
+        return parse_webhook_secrets(value)  # type: ignore[arg-type]
 
     @field_validator("ADVOWARE_TIMEZONE")
     @classmethod

@@ -123,6 +123,9 @@ class AdvowareClient:
         return f"AdvowareClient(base_url={self._base!r})"
 
     async def aclose(self) -> None:
+        close = getattr(self.limiter, "close", None)
+        if close is not None:
+            await close()
         await self._http.aclose()
 
     async def __aenter__(self) -> AdvowareClient:

@@ -31,11 +31,10 @@ def raw_body(req: Mapping[str, Any]) -> bytes:
 async def handle_webhook(
     event: WebhookEvent, req: Mapping[str, Any], emit: Emit, logger: Any
 ) -> dict[str, Any]:
-    from services.runtime import open_redis
-    from services.settings import get_settings
+    from services.intake.config import redis_url, webhook_secrets
+    from services.redis_store import connect
 
-    settings = get_settings()
-    secrets = {wid: s.get_secret_value() for wid, s in settings.ESPOCRM_WEBHOOK_SECRETS.items()}
+    secrets = webhook_secrets()  # pydantic-free: this answer is on EspoCRM's clock
     headers = {str(k).lower(): str(v) for k, v in (req.get("headers") or {}).items()}
     result = parse_and_verify(event, raw_body(req), headers, secrets)
     if result.status != 200:
@@ -43,7 +42,8 @@ async def handle_webhook(
             "webhook refused", {"event": event, "status": result.status, "reason": result.body["error"]}
         )
         return result.response()
-    async with open_redis(settings) as redis:
+    redis = connect(redis_url())
+    try:
         if await is_redelivery(redis, result):
             logger.info(
                 "webhook batch redelivered; already accepted", {"event": event, "ids": result.record_ids}
@@ -65,6 +65,8 @@ async def handle_webhook(
             }
         )
         await remember_delivery(redis, result)
+    finally:
+        await redis.aclose()
     logger.info(
         "webhook accepted", {"event": event, "count": len(result.record_ids), "ids": result.record_ids}
     )

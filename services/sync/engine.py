@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from services.errors import ApiError, AuthError, FatalError, NotFoundError, TransientError
 from services.redis_store import key
-from services.sync.decide import MergePlan, decide
+from services.sync.decide import FieldConflict, MergePlan, decide
 from services.sync.intents import CreateIntent, IntentStore
 from services.sync.lock import RecordLocks
 from services.sync.notify import Notifier, record_event
@@ -48,6 +49,14 @@ PENDING_ADVOWARE = key("pending", "advoware")
 # Held while a first-run backfill works (services/sync/backfill.py): creates in Advoware wait
 # until it has linked the existing pairs, so nothing is created twice.
 BACKFILL_RUNNING = key("backfill", "running")
+# Conflicts whose EspoCRM value is being written to Advoware, until they are reported. A PUT can
+# be applied although its answer is lost (timeout, dropped connection); the next run then finds
+# both sides equal and sees no conflict, so the person is told from this record instead.
+PENDING_CONFLICT_TTL_SECONDS = 14 * 24 * 3600
+
+
+def pending_conflicts_key(record_id: str) -> str:
+    return key("conflict", "pending", record_id)
 
 
 class EspoApi(Protocol):
@@ -432,6 +441,7 @@ class SyncEngine:
         except NotFoundError:
             return await self._deleted_in_advoware(ctx, betnr)
         plan, snap = await self.plan_pair(ctx.record_id, ctx.espo, advo, betnr)
+        pending = await self._pending_conflicts(ctx.record_id, betnr)
         now = self.now()
         if plan.is_noop:
             saved = ctx.espo
@@ -444,11 +454,24 @@ class SyncEngine:
                 or snap.advo_changed_at != advo.get("geaendertAm")
             ):
                 await self._store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo)
+            if pending:  # an earlier run's write was applied although its answer was lost
+                await self._report_conflicts(ctx.record_id, betnr, pending)
             await self._count("unchanged")
             return Outcome(ctx.record_id, Result.UNCHANGED, plan=plan, betnr=betnr, writes=ctx.writes)
 
         await self._mark_syncing(ctx)
         advo_after = advo
+        if plan.conflicts:
+            await self.redis.set(
+                pending_conflicts_key(ctx.record_id),
+                json.dumps(
+                    {
+                        "betnr": betnr,
+                        "conflicts": [[c.field, c.espo_value, c.advo_value] for c in plan.conflicts],
+                    }
+                ),
+                ex=PENDING_CONFLICT_TTL_SECONDS,
+            )
         if plan.to_advo:
             payload = mapper.to_advo_payload(plan.merged, advo)
             advo_after = await self.advo.update_beteiligter(betnr, payload)
@@ -456,21 +479,13 @@ class SyncEngine:
         patch = mapper.to_espo_patch(plan.merged, plan.to_espo, current=ctx.espo) if plan.to_espo else {}
         saved = await self._finish(ctx, patch, now)
         await self._store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo_after)
-        if plan.conflicts:
-            await self._count("conflicts", len(plan.conflicts))
-            await record_event(
-                self.redis, "conflict", ctx.record_id, ",".join(c.field for c in plan.conflicts)
-            )
-            lines = [
-                f"- {c.field}: EspoCRM-Wert übernommen; überschriebener Advoware-Wert: "
-                f"{mapper.describe(c.field, c.advo_value)}"
-                for c in plan.conflicts
-            ]
-            await self.notifier.notify(
-                ctx.record_id,
-                f"Konflikt beim Abgleich mit Advoware (Beteiligter Nr. {betnr}): beide Seiten wurden geändert. "
-                "EspoCRM hat Vorrang.\n" + "\n".join(lines),
-            )
+        # Earlier conflicts whose write was applied unseen, unless this run found the same one.
+        seen = {(c.field, json.dumps(c.advo_value, sort_keys=True)) for c in plan.conflicts}
+        conflicts = list(plan.conflicts) + [
+            c for c in pending if (c.field, json.dumps(c.advo_value, sort_keys=True)) not in seen
+        ]
+        if conflicts:
+            await self._report_conflicts(ctx.record_id, betnr, conflicts)
         await self._count("updates")
         log.info(
             "record %s synced (betnr %s): to_advoware=%s to_espocrm=%s conflicts=%d basis=%s",
@@ -482,6 +497,36 @@ class SyncEngine:
             plan.basis.value,
         )
         return Outcome(ctx.record_id, Result.UPDATED, plan=plan, betnr=betnr, writes=ctx.writes)
+
+    async def _pending_conflicts(self, record_id: str, betnr: int) -> list[FieldConflict]:
+        raw = await self.redis.get(pending_conflicts_key(record_id))
+        if not raw:
+            return []
+        try:
+            data = json.loads(raw)
+            if data.get("betnr") != betnr:
+                return []  # relinked since: those conflicts were about another pair
+            return [FieldConflict(str(f), e, a) for f, e, a in data["conflicts"]]
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return []
+
+    async def _report_conflicts(self, record_id: str, betnr: int, conflicts: Sequence[FieldConflict]) -> None:
+        """Count, log and tell a person, once the EspoCRM values are in Advoware."""
+        from services.beteiligte import mapper
+
+        await self._count("conflicts", len(conflicts))
+        await record_event(self.redis, "conflict", record_id, ",".join(c.field for c in conflicts))
+        lines = [
+            f"- {c.field}: EspoCRM-Wert übernommen; überschriebener Advoware-Wert: "
+            f"{mapper.describe(c.field, c.advo_value)}"
+            for c in conflicts
+        ]
+        await self.notifier.notify(
+            record_id,
+            f"Konflikt beim Abgleich mit Advoware (Beteiligter Nr. {betnr}): beide Seiten wurden geändert. "
+            "EspoCRM hat Vorrang.\n" + "\n".join(lines),
+        )
+        await self.redis.delete(pending_conflicts_key(record_id))
 
     async def _deleted_in_advoware(self, ctx: _Ctx, betnr: int) -> Outcome:
         from services.espocrm.datetime import format_espo_datetime

@@ -1,7 +1,7 @@
 """The one sync step: every vmh.beteiligte.* event ends here (lock, compare, write)."""
 
 from services.logbridge import motia_logging
-from services.sync.dispatch import handle_sync_event
+from services.sync.dispatch import handle_sync_event, lower_priority
 
 config = {
     "type": "event",
@@ -19,6 +19,7 @@ config = {
 
 
 async def handler(data, context):
+    lower_priority()  # this process only: bulk syncs yield the CPU to webhook answers
     with motia_logging(context.logger):
         outcomes = await handle_sync_event(data)
     counts: dict[str, int] = {}
@@ -26,5 +27,9 @@ async def handler(data, context):
         counts[o.result.value] = counts.get(o.result.value, 0) + 1
     context.logger.info(
         "sync finished",
-        {"records": len(outcomes), "counts": counts, "results": {o.record_id: o.result.value for o in outcomes}},
+        {
+            "records": len(outcomes),
+            "counts": counts,
+            "results": {o.record_id: o.result.value for o in outcomes},
+        },
     )

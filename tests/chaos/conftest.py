@@ -28,6 +28,13 @@ CHAOS_ENV = {
 @pytest.fixture(scope="module")
 def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     log_dir = tmp_path_factory.mktemp("chaos-stack")
-    sandbox_args = ["--no-demo", "--webhook-shuffle", "--webhook-retry-delay", "1", "--seed", os.environ.get("CHAOS_SEED", "8")]
+    sandbox_args = [
+        "--no-demo",
+        "--webhook-shuffle",
+        "--webhook-retry-delay",
+        "1",
+        "--seed",
+        os.environ.get("CHAOS_SEED", "8"),
+    ]
     with run_stack(log_dir, sandbox_args=sandbox_args, extra_env=CHAOS_ENV) as stack:
         yield stack

@@ -19,14 +19,21 @@ from tests.support.stack import Stack
 
 ADMIN = {"Authorization": f"Bearer {cfg.SYNC_ADMIN_TOKEN}"}
 SYNC_STEP = b"beteiligte_sync_step.py"
+ANY_STEP = b"_step.py"
 # BullMQ job lists/sets that mean "work not finished yet".
-OPEN_JOB_KEYS = (("wait", "list"), ("active", "list"), ("paused", "list"), ("delayed", "zset"), ("prioritized", "zset"))
+OPEN_JOB_KEYS = (
+    ("wait", "list"),
+    ("active", "list"),
+    ("paused", "list"),
+    ("delayed", "zset"),
+    ("prioritized", "zset"),
+)
 
 
 @dataclass
 class Probe:
     stack: Stack
-    redis: redis.Redis = field(init=False)
+    redis: Any = field(init=False)  # redis.Redis (sync; its stubs type results as Awaitable | T)
     sweeps: list[dict[str, Any]] = field(default_factory=list)
     sweep_errors: Counter[int] = field(default_factory=Counter)
     kills: list[dict[str, Any]] = field(default_factory=list)
@@ -51,8 +58,12 @@ class Probe:
     def sync_workers(self) -> list[tuple[int, str]]:
         return [(pid, data) for pid, data, _ in self._sync_children()]
 
+    def step_processes(self) -> int:
+        """Every Motia step process (also a webhook step between receiving and emitting)."""
+        return len(self._sync_children(ANY_STEP))
+
     def quiet(self) -> bool:
-        return self.open_jobs() == 0 and self.webhooks_pending() == 0 and not self.sync_workers()
+        return self.open_jobs() == 0 and self.webhooks_pending() == 0 and self.step_processes() == 0
 
     def wait_quiet(self, timeout: float = 90.0, stable: float = 2.0) -> float:
         """Wait until no webhook, queued job or sync worker is left for `stable` seconds."""
@@ -68,7 +79,7 @@ class Probe:
             time.sleep(0.2)
         raise AssertionError(
             f"not quiet after {timeout}s: jobs={self.open_jobs()} webhooks={self.webhooks_pending()} "
-            f"workers={len(self.sync_workers())}"
+            f"step processes={self.step_processes()}"
         )
 
     # ------------------------------------------------------------------ ops
@@ -91,7 +102,7 @@ class Probe:
         return dict(resp.json()["counts"])
 
     # ------------------------------------------------------------------ killing workers
-    def _sync_children(self) -> list[tuple[int, str, float]]:
+    def _sync_children(self, step: bytes = SYNC_STEP) -> list[tuple[int, str, float]]:
         """(pid, event data, age in s) of the BeteiligteSync step processes Motia is running."""
         motia = self.stack.procs["motia"]
         pgid = os.getpgid(motia.pid)
@@ -112,7 +123,9 @@ class Probe:
                     started = int(fh.read().rsplit(")", 1)[1].split()[19]) / ticks
             except (OSError, ValueError, IndexError):
                 continue
-            if not any(a.endswith(b"python-runner.py") for a in argv) or not any(a.endswith(SYNC_STEP) for a in argv):
+            if not any(a.endswith(b"python-runner.py") for a in argv) or not any(
+                a.endswith(step) for a in argv
+            ):
                 continue
             data = argv[-1].decode("utf-8", "replace")
             found.append((pid, data, uptime - started))

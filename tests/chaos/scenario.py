@@ -27,11 +27,44 @@ PERSON_FIELDS = ("title", "first_name", "last_name", "birth_date", "emails", "ph
 COMPANY_FIELDS = ("company_name", "legal_form", "register_number", "register_court", "emails", "phones")
 CONFLICTABLE = {"title", "first_name", "last_name", "company_name", "register_court", "register_number"}
 
-FIRST = ["Jürgen", "Käthe", "Ömer", "Anneliese", "Grzegorz", "Zoë", "Hans-Peter", "Marie-Luise", "Søren", "Ines"]
-LAST = ["Müller", "Schäfer", "Weiß", "Groß", "Özdemir", "Nguyen", "Zöllner", "Brandt", "Leutheusser", "Ahrens"]
+FIRST = [
+    "Jürgen",
+    "Käthe",
+    "Ömer",
+    "Anneliese",
+    "Grzegorz",
+    "Zoë",
+    "Hans-Peter",
+    "Marie-Luise",
+    "Søren",
+    "Ines",
+]
+LAST = [
+    "Müller",
+    "Schäfer",
+    "Weiß",
+    "Groß",
+    "Özdemir",
+    "Nguyen",
+    "Zöllner",
+    "Brandt",
+    "Leutheusser",
+    "Ahrens",
+]
 TITLES = ["Dr.", "Prof. Dr.", "Dipl.-Ing.", "Dr. jur.", "Prof.", "Dr. med."]
 COMPANY_WORDS = ["Bäckerei", "Süd", "Nord", "Elbe", "Rhein", "Mühlen", "Bau", "Kanzlei", "Logistik", "Öko"]
-LEGAL_FORMS = ["GmbH", "AG", "KG", "OHG", "GbR", "e.K.", "eG", "e.V.", "UG (haftungsbeschränkt)", "GmbH & Co. KG"]
+LEGAL_FORMS = [
+    "GmbH",
+    "AG",
+    "KG",
+    "OHG",
+    "GbR",
+    "e.K.",
+    "eG",
+    "e.V.",
+    "UG (haftungsbeschränkt)",
+    "GmbH & Co. KG",
+]
 COURTS = ["Amtsgericht München", "Amtsgericht Köln", "Amtsgericht Hamburg", "Amtsgericht Düsseldorf"]
 PHONE_TYPES = [("Mobile", 3), ("Office", 1), ("Home", 6), ("Fax", 2), ("Other", 10)]
 
@@ -68,7 +101,9 @@ class Values:
         return f"{self.rng.choice(LAST)}-{self.tick()}"
 
     def title(self) -> str:
-        return f"{self.rng.choice(TITLES)} {self.tick()}" if self.rng.random() < 0.5 else self.rng.choice(TITLES)
+        return (
+            f"{self.rng.choice(TITLES)} {self.tick()}" if self.rng.random() < 0.5 else self.rng.choice(TITLES)
+        )
 
     def date(self) -> str:
         return f"{self.rng.randint(1940, 2004)}-{self.rng.randint(1, 12):02d}-{self.rng.randint(1, 28):02d}"
@@ -89,7 +124,12 @@ class Values:
         out = []
         for _ in range(self.rng.randint(1, 2)):
             kind = self.rng.choice(PHONE_TYPES)[0]
-            out.append((f"+49 {self.rng.choice(['30', '89', '40', '221'])} {self.rng.randint(1000000, 9999999)}", kind))
+            out.append(
+                (
+                    f"+49 {self.rng.choice(['30', '89', '40', '221'])} {self.rng.randint(1000000, 9999999)}",
+                    kind,
+                )
+            )
         return out
 
     def for_field(self, name: str, unique: bool = False) -> Any:

@@ -11,8 +11,12 @@ Advoware; new records) in bursts, while
 - a sync worker (a Motia Python process) is SIGKILLed in the middle of a sync, at least twice.
 
 Between bursts the test waits until nothing is in flight (no queued job, webhook or sync
-worker) and runs a sweep, still under faults. Then the faults stop, sweeps run until the
-system is quiescent, and the checks run:
+worker, no request a simulator still holds) and runs a sweep, still under faults. People act
+only in these quiet windows: Advoware's API has no conditional update, so a person's edit
+landing between the service's read and its full-record PUT of the same record would be
+overwritten by design of that API, not by a bug this test could catch. After the last burst
+(with a worker killed in it) the faults stop while failed and stale records are still open;
+sweeps run until the system is quiescent, and the checks run:
 
 - every linked pair is equal on all synced fields (mapper.diff == {});
 - no Advoware record exists twice (every Advoware record is linked to exactly one EspoCRM
@@ -22,8 +26,9 @@ system is quiescent, and the checks run:
 - records deleted in Advoware are `deleted_in_advoware`; no record is left `syncing`,
   pending, dirty, failed or permanently failed.
 
-`CHAOS_SEED` (default 8) picks the scenario, `CHAOS_ITERATIONS` the number of edit bursts
-(default 6; e.g. 30 for a longer run), `CHAOS_RECORDS` the initial records (default 14).
+`CHAOS_SEED` (default 8) picks the scenario (records, edits, values, fault rules; which calls
+a fault hits still depends on timing), `CHAOS_ITERATIONS` the number of edit bursts
+(default 5; e.g. 30 for a longer run), `CHAOS_RECORDS` the initial records (default 12).
 The figures are printed (`pytest -s`) and written to <pytest tmp>/chaos-figures.json.
 """
 
@@ -58,9 +63,8 @@ from tests.support.stack import Stack, wait_until
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
 SEED = int(os.environ.get("CHAOS_SEED", "8"))
-BURSTS = max(4, int(os.environ.get("CHAOS_ITERATIONS", "6")))
-INITIAL_RECORDS = int(os.environ.get("CHAOS_RECORDS", "14"))
-KILL_BURSTS = {1, 3}
+BURSTS = max(4, int(os.environ.get("CHAOS_ITERATIONS", "5")))
+INITIAL_RECORDS = int(os.environ.get("CHAOS_RECORDS", "12"))
 CONVERGE_TIMEOUT = 180.0
 
 ADVO_FAULTS: list[dict[str, Any]] = [
@@ -120,6 +124,7 @@ class Scenario:
 
     def burst(self, number: int) -> set[str]:
         """One burst of concurrent edits: Advoware edits first, then EspoCRM edits and creates."""
+        self.timeline.append({"burst": number, "at": time.time()})
         espo_now = self.people.espo_records()
         live = [r for r in self.records.values() if not r.deleted_in_advoware]
         for rec in live:
@@ -132,8 +137,12 @@ class Scenario:
         for rec in chosen:
             linked = rec.betnr is not None
             fields = list(rec.owner)
-            if linked and number == 2 and not deletes and rec.kind == "person" and not any(
-                o == "C" for o in rec.owner.values()
+            if (
+                linked
+                and number == 2
+                and not deletes
+                and rec.kind == "person"
+                and not any(o == "C" for o in rec.owner.values())
             ):
                 deletes.append(rec)
                 continue
@@ -155,7 +164,9 @@ class Scenario:
             rec = self.records[rid]
             assert rec.betnr is not None
 
-            def apply(current: dict[str, Any], changes: list[tuple[str, Any]] = changes, rec: Record = rec) -> dict[str, Any]:
+            def apply(
+                current: dict[str, Any], changes: list[tuple[str, Any]] = changes, rec: Record = rec
+            ) -> dict[str, Any]:
                 out: dict[str, Any] = {}
                 for name, value in changes:
                     out.update(advo_change(name, value, {**current, **out}, rec.kind == "company"))
@@ -175,7 +186,9 @@ class Scenario:
             rec.deleted_in_advoware = True
             self.figures["advo_deletes"] += 1
             # A person then edits it in EspoCRM: the sync finds it gone in Advoware.
-            espo_plans.setdefault(rec.rid, []).append(("title" if rec.kind == "person" else "register_court", None))
+            espo_plans.setdefault(rec.rid, []).append(
+                ("title" if rec.kind == "person" else "register_court", None)
+            )
 
         # Then EspoCRM (as anna.admin): one save per record, and new records.
         touched = set(advo_plans) | {r.rid for r in deletes}
@@ -205,7 +218,7 @@ class Scenario:
     # ------------------------------------------------------------------ chaos
     def redeliver(self) -> None:
         resp = httpx.post(f"{self.stack.espo_url}/__sandbox/webhooks/redeliver", json={"last": 3}, timeout=30)
-        self.redeliveries += int(resp.json().get("redelivered", resp.json().get("count", 0)) or 0)
+        self.redeliveries += int(resp.json().get("requeued") or 0)
 
     def kill_during(self, ids: set[str]) -> None:
         kill = self.probe.kill_sync_worker(ids, min_age=1.0, timeout=15)
@@ -215,8 +228,18 @@ class Scenario:
     def slow_advoware_writes(self) -> None:
         set_faults(
             self.stack.advo_url,
-            service_faults("advo", {"kind": "latency", "latency_ms": 2500, "next_n": 6, "match": {"method": "PUT"}})
-            + service_faults("advo", {"kind": "latency", "latency_ms": 2500, "next_n": 2, "match": {"method": "POST", "path": "Beteiligte$"}}),
+            service_faults(
+                "advo", {"kind": "latency", "latency_ms": 2500, "next_n": 6, "match": {"method": "PUT"}}
+            )
+            + service_faults(
+                "advo",
+                {
+                    "kind": "latency",
+                    "latency_ms": 2500,
+                    "next_n": 2,
+                    "match": {"method": "POST", "path": "Beteiligte$"},
+                },
+            ),
         )
 
     def settle(self) -> None:
@@ -228,11 +251,20 @@ class Scenario:
         t3 = time.monotonic()
         b = self.probe.wait_quiet(timeout=150)
         time.sleep(1.0)
-        self.timeline.append({"quiet1": round(a, 1), "sweep": round(t3 - t2, 1), "quiet2": round(b, 1), "total": round(time.monotonic() - t, 1)})
+        self.timeline.append(
+            {
+                "quiet1": round(a, 1),
+                "sweep": round(t3 - t2, 1),
+                "quiet2": round(b, 1),
+                "total": round(time.monotonic() - t, 1),
+            }
+        )
 
 
 # --------------------------------------------------------------------------- checks
-def divergent_pairs(people: People, records: dict[str, Record]) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[int, dict[str, Any]]]:
+def divergent_pairs(
+    people: People, records: dict[str, Record]
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[int, dict[str, Any]]]:
     espo = people.espo_records()
     advo = people.advo_records()
     divergent: dict[str, Any] = {}
@@ -268,7 +300,9 @@ def test_sync_converges_under_faults(chaos_stack: Stack, tmp_path_factory: pytes
     for i in range(INITIAL_RECORDS):
         sc.create("person" if i % 7 < 4 else "company", in_chaos=False)
     wait_until(
-        lambda: all(r.get("betnr") and r.get("syncStatus") == "clean" for r in people.espo_records().values()),
+        lambda: all(
+            r.get("betnr") and r.get("syncStatus") == "clean" for r in people.espo_records().values()
+        ),
         timeout=120,
         message="initial records linked",
     )
@@ -279,7 +313,9 @@ def test_sync_converges_under_faults(chaos_stack: Stack, tmp_path_factory: pytes
     set_faults(chaos_stack.advo_url, fault_rules("advo", ADVO_FAULTS, SEED))
     set_faults(chaos_stack.espo_url, fault_rules("espo", ESPO_FAULTS, SEED))
     for number in range(BURSTS):
-        kill = number in KILL_BURSTS or (number >= BURSTS - 2 and sc.figures["workers_killed"] < 2)
+        last = number == BURSTS - 1
+        # One kill early on, one in the last burst (recovered only after the faults stop).
+        kill = last or (number >= 1 and sc.figures["workers_killed"] < 1)
         if kill:
             sc.slow_advoware_writes()
         touched = sc.burst(number)
@@ -288,7 +324,10 @@ def test_sync_converges_under_faults(chaos_stack: Stack, tmp_path_factory: pytes
             t = time.monotonic()
             sc.kill_during(touched)
             sc.timeline.append({"kill": round(time.monotonic() - t, 1)})
-        sc.settle()
+        if last:
+            probe.wait_quiet(timeout=150)  # no sweep: failed and stale records are left for phase 2
+        else:
+            sc.settle()
     for _ in range(4):  # at least two kills, whatever the scenario drew
         if sc.figures["workers_killed"] >= 2:
             break
@@ -325,7 +364,9 @@ def test_sync_converges_under_faults(chaos_stack: Stack, tmp_path_factory: pytes
     # every linked pair equal; statuses
     statuses = Counter(r.get("syncStatus") for r in espo.values())
     if statuses.get("permanently_failed"):
-        failures.append(f"permanently failed: {[i for i, r in espo.items() if r['syncStatus'] == 'permanently_failed']}")
+        failures.append(
+            f"permanently failed: {[i for i, r in espo.items() if r['syncStatus'] == 'permanently_failed']}"
+        )
     for rec in sc.records.values():
         row = espo[rec.rid]
         if rec.deleted_in_advoware:
@@ -335,7 +376,11 @@ def test_sync_converges_under_faults(chaos_stack: Stack, tmp_path_factory: pytes
         if row.get("syncStatus") != "clean" or not row.get("betnr"):
             failures.append(f"{rec.rid}: {row.get('syncStatus')} betnr={row.get('betnr')}")
     # duplicates: every Advoware record belongs to exactly one live EspoCRM record
-    linked = Counter(int(r["betnr"]) for r in espo.values() if r.get("betnr") and r.get("syncStatus") != "deleted_in_advoware")
+    linked = Counter(
+        int(r["betnr"])
+        for r in espo.values()
+        if r.get("betnr") and r.get("syncStatus") != "deleted_in_advoware"
+    )
     twice_linked = [b for b, n in linked.items() if n > 1]
     orphans = sorted(set(advo) - set(linked))
     by_content = Counter(mapper.content_hash(mapper.from_advo(r)) for r in advo.values())
@@ -369,7 +414,7 @@ def test_sync_converges_under_faults(chaos_stack: Stack, tmp_path_factory: pytes
             elif later:
                 conflicts_superseded += 1  # a person overwrote it in Advoware before any sync saw it
             else:
-                missing_notes.append((rec.rid, text))
+                missing_notes.append((rec.rid, f"burst {pair['burst']}: {text}"))
     for rec in sc.records.values():
         if rec.deleted_in_advoware and not any(
             n.get("id") == rec.rid and "existiert nicht mehr" in (n.get("message") or "") for n in notes
@@ -389,7 +434,7 @@ def test_sync_converges_under_faults(chaos_stack: Stack, tmp_path_factory: pytes
     by_source: Counter[str] = Counter()
     for summary in probe.sweeps:
         by_source.update(summary.get("by_source") or {})
-    figures = {
+    figures: dict[str, Any] = {
         "seed": SEED,
         "bursts": BURSTS,
         "records": len(sc.records),
@@ -443,9 +488,29 @@ def test_sync_converges_under_faults(chaos_stack: Stack, tmp_path_factory: pytes
         "service_counters": stats,
         "timeline": sc.timeline,
     }
+    suspects = {r for r, *_ in missing_edits} | {r for r, _ in missing_notes} | set(divergent)
+    if suspects:  # what each system saw of those records, for the person reading the failure
+        betnrs = {str(sc.records[r].betnr) for r in suspects if r in sc.records}
+        diagnostics = {
+            "records": {r: vars(sc.records[r]) for r in suspects if r in sc.records},
+            "espocrm_calls": [c for c in espo_calls if any(r in c["path"] for r in suspects)],
+            "advoware_calls": [
+                c
+                for c in advo_calls
+                if any(c["path"].endswith("/" + b) or c["path"].endswith("/0" + b) for b in betnrs)
+            ],
+            "motia_log": [line for line in log.splitlines() if any(r in line for r in suspects)],
+            "sweeps": probe.sweeps,
+            "timeline": sc.timeline,
+        }
+        diag = Path(tmp_path_factory.getbasetemp()) / "chaos-diagnostics.json"
+        diag.write_text(json.dumps(diagnostics, indent=1, ensure_ascii=False, default=str))
+        print(f"diagnostics written to {diag}")
     out = Path(tmp_path_factory.getbasetemp()) / "chaos-figures.json"
     out.write_text(json.dumps(figures, indent=2, ensure_ascii=False))
-    print(f"\nchaos figures (seed {SEED}):\n{json.dumps(figures, indent=2, ensure_ascii=False)}\n(written to {out})")
+    print(
+        f"\nchaos figures (seed {SEED}):\n{json.dumps(figures, indent=2, ensure_ascii=False)}\n(written to {out})"
+    )
 
     assert not divergent, divergent
     assert duplicates == 0, {"twice_linked": twice_linked, "orphans": orphans, "same_content": same_content}
@@ -455,5 +520,9 @@ def test_sync_converges_under_faults(chaos_stack: Stack, tmp_path_factory: pytes
     assert statuses.get("syncing", 0) == 0
     assert sc.figures["workers_killed"] >= 2
     assert figures["faults_injected"]["total"] >= 20, figures["faults_injected"]
-    assert sc.figures["conflict_pairs"] >= 2 and stats.get("conflicts", 0) >= 1
+    assert sc.figures["conflict_pairs"] >= 2
+    # Exactly the planned same-field conflicts were resolved as conflicts (none spurious).
+    assert stats.get("conflicts", 0) == sc.figures["conflict_pairs"] - conflicts_superseded, figures[
+        "conflicts"
+    ]
     assert chaos_stack.procs["motia"].poll() is None

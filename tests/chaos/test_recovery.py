@@ -55,10 +55,20 @@ def copies(people: People, marker: str) -> list[dict[str, Any]]:
     return [r for r in people.advo_records().values() if marker in str(r.get("name"))]
 
 
-def test_lost_create_answer_then_edit_makes_no_duplicate(chaos_stack: Stack, people: People, probe: Probe) -> None:
+def test_lost_create_answer_then_edit_makes_no_duplicate(
+    chaos_stack: Stack, people: People, probe: Probe
+) -> None:
     set_faults(
         chaos_stack.advo_url,
-        service_faults("advo", {"kind": "timeout", "sleep_s": 3, "next_n": 1, "match": {"method": "POST", "path": "Beteiligte$"}}),
+        service_faults(
+            "advo",
+            {
+                "kind": "timeout",
+                "sleep_s": 3,
+                "next_n": 1,
+                "match": {"method": "POST", "path": "Beteiligte$"},
+            },
+        ),
     )
     rid = people.espo_create(person("Verlorenantwort"))
     wait_until(lambda: people.espo_record(rid)["syncStatus"] == "failed", timeout=30, message="create failed")
@@ -116,14 +126,18 @@ def test_create_answered_but_betnr_not_written_back_then_edit(
     assert people.espo_record(rid)["firstName"] == "Konstantin"
 
 
-def test_killed_worker_recovers_via_stale_lock_and_sweep(chaos_stack: Stack, people: People, probe: Probe) -> None:
+def test_killed_worker_recovers_via_stale_lock_and_sweep(
+    chaos_stack: Stack, people: People, probe: Probe
+) -> None:
     rid = people.espo_create(person("Abgestuerzt"))
     wait_until(lambda: people.espo_record(rid)["syncStatus"] == "clean", timeout=30, message="linked")
     betnr = people.espo_record(rid)["betnr"]
     probe.wait_quiet()
     set_faults(
         chaos_stack.advo_url,
-        service_faults("advo", {"kind": "latency", "latency_ms": 2500, "next_n": 1, "match": {"method": "GET"}}),
+        service_faults(
+            "advo", {"kind": "latency", "latency_ms": 2500, "next_n": 1, "match": {"method": "GET"}}
+        ),
     )
     people.espo_edit(rid, {"titel": "Dr. Absturz"})
     kill = probe.kill_sync_worker({rid}, min_age=1.0, timeout=20)
@@ -143,3 +157,38 @@ def test_killed_worker_recovers_via_stale_lock_and_sweep(chaos_stack: Stack, peo
         time.sleep(1)
     assert people.espo_record(rid)["syncStatus"] == "clean"
     assert not probe.redis.exists(f"vmh:lock:{rid}")
+
+
+def test_conflict_is_reported_when_the_winning_write_was_applied_but_its_answer_lost(
+    chaos_stack: Stack, people: People, probe: Probe
+) -> None:
+    """Both sides change the same field; the service writes EspoCRM's value to Advoware, the PUT
+    is applied but times out, the retries fail: the sync counts as failed. The next run finds
+    both sides equal - and must still tell a person which Advoware value was overwritten."""
+    rid = people.espo_create(person("Konfliktverlust"))
+    wait_until(lambda: people.espo_record(rid)["syncStatus"] == "clean", timeout=30, message="linked")
+    betnr = people.espo_record(rid)["betnr"]
+    probe.wait_quiet()
+    set_faults(
+        chaos_stack.advo_url,
+        service_faults("advo", {"kind": "timeout", "sleep_s": 3, "next_n": 1, "match": {"method": "PUT"}})
+        + service_faults("advo", {"kind": "500", "next_n": 3, "match": {"method": "PUT"}}),
+    )
+    people.advo_edit(betnr, {"titel": "Dr. Advoseite"})
+    people.espo_edit(rid, {"titel": "Dr. Espocrmseite"})
+    wait_until(lambda: people.espo_record(rid)["syncStatus"] == "failed", timeout=30, message="sync failed")
+    wait_until(
+        lambda: people.advo_records()[betnr].get("titel") == "Dr. Espocrmseite",
+        timeout=10,
+        message="the timed-out PUT applied late",
+    )
+    clear_faults(chaos_stack.advo_url)
+    time.sleep(1.5)  # the failed record's back-off (SYNC_RETRY_BASE_SECONDS=1)
+    probe.sweep()
+    probe.wait_quiet()
+    wait_until(lambda: people.espo_record(rid)["syncStatus"] == "clean", timeout=30, message="clean")
+    text = mapper.describe("title", "Dr. Advoseite")
+    assert any(n.get("id") == rid and text in (n.get("message") or "") for n in probe.notifications()), (
+        "no notification names the overwritten Advoware value"
+    )
+    assert not probe.redis.exists(f"vmh:conflict:pending:{rid}")

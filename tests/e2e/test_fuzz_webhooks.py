@@ -59,7 +59,13 @@ def legacy_signature(webhook_id: str, secret: str, raw: bytes) -> str:
 
 @pytest.fixture(scope="module")
 def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with run_stack(tmp_path_factory.mktemp("fuzz-stack"), sandbox_args=["--no-demo"]) as stack:
+    # Its own TMPDIR: Motia hands large request bodies to the Python step through a temp file
+    # (scripts/patch-motia-core.mjs, large-args); none may be left behind.
+    tmp = tmp_path_factory.mktemp("fuzz-tmpdir")
+    with run_stack(
+        tmp_path_factory.mktemp("fuzz-stack"), sandbox_args=["--no-demo"], extra_env={"TMPDIR": str(tmp)}
+    ) as stack:
+        stack.env["FUZZ_TMPDIR"] = str(tmp)
         yield stack
 
 
@@ -342,6 +348,23 @@ def test_batch_limits(http: httpx.Client, fuzz_stack: Stack) -> None:
     assert ok.status_code == 200, ok.text[:300]
     assert ok.json() == {"accepted": 50}
     assert "E2BIG" not in fuzz_stack.log_text("motia")
+    # The request body went to the step through a private temp file, removed right away.
+    tmp = Path(fuzz_stack.env["FUZZ_TMPDIR"])
+    wait_until(lambda: not list(tmp.glob("motia-args-*")), timeout=10, message="temp files removed")
+
+
+def test_deeply_nested_json_is_400_not_a_crash(http: httpx.Client, fuzz_stack: Stack) -> None:
+    webhook_id, secret = cfg.WEBHOOKS["update"]
+    for raw in (b"[" * 5000 + b"]" * 5000, b'[{"id":"abc","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}]"):
+        resp = http.post(
+            "/vmh/webhook/beteiligte/update",
+            content=raw,
+            headers={"Content-Type": "application/json", "Signature": signature(webhook_id, secret, raw)},
+        )
+        record("deep", resp.status_code)
+        assert resp.status_code == 400, resp.text[:300]
+        check_refusal(resp)
+    assert fuzz_stack.procs["motia"].poll() is None
 
 
 def test_signed_batch_replayed_to_the_delete_endpoint_does_not_unlink(

@@ -13,8 +13,8 @@ permanent failure), refused webhooks - with personal data carrying unique marker
 - no log line (any level, Motia's console log and the logs it stores for the Workbench)
   carries a name, e-mail address, phone number or birth date; INFO lines carry record ids;
 - Motia's Workbench state (motia:*) holds no personal data either; only the snapshots
-  (vmh:snap:*, the synced content itself) and the copy of notifications sent to EspoCRM
-  (vmh:notifications) hold it, by design;
+  (vmh:snap:*, the synced content itself), the copy of notifications sent to EspoCRM
+  (vmh:notifications) and conflicts not yet reported (vmh:conflict:pending:*) hold it, by design;
 - every ops endpoint refuses requests without the admin token, and compares it in constant time.
 """
 
@@ -26,7 +26,6 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -114,7 +113,7 @@ def sweep(stack: Stack) -> dict[str, Any]:
     return dict(resp.json())
 
 
-def dump_redis(rdb: redis.Redis) -> dict[str, bytes]:
+def dump_redis(rdb: Any) -> dict[str, bytes]:
     """Every key with its value(s) as bytes (strings, hashes, lists, sets, zsets, streams)."""
     out: dict[str, bytes] = {}
     for raw_key in rdb.scan_iter(b"*", count=500):
@@ -154,7 +153,7 @@ def log_entries(text: str) -> list[tuple[str, str]]:
 
 # --------------------------------------------------------------------------- the flows
 @pytest.fixture(scope="module")
-def flows(stack: Stack, people: People, rdb: redis.Redis) -> dict[str, Any]:
+def flows(stack: Stack, people: People, rdb: Any) -> dict[str, Any]:
     """Run the flows once; collect every access token the service held on the way."""
     seen_tokens: set[str] = set()
     answers: list[str] = []
@@ -173,7 +172,10 @@ def flows(stack: Stack, people: People, rdb: redis.Redis) -> dict[str, Any]:
     # Edits on both sides, different fields, and a same-field conflict.
     people.espo_edit(
         person,
-        {"lastName": "Zqxnewname", "emailAddressData": [{"emailAddress": "zq.other@example.de", "primary": True}]},
+        {
+            "lastName": "Zqxnewname",
+            "emailAddressData": [{"emailAddress": "zq.other@example.de", "primary": True}],
+        },
     )
     wait_until(lambda: advo_field(people, betnr, "name") == "Zqxnewname", message="EspoCRM edit in Advoware")
     people.advo_edit(company_betnr, {"registergericht": "Amtsgericht Zqxneustadt"})
@@ -205,12 +207,16 @@ def flows(stack: Stack, people: People, rdb: redis.Redis) -> dict[str, Any]:
     )
     clear_faults(stack.advo_url)
     note_token()
-    set_faults(stack.advo_url, service_faults("advo", {"kind": "400", "next_n": None, "match": {"method": "PUT"}}))
+    set_faults(
+        stack.advo_url, service_faults("advo", {"kind": "400", "next_n": None, "match": {"method": "PUT"}})
+    )
     people.espo_edit(company, {"handelsregisterNummer": "HRB 97532"})
     wait_status(people, company, "permanently_failed", timeout=60)
     clear_faults(stack.advo_url)
     # A 401 from EspoCRM too (the service must not echo its API key anywhere).
-    set_faults(stack.espo_url, service_faults("espo", {"kind": "401", "next_n": 1, "match": {"method": "GET"}}))
+    set_faults(
+        stack.espo_url, service_faults("espo", {"kind": "401", "next_n": 1, "match": {"method": "GET"}})
+    )
     people.espo_edit(person, {"titel": "Prof. Zqxtitel"})
     time.sleep(3)
     clear_faults(stack.espo_url)
@@ -220,7 +226,9 @@ def flows(stack: Stack, people: People, rdb: redis.Redis) -> dict[str, Any]:
     for headers in ({}, {"Signature": "eHg6eXk="}, {"X-Signature": "bm9wZQ=="}):
         resp = httpx.post(
             f"{stack.motia_url}/vmh/webhook/beteiligte/update",
-            content=json.dumps([{"id": person, "lastName": "Zqxhostile", "emailAddress": "zq.secret@example.de"}]),
+            content=json.dumps(
+                [{"id": person, "lastName": "Zqxhostile", "emailAddress": "zq.secret@example.de"}]
+            ),
             headers={"Content-Type": "application/json", **headers},
         )
         assert resp.status_code == 401
@@ -280,7 +288,9 @@ def test_no_secret_in_logs_redis_error_messages_or_answers(
     places: dict[str, str] = {
         "motia log": stack.log_text("motia"),
         "sandbox log": stack.log_text("sandbox"),
-        "EspoCRM records (syncErrorMessage)": json.dumps(httpx.get(f"{stack.espo_url}/__sandbox/records").json()),
+        "EspoCRM records (syncErrorMessage)": json.dumps(
+            httpx.get(f"{stack.espo_url}/__sandbox/records").json()
+        ),
         "EspoCRM notes/notifications": json.dumps(httpx.get(f"{stack.espo_url}/__sandbox/notes").json()),
         "service answers": "\n".join(flows["answers"]),
     }
@@ -298,7 +308,9 @@ def test_no_secret_in_logs_redis_error_messages_or_answers(
     assert not leaks, leaks
 
 
-def test_no_personal_data_in_logs_and_ids_at_info(flows: dict[str, Any], stack: Stack, rdb: redis.Redis) -> None:
+def test_no_personal_data_in_logs_and_ids_at_info(
+    flows: dict[str, Any], stack: Stack, rdb: redis.Redis
+) -> None:
     entries = log_entries(stack.log_text("motia"))
     hits = [(level, marker, entry[:300]) for level, entry in entries for marker in PII if marker in entry]
     assert not hits, hits
@@ -308,7 +320,12 @@ def test_no_personal_data_in_logs_and_ids_at_info(flows: dict[str, Any], stack: 
     # Motia's Workbench state (logs, traces, queue jobs, state) carries no personal data;
     # neither do the service's keys apart from snapshots and the notification copies.
     dumped = dump_redis(rdb)
-    by_design = [k for k in dumped if k.startswith("vmh:snap:") or k == "vmh:notifications"]
+    by_design = [
+        k
+        for k in dumped
+        # snapshots, copies of notifications, conflicts not yet reported (values by design)
+        if k.startswith(("vmh:snap:", "vmh:conflict:pending:")) or k == "vmh:notifications"
+    ]
     assert by_design, "snapshots expected"
     hits2 = [
         (name, marker)
@@ -351,7 +368,9 @@ def test_every_ops_step_checks_the_token_first() -> None:
 
 
 @pytest.mark.parametrize(("file", "method", "path"), OPS, ids=[p for _, _, p in OPS])
-def test_ops_endpoint_refuses_without_the_admin_token(stack: Stack, file: str, method: str, path: str) -> None:
+def test_ops_endpoint_refuses_without_the_admin_token(
+    stack: Stack, file: str, method: str, path: str
+) -> None:
     url = stack.motia_url + re.sub(r":(\w+)", "x", path)
     wrong = [
         {},

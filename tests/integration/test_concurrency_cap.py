@@ -171,6 +171,50 @@ def connect_like(redis: Any) -> Any:
     return connect(f"redis://{kwargs.get('host', '127.0.0.1')}:{kwargs['port']}/{kwargs.get('db', 0)}")
 
 
+async def test_a_slot_goes_straight_to_a_waiting_task_of_the_same_process(redis: Any) -> None:
+    """Two calls in one process with limit 1: the second takes the first's slot without a
+    release and a new acquire (two script calls in all: one acquire, one release)."""
+    sem = RedisSemaphore(redis, "vmh:test:sem:" + uuid.uuid4().hex, 1)
+    await sem.release(await sem.acquire())  # loads the scripts once
+    await redis.config_resetstat()
+    order: list[str] = []
+
+    async def call(name: str) -> None:
+        async with sem.slot():
+            order.append(name)
+            await asyncio.sleep(0.05)
+
+    await asyncio.gather(call("a"), call("b"))
+    stats = await redis.info("commandstats")
+    assert order == ["a", "b"]
+    assert stats["cmdstat_evalsha"]["calls"] == 2
+    assert await redis.zcard(sem.name) == 0
+
+
+async def test_a_handed_over_slot_nobody_takes_is_released(redis: Any) -> None:
+    sem = RedisSemaphore(redis, "vmh:test:sem:" + uuid.uuid4().hex, 1)
+
+    async def hold() -> None:
+        async with sem.slot():
+            await asyncio.sleep(0.2)
+
+    async def wait_then_give_up() -> None:
+        async with sem.slot():
+            raise AssertionError("never gets here")
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0.05)
+    waiter = asyncio.create_task(wait_then_give_up())
+    await asyncio.sleep(0.05)
+    waiter.cancel()  # after the holder decided to hand over? either way nothing may leak
+    await holder
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await asyncio.sleep(0.05)
+    assert await redis.zcard(sem.name) == 0
+    assert await sem.try_acquire() is not None
+
+
 async def test_key_expires_when_idle(redis: Any) -> None:
     sem = RedisSemaphore(redis, "vmh:test:sem:" + uuid.uuid4().hex, 2, lease=5)
     token = await sem.acquire()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,20 +139,20 @@ def test_no_secret_literal_is_assigned_in_product_code(files: list[str]) -> None
 
 
 def test_settings_never_print_secret_values() -> None:
-    settings = Settings(
-        ESPOCRM_API_BASE_URL="http://crm.test/api/v1",
-        ESPOCRM_API_KEY="Zq-espo-key-123456",
-        ESPOCRM_WEBHOOK_SECRETS="wid:Zq-webhook-secret-123",
-        ADVOWARE_API_BASE_URL="http://advo.test/",
-        ADVOWARE_SECURITY_URL="http://advo.test/",
-        ADVOWARE_APP_ID="app",
-        ADVOWARE_API_KEY="Zq-advo-key-123456",
-        ADVOWARE_KANZLEI="K",
-        ADVOWARE_DATABASE="D",
-        ADVOWARE_USER="U",
-        ADVOWARE_PASSWORD="Zq-password-123456",
-        SYNC_ADMIN_TOKEN="Zq-admin-token-123456",
-        _env_file=None,  # type: ignore[call-arg]
-    )
+    values: dict[str, Any] = {
+        "ESPOCRM_API_BASE_URL": "http://crm.test/api/v1",
+        "ESPOCRM_API_KEY": "Zq-espo-key-123456",
+        "ESPOCRM_WEBHOOK_SECRETS": "wid:Zq-webhook-secret-123",
+        "ADVOWARE_API_BASE_URL": "http://advo.test/",
+        "ADVOWARE_SECURITY_URL": "http://advo.test/",
+        "ADVOWARE_APP_ID": "app",
+        "ADVOWARE_API_KEY": "Zq-advo-key-123456",
+        "ADVOWARE_KANZLEI": "K",
+        "ADVOWARE_DATABASE": "D",
+        "ADVOWARE_USER": "U",
+        "ADVOWARE_PASSWORD": "Zq-password-123456",
+        "SYNC_ADMIN_TOKEN": "Zq-admin-token-123456",
+    }
+    settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
     shown = repr(settings) + str(settings) + str(settings.model_dump())
     assert "Zq-" not in shown
