@@ -60,6 +60,8 @@ def test_patch_script_fails_loudly_when_motia_changed(tmp_path: Path) -> None:
     assert node
     proc = subprocess.run(
         [node, str(ROOT / "scripts" / "patch-motia-core.mjs"), str(server), str(cli)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1 and "pattern not found" in proc.stderr

@@ -88,8 +88,12 @@ def test_start_up_check_fails_fast_naming_the_variable(tmp_path: Path) -> None:
     env.update(REQUIRED)
     del env["SYNC_ADMIN_TOKEN"]
     proc = subprocess.run(
-        [sys.executable, "-m", "services.settings"], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "services.settings"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "SYNC_ADMIN_TOKEN is missing" in proc.stderr
