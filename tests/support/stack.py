@@ -4,6 +4,7 @@ real Motia runtime, each on a spare port, started and stopped by PID (process gr
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from tests.support.processes import (
     wait_for_port,
 )
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 PY = str(PROJECT_ROOT / "python_modules" / "bin" / "python")
 MOTIA = str(PROJECT_ROOT / "node_modules" / ".bin" / "motia")
 
@@ -62,7 +64,10 @@ class Stack:
         return f"http://127.0.0.1:{self.advo_port}"
 
     def log_text(self, name: str) -> str:
-        return self.logs[name].read_text(errors="replace") if name in self.logs else ""
+        """The process's output without ANSI colour codes (picocolors colours it when CI=true)."""
+        if name not in self.logs:
+            return ""
+        return _ANSI.sub("", self.logs[name].read_text(errors="replace"))
 
 
 def _start(
@@ -101,6 +106,8 @@ def run_stack(
                 "PORT": str(motia_port),
                 "MOTIA_ANALYTICS_DISABLED": "true",
                 "PYTHONUNBUFFERED": "1",
+                # Plain log files: CI=true makes Motia's picocolors emit colour codes.
+                "NO_COLOR": "1",
             }
         )
         env.update(extra_env or {})
