@@ -29,6 +29,34 @@ def test_installed_core_has_the_slowdown_fix_and_body_limit() -> None:
     assert 'limit: "1gb"' not in src and "MOTIA_BODY_LIMIT" in src
 
 
+def test_installed_runtime_has_every_patch_of_the_script(tmp_path: Path) -> None:
+    """Run the patch script on copies of the installed files: every patch must report
+    'already applied' (a missing one would be applied to the copy and fail this test)."""
+    core = ROOT / "node_modules" / "@motiadev" / "core" / "dist" / "src"
+    originals = [
+        core / "server.mjs",
+        ROOT / "node_modules" / "motia" / "dist" / "cli.mjs",
+        core / "call-step-file.mjs",
+        core / "python" / "python-runner.py",
+    ]
+    copies = []
+    for i, original in enumerate(originals):
+        copy = tmp_path / f"{i}-{original.name}"
+        copy.write_bytes(original.read_bytes())
+        copies.append(str(copy))
+    node = shutil.which("node")
+    assert node
+    proc = subprocess.run(
+        [node, str(ROOT / "scripts" / "patch-motia-core.mjs"), *copies],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) >= 10 and all(line.endswith("already applied") for line in lines), lines
+
+
 def test_patch_script_fixes_an_unpatched_copy_and_is_idempotent(tmp_path: Path) -> None:
     server = tmp_path / "server.mjs"
     cli = tmp_path / "cli.mjs"
