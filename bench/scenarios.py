@@ -4,6 +4,7 @@ measurements; none of them raises because of speed (only because the setup broke
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -332,6 +333,23 @@ def sweep_cost(b: Bench, changed_counts: tuple[int, ...], primed: bool) -> dict[
     return out
 
 
+def _skip_advo_overlap(b: Bench) -> None:
+    """After a bulk run the Advoware poll's 2-minute overlap still holds the run's own 10,000 PUTs
+    (re-read as list pages, recognised as own writes, nothing synced) until later changes move the
+    watermark on. Like sweep_cost.skip_espo_overlap for EspoCRM: move it one overlap ahead."""
+    import redis
+
+    from tests.support.sweep_cost import OVERLAP
+
+    r = redis.Redis.from_url(b.stack.redis_url, decode_responses=True)
+    try:
+        raw = r.get("vmh:watermark:advoware")
+        if raw:
+            r.set("vmh:watermark:advoware", (datetime.fromisoformat(str(raw)) + OVERLAP).isoformat())
+    finally:
+        r.close()
+
+
 def sweep_cost_shared(b: Bench, changed_counts: tuple[int, ...], primed: bool) -> dict[str, Any]:
     """Figure 5 through tests/support/sweep_cost.py (the measurement the tests use), on this
     benchmark's stack (with its simulated latency): steady state first (after a bulk run: sweeps
@@ -352,6 +370,7 @@ def sweep_cost_shared(b: Bench, changed_counts: tuple[int, ...], primed: bool) -
             if summary.get("records") == 0:
                 break
         sc.skip_espo_overlap(b.stack)
+        _skip_advo_overlap(b)
         out["steady_state"] = {"sweeps": sweeps, "seconds": round(time.monotonic() - t0, 1)}
     else:
         b.set_latency(0)

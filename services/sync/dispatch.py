@@ -28,22 +28,30 @@ SYNC_CHECK_BATCH = 100
 # Advoware calls are capped globally (ADVOWARE_MAX_CONCURRENCY), so this only has to keep the
 # capped slots busy while other calls (EspoCRM, Redis) are in flight.
 BATCH_CONCURRENCY = 8
-# Sync processes run at the lowest CPU priority (nice 19): while a bulk run keeps up to 10 sync
-# processes busy, the webhook intake (EspoCRM waits for its answer and gives up after 10 s), the
-# ops endpoints and Motia's own event loop still get the CPU at once (bench: a burst of 30
-# batches of 50 answered in p99 ~0.5 s at nice 10, ~0.3 s at nice 19). The syncs mostly wait on
+# Bulk sync processes run at the lowest CPU priority (nice 19): while a bulk run keeps up to 10
+# sync processes busy, the webhook intake (EspoCRM waits for its answer and gives up after 10 s),
+# the ops endpoints and Motia's own event loop still get the CPU at once (bench: a burst of 30
+# batches of 50 answered in p99 ~0.5 s at nice 10, ~0.3 s at nice 19). Bulk syncs mostly wait on
 # the capped Advoware calls; on a host shared with CPU-heavy work they get what is left over.
+# Events with at most INTERACTIVE_IDS ids (a person's edit or a few: someone waits to see it in
+# the other system) keep the normal priority.
 WORKER_NICENESS = 19
+INTERACTIVE_IDS = 5
 
 
-def lower_priority(niceness: int = WORKER_NICENESS) -> None:
-    """Called once at the start of a sync process (the step handler); never in tests."""
+def lower_priority(data: Mapping[str, Any], niceness: int = WORKER_NICENESS) -> bool:
+    """Called once at the start of a sync process (the step handler); never in tests. True if
+    this event counts as bulk and the process now runs at `niceness`."""
     import os
 
+    ids = data.get("ids") if isinstance(data, Mapping) else None
+    if not isinstance(ids, list) or len(ids) <= INTERACTIVE_IDS:
+        return False
     try:
         os.nice(niceness)
     except OSError:  # not permitted here: run at normal priority
-        pass
+        return False
+    return True
 
 
 def _ids(data: Mapping[str, Any], what: str) -> list[str]:

@@ -19,7 +19,7 @@ config = {
 
 
 async def handler(data, context):
-    lower_priority()  # this process only: bulk syncs yield the CPU to webhook answers
+    lower_priority(data)  # bulk events only: they yield the CPU to webhook answers
     with motia_logging(context.logger):
         outcomes = await handle_sync_event(data)
     counts: dict[str, int] = {}
