@@ -198,3 +198,16 @@ def new_async_client(
         follow_redirects=False,
         verify=_ssl_context() if transport is None else True,
     )
+
+
+def json_body(resp: httpx.Response, *, what: str, system: str, record_id: str | None = None) -> Any:
+    """The decoded JSON body of a successful response (None when empty). A body that is not
+    JSON is a broken proxy or a server error page: transient, worth a retry."""
+    if not resp.content:
+        return None
+    try:
+        return resp.json()
+    except ValueError:
+        raise UnavailableError(
+            f"{what}: response is not JSON", system=system, status_code=resp.status_code, record_id=record_id
+        ) from None

@@ -35,6 +35,7 @@ from services.errors import (
 from services.http import (
     ConnectFailedError,
     RetryPolicy,
+    json_body,
     new_async_client,
     parse_retry_after,
     transport_error,
@@ -229,17 +230,7 @@ class AdvowareClient:
                     resp = await self._send(method, url, token, template, record_id, params, content)
             if resp.status_code >= 300:
                 raise _map_error(resp, method, template, record_id)
-            if not resp.content:
-                return None
-            try:
-                return resp.json()
-            except ValueError:
-                raise UnavailableError(
-                    f"{method} {template}: response is not JSON",
-                    system=SYSTEM,
-                    status_code=resp.status_code,
-                    record_id=record_id,
-                ) from None
+            return json_body(resp, what=f"{method} {template}", system=SYSTEM, record_id=record_id)
 
         return await self._retry.run(once, idempotent=idempotent)
 

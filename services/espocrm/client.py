@@ -30,7 +30,7 @@ from services.errors import (
     UnavailableError,
     ValidationError,
 )
-from services.http import RetryPolicy, new_async_client, parse_retry_after, transport_error
+from services.http import RetryPolicy, json_body, new_async_client, parse_retry_after, transport_error
 
 if TYPE_CHECKING:
     from services.settings import Settings
@@ -130,17 +130,7 @@ class EspoCrmClient:
             log.debug("espocrm %s %s id=%s -> %d", method, template, record_id, resp.status_code)
             if resp.status_code >= 300:
                 raise _map_error(resp, method, template, record_id)
-            if not resp.content:
-                return None
-            try:
-                return resp.json()
-            except ValueError:
-                raise UnavailableError(
-                    f"{method} {template}: response is not JSON",
-                    system=SYSTEM,
-                    status_code=resp.status_code,
-                    record_id=record_id,
-                ) from None
+            return json_body(resp, what=f"{method} {template}", system=SYSTEM, record_id=record_id)
 
         return await self._retry.run(once, idempotent=idempotent)
 
