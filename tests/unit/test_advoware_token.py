@@ -43,9 +43,7 @@ async def redis() -> AsyncIterator[fakeredis.FakeAsyncRedis]:
     await r.aclose()
 
 
-def provider(
-    redis: Redis, http: httpx.AsyncClient, clock: Clock | None = None, **kw: Any
-) -> TokenProvider:
+def provider(redis: Redis, http: httpx.AsyncClient, clock: Clock | None = None, **kw: Any) -> TokenProvider:
     return TokenProvider(
         http=http,
         redis=redis,
