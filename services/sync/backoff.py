@@ -26,7 +26,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from services.redis_store import key
+from services.store import keys
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 RETRY_BASE = timedelta(minutes=10)
 RETRY_MAX = timedelta(hours=6)
 
-OWN_WRITES = key("own", "espocrm")
+OWN_WRITES = keys.OWN_WRITES_ESPOCRM
 
 
 def retry_delay(attempts: int, base: timedelta = RETRY_BASE) -> timedelta:

@@ -35,7 +35,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from services.errors import ApiError, AuthError, TransientError
-from services.redis_store import key
+from services.store import keys
 from services.sync.notify import record_event
 
 if TYPE_CHECKING:
@@ -68,16 +68,9 @@ class BreakerState:
         return {"since": self.since, "kind": self.kind, "reason": self.reason}
 
 
-def _state_key(system: str) -> str:
-    return key("breaker", system)
-
-
-def _run_key(system: str) -> str:
-    return key("breaker", system, "run")
-
-
-def _waiting_key(system: str) -> str:
-    return key("breaker", system, "waiting")
+_state_key = keys.breaker
+_run_key = keys.breaker_run
+_waiting_key = keys.breaker_waiting
 
 
 def is_system_failure(exc: BaseException) -> bool:

@@ -12,21 +12,23 @@ import fakeredis
 import pytest
 
 from services.beteiligte import mapper
+from services.beteiligte.identity import (
+    Strength,
+    compare,
+    identity_of_advo,
+    identity_of_espo,
+    split_company_name,
+)
+from services.beteiligte.normalize import name_key as fold
+from services.beteiligte.normalize import register_court_key as court_key
+from services.beteiligte.normalize import register_number_key as register_key
 from services.sync.backfill import (
     PARK_PREFIX,
     RUN_STATE,
     Backfill,
     BackfillAborted,
     BackfillBusy,
-    Strength,
-    compare,
-    court_key,
-    fold,
-    identity_of_advo,
-    identity_of_espo,
     match_records,
-    register_key,
-    split_company_name,
 )
 from services.sync.engine import BACKFILL_RUNNING, Result, SyncEngine, Trigger
 from services.sync.snapshot import SnapshotStore
@@ -508,7 +510,7 @@ async def test_interrupted_run_resumes_without_duplicates(world: dict[str, Any])
     w, ids = world, world["ids"]
     before = advo_identity_counts(w["advo"])
     # The 2nd create crashes the run (not an API error: nothing handles it).
-    w["advo"].fail_next["create"] = [None, RuntimeError("worker killed")]  # type: ignore[list-item]
+    w["advo"].fail_next["create"] = [None, RuntimeError("worker killed")]
     original = w["advo"]._maybe_fail
 
     def maybe_fail(op: str) -> None:

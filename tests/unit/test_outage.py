@@ -112,7 +112,7 @@ async def test_own_failure_write_is_not_a_persons_edit(env: dict[str, Any]) -> N
             raise UnavailableError("record locked on server", system="advoware", status_code=500)
         return await original_put(number, payload)
 
-    advo.update_beteiligter = put  # type: ignore[method-assign]
+    advo.update_beteiligter = put
     out = await env["engine"].sync_record(bad, Trigger.WEBHOOK_UPDATE)
     assert out.result is Result.FAILED
     failed_at = env["clock"].now
