@@ -510,7 +510,7 @@ async def test_interrupted_run_resumes_without_duplicates(world: dict[str, Any])
     w, ids = world, world["ids"]
     before = advo_identity_counts(w["advo"])
     # The 2nd create crashes the run (not an API error: nothing handles it).
-    w["advo"].fail_next["create"] = [None, RuntimeError("worker killed")]  # type: ignore[list-item]
+    w["advo"].fail_next["create"] = [None, RuntimeError("worker killed")]
     original = w["advo"]._maybe_fail
 
     def maybe_fail(op: str) -> None:
