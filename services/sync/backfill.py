@@ -44,6 +44,7 @@ from services.beteiligte.identity import (
 )
 from services.errors import ApiError, TransientError
 from services.redis_store import key
+from services.sync.decide import change_rows
 from services.sync.engine import BACKFILL_RUNNING, ENTITY, Outcome, Result, Trigger
 from services.sync.states import SyncStatus, can_transition, transition
 
@@ -355,6 +356,7 @@ class PairPlan:
     to_espo: list[str]
     conflicts: list[str]
     basis: str
+    fields: list[dict[str, Any]] = field(default_factory=list)  # decide.change_rows: the values
 
 
 @dataclass
@@ -569,6 +571,7 @@ class Backfill:
                         sorted(plan.to_espo),
                         sorted(c.field for c in plan.conflicts),
                         plan.basis.value,
+                        change_rows(plan),
                     )
                 )
             bar.update(1)

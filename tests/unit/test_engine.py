@@ -298,7 +298,7 @@ async def test_no_snapshot_advoware_newer_wins(env: dict[str, Any]) -> None:
     env["clock"].tick(120)
     env["advo"].edit(betnr, titel="Prof. Dr.")
     out = await env["engine"].sync_record(rid, Trigger.SWEEP)
-    assert out.plan is not None and out.plan.basis.value == "timestamps"
+    assert out.plan is not None and out.plan.basis.value == "first_sync"
     assert env["espo"].records[rid]["titel"] == "Prof. Dr." and not out.plan.conflicts
     assert await SnapshotStore(env["redis"]).get(rid) is not None
 
