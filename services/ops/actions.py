@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from services.errors import OperationError
+from services.sync.decide import change_rows
 from services.sync.engine import ENTITY, RecordPlan, Trigger
 from services.sync.states import SyncStatus, transition
 
@@ -122,25 +123,9 @@ def plan_dict(plan: RecordPlan) -> dict[str, Any]:
             if (v := plan.espo.get(f)) not in (None, "", [])
         ]
     if plan.plan is not None and plan.espo is not None and plan.advo is not None:
-        conflicts = {c.field for c in plan.plan.conflicts}
         out["basis"] = plan.plan.basis.value
         out["snapshot"] = plan.has_snapshot
-        for f in mapper.CANONICAL_FIELDS:
-            if f in plan.plan.to_advo:
-                direction = "to_advoware"
-            elif f in plan.plan.to_espo:
-                direction = "to_espocrm"
-            else:
-                continue
-            out["fields"].append(
-                {
-                    "field": f,
-                    "espocrm": _show(f, plan.espo.get(f)),
-                    "advoware": _show(f, plan.advo.get(f)),
-                    "direction": direction,
-                    "conflict": f in conflicts,
-                }
-            )
+        out["fields"] = change_rows(plan.plan)
     return out
 
 
@@ -237,8 +222,8 @@ async def unlock(
     """Release a lock by force. Normally never needed: record locks expire after their TTL
     (the holder renews them while it works), the sweep lock after 10 min, the backfill lock
     after 2 min or at once when its process is gone."""
-    from services.redis_store import key
-    from services.sync.engine import BACKFILL_RUNNING
+    from services.store import keys
+    from services.store.lease import force_release
     from services.sync.lock import RecordLocks
 
     released: dict[str, bool] = {}
@@ -246,9 +231,9 @@ async def unlock(
         locks = RecordLocks(redis)
         released[f"record:{record_id}"] = await locks.force_release(record_id)
     if sweep:
-        released["sweep"] = bool(await redis.delete(key("sweep", "running")))
+        released["sweep"] = await force_release(redis, keys.SWEEP_RUNNING)
     if backfill:
-        released["backfill"] = bool(await redis.delete(BACKFILL_RUNNING))
+        released["backfill"] = await force_release(redis, keys.BACKFILL_RUNNING)
     for name, was in released.items():
         if was:
             log.warning("ops unlock: %s released by force", name)
