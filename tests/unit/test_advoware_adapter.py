@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import fakeredis
 import httpx
@@ -116,7 +117,7 @@ async def test_shifted_pages_are_deduplicated_not_an_error(
     [{"items": []}, [{"name": "ohne betNr"}], ["nicht ein Objekt"], [{"betNr": "x"}], [{"betNr": True}]],
 )
 async def test_answers_outside_the_contract_raise_contract_error(
-    client: AdvowareClient, respx_mock: respx.MockRouter, body: object
+    client: AdvowareClient, respx_mock: respx.MockRouter, body: Any
 ) -> None:
     respx_mock.get(URL).respond(200, json=body)
     with pytest.raises(ContractError):
