@@ -37,3 +37,5 @@ recent  # services/store/keys.py (redis)
 pending_count  # services/sync/advoware_watch.py (redis)
 sync_workers  # tests/chaos/harness.py (rel)
 redeliveries  # tests/chaos/test_convergence.py (rel)
+forget  # services/sync/backoff.py (rel): landed ahead of its caller
+trip  # services/sync/breaker.py (rel): landed ahead of its caller
