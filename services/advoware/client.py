@@ -147,13 +147,14 @@ class AdvowareClient:
         return _expect_dict(data, "GET Beteiligte/{betNr}", str(betnr))
 
     async def iter_beteiligte(
-        self, *, changed_since_local: str | None = None, take: int = MAX_TAKE
+        self, *, changed_since_local: str | None = None, take: int = MAX_TAKE, start: int = 0
     ) -> AsyncIterator[dict[str, Any]]:
-        """All Beteiligte (changed since a *local* ISO datetime), paged, deduplicated by betNr."""
+        """All Beteiligte (changed since a *local* ISO datetime), paged, deduplicated by betNr;
+        `start` skips that many rows (a resumed listing: the identity index build)."""
         if not 1 <= take <= MAX_TAKE:
             raise ValueError(f"take must be 1..{MAX_TAKE}")
         seen: set[Any] = set()
-        skip = 0
+        skip = start
         while True:
             params: dict[str, str] = {PARAM_SKIP: str(skip), PARAM_TAKE: str(take)}
             if changed_since_local:
