@@ -27,7 +27,7 @@ HANS = {
 
 @pytest.fixture
 async def setup() -> tuple[Linker, FakeEspo, FakeAdvo, IdentityIndex]:
-    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    redis: Any = fakeredis.FakeAsyncRedis(decode_responses=True)
     espo, advo, index = FakeEspo(), FakeAdvo(), IdentityIndex(redis)
     await redis.hset(keys.IDENTITY_STATE, "status", "ready")
     return Linker(espo=espo, advo=advo, index=index), espo, advo, index
