@@ -16,6 +16,18 @@ cause a write.
 Without a snapshot, equal content needs nothing; otherwise the side that changed since
 the last sync (per the caller's timestamp comparison) wins for every differing field,
 and both (or neither, i.e. unknown) is a conflict that EspoCRM wins.
+
+Per-field direction (the field map's, overridden by SYNC_FIELD_DIRECTIONS) is applied last,
+to the fields that differ, and replaces the rules above for that field:
+
+| direction                   | the values differ                                      |
+|-----------------------------|--------------------------------------------------------|
+| both                        | the table above                                        |
+| to_advo (EspoCRM is source) | EspoCRM's value -> Advoware; never written to EspoCRM  |
+| to_espo (Advoware is source)| Advoware's value -> EspoCRM; never written to Advoware |
+| none                        | nothing; each side keeps its own value                 |
+
+A one-way field has no conflicts: its source is its master.
 """
 
 from __future__ import annotations
@@ -24,6 +36,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from services.beteiligte.fieldmap import Direction
 
 DiffFn = Callable[[Mapping[str, Any], Mapping[str, Any]], set[str]]
 
@@ -76,11 +90,13 @@ def decide(
     espo_changed_since_sync: bool | None = None,
     advo_changed_since_sync: bool | None = None,
     diff: DiffFn = _default_diff,
+    directions: Mapping[str, Direction] | None = None,
 ) -> MergePlan:
     """Plan the writes that bring EspoCRM (`espo`) and Advoware (`advo`) into agreement.
 
     `snapshot` is the content at the end of the last sync, or None. The two
     `*_changed_since_sync` flags are only read without a snapshot (None = unknown).
+    `directions`: canonical field -> Direction for the fields that are not two-way.
     """
     differing = diff(espo, advo)
     merged = dict(espo)
@@ -119,8 +135,12 @@ def decide(
                 to_advo.add(name)
                 conflicts.append(FieldConflict(name, espo.get(name), advo.get(name)))
 
+    if directions:
+        conflicts = _apply_directions(directions, differing, to_advo, to_espo, conflicts)
     for name in to_espo:
         merged[name] = advo.get(name)
+    for name in differing - to_advo - to_espo:
+        merged[name] = advo.get(name)  # not synced: Advoware keeps its value, EspoCRM is not written
     return MergePlan(
         basis=basis,
         to_advo=frozenset(to_advo),
@@ -128,3 +148,22 @@ def decide(
         conflicts=tuple(conflicts),
         merged=merged,
     )
+
+
+def _apply_directions(
+    directions: Mapping[str, Direction],
+    differing: set[str],
+    to_advo: set[str],
+    to_espo: set[str],
+    conflicts: list[FieldConflict],
+) -> list[FieldConflict]:
+    """Re-decide the one-way and unsynced fields (table in the module docstring)."""
+    one_way = {name for name in differing if directions.get(name, Direction.BOTH) is not Direction.BOTH}
+    for name in one_way:
+        to_advo.discard(name)
+        to_espo.discard(name)
+        if directions[name] is Direction.TO_ADVO:
+            to_advo.add(name)
+        elif directions[name] is Direction.TO_ESPO:
+            to_espo.add(name)
+    return [c for c in conflicts if c.field not in one_way]
