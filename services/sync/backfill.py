@@ -25,17 +25,23 @@ import contextlib
 import json
 import logging
 import os
-import re
 import secrets
 import socket
-import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from services.beteiligte.identity import (
+    Identity,
+    Match,
+    Strength,
+    compare,
+    identity_of_advo,
+    identity_of_espo,
+    lookup_keys,
+)
 from services.errors import ApiError, TransientError
 from services.redis_store import key
 from services.sync.engine import BACKFILL_RUNNING, ENTITY, Outcome, Result, Trigger
@@ -60,198 +66,6 @@ RUN_STATE = key("backfill", "run")
 LOCK_TTL_SECONDS = 120
 CHECKPOINT_TTL_SECONDS = 30 * 24 * 3600
 PARK_PREFIX = "Backfill:"
-
-
-# =========================================================================== normalisation
-
-_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ı": "i", "æ": "ae", "ø": "oe", "œ": "oe"})
-_TOKEN = re.compile(r"[0-9a-z&]+")
-
-
-def fold(value: Any) -> str:
-    """Identity form of a name: NFC, case-folded, umlauts spelled out (ä→ae ö→oe ü→ue ß→ss),
-    other accents dropped (é→e), "und"/"u."/"+" → "&", punctuation and all spaces removed.
-    ``"Müller-Lüdenscheidt"`` == ``"mueller lüdenscheidt"``; ``""``/None → ``""``."""
-    if value is None or isinstance(value, bool):
-        return ""
-    t = unicodedata.normalize("NFC", str(value)).casefold().translate(_FOLD)
-    t = "".join(ch for ch in unicodedata.normalize("NFKD", t) if not unicodedata.combining(ch))
-    t = re.sub(r"\bund\b|\+|\bu\.(?=\s)", " & ", t)
-    return "".join(_TOKEN.findall(t))
-
-
-def _legal_form(value: Any) -> str | None:
-    """Canonical Rechtsform (the mapper's table); unknown values compare as "Sonstige"."""
-    from services.beteiligte.normalize import rechtsform_compare
-
-    return rechtsform_compare(value) if value not in (None, "") else None
-
-
-# Trailing words that are a Rechtsform are split off the company name ("Isar Software GmbH" and
-# "Isar Software" + Rechtsform GmbH are the same name). "Sonstige" is never read from a name.
-_MAX_FORM_WORDS = 6
-
-
-def split_company_name(name: Any) -> tuple[str, str | None]:
-    """``"Müller & Söhne Bau GmbH & Co. KG"`` → ``("muellersoehnebau"... , "GmbH & Co. KG")``:
-    (folded base name, canonical Rechtsform read from the end of the name or None)."""
-    from services.beteiligte.normalize import RECHTSFORM_OTHER, normalize_rechtsform, text
-
-    raw = text(name) or ""
-    words = raw.split(" ")
-    for n in range(min(_MAX_FORM_WORDS, len(words) - 1), 0, -1):
-        tail = " ".join(words[-n:])
-        found = normalize_rechtsform(tail)
-        if found.known and found.value not in (None, RECHTSFORM_OTHER):
-            return fold(" ".join(words[:-n])), found.value
-    return fold(raw), None
-
-
-_REGISTER = re.compile(r"(HRA|HRB|VR|GNR|GSR|PR)?\D*?(\d+)")
-
-
-def register_key(number: Any) -> str | None:
-    """``"HRB 12345 B"`` == ``"HRB12345"`` == ``"hrb 12.345"`` → ``"HRB12345"``."""
-    from services.beteiligte.normalize import text
-
-    raw = text(number)
-    if raw is None:
-        return None
-    compact = re.sub(r"[\s.]", "", raw).upper()
-    found = _REGISTER.search(compact)
-    if not found:
-        return compact or None
-    return f"{found.group(1) or ''}{int(found.group(2))}"
-
-
-def court_key(court: Any) -> str | None:
-    """``"AG München"`` == ``"Amtsgericht Muenchen"`` == ``"München"`` → ``"muenchen"``."""
-    folded = fold(court)
-    for prefix in ("amtsgericht", "ag"):
-        if folded.startswith(prefix) and len(folded) > len(prefix):
-            folded = folded[len(prefix) :]
-            break
-    return folded or None
-
-
-# =========================================================================== identity
-
-
-@dataclass(frozen=True)
-class Identity:
-    kind: str  # "person" | "company"
-    name: str  # person: folded "last|first"; company: folded base name (legal form split off)
-    birth_date: str | None = None
-    legal_form: str | None = None
-    register: str | None = None
-    court: str | None = None
-    contacts: frozenset[str] = frozenset()
-
-    @property
-    def usable(self) -> bool:
-        return bool(self.name.strip("|"))
-
-
-def identity_of_content(content: Mapping[str, Any]) -> Identity:
-    from services.beteiligte.normalize import email_key, phone_key
-
-    contacts: set[str] = set()
-    for item in content.get("emails") or []:
-        if isinstance(item, Mapping) and item.get("address"):
-            contacts.add("e:" + email_key(str(item["address"])))
-    for item in content.get("phones") or []:
-        if isinstance(item, Mapping) and item.get("number"):
-            contacts.add("p:" + phone_key(str(item["number"])))
-    if content.get("kind") == "company":
-        base, form_in_name = split_company_name(content.get("company_name"))
-        return Identity(
-            kind="company",
-            name=base,
-            legal_form=form_in_name or _legal_form(content.get("legal_form")),
-            register=register_key(content.get("register_number")),
-            court=court_key(content.get("register_court")),
-            contacts=frozenset(contacts),
-        )
-    return Identity(
-        kind="person",
-        name=f"{fold(content.get('last_name'))}|{fold(content.get('first_name'))}",
-        birth_date=content.get("birth_date") or None,
-        contacts=frozenset(contacts),
-    )
-
-
-def identity_of_espo(row: Mapping[str, Any]) -> Identity:
-    from services.beteiligte import mapper
-
-    return identity_of_content(mapper.from_espo(row))
-
-
-def identity_of_advo(row: Mapping[str, Any]) -> Identity:
-    from services.beteiligte import mapper
-
-    return identity_of_content(mapper.from_advo(row))
-
-
-class Strength(IntEnum):
-    NONE = 0
-    WEAK = 1  # might be the same party: reported, never linked, never created
-    STRONG = 2  # the same party by the documented rule
-
-
-@dataclass(frozen=True)
-class Match:
-    strength: Strength
-    rule: str
-
-    def __bool__(self) -> bool:
-        return self.strength is not Strength.NONE
-
-
-NO_MATCH = Match(Strength.NONE, "")
-
-
-def compare(a: Identity, b: Identity) -> Match:
-    """The identity rule (docs/backfill.md). Symmetric; missing data never contradicts,
-    different data always does."""
-    if a.kind != b.kind or not a.usable or not b.usable:
-        return NO_MATCH
-    shared_contact = bool(a.contacts & b.contacts)
-    if a.kind == "person":
-        if a.name != b.name:
-            return NO_MATCH
-        if a.birth_date and b.birth_date:
-            if a.birth_date == b.birth_date:
-                return Match(Strength.STRONG, "person: name + birth date")
-            return NO_MATCH
-        if shared_contact:
-            return Match(Strength.STRONG, "person: name + e-mail/phone (birth date missing)")
-        return Match(Strength.WEAK, "same name, birth date missing")
-    # companies
-    same_register: bool | None = None  # None: not known on both sides
-    if a.register and b.register:
-        same_register = a.register == b.register and not (a.court and b.court and a.court != b.court)
-    if a.name != b.name:
-        if same_register:
-            return Match(Strength.WEAK, "same register entry, different name")
-        return NO_MATCH
-    if a.legal_form and b.legal_form and a.legal_form != b.legal_form:
-        return NO_MATCH
-    if same_register is False:
-        return NO_MATCH
-    if same_register:
-        return Match(Strength.STRONG, "company: name + register entry")
-    if a.legal_form and b.legal_form:
-        return Match(Strength.STRONG, "company: name + Rechtsform")
-    if shared_contact:
-        return Match(Strength.STRONG, "company: name + e-mail/phone")
-    return Match(Strength.WEAK, "same company name, nothing else to confirm")
-
-
-def _buckets(identity: Identity) -> list[tuple[str, ...]]:
-    out: list[tuple[str, ...]] = [(identity.kind, identity.name)]
-    if identity.kind == "company" and identity.register:
-        out.append(("register", identity.register))
-    return out
 
 
 # =========================================================================== matching
@@ -408,14 +222,14 @@ def match_records(
     free_advo = [b for b in advo if b not in claimed]
 
     # ---- 2. candidates by identity (bucketed, so the cost is linear in the database size)
-    buckets: dict[tuple[str, ...], tuple[list[str], list[int]]] = defaultdict(lambda: ([], []))
+    buckets: dict[str, tuple[list[str], list[int]]] = defaultdict(lambda: ([], []))
     for rid in espo:
         if e_id[rid].usable:
-            for bk in _buckets(e_id[rid]):
+            for bk in lookup_keys(e_id[rid]):
                 buckets[bk][0].append(rid)
     for b in advo:
         if a_id[b].usable:
-            for bk in _buckets(a_id[b]):
+            for bk in lookup_keys(a_id[b]):
                 buckets[bk][1].append(b)
     edges: dict[tuple[str, int], Match] = {}
     for e_ids, a_ids in buckets.values():

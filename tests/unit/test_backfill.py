@@ -12,21 +12,23 @@ import fakeredis
 import pytest
 
 from services.beteiligte import mapper
+from services.beteiligte.identity import (
+    Strength,
+    compare,
+    identity_of_advo,
+    identity_of_espo,
+    split_company_name,
+)
+from services.beteiligte.normalize import name_key as fold
+from services.beteiligte.normalize import register_court_key as court_key
+from services.beteiligte.normalize import register_number_key as register_key
 from services.sync.backfill import (
     PARK_PREFIX,
     RUN_STATE,
     Backfill,
     BackfillAborted,
     BackfillBusy,
-    Strength,
-    compare,
-    court_key,
-    fold,
-    identity_of_advo,
-    identity_of_espo,
     match_records,
-    register_key,
-    split_company_name,
 )
 from services.sync.engine import BACKFILL_RUNNING, Result, SyncEngine, Trigger
 from services.sync.snapshot import SnapshotStore
