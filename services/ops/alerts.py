@@ -22,16 +22,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from services.redis_store import key
+from services.store import keys
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-ACTIVE = key("alert", "active")  # set of condition names known now
-
-
-def condition_key(name: str) -> str:
-    return key("alert", "condition", name)
+ACTIVE = keys.ALERT_ACTIVE  # set of condition names known now
+condition_key = keys.alert_condition
 
 
 class Notice(Protocol):
@@ -148,4 +145,3 @@ async def apply(alerts: Alerts, conditions: dict[str, str | None], after: dict[s
 
 def _local(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%d.%m.%Y %H:%M UTC")
-

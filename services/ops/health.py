@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.errors import ApiError, AuthError
-from services.redis_store import key
+from services.store import keys
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -36,7 +36,7 @@ ENTITY = "CBeteiligte"
 CHECK_TIMEOUT_SECONDS = 10.0
 BULLMQ_PREFIX = "motia:"
 WAITING_PARTS = ("wait", "paused", "prioritized", "delayed")
-SWEEP_LAST = key("sweep", "last")
+SWEEP_LAST = keys.SWEEP_LAST
 OK, WARN, FAIL = "ok", "warn", "fail"
 
 
@@ -60,7 +60,8 @@ class Tokens(Protocol):
 
 
 class AdvoProbe(Protocol):
-    tokens: Tokens
+    @property
+    def tokens(self) -> Tokens: ...
 
     def iter_beteiligte(
         self, *, changed_since_local: str | None = None, take: int = 100
@@ -106,7 +107,7 @@ def _failure(exc: BaseException) -> Check:
 async def _guard(probe: Callable[[], Awaitable[Check]]) -> Check:
     try:
         return await asyncio.wait_for(probe(), CHECK_TIMEOUT_SECONDS)
-    except (ApiError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, ApiError, OSError) as exc:
         return _failure(exc)
     except Exception as exc:  # redis errors and the like: reported, never raised from health
         return _failure(exc)
@@ -122,7 +123,10 @@ async def check_espocrm(espo: EspoLister) -> Check:
     counts: dict[str, int] = {}
     for status in ("failed", "permanently_failed", "conflict"):
         total, _ = await espo.list(
-            ENTITY, where=[{"type": "equals", "attribute": "syncStatus", "value": status}], select="id", max_size=1
+            ENTITY,
+            where=[{"type": "equals", "attribute": "syncStatus", "value": status}],
+            select="id",
+            max_size=1,
         )
         counts[status] = int(total)
     _, oldest = await espo.list(
@@ -134,7 +138,11 @@ async def check_espocrm(espo: EspoLister) -> Check:
         max_size=1,
     )
     pending = (
-        {"id": oldest[0].get("id"), "syncStatus": oldest[0].get("syncStatus"), "since": oldest[0].get("modifiedAt")}
+        {
+            "id": oldest[0].get("id"),
+            "syncStatus": oldest[0].get("syncStatus"),
+            "since": oldest[0].get("modifiedAt"),
+        }
         if oldest
         else None
     )
@@ -157,7 +165,9 @@ async def check_sweep(redis: Redis, overdue: timedelta, now: datetime) -> Check:
     age = (now - at).total_seconds()
     detail = {"last_completed": last["at"], "age_seconds": round(age)}
     if age > overdue.total_seconds():
-        return Check(FAIL, {**detail, "problem": f"no sweep completed for over {round(overdue.total_seconds())} s"})
+        return Check(
+            FAIL, {**detail, "problem": f"no sweep completed for over {round(overdue.total_seconds())} s"}
+        )
     return Check(OK, detail)
 
 
@@ -242,7 +252,9 @@ def conditions(report: HealthReport) -> dict[str, str | None]:
             continue
         problem = check.detail.get("problem") if check.state == FAIL else None
         reason = str(check.detail.get("status") or check.detail.get("reason") or "")
-        out[f"{system}_unreachable"] = (reason or "keine Antwort") if problem in ("unreachable", "error") else None
+        out[f"{system}_unreachable"] = (
+            (reason or "keine Antwort") if problem in ("unreachable", "error") else None
+        )
         out[f"{system}_credentials"] = (reason or "abgelehnt") if problem == "credentials" else None
     sweep = report.checks.get("sweep")
     if sweep is not None:
@@ -250,4 +262,3 @@ def conditions(report: HealthReport) -> dict[str, str | None]:
             f"letzter Lauf {sweep.detail.get('last_completed')}" if sweep.state == FAIL else None
         )
     return out
-

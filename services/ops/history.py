@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from services.redis_store import key
+from services.store import keys
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -29,7 +29,7 @@ DEFAULT_MAX_AGE = timedelta(days=90)
 
 
 def history_key(record_id: str) -> str:
-    return key("history", record_id)
+    return keys.history(record_id)
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from services.redis_store import key
+from services.store import keys
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-METRICS_KEY = key("metrics")
+METRICS_KEY = keys.METRICS
 
 API_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 SWEEP_BUCKETS: tuple[float, ...] = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
@@ -54,7 +54,10 @@ FAMILIES: dict[str, Family] = {
         Family("vmh_conflicts", "counter", "Fields both sides changed (EspoCRM won, a person was told)"),
         Family("vmh_notices", "counter", "Notices to the notify user by result", ("result",)),
         Family(
-            "vmh_api_calls", "counter", "Calls to EspoCRM and Advoware by status class", ("system", "status_class")
+            "vmh_api_calls",
+            "counter",
+            "Calls to EspoCRM and Advoware by status class",
+            ("system", "status_class"),
         ),
         Family(
             "vmh_api_call_duration_seconds",
@@ -173,13 +176,13 @@ class _Collector:
             if family.kind == "counter":
                 counter = CounterMetricFamily(name, family.doc, labels=list(family.labels))
                 for labels, parts in sorted(series.items()):
-                    counter.add_metric([v for _, v in labels], parts.get("", 0.0))
+                    counter.add_metric(_values(family, labels), parts.get("", 0.0))
                 yield counter
             else:
                 hist = HistogramMetricFamily(name, family.doc, labels=list(family.labels))
                 for labels, parts in sorted(series.items()):
                     hist.add_metric(
-                        [v for _, v in labels],
+                        _values(family, labels),
                         buckets=list(_cumulative(family.buckets, parts)),
                         sum_value=parts.get("sum", 0.0),
                     )
@@ -189,6 +192,12 @@ class _Collector:
             for label_values, value in samples.items():
                 gauge.add_metric(list(label_values), float(value))
             yield gauge
+
+
+def _values(family: Family, labels: tuple[tuple[str, str], ...]) -> list[str]:
+    """Label values in the family's label order (stored sorted by label name)."""
+    by_name = dict(labels)
+    return [by_name.get(name, "") for name in family.labels]
 
 
 def _cumulative(buckets: Iterable[float], parts: Mapping[str, float]) -> Iterator[tuple[str, float]]:

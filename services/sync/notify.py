@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.errors import ApiError, NotFoundError
-from services.redis_store import key
+from services.store import keys
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -38,12 +38,11 @@ log = logging.getLogger(__name__)
 
 RECENT_LIMIT = 100
 ENTITY = "CBeteiligte"
-OUTBOX = key("notify", "outbox")  # hash: notice id -> JSON
+OUTBOX = keys.NOTIFY_OUTBOX  # hash: notice id -> JSON
 USER_NAME_TTL_SECONDS = 24 * 3600
 
 
-def user_name_key(user_id: str) -> str:
-    return key("notify", "username", user_id)
+user_name_key = keys.notify_user_name
 
 
 class NoticeClient(Protocol):
@@ -76,7 +75,7 @@ class Notifier:
 
     async def notify(self, record_id: str | None, message: str) -> bool:
         """Post a notice; on failure keep it in the outbox. Never raises for the channel."""
-        await self._redis.hincrby(key("stats"), "notifications", 1)
+        await self._redis.hincrby(keys.STATS, "notifications", 1)
         await self._remember(record_id, message)
         notice = {
             "id": uuid.uuid4().hex,
@@ -154,7 +153,7 @@ class Notifier:
             notice["attempts"] = int(notice.get("attempts", 0)) + 1
             notice["error"] = str(exc)[:300]
             await self._redis.hset(OUTBOX, notice_id, json.dumps(notice, ensure_ascii=False))
-            await self._redis.hincrby(key("stats"), "notifications_failed", 1)
+            await self._redis.hincrby(keys.STATS, "notifications_failed", 1)
             self._count("failed")
             log.warning(
                 "notice about record %s not delivered (attempt %d, kept for retry): %s",
@@ -185,28 +184,29 @@ class Notifier:
     async def _remember(self, record_id: str | None, message: str) -> None:
         pipe = self._redis.pipeline(transaction=False)
         pipe.lpush(
-            key("notifications"),
+            keys.NOTIFICATIONS,
             json.dumps({"at": datetime.now(UTC).isoformat(), "id": record_id, "message": message}),
         )
-        pipe.ltrim(key("notifications"), 0, RECENT_LIMIT - 1)
+        pipe.ltrim(keys.NOTIFICATIONS, 0, RECENT_LIMIT - 1)
         await pipe.execute()
 
 
 async def outbox_summary(redis: Redis) -> dict[str, Any]:
     """How many notices wait for delivery and since when (no texts: they hold personal data)."""
     raw = await redis.hvals(OUTBOX)
-    notices = []
+    notices: list[dict[str, Any]] = []
     for body in raw:
         try:
             notices.append(json.loads(body))
         except ValueError:
             continue
     oldest = min((str(n.get("at")) for n in notices), default=None)
+    newest = max(notices, key=lambda n: str(n.get("at"))) if notices else {}
     return {
         "waiting": len(notices),
         "oldest": oldest,
         "records": sorted({str(n["record_id"]) for n in notices if n.get("record_id")})[:20],
-        "last_error": max(notices, key=lambda n: str(n.get("at")), default={}).get("error"),
+        "last_error": newest.get("error"),
     }
 
 
@@ -267,11 +267,11 @@ async def record_event(redis: Redis, kind: str, record_id: str, reason: str | No
     if reason:
         entry["reason"] = reason
     pipe = redis.pipeline(transaction=False)
-    pipe.lpush(key("recent", kind), json.dumps(entry))
-    pipe.ltrim(key("recent", kind), 0, RECENT_LIMIT - 1)
+    pipe.lpush(keys.recent(kind), json.dumps(entry))
+    pipe.ltrim(keys.recent(kind), 0, RECENT_LIMIT - 1)
     await pipe.execute()
 
 
 async def recent_events(redis: Redis, kind: str, limit: int = 20) -> Sequence[dict[str, Any]]:
-    raws = await redis.lrange(key("recent", kind), 0, limit - 1)
+    raws = await redis.lrange(keys.recent(kind), 0, limit - 1)
     return [json.loads(r) for r in raws]
