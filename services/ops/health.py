@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 ENTITY = "CBeteiligte"
 CHECK_TIMEOUT_SECONDS = 10.0
 BULLMQ_PREFIX = "motia:"
-WAITING_PARTS = ("wait", "paused", "prioritized", "delayed")
 SWEEP_LAST = keys.SWEEP_LAST
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -51,7 +50,6 @@ class EspoLister(Protocol):
         order: str = "asc",
         offset: int = 0,
         max_size: int = 200,
-        no_total: bool = False,
     ) -> tuple[int, list[dict[str, Any]]]: ...
 
 

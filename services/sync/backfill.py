@@ -44,6 +44,7 @@ from services.beteiligte.identity import (
 )
 from services.errors import ApiError, TransientError
 from services.redis_store import key
+from services.sync.decide import change_rows
 from services.sync.engine import BACKFILL_RUNNING, ENTITY, Outcome, Result, Trigger
 from services.sync.states import SyncStatus, can_transition, transition
 
@@ -355,6 +356,7 @@ class PairPlan:
     to_espo: list[str]
     conflicts: list[str]
     basis: str
+    fields: list[dict[str, Any]] = field(default_factory=list)  # decide.change_rows: the values
 
 
 @dataclass
@@ -569,6 +571,7 @@ class Backfill:
                         sorted(plan.to_espo),
                         sorted(c.field for c in plan.conflicts),
                         plan.basis.value,
+                        change_rows(plan),
                     )
                 )
             bar.update(1)
@@ -688,7 +691,8 @@ class Backfill:
         assert action.espo_id is not None
         # A pair the backfill looked at counts as verified (advowareLastSync = now), so the
         # sweep after a backfill does not daily-check every pair again.
-        trigger = Trigger.SWEEP if action.kind == "create" else Trigger.DAILY_CHECK
+        # An operator's (re)run: a record failed earlier is tried now, not after its back-off.
+        trigger = Trigger.RETRY_NOW if action.kind == "create" else Trigger.DAILY_CHECK
         return await self.engine.sync_record(action.espo_id, trigger)
 
     def _sync_outcome(self, action: Action, outcome: Outcome, result: BackfillResult) -> str | None:

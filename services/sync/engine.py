@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from services.errors import ApiError, AuthError, FatalError, NotFoundError, TransientError
 from services.redis_store import key
+from services.sync.backoff import RETRY_BASE, OwnWrites, retry_due_at
+from services.sync.breaker import SYSTEMS, CircuitBreakers, is_system_failure
 from services.sync.decide import FieldConflict, MergePlan, decide
 from services.sync.intents import CreateIntent, IntentStore
 from services.sync.lock import RecordLocks
@@ -63,15 +65,6 @@ class EspoApi(Protocol):
     async def get(self, entity: str, record_id: str) -> dict[str, Any]: ...
     async def create(self, entity: str, data: Mapping[str, Any]) -> dict[str, Any]: ...
     async def update(self, entity: str, record_id: str, data: dict[str, Any]) -> dict[str, Any]: ...
-    async def notify(
-        self,
-        user_id: str,
-        message: str,
-        *,
-        parent_type: str,
-        parent_id: str | None,
-        user_name: str | None = None,
-    ) -> str: ...
 
 
 class AdvowareApi(Protocol):
@@ -89,6 +82,7 @@ class Trigger(StrEnum):
     SWEEP = "sync_check"  # pending/dirty/failed/stale lock, or an Advoware-side change
     DAILY_CHECK = "daily_check"  # clean record not verified for 24 h
     MANUAL = "manual"  # ops `sync <id>`
+    RETRY_NOW = "retry_now"  # breaker released it, or an operator retries: no back-off
 
 
 class Result(StrEnum):
@@ -99,7 +93,8 @@ class Result(StrEnum):
     FAILED = "failed"
     PERMANENTLY_FAILED = "permanently_failed"
     LOCKED = "locked"  # another worker holds the record; it will run once more for us
-    SKIPPED = "skipped"  # record gone from EspoCRM, or parked for a person
+    SKIPPED = "skipped"  # record gone from EspoCRM, parked for a person, or back-off not due
+    WAITING = "waiting"  # a system's circuit breaker is open: released when it closes
     UNLINKED = "unlinked"
 
 
@@ -132,6 +127,8 @@ class SyncEngine:
         mirror_syncing: bool = True,
         clock: Callable[[], datetime] | None = None,
         defer_creates_during_backfill: bool = True,
+        breakers: CircuitBreakers | None = None,
+        retry_base: timedelta = RETRY_BASE,
     ) -> None:
         self.espo = espo
         self.advo = advo
@@ -144,6 +141,9 @@ class SyncEngine:
         self.max_attempts = max_attempts
         self.mirror_syncing = mirror_syncing
         self.now = clock or utcnow
+        self.breakers = breakers or CircuitBreakers(redis, clock=self.now)
+        self.own_writes = OwnWrites(redis)
+        self.retry_base = retry_base
         # False only for the backfill's own engine (it holds BACKFILL_RUNNING itself).
         self.defer_creates_during_backfill = defer_creates_during_backfill
 
@@ -310,36 +310,68 @@ class SyncEngine:
 
     # ------------------------------------------------------------------ the sync
     async def _sync_locked(self, record_id: str, trigger: Trigger) -> Outcome:
+        blocked = await self.breakers.open_states()
+        if blocked:  # a system is down or refuses us: send nothing, wait for the sweep's probe
+            await self.breakers.hold(sorted(blocked), record_id)
+            return Outcome(record_id, Result.WAITING, reason="circuit open: " + ",".join(sorted(blocked)))
         try:
             espo = await self.espo.get(ENTITY, record_id)
         except NotFoundError:
             log.info("record %s no longer exists in EspoCRM", record_id)
             return Outcome(record_id, Result.SKIPPED, reason="not in EspoCRM")
+        except ApiError as exc:
+            return await self._unreadable(record_id, exc)
         status = SyncStatus.parse(espo.get("syncStatus"))
         if status in PARKED:
             if _stays_parked(status, espo, trigger):
                 return Outcome(record_id, Result.SKIPPED, reason=f"parked as {status.value}")
             status = transition(status, SyncStatus.PENDING_SYNC)
+        if status is SyncStatus.FAILED and await self._backoff_holds(espo, trigger):
+            return Outcome(record_id, Result.SKIPPED, reason="back-off not due")
         transition(status, SyncStatus.SYNCING)
         ctx = _Ctx(record_id=record_id, espo=espo, status=status)
         try:
             betnr = _as_int(espo.get("betnr"))
             if betnr is None:
-                return await self._create(ctx)
-            return await self._update(ctx, betnr, trigger)
+                outcome = await self._create(ctx)
+            else:
+                outcome = await self._update(ctx, betnr, trigger)
         except TransientError as exc:
-            return await self._record_failure(ctx, exc, permanent=False)
+            waiting = await self.breakers.record_failure(record_id, exc)
+            return await self._record_failure(ctx, exc, permanent=False, count_attempt=not waiting)
         except AuthError as exc:
             # Configuration, not data (wrong password, App-ID not activated): every record
-            # fails alike. Keep retrying on the sweep's schedule, but never let a
-            # misconfiguration park the whole database as permanently_failed.
+            # fails alike. The breaker opens at once; nothing is sent until the probe passes.
             log.error("authentication with %s failed; check the credentials in the settings", exc.system)
+            await self.breakers.record_failure(record_id, exc)
             return await self._record_failure(ctx, exc, permanent=False, count_attempt=False)
         except FatalError as exc:
             return await self._record_failure(ctx, exc, permanent=True)
         except ValueError as exc:
             # The mapper refused to produce a payload: invalid data a person must fix.
             return await self._record_failure(ctx, exc, permanent=True)
+        if outcome.result is not Result.WAITING:
+            await self.breakers.record_success(*SYSTEMS)
+        return outcome
+
+    async def _unreadable(self, record_id: str, exc: ApiError) -> Outcome:
+        """The first EspoCRM read failed. Handled like every other call (never raised: BullMQ
+        would retry it 3 more times, and refused logins lock EspoCRM's IP out); nothing is
+        written, the record keeps its state and the sweep finds it again."""
+        log.warning("record %s: EspoCRM read failed: %s", record_id, _reason(exc))
+        if is_system_failure(exc) and await self.breakers.record_failure(record_id, exc):
+            return Outcome(record_id, Result.WAITING, reason=_reason(exc))
+        return Outcome(record_id, Result.FAILED, reason=_reason(exc))
+
+    async def _backoff_holds(self, espo: Mapping[str, Any], trigger: Trigger) -> bool:
+        """A failed record found by a sweep source waits out its back-off unless someone edited
+        it since our failure write (services/sync/backoff.py has the table)."""
+        if trigger not in (Trigger.SWEEP, Trigger.DAILY_CHECK):
+            return False
+        if not await self.own_writes.untouched_since_our_write(espo):
+            return False
+        due = retry_due_at(espo, self.retry_base)
+        return due is not None and due > self.now()
 
     async def _create(self, ctx: _Ctx) -> Outcome:
         from services.beteiligte import mapper
@@ -564,9 +596,16 @@ class SyncEngine:
         target = SyncStatus.PERMANENTLY_FAILED if permanent else SyncStatus.FAILED
         transition(SyncStatus.SYNCING, target)
         reason = _reason(exc)
-        await self._write_espo(
-            ctx, {"syncStatus": target.value, "syncErrorMessage": reason, "syncRetryCount": attempts}
-        )
+        try:
+            await self._write_espo(
+                ctx, {"syncStatus": target.value, "syncErrorMessage": reason, "syncRetryCount": attempts}
+            )
+        except ApiError as write_exc:
+            # EspoCRM itself failed: the record keeps its state (the sweep finds it again).
+            log.warning("record %s: failure not recorded in EspoCRM: %s", ctx.record_id, _reason(write_exc))
+            if is_system_failure(write_exc):
+                await self.breakers.record_failure(ctx.record_id, write_exc)
+            return Outcome(ctx.record_id, Result.FAILED, reason=reason, writes=ctx.writes)
         await record_event(self.redis, "failure", ctx.record_id, reason)
         await self._count("permanent_failures" if permanent else "failures")
         log.warning(
@@ -612,7 +651,10 @@ class SyncEngine:
         await self._count("espo_writes")
         if "syncStatus" in data:
             ctx.espo["syncStatus"] = data["syncStatus"]
-        return saved if isinstance(saved, dict) else {}
+        saved = saved if isinstance(saved, dict) else {}
+        # Pollers recognise this write as ours by the modifiedAt it produced.
+        await self.own_writes.put(ctx.record_id, saved.get("modifiedAt"))
+        return saved
 
     async def _store_snapshot(
         self,

@@ -54,11 +54,6 @@ ALLOWED_TRANSITIONS: dict[SyncStatus, frozenset[SyncStatus]] = {
 # Statuses only a person sets (in EspoCRM); no transition of the service leads there.
 SET_BY_PERSON: frozenset[SyncStatus] = frozenset({S.EXCLUDED})
 
-# Statuses in which a sync may start directly (the lock holder moves them to `syncing`).
-SYNCABLE: frozenset[SyncStatus] = frozenset(
-    s for s, targets in ALLOWED_TRANSITIONS.items() if S.SYNCING in targets
-)
-
 
 class IllegalTransition(RuntimeError):
     """A status change that the state machine forbids: always a bug in the caller."""

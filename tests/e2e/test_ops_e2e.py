@@ -125,7 +125,12 @@ def scenario(stack_a: Stack, actor: Actor) -> dict[str, Any]:
         pairs[espo_create(actor, body)] = a["betNr"]
     twins = []
     for i in (1, 2):
-        twin = {"anrede": "Frau", "vorname": "Eva", "name": "Zwillingsfall", "kommunikation": []}
+        twin: dict[str, Any] = {
+            "anrede": "Frau",
+            "vorname": "Eva",
+            "name": "Zwillingsfall",
+            "kommunikation": [],
+        }
         twin["kommunikation"] = [
             {"kommKz": 8, "tlf": f"eva{i}@example.net", "bemerkung": None, "online": False}
         ]

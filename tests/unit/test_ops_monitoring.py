@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -239,7 +240,7 @@ def test_directions_parse_by_canonical_or_espocrm_name_and_refuse_nonsense() -> 
             parse_directions(bad)
 
 
-def _diff(a: dict[str, Any], b: dict[str, Any]) -> set[str]:
+def _diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> set[str]:
     return {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
 
 
