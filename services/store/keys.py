@@ -29,6 +29,9 @@ appears anywhere else in the code.
 | `vmh:breaker:<system>`                     | string | circuit breaker open (JSON: since, kind, why)  | until the probe |
 | `vmh:breaker:<system>:run`                 | zset   | records failing transiently, no success since  | window          |
 | `vmh:breaker:<system>:waiting`             | set    | records held while open, released on close     | until released  |
+| `vmh:deletions:window`                     | hash   | Advoware reads / 404s since the sweep started  | next sweep      |
+| `vmh:deletions:confirmed`                  | set    | held 404s a person confirmed as deletions      | 1 day           |
+| `vmh:deletions:scan`                       | string | start of the last complete deletion scan       | none            |
 | `vmh:stats`                                | hash   | counters                                       | none            |
 | `vmh:notifications`                        | list   | recent notifications sent                      | trimmed         |
 | `vmh:recent:<kind>`                        | list   | recent failures / conflicts                    | trimmed         |
@@ -61,6 +64,9 @@ def snapshot(espo_id: str) -> str:
 
 def betnr_index(betnr: int) -> str:
     return _key("betnr", betnr)
+
+
+BETNR_INDEX_PREFIX = _key("betnr", "")  # SCAN pattern: BETNR_INDEX_PREFIX + "*"
 
 
 def create_intent(espo_id: str) -> str:
@@ -141,6 +147,10 @@ def breaker_run(system: str) -> str:
 def breaker_waiting(system: str) -> str:
     return _key("breaker", system, "waiting")
 
+
+DELETIONS_WINDOW = _key("deletions", "window")
+DELETIONS_CONFIRMED = _key("deletions", "confirmed")
+DELETIONS_SCAN = _key("deletions", "scan")
 
 # ---------------------------------------------------------------- reporting
 STATS = _key("stats")
