@@ -13,13 +13,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from services.sync.engine import ENTITY, RecordPlan, Trigger
+from services.sync.model import ENTITY, Trigger
+from services.sync.planning import RecordPlan
 from services.sync.states import SyncStatus, transition
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from services.sync.engine import Outcome, SyncEngine
+    from services.sync.engine import SyncEngine
+    from services.sync.model import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +243,8 @@ async def unlock(
     (the holder renews them while it works), the sweep lock after 10 min, the backfill lock
     after 2 min or at once when its process is gone."""
     from services.redis_store import key
-    from services.sync.engine import BACKFILL_RUNNING
     from services.sync.lock import RecordLocks
+    from services.sync.stores import BACKFILL_RUNNING
 
     released: dict[str, bool] = {}
     if record_id:

@@ -33,8 +33,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from services.redis_store import key
-from services.sync.engine import ENTITY, PENDING_ADVOWARE
+from services.sync.model import ENTITY
 from services.sync.snapshot import SnapshotStore
+from services.sync.stores import PENDING_ADVOWARE
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo

@@ -7,9 +7,10 @@ import json
 from typing import Any
 
 from services.redis_store import key
-from services.sync.engine import ENTITY, PENDING_ADVOWARE
+from services.sync.model import ENTITY
 from services.sync.notify import recent_events
 from services.sync.states import SyncStatus
+from services.sync.stores import PENDING_ADVOWARE
 
 
 async def status_report(espo: Any, redis: Any) -> dict[str, Any]:
@@ -63,7 +64,7 @@ async def status_report(espo: Any, redis: Any) -> dict[str, Any]:
 
 
 async def _backfill(redis: Any) -> dict[str, Any] | None:
-    from services.sync.backfill import lock_holder, run_state
+    from services.backfill.state import lock_holder, run_state
 
     state = await run_state(redis)
     holder = await lock_holder(redis)

@@ -14,8 +14,10 @@ from services.sync.advoware_watch import (
     AdvowareWatch,
     next_watermark,
 )
-from services.sync.engine import PENDING_ADVOWARE, Result, SyncEngine, Trigger
+from services.sync.engine import SyncEngine
+from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
+from services.sync.stores import PENDING_ADVOWARE
 from services.sync.sweep import Sweeper
 from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
 

@@ -11,25 +11,25 @@ from typing import Any
 import fakeredis
 import pytest
 
-from services.beteiligte import mapper
-from services.sync.backfill import (
-    PARK_PREFIX,
-    RUN_STATE,
-    Backfill,
-    BackfillAborted,
-    BackfillBusy,
+from services.backfill.identity import (
     Strength,
     compare,
     court_key,
     fold,
     identity_of_advo,
     identity_of_espo,
-    match_records,
     register_key,
     split_company_name,
 )
-from services.sync.engine import BACKFILL_RUNNING, Result, SyncEngine, Trigger
+from services.backfill.matching import match_records
+from services.backfill.plan import PARK_PREFIX
+from services.backfill.runner import Backfill, BackfillAborted
+from services.backfill.state import RUN_STATE, BackfillBusy
+from services.beteiligte import mapper
+from services.sync.engine import SyncEngine
+from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
+from services.sync.stores import BACKFILL_RUNNING
 from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
 
 # --------------------------------------------------------------------------- record builders

@@ -1,0 +1,175 @@
+"""The backfill's Redis state: the lock that makes it one at a time (and makes the service
+defer its creates, services/sync/create.py), the run record `status` shows, and the
+per-run checkpoints that make a rerun resume."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from services.redis_store import key
+from services.sync.stores import BACKFILL_RUNNING
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+RUN_STATE = key("backfill", "run")
+LOCK_TTL_SECONDS = 120
+CHECKPOINT_TTL_SECONDS = 30 * 24 * 3600
+
+
+class BackfillBusy(RuntimeError):
+    """Another backfill holds the lock."""
+
+
+class BackfillLock:
+    def __init__(self, redis: Redis, clock: Callable[[], datetime]) -> None:
+        self._redis = redis
+        self._now = clock
+        self._token: str | None = None
+
+    async def acquire(self) -> None:
+        """Take the lock, or take over one whose holder provably died; else `BackfillBusy`."""
+        token = secrets.token_hex(8)
+        value = json.dumps(
+            {
+                "token": token,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "since": self._now().isoformat(),
+            }
+        )
+        if await self._redis.set(BACKFILL_RUNNING, value, nx=True, ex=LOCK_TTL_SECONDS):
+            self._token = token
+            return
+        holder = await lock_holder(self._redis)
+        if holder and _holder_is_dead(holder):
+            log.warning("taking over the backfill lock of a dead process (pid %s)", holder.get("pid"))
+            await self._redis.set(BACKFILL_RUNNING, value, ex=LOCK_TTL_SECONDS)
+            self._token = token
+            return
+        ttl = await self._redis.ttl(BACKFILL_RUNNING)
+        raise BackfillBusy(
+            f"a backfill is running (pid {holder.get('pid') if holder else '?'} on "
+            f"{holder.get('host') if holder else '?'}); its lock expires in {ttl} s unless renewed"
+        )
+
+    async def keep(self) -> None:
+        """Renew for as long as the run works (a task, cancelled at its end)."""
+        while True:
+            await asyncio.sleep(LOCK_TTL_SECONDS / 4)
+            holder = await lock_holder(self._redis)
+            if holder and holder.get("token") == self._token:
+                await self._redis.expire(BACKFILL_RUNNING, LOCK_TTL_SECONDS)
+
+    async def release(self) -> None:
+        holder = await lock_holder(self._redis)
+        if holder and holder.get("token") == self._token:
+            await self._redis.delete(BACKFILL_RUNNING)
+        self._token = None
+
+
+class RunLog:
+    """The run record (`vmh:backfill:run`) and the checkpoints of each run."""
+
+    def __init__(self, redis: Redis, clock: Callable[[], datetime]) -> None:
+        self._redis = redis
+        self._now = clock
+
+    async def open(self, restart: bool) -> tuple[str, bool]:
+        """(run id, resumed): an unfinished run resumes unless `restart`."""
+        state = await run_state(self._redis)
+        if state and not restart and state.get("status") in ("running", "interrupted"):
+            return str(state["run_id"]), True
+        run_id = self._now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+        return run_id, False
+
+    async def done(self, run_id: str) -> dict[str, str]:
+        return dict(await self._redis.hgetall(checkpoint_key(run_id)))
+
+    async def checkpoint(self, run_id: str, item: str, outcome: str, *, refresh_ttl: bool = True) -> None:
+        await self._redis.hset(checkpoint_key(run_id), item, outcome)
+        if refresh_ttl:
+            await self._redis.expire(checkpoint_key(run_id), CHECKPOINT_TTL_SECONDS)
+
+    async def save(
+        self,
+        run_id: str,
+        status: str,
+        counts: Mapping[str, int],
+        *,
+        outcomes: Mapping[str, int] | None = None,
+        failures: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        state = await run_state(self._redis) or {}
+        if state.get("run_id") != run_id:
+            state = {"run_id": run_id, "started_at": self._now().isoformat()}
+        state.update(
+            {
+                "status": status,
+                "updated_at": self._now().isoformat(),
+                "counts": dict(counts),
+                "done": int(await self._redis.hlen(checkpoint_key(run_id))),
+            }
+        )
+        if outcomes is not None:
+            state["outcomes"] = dict(outcomes)
+            state["failures"] = failures or 0
+        if reason:
+            state["reason"] = reason
+        await self._redis.set(RUN_STATE, json.dumps(state, sort_keys=True))
+
+
+def checkpoint_key(run_id: str) -> str:
+    return key("backfill", run_id, "done")
+
+
+async def run_state(redis: Redis) -> dict[str, Any] | None:
+    raw = await redis.get(RUN_STATE)
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+async def lock_holder(redis: Redis) -> dict[str, Any] | None:
+    raw = await redis.get(BACKFILL_RUNNING)
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {"token": raw}
+    return value if isinstance(value, dict) else None
+
+
+def _holder_is_dead(holder: Mapping[str, Any]) -> bool:
+    """Only provable on the same host: its pid no longer exists."""
+    if holder.get("host") != socket.gethostname():
+        return False
+    try:
+        pid = int(holder.get("pid") or 0)
+    except (TypeError, ValueError):
+        return False
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
