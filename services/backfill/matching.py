@@ -20,14 +20,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.backfill.identity import (
+from services.beteiligte.identity import (
     Identity,
     Match,
     Strength,
     compare,
-    identity_buckets,
     identity_of_advo,
     identity_of_espo,
+    lookup_keys,
 )
 from services.sync.model import as_int
 
@@ -186,14 +186,14 @@ def _link_by_betnr(w: _Work) -> None:
 
 def _identity_edges(w: _Work) -> Edges:
     """Every pair of records that `compare` finds related, looked up by bucket (linear cost)."""
-    buckets: dict[tuple[str, ...], tuple[list[str], list[int]]] = defaultdict(lambda: ([], []))
+    buckets: dict[str, tuple[list[str], list[int]]] = defaultdict(lambda: ([], []))
     for rid in w.espo:
         if w.e_id[rid].usable:
-            for bk in identity_buckets(w.e_id[rid]):
+            for bk in lookup_keys(w.e_id[rid]):
                 buckets[bk][0].append(rid)
     for b in w.advo:
         if w.a_id[b].usable:
-            for bk in identity_buckets(w.a_id[b]):
+            for bk in lookup_keys(w.a_id[b]):
                 buckets[bk][1].append(b)
     edges: Edges = {}
     for e_ids, a_ids in buckets.values():

@@ -2,14 +2,13 @@
 with a checkpoint per finished item, seed the Advoware change poll, release.
 
 A real run is resumable: every finished item is checkpointed in Redis (a rerun skips it), and
-while it works it holds `vmh:backfill:running`, which makes the service defer its own creates;
+while it works it holds the backfill lease (`keys.BACKFILL_RUNNING`), which makes the service defer its own creates;
 its own syncs pass `SyncOptions(defer_creates=False)` to the engine. A dry run only plans.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -140,13 +139,10 @@ class Backfill:
             plan = await self.plan(detail=True)
             return BackfillResult(run_id=None, dry_run=True, plan=plan, finished=True)
         await self.lock.acquire()
-        refresher = asyncio.create_task(self.lock.keep())
         try:
-            return await self._run_locked(restart)
+            async with self.lock.renewing():
+                return await self._run_locked(restart)
         finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
             await self.lock.release()
 
     async def _run_locked(self, restart: bool) -> BackfillResult:

@@ -4,7 +4,7 @@ per-run checkpoints that make a rerun resume."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -14,17 +14,13 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from services.redis_store import key
-from services.sync.stores import BACKFILL_RUNNING
+from services.store import keys
+from services.store.lease import Lease, force_release
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
-
-RUN_STATE = key("backfill", "run")
-LOCK_TTL_SECONDS = 120
-CHECKPOINT_TTL_SECONDS = 30 * 24 * 3600
 
 
 class BackfillBusy(RuntimeError):
@@ -32,50 +28,51 @@ class BackfillBusy(RuntimeError):
 
 
 class BackfillLock:
+    """A `Lease` on `keys.BACKFILL_RUNNING` whose token names its holder (host, pid, since), so
+    a second run can say who holds it and take over from a process that provably died."""
+
     def __init__(self, redis: Redis, clock: Callable[[], datetime]) -> None:
         self._redis = redis
         self._now = clock
-        self._token: str | None = None
+        self._lease: Lease | None = None
 
     async def acquire(self) -> None:
         """Take the lock, or take over one whose holder provably died; else `BackfillBusy`."""
-        token = secrets.token_hex(8)
-        value = json.dumps(
+        token = json.dumps(
             {
-                "token": token,
+                "token": secrets.token_hex(8),
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
                 "since": self._now().isoformat(),
             }
         )
-        if await self._redis.set(BACKFILL_RUNNING, value, nx=True, ex=LOCK_TTL_SECONDS):
-            self._token = token
+        lease = Lease(self._redis, keys.BACKFILL_RUNNING, keys.BACKFILL_LEASE_SECONDS, token=token)
+        if await lease.acquire():
+            self._lease = lease
             return
         holder = await lock_holder(self._redis)
         if holder and _holder_is_dead(holder):
             log.warning("taking over the backfill lock of a dead process (pid %s)", holder.get("pid"))
-            await self._redis.set(BACKFILL_RUNNING, value, ex=LOCK_TTL_SECONDS)
-            self._token = token
-            return
-        ttl = await self._redis.ttl(BACKFILL_RUNNING)
+            await force_release(self._redis, keys.BACKFILL_RUNNING)
+            if await lease.acquire():
+                self._lease = lease
+                return
+            holder = await lock_holder(self._redis)
+        ttl = await self._redis.ttl(keys.BACKFILL_RUNNING)
         raise BackfillBusy(
             f"a backfill is running (pid {holder.get('pid') if holder else '?'} on "
             f"{holder.get('host') if holder else '?'}); its lock expires in {ttl} s unless renewed"
         )
 
-    async def keep(self) -> None:
-        """Renew for as long as the run works (a task, cancelled at its end)."""
-        while True:
-            await asyncio.sleep(LOCK_TTL_SECONDS / 4)
-            holder = await lock_holder(self._redis)
-            if holder and holder.get("token") == self._token:
-                await self._redis.expire(BACKFILL_RUNNING, LOCK_TTL_SECONDS)
+    def renewing(self) -> contextlib.AbstractAsyncContextManager[Lease]:
+        """Keep the lock alive while the run works."""
+        assert self._lease is not None, "acquire first"
+        return self._lease.renewing()
 
     async def release(self) -> None:
-        holder = await lock_holder(self._redis)
-        if holder and holder.get("token") == self._token:
-            await self._redis.delete(BACKFILL_RUNNING)
-        self._token = None
+        if self._lease is not None:
+            await self._lease.release()
+        self._lease = None
 
 
 class RunLog:
@@ -99,7 +96,7 @@ class RunLog:
     async def checkpoint(self, run_id: str, item: str, outcome: str, *, refresh_ttl: bool = True) -> None:
         await self._redis.hset(checkpoint_key(run_id), item, outcome)
         if refresh_ttl:
-            await self._redis.expire(checkpoint_key(run_id), CHECKPOINT_TTL_SECONDS)
+            await self._redis.expire(checkpoint_key(run_id), keys.BACKFILL_CHECKPOINT_TTL_SECONDS)
 
     async def save(
         self,
@@ -127,15 +124,15 @@ class RunLog:
             state["failures"] = failures or 0
         if reason:
             state["reason"] = reason
-        await self._redis.set(RUN_STATE, json.dumps(state, sort_keys=True))
+        await self._redis.set(keys.BACKFILL_RUN_STATE, json.dumps(state, sort_keys=True))
 
 
 def checkpoint_key(run_id: str) -> str:
-    return key("backfill", run_id, "done")
+    return keys.backfill_done(run_id)
 
 
 async def run_state(redis: Redis) -> dict[str, Any] | None:
-    raw = await redis.get(RUN_STATE)
+    raw = await redis.get(keys.BACKFILL_RUN_STATE)
     if not raw:
         return None
     try:
@@ -146,7 +143,7 @@ async def run_state(redis: Redis) -> dict[str, Any] | None:
 
 
 async def lock_holder(redis: Redis) -> dict[str, Any] | None:
-    raw = await redis.get(BACKFILL_RUNNING)
+    raw = await redis.get(keys.BACKFILL_RUNNING)
     if not raw:
         return None
     try:

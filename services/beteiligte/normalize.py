@@ -268,6 +268,58 @@ def register_court_compare(value: Any) -> str | None:
     return re.sub(r"^ag\.?\s+", "amtsgericht ", value)
 
 
+# --------------------------------------------------------------------------- identity keys
+#
+# The identity rule (services/beteiligte/identity.py, docs/backfill.md) compares parties by keys
+# derived from the comparison forms above, never by its own parsing: a value the sync sees as
+# "unchanged" can never give a different identity. Identity keys are coarser than comparison
+# forms (spelling, punctuation and spaces in names; the court letter after a register number).
+
+_NAME_FOLD = str.maketrans(
+    {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ı": "i", "æ": "ae", "ø": "oe", "œ": "oe"}
+)
+_NAME_TOKEN = re.compile(r"[0-9a-z&]+")
+
+
+def name_key(value: Any) -> str:
+    """Identity form of a name: `text()`, case-folded, umlauts spelled out (ä→ae ö→oe ü→ue ß→ss),
+    other accents dropped (é→e), "und"/"u."/"+" → "&", punctuation and all spaces removed.
+    ``"Müller-Lüdenscheidt"`` == ``"mueller lüdenscheidt"``; ``""``/None → ``""``."""
+    canonical = text(value)
+    if canonical is None:
+        return ""
+    folded = canonical.casefold().translate(_NAME_FOLD)
+    folded = "".join(ch for ch in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(ch))
+    folded = re.sub(r"\bund\b|\+|\bu\.(?=\s)", " & ", folded)
+    return "".join(_NAME_TOKEN.findall(folded))
+
+
+_REGISTER_ENTRY = re.compile(r"(HRA|HRB|VR|GNR|GSR|PR)?\D*?(\d+)")
+
+
+def register_number_key(value: Any) -> str | None:
+    """Identity form of a register number: type + number from `register_number_compare`, leading
+    zeros and a trailing court letter dropped. ``"HRB 12345 B"`` == ``"hrb 12.345"`` == ``"HRB12345"``
+    → ``"HRB12345"`` (the letter names the court, which the rule compares on its own), while the
+    sync still writes a change from ``"HRB 12345"`` to ``"HRB 12345 B"`` (comparison form)."""
+    compact = register_number_compare(value)
+    if compact is None:
+        return None
+    found = _REGISTER_ENTRY.search(compact)
+    if not found:
+        return compact
+    return f"{found.group(1) or ''}{int(found.group(2))}"
+
+
+def register_court_key(value: Any) -> str | None:
+    """Identity form of a register court: `register_court_compare` without "Amtsgericht", name-folded.
+    ``"AG München"`` == ``"Amtsgericht Muenchen"`` == ``"München"`` → ``"muenchen"``."""
+    folded = name_key(register_court_compare(value))
+    if folded.startswith("amtsgericht") and len(folded) > len("amtsgericht"):
+        folded = folded[len("amtsgericht") :]
+    return folded or None
+
+
 # --------------------------------------------------------------------------- e-mail
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")

@@ -32,7 +32,7 @@ async def handle_webhook(
     event: WebhookEvent, req: Mapping[str, Any], emit: Emit, logger: Any
 ) -> dict[str, Any]:
     from services.intake.config import redis_url, webhook_secrets
-    from services.redis_store import connect
+    from services.store.connection import connect
 
     secrets = webhook_secrets()  # pydantic-free: this answer is on EspoCRM's clock
     headers = {str(k).lower(): str(v) for k, v in (req.get("headers") or {}).items()}

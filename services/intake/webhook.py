@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from services.redis_store import key
+from services.store import keys
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -31,8 +31,6 @@ WebhookEvent = Literal["create", "update", "delete"]
 MAX_BATCH = 50
 MAX_BODY_BYTES = 1_000_000
 MAX_ID_LENGTH = 64
-# A redelivery comes at most ~36 min after the first attempt; keep the record 2 h.
-DEDUP_TTL_SECONDS = 2 * 3600
 
 
 @dataclass
@@ -92,7 +90,7 @@ def parse_and_verify(
         changed[record_id].extend(k for k in item if k != "id" and isinstance(k, str) and len(k) <= 64)
     result = IntakeResult(status=200, body={"accepted": len(ids)}, record_ids=ids, webhook_id=webhook_id)
     result.changed_attributes = {k: sorted(set(v))[:50] for k, v in changed.items()}
-    result.dedup_key = key("webhook", event, hashlib.sha256(raw).hexdigest())
+    result.dedup_key = keys.webhook_delivery(event, hashlib.sha256(raw).hexdigest())
     return result
 
 
@@ -103,4 +101,4 @@ async def is_redelivery(redis: Redis, result: IntakeResult) -> bool:
 async def remember_delivery(redis: Redis, result: IntakeResult) -> None:
     """Called after every event of the batch was emitted: a redelivery is then a no-op."""
     if result.dedup_key:
-        await redis.set(result.dedup_key, "1", ex=DEDUP_TTL_SECONDS)
+        await redis.set(result.dedup_key, "1", ex=keys.WEBHOOK_DEDUP_TTL_SECONDS)

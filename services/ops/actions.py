@@ -242,18 +242,18 @@ async def unlock(
     """Release a lock by force. Normally never needed: record locks expire after their TTL
     (the holder renews them while it works), the sweep lock after 10 min, the backfill lock
     after 2 min or at once when its process is gone."""
-    from services.redis_store import key
+    from services.store import keys
+    from services.store.lease import force_release
     from services.sync.lock import RecordLocks
-    from services.sync.stores import BACKFILL_RUNNING
 
     released: dict[str, bool] = {}
     if record_id:
         locks = RecordLocks(redis)
         released[f"record:{record_id}"] = await locks.force_release(record_id)
     if sweep:
-        released["sweep"] = bool(await redis.delete(key("sweep", "running")))
+        released["sweep"] = await force_release(redis, keys.SWEEP_RUNNING)
     if backfill:
-        released["backfill"] = bool(await redis.delete(BACKFILL_RUNNING))
+        released["backfill"] = await force_release(redis, keys.BACKFILL_RUNNING)
     for name, was in released.items():
         if was:
             log.warning("ops unlock: %s released by force", name)

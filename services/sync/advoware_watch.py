@@ -10,7 +10,7 @@ Per sweep (`AdvowareWatch.collect`, then `commit` once the work was emitted):
    already synced) and is dropped. Changed rows without a snapshot are looked up in EspoCRM
    with one `in` query per 100 betnrs; betnrs with no EspoCRM record are counted as
    Advoware-only (the backfill's business, not the sweep's).
-3. The found record ids are written to the pending set `vmh:pending:advoware` (id -> time)
+3. The found record ids are written to the pending set `keys.PENDING_ADVOWARE` (id -> time)
    *before* they are emitted; the engine removes an id when its sync has recorded an outcome.
    An id still there after `PENDING_GRACE` (worker died, job dead-lettered) is emitted again.
 4. `commit` moves the watermark to the newest `geaendertAm` seen - never to "now", never
@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from services.redis_store import key
+from services.store.watermark import FIRST_RUN_LOOKBACK, WATERMARK_OVERLAP, Watermark
 from services.sync.model import ENTITY
 from services.sync.snapshot import SnapshotStore
-from services.sync.stores import PENDING_ADVOWARE
+from services.sync.stores import PendingAdvoware
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -44,13 +44,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WATERMARK_OVERLAP = timedelta(minutes=2)
-FIRST_RUN_LOOKBACK = timedelta(hours=24)
 # An emitted Advoware change whose sync has not finished after this long is emitted again.
 PENDING_GRACE = timedelta(minutes=10)
 LOOKUP_CHUNK = 100
-
-ADVO_WATERMARK = key("watermark", "advoware")
 
 
 @dataclass
@@ -87,21 +83,14 @@ class AdvowareWatch:
         self.espo = espo
         self.advo = advo
         self.redis = redis
+        self.pending = PendingAdvoware(redis)
         self.tz = tz
-        self.overlap = overlap
-        self.first_run_lookback = first_run_lookback
+        self.mark = Watermark.advoware(redis, overlap=overlap, lookback=first_run_lookback)
         self.pending_grace = pending_grace
         self.snapshots = SnapshotStore(redis)
 
     async def watermark(self, now: datetime) -> datetime:
-        raw = await self.redis.get(ADVO_WATERMARK)
-        if raw:
-            try:
-                value = datetime.fromisoformat(raw)
-                return value if value.tzinfo else value.replace(tzinfo=UTC)
-            except ValueError:
-                log.warning("unreadable Advoware watermark; re-reading the last %s", self.first_run_lookback)
-        return now - self.first_run_lookback
+        return await self.mark.read(now)
 
     async def collect(self, now: datetime | None = None) -> AdvowareChanges:
         from services.advoware.timezone import local_to_utc, query_since_local
@@ -110,7 +99,7 @@ class AdvowareWatch:
         now = now or datetime.now(UTC)
         mark = await self.watermark(now)
         started = now  # the sweep started before the listing: a safe (earlier) cap
-        since_local = query_since_local(mark, self.tz, self.overlap)
+        since_local = query_since_local(mark, self.tz, self.mark.overlap)
         newest: datetime | None = None
         rows: dict[int, dict[str, Any]] = {}
         async for row in self.advo.iter_beteiligte(changed_since_local=since_local):
@@ -157,13 +146,13 @@ class AdvowareWatch:
 
         # Emitted before, never finished: the worker died or the job was dead-lettered.
         cutoff = (now - self.pending_grace).timestamp()
-        stale = await self.redis.zrangebyscore(PENDING_ADVOWARE, "-inf", cutoff)
+        stale = await self.pending.older_than(cutoff)
         seen = set(out.ids)
-        out.unfinished = [str(i) for i in stale if str(i) not in seen]
+        out.unfinished = [i for i in stale if i not in seen]
         # Marked before the emit, so a sync that finishes before `commit` still clears it.
         emitted = out.ids + out.unfinished
         if emitted:
-            await self.redis.zadd(PENDING_ADVOWARE, dict.fromkeys(emitted, now.timestamp()))
+            await self.pending.add(emitted, now.timestamp())
         log.info(
             "advoware poll: %d changed rows, %d records to sync, %d unfinished, %d advoware-only",
             out.rows,
@@ -175,13 +164,13 @@ class AdvowareWatch:
 
     async def commit(self, changes: AdvowareChanges) -> None:
         if changes.watermark is not None:
-            await self.redis.set(ADVO_WATERMARK, changes.watermark.isoformat())
+            await self.mark.commit(changes.watermark)
 
     async def seed_watermark(self, newest_seen: datetime | None, listing_started: datetime) -> bool:
         """First run: after a complete backfill read, start polling from what it read (only if
         no watermark exists yet - an existing one belongs to the sweep)."""
-        value = next_watermark(listing_started - self.first_run_lookback, newest_seen, listing_started)
-        return bool(await self.redis.set(ADVO_WATERMARK, value.isoformat(), nx=True))
+        value = next_watermark(listing_started - self.mark.lookback, newest_seen, listing_started)
+        return await self.mark.seed(value)
 
     async def pending_count(self) -> int:
-        return int(await self.redis.zcard(PENDING_ADVOWARE))
+        return await self.pending.count()

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.errors import NotFoundError, TransientError
+from services.store import keys
 from services.sync.intents import CreateIntent
 from services.sync.model import Outcome, RecordContext, Result, SyncDeps, as_int
 from services.sync.outcomes import Outcomes
-from services.sync.stores import BACKFILL_RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Creator:
 
         content = mapper.from_espo(ctx.espo)
         intent = await self._d.intents.get(ctx.record_id)
-        if intent is None and ctx.options.defer_creates and await self._d.redis.exists(BACKFILL_RUNNING):
+        if intent is None and ctx.options.defer_creates and await self._d.redis.exists(keys.BACKFILL_RUNNING):
             # The backfill may be about to link this record to an existing Advoware record.
             log.info("record %s: create deferred while a backfill runs", ctx.record_id)
             return Outcome(ctx.record_id, Result.SKIPPED, reason="create deferred: backfill running")

@@ -12,9 +12,8 @@ EspoCRM record; a look that finds nothing to do writes nothing at all.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -138,7 +137,7 @@ class SyncEngine:
                 # Run again while events keep arriving, all under the same lock.
                 await self.locks.take_again(record_id)
                 while True:
-                    async with self._renewing(record_id, token):
+                    async with self.locks.renewing(record_id, token):
                         outcome = await self._sync_locked(record_id, trigger, options)
                     if not await self.locks.take_again(record_id):
                         break
@@ -170,31 +169,6 @@ class SyncEngine:
         return await self.planner.plan_record(record_id, trigger)
 
     # ------------------------------------------------------------------ under the lock
-    @contextlib.asynccontextmanager
-    async def _renewing(self, record_id: str, token: str) -> AsyncIterator[None]:
-        """Renew the record lock while a sync works, so a slow sync (retries, a slow connector)
-        never outlives its lock and lets a second worker in; a dead worker stops renewing and
-        its lock expires after the TTL."""
-
-        async def renew() -> None:
-            interval = max(0.2, self.locks.ttl_ms / 3000)
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    if not await self.locks.extend(record_id, token):
-                        log.warning("record %s: lock expired while syncing", record_id)
-                        return
-                except Exception as exc:  # Redis hiccup: try again next interval
-                    log.warning("record %s: lock renewal failed: %s", record_id, type(exc).__name__)
-
-        task = asyncio.create_task(renew())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
     async def _sync_locked(
         self, record_id: str, trigger: Trigger, options: SyncOptions = DEFAULT_OPTIONS
     ) -> Outcome:

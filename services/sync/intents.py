@@ -14,13 +14,10 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from services.redis_store import key
+from services.store import keys
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-
-# Long enough to outlive any retry schedule; an intent older than this is stale anyway.
-INTENT_TTL_SECONDS = 14 * 24 * 3600
 
 
 @dataclass
@@ -37,7 +34,7 @@ class IntentStore:
 
     @staticmethod
     def intent_key(espo_id: str) -> str:
-        return key("intent", espo_id)
+        return keys.create_intent(espo_id)
 
     async def get(self, espo_id: str) -> CreateIntent | None:
         raw = await self._redis.get(self.intent_key(espo_id))
@@ -47,7 +44,7 @@ class IntentStore:
 
     async def put(self, intent: CreateIntent) -> None:
         await self._redis.set(
-            self.intent_key(intent.espo_id), json.dumps(asdict(intent)), ex=INTENT_TTL_SECONDS
+            self.intent_key(intent.espo_id), json.dumps(asdict(intent)), ex=keys.CREATE_INTENT_TTL_SECONDS
         )
 
     async def delete(self, espo_id: str) -> None:

@@ -1,9 +1,8 @@
-"""Per-record lock in Redis: atomic, with a TTL and an owner token.
+"""Per-record lock: a `Lease` (services/store/lease.py) on `vmh:lock:<id>`, plus the "again" flag.
 
-- `SET key token NX PX ttl` takes it; only the owner's token releases or extends it
-  (compare-and-delete in Lua), so a slow worker whose lock expired can never release
-  the lock a newer worker holds.
-- A holder that dies leaves a lock that simply expires: no manual reset is needed.
+- Only the owner's token releases or extends it (atomic, in Redis), so a slow worker whose lock
+  expired can never release the lock a newer worker holds; a holder that dies leaves a lock that
+  simply expires: no manual reset is needed.
 - Events that arrive while a record is locked are not dropped: they set a "again" flag;
   the holder re-runs once after it finishes (see `SyncEngine`). The flag is checked both
   before and after release, and a flag setter retries the lock once, so no interleaving
@@ -12,22 +11,15 @@
 
 from __future__ import annotations
 
-import secrets
+import contextlib
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from services.redis_store import key
+from services.store import keys
+from services.store.lease import Lease, force_release, holder
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-_EXTEND = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
-return 0
-"""
 
 DEFAULT_LOCK_TTL_SECONDS = 120.0
 
@@ -35,35 +27,46 @@ DEFAULT_LOCK_TTL_SECONDS = 120.0
 class RecordLocks:
     def __init__(self, redis: Redis, ttl_seconds: float = DEFAULT_LOCK_TTL_SECONDS) -> None:
         self._redis = redis
+        self.ttl_seconds = float(ttl_seconds)
         self.ttl_ms = int(ttl_seconds * 1000)
 
     @staticmethod
     def lock_key(record_id: str) -> str:
-        return key("lock", record_id)
+        return keys.record_lock(record_id)
 
     @staticmethod
     def again_key(record_id: str) -> str:
-        return key("again", record_id)
+        return keys.record_again(record_id)
+
+    def lease(self, record_id: str, token: str | None = None) -> Lease:
+        """The record's lease: a fresh attempt, or (with `token`) the one held under it."""
+        if token is None:
+            return Lease(self._redis, self.lock_key(record_id), self.ttl_seconds)
+        return Lease.held(self._redis, self.lock_key(record_id), self.ttl_seconds, token)
 
     async def acquire(self, record_id: str) -> str | None:
         """Return the owner token if the lock was taken, else None."""
-        token = secrets.token_hex(12)
-        ok = await self._redis.set(self.lock_key(record_id), token, nx=True, px=self.ttl_ms)
-        return token if ok else None
+        lease = self.lease(record_id)
+        return lease.token if await lease.acquire() else None
 
     async def release(self, record_id: str, token: str) -> bool:
-        return bool(await self._redis.eval(_RELEASE, 1, self.lock_key(record_id), token))
+        return await self.lease(record_id, token).release()
 
     async def extend(self, record_id: str, token: str) -> bool:
-        return bool(await self._redis.eval(_EXTEND, 1, self.lock_key(record_id), token, str(self.ttl_ms)))
+        return await self.lease(record_id, token).extend()
+
+    @contextlib.asynccontextmanager
+    async def renewing(self, record_id: str, token: str) -> AsyncIterator[Lease]:
+        """Keep the held lock alive while a sync works (a slow connector, retries)."""
+        async with self.lease(record_id, token).renewing() as lease:
+            yield lease
 
     async def holder(self, record_id: str) -> str | None:
-        value = await self._redis.get(self.lock_key(record_id))
-        return str(value) if value is not None else None
+        return await holder(self._redis, self.lock_key(record_id))
 
     async def force_release(self, record_id: str) -> bool:
         """Ops `unlock`: drop the lock whoever holds it (normally never needed)."""
-        return bool(await self._redis.delete(self.lock_key(record_id)))
+        return await force_release(self._redis, self.lock_key(record_id))
 
     async def mark_again(self, record_id: str) -> None:
         await self._redis.set(self.again_key(record_id), "1", ex=max(60, self.ttl_ms // 1000 * 2))

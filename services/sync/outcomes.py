@@ -17,7 +17,7 @@ from typing import Any
 
 from services.beteiligte.common import MappingError
 from services.errors import ApiError, AuthError, FatalError, NotFoundError, TransientError
-from services.redis_store import key
+from services.store import keys
 from services.sync.model import ENTITY, Outcome, RecordContext, Result, SyncDeps
 from services.sync.notify import record_event
 from services.sync.snapshot import Snapshot
@@ -127,7 +127,7 @@ class Outcomes:
         betnr = snap.betnr if snap else (intent.betnr if intent else None)
         await d.pending_advoware.discard(record_id)
         await d.redis.hset(
-            key("unlinked", record_id),
+            keys.unlinked(record_id),
             mapping={"at": d.now().isoformat(), "betnr": str(betnr) if betnr else ""},
         )
         await d.snapshots.delete(record_id)

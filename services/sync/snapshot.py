@@ -2,7 +2,7 @@
 last successful sync of a pair, with its content hash and the change stamps our own
 writes produced (so pollers recognise their own echoes without any API call).
 
-Key `vmh:snap:<espocrm id>` -> JSON. Lost snapshots (Redis emptied) are survivable: the
+Key `keys.snapshot(<espocrm id>)` -> JSON. Lost snapshots (Redis emptied) are survivable: the
 sync falls back to its timestamp rule and writes a new one.
 """
 
@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from services.redis_store import key
+from services.store import keys
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -37,11 +37,11 @@ class SnapshotStore:
 
     @staticmethod
     def snapshot_key(espo_id: str) -> str:
-        return key("snap", espo_id)
+        return keys.snapshot(espo_id)
 
     @staticmethod
     def betnr_key(betnr: int) -> str:
-        return key("betnr", betnr)
+        return keys.betnr_index(betnr)
 
     async def get(self, espo_id: str) -> Snapshot | None:
         raw = await self._redis.get(self.snapshot_key(espo_id))

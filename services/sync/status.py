@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services.redis_store import key
+from services.store import keys
 from services.sync.model import ENTITY
 from services.sync.notify import recent_events
 from services.sync.states import SyncStatus
-from services.sync.stores import PENDING_ADVOWARE
 
 
 async def status_report(espo: Any, redis: Any) -> dict[str, Any]:
@@ -41,8 +40,8 @@ async def status_report(espo: Any, redis: Any) -> dict[str, Any]:
         order="asc",
         max_size=5,
     )
-    last_sweep = await redis.get(key("sweep", "last"))
-    stats = await redis.hgetall(key("stats"))
+    last_sweep = await redis.get(keys.SWEEP_LAST)
+    stats = await redis.hgetall(keys.STATS)
     return {
         "counts": counts,
         "oldest_pending": [
@@ -53,12 +52,12 @@ async def status_report(espo: Any, redis: Any) -> dict[str, Any]:
         "recent_conflicts": list(await recent_events(redis, "conflict", 20)),
         "last_sweep": json.loads(last_sweep) if last_sweep else None,
         "watermarks": {
-            "advoware": await redis.get(key("watermark", "advoware")),
-            "espocrm": await redis.get(key("watermark", "espocrm")),
+            "advoware": await redis.get(keys.WATERMARK_ADVOWARE),
+            "espocrm": await redis.get(keys.WATERMARK_ESPOCRM),
         },
         "counters": {k: int(v) for k, v in stats.items()},
         # Advoware changes emitted by a sweep whose sync has not finished (re-emitted if stuck).
-        "advoware_unfinished": int(await redis.zcard(PENDING_ADVOWARE)),
+        "advoware_unfinished": int(await redis.zcard(keys.PENDING_ADVOWARE)),
         "backfill": await _backfill(redis),
     }
 

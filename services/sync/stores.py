@@ -18,17 +18,12 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from services.redis_store import key
+from services.store import keys
 from services.sync.decide import FieldConflict
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-PENDING_ADVOWARE = key("pending", "advoware")
-# Held while a first-run backfill works (services/backfill/runner.py): creates in Advoware wait
-# until it has linked the existing pairs, so nothing is created twice.
-BACKFILL_RUNNING = key("backfill", "running")
-STATS = key("stats")
 PENDING_CONFLICT_TTL_SECONDS = 14 * 24 * 3600
 
 
@@ -38,7 +33,7 @@ class PendingConflicts:
 
     @staticmethod
     def conflicts_key(record_id: str) -> str:
-        return key("conflict", "pending", record_id)
+        return keys.pending_conflicts(record_id)
 
     async def put(self, record_id: str, betnr: int, conflicts: Sequence[FieldConflict]) -> None:
         body = {"betnr": betnr, "conflicts": [[c.field, c.espo_value, c.advo_value] for c in conflicts]}
@@ -68,16 +63,16 @@ class PendingAdvoware:
         self._redis = redis
 
     async def add(self, record_ids: Iterable[str], at: float) -> None:
-        await self._redis.zadd(PENDING_ADVOWARE, dict.fromkeys(record_ids, at))
+        await self._redis.zadd(keys.PENDING_ADVOWARE, dict.fromkeys(record_ids, at))
 
     async def older_than(self, cutoff: float) -> list[str]:
-        return [str(i) for i in await self._redis.zrangebyscore(PENDING_ADVOWARE, "-inf", cutoff)]
+        return [str(i) for i in await self._redis.zrangebyscore(keys.PENDING_ADVOWARE, "-inf", cutoff)]
 
     async def discard(self, record_id: str) -> None:
-        await self._redis.zrem(PENDING_ADVOWARE, record_id)
+        await self._redis.zrem(keys.PENDING_ADVOWARE, record_id)
 
     async def count(self) -> int:
-        return int(await self._redis.zcard(PENDING_ADVOWARE))
+        return int(await self._redis.zcard(keys.PENDING_ADVOWARE))
 
 
 class SyncStats:
@@ -85,7 +80,7 @@ class SyncStats:
         self._redis = redis
 
     async def count(self, name: str, amount: int = 1) -> None:
-        await self._redis.hincrby(STATS, name, amount)
+        await self._redis.hincrby(keys.STATS, name, amount)
 
     async def all(self) -> dict[str, int]:
-        return {k: int(v) for k, v in (await self._redis.hgetall(STATS)).items()}
+        return {k: int(v) for k, v in (await self._redis.hgetall(keys.STATS)).items()}

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from services.redis_store import key
+from services.store import keys
+from services.store.lease import Lease
+from services.store.watermark import Watermark
 from services.sync.model import ENTITY, Trigger
 from services.sync.snapshot import SnapshotStore
 from services.sync.states import SyncStatus
@@ -38,16 +39,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WATERMARK_OVERLAP = timedelta(minutes=2)
-FIRST_RUN_LOOKBACK = timedelta(hours=24)
 DAILY_CHECK_AGE = timedelta(hours=24)
 STALE_SYNCING_AGE = timedelta(minutes=5)
 RETRY_BASE = timedelta(minutes=10)
 RETRY_MAX = timedelta(hours=6)
-SWEEP_LOCK_SECONDS = 600
-
-ADVO_WATERMARK = key("watermark", "advoware")
-ESPO_WATERMARK = key("watermark", "espocrm")
 
 
 def retry_delay(attempts: int, base: timedelta = RETRY_BASE) -> timedelta:
@@ -110,20 +105,17 @@ class Sweeper:
         self.stale_syncing_age = stale_syncing_age
         self.retry_base = retry_base
         self.snapshots = SnapshotStore(redis)
+        self.espo_watermark = Watermark.espocrm(redis)
+        self.advo_watermark = Watermark.advoware(redis)
 
     # ------------------------------------------------------------------ locking
     async def claim_tick(self, tick: str) -> bool:
         """One cron run per tick across all `make serve` instances sharing the Redis."""
-        return bool(await self.redis.set(key("sweep", "tick", tick), "1", nx=True, ex=3600))
+        return bool(await self.redis.set(keys.sweep_tick(tick), "1", nx=True, ex=keys.SWEEP_TICK_TTL_SECONDS))
 
-    async def acquire(self) -> str | None:
-        token = secrets.token_hex(8)
-        ok = await self.redis.set(key("sweep", "running"), token, nx=True, ex=SWEEP_LOCK_SECONDS)
-        return token if ok else None
-
-    async def release(self, token: str) -> None:
-        if await self.redis.get(key("sweep", "running")) == token:
-            await self.redis.delete(key("sweep", "running"))
+    def lease(self) -> Lease:
+        """The sweep's lease: one sweep at a time; `async with` renews it while the sweep runs."""
+        return Lease(self.redis, keys.SWEEP_RUNNING, keys.SWEEP_LEASE_SECONDS)
 
     # ------------------------------------------------------------------ collecting
     async def collect(self, now: datetime | None = None) -> SweepPlan:
@@ -191,9 +183,15 @@ class Sweeper:
     async def _collect_espo_changes(self, plan: SweepPlan, now: datetime) -> None:
         from services.espocrm.datetime import parse_espo_datetime
 
-        mark = await self._watermark(ESPO_WATERMARK, now)
+        mark = await self.espo_watermark.read(now)
         rows = await self._ids(
-            [{"type": "after", "attribute": "modifiedAt", "value": _espo_dt(mark - WATERMARK_OVERLAP)}],
+            [
+                {
+                    "type": "after",
+                    "attribute": "modifiedAt",
+                    "value": _espo_dt(self.espo_watermark.read_from(mark)),
+                }
+            ],
             select="id,modifiedAt,syncStatus",
         )
         snaps = await self.snapshots.get_many([r["id"] for r in rows])
@@ -223,22 +221,13 @@ class Sweeper:
         plan.counts["advoware_only"] = len(plan.advoware_only_betnrs)
         plan.advo_watermark = changes.watermark
 
-    async def _watermark(self, name: str, now: datetime) -> datetime:
-        raw = await self.redis.get(name)
-        if raw:
-            try:
-                return datetime.fromisoformat(raw)
-            except ValueError:
-                log.warning("unreadable watermark %s; re-reading the last 24 h", name)
-        return now - FIRST_RUN_LOOKBACK
-
     async def commit(self, plan: SweepPlan) -> None:
         """After every batch was emitted: advance the watermarks to what was processed."""
         if plan.advo_watermark is not None:
-            await self.redis.set(ADVO_WATERMARK, plan.advo_watermark.isoformat())
+            await self.advo_watermark.commit(plan.advo_watermark)
         if plan.espo_watermark is not None:
-            await self.redis.set(ESPO_WATERMARK, plan.espo_watermark.isoformat())
+            await self.espo_watermark.commit(plan.espo_watermark)
         await self.redis.set(
-            key("sweep", "last"),
+            keys.SWEEP_LAST,
             json.dumps({"at": datetime.now(UTC).isoformat(), **plan.summary()}),
         )

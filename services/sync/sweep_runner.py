@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from services.store.lease import LeaseBusy
 from services.sync.dispatch import SYNC_CHECK_BATCH
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
@@ -29,15 +30,13 @@ async def run_sweep(emit: Emit, *, cron_tick: bool = False) -> dict[str, Any]:
             tick = datetime.now(UTC).strftime("%Y%m%d%H%M")
             if not await sweeper.claim_tick(tick):
                 return {"skipped": "another instance runs this tick"}
-        token = await sweeper.acquire()
-        if token is None:
-            return {"skipped": "a sweep is already running"}
         try:
-            plan = await sweeper.collect()
-            batches = plan.batches(SYNC_CHECK_BATCH)
-            for trigger, ids in batches:
-                await emit({"topic": SYNC_CHECK_TOPIC, "data": {"ids": ids, "trigger": trigger.value}})
-            await sweeper.commit(plan)
-        finally:
-            await sweeper.release(token)
+            async with sweeper.lease():
+                plan = await sweeper.collect()
+                batches = plan.batches(SYNC_CHECK_BATCH)
+                for trigger, ids in batches:
+                    await emit({"topic": SYNC_CHECK_TOPIC, "data": {"ids": ids, "trigger": trigger.value}})
+                await sweeper.commit(plan)
+        except LeaseBusy:
+            return {"skipped": "a sweep is already running"}
         return {**plan.summary(), "events": len(batches)}

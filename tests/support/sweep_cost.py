@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -203,7 +203,7 @@ def skip_espo_overlap(stack: Stack) -> None:
 
     r = redis.Redis.from_url(stack.redis_url, decode_responses=True)
     try:
-        raw = r.get("vmh:watermark:espocrm")
+        raw = cast("str | None", r.get("vmh:watermark:espocrm"))  # sync client: a str, not an Awaitable
         if raw:
             r.set("vmh:watermark:espocrm", (datetime.fromisoformat(raw) + OVERLAP).isoformat())
     finally:

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from services.advoware.client import AdvowareClient
 from services.advoware.concurrency import LocalSemaphore, RedisSemaphore
 from services.errors import (
+    ApiError,
     AuthError,
     ConflictError,
     NotFoundError,
@@ -226,7 +227,12 @@ async def test_400_validation_message(client: AdvowareClient, respx_mock: respx.
     ],
 )
 async def test_error_mapping(
-    client: AdvowareClient, respx_mock: respx.MockRouter, status: int, body: str, cls: type, calls: int
+    client: AdvowareClient,
+    respx_mock: respx.MockRouter,
+    status: int,
+    body: str,
+    cls: type[ApiError],
+    calls: int,
 ) -> None:
     route = respx_mock.get(f"{URL}/7").respond(status, text=body)
     with pytest.raises(cls) as info:

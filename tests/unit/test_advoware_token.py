@@ -7,11 +7,13 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import fakeredis
 import httpx
 import pytest
 import respx
+from redis.asyncio import Redis
 
 from services.advoware.token import (
     TokenProvider,
@@ -41,21 +43,19 @@ async def redis() -> AsyncIterator[fakeredis.FakeAsyncRedis]:
     await r.aclose()
 
 
-def provider(
-    redis: object, http: httpx.AsyncClient, clock: Clock | None = None, **kw: object
-) -> TokenProvider:
+def provider(redis: Redis, http: httpx.AsyncClient, clock: Clock | None = None, **kw: Any) -> TokenProvider:
     return TokenProvider(
         http=http,
         redis=redis,
         security_url=SEC,
         app_id="app-123",
-        api_key=API_KEY,  # type: ignore[arg-type]
+        api_key=API_KEY,
         kanzlei="KANZLEI-01",
         database="ADVOWARE",
         user="bao",
         password="pw-secret-1",
         clock=clock or Clock(),
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 

@@ -8,16 +8,11 @@ from typing import Any
 import fakeredis
 import pytest
 
-from services.sync.advoware_watch import (
-    ADVO_WATERMARK,
-    PENDING_GRACE,
-    AdvowareWatch,
-    next_watermark,
-)
+from services.store import keys
+from services.sync.advoware_watch import PENDING_GRACE, AdvowareWatch, next_watermark
 from services.sync.engine import SyncEngine
 from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
-from services.sync.stores import PENDING_ADVOWARE
 from services.sync.sweep import Sweeper
 from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
 
@@ -56,7 +51,7 @@ async def settle(env: dict[str, Any]) -> None:
     """One poll that commits, so the next one starts from the current state."""
     changes = await env["watch"].collect(env["clock"].now)
     await env["watch"].commit(changes)
-    await env["redis"].delete(PENDING_ADVOWARE)
+    await env["redis"].delete(keys.PENDING_ADVOWARE)
 
 
 async def test_an_advoware_edit_is_found_and_our_own_writes_are_not(env: dict[str, Any]) -> None:
@@ -111,7 +106,7 @@ async def test_watermark_commit_and_overlap(env: dict[str, Any]) -> None:
     await linked(env, 1)
     changes = await env["watch"].collect(env["clock"].now)
     await env["watch"].commit(changes)
-    mark = datetime.fromisoformat(await env["redis"].get(ADVO_WATERMARK))
+    mark = datetime.fromisoformat(await env["redis"].get(keys.WATERMARK_ADVOWARE))
     assert mark <= env["clock"].now
     # Re-reading the overlap window finds the row again, and the content compare drops it.
     again = await env["watch"].collect(env["clock"].now)
@@ -134,11 +129,11 @@ async def test_unfinished_syncs_are_emitted_again_after_the_grace(env: dict[str,
     first = await env["watch"].collect(env["clock"].now)
     await env["watch"].commit(first)
     assert sorted(first.ids) == sorted([rid, rid2])
-    assert await env["redis"].zcard(PENDING_ADVOWARE) == 2
+    assert await env["redis"].zcard(keys.PENDING_ADVOWARE) == 2
     # rid2's sync finishes; rid's worker dies (its event is lost).
     out = await env["engine"].sync_record(rid2, Trigger.SWEEP)
     assert out.result is Result.UPDATED
-    assert await env["redis"].zscore(PENDING_ADVOWARE, rid2) is None
+    assert await env["redis"].zscore(keys.PENDING_ADVOWARE, rid2) is None
     # A later change moves the watermark past rid's row (re-read once more in the overlap) ...
     env["clock"].tick(300)
     env["advo"].edit(betnr3, titel="Dr.")
@@ -152,7 +147,7 @@ async def test_unfinished_syncs_are_emitted_again_after_the_grace(env: dict[str,
     assert later.unfinished == [rid]  # out of the window: only the pending set has it
     await env["engine"].sync_record(rid, Trigger.SWEEP)
     await env["engine"].sync_record(_rid3, Trigger.SWEEP)
-    assert await env["redis"].zcard(PENDING_ADVOWARE) == 0
+    assert await env["redis"].zcard(keys.PENDING_ADVOWARE) == 0
 
 
 async def test_the_sweep_reports_the_poll(env: dict[str, Any]) -> None:
@@ -166,4 +161,4 @@ async def test_the_sweep_reports_the_poll(env: dict[str, Any]) -> None:
     assert plan.work == {rid: Trigger.SWEEP}
     assert plan.counts["advoware_changed"] == 1 and plan.counts["advoware_unfinished"] == 0
     await sweeper.commit(plan)
-    assert await env["redis"].get(ADVO_WATERMARK)
+    assert await env["redis"].get(keys.WATERMARK_ADVOWARE)

@@ -11,25 +11,26 @@ from typing import Any
 import fakeredis
 import pytest
 
-from services.backfill.identity import (
-    Strength,
-    compare,
-    court_key,
-    fold,
-    identity_of_advo,
-    identity_of_espo,
-    register_key,
-    split_company_name,
-)
 from services.backfill.matching import match_records
 from services.backfill.plan import PARK_PREFIX
 from services.backfill.runner import Backfill, BackfillAborted
-from services.backfill.state import RUN_STATE, BackfillBusy
+from services.backfill.state import BackfillBusy
 from services.beteiligte import mapper
+from services.beteiligte.identity import (
+    Strength,
+    compare,
+    identity_of_advo,
+    identity_of_espo,
+    split_company_name,
+)
+from services.beteiligte.normalize import name_key as fold
+from services.beteiligte.normalize import register_court_key as court_key
+from services.beteiligte.normalize import register_number_key as register_key
+from services.store.keys import BACKFILL_RUN_STATE as RUN_STATE
+from services.store.keys import BACKFILL_RUNNING
 from services.sync.engine import SyncEngine
 from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
-from services.sync.stores import BACKFILL_RUNNING
 from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
 
 # --------------------------------------------------------------------------- record builders
@@ -508,7 +509,7 @@ async def test_interrupted_run_resumes_without_duplicates(world: dict[str, Any])
     w, ids = world, world["ids"]
     before = advo_identity_counts(w["advo"])
     # The 2nd create crashes the run (not an API error: nothing handles it).
-    w["advo"].fail_next["create"] = [None, RuntimeError("worker killed")]  # type: ignore[list-item]
+    w["advo"].fail_next["create"] = [None, RuntimeError("worker killed")]
     original = w["advo"]._maybe_fail
 
     def maybe_fail(op: str) -> None:

@@ -141,8 +141,10 @@ async def test_update_and_version_number(client: EspoCrmClient) -> None:
 
 @respx.mock
 async def test_delete(client: EspoCrmClient) -> None:
-    route = respx.delete(f"{BASE}/CBeteiligte/abc").respond(200, json=True)
-    assert await client.delete("CBeteiligte", "abc") is None
+    route = respx.delete(f"{BASE}/CBeteiligte/abc").respond(
+        200, content=b"true", headers={"Content-Type": "application/json"}
+    )
+    await client.delete("CBeteiligte", "abc")  # typed -> None
     assert route.call_count == 1
 
 

@@ -1,0 +1,136 @@
+"""The one registry of the service's Redis keys: every `vmh:*` name is built here, nowhere else.
+
+The prefix `vmh:` keeps the service's keys apart from Motia's own (`motia:*`, `bull:*`) on the
+one Redis an operator runs. A test (tests/unit/test_store_keys.py) fails if a `vmh:` literal
+appears anywhere else in the code.
+
+| key                                        | type   | holds                                          | lifetime        |
+|--------------------------------------------|--------|------------------------------------------------|-----------------|
+| `vmh:lock:<espo id>`                       | string | record lease (owner token)                     | lease TTL       |
+| `vmh:again:<espo id>`                      | string | "sync once more" flag for the lease holder     | 2 x lease TTL   |
+| `vmh:snap:<espo id>`                       | string | last-synced snapshot (JSON)                    | none            |
+| `vmh:betnr:<betnr>`                        | string | betnr -> espo id index of the snapshots        | none            |
+| `vmh:intent:<espo id>`                     | string | create intent (JSON)                           | 14 days         |
+| `vmh:unlinked:<espo id>`                   | hash   | pair unlinked after an EspoCRM delete          | none            |
+| `vmh:conflict:pending:<espo id>`           | string | conflicts not yet reported                     | none            |
+| `vmh:pending:advoware`                     | zset   | Advoware changes emitted, sync not finished    | none            |
+| `vmh:watermark:advoware` / `:espocrm`      | string | change-poll watermarks (ISO UTC)               | none            |
+| `vmh:sweep:running`                        | string | sweep lease                                    | lease TTL       |
+| `vmh:sweep:tick:<YYYYmmddHHMM>`            | string | one cron run per tick across instances         | 1 h             |
+| `vmh:sweep:last`                           | string | summary of the last sweep (JSON)               | none            |
+| `vmh:backfill:running`                     | string | backfill lease                                 | lease TTL       |
+| `vmh:backfill:run`                         | string | backfill run state (JSON)                      | none            |
+| `vmh:backfill:<run id>:done`               | hash   | backfill checkpoints                           | 30 days         |
+| `vmh:advoware:token:<kanzlei>:<user>`      | string | Advoware access token (JSON)                   | token lifetime  |
+| `vmh:advoware:token:<kanzlei>:<user>:lock` | string | token single-flight lease                      | lease TTL       |
+| `vmh:advoware:concurrency:<kanzlei>`       | zset   | Advoware call semaphore (and its `:wake` list) | lease           |
+| `vmh:webhook:<event>:<sha256 of body>`     | string | webhook batch already accepted                 | 2 h             |
+| `vmh:stats`                                | hash   | counters                                       | none            |
+| `vmh:notifications`                        | list   | recent notifications sent                      | trimmed         |
+| `vmh:recent:<kind>`                        | list   | recent failures / conflicts                    | trimmed         |
+
+Losing any of them (Redis restarted empty) is survivable; docs/architecture.md ("Redis
+restarted empty") says what each loss costs and how the service rebuilds it.
+"""
+
+from __future__ import annotations
+
+PREFIX = "vmh:"
+
+
+def _key(*parts: object) -> str:
+    return PREFIX + ":".join(str(p) for p in parts)
+
+
+# ---------------------------------------------------------------- per record
+def record_lock(espo_id: str) -> str:
+    return _key("lock", espo_id)
+
+
+def record_again(espo_id: str) -> str:
+    return _key("again", espo_id)
+
+
+def snapshot(espo_id: str) -> str:
+    return _key("snap", espo_id)
+
+
+def betnr_index(betnr: int) -> str:
+    return _key("betnr", betnr)
+
+
+def create_intent(espo_id: str) -> str:
+    return _key("intent", espo_id)
+
+
+def unlinked(espo_id: str) -> str:
+    return _key("unlinked", espo_id)
+
+
+def pending_conflicts(espo_id: str) -> str:
+    return _key("conflict", "pending", espo_id)
+
+
+# Long enough to outlive any retry schedule; an intent older than this is stale anyway.
+CREATE_INTENT_TTL_SECONDS = 14 * 24 * 3600
+
+# ---------------------------------------------------------------- change polls and sweep
+PENDING_ADVOWARE = _key("pending", "advoware")
+WATERMARK_ADVOWARE = _key("watermark", "advoware")
+WATERMARK_ESPOCRM = _key("watermark", "espocrm")
+
+SWEEP_RUNNING = _key("sweep", "running")
+# Renewed while the sweep runs; a dead sweeper's lease frees itself after this.
+SWEEP_LEASE_SECONDS = 600
+SWEEP_LAST = _key("sweep", "last")
+SWEEP_TICK_TTL_SECONDS = 3600
+
+
+def sweep_tick(tick: str) -> str:
+    return _key("sweep", "tick", tick)
+
+
+# ---------------------------------------------------------------- backfill
+BACKFILL_RUNNING = _key("backfill", "running")
+BACKFILL_RUN_STATE = _key("backfill", "run")
+BACKFILL_LEASE_SECONDS = 120
+BACKFILL_CHECKPOINT_TTL_SECONDS = 30 * 24 * 3600
+
+
+def backfill_done(run_id: str) -> str:
+    return _key("backfill", run_id, "done")
+
+
+# ---------------------------------------------------------------- Advoware client
+def advoware_token(kanzlei: str, user: str) -> str:
+    return _key("advoware", "token", kanzlei, user)
+
+
+def advoware_token_lock(kanzlei: str, user: str) -> str:
+    return advoware_token(kanzlei, user) + ":lock"
+
+
+def advoware_concurrency(kanzlei: str) -> str:
+    return _key("advoware", "concurrency", kanzlei)
+
+
+# ---------------------------------------------------------------- webhook intake
+def webhook_delivery(event: str, body_sha256: str) -> str:
+    return _key("webhook", event, body_sha256)
+
+
+# A redelivery comes at most ~36 min after the first attempt; keep the record 2 h.
+WEBHOOK_DEDUP_TTL_SECONDS = 2 * 3600
+
+# ---------------------------------------------------------------- reporting
+STATS = _key("stats")
+NOTIFICATIONS = _key("notifications")
+
+
+def recent(kind: str) -> str:
+    return _key("recent", kind)
+
+
+def scratch(*parts: object) -> str:
+    """A throw-away key under the service's prefix, for tests and benchmarks only."""
+    return _key("test", *parts)

@@ -1,0 +1,94 @@
+"""The position of a change poll: "every change up to here was seen and handed on".
+
+Both polls use it: the EspoCRM poll (`modifiedAt`, services/sync/sweep.py) and the Advoware
+poll (`geaendertAm`, services/sync/advoware_watch.py). Rules, the same for both:
+
+- Stored as an ISO-8601 UTC timestamp under `vmh:watermark:<system>`.
+- A poll reads from `mark - overlap`: the overlap re-reads the boundary and absorbs clock skew.
+- `commit` happens only after the work found was emitted, with the newest change actually
+  seen (never "now"): a crash mid-sweep re-reads. Callers never move it backwards.
+- Missing (first run, or Redis restarted empty) or unreadable: the poll starts at
+  `now - lookback` (24 h). That is safe because re-reading is harmless (our own writes are
+  recognised, a re-synced unchanged record costs one compare) and anything older than the
+  lookback is covered elsewhere: every `clean` record not verified for 24 h gets its daily
+  check (both sides read and compared), and records a person left `pending_sync`/`dirty`/
+  `failed` are found by their status, not by the watermark. A missing watermark therefore
+  never loses an edit; it costs one wider read.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from services.store import keys
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+WATERMARK_OVERLAP = timedelta(minutes=2)
+FIRST_RUN_LOOKBACK = timedelta(hours=24)
+
+
+class Watermark:
+    def __init__(
+        self,
+        redis: Redis,
+        name: str,
+        *,
+        overlap: timedelta = WATERMARK_OVERLAP,
+        lookback: timedelta = FIRST_RUN_LOOKBACK,
+    ) -> None:
+        self._redis = redis
+        self.name = name
+        self.overlap = overlap
+        self.lookback = lookback
+
+    @classmethod
+    def espocrm(cls, redis: Redis, **kw: timedelta) -> Watermark:
+        return cls(redis, keys.WATERMARK_ESPOCRM, **kw)
+
+    @classmethod
+    def advoware(cls, redis: Redis, **kw: timedelta) -> Watermark:
+        return cls(redis, keys.WATERMARK_ADVOWARE, **kw)
+
+    async def stored(self) -> datetime | None:
+        """The committed position (UTC), or None if missing or unreadable."""
+        raw = await self._redis.get(self.name)
+        if not raw:
+            return None
+        try:
+            value = datetime.fromisoformat(str(raw))
+        except ValueError:
+            log.warning("unreadable watermark %s; treating it as missing", self.name)
+            return None
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+    async def read(self, now: datetime) -> datetime:
+        """Where the next poll continues: the committed position, else `now - lookback`."""
+        value = await self.stored()
+        if value is None:
+            log.warning(
+                "no watermark %s (first run or Redis emptied): reading back %s", self.name, self.lookback
+            )
+            return now - self.lookback
+        return value
+
+    def read_from(self, mark: datetime) -> datetime:
+        """The lower bound of the poll for a position `mark`: the overlap re-reads the boundary."""
+        return mark - self.overlap
+
+    async def commit(self, value: datetime) -> None:
+        """After the work found up to `value` was emitted (callers hold the sweep lease)."""
+        await self._redis.set(self.name, _iso(value))
+
+    async def seed(self, value: datetime) -> bool:
+        """Set only if no position exists yet (an existing one belongs to the running polls)."""
+        return bool(await self._redis.set(self.name, _iso(value), nx=True))
+
+
+def _iso(value: datetime) -> str:
+    return (value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
