@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from services.settings import Settings, get_settings
@@ -47,12 +48,25 @@ async def open_redis(settings: Settings | None = None) -> AsyncIterator[Redis]:
 async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtime]:
     from services.advoware.client import AdvowareClient
     from services.espocrm.client import EspoCrmClient
+    from services.sync.breaker import CircuitBreakers
     from services.sync.engine import SyncEngine
+    from services.sync.notify import Notifier
 
     settings = settings or get_settings()
     async with open_redis(settings) as redis:
         espo = EspoCrmClient.from_settings(settings)
         advo = AdvowareClient.from_settings(settings, redis)
+        notifier = Notifier(espo, redis, settings.ESPOCRM_NOTIFY_USER_ID, settings.ESPOCRM_NOTIFY_USER_NAME)
+
+        async def alert(system: str, message: str) -> None:
+            await notifier.notify(None, message)
+
+        breakers = CircuitBreakers(
+            redis,
+            threshold=settings.SYNC_BREAKER_THRESHOLD,
+            window=timedelta(seconds=settings.SYNC_BREAKER_WINDOW_SECONDS),
+            alert=alert,
+        )
         try:
             engine = SyncEngine(
                 espo=espo,
@@ -63,6 +77,8 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
                 notify_user_name=settings.ESPOCRM_NOTIFY_USER_NAME,
                 max_attempts=settings.SYNC_MAX_ATTEMPTS,
                 lock_ttl_seconds=settings.SYNC_LOCK_TTL_SECONDS,
+                breakers=breakers,
+                retry_base=timedelta(seconds=settings.SYNC_RETRY_BASE_SECONDS),
             )
             yield Runtime(settings=settings, redis=redis, espo=espo, advo=advo, engine=engine)
         finally:

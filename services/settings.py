@@ -13,11 +13,13 @@ from functools import lru_cache
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.errors import ConfigurationError
 from services.intake.config import DEFAULT_REDIS_URL, parse_webhook_secrets
+
+WORKBENCH_PASSWORD_MIN = 12
 
 
 class Settings(BaseSettings):
@@ -54,8 +56,13 @@ class Settings(BaseSettings):
     # --- Service -------------------------------------------------------------------
     REDIS_URL: str = DEFAULT_REDIS_URL
     SYNC_ADMIN_TOKEN: SecretStr
-    # Motia's Workbench also opens 21678 + PORT (its HMR server), so PORT stays below 43858.
-    PORT: int = Field(default=3000, ge=1, le=43857)
+    # The one HTTP port (make serve opens no second one) and the address it is bound to.
+    PORT: int = Field(default=3000, ge=1, le=65535)
+    HOST: str = "127.0.0.1"
+    # Login of the Workbench on that port (HTTP Basic). Both or neither: without them the
+    # Workbench is not served in `make serve` (only the webhook and ops routes answer).
+    WORKBENCH_USER: str | None = None
+    WORKBENCH_PASSWORD: SecretStr | None = Field(default=None, validate_default=True)
     # Attempts before a record becomes permanently_failed.
     SYNC_MAX_ATTEMPTS: int = Field(default=8, ge=1, le=100)
     # HTTP timeout per call, seconds.
@@ -67,6 +74,10 @@ class Settings(BaseSettings):
     SYNC_STALE_SYNCING_SECONDS: float = Field(default=300.0, ge=1, le=86400)
     # Back-off of `failed` records: base * 2**(attempts-1), capped at 6 h.
     SYNC_RETRY_BASE_SECONDS: float = Field(default=600.0, gt=0, le=86400)
+    # Circuit breaker per system: this many distinct records failing with a transient error
+    # (no success in between, within the window) open it; an auth failure opens it at once.
+    SYNC_BREAKER_THRESHOLD: int = Field(default=5, ge=1, le=1000)
+    SYNC_BREAKER_WINDOW_SECONDS: float = Field(default=900.0, ge=1, le=86400)
 
     @field_validator("ESPOCRM_WEBHOOK_SECRETS", mode="before")
     @classmethod
@@ -97,6 +108,16 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: str) -> str:
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("WORKBENCH_PASSWORD")
+    @classmethod
+    def _workbench_login(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        password = value.get_secret_value() if value is not None else ""
+        if bool(password) != bool(info.data.get("WORKBENCH_USER")):
+            raise ValueError("WORKBENCH_USER and WORKBENCH_PASSWORD are set together, or neither")
+        if password and len(password) < WORKBENCH_PASSWORD_MIN:
+            raise ValueError(f"must be at least {WORKBENCH_PASSWORD_MIN} characters")
         return value
 
     @property

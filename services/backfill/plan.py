@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.backfill.matching import Ambiguity, Link, MatchReport, match_records
+from services.sync.decide import change_rows
 from services.sync.model import ENTITY, as_int
 from services.sync.states import SyncStatus
 
@@ -87,6 +88,7 @@ class PairPlan:
     to_espo: list[str]
     conflicts: list[str]
     basis: str
+    fields: list[dict[str, Any]] = field(default_factory=list)  # decide.change_rows: the values
 
 
 @dataclass
@@ -255,6 +257,7 @@ class BackfillPlanner:
                         sorted(plan.to_espo),
                         sorted(c.field for c in plan.conflicts),
                         plan.basis.value,
+                        change_rows(plan),
                     )
                 )
             bar.update(1)

@@ -253,7 +253,8 @@ class Backfill:
         assert action.espo_id is not None
         # A pair the backfill looked at counts as verified (advowareLastSync = now), so the
         # sweep after a backfill does not daily-check every pair again.
-        trigger = Trigger.SWEEP if action.kind is ActionKind.CREATE else Trigger.DAILY_CHECK
+        # An operator's (re)run: a record failed earlier is tried now, not after its back-off.
+        trigger = Trigger.RETRY_NOW if action.kind is ActionKind.CREATE else Trigger.DAILY_CHECK
         return await self.engine.sync_record(action.espo_id, trigger, options=BACKFILL_SYNC)
 
     def _sync_outcome(self, action: Action, outcome: Outcome, result: BackfillResult) -> str | None:

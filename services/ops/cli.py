@@ -205,14 +205,15 @@ def _print_plan(plan: dict[str, Any], out: TextIO) -> None:
         out.write(
             f"  decided by: {plan['basis']} (snapshot {'present' if plan.get('snapshot') else 'missing'})\n"
         )
-    rows = [("field", "EspoCRM", "Advoware", "action")]
+    rows = [("field", "EspoCRM", "Advoware", "after the sync", "action")]
     for f in plan.get("fields") or []:
-        action = {"to_advoware": "-> Advoware", "to_espocrm": "-> EspoCRM"}[f["direction"]]
+        action = {"to_advoware": "-> Advoware", "to_espocrm": "-> EspoCRM", "both": "-> both"}[f["direction"]]
         if f.get("conflict"):
             action += " (conflict: EspoCRM wins)"
-        rows.append(
-            (f["field"], f["espocrm"] or "", f["advoware"] if f["advoware"] is not None else "", action)
-        )
+        elif f.get("rule"):
+            action += f" ({f['rule']})"
+        advo = f["advoware"] if f["advoware"] is not None else ""
+        rows.append((f["field"], f["espocrm"] or "", advo, f.get("result") or f["espocrm"] or "", action))
     if len(rows) > 1:
         _table(rows, out)
 
@@ -291,20 +292,16 @@ def _print_backfill(result: BackfillResult, out: TextIO, limit: int) -> None:
     )
     if result.dry_run and result.plan.updates:
         shown, more = _clip(result.plan.updates, limit)
-        out.write(f"\nWould update ({len(result.plan.updates)} pairs; field names only):\n")
-        _table(
-            [
-                (
-                    p.espo_id,
-                    p.betnr,
-                    "to Advoware: " + (", ".join(p.to_advo) or "-"),
-                    "to EspoCRM: " + (", ".join(p.to_espo) or "-"),
-                    ("conflicts: " + ", ".join(p.conflicts)) if p.conflicts else "",
+        out.write(f"\nWould update ({len(result.plan.updates)} pairs):\n")
+        rows: list[tuple[Any, ...]] = [
+            ("EspoCRM id", "betnr", "field", "EspoCRM", "Advoware", "after", "rule")
+        ]
+        for p in shown:
+            for f in p.fields:
+                rows.append(
+                    (p.espo_id, p.betnr, f["field"], f["espocrm"], f["advoware"], f["result"], f["rule"])
                 )
-                for p in shown
-            ],
-            out,
-        )
+        _table(rows, out)
         if more:
             out.write(f"  ... and {more} more (--json for all)\n")
     for title, items, fmt in (

@@ -25,6 +25,10 @@ appears anywhere else in the code.
 | `vmh:advoware:token:<kanzlei>:<user>:lock` | string | token single-flight lease                      | lease TTL       |
 | `vmh:advoware:concurrency:<kanzlei>`       | zset   | Advoware call semaphore (and its `:wake` list) | lease           |
 | `vmh:webhook:<event>:<sha256 of body>`     | string | webhook batch already accepted                 | 2 h             |
+| `vmh:own:espocrm`                          | hash   | espo id -> modifiedAt of our last EspoCRM write| none            |
+| `vmh:breaker:<system>`                     | string | circuit breaker open (JSON: since, kind, why)  | until the probe |
+| `vmh:breaker:<system>:run`                 | zset   | records failing transiently, no success since  | window          |
+| `vmh:breaker:<system>:waiting`             | set    | records held while open, released on close     | until released  |
 | `vmh:stats`                                | hash   | counters                                       | none            |
 | `vmh:notifications`                        | list   | recent notifications sent                      | trimmed         |
 | `vmh:recent:<kind>`                        | list   | recent failures / conflicts                    | trimmed         |
@@ -121,6 +125,22 @@ def webhook_delivery(event: str, body_sha256: str) -> str:
 
 # A redelivery comes at most ~36 min after the first attempt; keep the record 2 h.
 WEBHOOK_DEDUP_TTL_SECONDS = 2 * 3600
+
+# ---------------------------------------------------------------- failure scheduling
+OWN_WRITES_ESPOCRM = _key("own", "espocrm")
+
+
+def breaker(system: str) -> str:
+    return _key("breaker", system)
+
+
+def breaker_run(system: str) -> str:
+    return _key("breaker", system, "run")
+
+
+def breaker_waiting(system: str) -> str:
+    return _key("breaker", system, "waiting")
+
 
 # ---------------------------------------------------------------- reporting
 STATS = _key("stats")

@@ -14,16 +14,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from services.errors import NotFoundError
+from services.errors import ApiError, NotFoundError
+from services.sync.admission import Admission
+from services.sync.backoff import RETRY_BASE, OwnWrites
+from services.sync.breaker import SYSTEMS, CircuitBreakers
 from services.sync.create import Creator
 from services.sync.intents import IntentStore
 from services.sync.lock import RecordLocks
 from services.sync.model import (
     ENTITY,
-    PARKED,
     Outcome,
     RecordContext,
     Result,
@@ -31,7 +33,6 @@ from services.sync.model import (
     SyncOptions,
     Trigger,
     as_int,
-    stays_parked,
     utcnow,
 )
 from services.sync.notify import Notifier
@@ -69,6 +70,8 @@ class SyncEngine:
         lock_ttl_seconds: float = 120.0,
         mirror_syncing: bool = True,
         clock: Callable[[], datetime] | None = None,
+        breakers: CircuitBreakers | None = None,
+        retry_base: timedelta = RETRY_BASE,
     ) -> None:
         self.espo = espo
         self.advo = advo
@@ -79,6 +82,7 @@ class SyncEngine:
         self.snapshots = SnapshotStore(redis)
         self.intents = IntentStore(redis)
         self.notifier = Notifier(espo, redis, notify_user_id, notify_user_name)
+        self.breakers = breakers or CircuitBreakers(redis, clock=self.now)
         self.deps = SyncDeps(
             espo=espo,
             advo=advo,
@@ -92,7 +96,10 @@ class SyncEngine:
             conflicts=PendingConflicts(redis),
             pending_advoware=PendingAdvoware(redis),
             stats=SyncStats(redis),
+            breakers=self.breakers,
+            own_writes=OwnWrites(redis),
         )
+        self.admission = Admission(self.deps, retry_base=retry_base)
         self.outcomes = Outcomes(self.deps, max_attempts=max_attempts, mirror_syncing=mirror_syncing)
         self.planner = Planner(self.deps)
         self.creator = Creator(self.deps, self.outcomes)
@@ -172,23 +179,30 @@ class SyncEngine:
     async def _sync_locked(
         self, record_id: str, trigger: Trigger, options: SyncOptions = DEFAULT_OPTIONS
     ) -> Outcome:
-        """One run: read, leave parked records alone, create or update, record errors."""
+        """One run: admission (breakers, parked, back-off), read, create or update, record errors."""
+        waiting = await self.admission.circuit_open(record_id)
+        if waiting is not None:
+            return waiting
         try:
             espo = await self.espo.get(ENTITY, record_id)
         except NotFoundError:
             log.info("record %s no longer exists in EspoCRM", record_id)
             return Outcome(record_id, Result.SKIPPED, reason="not in EspoCRM")
-        status = SyncStatus.parse(espo.get("syncStatus"))
-        if status in PARKED:
-            if stays_parked(status, espo, trigger):
-                return Outcome(record_id, Result.SKIPPED, reason=f"parked as {status.value}")
-            status = transition(status, SyncStatus.PENDING_SYNC)
+        except ApiError as exc:
+            return await self.outcomes.unreadable(record_id, exc)
+        status, held = await self.admission.admit(record_id, espo, trigger)
+        if held is not None:
+            return held
         transition(status, SyncStatus.SYNCING)
         ctx = RecordContext(record_id=record_id, espo=espo, status=status, options=options)
         try:
             betnr = as_int(espo.get("betnr"))
             if betnr is None:
-                return await self.creator.create(ctx)
-            return await self.updater.update(ctx, betnr, trigger)
+                outcome = await self.creator.create(ctx)
+            else:
+                outcome = await self.updater.update(ctx, betnr, trigger)
         except RECORDED_ERRORS as exc:
             return await self.outcomes.record_error(ctx, exc)
+        if outcome.result is not Result.WAITING:
+            await self.breakers.record_success(*SYSTEMS)
+        return outcome

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
     from redis.asyncio import Redis
 
+    from services.sync.backoff import OwnWrites
+    from services.sync.breaker import CircuitBreakers
     from services.sync.intents import IntentStore
     from services.sync.lock import RecordLocks
     from services.sync.notify import Notifier
@@ -34,6 +36,7 @@ class Trigger(StrEnum):
     SWEEP = "sync_check"  # pending/dirty/failed/stale lock, or an Advoware-side change
     DAILY_CHECK = "daily_check"  # clean record not verified for 24 h
     MANUAL = "manual"  # ops `sync <id>`
+    RETRY_NOW = "retry_now"  # breaker released it, or an operator retries: no back-off
 
 
 class Result(StrEnum):
@@ -44,7 +47,8 @@ class Result(StrEnum):
     FAILED = "failed"
     PERMANENTLY_FAILED = "permanently_failed"
     LOCKED = "locked"  # another worker holds the record; it will run once more for us
-    SKIPPED = "skipped"  # record gone from EspoCRM, or parked for a person
+    SKIPPED = "skipped"  # record gone from EspoCRM, parked for a person, or back-off not due
+    WAITING = "waiting"  # a system's circuit breaker is open: released when it closes
     UNLINKED = "unlinked"
 
 
@@ -99,6 +103,8 @@ class SyncDeps:
     conflicts: PendingConflicts
     pending_advoware: PendingAdvoware
     stats: SyncStats
+    breakers: CircuitBreakers
+    own_writes: OwnWrites
 
 
 PARKED = frozenset({SyncStatus.PERMANENTLY_FAILED, SyncStatus.DELETED_IN_ADVOWARE, SyncStatus.CONFLICT})

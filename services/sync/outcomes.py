@@ -18,6 +18,7 @@ from typing import Any
 from services.beteiligte.common import MappingError
 from services.errors import ApiError, AuthError, FatalError, NotFoundError, TransientError
 from services.store import keys
+from services.sync.breaker import is_system_failure
 from services.sync.model import ENTITY, Outcome, RecordContext, Result, SyncDeps
 from services.sync.notify import record_event
 from services.sync.snapshot import Snapshot
@@ -43,12 +44,13 @@ class Outcomes:
         """Classify an error of this run and record it on the record."""
         if isinstance(exc, AuthError):
             # Configuration, not data (wrong password, App-ID not activated): every record
-            # fails alike. Keep retrying on the sweep's schedule, but never let a
-            # misconfiguration park the whole database as permanently_failed.
+            # fails alike. The breaker opens at once; nothing is sent until the probe passes.
             log.error("authentication with %s failed; check the credentials in the settings", exc.system)
+            await self._d.breakers.record_failure(ctx.record_id, exc)
             return await self.record_failure(ctx, exc, permanent=False, count_attempt=False)
         if isinstance(exc, TransientError):
-            return await self.record_failure(ctx, exc, permanent=False)
+            waiting = await self._d.breakers.record_failure(ctx.record_id, exc)
+            return await self.record_failure(ctx, exc, permanent=False, count_attempt=not waiting)
         # FatalError (e.g. a 400 with the server's reason) or the mapper refused to produce a
         # payload: invalid data a person must fix.
         return await self.record_failure(ctx, exc, permanent=True)
@@ -62,9 +64,18 @@ class Outcomes:
         target = SyncStatus.PERMANENTLY_FAILED if permanent else SyncStatus.FAILED
         transition(SyncStatus.SYNCING, target)
         reason = failure_reason(exc)
-        await self.write_espo(
-            ctx, {"syncStatus": target.value, "syncErrorMessage": reason, "syncRetryCount": attempts}
-        )
+        try:
+            await self.write_espo(
+                ctx, {"syncStatus": target.value, "syncErrorMessage": reason, "syncRetryCount": attempts}
+            )
+        except ApiError as write_exc:
+            # EspoCRM itself failed: the record keeps its state (the sweep finds it again).
+            log.warning(
+                "record %s: failure not recorded in EspoCRM: %s", ctx.record_id, failure_reason(write_exc)
+            )
+            if is_system_failure(write_exc):
+                await self._d.breakers.record_failure(ctx.record_id, write_exc)
+            return Outcome(ctx.record_id, Result.FAILED, reason=reason, writes=ctx.writes)
         await record_event(self._d.redis, "failure", ctx.record_id, reason)
         await self._d.stats.count("permanent_failures" if permanent else "failures")
         log.warning(
@@ -82,6 +93,16 @@ class Outcomes:
             reason=reason,
             writes=ctx.writes,
         )
+
+    async def unreadable(self, record_id: str, exc: ApiError) -> Outcome:
+        """The first EspoCRM read failed. Handled like every other call (never raised: BullMQ
+        would retry it 3 more times, and refused logins lock EspoCRM's IP out); nothing is
+        written, the record keeps its state and the sweep finds it again."""
+        reason = failure_reason(exc)
+        log.warning("record %s: EspoCRM read failed: %s", record_id, reason)
+        if is_system_failure(exc) and await self._d.breakers.record_failure(record_id, exc):
+            return Outcome(record_id, Result.WAITING, reason=reason)
+        return Outcome(record_id, Result.FAILED, reason=reason)
 
     # ------------------------------------------------------------------ the pair is gone
     async def deleted_in_advoware(self, ctx: RecordContext, betnr: int) -> Outcome:
@@ -173,7 +194,10 @@ class Outcomes:
         await self._d.stats.count("espo_writes")
         if "syncStatus" in data:
             ctx.espo["syncStatus"] = data["syncStatus"]
-        return saved if isinstance(saved, dict) else {}
+        saved = saved if isinstance(saved, dict) else {}
+        # Pollers recognise this write as ours by the modifiedAt it produced.
+        await self._d.own_writes.put(ctx.record_id, saved.get("modifiedAt"))
+        return saved
 
     async def store_snapshot(
         self,

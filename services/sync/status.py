@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from services.store import keys
+from services.sync.breaker import CircuitBreakers
 from services.sync.model import ENTITY
 from services.sync.notify import recent_events
 from services.sync.states import SyncStatus
@@ -58,6 +59,9 @@ async def status_report(espo: Any, redis: Any) -> dict[str, Any]:
         "counters": {k: int(v) for k, v in stats.items()},
         # Advoware changes emitted by a sweep whose sync has not finished (re-emitted if stuck).
         "advoware_unfinished": int(await redis.zcard(keys.PENDING_ADVOWARE)),
+        # Per system: open (nothing is sent there until the sweep's probe answers), since,
+        # reason and the records waiting to be released.
+        "breakers": await CircuitBreakers(redis).report(),
         "backfill": await _backfill(redis),
     }
 

@@ -25,6 +25,7 @@ async def run_sweep(emit: Emit, *, cron_tick: bool = False) -> dict[str, Any]:
             tz=rt.settings.timezone,
             stale_syncing_age=timedelta(seconds=rt.settings.SYNC_STALE_SYNCING_SECONDS),
             retry_base=timedelta(seconds=rt.settings.SYNC_RETRY_BASE_SECONDS),
+            breakers=rt.engine.breakers,
         )
         if cron_tick:
             tick = datetime.now(UTC).strftime("%Y%m%d%H%M")

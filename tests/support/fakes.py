@@ -37,9 +37,13 @@ class FakeEspo:
         self.updates: list[tuple[str, dict[str, Any]]] = []
         self.notifications: list[tuple[str | None, str]] = []
         self.fail_next: dict[str, list[Exception]] = {}
+        # While set, every API call raises it (the whole system is down or refuses us).
+        self.down: Exception | None = None
         self._ids = itertools.count(1)
 
     def _maybe_fail(self, op: str) -> None:
+        if self.down is not None:
+            raise self.down
         queue = self.fail_next.get(op)
         if queue:
             raise queue.pop(0)
@@ -127,6 +131,7 @@ class FakeEspo:
         max_size: int = 200,
     ) -> tuple[int, list[dict[str, Any]]]:
         self.calls["list"] += 1
+        self._maybe_fail("list")
         rows = [r for r in self.records.values() if all(self._match(r, c) for c in (where or []))]
         if order_by:
             rows.sort(key=lambda r: str(r.get(order_by) or ""), reverse=order == "desc")
@@ -148,6 +153,8 @@ class FakeAdvo:
         self.calls: Counter[str] = Counter()
         self.puts: list[tuple[int, dict[str, Any]]] = []
         self.fail_next: dict[str, list[Exception]] = {}
+        # While set, every API call raises it (the whole system is down or refuses us).
+        self.down: Exception | None = None
         # When set, create() stores the record and then raises this (a lost answer).
         self.lose_create_answer: Exception | None = None
         self._betnr = itertools.count(100001)
@@ -156,6 +163,8 @@ class FakeAdvo:
         return self.clock.tick().astimezone(self.tz).replace(tzinfo=None).isoformat(timespec="seconds")
 
     def _maybe_fail(self, op: str) -> None:
+        if self.down is not None:
+            raise self.down
         queue = self.fail_next.get(op)
         if queue:
             raise queue.pop(0)
@@ -207,6 +216,7 @@ class FakeAdvo:
         self, *, changed_since_local: str | None = None, take: int = 100
     ) -> AsyncIterator[dict[str, Any]]:
         self.calls["list"] += 1
+        self._maybe_fail("list")
         for rec in list(self.records.values()):
             if changed_since_local is None or rec["geaendertAm"] >= changed_since_local:
                 yield copy.deepcopy(rec)

@@ -449,14 +449,14 @@ async def test_dry_run_plans_everything_and_writes_nothing(world: dict[str, Any]
     assert c["linked_by_betnr"] == 1 and c["linked_by_identity"] == 1
     assert c["to_create_in_advoware"] == 3 and c["advo_only"] == 1 and c["ambiguous"] == 1
     assert c["to_hold"] == 1 and c["conflicts"] == 0
-    # Field-level plan for the pairs: the betnr pair lacks its title in EspoCRM (no snapshot,
-    # no timestamps: the engine's rule says EspoCRM wins and flags the conflict).
+    # Field-level plan for the pairs: the betnr pair lacks its title in EspoCRM (no snapshot:
+    # the first sync fills the gap from Advoware, it never blanks Advoware's title).
     plans = {p.espo_id: p for p in result.plan.updates}
-    assert plans[ids["by_betnr"]].to_advo == ["title"] and plans[ids["by_betnr"]].conflicts == ["title"]
+    assert plans[ids["by_betnr"]].to_espo == ["title"] and plans[ids["by_betnr"]].conflicts == []
     # The identity pair is spelled differently (Juergen Mueller / Jürgen Müller): the same party,
     # but different data - never synced, so the first sync writes EspoCRM's spelling (and says so).
     assert plans[ids["identity"]].to_advo == ["first_name", "last_name"]
-    assert plans[ids["identity"]].basis == "timestamps"
+    assert plans[ids["identity"]].basis == "first_sync"
     assert result.to_dict()["espo_only"] == sorted(ids["espo_only"])
 
 
