@@ -91,14 +91,6 @@ class MergePlan:
     changes: tuple[FieldChange, ...] = ()
 
     @property
-    def writes_advo(self) -> bool:
-        return bool(self.to_advo)
-
-    @property
-    def writes_espo(self) -> bool:
-        return bool(self.to_espo)
-
-    @property
     def is_noop(self) -> bool:
         return not self.to_advo and not self.to_espo
 

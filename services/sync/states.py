@@ -47,11 +47,6 @@ ALLOWED_TRANSITIONS: dict[SyncStatus, frozenset[SyncStatus]] = {
     S.PERMANENTLY_FAILED: frozenset({S.PENDING_SYNC}),
 }
 
-# Statuses in which a sync may start directly (the lock holder moves them to `syncing`).
-SYNCABLE: frozenset[SyncStatus] = frozenset(
-    s for s, targets in ALLOWED_TRANSITIONS.items() if S.SYNCING in targets
-)
-
 
 class IllegalTransition(RuntimeError):
     """A status change that the state machine forbids: always a bug in the caller."""
