@@ -27,7 +27,7 @@ from services.backfill.plan import (
     no_progress,
 )
 from services.backfill.state import BackfillLock, RunLog
-from services.errors import ApiError, TransientError
+from services.errors import ApiError, BackfillAbortedError, TransientError
 from services.sync.model import Outcome, Result, SyncOptions, Trigger
 
 if TYPE_CHECKING:
@@ -42,10 +42,6 @@ log = logging.getLogger(__name__)
 
 # The backfill's own syncs: it holds the backfill lock itself, so its creates must not wait.
 BACKFILL_SYNC = SyncOptions(defer_creates=False)
-
-
-class BackfillAborted(RuntimeError):
-    """The run stopped before its end; finished items are checkpointed, a rerun resumes."""
 
 
 @dataclass
@@ -198,9 +194,9 @@ class Backfill:
                 await self._retry_locked(result)
         except BaseExceptionGroup as group:
             first = group.exceptions[0]
-            if isinstance(first, BackfillAborted):
+            if isinstance(first, BackfillAbortedError):
                 raise first from None
-            raise BackfillAborted(f"interrupted by {type(first).__name__}: {first}") from first
+            raise BackfillAbortedError(f"interrupted by {type(first).__name__}: {first}") from first
         finally:
             bar.close()
 
@@ -315,7 +311,7 @@ class Backfill:
         log.warning("backfill %s %s failed: %s", action.kind.value, action.item, reason)
         self._consecutive_failures = self._consecutive_failures + 1 if transient else 0
         if self._consecutive_failures >= self.max_consecutive_failures:
-            raise BackfillAborted(
+            raise BackfillAbortedError(
                 f"{self._consecutive_failures} transient failures in a row (a system seems down); "
                 "rerun later to resume"
             )

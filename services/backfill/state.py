@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from services.errors import BackfillBusyError
 from services.store import keys
 from services.store.lease import Lease, force_release
 
@@ -21,10 +22,6 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
-
-
-class BackfillBusy(RuntimeError):
-    """Another backfill holds the lock."""
 
 
 class BackfillLock:
@@ -37,7 +34,7 @@ class BackfillLock:
         self._lease: Lease | None = None
 
     async def acquire(self) -> None:
-        """Take the lock, or take over one whose holder provably died; else `BackfillBusy`."""
+        """Take the lock, or take over one whose holder provably died; else `BackfillBusyError`."""
         token = json.dumps(
             {
                 "token": secrets.token_hex(8),
@@ -59,7 +56,7 @@ class BackfillLock:
                 return
             holder = await lock_holder(self._redis)
         ttl = await self._redis.ttl(keys.BACKFILL_RUNNING)
-        raise BackfillBusy(
+        raise BackfillBusyError(
             f"a backfill is running (pid {holder.get('pid') if holder else '?'} on "
             f"{holder.get('host') if holder else '?'}); its lock expires in {ttl} s unless renewed"
         )

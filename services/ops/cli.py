@@ -219,8 +219,8 @@ def _print_plan(plan: dict[str, Any], out: TextIO) -> None:
 
 
 async def cmd_backfill(rt: Runtime, args: argparse.Namespace, out: TextIO, progress: bool) -> int:
-    from services.backfill.runner import Backfill, BackfillAborted
-    from services.backfill.state import BackfillBusy
+    from services.backfill.runner import Backfill
+    from services.errors import BackfillAbortedError, BackfillBusyError
 
     backfill = Backfill(
         espo=rt.espo,
@@ -234,10 +234,10 @@ async def cmd_backfill(rt: Runtime, args: argparse.Namespace, out: TextIO, progr
     )
     try:
         result = await backfill.run(dry_run=args.dry_run, restart=args.restart)
-    except BackfillBusy as exc:
+    except BackfillBusyError as exc:
         print(f"backfill not started: {exc}", file=sys.stderr)
         return EXIT_BUSY
-    except BackfillAborted as exc:
+    except BackfillAbortedError as exc:
         print(
             f"backfill interrupted: {exc}. Finished items are saved; run it again to resume.", file=sys.stderr
         )

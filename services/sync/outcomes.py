@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from services.beteiligte.common import MappingError
-from services.errors import ApiError, AuthError, FatalError, NotFoundError, TransientError
+from services.errors import ApiError, AuthError, FatalError, InvalidDataError, NotFoundError, TransientError
 from services.store import keys
 from services.sync.breaker import is_system_failure
 from services.sync.model import ENTITY, Outcome, RecordContext, Result, SyncDeps
@@ -27,8 +26,9 @@ from services.sync.states import SyncStatus, transition
 log = logging.getLogger(__name__)
 
 # What a sync records on the record instead of raising: the error tree's API errors and the
-# mapper's own refusal. Anything else is a programming error and propagates.
-RECORDED_ERRORS = (TransientError, FatalError, MappingError)
+# mapper's refusal (`InvalidDataError`, raised as `MappingError`). Anything else - a bare
+# ValueError included - is a programming error and propagates (services/errors.py).
+RECORDED_ERRORS = (TransientError, FatalError, InvalidDataError)
 
 
 class Outcomes:
@@ -39,7 +39,7 @@ class Outcomes:
 
     # ------------------------------------------------------------------ failures
     async def record_error(
-        self, ctx: RecordContext, exc: TransientError | FatalError | MappingError
+        self, ctx: RecordContext, exc: TransientError | FatalError | InvalidDataError
     ) -> Outcome:
         """Classify an error of this run and record it on the record."""
         if isinstance(exc, AuthError):
@@ -51,8 +51,8 @@ class Outcomes:
         if isinstance(exc, TransientError):
             waiting = await self._d.breakers.record_failure(ctx.record_id, exc)
             return await self.record_failure(ctx, exc, permanent=False, count_attempt=not waiting)
-        # FatalError (e.g. a 400 with the server's reason) or the mapper refused to produce a
-        # payload: invalid data a person must fix.
+        # FatalError (e.g. a 400 with the server's reason) or InvalidDataError (the mapper
+        # refused to produce a payload): invalid data a person must fix.
         return await self.record_failure(ctx, exc, permanent=True)
 
     async def record_failure(
