@@ -180,12 +180,14 @@ class AdvowareClient(ApiClient):
             return record
 
     async def iter_beteiligte(
-        self, *, changed_since_local: str | None = None, take: int = MAX_TAKE
+        self, *, changed_since_local: str | None = None, take: int = MAX_TAKE, start: int = 0
     ) -> AsyncIterator[dict[str, Any]]:
-        """All Beteiligte (changed since a *local* ISO datetime), each ``betNr`` once (paging.py)."""
+        """All Beteiligte (changed since a *local* ISO datetime), each ``betNr`` once (paging.py);
+        `start` skips that many rows (a resumed listing: the identity index build)."""
         if not 1 <= take <= MAX_TAKE:
             raise ValueError(f"take must be 1..{MAX_TAKE}")
         guard = PageGuard(take, what=f"GET {ALL}")
+        guard.skip = start
         while not guard.done:
             params = {PARAM_SKIP: str(guard.skip), PARAM_TAKE: str(take)}
             if changed_since_local:

@@ -25,10 +25,17 @@ appears anywhere else in the code.
 | `vmh:advoware:token:<kanzlei>:<user>:lock` | string | token single-flight lease                      | lease TTL       |
 | `vmh:advoware:concurrency:<kanzlei>`       | zset   | Advoware call semaphore (and its `:wake` list) | lease           |
 | `vmh:webhook:<event>:<sha256 of body>`     | string | webhook batch already accepted                 | 2 h             |
+<<<<<<< HEAD
+| `vmh:identity:entries`                     | hash   | identity index: betnr -> identity (JSON)       | none            |
+| `vmh:identity:key:<lookup key>`            | set    | identity index: lookup key -> betnrs           | none            |
+| `vmh:identity:state`                       | hash   | identity index build state / checkpoint        | none            |
+| `vmh:identity:building`                    | string | identity index build lease                     | lease TTL       |
+=======
 | `vmh:own:espocrm`                          | hash   | espo id -> modifiedAt of our last EspoCRM write| none            |
 | `vmh:breaker:<system>`                     | string | circuit breaker open (JSON: since, kind, why)  | until the probe |
 | `vmh:breaker:<system>:run`                 | zset   | records failing transiently, no success since  | window          |
 | `vmh:breaker:<system>:waiting`             | set    | records held while open, released on close     | until released  |
+>>>>>>> main
 | `vmh:stats`                                | hash   | counters                                       | none            |
 | `vmh:notifications`                        | list   | recent notifications sent                      | trimmed         |
 | `vmh:recent:<kind>`                        | list   | recent failures / conflicts                    | trimmed         |
@@ -103,6 +110,17 @@ BACKFILL_CHECKPOINT_TTL_SECONDS = 30 * 24 * 3600
 
 def backfill_done(run_id: str) -> str:
     return _key("backfill", run_id, "done")
+
+
+# ---------------------------------------------------------------- identity index
+IDENTITY_ENTRIES = _key("identity", "entries")
+IDENTITY_STATE = _key("identity", "state")
+IDENTITY_BUILDING = _key("identity", "building")
+IDENTITY_BUILD_LEASE_SECONDS = 120
+
+
+def identity_lookup(lookup_key: str) -> str:
+    return _key("identity", "key", lookup_key)
 
 
 # ---------------------------------------------------------------- Advoware client

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from services.store.watermark import FIRST_RUN_LOOKBACK, WATERMARK_OVERLAP, Watermark
+from services.sync.identity_index import IdentityIndex
 from services.sync.model import ENTITY
 from services.sync.snapshot import SnapshotStore
 from services.sync.stores import PendingAdvoware
@@ -111,6 +112,8 @@ class AdvowareWatch:
                 stamp = local_to_utc(changed_at, self.tz)
                 newest = stamp if newest is None else max(newest, stamp)
         out = AdvowareChanges(rows=len(rows), watermark=next_watermark(mark, newest, started))
+        # Every changed row read keeps the identity index current (Redis only, no API call).
+        await IdentityIndex(self.redis).upsert(rows.values())
 
         # betnr -> EspoCRM id and snapshot: two Redis round trips, no API call.
         betnrs = list(rows)

@@ -213,10 +213,10 @@ class FakeAdvo:
         return copy.deepcopy(self.records[betnr])
 
     async def iter_beteiligte(
-        self, *, changed_since_local: str | None = None, take: int = 100
+        self, *, changed_since_local: str | None = None, take: int = 100, start: int = 0
     ) -> AsyncIterator[dict[str, Any]]:
         self.calls["list"] += 1
         self._maybe_fail("list")
-        for rec in list(self.records.values()):
+        for rec in list(self.records.values())[start:]:
             if changed_since_local is None or rec["geaendertAm"] >= changed_since_local:
                 yield copy.deepcopy(rec)
