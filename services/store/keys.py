@@ -39,6 +39,13 @@ appears anywhere else in the code.
 | `vmh:stats`                                | hash   | counters                                       | none            |
 | `vmh:notifications`                        | list   | recent notifications sent                      | trimmed         |
 | `vmh:recent:<kind>`                        | list   | recent failures / conflicts                    | trimmed         |
+| `vmh:history:<espo id>`                    | list   | the record's last decisions (JSON, newest first) | count + age   |
+| `vmh:metrics`                              | hash   | Prometheus counters and histogram buckets      | none            |
+| `vmh:notify:outbox`                        | hash   | notices not yet delivered (id -> JSON)         | until delivered |
+| `vmh:notify:username:<user id>`            | string | the notify user's userName (lookup cache)      | 1 day           |
+| `vmh:alert:active` / `:condition:<name>`   | set / hash | alert conditions and their state           | until cleared   |
+| `vmh:watch:tick:<YYYYmmddHHMM>`            | string | one ops watch per tick across instances        | 1 h             |
+| `vmh:health:last`                          | string | the last health report (JSON)                  | 15 s            |
 
 Losing any of them (Redis restarted empty) is survivable; docs/architecture.md ("Redis
 restarted empty") says what each loss costs and how the service rebuilds it.
@@ -167,6 +174,29 @@ NOTIFICATIONS = _key("notifications")
 
 def recent(kind: str) -> str:
     return _key("recent", kind)
+
+
+# ---------------------------------------------------------------- operations (services/ops)
+METRICS = _key("metrics")
+NOTIFY_OUTBOX = _key("notify", "outbox")
+ALERT_ACTIVE = _key("alert", "active")
+HEALTH_LAST = _key("health", "last")
+
+
+def watch_tick(tick: str) -> str:
+    return _key("watch", "tick", tick)
+
+
+def history(espo_id: str) -> str:
+    return _key("history", espo_id)
+
+
+def notify_user_name(user_id: str) -> str:
+    return _key("notify", "username", user_id)
+
+
+def alert_condition(name: str) -> str:
+    return _key("alert", "condition", name)
 
 
 def scratch(*parts: object) -> str:
