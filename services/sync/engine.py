@@ -22,6 +22,7 @@ from services.sync.admission import Admission
 from services.sync.backoff import RETRY_BASE, OwnWrites
 from services.sync.breaker import SYSTEMS, CircuitBreakers
 from services.sync.create import Creator
+from services.sync.deletions import DeletionGuard
 from services.sync.intents import IntentStore
 from services.sync.lock import RecordLocks
 from services.sync.model import (
@@ -71,6 +72,7 @@ class SyncEngine:
         mirror_syncing: bool = True,
         clock: Callable[[], datetime] | None = None,
         breakers: CircuitBreakers | None = None,
+        deletions: DeletionGuard | None = None,
         retry_base: timedelta = RETRY_BASE,
     ) -> None:
         self.espo = espo
@@ -83,6 +85,7 @@ class SyncEngine:
         self.intents = IntentStore(redis)
         self.notifier = Notifier(espo, redis, notify_user_id, notify_user_name)
         self.breakers = breakers or CircuitBreakers(redis, clock=self.now)
+        self.deletions = deletions or DeletionGuard(redis, clock=self.now)
         self.deps = SyncDeps(
             espo=espo,
             advo=advo,
@@ -97,6 +100,7 @@ class SyncEngine:
             pending_advoware=PendingAdvoware(redis),
             stats=SyncStats(redis),
             breakers=self.breakers,
+            deletions=self.deletions,
             own_writes=OwnWrites(redis),
         )
         self.admission = Admission(self.deps, retry_base=retry_base)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from services.sync.backoff import OwnWrites
     from services.sync.breaker import CircuitBreakers
+    from services.sync.deletions import DeletionGuard
     from services.sync.intents import IntentStore
     from services.sync.lock import RecordLocks
     from services.sync.notify import Notifier
@@ -104,6 +105,7 @@ class SyncDeps:
     pending_advoware: PendingAdvoware
     stats: SyncStats
     breakers: CircuitBreakers
+    deletions: DeletionGuard
     own_writes: OwnWrites
 
 

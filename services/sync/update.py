@@ -36,7 +36,11 @@ class Updater:
         try:
             advo = await self._d.advo.get_beteiligter(betnr)
         except NotFoundError:
+            await self._d.deletions.checked()
+            if not await self._d.deletions.allow(ctx.record_id):  # bulk 404: held for a person
+                return Outcome(ctx.record_id, Result.WAITING, betnr=betnr, reason="deletions held (bulk 404)")
             return await self._out.deleted_in_advoware(ctx, betnr)
+        await self._d.deletions.checked()
         plan, snap = await self._planner.plan_pair(ctx.record_id, ctx.espo, advo, betnr)
         pending = await self._d.conflicts.get(ctx.record_id, betnr)
         if plan.is_noop:
