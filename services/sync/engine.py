@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from services.errors import ApiError, AuthError, FatalError, NotFoundError, TransientError
 from services.redis_store import key
+from services.sync import notify
 from services.sync.backoff import RETRY_BASE, OwnWrites, retry_due_at
 from services.sync.breaker import SYSTEMS, CircuitBreakers, is_system_failure
 from services.sync.decide import FieldConflict, MergePlan, decide
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
     from redis.asyncio import Redis
+
+    from services.beteiligte.fieldmap import Direction
+    from services.ops.recorder import SyncRecorder
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +133,9 @@ class SyncEngine:
         defer_creates_during_backfill: bool = True,
         breakers: CircuitBreakers | None = None,
         retry_base: timedelta = RETRY_BASE,
+        notifier: Notifier | None = None,
+        recorder: SyncRecorder | None = None,
+        directions: Mapping[str, Direction] | None = None,
     ) -> None:
         self.espo = espo
         self.advo = advo
@@ -137,7 +144,10 @@ class SyncEngine:
         self.locks = RecordLocks(redis, lock_ttl_seconds)
         self.snapshots = SnapshotStore(redis)
         self.intents = IntentStore(redis)
-        self.notifier = Notifier(espo, redis, notify_user_id, notify_user_name)
+        self.notifier = notifier or Notifier(espo, redis, notify_user_id, notify_user_name)
+        # History, metrics, waiting notices and alerts after each sync (services/ops/recorder.py).
+        self.recorder = recorder
+        self.directions = directions
         self.max_attempts = max_attempts
         self.mirror_syncing = mirror_syncing
         self.now = clock or utcnow
@@ -166,6 +176,12 @@ class SyncEngine:
 
     async def sync_record(self, record_id: str, trigger: Trigger = Trigger.SWEEP) -> Outcome:
         """Sync one record under its lock; events arriving meanwhile cause one more run."""
+        outcome = await self._sync_record(record_id, trigger)
+        if self.recorder is not None:
+            await self.recorder.after_sync(outcome, trigger.value)
+        return outcome
+
+    async def _sync_record(self, record_id: str, trigger: Trigger) -> Outcome:
         token = await self.locks.acquire(record_id)
         if token is None:
             # Leave a note for the holder, then try once more in case it just released.
@@ -248,11 +264,9 @@ class SyncEngine:
         await self.intents.delete(record_id)
         await record_event(self.redis, "unlinked", record_id, f"betnr={betnr}" if betnr else None)
         if betnr:
-            await self.notifier.notify(
-                None,
-                f"Beteiligter {record_id} wurde in EspoCRM gelöscht. Der Advoware-Beteiligte Nr. {betnr} "
-                "bleibt unverändert bestehen; die Verknüpfung wurde aufgehoben.",
-            )
+            name = _display_name(snap.content) if snap else None
+            label = notify.record_label(record_id, name=name, betnr=betnr)
+            await self.notifier.notify(None, notify.deleted_in_espocrm_text(label, betnr))
         log.info(
             "record %s deleted in EspoCRM; unlinked from betnr %s (Advoware untouched)", record_id, betnr
         )
@@ -274,6 +288,7 @@ class SyncEngine:
             snap.content if snap else None,
             espo_changed_since_sync=self._espo_changed(espo),
             advo_changed_since_sync=self._advo_changed(espo, advo),
+            directions=self.directions,
         )
         return plan, snap
 
@@ -322,6 +337,8 @@ class SyncEngine:
         except ApiError as exc:
             return await self._unreadable(record_id, exc)
         status = SyncStatus.parse(espo.get("syncStatus"))
+        if status is SyncStatus.EXCLUDED:  # a person took it out of the sync: leave it alone
+            return Outcome(record_id, Result.SKIPPED, reason="excluded by a person")
         if status in PARKED:
             if _stays_parked(status, espo, trigger):
                 return Outcome(record_id, Result.SKIPPED, reason=f"parked as {status.value}")
@@ -488,7 +505,7 @@ class SyncEngine:
             ):
                 await self._store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo)
             if pending:  # an earlier run's write was applied although its answer was lost
-                await self._report_conflicts(ctx.record_id, betnr, pending)
+                await self._report_conflicts(ctx.record_id, betnr, pending, name=ctx.espo.get("name"))
             await self._count("unchanged")
             return Outcome(ctx.record_id, Result.UNCHANGED, plan=plan, betnr=betnr, writes=ctx.writes)
 
@@ -518,7 +535,7 @@ class SyncEngine:
             c for c in pending if (c.field, json.dumps(c.advo_value, sort_keys=True)) not in seen
         ]
         if conflicts:
-            await self._report_conflicts(ctx.record_id, betnr, conflicts)
+            await self._report_conflicts(ctx.record_id, betnr, conflicts, name=ctx.espo.get("name"))
         await self._count("updates")
         log.info(
             "record %s synced (betnr %s): to_advoware=%s to_espocrm=%s conflicts=%d basis=%s",
@@ -543,22 +560,14 @@ class SyncEngine:
         except (ValueError, TypeError, KeyError, AttributeError):
             return []
 
-    async def _report_conflicts(self, record_id: str, betnr: int, conflicts: Sequence[FieldConflict]) -> None:
+    async def _report_conflicts(
+        self, record_id: str, betnr: int, conflicts: Sequence[FieldConflict], *, name: str | None = None
+    ) -> None:
         """Count, log and tell a person, once the EspoCRM values are in Advoware."""
-        from services.beteiligte import mapper
-
         await self._count("conflicts", len(conflicts))
         await record_event(self.redis, "conflict", record_id, ",".join(c.field for c in conflicts))
-        lines = [
-            f"- {c.field}: EspoCRM-Wert übernommen; überschriebener Advoware-Wert: "
-            f"{mapper.describe(c.field, c.advo_value)}"
-            for c in conflicts
-        ]
-        await self.notifier.notify(
-            record_id,
-            f"Konflikt beim Abgleich mit Advoware (Beteiligter Nr. {betnr}): beide Seiten wurden geändert. "
-            "EspoCRM hat Vorrang.\n" + "\n".join(lines),
-        )
+        label = notify.record_label(record_id, name=name, betnr=betnr)
+        await self.notifier.notify(record_id, notify.conflict_text(label, conflicts))
         await self.redis.delete(pending_conflicts_key(record_id))
 
     async def _deleted_in_advoware(self, ctx: _Ctx, betnr: int) -> Outcome:
@@ -575,11 +584,8 @@ class SyncEngine:
         )
         await self.snapshots.delete(ctx.record_id)
         await record_event(self.redis, "deleted_in_advoware", ctx.record_id, f"betnr={betnr}")
-        await self.notifier.notify(
-            ctx.record_id,
-            f"Der Advoware-Beteiligte Nr. {betnr} existiert nicht mehr. Der EspoCRM-Datensatz bleibt erhalten "
-            "und wird nicht mehr abgeglichen, bis er neu verknüpft wird.",
-        )
+        label = notify.record_label(ctx.record_id, name=ctx.espo.get("name"), betnr=betnr)
+        await self.notifier.notify(ctx.record_id, notify.deleted_in_advoware_text(label, betnr))
         await self._count("deleted_in_advoware")
         log.info(
             "record %s: betnr %s not found in Advoware; marked deleted_in_advoware", ctx.record_id, betnr
@@ -612,11 +618,14 @@ class SyncEngine:
             "record %s sync failed (attempt %d, %s): %s", ctx.record_id, attempts, target.value, reason
         )
         if permanent:
-            await self.notifier.notify(
-                ctx.record_id,
-                f"Der Abgleich mit Advoware ist endgültig fehlgeschlagen (nach {attempts} Versuch(en)). "
-                f"Grund: {reason}. Bitte Daten prüfen und den Abgleich erneut anstoßen.",
+            label = notify.record_label(
+                ctx.record_id, name=ctx.espo.get("name"), betnr=_as_int(ctx.espo.get("betnr"))
             )
+            text = notify.permanently_failed_text(label, attempts, reason)
+            if self.recorder is not None:  # one alert per record, one more when it syncs again
+                await self.recorder.permanently_failed(ctx.record_id, text)
+            else:
+                await self.notifier.notify(ctx.record_id, text)
         return Outcome(
             ctx.record_id,
             Result.PERMANENTLY_FAILED if permanent else Result.FAILED,
@@ -748,6 +757,14 @@ def _stays_parked(status: SyncStatus, espo: Mapping[str, Any], trigger: Trigger)
     if status is SyncStatus.DELETED_IN_ADVOWARE and linked:
         return True
     return trigger not in (Trigger.WEBHOOK_UPDATE, Trigger.MANUAL)
+
+
+def _display_name(content: Mapping[str, Any]) -> str | None:
+    """A record's name as staff know it, from canonical content (the snapshot of a deleted record)."""
+    if content.get("company_name"):
+        return str(content["company_name"])
+    parts = [str(content[k]) for k in ("first_name", "last_name") if content.get(k)]
+    return " ".join(parts) or None
 
 
 def _as_int(value: Any) -> int | None:
