@@ -17,7 +17,8 @@ import fakeredis
 import pytest
 
 from services.errors import AuthError, UnavailableError, ValidationError
-from services.sync.engine import Result, SyncEngine, Trigger
+from services.sync.engine import SyncEngine
+from services.sync.model import Result, Trigger
 from services.sync.sweep import Sweeper
 from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
 from tests.unit.test_engine import PERSON_ESPO
