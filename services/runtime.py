@@ -54,6 +54,7 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
     from services.ops.monitor import history_for
     from services.ops.recorder import SyncRecorder
     from services.sync.breaker import CircuitBreakers
+    from services.sync.deletions import CONDITION as DELETIONS_CONDITION
     from services.sync.deletions import DeletionGuard
     from services.sync.engine import SyncEngine
     from services.sync.notify import Notifier
@@ -76,9 +77,14 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
             history=history_for(redis, settings), metrics=metrics, notifier=notifier, alerts=alerts
         )
 
-        async def alert(system: str, message: str) -> None:
-            # One alert per outage (services/ops/alerts.py): sent once it lasts ALERT_AFTER_SECONDS.
-            await alerts.raise_condition(f"{system}_unreachable", message)
+        async def alert(condition: str, detail: str, active: bool) -> None:
+            """Breakers' conditions go through the ops alerts: one notice each, shared with the
+            health watch's (same names); held deletions are alerted at once."""
+            if not active:
+                await alerts.clear_condition(condition)
+                return
+            urgent = condition == DELETIONS_CONDITION
+            await alerts.raise_condition(condition, detail, after=timedelta(0) if urgent else None)
 
         breakers = CircuitBreakers(
             redis,
