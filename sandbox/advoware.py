@@ -28,7 +28,7 @@ from starlette.routing import Route
 from sandbox import config as cfg
 from sandbox.admin import admin_routes
 from sandbox.common import Fault, Harness, HarnessMiddleware, Send, send_json
-from sandbox.seed import build_seed
+from sandbox.seed import seed_for
 
 FIELDS = [
     "betNr",
@@ -45,17 +45,7 @@ FIELDS = [
     "angelegtAm",
     "geaendertAm",
 ]
-WRITABLE_STR = [
-    "rechtsform",
-    "anrede",
-    "titel",
-    "vorname",
-    "name",
-    "zusatz",
-    "geburtsdatum",
-    "handelsRegisterNummer",
-    "registergericht",
-]
+WRITABLE_STR = [f for f in FIELDS if f not in ("betNr", "kommunikation", "angelegtAm", "geaendertAm")]
 ANREDEN = {"Herr", "Frau", "Divers", "Firma"}
 MAX_TAKE = 100
 UNAUTHORIZED = "Authorization has been denied for this request."
@@ -102,14 +92,7 @@ class AdvoStore:
         self.manifest: dict[str, Any] = {}
 
     def reset(self, seed: int | None = None, records: int | None = None, demo: bool | None = None) -> None:
-        c = self.config
-        data = build_seed(
-            c.seed if seed is None else seed,
-            demo=c.demo if demo is None else demo,
-            records=c.records if records is None else records,
-            tz=c.advo_timezone,
-            first_betnr=cfg.ADVO_FIRST_BETNR,
-        )
+        data = seed_for(self.config, seed, records, demo)
         self.records = {r["betNr"]: r for r in data.advo}
         self.next_betnr = data.next_betnr
         self.deleted = []
