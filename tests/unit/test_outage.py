@@ -13,13 +13,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import fakeredis
 import pytest
 
 from services.errors import AuthError, UnavailableError, ValidationError
-from services.sync.engine import Result, SyncEngine, Trigger
+from services.sync.engine import Result, Trigger
 from services.sync.sweep import Sweeper
-from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
+from tests.support.fakes import BERLIN, fake_env
 from tests.unit.test_engine import PERSON_ESPO
 
 SWEEP_EVERY = timedelta(minutes=15)
@@ -27,14 +26,12 @@ SWEEP_EVERY = timedelta(minutes=15)
 
 @pytest.fixture
 def env() -> dict[str, Any]:
-    clock = Clock()
-    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
-    espo, advo = FakeEspo(clock), FakeAdvo(clock)
-    engine = SyncEngine(
-        espo=espo, advo=advo, redis=redis, tz=BERLIN, notify_user_id="u1", clock=lambda: clock.now
+    env = fake_env(notify_user_id="u1")
+    clock = env["clock"]
+    env["sweeper"] = Sweeper(
+        espo=env["espo"], advo=env["advo"], redis=env["redis"], tz=BERLIN, clock=lambda: clock.now
     )
-    sweeper = Sweeper(espo=espo, advo=advo, redis=redis, tz=BERLIN, clock=lambda: clock.now)
-    return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": engine, "sweeper": sweeper}
+    return env
 
 
 async def sweep(env: dict[str, Any]) -> dict[str, Result]:
