@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import config as cfg
-from sandbox.admin import admin_routes
+from sandbox.admin import admin_routes, json_or_empty
 from sandbox.common import Fault, Harness, HarnessMiddleware, Send, send_json
 from sandbox.seed import seed_for
 
@@ -90,12 +90,16 @@ class AdvoStore:
         self._list_cache: dict[str | None, list[int]] = {}
         self.users = {cfg.ADVO_USER: cfg.ADVO_PASSWORD, cfg.ADVO_HUMAN_USER: cfg.ADVO_HUMAN_PASSWORD}
         self.manifest: dict[str, Any] = {}
+        # Fault mode "a PUT answers 200 but does not apply these fields" (read-only there, a
+        # sub-resource): the stored and answered value stays what it was. /__sandbox/ignore-on-put.
+        self.ignore_on_put: set[str] = set()
 
     def reset(self, seed: int | None = None, records: int | None = None, demo: bool | None = None) -> None:
         data = seed_for(self.config, seed, records, demo)
         self.records = {r["betNr"]: r for r in data.advo}
         self.next_betnr = data.next_betnr
         self.deleted = []
+        self.ignore_on_put = set()
         self.tokens.clear()
         self.nonces.clear()
         self._list_cache.clear()
@@ -266,6 +270,8 @@ class AdvoStore:
     def replace(self, betnr: int, body: Any) -> dict[str, Any]:
         old = self.get(betnr)
         values = self.validate(body)  # FULL replace: an omitted writable field is cleared
+        for name in self.ignore_on_put:
+            values[name] = old.get(name)
         rec = {"betNr": betnr, **values, "angelegtAm": old.get("angelegtAm"), "geaendertAm": self.local_now()}
         self.records[betnr] = {k: rec.get(k) for k in FIELDS}
         self._list_cache.clear()
@@ -294,6 +300,18 @@ class AdvoSimulator:
                 self.store.token_ttl = int(json.loads(raw).get("token_ttl", self.store.token_ttl))
             return JSONResponse({"token_ttl": self.store.token_ttl})
 
+        async def ignore_on_put(request: Request) -> Response:
+            if request.method == "DELETE":
+                self.store.ignore_on_put = set()
+            elif request.method == "POST":
+                fields = (await json_or_empty(request)).get("fields")
+                if not isinstance(fields, list) or not all(f in FIELDS for f in fields):
+                    return JSONResponse(
+                        {"error": "fields: a list of Beteiligte field names"}, status_code=400
+                    )
+                self.store.ignore_on_put = set(fields)
+            return JSONResponse({"fields": sorted(self.store.ignore_on_put)})
+
         async def deleted(request: Request) -> Response:
             return JSONResponse({"deleted": self.store.deleted})
 
@@ -309,6 +327,7 @@ class AdvoSimulator:
                     Route("/__sandbox/tokens/expire", expire, methods=["POST"]),
                     Route("/__sandbox/tokens/ttl", token_ttl, methods=["GET", "POST"]),
                     Route("/__sandbox/deleted", deleted, methods=["GET"]),
+                    Route("/__sandbox/ignore-on-put", ignore_on_put, methods=["GET", "POST", "DELETE"]),
                 ],
             ),
         ]

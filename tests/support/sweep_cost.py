@@ -82,8 +82,8 @@ def summarise(espo: list[dict[str, Any]], advo: list[dict[str, Any]]) -> dict[st
 
 
 def hold_cron(stack: Stack, hours: int = 3, holder: str = "held-by-test") -> None:
-    """Claim the cron sweep's ticks (every 15 min) for the next hours, so only our own sweeps
-    run: no scheduled sweep lands in the middle of a measurement."""
+    """Claim the cron sweep's and the ops watch's ticks for the next hours, so only our own
+    sweeps (and health checks) run: none lands in the middle of a measurement."""
     import redis
 
     r = redis.Redis.from_url(stack.redis_url)
@@ -93,6 +93,7 @@ def hold_cron(stack: Stack, hours: int = 3, holder: str = "held-by-test") -> Non
         for minute in range(hours * 60):
             tick = (now + timedelta(minutes=minute)).strftime("%Y%m%d%H%M")
             pipe.set(keys.sweep_tick(tick), holder, ex=hours * 3600)
+            pipe.set(keys.watch_tick(tick), holder, ex=hours * 3600)
         pipe.execute()
     finally:
         r.close()

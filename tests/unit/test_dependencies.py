@@ -29,6 +29,7 @@ USES: dict[str, tuple[str, str]] = {
     "pydantic-settings": ("import", "pydantic_settings"),
     "phonenumbers": ("import", "phonenumbers"),
     "tqdm": ("import", "tqdm"),
+    "prometheus-client": ("import", "prometheus_client"),
     "pytest": ("import", "pytest"),
     "pytest-asyncio": ("pytest-ini", "asyncio_mode"),
     "pytest-timeout": ("pytest-ini", "timeout"),
@@ -44,7 +45,11 @@ USES: dict[str, tuple[str, str]] = {
     "uvicorn": ("import", "uvicorn"),
 }
 # Imported module -> the distribution that provides it, where the names differ.
-MODULE_DIST = {"pydantic_settings": "pydantic-settings", "_pytest": "pytest"}
+MODULE_DIST = {
+    "pydantic_settings": "pydantic-settings",
+    "_pytest": "pytest",
+    "prometheus_client": "prometheus-client",
+}
 # Imported on purpose as a part of a declared library, so pinned through it (checked below):
 # module -> (its distribution, the declared distribution that requires it).
 PROVIDED_BY = {
