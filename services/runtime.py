@@ -49,6 +49,7 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
     from services.advoware.client import AdvowareClient
     from services.espocrm.client import EspoCrmClient
     from services.sync.breaker import CircuitBreakers
+    from services.sync.deletions import DeletionGuard
     from services.sync.engine import SyncEngine
     from services.sync.notify import Notifier
 
@@ -67,6 +68,12 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
             window=timedelta(seconds=settings.SYNC_BREAKER_WINDOW_SECONDS),
             alert=alert,
         )
+        deletions = DeletionGuard(
+            redis,
+            share=settings.SYNC_DELETION_BREAKER_SHARE,
+            minimum=settings.SYNC_DELETION_BREAKER_MIN,
+            alert=alert,
+        )
         try:
             engine = SyncEngine(
                 espo=espo,
@@ -78,6 +85,7 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
                 max_attempts=settings.SYNC_MAX_ATTEMPTS,
                 lock_ttl_seconds=settings.SYNC_LOCK_TTL_SECONDS,
                 breakers=breakers,
+                deletions=deletions,
                 retry_base=timedelta(seconds=settings.SYNC_RETRY_BASE_SECONDS),
             )
             yield Runtime(settings=settings, redis=redis, espo=espo, advo=advo, engine=engine)

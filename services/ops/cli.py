@@ -80,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--only-failed", action="store_true", help="leave permanently_failed records alone")
     r.add_argument("--concurrency", type=int, default=8)
 
+    d = sub.add_parser("deletions", help="the bulk-404 breaker: show held deletions, release or confirm them")
+    way_out = d.add_mutually_exclusive_group()
+    way_out.add_argument(
+        "--release", action="store_true", help="configuration fixed: sync the held records again"
+    )
+    way_out.add_argument(
+        "--confirm", action="store_true", help="the deletions are real: mark them deleted_in_advoware"
+    )
+
     u = sub.add_parser("unlock", help="release a lock by force (stale locks recover by themselves)")
     u.add_argument("id", nargs="?", help="EspoCRM id whose record lock to release")
     u.add_argument("--sweep", action="store_true", help="release the sweep lock")
@@ -417,6 +426,28 @@ async def cmd_unlock(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+async def cmd_deletions(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
+    from services.sync.engine import Trigger
+
+    guard = rt.engine.deletions
+    result: dict[str, Any] = {"held_since": await guard.state(), "held": await guard.held()}
+    if args.release or args.confirm:
+        ids = await guard.release(confirm=args.confirm)
+        outcomes = await rt.engine.sync_many(ids, Trigger.RETRY_NOW) if ids else []
+        result["synced"] = {o.record_id: o.result.value for o in outcomes}
+    if args.json:
+        _print_json(result, out)
+        return EXIT_OK
+    state = result["held_since"]
+    out.write(
+        f"deletions: {'HELD since ' + state['since'] + ': ' + state['reason'] if state else 'not held'}\n"
+    )
+    out.write(f"held records: {len(result['held'])}\n")
+    for rid, res in sorted(result.get("synced", {}).items()):
+        out.write(f"  {rid}: {res}\n")
+    return EXIT_OK
+
+
 async def run(args: argparse.Namespace, out: TextIO) -> int:
     from services.errors import ApiError, ConfigurationError
     from services.ops.actions import OpsError
@@ -443,6 +474,8 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
                 return await cmd_retry_failed(rt, args, out, progress)
             if args.command == "unlock":
                 return await cmd_unlock(rt, args, out)
+            if args.command == "deletions":
+                return await cmd_deletions(rt, args, out)
     except OpsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

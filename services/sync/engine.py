@@ -26,6 +26,7 @@ from services.redis_store import key
 from services.sync.backoff import RETRY_BASE, OwnWrites, retry_due_at
 from services.sync.breaker import SYSTEMS, CircuitBreakers, is_system_failure
 from services.sync.decide import FieldConflict, MergePlan, decide
+from services.sync.deletions import DeletionGuard
 from services.sync.intents import CreateIntent, IntentStore
 from services.sync.lock import RecordLocks
 from services.sync.notify import Notifier, record_event
@@ -128,6 +129,7 @@ class SyncEngine:
         clock: Callable[[], datetime] | None = None,
         defer_creates_during_backfill: bool = True,
         breakers: CircuitBreakers | None = None,
+        deletions: DeletionGuard | None = None,
         retry_base: timedelta = RETRY_BASE,
     ) -> None:
         self.espo = espo
@@ -142,6 +144,7 @@ class SyncEngine:
         self.mirror_syncing = mirror_syncing
         self.now = clock or utcnow
         self.breakers = breakers or CircuitBreakers(redis, clock=self.now)
+        self.deletions = deletions or DeletionGuard(redis, clock=self.now)
         self.own_writes = OwnWrites(redis)
         self.retry_base = retry_base
         # False only for the backfill's own engine (it holds BACKFILL_RUNNING itself).
@@ -472,7 +475,11 @@ class SyncEngine:
         try:
             advo = await self.advo.get_beteiligter(betnr)
         except NotFoundError:
+            await self.deletions.checked()
+            if not await self.deletions.allow(ctx.record_id):  # bulk 404: held for a person
+                return Outcome(ctx.record_id, Result.WAITING, betnr=betnr, reason="deletions held (bulk 404)")
             return await self._deleted_in_advoware(ctx, betnr)
+        await self.deletions.checked()
         plan, snap = await self.plan_pair(ctx.record_id, ctx.espo, advo, betnr)
         pending = await self._pending_conflicts(ctx.record_id, betnr)
         now = self.now()
