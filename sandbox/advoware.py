@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from sandbox import config as cfg
 from sandbox.admin import admin_routes, json_or_empty
+from sandbox.advoware_drift import Drift, drift_route
 from sandbox.common import Fault, Harness, HarnessMiddleware, Send, send_json
 from sandbox.seed import seed_for
 
@@ -289,6 +290,7 @@ class AdvoSimulator:
         self.config = sandbox_config
         self.store = AdvoStore(sandbox_config)
         self.harness = Harness("advoware", sandbox_config.latency_ms, sandbox_config.timeout_fault_seconds)
+        self.drift = Drift()
         self.store.reset()
 
         async def expire(request: Request) -> Response:
@@ -328,6 +330,7 @@ class AdvoSimulator:
                     Route("/__sandbox/tokens/ttl", token_ttl, methods=["GET", "POST"]),
                     Route("/__sandbox/deleted", deleted, methods=["GET"]),
                     Route("/__sandbox/ignore-on-put", ignore_on_put, methods=["GET", "POST", "DELETE"]),
+                    drift_route(self.drift),
                 ],
             ),
         ]
@@ -336,6 +339,7 @@ class AdvoSimulator:
 
     def admin_reset(self, data: dict[str, Any]) -> None:
         self.store.reset(data.get("seed"), data.get("records"), data.get("demo"))
+        self.drift.clear()
 
     def admin_records(self) -> dict[str, Any]:
         return {
@@ -382,7 +386,9 @@ class AdvoSimulator:
             take = _int_query(q.get("take"), MAX_TAKE, "take")
             if take > MAX_TAKE:
                 raise AdvoError(400, f"Der Parameter 'take' darf höchstens {MAX_TAKE} sein.")
-            return JSONResponse(self.store.list(skip, take, q.get("geaendertAb") or None))
+            if self.drift.listing_404:
+                raise AdvoError(404, "Not Found")
+            return JSONResponse(self.store.list(*self.drift.page(skip, take), q.get("geaendertAb") or None))
 
         return await self.handle(request, run)
 
@@ -392,6 +398,8 @@ class AdvoSimulator:
             if not re.fullmatch(r"\d+", raw):
                 raise AdvoError(400, f"Der Wert '{raw}' ist ungültig.")
             betnr = int(raw)
+            if self.drift.records_404 and req.method in ("GET", "PUT"):
+                raise AdvoError(404, NOT_FOUND)
             if req.method == "GET":
                 return JSONResponse(copy.deepcopy(self.store.get(betnr)))
             if req.method == "PUT":

@@ -24,8 +24,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    from services.backfill.plan import Progress
+    from services.backfill.runner import BackfillResult
     from services.runtime import Runtime
-    from services.sync.backfill import BackfillResult, Progress
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 
@@ -254,7 +255,8 @@ def _print_plan(plan: dict[str, Any], out: TextIO) -> None:
 
 
 async def cmd_backfill(rt: Runtime, args: argparse.Namespace, out: TextIO, progress: bool) -> int:
-    from services.sync.backfill import Backfill, BackfillAborted, BackfillBusy
+    from services.backfill.runner import Backfill
+    from services.errors import BackfillAbortedError, BackfillBusyError
 
     backfill = Backfill(
         espo=rt.espo,
@@ -268,10 +270,10 @@ async def cmd_backfill(rt: Runtime, args: argparse.Namespace, out: TextIO, progr
     )
     try:
         result = await backfill.run(dry_run=args.dry_run, restart=args.restart)
-    except BackfillBusy as exc:
+    except BackfillBusyError as exc:
         print(f"backfill not started: {exc}", file=sys.stderr)
         return EXIT_BUSY
-    except BackfillAborted as exc:
+    except BackfillAbortedError as exc:
         print(
             f"backfill interrupted: {exc}. Finished items are saved; run it again to resume.", file=sys.stderr
         )
@@ -376,7 +378,7 @@ def _print_backfill(result: BackfillResult, out: TextIO, limit: int) -> None:
 
 async def cmd_retry_failed(rt: Runtime, args: argparse.Namespace, out: TextIO, progress: bool) -> int:
     from services.ops.actions import RETRYABLE, outcome_dict, requeue_failed
-    from services.sync.engine import Trigger
+    from services.sync.model import Trigger
     from services.sync.states import SyncStatus
 
     statuses = (SyncStatus.FAILED,) if args.only_failed else RETRYABLE

@@ -8,7 +8,7 @@ from typing import Any
 
 from services.store import keys
 from services.sync.breaker import CircuitBreakers
-from services.sync.engine import ENTITY
+from services.sync.model import ENTITY
 from services.sync.notify import recent_events
 from services.sync.states import SyncStatus
 
@@ -67,7 +67,7 @@ async def status_report(espo: Any, redis: Any) -> dict[str, Any]:
 
 
 async def _backfill(redis: Any) -> dict[str, Any] | None:
-    from services.sync.backfill import lock_holder, run_state
+    from services.backfill.state import lock_holder, run_state
 
     state = await run_state(redis)
     holder = await lock_holder(redis)

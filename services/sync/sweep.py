@@ -37,7 +37,7 @@ from services.store.watermark import Watermark
 from services.sync.backoff import RETRY_BASE, OwnWrites, retry_due_at
 from services.sync.breaker import CircuitBreakers, System, is_system_failure
 from services.sync.deletions import DeletionGuard, DeletionScan
-from services.sync.engine import ENTITY, Trigger
+from services.sync.model import ENTITY, Trigger
 from services.sync.snapshot import SnapshotStore
 from services.sync.states import SyncStatus
 

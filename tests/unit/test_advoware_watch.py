@@ -9,7 +9,7 @@ import pytest
 
 from services.store import keys
 from services.sync.advoware_watch import PENDING_GRACE, AdvowareWatch, next_watermark
-from services.sync.engine import Result, Trigger
+from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
 from services.sync.sweep import Sweeper
 from tests.support.fakes import BERLIN, fake_env

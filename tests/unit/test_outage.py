@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from services.errors import AuthError, UnavailableError, ValidationError
-from services.sync.engine import Result, Trigger
+from services.sync.model import Result, Trigger
 from services.sync.sweep import Sweeper
 from tests.support.fakes import BERLIN, fake_env
 from tests.unit.test_engine import PERSON_ESPO
