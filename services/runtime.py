@@ -48,7 +48,9 @@ async def open_redis(settings: Settings | None = None) -> AsyncIterator[Redis]:
 async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtime]:
     from services.advoware.client import AdvowareClient
     from services.espocrm.client import EspoCrmClient
+    from services.ops.alerts import Alerts
     from services.sync.breaker import CircuitBreakers
+    from services.sync.deletions import CONDITION as DELETIONS_CONDITION
     from services.sync.deletions import DeletionGuard
     from services.sync.engine import SyncEngine
     from services.sync.notify import Notifier
@@ -59,8 +61,16 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
         advo = AdvowareClient.from_settings(settings, redis)
         notifier = Notifier(espo, redis, settings.ESPOCRM_NOTIFY_USER_ID, settings.ESPOCRM_NOTIFY_USER_NAME)
 
-        async def alert(system: str, message: str) -> None:
-            await notifier.notify(None, message)
+        alerts = Alerts(redis, notifier, after=timedelta(seconds=settings.ALERT_AFTER_SECONDS))
+
+        async def alert(condition: str, detail: str, active: bool) -> None:
+            """Breakers' conditions go through the ops alerts: one notice each, shared with the
+            health watch's (same names); held deletions are alerted at once."""
+            if not active:
+                await alerts.clear_condition(condition)
+                return
+            urgent = condition == DELETIONS_CONDITION
+            await alerts.raise_condition(condition, detail, after=timedelta(0) if urgent else None)
 
         breakers = CircuitBreakers(
             redis,

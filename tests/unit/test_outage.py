@@ -164,3 +164,40 @@ async def test_validation_failure_is_parked_not_retried(env: dict[str, Any]) -> 
         advance(env)
         results = await sweep(env)
         assert rid not in results
+
+
+async def test_breaker_alerts_once_and_clears_on_close() -> None:
+    from services.sync.breaker import CircuitBreakers
+
+    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    seen: list[tuple[str, bool]] = []
+
+    async def alert(condition: str, detail: str, active: bool) -> None:
+        seen.append((condition, active))
+
+    breakers = CircuitBreakers(redis, threshold=3, alert=alert)
+    down = UnavailableError("offline", system="advoware", status_code=503)
+    assert not await breakers.record_failure("a", down)
+    assert not await breakers.record_failure("a", down)  # the same record again: one of three
+    assert not await breakers.record_failure("b", down)
+    assert await breakers.record_failure("c", down)
+    assert await breakers.record_failure("d", down)  # already open: held, no second alert
+    assert seen == [("advoware_unreachable", True)]
+    assert (await breakers.report())["advoware"]["open"] is True
+    assert await breakers.close("advoware") == ["a", "b", "c", "d"]
+    assert seen[1:] == [("advoware_credentials", False), ("advoware_unreachable", False)]
+    assert (await breakers.report())["advoware"] == {"open": False, "waiting": 0}
+
+
+async def test_a_success_in_between_resets_the_failure_run() -> None:
+    from services.sync.breaker import CircuitBreakers
+
+    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    breakers = CircuitBreakers(redis, threshold=2)
+    down = UnavailableError("500", system="advoware", status_code=500)
+    for rid in ("a", "b", "c"):
+        assert not await breakers.record_failure(rid, down)
+        await breakers.record_success("advoware")  # other records sync fine meanwhile
+    assert await breakers.open_states() == {}
+    assert await breakers.record_failure("x", AuthError("401", system="espocrm", status_code=401))
+    assert set(await breakers.open_states()) == {"espocrm"}
