@@ -18,7 +18,7 @@ import pytest
 from services.errors import AuthError, UnavailableError, ValidationError
 from services.sync.model import Result, Trigger
 from services.sync.sweep import Sweeper
-from tests.support.fakes import BERLIN, fake_env
+from tests.support.fakes import BERLIN, fake_env, fake_redis
 from tests.unit.test_engine import PERSON_ESPO
 
 SWEEP_EVERY = timedelta(minutes=15)
@@ -169,7 +169,7 @@ async def test_validation_failure_is_parked_not_retried(env: dict[str, Any]) -> 
 async def test_breaker_alerts_once_and_clears_on_close() -> None:
     from services.sync.breaker import CircuitBreakers
 
-    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    redis = fake_redis()
     seen: list[tuple[str, bool]] = []
 
     async def alert(condition: str, detail: str, active: bool) -> None:
@@ -192,7 +192,7 @@ async def test_breaker_alerts_once_and_clears_on_close() -> None:
 async def test_a_success_in_between_resets_the_failure_run() -> None:
     from services.sync.breaker import CircuitBreakers
 
-    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    redis = fake_redis()
     breakers = CircuitBreakers(redis, threshold=2)
     down = UnavailableError("500", system="advoware", status_code=500)
     for rid in ("a", "b", "c"):
