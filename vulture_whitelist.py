@@ -46,3 +46,4 @@ deleted_in_advoware_text  # services/sync/notify.py (ops): landed ahead of its c
 permanently_failed_text  # services/sync/notify.py (ops): landed ahead of its caller
 ADVO_BASELINE  # services/sync/verify.py (link): landed ahead of its caller
 ESPO_BASELINE  # services/sync/verify.py (link): landed ahead of its caller
+permanently_failed  # services/ops/recorder.py (ops): landed ahead of its caller
