@@ -32,15 +32,21 @@
 //    contain :"). Both now use "motia:events" (also the plugin's own default).
 // 9. no-hmr-server (start.mjs + workbench middleware.js): `motia start` no longer opens Vite's
 //    HMR WebSocket server on PORT+21678 (nothing to hot-reload in production): one port, any port.
+//    The Vite client in the page would still try a WebSocket to port 24678: in motia start its
+//    connect call is dropped (the page needs no HMR).
 // 10. no-third-party (workbench index.html, middleware.js, header.tsx): no Amplitude analytics
 //    script (with remote config), no Google Fonts (system fonts instead), no reo.dev script, no
 //    "Deploy" pop-up with an image from a third-party host. Staff browsers load only from the
 //    service itself (GDPR; works without internet).
+// 11. flow-panel-size (@motiadev/ui collapsible-panel.js): the flow picture gets 75% of the
+//    height, the logs/traces panel 25% (was half and half: the flow was unreadable at fit-to-view).
+//    The Workbench's pre-bundled copy of @motiadev/ui (Vite's deps cache) is dropped when this
+//    patch is applied, so the next start bundles the patched file.
 //
 // Usage: node scripts/patch-motia-core.mjs [NODE_MODULES_DIR]   (default: ./node_modules)
 //        node scripts/patch-motia-core.mjs --list   (the patches as JSON, file paths relative
 //        to NODE_MODULES_DIR: tests/unit/test_motia_install.py un-applies and re-applies each)
-import { readFileSync, writeFileSync, existsSync } from 'node:fs'
+import { readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -57,6 +63,8 @@ const PY_RUNNER = path.join(CORE, 'python/python-runner.py')
 const MIDDLEWARE = path.join(WORKBENCH, 'middleware.js')
 const INDEX_HTML = path.join(WORKBENCH, 'index.html')
 const HEADER = path.join(WORKBENCH, 'src/components/header/header.tsx')
+const UI_PANEL = path.join(NM, '@motiadev/ui/dist/components/ui/collapsible-panel.js')
+const VITE_DEPS_CACHE = path.join(NM, '@motiadev/workbench/node_modules/.vite')
 const GATE_SOURCE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'motia-port-gate.mjs')
 const GATE = path.join(CORE, 'vmh-port-gate.mjs')
 
@@ -219,6 +227,16 @@ const patches = [
     all: false,
   },
   {
+    name: 'no-hmr-client-plugin',
+    from: '\t\t\tworkbenchBasePlugin(workbenchBase)\n\t\t],\n',
+    to:
+      '\t\t\tworkbenchBasePlugin(workbenchBase),\n' +
+      '\t\t\t...hmr ? [] : [{ name: "vmh-no-hmr-client", transform(code, id) { if (!id.includes("vite/dist/client/client.mjs")) return null; const call = "transport.connect(createHMRHandler(handleMessage));"; if (!code.includes(call)) throw new Error("vmh-no-hmr-client: Vite client changed, review the patch"); return code.replace(call, "/* vmh: no HMR server in motia start */"); } }]\n' +
+      '\t\t],\n',
+    file: MIDDLEWARE,
+    all: false,
+  },
+  {
     name: 'no-third-party-reo',
     from: '\t\ttransformIndexHtml(html) {\n\t\t\tif (!(process.env.MOTIA_ANALYTICS_DISABLED !== "true")) return html;\n',
     to: '\t\ttransformIndexHtml(html) {\n\t\t\treturn html; // vmh: never inject the reo.dev script\n',
@@ -250,6 +268,14 @@ const patches = [
     all: false,
   },
   {
+    name: 'flow-panel-size',
+    from: '\t\tt6 = /* @__PURE__ */ jsx(Panel, {\n\t\t\tid,\n\t\t\tcollapsible: true,\n',
+    to: '\t\tt6 = /* @__PURE__ */ jsx(Panel, {\n\t\t\tid,\n\t\t\tdefaultSize: id === "top-panel" ? 75 : id === "bottom-panel" ? 25 : void 0,\n\t\t\tcollapsible: true,\n',
+    file: UI_PANEL,
+    all: false,
+    dropsCache: VITE_DEPS_CACHE,
+  },
+  {
     name: 'no-third-party-deploy-popup',
     from: '{isDevMode && <DeployButton />}',
     to: '{false && isDevMode && <DeployButton />}',
@@ -259,7 +285,7 @@ const patches = [
 ]
 
 if (LIST) {
-  console.log(JSON.stringify(patches.map((p) => ({ ...p, file: path.normalize(p.file) })), null, 1))
+  console.log(JSON.stringify(patches.map(({ dropsCache: _, ...p }) => ({ ...p, file: path.normalize(p.file) })), null, 1))
   process.exit(0)
 }
 
@@ -294,6 +320,7 @@ for (const p of patches) {
   }
   src = p.all ? src.split(p.from).join(p.to) : src.replace(p.from, p.to)
   writeFileSync(p.file, src)
+  if (p.dropsCache) rmSync(p.dropsCache, { recursive: true, force: true })
   console.log(`patch-motia-core: ${p.name} applied`)
 }
 process.exit(failed ? 1 : 0)
