@@ -78,11 +78,6 @@ class Bench:
         for side in ("espo", "advo"):
             self.http.post(f"{self._base(side)}/__sandbox/latency", json={"latency_ms": ms})
 
-    def webhook_settings(self, **settings: Any) -> dict[str, Any]:
-        return dict(
-            self.http.post(f"{self.stack.espo_url}/__sandbox/webhooks/settings", json=settings).json()
-        )
-
     def webhook_log(self, n: int = 2000) -> list[dict[str, Any]]:
         return list(
             self.http.get(f"{self.stack.espo_url}/__sandbox/webhooks", params={"log": n}).json()["log"]
@@ -139,12 +134,6 @@ class Bench:
             time.sleep(interval)
         log(f"gave up waiting for {what} after {timeout:.0f}s")
         return False
-
-    def wait_all_clean(self, timeout: float, interval: float = 1.0) -> float | None:
-        """Seconds until no record is left in another state than clean, or None on timeout."""
-        start = time.monotonic()
-        ok = self.wait(lambda: self.not_clean() == 0, timeout, interval, "all records clean")
-        return time.monotonic() - start if ok else None
 
     def settle(self, quiet_seconds: float = 2.0, timeout: float = 600) -> None:
         """Wait until Motia's queues are empty and neither simulator has logged a call for
@@ -398,11 +387,6 @@ class CpuMeter:
         if records:
             out["service_ms_per_record"] = round(1000 * (d["motia_node"] + d["python_steps"]) / records, 1)
         return out
-
-
-def loadavg() -> str:
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
 
 
 class RssSampler:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from functools import lru_cache
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -20,6 +20,9 @@ from services.errors import ConfigurationError
 from services.intake.config import DEFAULT_REDIS_URL, parse_webhook_secrets
 
 WORKBENCH_PASSWORD_MIN = 12
+
+if TYPE_CHECKING:
+    from services.beteiligte.fieldmap import Direction
 
 
 class Settings(BaseSettings):
@@ -35,7 +38,7 @@ class Settings(BaseSettings):
     # "webhookId:secretKey,webhookId:secretKey" - several may be active during rotation.
     ESPOCRM_WEBHOOK_SECRETS: Annotated[dict[str, SecretStr], NoDecode]
     ESPOCRM_NOTIFY_USER_ID: str | None = None
-    # User name used for the @mention fallback (stream note) when Notification is 403.
+    # Optional override of that user's userName for the @mention (normally looked up via GET /User/{id}).
     ESPOCRM_NOTIFY_USER_NAME: str | None = None
 
     # --- Advoware ------------------------------------------------------------------
@@ -79,6 +82,26 @@ class Settings(BaseSettings):
     SYNC_BREAKER_THRESHOLD: int = Field(default=5, ge=1, le=1000)
     SYNC_BREAKER_WINDOW_SECONDS: float = Field(default=900.0, ge=1, le=86400)
 
+    # --- Operations ------------------------------------------------------------------
+    # Decisions kept per record (`history`), and for how long.
+    SYNC_HISTORY_LIMIT: int = Field(default=50, ge=1, le=1000)
+    SYNC_HISTORY_MAX_AGE_DAYS: int = Field(default=90, ge=1, le=3650)
+    # A system unreachable or refusing credentials this long gets one alert notice (and one at its end).
+    ALERT_AFTER_SECONDS: float = Field(default=1800.0, ge=0, le=7 * 86400)
+    # No completed sweep for this long (two cron intervals of 15 min) is unhealthy and alerted.
+    ALERT_SWEEP_OVERDUE_SECONDS: float = Field(default=1800.0, ge=60, le=7 * 86400)
+    # Per-field direction overrides, e.g. "geburtsdatum:advoware,titel:both" (fields by canonical or
+    # EspoCRM name; both | espocrm (EspoCRM -> Advoware only) | advoware (Advoware -> EspoCRM only) | none).
+    SYNC_FIELD_DIRECTIONS: str = ""
+
+    @field_validator("SYNC_FIELD_DIRECTIONS")
+    @classmethod
+    def _valid_directions(cls, value: str) -> str:
+        from services.beteiligte.fieldmap import parse_directions
+
+        parse_directions(value)  # raises ValueError naming the bad entry
+        return value
+
     @field_validator("ESPOCRM_WEBHOOK_SECRETS", mode="before")
     @classmethod
     def _parse_webhook_secrets(cls, value: object) -> object:
@@ -119,6 +142,13 @@ class Settings(BaseSettings):
         if password and len(password) < WORKBENCH_PASSWORD_MIN:
             raise ValueError(f"must be at least {WORKBENCH_PASSWORD_MIN} characters")
         return value
+
+    @property
+    def field_directions(self) -> dict[str, Direction]:
+        """Every canonical field's direction: the field map's, with the overrides applied."""
+        from services.beteiligte.fieldmap import effective_directions, parse_directions
+
+        return effective_directions(parse_directions(self.SYNC_FIELD_DIRECTIONS))
 
     @property
     def timezone(self) -> ZoneInfo:

@@ -28,14 +28,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from services.errors import (
-    ApiError,
-    AuthError,
-    RateLimitedError,
-    UnavailableError,
-    ValidationError,
-)
-from services.http import parse_retry_after, transport_error
+from services.advoware.contract import LOGIN_PATH, classify_body_text
+from services.errors import ApiError, AuthError, UnavailableError, ValidationError
+from services.http.observe import Observer, current_observer, report
+from services.http.transport import transport_error
 from services.redis_store import key
 
 if TYPE_CHECKING:
@@ -45,16 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SYSTEM = "advoware"
-
-# Body substrings (advoware-api.md §1.5). Configuration/auth texts are fatal; never echo the
-# body itself (it may name the user).
-AUTH_TEXTS: dict[str, str] = {
-    "ist nicht registriert": "kanzlei/database not registered",
-    "freigeschaltet": "product or user not activated",
-    "Falscher Name oder falsches Kennwort": "wrong user or password",
-    "Benutzer / Kennwort ung": "wrong user or password",
-}
-OFFLINE_TEXT = "ist nicht angemeldet"
+OBSERVED_SYSTEM = "advoware-token"  # the name token requests are reported under (observe.py)
 
 _COMPARE_AND_DELETE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -75,16 +62,6 @@ def request_timestamp(now: datetime | None = None) -> str:
     """ISO-8601 UTC with milliseconds and ``Z``, e.g. ``2026-08-30T00:00:00.000Z``."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-
-
-def classify_body_text(text: str) -> tuple[str, str] | None:
-    """``("auth", reason)``/``("offline", reason)`` when the body carries a known Advoware text."""
-    for needle, reason in AUTH_TEXTS.items():
-        if needle in text:
-            return "auth", reason
-    if OFFLINE_TEXT in text:
-        return "offline", "connector offline (nicht angemeldet)"
-    return None
 
 
 async def compare_and_delete(redis: Redis, name: str, expected: str) -> bool:
@@ -110,10 +87,11 @@ class TokenProvider:
         margin: float = 60.0,
         lock_ttl: float = 20.0,
         clock: Callable[[], float] = time.time,
+        observer: Observer | None = None,
     ) -> None:
         self._http = http
         self._redis = redis
-        self._url = security_url.rstrip("/") + "/api/v1/Token"
+        self._url = security_url.rstrip("/") + "/" + LOGIN_PATH
         self._app_id = app_id
         self._api_key = api_key
         self._kanzlei = kanzlei
@@ -125,6 +103,7 @@ class TokenProvider:
         self.margin = margin
         self.lock_ttl = lock_ttl
         self._clock = clock
+        self._observer = observer
         self.cache_key = key("advoware", "token", kanzlei, user)
         self.lock_key = self.cache_key + ":lock"
         self.requests_made = 0  # token requests sent by this instance (for tests/metrics)
@@ -216,11 +195,15 @@ class TokenProvider:
         import httpx
 
         self.requests_made += 1
+        observer = self._observer or current_observer()
+        start = time.monotonic()
         try:
             resp = await self._http.post(self._url, json=self.build_request())
         except httpx.TransportError as exc:
+            report(observer, OBSERVED_SYSTEM, "POST", None, time.monotonic() - start)
             log.info("advoware POST Token failed: %s", type(exc).__name__)
             raise transport_error(exc, system=SYSTEM) from None
+        report(observer, OBSERVED_SYSTEM, "POST", resp.status_code, time.monotonic() - start)
         log.debug("advoware POST Token -> %d", resp.status_code)
         if resp.status_code >= 300:
             raise _token_error(resp)
@@ -267,18 +250,17 @@ def _lifetime(data: dict[str, Any], now: float) -> float:
 
 
 def _token_error(resp: httpx.Response) -> ApiError:
+    """Known refusal texts, and 400/401/403, are refused credentials (fatal, never hammered);
+    429 and 5xx are transient (status table of the client base); anything else is fatal."""
+    from services.http.base import status_error
+
     status = resp.status_code
-    kw: dict[str, Any] = {"system": SYSTEM, "status_code": status}
     found = classify_body_text(resp.text)
     if found and found[0] == "auth":
-        return AuthError("token request refused", reason=found[1], **kw)
-    if status == 429:
-        return RateLimitedError(
-            "token request rate limited", retry_after=parse_retry_after(resp.headers.get("Retry-After")), **kw
-        )
-    if status >= 500:
-        reason = found[1] if found else None
-        return UnavailableError("token service unavailable", reason=reason, **kw)
+        return AuthError("token request refused", system=SYSTEM, status_code=status, reason=found[1])
     if status in (400, 401, 403):
-        return AuthError("token request refused", **kw)
-    return ValidationError("token request rejected", **kw)
+        return AuthError("token request refused", system=SYSTEM, status_code=status)
+    if status == 429 or status >= 500:
+        reason = found[1] if found else None
+        return status_error(resp, what="token request", system=SYSTEM, reason=reason)
+    return ValidationError("token request rejected", system=SYSTEM, status_code=status)

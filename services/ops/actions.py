@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from services.errors import OperationError
 from services.sync.decide import change_rows
 from services.sync.engine import ENTITY, RecordPlan, Trigger
 from services.sync.states import SyncStatus, transition
@@ -27,12 +28,8 @@ log = logging.getLogger(__name__)
 RETRYABLE = (SyncStatus.FAILED, SyncStatus.PERMANENTLY_FAILED)
 
 
-class OpsError(Exception):
+class OpsError(OperationError):
     """A request the operation cannot carry out (unknown record, ambiguous betnr, bad input)."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 # --------------------------------------------------------------------------- request parsing

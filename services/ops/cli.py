@@ -1,6 +1,7 @@
 """`python -m services.ops`: the operator's command line (docs/ops.md).
 
-    status                            counts per syncStatus, oldest pending work, recent failures
+    status                            health checks (exit 1 if unhealthy), counts per syncStatus, failures
+    history <id> | history --betnr N  what the sync did to one record, and why
     sync <id> | sync --betnr N        sync one record now; --dry-run prints the field-by-field plan
     backfill [--dry-run]              first-run matching and backfill (resumable; --restart)
     retry-failed [--dry-run]          requeue failed / permanently_failed records and sync them
@@ -48,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="command")
 
     sub.add_parser("status", help="counts per syncStatus, oldest pending work, recent failures")
+
+    h = sub.add_parser("history", help="what the sync did to one record, and why (newest first)")
+    h.add_argument("id", nargs="?", help="EspoCRM CBeteiligte id")
+    h.add_argument("--betnr", type=int, help="the Advoware betNr instead of the EspoCRM id")
 
     s = sub.add_parser("sync", help="sync one record now (or show the plan with --dry-run)")
     s.add_argument("id", nargs="?", help="EspoCRM CBeteiligte id")
@@ -114,13 +119,19 @@ def _clip(items: Sequence[Any], limit: int) -> tuple[Sequence[Any], int]:
 
 
 async def cmd_status(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
+    """Exit 1 when unhealthy (the checks of GET /vmh/health), so cron/monitoring can use it."""
+    from services.ops.monitor import check
+    from services.ops.report import print_health
     from services.sync.status import status_report
 
+    health = (await check(rt)).as_dict()
+    verdict = EXIT_OK if health["healthy"] else EXIT_FAILED
     report = await status_report(rt.espo, rt.redis)
     if args.json:
-        _print_json(report, out)
-        return EXIT_OK
-    out.write("Sync status (EspoCRM CBeteiligte)\n")
+        _print_json({"health": health, **report}, out)
+        return verdict
+    print_health(health, out)
+    out.write("\nSync status (EspoCRM CBeteiligte)\n")
     _table([(k, v) for k, v in report["counts"].items()], out)
     out.write("\nOldest pending work:\n")
     if report["oldest_pending"]:
@@ -154,6 +165,22 @@ async def cmd_status(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
         )
     else:
         out.write("Backfill: never run\n")
+    return verdict
+
+
+async def cmd_history(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
+    from services.ops.monitor import record_history
+    from services.ops.report import print_history
+
+    try:
+        record_id, entries = await record_history(rt, args.id, args.betnr)
+    except LookupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        _print_json({"id": record_id, "entries": entries}, out)
+    else:
+        print_history(record_id, entries, out)
     return EXIT_OK
 
 
@@ -406,6 +433,8 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
         async with open_runtime(settings) as rt:
             if args.command == "status":
                 return await cmd_status(rt, args, out)
+            if args.command == "history":
+                return await cmd_history(rt, args, out)
             if args.command == "sync":
                 return await cmd_sync(rt, args, out)
             if args.command == "backfill":
@@ -426,8 +455,8 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "sync" and (args.id is None) == (args.betnr is None):
-        parser.error("sync needs exactly one of <id> and --betnr")
+    if args.command in ("sync", "history") and (args.id is None) == (args.betnr is None):
+        parser.error(f"{args.command} needs exactly one of <id> and --betnr")
     if args.command == "unlock" and not (args.id or args.sweep or args.backfill):
         parser.error("unlock needs <id>, --sweep or --backfill")
     logging.basicConfig(

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from services.store import keys
 from services.store.watermark import FIRST_RUN_LOOKBACK, WATERMARK_OVERLAP, Watermark
 from services.sync.engine import ENTITY
+from services.sync.identity_index import IdentityIndex
 from services.sync.snapshot import SnapshotStore
 
 if TYPE_CHECKING:
@@ -110,6 +111,8 @@ class AdvowareWatch:
                 stamp = local_to_utc(changed_at, self.tz)
                 newest = stamp if newest is None else max(newest, stamp)
         out = AdvowareChanges(rows=len(rows), watermark=next_watermark(mark, newest, started))
+        # Every changed row read keeps the identity index current (Redis only, no API call).
+        await IdentityIndex(self.redis).upsert(rows.values())
 
         # betnr -> EspoCRM id and snapshot: two Redis round trips, no API call.
         betnrs = list(rows)

@@ -42,7 +42,7 @@ from services.beteiligte.identity import (
     identity_of_espo,
     lookup_keys,
 )
-from services.errors import ApiError, TransientError
+from services.errors import ApiError, BackfillAbortedError, BackfillBusyError, TransientError
 from services.redis_store import key
 from services.sync.decide import change_rows
 from services.sync.engine import BACKFILL_RUNNING, ENTITY, Outcome, Result, Trigger
@@ -340,11 +340,11 @@ def no_progress(total: int | None, desc: str) -> Progress:
     return _NoProgress()
 
 
-class BackfillBusy(RuntimeError):
+class BackfillBusy(BackfillBusyError):
     """Another backfill holds the lock."""
 
 
-class BackfillAborted(RuntimeError):
+class BackfillAborted(BackfillAbortedError):
     """The run stopped before its end; finished items are checkpointed, a rerun resumes."""
 
 

@@ -34,14 +34,28 @@ betnr typed in by a person, a Redis that was emptied) the first sync never destr
 Advoware side with what it did store (`advo_baseline`, from the snapshot), so a known divergence
 (already reported) is not taken for an Advoware edit. Every field that differs is also described in `MergePlan.changes` (both values,
 the value both sides get, the rule), which the dry runs print.
+
+Per-field direction (the field map's, overridden by SYNC_FIELD_DIRECTIONS) is applied last to
+every field that differs and replaces the rules above for that field; a one-way field has no
+conflicts, its source is its master:
+
+| direction                    | the values differ                                       |
+|------------------------------|---------------------------------------------------------|
+| both                         | the tables above                                        |
+| to_advo (EspoCRM is source)  | EspoCRM's value -> Advoware; never written to EspoCRM   |
+| to_espo (Advoware is source) | Advoware's value -> EspoCRM; never written to Advoware  |
+| none                         | nothing; each side keeps its own value                  |
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from services.beteiligte.fieldmap import Direction
 
 DiffFn = Callable[[Mapping[str, Any], Mapping[str, Any]], set[str]]
 
@@ -70,6 +84,9 @@ class Rule(StrEnum):
     ESPO_NEWER = "espocrm_changed_since_sync"
     ADVO_NEWER = "advoware_changed_since_sync"
     CONFLICT = "conflict_espocrm_wins"
+    ESPO_IS_SOURCE = "espocrm_is_source"  # one-way field EspoCRM -> Advoware
+    ADVO_IS_SOURCE = "advoware_is_source"  # one-way field Advoware -> EspoCRM
+    NOT_SYNCED = "not_synced"
 
 
 @dataclass(frozen=True)
@@ -89,14 +106,6 @@ class MergePlan:
     conflicts: tuple[FieldConflict, ...] = ()
     merged: dict[str, Any] = field(default_factory=dict)
     changes: tuple[FieldChange, ...] = ()
-
-    @property
-    def writes_advo(self) -> bool:
-        return bool(self.to_advo)
-
-    @property
-    def writes_espo(self) -> bool:
-        return bool(self.to_espo)
 
     @property
     def is_noop(self) -> bool:
@@ -145,20 +154,23 @@ def decide(
     advo_changed_since_sync: bool | None = None,
     advo_baseline: Mapping[str, Any] | None = None,
     diff: DiffFn = _default_diff,
+    directions: Mapping[str, Direction] | None = None,
 ) -> MergePlan:
     """Plan the writes that bring EspoCRM (`espo`) and Advoware (`advo`) into agreement.
 
     `snapshot` is the content at the end of the last sync, or None. The two
     `*_changed_since_sync` flags are only read without a snapshot (None = unknown).
     `advo_baseline` overrides snapshot fields for the Advoware side (write verification).
+    `directions`: canonical field -> Direction for fields that are not two-way.
     """
+    plan = functools.partial(_plan, directions=directions or {})
     differing = diff(espo, advo)
     if snapshot is not None and differing:
         advo_snapshot = {**snapshot, **(advo_baseline or {})}
         advo_changed = diff(advo, advo_snapshot)
         espo_changed = diff(espo, snapshot)
         known = {n for n in advo_baseline or {} if n not in advo_changed and n not in espo_changed}
-        return _plan(
+        return plan(
             Basis.SNAPSHOT,
             espo,
             advo,
@@ -175,7 +187,7 @@ def decide(
     else:
         winner = Rule.CONFLICT
     if "kind" in differing:  # a person in one system, a company in the other: no field mixing
-        return _plan(Basis.FIRST_SYNC, espo, advo, dict.fromkeys(differing, winner), {}, diff)
+        return plan(Basis.FIRST_SYNC, espo, advo, dict.fromkeys(differing, winner), {}, diff)
     rules: dict[str, Rule] = {}
     values: dict[str, Any] = {}
     for name in sorted(differing):
@@ -190,7 +202,7 @@ def decide(
             rules[name], values[name] = Rule.UNION, union(first, second, item, norm)
         else:
             rules[name] = winner
-    return _plan(Basis.FIRST_SYNC, espo, advo, rules, values, diff)
+    return plan(Basis.FIRST_SYNC, espo, advo, rules, values, diff)
 
 
 def _snapshot_rules(differing: set[str], espo_changed: set[str], advo_changed: set[str]) -> dict[str, Rule]:
@@ -209,6 +221,24 @@ def _snapshot_rules(differing: set[str], espo_changed: set[str], advo_changed: s
 
 
 _TAKES_ADVO = frozenset({Rule.ADVO_CHANGED, Rule.FILL_ESPO, Rule.ADVO_NEWER})
+_DIRECTED = {
+    Direction.TO_ADVO: Rule.ESPO_IS_SOURCE,
+    Direction.TO_ESPO: Rule.ADVO_IS_SOURCE,
+    Direction.NONE: Rule.NOT_SYNCED,
+}
+
+
+def _directed(
+    rules: Mapping[str, Rule], values: Mapping[str, Any], directions: Mapping[str, Direction]
+) -> tuple[dict[str, Rule], dict[str, Any]]:
+    """The one-way and unsynced fields' rules replace the two-way ones (module docstring)."""
+    out_rules, out_values = dict(rules), dict(values)
+    for name in rules:
+        rule = _DIRECTED.get(directions.get(name, Direction.BOTH))
+        if rule is not None:
+            out_rules[name] = rule
+            out_values.pop(name, None)
+    return out_rules, out_values
 
 
 def _plan(
@@ -218,8 +248,11 @@ def _plan(
     rules: Mapping[str, Rule],
     values: Mapping[str, Any],
     diff: DiffFn,
+    *,
+    directions: Mapping[str, Direction],
 ) -> MergePlan:
     """Turn each differing field's rule into the merged content and the writes to each side."""
+    rules, values = _directed(rules, values, directions)
     merged = dict(espo)
     for name, rule in rules.items():
         if name in values:
@@ -228,8 +261,14 @@ def _plan(
             merged[name] = advo.get(name)
     if basis is Basis.FIRST_SYNC and "kind" in rules and rules["kind"] in _TAKES_ADVO:
         merged = {**advo}  # the kind follows Advoware: so does every field
+    for name, rule in rules.items():
+        if rule is Rule.ESPO_IS_SOURCE:
+            merged[name] = espo.get(name)
+        elif rule in (Rule.ADVO_IS_SOURCE, Rule.NOT_SYNCED):
+            merged[name] = advo.get(name)  # not synced: Advoware keeps its value, EspoCRM is not written
+    unsynced = {name for name, rule in rules.items() if rule is Rule.NOT_SYNCED}
     to_advo = diff(merged, advo) & set(rules)
-    to_espo = diff(merged, espo) & set(rules)
+    to_espo = (diff(merged, espo) & set(rules)) - unsynced
     conflicts = tuple(
         FieldConflict(name, espo.get(name), advo.get(name))
         for name, rule in sorted(rules.items())

@@ -63,16 +63,8 @@ def pending_conflicts_key(record_id: str) -> str:
 
 class EspoApi(Protocol):
     async def get(self, entity: str, record_id: str) -> dict[str, Any]: ...
+    async def create(self, entity: str, data: Mapping[str, Any]) -> dict[str, Any]: ...
     async def update(self, entity: str, record_id: str, data: dict[str, Any]) -> dict[str, Any]: ...
-    async def notify(
-        self,
-        user_id: str,
-        message: str,
-        *,
-        parent_type: str,
-        parent_id: str | None,
-        user_name: str | None = None,
-    ) -> str: ...
 
 
 class AdvowareApi(Protocol):

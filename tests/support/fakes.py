@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import itertools
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +27,9 @@ class Clock:
 
 def _espo_dt(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+FAKE_USER_NAME = "jdoe"
 
 
 class FakeEspo:
@@ -66,6 +69,9 @@ class FakeEspo:
         self.records[rid]["modifiedAt"] = _espo_dt(self.clock.tick())
 
     async def get(self, entity: str, record_id: str) -> dict[str, Any]:
+        if entity == "User":  # the notify user's name lookup
+            self.calls["get_user"] += 1
+            return {"id": record_id, "userName": FAKE_USER_NAME, "isActive": True}
         self.calls["get"] += 1
         self._maybe_fail("get")
         if record_id not in self.records:
@@ -89,18 +95,22 @@ class FakeEspo:
         rec["modifiedAt"] = _espo_dt(self.clock.tick())
         return copy.deepcopy(rec)
 
-    async def notify(
-        self,
-        user_id: str,
-        message: str,
-        *,
-        parent_type: str,
-        parent_id: str | None,
-        user_name: str | None = None,
-    ) -> str:
+    async def create(
+        self, entity: str, data: Mapping[str, Any], *, skip_duplicate_check: bool = False
+    ) -> dict[str, Any]:
+        """A record (backfill --create-in-espocrm) or a stream note (the notifier's channel,
+        recorded as (parent id, post))."""
+        if entity != "Note":
+            self.calls["create"] += 1
+            self._maybe_fail("create")
+            rid = self.add(copy.deepcopy(dict(data)))
+            return copy.deepcopy(self.records[rid])
         self.calls["notify"] += 1
-        self.notifications.append((parent_id, message))
-        return "note"
+        self._maybe_fail("notify")
+        if data["parentType"] == "CBeteiligte" and data["parentId"] not in self.records:
+            raise NotFoundError("not found", system="espocrm", status_code=404, record_id=data["parentId"])
+        self.notifications.append((data["parentId"], data["post"]))
+        return {"id": f"note{len(self.notifications)}", **data}
 
     def _match(self, rec: dict[str, Any], cond: dict[str, Any]) -> bool:
         value = rec.get(cond["attribute"])
@@ -145,6 +155,18 @@ class FakeEspo:
             yield row
 
 
+class FakeTokens:
+    """The Advoware client's token provider, as the health check sees it."""
+
+    def __init__(self) -> None:
+        self.fail: Exception | None = None
+
+    async def get(self) -> str:
+        if self.fail is not None:
+            raise self.fail
+        return "fake-token"
+
+
 class FakeAdvo:
     def __init__(self, clock: Clock | None = None, tz: ZoneInfo = BERLIN) -> None:
         self.clock = clock or Clock()
@@ -158,6 +180,7 @@ class FakeAdvo:
         # When set, create() stores the record and then raises this (a lost answer).
         self.lose_create_answer: Exception | None = None
         self._betnr = itertools.count(100001)
+        self.tokens = FakeTokens()
 
     def _local_now(self) -> str:
         return self.clock.tick().astimezone(self.tz).replace(tzinfo=None).isoformat(timespec="seconds")
@@ -213,10 +236,10 @@ class FakeAdvo:
         return copy.deepcopy(self.records[betnr])
 
     async def iter_beteiligte(
-        self, *, changed_since_local: str | None = None, take: int = 100
+        self, *, changed_since_local: str | None = None, take: int = 100, start: int = 0
     ) -> AsyncIterator[dict[str, Any]]:
         self.calls["list"] += 1
         self._maybe_fail("list")
-        for rec in list(self.records.values()):
+        for rec in list(self.records.values())[start:]:
             if changed_since_local is None or rec["geaendertAm"] >= changed_since_local:
                 yield copy.deepcopy(rec)

@@ -81,8 +81,11 @@ def summarise(espo: list[dict[str, Any]], advo: list[dict[str, Any]]) -> dict[st
 
 
 def hold_cron(stack: Stack, hours: int = 3) -> None:
-    """Claim the cron sweep's ticks for the next hours, so only our own sweeps run."""
+    """Claim the cron sweep's and the ops watch's ticks for the next hours, so only our own
+    sweeps (and health checks) run."""
     import redis
+
+    from services.store import keys
 
     r = redis.Redis.from_url(stack.redis_url)
     try:
@@ -90,7 +93,8 @@ def hold_cron(stack: Stack, hours: int = 3) -> None:
         pipe = r.pipeline()
         for minute in range(hours * 60):
             tick = (now + timedelta(minutes=minute)).strftime("%Y%m%d%H%M")
-            pipe.set(f"vmh:sweep:tick:{tick}", "held-by-test", ex=hours * 3600)
+            pipe.set(keys.sweep_tick(tick), "held-by-test", ex=hours * 3600)
+            pipe.set(keys.watch_tick(tick), "held-by-test", ex=hours * 3600)
         pipe.execute()
     finally:
         r.close()

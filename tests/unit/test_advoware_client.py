@@ -120,6 +120,7 @@ async def test_iter_beteiligte_pages_and_changed_since(
         ("0", "100"),
         ("100", "100"),
         ("200", "100"),
+        ("250", "100"),  # a short page may be a server's cap: only the empty page ends a listing
     ]
 
 
@@ -216,7 +217,7 @@ async def test_400_validation_message(client: AdvowareClient, respx_mock: respx.
     ("status", "body", "cls", "calls"),
     [
         (403, "", AuthError, 1),
-        (404, "", NotFoundError, 1),
+        (404, "", NotFoundError, 2),  # confirmed by a second read (and the listing)
         (409, "", ConflictError, 1),
         (500, "boom", UnavailableError, 4),
         (503, "Kanzlei ist nicht angemeldet", UnavailableError, 4),
@@ -235,8 +236,10 @@ async def test_error_mapping(
     calls: int,
 ) -> None:
     route = respx_mock.get(f"{URL}/7").respond(status, text=body)
+    respx_mock.get(URL).respond(200, json=[{"betNr": 1}])
     with pytest.raises(cls) as info:
         await client.get_beteiligter(7)
+    assert type(info.value) is cls
     assert info.value.status_code == status and info.value.record_id == "7"
     assert route.call_count == calls
 

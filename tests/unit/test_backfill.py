@@ -321,15 +321,7 @@ def test_matching_scales_linearly() -> None:
 
 
 class Espo(FakeEspo):
-    """FakeEspo plus `create` (for --create-in-espocrm); every write is recorded."""
-
-    async def create(
-        self, entity: str, data: dict[str, Any], *, skip_duplicate_check: bool = False
-    ) -> dict[str, Any]:
-        self.calls["create"] += 1
-        self._maybe_fail("create")
-        rid = self.add(copy.deepcopy(data))
-        return copy.deepcopy(self.records[rid])
+    """FakeEspo (its `create` serves --create-in-espocrm); every write is recorded."""
 
 
 WRITES = ("update", "create", "notify")

@@ -21,6 +21,15 @@ from services.sync.lock import RecordLocks
 from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
 
 ROOT = Path(__file__).resolve().parents[2]
+OPS_SETTINGS = SimpleNamespace(
+    timezone=BERLIN,
+    ESPOCRM_NOTIFY_USER_ID="u1",
+    ESPOCRM_NOTIFY_USER_NAME=None,
+    ALERT_AFTER_SECONDS=1800.0,
+    ALERT_SWEEP_OVERDUE_SECONDS=1800.0,
+    SYNC_HISTORY_LIMIT=50,
+    SYNC_HISTORY_MAX_AGE_DAYS=90,
+)
 
 PERSON: dict[str, Any] = {
     "beteiligterTyp": "Person",
@@ -62,7 +71,7 @@ class World:
     def runtime(self) -> Any:
         redis = self.redis()
         return SimpleNamespace(
-            settings=SimpleNamespace(timezone=BERLIN),
+            settings=OPS_SETTINGS,
             redis=redis,
             espo=self.espo,
             advo=self.advo,
