@@ -42,6 +42,12 @@
 //    height, the logs/traces panel 25% (was half and half: the flow was unreadable at fit-to-view).
 //    The Workbench's pre-bundled copy of @motiadev/ui (Vite's deps cache) is dropped when this
 //    patch is applied, so the next start bundles the patched file.
+// 12. flow-layout (flows-config-stream.mjs, flows-config-endpoint.mjs, use-get-flow-state.tsx):
+//    the Workbench drew a flow before its saved layout (motia-workbench.json) had arrived, laid
+//    it out automatically as a column and SAVED that over the committed layout (a race, seen on
+//    a slow first load). A flow's layout is now always sent (empty if none is saved) and the
+//    page waits for it. With MOTIA_FLOW_LAYOUT_READONLY=true (make serve) the running service
+//    never writes motia-workbench.json: the layout is part of the code, changed in `make run`.
 //
 // Usage: node scripts/patch-motia-core.mjs [NODE_MODULES_DIR]   (default: ./node_modules)
 //        node scripts/patch-motia-core.mjs --list   (the patches as JSON, file paths relative
@@ -63,6 +69,9 @@ const PY_RUNNER = path.join(CORE, 'python/python-runner.py')
 const MIDDLEWARE = path.join(WORKBENCH, 'middleware.js')
 const INDEX_HTML = path.join(WORKBENCH, 'index.html')
 const HEADER = path.join(WORKBENCH, 'src/components/header/header.tsx')
+const FLOW_STATE = path.join(WORKBENCH, 'src/components/flow/hooks/use-get-flow-state.tsx')
+const FLOWS_CONFIG_STREAM = path.join(CORE, 'streams/flows-config-stream.mjs')
+const FLOWS_CONFIG_ENDPOINT = path.join(CORE, 'endpoints/flows-config-endpoint.mjs')
 const UI_PANEL = path.join(NM, '@motiadev/ui/dist/components/ui/collapsible-panel.js')
 const VITE_DEPS_CACHE = path.join(NM, '@motiadev/workbench/node_modules/.vite')
 const GATE_SOURCE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'motia-port-gate.mjs')
@@ -276,6 +285,39 @@ const patches = [
     dropsCache: VITE_DEPS_CACHE,
   },
   {
+    name: 'no-third-party-amplitude-init',
+    from:
+      "    <script>\n      function initAmplitude() {\n        window.amplitude.init('ab2408031a38aa5cb85587a27ecfc69c', {\n" +
+      '          autocapture: {\n            fileDownloads: false,\n            formInteractions: false,\n          },\n' +
+      '          fetchRemoteConfig: true,\n          recording: false,\n          optOut: true,\n        })\n      }\n    </script>\n',
+    to: '    <!-- vmh: no analytics init -->\n',
+    file: INDEX_HTML,
+    all: false,
+  },
+  {
+    name: 'flow-layout-always-sent',
+    from: '\t\treturn this.getConfig().find((flow) => flow.id === id) || null;\n',
+    to: '\t\treturn this.getConfig().find((flow) => flow.id === id) || { id, config: {} };\n',
+    file: FLOWS_CONFIG_STREAM,
+    all: false,
+  },
+  {
+    name: 'flow-layout-waited-for',
+    from: '    if (!flow || flow.error) return\n    const hasSameConfig',
+    to: '    if (!flow || flow.error || !flowConfig) return // vmh: wait for the saved layout\n    const hasSameConfig',
+    file: FLOW_STATE,
+    all: false,
+  },
+  {
+    name: 'flow-layout-readonly',
+    from: '\tapp.post("/__motia/flows/:id/config", async (req, res) => {\n',
+    to:
+      '\tapp.post("/__motia/flows/:id/config", async (req, res) => {\n' +
+      '\t\tif (process.env.MOTIA_FLOW_LAYOUT_READONLY === "true") { res.status(403).json({ error: "read_only", reason: "the flow layout is part of the code (motia-workbench.json); change it in make run" }); return; }\n',
+    file: FLOWS_CONFIG_ENDPOINT,
+    all: false,
+  },
+  {
     name: 'no-third-party-deploy-popup',
     from: '{isDevMode && <DeployButton />}',
     to: '{false && isDevMode && <DeployButton />}',
@@ -290,6 +332,7 @@ if (LIST) {
 }
 
 let failed = false
+for (const p of patches) if (!p.to) throw new Error(`patch ${p.name}: an empty replacement can never be recognised as applied`)
 
 // The gate module itself: a copy of scripts/motia-port-gate.mjs next to server.mjs.
 if (!existsSync(CORE)) {

@@ -131,7 +131,9 @@ class Browser:
         """A command to the page."""
         return self._command(method, params, self._session, timeout)
 
-    def _command(self, method: str, params: dict[str, Any] | None, session: str | None, timeout: float) -> Any:
+    def _command(
+        self, method: str, params: dict[str, Any] | None, session: str | None, timeout: float
+    ) -> Any:
         self._next_id += 1
         my_id = self._next_id
         msg: dict[str, Any] = {"id": my_id, "method": method, "params": params or {}}
@@ -166,7 +168,9 @@ class Browser:
         elif method == "Network.webSocketCreated":
             self.page_requests.append(params["url"])
         elif method == "Runtime.consoleAPICalled":
-            self.console.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params["args"]))
+            self.console.append(
+                " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
+            )
         elif method == "Fetch.authRequired" and self.login:
             user, password = self.login
             self._reply_later(
@@ -194,7 +198,9 @@ class Browser:
         self.send("Page.navigate", {"url": url})
 
     def evaluate(self, expression: str) -> Any:
-        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
+        result = self.send(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}
+        )
         if "exceptionDetails" in result:
             raise CdpError(f"script failed: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -211,7 +217,10 @@ class Browser:
 
     def pump(self, seconds: float) -> None:
         """Let the page run (and handle its events) for `seconds`."""
-        self.send("Runtime.evaluate", {"expression": f"new Promise(r => setTimeout(r, {int(seconds * 1000)}))", "awaitPromise": True})
+        self.send(
+            "Runtime.evaluate",
+            {"expression": f"new Promise(r => setTimeout(r, {int(seconds * 1000)}))", "awaitPromise": True},
+        )
 
     def screenshot(self, path: Path) -> None:
         data = self.send("Page.captureScreenshot", {"format": "png"})["data"]
