@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     # (no success in between, within the window) open it; an auth failure opens it at once.
     SYNC_BREAKER_THRESHOLD: int = Field(default=5, ge=1, le=1000)
     SYNC_BREAKER_WINDOW_SECONDS: float = Field(default=900.0, ge=1, le=86400)
+    # Bulk-404 breaker: more than this share of the records checked since the sweep (and at
+    # least SYNC_DELETION_BREAKER_MIN of them) answering 404 holds all deletions for a person.
+    SYNC_DELETION_BREAKER_SHARE: float = Field(default=0.2, gt=0, le=1)
+    SYNC_DELETION_BREAKER_MIN: int = Field(default=5, ge=1, le=100000)
+    # Deletions in Advoware are looked for with one complete listing this often, seconds.
+    SYNC_DELETION_SCAN_SECONDS: float = Field(default=3600.0, ge=60, le=7 * 86400)
 
     # --- Operations ------------------------------------------------------------------
     # Decisions kept per record (`history`), and for how long.

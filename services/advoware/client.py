@@ -53,7 +53,7 @@ from services.errors import (
 from services.http.base import ApiClient
 from services.http.observe import Observer
 from services.http.retry import RetryPolicy
-from services.redis_store import key
+from services.store import keys
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class AdvowareClient(ApiClient):
         self.auth = BearerAuth(self.tokens, system=SYSTEM)
         self.limiter: Limiter = limiter or RedisSemaphore(
             redis,
-            key("advoware", "concurrency", settings.ADVOWARE_KANZLEI),
+            keys.advoware_concurrency(settings.ADVOWARE_KANZLEI),
             limit,
             lease=max(60.0, 4 * timeout),
         )

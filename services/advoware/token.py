@@ -7,9 +7,9 @@ Token request (shared/docs/advoware-api.md §1.3)::
 
 Cache: ``vmh:advoware:token:<kanzlei>:<user>`` = JSON ``{access_token, expires_at}`` with a
 Redis TTL that ends ``margin`` seconds before the token expires. Every Motia event is a fresh
-process, so the cache and the single-flight lock live in Redis: one process holds the short
-lock ``…:lock`` (SET NX PX + random owner) and requests the token; the others poll the cache.
-The lock is released with a Lua compare-and-delete (only the owner deletes it); it also
+process, so the cache and the single-flight live in Redis: one process holds the short lease
+``…:lock`` (the one lease of services/store/lease.py, on redis-py's ``Lock``) and requests the
+token; the others poll the cache. The lease is released atomically by its owner only; it also
 expires on its own, so a crashed holder blocks the others for at most ``lock_ttl``.
 """
 
@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -32,7 +31,8 @@ from services.advoware.contract import LOGIN_PATH, classify_body_text
 from services.errors import ApiError, AuthError, UnavailableError, ValidationError
 from services.http.observe import Observer, current_observer, report
 from services.http.transport import transport_error
-from services.redis_store import key
+from services.store import keys
+from services.store.lease import Lease
 
 if TYPE_CHECKING:
     import httpx
@@ -104,8 +104,8 @@ class TokenProvider:
         self.lock_ttl = lock_ttl
         self._clock = clock
         self._observer = observer
-        self.cache_key = key("advoware", "token", kanzlei, user)
-        self.lock_key = self.cache_key + ":lock"
+        self.cache_key = keys.advoware_token(kanzlei, user)
+        self.lock_key = keys.advoware_token_lock(kanzlei, user)
         self.requests_made = 0  # token requests sent by this instance (for tests/metrics)
         # The token this instance last read or fetched, with its expiry: every Advoware call
         # asks for the token, and a Redis round trip per call is wasted while it is valid.
@@ -137,25 +137,25 @@ class TokenProvider:
         token = await self._cached()
         if token:
             return token
-        owner = secrets.token_hex(16)
         deadline = time.monotonic() + self.lock_ttl + 5
         delay = 0.02
         while True:
-            if await self._redis.set(self.lock_key, owner, nx=True, px=int(self.lock_ttl * 1000)):
+            lease = Lease(self._redis, self.lock_key, self.lock_ttl)
+            if await lease.acquire():
                 try:
-                    token = await self._cached()  # filled while we were waiting for the lock?
+                    token = await self._cached()  # filled while we were waiting for the lease?
                     if token:
                         return token
                     return await self._fetch_and_store()
                 finally:
-                    await compare_and_delete(self._redis, self.lock_key, owner)
+                    await lease.release()
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.25)
             token = await self._cached()
             if token:
                 return token
             if time.monotonic() > deadline:
-                raise UnavailableError("timed out waiting for the token lock", system=SYSTEM)
+                raise UnavailableError("timed out waiting for the token lease", system=SYSTEM)
 
     async def invalidate(self, failed_token: str) -> bool:
         """Drop the cached token, but only if it is the one that just failed (a 401)."""

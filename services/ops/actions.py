@@ -15,13 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from services.errors import OperationError
 from services.sync.decide import change_rows
-from services.sync.engine import ENTITY, RecordPlan, Trigger
+from services.sync.model import ENTITY, Trigger
+from services.sync.planning import RecordPlan
 from services.sync.states import SyncStatus, transition
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from services.sync.engine import Outcome, SyncEngine
+    from services.sync.engine import SyncEngine
+    from services.sync.model import Outcome
 
 log = logging.getLogger(__name__)
 

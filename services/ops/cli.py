@@ -24,8 +24,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    from services.backfill.plan import Progress
+    from services.backfill.runner import BackfillResult
     from services.runtime import Runtime
-    from services.sync.backfill import BackfillResult, Progress
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 
@@ -79,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--queue-only", action="store_true", help="only requeue; the next sweep syncs them")
     r.add_argument("--only-failed", action="store_true", help="leave permanently_failed records alone")
     r.add_argument("--concurrency", type=int, default=8)
+
+    d = sub.add_parser("deletions", help="the bulk-404 breaker: show held deletions, release or confirm them")
+    way_out = d.add_mutually_exclusive_group()
+    way_out.add_argument(
+        "--release", action="store_true", help="configuration fixed: sync the held records again"
+    )
+    way_out.add_argument(
+        "--confirm", action="store_true", help="the deletions are real: mark them deleted_in_advoware"
+    )
 
     u = sub.add_parser("unlock", help="release a lock by force (stale locks recover by themselves)")
     u.add_argument("id", nargs="?", help="EspoCRM id whose record lock to release")
@@ -165,6 +175,11 @@ async def cmd_status(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
         )
     else:
         out.write("Backfill: never run\n")
+    index = report.get("identity_index") or {}
+    out.write(
+        f"Identity index: {index.get('summary')}"
+        + ("; creates in Advoware wait until it is ready\n" if index.get("creates_wait") else "\n")
+    )
     return verdict
 
 
@@ -245,7 +260,8 @@ def _print_plan(plan: dict[str, Any], out: TextIO) -> None:
 
 
 async def cmd_backfill(rt: Runtime, args: argparse.Namespace, out: TextIO, progress: bool) -> int:
-    from services.sync.backfill import Backfill, BackfillAborted, BackfillBusy
+    from services.backfill.runner import Backfill
+    from services.errors import BackfillAbortedError, BackfillBusyError
 
     backfill = Backfill(
         espo=rt.espo,
@@ -259,10 +275,10 @@ async def cmd_backfill(rt: Runtime, args: argparse.Namespace, out: TextIO, progr
     )
     try:
         result = await backfill.run(dry_run=args.dry_run, restart=args.restart)
-    except BackfillBusy as exc:
+    except BackfillBusyError as exc:
         print(f"backfill not started: {exc}", file=sys.stderr)
         return EXIT_BUSY
-    except BackfillAborted as exc:
+    except BackfillAbortedError as exc:
         print(
             f"backfill interrupted: {exc}. Finished items are saved; run it again to resume.", file=sys.stderr
         )
@@ -367,7 +383,7 @@ def _print_backfill(result: BackfillResult, out: TextIO, limit: int) -> None:
 
 async def cmd_retry_failed(rt: Runtime, args: argparse.Namespace, out: TextIO, progress: bool) -> int:
     from services.ops.actions import RETRYABLE, outcome_dict, requeue_failed
-    from services.sync.engine import Trigger
+    from services.sync.model import Trigger
     from services.sync.states import SyncStatus
 
     statuses = (SyncStatus.FAILED,) if args.only_failed else RETRYABLE
@@ -417,6 +433,28 @@ async def cmd_unlock(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+async def cmd_deletions(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
+    from services.sync.engine import Trigger
+
+    guard = rt.engine.deletions
+    result: dict[str, Any] = {"held_since": await guard.state(), "held": await guard.held()}
+    if args.release or args.confirm:
+        ids = await guard.release(confirm=args.confirm)
+        outcomes = await rt.engine.sync_many(ids, Trigger.RETRY_NOW) if ids else []
+        result["synced"] = {o.record_id: o.result.value for o in outcomes}
+    if args.json:
+        _print_json(result, out)
+        return EXIT_OK
+    state = result["held_since"]
+    out.write(
+        f"deletions: {'HELD since ' + state['since'] + ': ' + state['reason'] if state else 'not held'}\n"
+    )
+    out.write(f"held records: {len(result['held'])}\n")
+    for rid, res in sorted(result.get("synced", {}).items()):
+        out.write(f"  {rid}: {res}\n")
+    return EXIT_OK
+
+
 async def run(args: argparse.Namespace, out: TextIO) -> int:
     from services.errors import ApiError, ConfigurationError
     from services.ops.actions import OpsError
@@ -443,6 +481,8 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
                 return await cmd_retry_failed(rt, args, out, progress)
             if args.command == "unlock":
                 return await cmd_unlock(rt, args, out)
+            if args.command == "deletions":
+                return await cmd_deletions(rt, args, out)
     except OpsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

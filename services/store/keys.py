@@ -25,17 +25,17 @@ appears anywhere else in the code.
 | `vmh:advoware:token:<kanzlei>:<user>:lock` | string | token single-flight lease                      | lease TTL       |
 | `vmh:advoware:concurrency:<kanzlei>`       | zset   | Advoware call semaphore (and its `:wake` list) | lease           |
 | `vmh:webhook:<event>:<sha256 of body>`     | string | webhook batch already accepted                 | 2 h             |
-<<<<<<< HEAD
 | `vmh:identity:entries`                     | hash   | identity index: betnr -> identity (JSON)       | none            |
 | `vmh:identity:key:<lookup key>`            | set    | identity index: lookup key -> betnrs           | none            |
 | `vmh:identity:state`                       | hash   | identity index build state / checkpoint        | none            |
 | `vmh:identity:building`                    | string | identity index build lease                     | lease TTL       |
-=======
 | `vmh:own:espocrm`                          | hash   | espo id -> modifiedAt of our last EspoCRM write| none            |
 | `vmh:breaker:<system>`                     | string | circuit breaker open (JSON: since, kind, why)  | until the probe |
 | `vmh:breaker:<system>:run`                 | zset   | records failing transiently, no success since  | window          |
 | `vmh:breaker:<system>:waiting`             | set    | records held while open, released on close     | until released  |
->>>>>>> main
+| `vmh:deletions:window`                     | hash   | Advoware reads / 404s since the sweep started  | next sweep      |
+| `vmh:deletions:confirmed`                  | set    | held 404s a person confirmed as deletions      | 1 day           |
+| `vmh:deletions:scan`                       | string | start of the last complete deletion scan       | none            |
 | `vmh:stats`                                | hash   | counters                                       | none            |
 | `vmh:notifications`                        | list   | recent notifications sent                      | trimmed         |
 | `vmh:recent:<kind>`                        | list   | recent failures / conflicts                    | trimmed         |
@@ -75,6 +75,9 @@ def snapshot(espo_id: str) -> str:
 
 def betnr_index(betnr: int) -> str:
     return _key("betnr", betnr)
+
+
+BETNR_INDEX_PREFIX = _key("betnr", "")  # SCAN pattern: BETNR_INDEX_PREFIX + "*"
 
 
 def create_intent(espo_id: str) -> str:
@@ -166,6 +169,10 @@ def breaker_run(system: str) -> str:
 def breaker_waiting(system: str) -> str:
     return _key("breaker", system, "waiting")
 
+
+DELETIONS_WINDOW = _key("deletions", "window")
+DELETIONS_CONFIRMED = _key("deletions", "confirmed")
+DELETIONS_SCAN = _key("deletions", "scan")
 
 # ---------------------------------------------------------------- reporting
 STATS = _key("stats")

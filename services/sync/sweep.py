@@ -36,7 +36,8 @@ from services.store.lease import Lease
 from services.store.watermark import Watermark
 from services.sync.backoff import RETRY_BASE, OwnWrites, retry_due_at
 from services.sync.breaker import CircuitBreakers, System, is_system_failure
-from services.sync.engine import ENTITY, Trigger
+from services.sync.deletions import DeletionGuard, DeletionScan
+from services.sync.model import ENTITY, Trigger
 from services.sync.snapshot import SnapshotStore
 from services.sync.states import SyncStatus
 
@@ -67,6 +68,7 @@ class SweepPlan:
     advoware_only_betnrs: list[int] = field(default_factory=list)
     # Systems whose breaker is still open after the probe: nothing was collected.
     blocked: list[str] = field(default_factory=list)
+    deletion_scan_started: datetime | None = None  # a complete deletion scan ran (commit it)
 
     def add(self, source: str, ids: Iterable[str], trigger: Trigger = Trigger.SWEEP) -> None:
         n = 0
@@ -109,6 +111,8 @@ class Sweeper:
         stale_syncing_age: timedelta = STALE_SYNCING_AGE,
         retry_base: timedelta = RETRY_BASE,
         breakers: CircuitBreakers | None = None,
+        deletions: DeletionGuard | None = None,
+        deletion_scan_interval: timedelta | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.espo = espo
@@ -119,6 +123,13 @@ class Sweeper:
         self.retry_base = retry_base
         self.now = clock or (lambda: datetime.now(UTC))
         self.breakers = breakers or CircuitBreakers(redis, clock=self.now)
+        self.deletions = deletions or DeletionGuard(redis, clock=self.now)
+        self.deletion_scan = DeletionScan(
+            advo=advo,
+            redis=redis,
+            guard=self.deletions,
+            **({"interval": deletion_scan_interval} if deletion_scan_interval else {}),
+        )
         self.snapshots = SnapshotStore(redis)
         self.own_writes = OwnWrites(redis)
         self.espo_watermark = Watermark.espocrm(redis)
@@ -140,10 +151,12 @@ class Sweeper:
         if not await self._probe_breakers(plan):
             log.warning("sweep: circuit open for %s; nothing collected", ",".join(plan.blocked))
             return plan
+        await self.deletions.new_window()
         try:
             await self._collect_statuses(plan, now)
             await self._collect_espo_changes(plan, now)
             await self._collect_advoware_changes(plan, now)
+            await self._collect_advoware_deletions(plan, now)
         except ApiError as exc:
             # The sweep's reads count like a record's failure (a whole system down opens it).
             if is_system_failure(exc):
@@ -271,12 +284,26 @@ class Sweeper:
         plan.counts["advoware_only"] = len(plan.advoware_only_betnrs)
         plan.advo_watermark = changes.watermark
 
+    async def _collect_advoware_deletions(self, plan: SweepPlan, now: datetime) -> None:
+        """Hourly: linked parties missing from a complete Advoware listing (services/sync/deletions.py)."""
+        if not await self.deletion_scan.due(now):
+            return
+        result = await self.deletion_scan.run(now)
+        plan.counts["advoware_listed"] = result.listed
+        if result.held:
+            plan.counts["advoware_missing_held"] = len(result.missing)
+        else:
+            plan.add("advoware_missing", result.missing.values())
+        plan.deletion_scan_started = now
+
     async def commit(self, plan: SweepPlan) -> None:
         """After every batch was emitted: advance the watermarks to what was processed."""
         if plan.advo_watermark is not None:
             await self.advo_watermark.commit(plan.advo_watermark)
         if plan.espo_watermark is not None:
             await self.espo_watermark.commit(plan.espo_watermark)
+        if plan.deletion_scan_started is not None:
+            await self.deletion_scan.done(plan.deletion_scan_started)
         await self.redis.set(
             keys.SWEEP_LAST,
             json.dumps({"at": datetime.now(UTC).isoformat(), **plan.summary()}),

@@ -44,6 +44,8 @@ async def run_sweep(emit: Emit, *, cron_tick: bool = False) -> dict[str, Any]:
             stale_syncing_age=timedelta(seconds=rt.settings.SYNC_STALE_SYNCING_SECONDS),
             retry_base=timedelta(seconds=rt.settings.SYNC_RETRY_BASE_SECONDS),
             breakers=rt.engine.breakers,
+            deletions=rt.engine.deletions,
+            deletion_scan_interval=timedelta(seconds=rt.settings.SYNC_DELETION_SCAN_SECONDS),
         )
         if cron_tick:
             tick = datetime.now(UTC).strftime("%Y%m%d%H%M")

@@ -27,7 +27,7 @@ import pytest
 
 from sandbox import config as cfg
 from sandbox.act import Actor
-from services.sync.backfill import Identity, identity_of_advo, identity_of_espo
+from services.beteiligte.identity import Identity, identity_of_advo, identity_of_espo
 from tests.support.processes import PROJECT_ROOT, stop_process_group
 from tests.support.stack import PY, Stack, run_stack, wait_until
 from tests.support.sweep_cost import (

@@ -11,7 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import fakeredis
+
 from services.errors import NotFoundError
+from services.sync.engine import SyncEngine
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -243,3 +246,20 @@ class FakeAdvo:
         for rec in list(self.records.values())[start:]:
             if changed_since_local is None or rec["geaendertAm"] >= changed_since_local:
                 yield copy.deepcopy(rec)
+
+
+def fake_redis() -> fakeredis.FakeAsyncRedis:
+    """A fresh in-memory Redis that decodes to str, as services.redis_store.connect does."""
+    return fakeredis.FakeAsyncRedis(decode_responses=True)
+
+
+def fake_env(**engine_options: Any) -> dict[str, Any]:
+    """The unit tests' world: one clock, an in-memory Redis, fake EspoCRM and Advoware on that
+    clock, and a SyncEngine over them (Berlin time, the clock's now) with `engine_options`."""
+    clock = Clock()
+    redis = fake_redis()
+    espo, advo = FakeEspo(clock), FakeAdvo(clock)
+    engine = SyncEngine(
+        espo=espo, advo=advo, redis=redis, tz=BERLIN, clock=lambda: clock.now, **engine_options
+    )
+    return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": engine}

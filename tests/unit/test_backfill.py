@@ -11,6 +11,9 @@ from typing import Any
 import fakeredis
 import pytest
 
+from services.backfill.matching import match_records
+from services.backfill.plan import PARK_PREFIX
+from services.backfill.runner import Backfill
 from services.beteiligte import mapper
 from services.beteiligte.identity import (
     Strength,
@@ -22,15 +25,11 @@ from services.beteiligte.identity import (
 from services.beteiligte.normalize import name_key as fold
 from services.beteiligte.normalize import register_court_key as court_key
 from services.beteiligte.normalize import register_number_key as register_key
-from services.sync.backfill import (
-    PARK_PREFIX,
-    RUN_STATE,
-    Backfill,
-    BackfillAborted,
-    BackfillBusy,
-    match_records,
-)
-from services.sync.engine import BACKFILL_RUNNING, Result, SyncEngine, Trigger
+from services.errors import BackfillAbortedError, BackfillBusyError
+from services.store.keys import BACKFILL_RUN_STATE as RUN_STATE
+from services.store.keys import BACKFILL_RUNNING
+from services.sync.engine import SyncEngine
+from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
 from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
 
@@ -513,7 +512,7 @@ async def test_interrupted_run_resumes_without_duplicates(world: dict[str, Any])
                 raise exc
 
     w["advo"]._maybe_fail = maybe_fail
-    with pytest.raises(BackfillAborted):
+    with pytest.raises(BackfillAbortedError):
         await backfill(w, concurrency=1).run()
     w["advo"]._maybe_fail = original
     state = json.loads(await w["redis"].get(RUN_STATE))
@@ -534,7 +533,7 @@ async def test_lost_create_answer_is_linked_not_created_again(world: dict[str, A
     """Advoware stored the record but the answer never came (crash): the rerun links it."""
     w, ids = world, world["ids"]
     w["advo"].lose_create_answer = RuntimeError("connection reset after POST")
-    with pytest.raises(BackfillAborted):
+    with pytest.raises(BackfillAbortedError):
         await backfill(w, concurrency=1).run()
     lost = [r for r in w["advo"].records.values() if r["name"].startswith("Anlage")]
     assert lost  # stored in Advoware, but EspoCRM never heard of it
@@ -563,7 +562,7 @@ async def test_a_system_that_is_down_aborts_the_run(world: dict[str, Any]) -> No
 
     w = world
     w["advo"].fail_next["create"] = [UnavailableError("down", system="advoware", status_code=503)] * 3
-    with pytest.raises(BackfillAborted, match="in a row"):
+    with pytest.raises(BackfillAbortedError, match="in a row"):
         await backfill(w, concurrency=1, max_consecutive_failures=2).run()
 
 
@@ -583,7 +582,7 @@ async def test_create_in_espocrm_carries_the_betnr_and_is_not_repeated(world: di
 async def test_only_one_backfill_at_a_time(world: dict[str, Any]) -> None:
     w = world
     await w["redis"].set(BACKFILL_RUNNING, json.dumps({"token": "x", "host": "elsewhere", "pid": 1}))
-    with pytest.raises(BackfillBusy):
+    with pytest.raises(BackfillBusyError):
         await backfill(w).run()
     # A lock left by a dead process on this host is taken over.
     import socket

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import fakeredis
 import pytest
 
 from services.errors import UnavailableError, ValidationError
-from services.sync.engine import Result, SyncEngine, Trigger
 from services.sync.intents import CreateIntent
+from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
-from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
+from tests.support.fakes import fake_env
 
 PERSON_ESPO: dict[str, Any] = {
     "beteiligterTyp": "Person",
@@ -46,19 +45,7 @@ PERSON_ESPO: dict[str, Any] = {
 
 @pytest.fixture
 def env() -> dict[str, Any]:
-    clock = Clock()
-    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
-    espo, advo = FakeEspo(clock), FakeAdvo(clock)
-    engine = SyncEngine(
-        espo=espo,
-        advo=advo,
-        redis=redis,
-        tz=BERLIN,
-        notify_user_id="u1",
-        max_attempts=3,
-        clock=lambda: clock.now,
-    )
-    return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": engine}
+    return fake_env(notify_user_id="u1", max_attempts=3)
 
 
 async def linked(env: dict[str, Any]) -> tuple[str, int]:
@@ -279,9 +266,9 @@ async def test_holder_runs_again_for_events_that_came_in(env: dict[str, Any]) ->
     original = engine._sync_locked
     runs = {"n": 0}
 
-    async def sync_and_meanwhile_edit(record_id: str, trigger: Trigger):
+    async def sync_and_meanwhile_edit(record_id: str, trigger: Trigger, *rest: Any):
         runs["n"] += 1
-        result = await original(record_id, trigger)
+        result = await original(record_id, trigger, *rest)
         if runs["n"] == 1:  # an edit + its event arrive while we hold the lock
             env["espo"].edit(rid, lastName="Neu", name="Jürgen Neu")
             assert (await engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)).result is Result.LOCKED
@@ -346,11 +333,11 @@ async def test_events_arriving_during_a_rerun_are_still_under_the_lock(env: dict
     original = engine._sync_locked
     holders: list[str | None] = []
 
-    async def observe(record_id: str, trigger: Trigger):
+    async def observe(record_id: str, trigger: Trigger, *rest: Any):
         holders.append(await engine.locks.holder(record_id))
         if len(holders) < 3:
             await engine.locks.mark_again(record_id)  # another event arrives meanwhile
-        return await original(record_id, trigger)
+        return await original(record_id, trigger, *rest)
 
     engine._sync_locked = observe
     await engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)

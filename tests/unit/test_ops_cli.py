@@ -173,7 +173,7 @@ def test_missing_configuration_exits_2(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 def test_help_names_every_command() -> None:
     text = cli.build_parser().format_help()
-    for command in ("status", "sync", "backfill", "retry-failed", "unlock", "sandbox.env"):
+    for command in ("status", "sync", "backfill", "retry-failed", "unlock", "deletions", "sandbox.env"):
         assert command in text
 
 
@@ -376,3 +376,24 @@ async def test_unlock_step(world: World, token: str) -> None:
         {"headers": {"authorization": f"Bearer {token}"}, "body": {"id": "abc"}}, Ctx([])
     )
     assert resp == {"status": 200, "body": {"released": {"record:abc": True}}}
+
+
+def test_deletions_release_and_confirm(world: World) -> None:
+    """The documented way out of the bulk-404 breaker."""
+    import asyncio
+
+    rid, betnr = world.linked()
+    del world.advo.records[betnr]
+
+    async def trip() -> None:
+        guard = world.engine(world.redis()).deletions
+        await guard.check_scan(guard.minimum, guard.minimum)  # every linked party missing
+        assert not await guard.allow(rid)
+
+    asyncio.run(trip())
+    code, text = run_cli("deletions")
+    assert code == 0 and "HELD since" in text and "held records: 1" in text
+    code, raw = run_cli("--json", "deletions", "--confirm")
+    assert code == 0 and json.loads(raw)["synced"] == {rid: "deleted_in_advoware"}
+    code, text = run_cli("deletions")
+    assert "not held" in text and "held records: 0" in text
