@@ -175,6 +175,11 @@ async def cmd_status(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
         )
     else:
         out.write("Backfill: never run\n")
+    index = report.get("identity_index") or {}
+    out.write(
+        f"Identity index: {index.get('summary')}"
+        + ("; creates in Advoware wait until it is ready\n" if index.get("creates_wait") else "\n")
+    )
     return verdict
 
 
