@@ -22,12 +22,25 @@
 // 6. body-depth: a JSON body nested thousands of levels deep parsed fine but then overflowed
 //    the call stack in JSON.stringify (and would in the Python runner's json.loads): 500.
 //    Bodies nested deeper than 64 levels are refused with 400 before any step runs.
+// 7. redis-reconnect (motia/dist/redis/connection.mjs): Motia's one node-redis client (state,
+//    streams, traces) had no 'error' listener, so Redis going away crashed the whole runtime
+//    ("Unhandled 'error' event"), and it gave up reconnecting after 10 tries (~5 s), leaving
+//    the runtime broken after any longer outage. It now logs the error and reconnects for ever
+//    (at most 3 s apart). Commands issued meanwhile wait in node-redis' offline queue; those in
+//    flight when the socket closed are rejected, and Motia fires some (trace and log writes)
+//    without awaiting them: such a rejection is logged instead of crashing the runtime (any
+//    other unhandled rejection still crashes it, as before).
+// 8. redis-down-503 (server.mjs): while that client is not connected, API requests are answered
+//    503 (Retry-After: 60) at once instead of hanging on the trace write until Redis returns.
+//    EspoCRM retries a 503 (shared/docs/espocrm-api.md §1.3), so a webhook batch sent during a
+//    Redis outage is delivered again later rather than lost or timed out.
 import { readFileSync, writeFileSync, existsSync } from 'node:fs'
 
 const SERVER = process.argv[2] ?? 'node_modules/@motiadev/core/dist/src/server.mjs'
 const CLI = process.argv[3] ?? 'node_modules/motia/dist/cli.mjs'
 const CALL_STEP = process.argv[4] ?? 'node_modules/@motiadev/core/dist/src/call-step-file.mjs'
 const PY_RUNNER = process.argv[5] ?? 'node_modules/@motiadev/core/dist/src/python/python-runner.py'
+const REDIS_CONNECTION = process.argv[6] ?? 'node_modules/motia/dist/redis/connection.mjs'
 
 const patches = [
   {
@@ -116,6 +129,37 @@ const patches = [
       '        except OSError:\n' +
       '            pass\n',
     file: PY_RUNNER,
+    all: false,
+  },
+  {
+    name: 'redis-reconnect',
+    from:
+      '\t\t\t\treconnectStrategy: (retries) => {\n' +
+      '\t\t\t\t\tif (retries > 10) return /* @__PURE__ */ new Error("Redis connection retry limit exceeded");\n' +
+      '\t\t\t\t\treturn Math.min(retries * 100, 3e3);\n' +
+      '\t\t\t\t},\n',
+    to: '\t\t\t\treconnectStrategy: (retries) => Math.min(retries * 100, 3e3),\n',
+    file: REDIS_CONNECTION,
+    all: false,
+  },
+  {
+    name: 'redis-error-listener',
+    from: '\t\tawait this.client.connect();\n\t\treturn this.client;\n',
+    to:
+      '\t\tthis.client.on("error", (err) => { console.error("[Redis] connection error:", err && err.message); });\n' +
+      '\t\tprocess.on("unhandledRejection", (reason) => { const lost = ["SocketClosedUnexpectedlyError", "ClientClosedError", "ClientOfflineError", "DisconnectsClientError", "ConnectionTimeoutError", "SocketTimeoutError", "ReconnectStrategyError"]; if (reason && (lost.includes(reason.constructor && reason.constructor.name) || ["ECONNREFUSED", "ECONNRESET", "EPIPE"].includes(reason.code))) { console.error("[Redis] a command was lost while Redis was unavailable:", reason.message); return; } throw reason; });\n' +
+      '\t\tawait this.client.connect();\n\t\treturn this.client;\n',
+    file: REDIS_CONNECTION,
+    all: false,
+  },
+  {
+    name: 'redis-down-503',
+    from: '\t\treturn async (req, res) => {\n\t\t\tconst traceId = generateTraceId();\n',
+    to:
+      '\t\treturn async (req, res) => {\n' +
+      '\t\t\tif (state && state.client && state.client.isReady === false) { res.setHeader("Retry-After", "60"); res.status(503).json({ error: "unavailable", reason: "Redis unavailable; retry later" }); return; }\n' +
+      '\t\t\tconst traceId = generateTraceId();\n',
+    file: SERVER,
     all: false,
   },
 ]

@@ -38,6 +38,7 @@ def test_installed_runtime_has_every_patch_of_the_script(tmp_path: Path) -> None
         ROOT / "node_modules" / "motia" / "dist" / "cli.mjs",
         core / "call-step-file.mjs",
         core / "python" / "python-runner.py",
+        ROOT / "node_modules" / "motia" / "dist" / "redis" / "connection.mjs",
     ]
     copies = []
     for i, original in enumerate(originals):
