@@ -54,6 +54,7 @@ serve: install
 lint: install
 	$(VENV)/bin/ruff check services steps sandbox tests bench
 	$(VENV)/bin/ruff format --check services steps sandbox tests bench
+	$(VENV)/bin/vulture
 
 typecheck: install
 	$(VENV)/bin/mypy

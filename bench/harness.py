@@ -21,6 +21,7 @@ import httpx
 from sandbox import config as cfg
 from sandbox.signing import php_json, webhook_signature, webhook_x_signature
 from tests.support.stack import Stack, run_stack
+from tests.support.sweep_cost import hold_cron
 
 ADMIN = {"Authorization": f"Bearer {cfg.SYNC_ADMIN_TOKEN}"}
 SERVICE_USERS = {cfg.ESPO_API_USER_NAME, cfg.ADVO_USER}
@@ -77,11 +78,6 @@ class Bench:
     def set_latency(self, ms: int) -> None:
         for side in ("espo", "advo"):
             self.http.post(f"{self._base(side)}/__sandbox/latency", json={"latency_ms": ms})
-
-    def webhook_settings(self, **settings: Any) -> dict[str, Any]:
-        return dict(
-            self.http.post(f"{self.stack.espo_url}/__sandbox/webhooks/settings", json=settings).json()
-        )
 
     def webhook_log(self, n: int = 2000) -> list[dict[str, Any]]:
         return list(
@@ -140,12 +136,6 @@ class Bench:
         log(f"gave up waiting for {what} after {timeout:.0f}s")
         return False
 
-    def wait_all_clean(self, timeout: float, interval: float = 1.0) -> float | None:
-        """Seconds until no record is left in another state than clean, or None on timeout."""
-        start = time.monotonic()
-        ok = self.wait(lambda: self.not_clean() == 0, timeout, interval, "all records clean")
-        return time.monotonic() - start if ok else None
-
     def settle(self, quiet_seconds: float = 2.0, timeout: float = 600) -> None:
         """Wait until Motia's queues are empty and neither simulator has logged a call for
         `quiet_seconds`."""
@@ -198,23 +188,6 @@ def _where_params(where: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def hold_cron(stack: Stack, hours: int = 4) -> None:
-    """Claim the cron sweep's ticks (every 15 min) for the next hours: only the benchmark's own
-    sweeps run, so no scheduled sweep lands in the middle of a measurement."""
-    import redis
-
-    r = redis.Redis.from_url(stack.redis_url)
-    try:
-        now = datetime.now(UTC).replace(second=0, microsecond=0)
-        pipe = r.pipeline()
-        for minute in range(hours * 60):
-            tick = (now + timedelta(minutes=minute)).strftime("%Y%m%d%H%M")
-            pipe.set(f"vmh:sweep:tick:{tick}", "held-by-bench", ex=hours * 3600)
-        pipe.execute()
-    finally:
-        r.close()
-
-
 @contextmanager
 def bench_stack(
     log_dir: Path,
@@ -231,7 +204,7 @@ def bench_stack(
     t0 = time.monotonic()
     with run_stack(log_dir, sandbox_args=args, extra_env=extra_env or {}) as stack:
         log(f"stack up in {time.monotonic() - t0:.1f}s (motia {stack.motia_url}, logs {log_dir})")
-        hold_cron(stack)
+        hold_cron(stack, hours=4, holder="held-by-bench")
         with httpx.Client(timeout=60) as http:
             b = Bench(stack=stack, http=http, records=records, latency_ms=latency_ms)
             b.load_ids()
@@ -398,11 +371,6 @@ class CpuMeter:
         if records:
             out["service_ms_per_record"] = round(1000 * (d["motia_node"] + d["python_steps"]) / records, 1)
         return out
-
-
-def loadavg() -> str:
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
 
 
 class RssSampler:

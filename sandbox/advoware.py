@@ -26,9 +26,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import config as cfg
-from sandbox.admin import admin_routes
+from sandbox.admin import admin_routes, json_or_empty
+from sandbox.advoware_drift import Drift, drift_route
 from sandbox.common import Fault, Harness, HarnessMiddleware, Send, send_json
-from sandbox.seed import build_seed
+from sandbox.seed import seed_for
 
 FIELDS = [
     "betNr",
@@ -45,17 +46,7 @@ FIELDS = [
     "angelegtAm",
     "geaendertAm",
 ]
-WRITABLE_STR = [
-    "rechtsform",
-    "anrede",
-    "titel",
-    "vorname",
-    "name",
-    "zusatz",
-    "geburtsdatum",
-    "handelsRegisterNummer",
-    "registergericht",
-]
+WRITABLE_STR = [f for f in FIELDS if f not in ("betNr", "kommunikation", "angelegtAm", "geaendertAm")]
 ANREDEN = {"Herr", "Frau", "Divers", "Firma"}
 MAX_TAKE = 100
 UNAUTHORIZED = "Authorization has been denied for this request."
@@ -100,19 +91,16 @@ class AdvoStore:
         self._list_cache: dict[str | None, list[int]] = {}
         self.users = {cfg.ADVO_USER: cfg.ADVO_PASSWORD, cfg.ADVO_HUMAN_USER: cfg.ADVO_HUMAN_PASSWORD}
         self.manifest: dict[str, Any] = {}
+        # Fault mode "a PUT answers 200 but does not apply these fields" (read-only there, a
+        # sub-resource): the stored and answered value stays what it was. /__sandbox/ignore-on-put.
+        self.ignore_on_put: set[str] = set()
 
     def reset(self, seed: int | None = None, records: int | None = None, demo: bool | None = None) -> None:
-        c = self.config
-        data = build_seed(
-            c.seed if seed is None else seed,
-            demo=c.demo if demo is None else demo,
-            records=c.records if records is None else records,
-            tz=c.advo_timezone,
-            first_betnr=cfg.ADVO_FIRST_BETNR,
-        )
+        data = seed_for(self.config, seed, records, demo)
         self.records = {r["betNr"]: r for r in data.advo}
         self.next_betnr = data.next_betnr
         self.deleted = []
+        self.ignore_on_put = set()
         self.tokens.clear()
         self.nonces.clear()
         self._list_cache.clear()
@@ -283,6 +271,8 @@ class AdvoStore:
     def replace(self, betnr: int, body: Any) -> dict[str, Any]:
         old = self.get(betnr)
         values = self.validate(body)  # FULL replace: an omitted writable field is cleared
+        for name in self.ignore_on_put:
+            values[name] = old.get(name)
         rec = {"betNr": betnr, **values, "angelegtAm": old.get("angelegtAm"), "geaendertAm": self.local_now()}
         self.records[betnr] = {k: rec.get(k) for k in FIELDS}
         self._list_cache.clear()
@@ -300,6 +290,7 @@ class AdvoSimulator:
         self.config = sandbox_config
         self.store = AdvoStore(sandbox_config)
         self.harness = Harness("advoware", sandbox_config.latency_ms, sandbox_config.timeout_fault_seconds)
+        self.drift = Drift()
         self.store.reset()
 
         async def expire(request: Request) -> Response:
@@ -310,6 +301,18 @@ class AdvoSimulator:
             if raw:
                 self.store.token_ttl = int(json.loads(raw).get("token_ttl", self.store.token_ttl))
             return JSONResponse({"token_ttl": self.store.token_ttl})
+
+        async def ignore_on_put(request: Request) -> Response:
+            if request.method == "DELETE":
+                self.store.ignore_on_put = set()
+            elif request.method == "POST":
+                fields = (await json_or_empty(request)).get("fields")
+                if not isinstance(fields, list) or not all(f in FIELDS for f in fields):
+                    return JSONResponse(
+                        {"error": "fields: a list of Beteiligte field names"}, status_code=400
+                    )
+                self.store.ignore_on_put = set(fields)
+            return JSONResponse({"fields": sorted(self.store.ignore_on_put)})
 
         async def deleted(request: Request) -> Response:
             return JSONResponse({"deleted": self.store.deleted})
@@ -326,6 +329,8 @@ class AdvoSimulator:
                     Route("/__sandbox/tokens/expire", expire, methods=["POST"]),
                     Route("/__sandbox/tokens/ttl", token_ttl, methods=["GET", "POST"]),
                     Route("/__sandbox/deleted", deleted, methods=["GET"]),
+                    Route("/__sandbox/ignore-on-put", ignore_on_put, methods=["GET", "POST", "DELETE"]),
+                    drift_route(self.drift),
                 ],
             ),
         ]
@@ -334,6 +339,7 @@ class AdvoSimulator:
 
     def admin_reset(self, data: dict[str, Any]) -> None:
         self.store.reset(data.get("seed"), data.get("records"), data.get("demo"))
+        self.drift.clear()
 
     def admin_records(self) -> dict[str, Any]:
         return {
@@ -380,7 +386,9 @@ class AdvoSimulator:
             take = _int_query(q.get("take"), MAX_TAKE, "take")
             if take > MAX_TAKE:
                 raise AdvoError(400, f"Der Parameter 'take' darf höchstens {MAX_TAKE} sein.")
-            return JSONResponse(self.store.list(skip, take, q.get("geaendertAb") or None))
+            if self.drift.listing_404:
+                raise AdvoError(404, "Not Found")
+            return JSONResponse(self.store.list(*self.drift.page(skip, take), q.get("geaendertAb") or None))
 
         return await self.handle(request, run)
 
@@ -390,6 +398,8 @@ class AdvoSimulator:
             if not re.fullmatch(r"\d+", raw):
                 raise AdvoError(400, f"Der Wert '{raw}' ist ungültig.")
             betnr = int(raw)
+            if self.drift.records_404 and req.method in ("GET", "PUT"):
+                raise AdvoError(404, NOT_FOUND)
             if req.method == "GET":
                 return JSONResponse(copy.deepcopy(self.store.get(betnr)))
             if req.method == "PUT":

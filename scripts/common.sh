@@ -20,3 +20,20 @@ wait_for_http() {  # wait_for_http URL TIMEOUT_SECONDS
     sleep 0.2
   done
 }
+
+load_dotenv() {  # load_dotenv FILE: export each NAME=value of FILE that the environment does not set
+  # (the environment wins, as in services/settings.py; `source .env` would let the file win).
+  local line name value
+  while IFS= read -r line || [ -n "$line" ]; do
+    line="${line#"${line%%[![:space:]]*}"}"
+    [[ -z $line || $line == \#* || $line != *=* ]] && continue
+    line="${line#export }"
+    name="${line%%=*}"; value="${line#*=}"
+    name="${name%"${name##*[![:space:]]}"}"
+    [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+    [ -n "${!name+x}" ] && continue
+    value="${value#"${value%%[![:space:]]*}"}"; value="${value%"${value##*[![:space:]]}"}"
+    if [[ $value == \"*\" || $value == \'*\' ]]; then value="${value:1:${#value}-2}"; fi
+    export "$name=$value"
+  done < "$1"
+}

@@ -22,25 +22,56 @@
 // 6. body-depth: a JSON body nested thousands of levels deep parsed fine but then overflowed
 //    the call stack in JSON.stringify (and would in the Python runner's json.loads): 500.
 //    Bodies nested deeper than 64 levels are refused with 400 before any step runs.
-// 7. redis-reconnect (motia/dist/redis/connection.mjs): Motia's one node-redis client (state,
-//    streams, traces) had no 'error' listener, so Redis going away crashed the whole runtime
-//    ("Unhandled 'error' event"), and it gave up reconnecting after 10 tries (~5 s), leaving
-//    the runtime broken after any longer outage. It now logs the error and reconnects for ever
-//    (at most 3 s apart). Commands issued meanwhile wait in node-redis' offline queue; those in
-//    flight when the socket closed are rejected, and Motia fires some (trace and log writes)
-//    without awaiting them: such a rejection is logged instead of crashing the runtime (any
-//    other unhandled rejection still crashes it, as before).
-// 8. redis-down-503 (server.mjs): while that client is not connected, API requests are answered
-//    503 (Retry-After: 60) at once instead of hanging on the trace write until Redis returns.
-//    EspoCRM retries a 503 (shared/docs/espocrm-api.md §1.3), so a webhook batch sent during a
-//    Redis outage is delivered again later rather than lost or timed out.
+// 7. port-gate (server.mjs, socket-server.mjs + vmh-port-gate.mjs copied from
+//    scripts/motia-port-gate.mjs): default deny on the one port. The gate is the first express
+//    middleware and the first check of every WebSocket upgrade; only routes of the project's own
+//    API steps pass to their step (which authenticates: webhook signature, ops token). See there.
+// 8. bullmq-prefix (motia/dist/start.mjs): `motia dev` (make run) keeps BullMQ queues under
+//    "motia:events", `motia start` (make serve) under "motia"; the queues plugin of a start on a
+//    Redis a dev had used read "events:<queue>" as a queue name and crashed ("Queue name cannot
+//    contain :"). Both now use "motia:events" (also the plugin's own default).
+// 9. no-hmr-server (start.mjs + workbench middleware.js): `motia start` no longer opens Vite's
+//    HMR WebSocket server on PORT+21678 (nothing to hot-reload in production): one port, any port.
+// 10. no-third-party (workbench index.html, middleware.js, header.tsx): no Amplitude analytics
+//    script (with remote config), no Google Fonts (system fonts instead), no reo.dev script, no
+//    "Deploy" pop-up with an image from a third-party host. Staff browsers load only from the
+//    service itself (GDPR; works without internet).
+// 11. redis-reconnect, redis-error-listener (motia/dist/redis/connection.mjs): Motia's one
+//    node-redis client (state, streams, traces) had no 'error' listener, so Redis going away
+//    crashed the whole runtime ("Unhandled 'error' event"), and it gave up reconnecting after 10
+//    tries (~5 s), leaving the runtime broken after any longer outage. It now logs the error and
+//    reconnects for ever (at most 3 s apart). Commands issued meanwhile wait in node-redis'
+//    offline queue; those in flight when the socket closed are rejected, and Motia fires some
+//    (trace and log writes) without awaiting them: such a rejection is logged instead of
+//    crashing the runtime (any other unhandled rejection still crashes it, as before).
+// 12. redis-down-503 (server.mjs): while that client is not connected, API requests are
+//    answered 503 (Retry-After: 60) at once instead of hanging on the trace write until Redis
+//    returns. EspoCRM retries a 503 (shared/docs/espocrm-api.md §1.3), so a webhook batch sent
+//    during a Redis outage is delivered again later rather than lost or timed out.
+//
+// Usage: node scripts/patch-motia-core.mjs [NODE_MODULES_DIR]   (default: ./node_modules)
+//        node scripts/patch-motia-core.mjs --list   (the patches as JSON, file paths relative
+//        to NODE_MODULES_DIR: tests/unit/test_motia_install.py un-applies and re-applies each)
 import { readFileSync, writeFileSync, existsSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 
-const SERVER = process.argv[2] ?? 'node_modules/@motiadev/core/dist/src/server.mjs'
-const CLI = process.argv[3] ?? 'node_modules/motia/dist/cli.mjs'
-const CALL_STEP = process.argv[4] ?? 'node_modules/@motiadev/core/dist/src/call-step-file.mjs'
-const PY_RUNNER = process.argv[5] ?? 'node_modules/@motiadev/core/dist/src/python/python-runner.py'
-const REDIS_CONNECTION = process.argv[6] ?? 'node_modules/motia/dist/redis/connection.mjs'
+const LIST = process.argv[2] === '--list'
+const NM = LIST ? '' : (process.argv[2] ?? 'node_modules')
+const CORE = path.join(NM, '@motiadev/core/dist/src')
+const WORKBENCH = path.join(NM, '@motiadev/workbench/dist')
+const SERVER = path.join(CORE, 'server.mjs')
+const SOCKET = path.join(CORE, 'socket-server.mjs')
+const CLI = path.join(NM, 'motia/dist/cli.mjs')
+const START = path.join(NM, 'motia/dist/start.mjs')
+const CALL_STEP = path.join(CORE, 'call-step-file.mjs')
+const PY_RUNNER = path.join(CORE, 'python/python-runner.py')
+const REDIS_CONNECTION = path.join(NM, 'motia/dist/redis/connection.mjs')
+const MIDDLEWARE = path.join(WORKBENCH, 'middleware.js')
+const INDEX_HTML = path.join(WORKBENCH, 'index.html')
+const HEADER = path.join(WORKBENCH, 'src/components/header/header.tsx')
+const GATE_SOURCE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'motia-port-gate.mjs')
+const GATE = path.join(CORE, 'vmh-port-gate.mjs')
 
 const patches = [
   {
@@ -132,6 +163,113 @@ const patches = [
     all: false,
   },
   {
+    name: 'port-gate-import',
+    from: 'import http from "http";\n',
+    to: 'import http from "http";\nimport { portGate } from "./vmh-port-gate.mjs";\n',
+    file: SERVER,
+    all: false,
+  },
+  {
+    name: 'port-gate-first-middleware',
+    from: '\tconst app = express();\n\tif (configureApp) configureApp(app);\n\tconst server = http.createServer(app);\n',
+    to:
+      '\tconst app = express();\n\tapp.use(portGate.middleware(() => router));\n\tif (configureApp) configureApp(app);\n\tconst server = http.createServer(app);\n' +
+      '\tportGate.watch(server, app, () => router);\n',
+    file: SERVER,
+    all: false,
+  },
+  {
+    name: 'port-gate-step-tag',
+    from: '\t\tconst handler = asyncHandler(step);\n',
+    to: '\t\tconst handler = asyncHandler(step);\n\t\thandler.motiaStep = step;\n',
+    file: SERVER,
+    all: false,
+  },
+  {
+    name: 'port-gate-import-socket',
+    from: 'import { WebSocket, WebSocketServer } from "ws";\n',
+    to: 'import { WebSocket, WebSocketServer } from "ws";\nimport { portGate } from "./vmh-port-gate.mjs";\n',
+    file: SOCKET,
+    all: false,
+  },
+  {
+    name: 'port-gate-upgrade',
+    from: '\t\tverifyClient: async (info, callback) => {\n\t\t\tif (authenticate) try {\n',
+    to:
+      '\t\tverifyClient: async (info, callback) => {\n' +
+      '\t\t\tconst refusal = portGate.upgradeRefusal(info.req);\n' +
+      '\t\t\tif (refusal) { callback(false, refusal.code, refusal.message, refusal.headers); return; }\n' +
+      '\t\t\tif (authenticate) try {\n',
+    file: SOCKET,
+    all: false,
+  },
+  {
+    name: 'bullmq-prefix',
+    from: 'new BullMQEventAdapter({ connection: getRedisConnectionInfo() })',
+    to: 'new BullMQEventAdapter({ connection: getRedisConnectionInfo(), prefix: "motia:events" })',
+    file: START,
+    all: false,
+  },
+  {
+    name: 'no-hmr-server-start',
+    from: '\t\t\tport,\n\t\t\tworkbenchBase,\n',
+    to: '\t\t\tport,\n\t\t\thmr: false,\n\t\t\tworkbenchBase,\n',
+    file: START,
+    all: false,
+  },
+  {
+    name: 'no-hmr-server-middleware',
+    from: 'const applyMiddleware = async ({ app, port, workbenchBase, plugins }) => {',
+    to: 'const applyMiddleware = async ({ app, port, workbenchBase, plugins, hmr = true }) => {',
+    file: MIDDLEWARE,
+    all: false,
+  },
+  {
+    name: 'no-hmr-server-vite',
+    from: '\t\t\thmr: { port: 21678 + port },\n',
+    to: '\t\t\t...hmr ? { hmr: { port: 21678 + port } } : { hmr: false, ws: false },\n',
+    file: MIDDLEWARE,
+    all: false,
+  },
+  {
+    name: 'no-third-party-reo',
+    from: '\t\ttransformIndexHtml(html) {\n\t\t\tif (!(process.env.MOTIA_ANALYTICS_DISABLED !== "true")) return html;\n',
+    to: '\t\ttransformIndexHtml(html) {\n\t\t\treturn html; // vmh: never inject the reo.dev script\n',
+    file: MIDDLEWARE,
+    all: false,
+  },
+  {
+    name: 'no-third-party-fonts',
+    from:
+      '    <link rel="preconnect" href="https://fonts.googleapis.com" />\n' +
+      '    <link rel="preconnect" href="https://fonts.gstatic.com" crossorigin />\n' +
+      '    <link\n' +
+      '      href="https://fonts.googleapis.com/css2?family=DM+Sans:ital,opsz,wght@0,9..40,100..1000;1,9..40,100..1000&family=IBM+Plex+Mono:ital,wght@0,100;0,200;0,300;0,400;0,500;0,600;0,700;1,100;1,200;1,300;1,400;1,500;1,600;1,700&display=swap"\n' +
+      '      rel="stylesheet"\n' +
+      '    />\n' +
+      '    <link\n' +
+      '      href="https://fonts.googleapis.com/css2?family=DM+Mono:ital,wght@0,300;0,400;0,500;1,300;1,400;1,500&display=swap"\n' +
+      '      rel="stylesheet"\n' +
+      '    />\n',
+    to: '    <!-- vmh: no web fonts from third-party hosts; the system fonts are used -->\n',
+    file: INDEX_HTML,
+    all: false,
+  },
+  {
+    name: 'no-third-party-amplitude',
+    from: '    <script src="https://cdn.amplitude.com/libs/analytics-browser-2.11.1-min.js.gz" onload="initAmplitude()"></script>\n',
+    to: '    <!-- vmh: no analytics script -->\n',
+    file: INDEX_HTML,
+    all: false,
+  },
+  {
+    name: 'no-third-party-deploy-popup',
+    from: '{isDevMode && <DeployButton />}',
+    to: '{false && isDevMode && <DeployButton />}',
+    file: HEADER,
+    all: false,
+  },
+  {
     name: 'redis-reconnect',
     from:
       '\t\t\t\treconnectStrategy: (retries) => {\n' +
@@ -164,7 +302,24 @@ const patches = [
   },
 ]
 
+if (LIST) {
+  console.log(JSON.stringify(patches.map((p) => ({ ...p, file: path.normalize(p.file) })), null, 1))
+  process.exit(0)
+}
+
 let failed = false
+
+// The gate module itself: a copy of scripts/motia-port-gate.mjs next to server.mjs.
+if (!existsSync(CORE)) {
+  console.error(`patch-motia-core: ${CORE} not found`)
+  failed = true
+} else if (existsSync(GATE) && readFileSync(GATE, 'utf8') === readFileSync(GATE_SOURCE, 'utf8')) {
+  console.log('patch-motia-core: port-gate-module already applied')
+} else {
+  writeFileSync(GATE, readFileSync(GATE_SOURCE, 'utf8'))
+  console.log('patch-motia-core: port-gate-module applied')
+}
+
 for (const p of patches) {
   if (!existsSync(p.file)) {
     console.error(`patch-motia-core: ${p.file} not found`)

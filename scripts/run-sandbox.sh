@@ -13,6 +13,9 @@ set -a; source sandbox/sandbox.env; set +a
 export PORT="${PORT:-3000}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 export MOTIA_ANALYTICS_DISABLED=true
+# The sandbox's Workbench is open without a login, on 127.0.0.1 only (see scripts/motia-port-gate.mjs).
+# `make serve` never is: there only the webhook and ops routes answer without a login.
+export WORKBENCH_OPEN_LOCAL=true
 
 pids=()
 cleanup() {
@@ -52,6 +55,8 @@ pids+=($!)
 if wait_for_http "http://127.0.0.1:$PORT/__motia" 90; then
   echo
   echo "  Workbench:  http://127.0.0.1:$PORT        (flow 'vmh')"
+  echo "  NOTE: sandbox mode - the Workbench, /emit and /__motia* are open WITHOUT login on 127.0.0.1."
+  echo "        make serve (production) serves them only behind WORKBENCH_USER/WORKBENCH_PASSWORD."
   echo "  Act as a user:  python_modules/bin/python -m sandbox.act --help"
   echo "  Ctrl-C stops everything started here."
   echo

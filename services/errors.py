@@ -5,15 +5,29 @@ The split that matters to the sync is ``retryable``:
 
     SyncServiceError
     ├── ConfigurationError            settings missing/invalid (start-up)
+    ├── InvalidDataError              a record's data cannot be written as it is (a person fixes it)
+    ├── OperationError                an ops/CLI request that cannot be carried out (``status``: 4xx)
+    ├── BackfillError                 a backfill run that cannot start or did not finish
+    │   ├── BackfillBusyError         another backfill holds the lease
+    │   └── BackfillAbortedError      stopped before its end; finished items are checkpointed
     └── ApiError                      a call to EspoCRM or Advoware failed
-        ├── TransientError            retryable = True: try again later
+        ├── TransientError            retryable = True: try again later (``retry_after``: the server's wish)
         │   ├── UnavailableError      5xx, connector offline ("nicht angemeldet"), network, timeout
-        │   └── RateLimitedError      429 (carries retry_after seconds)
+        │   │   ├── ConnectFailedError      the request never left this process (safe to resend a POST)
+        │   │   └── NotFoundUnconfirmedError a 404 that a second read or the listing did not confirm
+        │   ├── RateLimitedError      429
+        │   └── ContractError         the answer contradicts the assumed contract (paging, ids)
         └── FatalError                retryable = False: retrying will not help
-            ├── NotFoundError         404
-            ├── ConflictError         409 (EspoCRM duplicate / version conflict)
+            ├── NotFoundError         404 (Advoware: confirmed by a second read and the listing)
+            ├── ConflictError         409 (EspoCRM duplicate)
+            │   └── VersionConflictError   409 ``modified``: the record changed since it was read
             ├── ValidationError       400/422 with the server's reason
             └── AuthError             401/403 after the one allowed token renewal
+
+Programming errors are deliberately *outside* the tree, so that no handler of the sync catches
+them and parks a record for a bug: ``services.sync.states.IllegalTransition`` (a status change
+the state machine forbids), and Python's own ``TypeError``/``KeyError``/``AssertionError``.
+They propagate, fail the Motia event and are retried by its queue, loudly.
 
 Messages carry the system, the HTTP status, the record id and the server's reason text,
 never an API key, password, token or personal data (the server reason is cut short and
@@ -22,6 +36,8 @@ is the server's own validation text, e.g. "field: status, type: valid").
 
 from __future__ import annotations
 
+from typing import Any, TypedDict, Unpack
+
 
 class SyncServiceError(Exception):
     """Base of everything this service raises on purpose."""
@@ -29,6 +45,45 @@ class SyncServiceError(Exception):
 
 class ConfigurationError(SyncServiceError):
     """A setting is missing or invalid; the service cannot start."""
+
+
+class InvalidDataError(SyncServiceError):
+    """A record's content cannot be written to the other system as it is (the mapper refused it).
+
+    Not retryable: a person must fix the data. ``services.beteiligte.common.MappingError``
+    is the mapper's subclass; it names the field and the rule, never the value.
+    """
+
+
+class OperationError(SyncServiceError):
+    """An operator's request (ops API, CLI) that cannot be carried out: unknown record, bad input.
+
+    ``status`` is the HTTP status the ops API answers with (400 unless said otherwise).
+    """
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class BackfillError(SyncServiceError):
+    """A backfill run could not start or did not reach its end."""
+
+
+class BackfillBusyError(BackfillError):
+    """Another backfill holds the backfill lease."""
+
+
+class BackfillAbortedError(BackfillError):
+    """The run stopped before its end; finished items are checkpointed, a rerun resumes."""
+
+
+class ApiErrorDetails(TypedDict, total=False):
+    """The optional details of every ``ApiError`` (keyword arguments of its constructor)."""
+
+    status_code: int | None
+    reason: str | None
+    record_id: str | None
 
 
 class ApiError(SyncServiceError):
@@ -60,21 +115,56 @@ class ApiError(SyncServiceError):
 
 
 class TransientError(ApiError):
-    """Worth retrying: the other side is (temporarily) unable to answer."""
+    """Worth retrying: the other side is (temporarily) unable to answer.
+
+    ``retry_after`` is the wait in seconds the server asked for (``Retry-After`` on a 429 or
+    503), or None; ``services.http.RetryPolicy`` uses it instead of its own back-off.
+    """
 
     retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str,
+        retry_after: float | None = None,
+        **details: Unpack[ApiErrorDetails],
+    ) -> None:
+        super().__init__(message, system=system, **details)
+        self.retry_after = retry_after
 
 
 class UnavailableError(TransientError):
     """5xx, connector offline, connection error or timeout."""
 
 
+class ConnectFailedError(UnavailableError):
+    """The request never reached the server (connect error/timeout, pool timeout, no token).
+
+    Safe to retry even for a POST: nothing was sent, so nothing can have been created.
+    """
+
+
+class NotFoundUnconfirmedError(UnavailableError):
+    """A record read answered 404, but a second read or the listing endpoint did not confirm it.
+
+    A misrouted or stale connector URL answers 404 for everything; treating that as "deleted"
+    would mark records ``deleted_in_advoware`` in bulk. Retry later instead.
+    """
+
+
 class RateLimitedError(TransientError):
     """429; ``retry_after`` is the server's requested wait in seconds, if it sent one."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+class ContractError(TransientError):
+    """The server answered something the assumed contract rules out (a listing that ignores
+    ``skip``, a PUT answer for another ``betNr``, a create answer without an id).
+
+    Retryable (a proxy glitch passes), but if it persists the adapter's assumptions
+    (services/advoware/client.py, "the assumed contract") need a correction: alert on it.
+    """
 
 
 class FatalError(ApiError):
@@ -89,6 +179,27 @@ class NotFoundError(FatalError):
 
 class ConflictError(FatalError):
     """409: EspoCRM duplicate check or version conflict."""
+
+
+class VersionConflictError(ConflictError):
+    """409 ``modified``: the record changed since the ``X-Version-Number`` sent was read.
+
+    ``current_values`` are the record's stored values and ``version_number`` its current version
+    as EspoCRM answered them (espocrm-api.md §2.3): re-read, decide again, send that version.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str,
+        record_id: str | None,
+        current_values: dict[str, Any],
+        version_number: int | None,
+    ) -> None:
+        super().__init__(message, system=system, status_code=409, reason="modified", record_id=record_id)
+        self.current_values = current_values
+        self.version_number = version_number
 
 
 class ValidationError(FatalError):

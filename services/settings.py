@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import sys
 from functools import lru_cache
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.errors import ConfigurationError
 from services.intake.config import DEFAULT_REDIS_URL, parse_webhook_secrets
+
+WORKBENCH_PASSWORD_MIN = 12
+
+if TYPE_CHECKING:
+    from services.beteiligte.fieldmap import Direction
 
 
 class Settings(BaseSettings):
@@ -33,7 +38,7 @@ class Settings(BaseSettings):
     # "webhookId:secretKey,webhookId:secretKey" - several may be active during rotation.
     ESPOCRM_WEBHOOK_SECRETS: Annotated[dict[str, SecretStr], NoDecode]
     ESPOCRM_NOTIFY_USER_ID: str | None = None
-    # User name used for the @mention fallback (stream note) when Notification is 403.
+    # Optional override of that user's userName for the @mention (normally looked up via GET /User/{id}).
     ESPOCRM_NOTIFY_USER_NAME: str | None = None
 
     # --- Advoware ------------------------------------------------------------------
@@ -54,8 +59,13 @@ class Settings(BaseSettings):
     # --- Service -------------------------------------------------------------------
     REDIS_URL: str = DEFAULT_REDIS_URL
     SYNC_ADMIN_TOKEN: SecretStr
-    # Motia's Workbench also opens 21678 + PORT (its HMR server), so PORT stays below 43858.
-    PORT: int = Field(default=3000, ge=1, le=43857)
+    # The one HTTP port (make serve opens no second one) and the address it is bound to.
+    PORT: int = Field(default=3000, ge=1, le=65535)
+    HOST: str = "127.0.0.1"
+    # Login of the Workbench on that port (HTTP Basic). Both or neither: without them the
+    # Workbench is not served in `make serve` (only the webhook and ops routes answer).
+    WORKBENCH_USER: str | None = None
+    WORKBENCH_PASSWORD: SecretStr | None = Field(default=None, validate_default=True)
     # Attempts before a record becomes permanently_failed.
     SYNC_MAX_ATTEMPTS: int = Field(default=8, ge=1, le=100)
     # HTTP timeout per call, seconds.
@@ -67,6 +77,36 @@ class Settings(BaseSettings):
     SYNC_STALE_SYNCING_SECONDS: float = Field(default=300.0, ge=1, le=86400)
     # Back-off of `failed` records: base * 2**(attempts-1), capped at 6 h.
     SYNC_RETRY_BASE_SECONDS: float = Field(default=600.0, gt=0, le=86400)
+    # Circuit breaker per system: this many distinct records failing with a transient error
+    # (no success in between, within the window) open it; an auth failure opens it at once.
+    SYNC_BREAKER_THRESHOLD: int = Field(default=5, ge=1, le=1000)
+    SYNC_BREAKER_WINDOW_SECONDS: float = Field(default=900.0, ge=1, le=86400)
+    # Bulk-404 breaker: more than this share of the records checked since the sweep (and at
+    # least SYNC_DELETION_BREAKER_MIN of them) answering 404 holds all deletions for a person.
+    SYNC_DELETION_BREAKER_SHARE: float = Field(default=0.2, gt=0, le=1)
+    SYNC_DELETION_BREAKER_MIN: int = Field(default=5, ge=1, le=100000)
+    # Deletions in Advoware are looked for with one complete listing this often, seconds.
+    SYNC_DELETION_SCAN_SECONDS: float = Field(default=3600.0, ge=60, le=7 * 86400)
+
+    # --- Operations ------------------------------------------------------------------
+    # Decisions kept per record (`history`), and for how long.
+    SYNC_HISTORY_LIMIT: int = Field(default=50, ge=1, le=1000)
+    SYNC_HISTORY_MAX_AGE_DAYS: int = Field(default=90, ge=1, le=3650)
+    # A system unreachable or refusing credentials this long gets one alert notice (and one at its end).
+    ALERT_AFTER_SECONDS: float = Field(default=1800.0, ge=0, le=7 * 86400)
+    # No completed sweep for this long (two cron intervals of 15 min) is unhealthy and alerted.
+    ALERT_SWEEP_OVERDUE_SECONDS: float = Field(default=1800.0, ge=60, le=7 * 86400)
+    # Per-field direction overrides, e.g. "geburtsdatum:advoware,titel:both" (fields by canonical or
+    # EspoCRM name; both | espocrm (EspoCRM -> Advoware only) | advoware (Advoware -> EspoCRM only) | none).
+    SYNC_FIELD_DIRECTIONS: str = ""
+
+    @field_validator("SYNC_FIELD_DIRECTIONS")
+    @classmethod
+    def _valid_directions(cls, value: str) -> str:
+        from services.beteiligte.fieldmap import parse_directions
+
+        parse_directions(value)  # raises ValueError naming the bad entry
+        return value
 
     @field_validator("ESPOCRM_WEBHOOK_SECRETS", mode="before")
     @classmethod
@@ -98,6 +138,23 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("WORKBENCH_PASSWORD")
+    @classmethod
+    def _workbench_login(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        password = value.get_secret_value() if value is not None else ""
+        if bool(password) != bool(info.data.get("WORKBENCH_USER")):
+            raise ValueError("WORKBENCH_USER and WORKBENCH_PASSWORD are set together, or neither")
+        if password and len(password) < WORKBENCH_PASSWORD_MIN:
+            raise ValueError(f"must be at least {WORKBENCH_PASSWORD_MIN} characters")
+        return value
+
+    @property
+    def field_directions(self) -> dict[str, Direction]:
+        """Every canonical field's direction: the field map's, with the overrides applied."""
+        from services.beteiligte.fieldmap import effective_directions, parse_directions
+
+        return effective_directions(parse_directions(self.SYNC_FIELD_DIRECTIONS))
 
     @property
     def timezone(self) -> ZoneInfo:

@@ -1,56 +1,64 @@
-"""Async Advoware client for Beteiligte: the ONE place that knows Advoware's assumed contract.
+"""Async Advoware client for Beteiligte: the defensive adapter over the assumed contract.
 
-Paths, query parameter names and error texts below are the project's assumptions
-(shared/docs/advoware-api.md Part 2); correct them here once the firm's Swagger is known.
+What Advoware is assumed to be (paths, parameters, field names, page size, error texts)
+lives in contract.py; this module is how the service talks to it, trusting no more than it
+must (shared/docs/advoware-api.md Part 2):
 
-Per call: concurrency slot (Redis semaphore) -> bearer token (Redis cache) -> request; a 401
-drops the cached token (only if it is the one that failed), re-authenticates once and retries
-once; a second 401 is an ``AuthError``. The whole thing runs under the retry policy; creates
-are not retried once they may have reached the server (the sync engine owns create
-idempotency). Methods return raw dicts; mapping lives in the mapper.
+* Per call: concurrency slot (Redis semaphore) -> bearer token (``BearerAuth``: Redis cache,
+  renew once on 401) -> request, under the retry policy of the client base. Creates are not
+  resent once they may have reached the server (the sync engine owns create idempotency).
+* Listings are read through ``PageGuard`` (paging.py): to the empty page, each ``betNr``
+  once, a ``ContractError`` instead of a loop or a silent truncation.
+* A 404 on a record counts only when confirmed: a second read answers 404 too and the
+  listing endpoint still answers (``take=1``); otherwise ``NotFoundUnconfirmedError``
+  (transient), so a misrouted connector URL cannot mark records deleted.
+* Answers are checked where it is cheap: a read or a PUT answers for the ``betNr`` asked
+  for, a create answers with a ``betNr``; otherwise ``ContractError``.
+
+Methods return raw dicts; mapping lives in the mapper.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 import httpx
 
+from services.advoware.auth import BearerAuth
 from services.advoware.concurrency import Limiter, RedisSemaphore
-from services.advoware.token import SYSTEM, TokenProvider, classify_body_text
+from services.advoware.contract import (
+    BETEILIGTE_PATH,
+    FIELD_KEY,
+    MAX_TAKE,
+    MESSAGE_FIELDS,
+    PARAM_CHANGED_SINCE,
+    PARAM_SKIP,
+    PARAM_TAKE,
+    betnr_of,
+    classify_body_text,
+)
+from services.advoware.paging import PageGuard
+from services.advoware.token import SYSTEM, TokenProvider
 from services.errors import (
     ApiError,
     AuthError,
-    ConflictError,
-    FatalError,
+    ContractError,
     NotFoundError,
-    RateLimitedError,
-    TransientError,
+    NotFoundUnconfirmedError,
     UnavailableError,
-    ValidationError,
 )
-from services.http import (
-    ConnectFailedError,
-    RetryPolicy,
-    json_body,
-    new_async_client,
-    parse_retry_after,
-    transport_error,
-)
-from services.redis_store import key
+from services.http.base import ApiClient
+from services.http.observe import Observer
+from services.http.retry import RetryPolicy
+from services.store import keys
 
 log = logging.getLogger(__name__)
 
-# --- the assumed contract ------------------------------------------------------------
-BETEILIGTE_PATH = "api/v1/advonet/Beteiligte"
-PARAM_SKIP = "skip"
-PARAM_TAKE = "take"
-PARAM_CHANGED_SINCE = "geaendertAb"
-FIELD_KEY = "betNr"
-MAX_TAKE = 100
+ALL = "Beteiligte"  # path templates for logs and messages (no ids, no host)
+ONE = "Beteiligte/{betNr}"
 
 
 class AdvowareSettings(Protocol):
@@ -77,7 +85,9 @@ def _base(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-class AdvowareClient:
+class AdvowareClient(ApiClient):
+    system = SYSTEM
+
     def __init__(
         self,
         settings: AdvowareSettings,
@@ -87,13 +97,18 @@ class AdvowareClient:
         retry: RetryPolicy | None = None,
         limiter: Limiter | None = None,
         token_margin: float = 60.0,
+        observer: Observer | None = None,
     ) -> None:
         timeout = float(getattr(settings, "HTTP_TIMEOUT_SECONDS", 15.0))
         limit = int(getattr(settings, "ADVOWARE_MAX_CONCURRENCY", 4))
-        self._base = _base(settings.ADVOWARE_API_BASE_URL)
-        self._url = self._base + BETEILIGTE_PATH
-        self._retry = retry or RetryPolicy()
-        self._http = new_async_client(timeout=timeout, transport=transport, max_connections=max(limit, 2))
+        super().__init__(
+            settings.ADVOWARE_API_BASE_URL,
+            timeout=timeout,
+            transport=transport,
+            retry=retry,
+            max_connections=max(limit, 2),
+            observer=observer,
+        )
         self.tokens = TokenProvider(
             http=self._http,
             redis=redis,
@@ -108,10 +123,12 @@ class AdvowareClient:
             product=int(getattr(settings, "ADVOWARE_PRODUCT_ID", 64)),
             margin=token_margin,
             lock_ttl=max(10.0, timeout + 5),
+            observer=observer,
         )
+        self.auth = BearerAuth(self.tokens, system=SYSTEM)
         self.limiter: Limiter = limiter or RedisSemaphore(
             redis,
-            key("advoware", "concurrency", settings.ADVOWARE_KANZLEI),
+            keys.advoware_concurrency(settings.ADVOWARE_KANZLEI),
             limit,
             lease=max(60.0, 4 * timeout),
         )
@@ -120,145 +137,145 @@ class AdvowareClient:
     def from_settings(cls, settings: AdvowareSettings, redis: Any, **kwargs: Any) -> AdvowareClient:
         return cls(settings, redis, **kwargs)
 
-    def __repr__(self) -> str:
-        return f"AdvowareClient(base_url={self._base!r})"
-
     async def aclose(self) -> None:
         close = getattr(self.limiter, "close", None)
         if close is not None:
             await close()
-        await self._http.aclose()
+        await super().aclose()
 
-    async def __aenter__(self) -> AdvowareClient:
-        return self
+    # ------------------------------------------------------------------ base hooks
+    def slot(self) -> AbstractAsyncContextManager[object]:
+        return self.limiter.slot()
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+    def error_reason(self, resp: httpx.Response) -> str | None:
+        found = classify_body_text(resp.text)
+        if found:
+            return found[1]
+        if resp.status_code in (400, 409, 422):
+            return _message(resp)
+        return None
+
+    def special_error(self, resp: httpx.Response, what: str, record_id: str | None) -> ApiError | None:
+        found = classify_body_text(resp.text) if resp.status_code >= 500 else None
+        if found and found[0] == "auth":
+            return AuthError(
+                f"{what} refused (configuration)",
+                system=SYSTEM,
+                status_code=resp.status_code,
+                reason=found[1],
+                record_id=record_id,
+            )
+        return None
 
     # ------------------------------------------------------------------ Beteiligte
     async def get_beteiligter(self, betnr: int) -> dict[str, Any]:
-        data = await self._call(
-            "GET",
-            f"{self._url}/{int(betnr)}",
-            template="Beteiligte/{betNr}",
-            record_id=str(betnr),
-            idempotent=True,
-        )
-        return _expect_dict(data, "GET Beteiligte/{betNr}", str(betnr))
+        """The record; ``NotFoundError`` only for a confirmed 404 (see the module docstring)."""
+        try:
+            return await self._read(betnr)
+        except NotFoundError as first:
+            log.info("advoware GET %s id=%s -> 404; confirming", ONE, betnr)
+            record = await self._confirm_not_found(betnr, first)
+            if record is None:
+                raise first
+            return record
 
     async def iter_beteiligte(
-        self, *, changed_since_local: str | None = None, take: int = MAX_TAKE
+        self, *, changed_since_local: str | None = None, take: int = MAX_TAKE, start: int = 0
     ) -> AsyncIterator[dict[str, Any]]:
-        """All Beteiligte (changed since a *local* ISO datetime), paged, deduplicated by betNr."""
+        """All Beteiligte (changed since a *local* ISO datetime), each ``betNr`` once (paging.py);
+        `start` skips that many rows (a resumed listing: the identity index build)."""
         if not 1 <= take <= MAX_TAKE:
             raise ValueError(f"take must be 1..{MAX_TAKE}")
-        seen: set[Any] = set()
-        skip = 0
-        while True:
-            params: dict[str, str] = {PARAM_SKIP: str(skip), PARAM_TAKE: str(take)}
+        if start < 0:
+            raise ValueError("start must be >= 0")
+        guard = PageGuard(take, what=f"GET {ALL}", start=start)
+        while not guard.done:
+            params = {PARAM_SKIP: str(guard.skip), PARAM_TAKE: str(take)}
             if changed_since_local:
                 params[PARAM_CHANGED_SINCE] = changed_since_local
-            page = await self._call("GET", self._url, template="Beteiligte", params=params, idempotent=True)
-            if not isinstance(page, list):
-                raise UnavailableError(
-                    "GET Beteiligte: expected a JSON array", system=SYSTEM, status_code=200
-                )
-            for item in page:
-                if not isinstance(item, dict):
-                    continue
-                betnr = item.get(FIELD_KEY)
-                if betnr is not None:
-                    if betnr in seen:
-                        continue
-                    seen.add(betnr)
+            page = await self.request("GET", BETEILIGTE_PATH, template=ALL, params=params)
+            for item in guard.accept(page):
                 yield item
-            if len(page) < take:
-                return
-            skip += len(page)
+
+    async def probe(self) -> None:
+        """One cheap authenticated read (a one-record page); raises the error tree when the
+        listing endpoint does not answer. For circuit breakers and 404 confirmation."""
+        page = await self.request(
+            "GET", BETEILIGTE_PATH, template=ALL, params={PARAM_SKIP: "0", PARAM_TAKE: "1"}
+        )
+        if not isinstance(page, list):
+            raise ContractError(f"GET {ALL}: the answer is not a JSON array", system=SYSTEM, status_code=200)
 
     async def create_beteiligter(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """POST; not retried once it may have reached the server (only connect failures are)."""
-        data = await self._call(
-            "POST", self._url, template="Beteiligte", body=dict(payload), idempotent=False
+        """POST; not resent once it may have reached the server (only connect failures are).
+        The answer must carry the new ``betNr`` (``ContractError`` otherwise)."""
+        data = _expect_dict(
+            await self.request("POST", BETEILIGTE_PATH, template=ALL, body=dict(payload)), "POST"
         )
-        return _expect_dict(data, "POST Beteiligte", None)
+        if betnr_of(data) is None:
+            raise ContractError(
+                f"POST {ALL}: the answer carries no {FIELD_KEY}", system=SYSTEM, status_code=201
+            )
+        return data
 
     async def update_beteiligter(self, betnr: int, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """PUT the full object (read, modify, write)."""
-        data = await self._call(
-            "PUT",
-            f"{self._url}/{int(betnr)}",
-            template="Beteiligte/{betNr}",
-            record_id=str(betnr),
-            body=dict(payload),
-            idempotent=True,
-        )
-        return _expect_dict(data, "PUT Beteiligte/{betNr}", str(betnr))
-
-    # ------------------------------------------------------------------ transport
-    async def _call(
-        self,
-        method: str,
-        url: str,
-        *,
-        template: str,
-        idempotent: bool,
-        record_id: str | None = None,
-        params: Mapping[str, str] | None = None,
-        body: Any = None,
-    ) -> Any:
-        content = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
-
-        async def once() -> Any:
-            try:
-                token = await self.tokens.get()
-            except TransientError as exc:
-                # Nothing was sent to the Beteiligte endpoint: safe to retry even a create.
-                raise ConnectFailedError(
-                    f"{method} {template}: no token ({type(exc).__name__})",
-                    system=SYSTEM,
-                    status_code=exc.status_code,
-                    reason=exc.reason,
-                    record_id=record_id,
-                ) from None
-            async with self.limiter.slot():
-                resp = await self._send(method, url, token, template, record_id, params, content)
-                if resp.status_code == 401:
-                    log.info("advoware %s %s id=%s -> 401; renewing token once", method, template, record_id)
-                    await self.tokens.invalidate(token)
-                    token = await self.tokens.get()
-                    resp = await self._send(method, url, token, template, record_id, params, content)
-            if resp.status_code >= 300:
-                raise _map_error(resp, method, template, record_id)
-            return json_body(resp, what=f"{method} {template}", system=SYSTEM, record_id=record_id)
-
-        return await self._retry.run(once, idempotent=idempotent)
-
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        token: str,
-        template: str,
-        record_id: str | None,
-        params: Mapping[str, str] | None,
-        content: bytes | None,
-    ) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        if content is not None:
-            headers["Content-Type"] = "application/json"
+        """PUT the full object (read, modify, write); the answer must be for the same ``betNr``."""
+        path, rid = f"{BETEILIGTE_PATH}/{int(betnr)}", str(betnr)
         try:
-            resp = await self._http.request(method, url, params=params, content=content, headers=headers)
-        except httpx.TransportError as exc:
-            log.info("advoware %s %s id=%s failed: %s", method, template, record_id, type(exc).__name__)
-            raise transport_error(exc, system=SYSTEM, record_id=record_id) from None
-        log.debug("advoware %s %s id=%s -> %d", method, template, record_id, resp.status_code)
-        return resp
+            data = await self.request("PUT", path, template=ONE, record_id=rid, body=dict(payload))
+        except NotFoundError as first:
+            log.info("advoware PUT %s id=%s -> 404; confirming", ONE, betnr)
+            if await self._confirm_not_found(betnr, first) is not None:
+                raise _unconfirmed(first, rid, "a second read found the record") from None
+            raise first
+        return _expect_same(_expect_dict(data, "PUT", rid), betnr, "PUT")
+
+    # ------------------------------------------------------------------ defences
+    async def _read(self, betnr: int) -> dict[str, Any]:
+        rid = str(betnr)
+        data = await self.request("GET", f"{BETEILIGTE_PATH}/{int(betnr)}", template=ONE, record_id=rid)
+        data = _expect_dict(data, "GET", rid)
+        if FIELD_KEY in data:
+            _expect_same(data, betnr, "GET")
+        return data
+
+    async def _confirm_not_found(self, betnr: int, first: NotFoundError) -> dict[str, Any] | None:
+        """After a 404: a second read, then the listing. The record when the second read finds
+        it (the first 404 was a glitch); None when both confirm the 404; and
+        ``NotFoundUnconfirmedError`` when the listing endpoint does not answer either."""
+        try:
+            return await self._read(betnr)
+        except NotFoundError:
+            pass
+        try:
+            await self.probe()
+        except ApiError as exc:
+            why = f"the listing does not answer ({type(exc).__name__})"
+            raise _unconfirmed(first, str(betnr), why) from None
+        return None
 
 
-def _expect_dict(data: Any, what: str, record_id: str | None) -> dict[str, Any]:
+def _unconfirmed(first: NotFoundError, record_id: str, why: str) -> NotFoundUnconfirmedError:
+    return NotFoundUnconfirmedError(
+        f"404 not confirmed: {why}", system=SYSTEM, status_code=first.status_code, record_id=record_id
+    )
+
+
+def _expect_dict(data: Any, method: str, record_id: str | None = None) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise UnavailableError(f"{what}: expected a JSON object", system=SYSTEM, record_id=record_id)
+        template = ALL if method == "POST" else ONE
+        raise UnavailableError(
+            f"{method} {template}: expected a JSON object", system=SYSTEM, record_id=record_id
+        )
+    return data
+
+
+def _expect_same(data: dict[str, Any], betnr: int, method: str) -> dict[str, Any]:
+    answered = betnr_of(data)
+    if answered != int(betnr):
+        raise ContractError(
+            f"{method} {ONE}: the answer is for {FIELD_KEY}={answered}", system=SYSTEM, record_id=str(betnr)
+        )
     return data
 
 
@@ -268,35 +285,7 @@ def _message(resp: httpx.Response) -> str | None:
     except ValueError:
         return None
     if isinstance(data, dict):
-        for name in ("Message", "message"):
+        for name in MESSAGE_FIELDS:
             if isinstance(data.get(name), str):
                 return str(data[name])
     return None
-
-
-def _map_error(resp: httpx.Response, method: str, template: str, record_id: str | None) -> ApiError:
-    status = resp.status_code
-    what = f"{method} {template}"
-    kw: dict[str, Any] = {"system": SYSTEM, "status_code": status, "record_id": record_id}
-    if status == 400:
-        return ValidationError(f"{what} rejected", reason=_message(resp), **kw)
-    if status in (401, 403):
-        return AuthError(f"{what} unauthorized" if status == 401 else f"{what} forbidden", **kw)
-    if status == 404:
-        return NotFoundError(f"{what} not found", **kw)
-    if status == 409:
-        return ConflictError(f"{what} conflict", reason=_message(resp), **kw)
-    if status == 429:
-        return RateLimitedError(
-            f"{what} rate limited", retry_after=parse_retry_after(resp.headers.get("Retry-After")), **kw
-        )
-    if status >= 500:
-        found = classify_body_text(resp.text)
-        if found and found[0] == "auth":
-            return AuthError(f"{what} refused (configuration)", reason=found[1], **kw)
-        err = UnavailableError(f"{what} unavailable", reason=found[1] if found else None, **kw)
-        err.retry_after = parse_retry_after(resp.headers.get("Retry-After"))  # type: ignore[attr-defined]
-        return err
-    if status == 422:
-        return ValidationError(f"{what} rejected", reason=_message(resp), **kw)
-    return FatalError(f"{what} unexpected status", **kw)

@@ -7,9 +7,9 @@ Token request (shared/docs/advoware-api.md §1.3)::
 
 Cache: ``vmh:advoware:token:<kanzlei>:<user>`` = JSON ``{access_token, expires_at}`` with a
 Redis TTL that ends ``margin`` seconds before the token expires. Every Motia event is a fresh
-process, so the cache and the single-flight lock live in Redis: one process holds the short
-lock ``…:lock`` (SET NX PX + random owner) and requests the token; the others poll the cache.
-The lock is released with a Lua compare-and-delete (only the owner deletes it); it also
+process, so the cache and the single-flight live in Redis: one process holds the short lease
+``…:lock`` (the one lease of services/store/lease.py, on redis-py's ``Lock``) and requests the
+token; the others poll the cache. The lease is released atomically by its owner only; it also
 expires on its own, so a crashed holder blocks the others for at most ``lock_ttl``.
 """
 
@@ -21,22 +21,18 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from services.errors import (
-    ApiError,
-    AuthError,
-    RateLimitedError,
-    UnavailableError,
-    ValidationError,
-)
-from services.http import parse_retry_after, transport_error
-from services.redis_store import key
+from services.advoware.contract import LOGIN_PATH, classify_body_text
+from services.errors import ApiError, AuthError, UnavailableError, ValidationError
+from services.http.observe import Observer, current_observer, report
+from services.http.transport import transport_error
+from services.store import keys
+from services.store.lease import Lease
 
 if TYPE_CHECKING:
     import httpx
@@ -45,16 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SYSTEM = "advoware"
-
-# Body substrings (advoware-api.md §1.5). Configuration/auth texts are fatal; never echo the
-# body itself (it may name the user).
-AUTH_TEXTS: dict[str, str] = {
-    "ist nicht registriert": "kanzlei/database not registered",
-    "freigeschaltet": "product or user not activated",
-    "Falscher Name oder falsches Kennwort": "wrong user or password",
-    "Benutzer / Kennwort ung": "wrong user or password",
-}
-OFFLINE_TEXT = "ist nicht angemeldet"
+OBSERVED_SYSTEM = "advoware-token"  # the name token requests are reported under (observe.py)
 
 _COMPARE_AND_DELETE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -75,16 +62,6 @@ def request_timestamp(now: datetime | None = None) -> str:
     """ISO-8601 UTC with milliseconds and ``Z``, e.g. ``2026-08-30T00:00:00.000Z``."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-
-
-def classify_body_text(text: str) -> tuple[str, str] | None:
-    """``("auth", reason)``/``("offline", reason)`` when the body carries a known Advoware text."""
-    for needle, reason in AUTH_TEXTS.items():
-        if needle in text:
-            return "auth", reason
-    if OFFLINE_TEXT in text:
-        return "offline", "connector offline (nicht angemeldet)"
-    return None
 
 
 async def compare_and_delete(redis: Redis, name: str, expected: str) -> bool:
@@ -110,10 +87,11 @@ class TokenProvider:
         margin: float = 60.0,
         lock_ttl: float = 20.0,
         clock: Callable[[], float] = time.time,
+        observer: Observer | None = None,
     ) -> None:
         self._http = http
         self._redis = redis
-        self._url = security_url.rstrip("/") + "/api/v1/Token"
+        self._url = security_url.rstrip("/") + "/" + LOGIN_PATH
         self._app_id = app_id
         self._api_key = api_key
         self._kanzlei = kanzlei
@@ -125,8 +103,9 @@ class TokenProvider:
         self.margin = margin
         self.lock_ttl = lock_ttl
         self._clock = clock
-        self.cache_key = key("advoware", "token", kanzlei, user)
-        self.lock_key = self.cache_key + ":lock"
+        self._observer = observer
+        self.cache_key = keys.advoware_token(kanzlei, user)
+        self.lock_key = keys.advoware_token_lock(kanzlei, user)
         self.requests_made = 0  # token requests sent by this instance (for tests/metrics)
         # The token this instance last read or fetched, with its expiry: every Advoware call
         # asks for the token, and a Redis round trip per call is wasted while it is valid.
@@ -158,25 +137,25 @@ class TokenProvider:
         token = await self._cached()
         if token:
             return token
-        owner = secrets.token_hex(16)
         deadline = time.monotonic() + self.lock_ttl + 5
         delay = 0.02
         while True:
-            if await self._redis.set(self.lock_key, owner, nx=True, px=int(self.lock_ttl * 1000)):
+            lease = Lease(self._redis, self.lock_key, self.lock_ttl)
+            if await lease.acquire():
                 try:
-                    token = await self._cached()  # filled while we were waiting for the lock?
+                    token = await self._cached()  # filled while we were waiting for the lease?
                     if token:
                         return token
                     return await self._fetch_and_store()
                 finally:
-                    await compare_and_delete(self._redis, self.lock_key, owner)
+                    await lease.release()
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.25)
             token = await self._cached()
             if token:
                 return token
             if time.monotonic() > deadline:
-                raise UnavailableError("timed out waiting for the token lock", system=SYSTEM)
+                raise UnavailableError("timed out waiting for the token lease", system=SYSTEM)
 
     async def invalidate(self, failed_token: str) -> bool:
         """Drop the cached token, but only if it is the one that just failed (a 401)."""
@@ -216,11 +195,15 @@ class TokenProvider:
         import httpx
 
         self.requests_made += 1
+        observer = self._observer or current_observer()
+        start = time.monotonic()
         try:
             resp = await self._http.post(self._url, json=self.build_request())
         except httpx.TransportError as exc:
+            report(observer, OBSERVED_SYSTEM, "POST", None, time.monotonic() - start)
             log.info("advoware POST Token failed: %s", type(exc).__name__)
             raise transport_error(exc, system=SYSTEM) from None
+        report(observer, OBSERVED_SYSTEM, "POST", resp.status_code, time.monotonic() - start)
         log.debug("advoware POST Token -> %d", resp.status_code)
         if resp.status_code >= 300:
             raise _token_error(resp)
@@ -267,18 +250,17 @@ def _lifetime(data: dict[str, Any], now: float) -> float:
 
 
 def _token_error(resp: httpx.Response) -> ApiError:
+    """Known refusal texts, and 400/401/403, are refused credentials (fatal, never hammered);
+    429 and 5xx are transient (status table of the client base); anything else is fatal."""
+    from services.http.base import status_error
+
     status = resp.status_code
-    kw: dict[str, Any] = {"system": SYSTEM, "status_code": status}
     found = classify_body_text(resp.text)
     if found and found[0] == "auth":
-        return AuthError("token request refused", reason=found[1], **kw)
-    if status == 429:
-        return RateLimitedError(
-            "token request rate limited", retry_after=parse_retry_after(resp.headers.get("Retry-After")), **kw
-        )
-    if status >= 500:
-        reason = found[1] if found else None
-        return UnavailableError("token service unavailable", reason=reason, **kw)
+        return AuthError("token request refused", system=SYSTEM, status_code=status, reason=found[1])
     if status in (400, 401, 403):
-        return AuthError("token request refused", **kw)
-    return ValidationError("token request rejected", **kw)
+        return AuthError("token request refused", system=SYSTEM, status_code=status)
+    if status == 429 or status >= 500:
+        reason = found[1] if found else None
+        return status_error(resp, what="token request", system=SYSTEM, reason=reason)
+    return ValidationError("token request rejected", system=SYSTEM, status_code=status)

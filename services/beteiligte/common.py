@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from services.errors import InvalidDataError
+
 log = logging.getLogger("services.beteiligte")
 
 Kind = Literal["person", "company"]
@@ -16,10 +18,11 @@ COMPANY: Kind = "company"
 SyncedContent = dict[str, Any]
 
 
-class MappingError(ValueError):
+class MappingError(InvalidDataError, ValueError):
     """The mapper refuses to produce output that the target system would reject.
 
-    The message names the field and the rule, never the personal data itself.
+    The message names the field and the rule, never the personal data itself. Part of the
+    error tree (``InvalidDataError``); still a ``ValueError`` for callers that catch that.
     """
 
     def __init__(self, field: str, message: str) -> None:

@@ -48,6 +48,16 @@ class Direction(str, Enum):
     BOTH = "both"
     TO_ADVO = "to_advo"  # EspoCRM → Advoware only
     TO_ESPO = "to_espo"  # Advoware → EspoCRM only
+    NONE = "none"  # not synced: each side keeps its own value
+
+
+#: The words of SYNC_FIELD_DIRECTIONS: which system is the source of a field's value.
+DIRECTION_WORDS: dict[str, Direction] = {
+    "both": Direction.BOTH,
+    "espocrm": Direction.TO_ADVO,
+    "advoware": Direction.TO_ESPO,
+    "none": Direction.NONE,
+}
 
 
 @dataclass
@@ -426,6 +436,43 @@ CANONICAL_FIELDS: tuple[str, ...] = tuple(FIELDS)
 KIND_DEPENDENT: tuple[str, ...] = tuple(
     spec.canonical for spec in FIELD_MAP if spec.kinds != frozenset({PERSON, COMPANY})
 )
+
+
+def _field_by_name(name: str) -> FieldSpec:
+    """A field by its canonical name or by its (only) EspoCRM attribute name."""
+    if name in FIELDS:
+        return FIELDS[name]
+    matches = [spec for spec in FIELD_MAP if spec.espo_attrs[0] == name]
+    if len(matches) != 1:
+        known = ", ".join(CANONICAL_FIELDS)
+        raise ValueError(f"unknown field {name!r} (canonical names: {known})")
+    return matches[0]
+
+
+def parse_directions(text: str) -> dict[str, Direction]:
+    """Parse SYNC_FIELD_DIRECTIONS ("geburtsdatum:advoware,titel:both") into canonical -> Direction.
+
+    Raises ValueError naming the first bad entry."""
+    out: dict[str, Direction] = {}
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        name, sep, word = (part.strip() for part in entry.partition(":"))
+        if not sep or word.lower() not in DIRECTION_WORDS:
+            raise ValueError(f"{entry!r}: expected <field>:<{'|'.join(DIRECTION_WORDS)}>")
+        spec = _field_by_name(name)
+        if spec.canonical == "kind" and DIRECTION_WORDS[word.lower()] is not Direction.BOTH:
+            raise ValueError("kind (beteiligterTyp) decides how every other field is read; it stays two-way")
+        out[spec.canonical] = DIRECTION_WORDS[word.lower()]
+    return out
+
+
+def effective_directions(overrides: Mapping[str, Direction] | None = None) -> dict[str, Direction]:
+    """Every canonical field's direction: the map's own, replaced by `overrides`."""
+    directions = {spec.canonical: spec.direction for spec in FIELD_MAP}
+    directions.update(overrides or {})
+    return directions
 
 
 def render_markdown() -> str:

@@ -126,6 +126,11 @@ def get_changed_fields(espo: Mapping[str, Any], advo: Mapping[str, Any]) -> dict
 
 def describe(field: str, value: Any) -> str:
     """Short human text for notifications, e.g. ``"emails: a@b.de, c@d.de"``."""
+    return f"{field}: {describe_value(field, value)}"
+
+
+def describe_value(field: str, value: Any) -> str:
+    """A canonical value as staff read it, e.g. ``"a@b.de, c@d.de"``; ``"(leer)"`` when empty."""
     if field == "emails":
         shown = ", ".join(str(e.get("address")) for e in value or [] if isinstance(e, Mapping))
     elif field == "phones":
@@ -139,7 +144,7 @@ def describe(field: str, value: Any) -> str:
     shown = shown or "(leer)"
     if len(shown) > 200:
         shown = shown[:199] + "…"
-    return f"{field}: {shown}"
+    return shown
 
 
 # --------------------------------------------------------------------------- writing: EspoCRM
@@ -177,7 +182,7 @@ def to_espo_patch(
     ctx = WriteContext(content=dict(content), kind=kind, current=current, warnings=warnings)
     patch: dict[str, Any] = {}
     for spec in FIELD_MAP:
-        if spec.canonical not in wanted or spec.direction is Direction.TO_ADVO:
+        if spec.canonical not in wanted or spec.direction in (Direction.TO_ADVO, Direction.NONE):
             continue
         value = content.get(spec.canonical) if spec.applies(kind) else None
         patch.update(spec.converter.write_espo(spec.empty if value is None else value, ctx))
@@ -232,7 +237,7 @@ def to_advo_payload(
 
     unchanged: set[str] = set()
     for spec in FIELD_MAP:
-        if spec.direction is Direction.TO_ESPO:
+        if spec.direction in (Direction.TO_ESPO, Direction.NONE):
             unchanged.add(spec.canonical)
             continue
         if same_kind and base_form is not None and base_form[spec.canonical] == form[spec.canonical]:

@@ -1,17 +1,17 @@
 """Async EspoCRM REST client (shared/docs/espocrm-api.md §2-§5).
 
-Every call goes through one ``RetryPolicy``; errors are mapped to ``services.errors``
-with EspoCRM's ``X-Status-Reason`` as the reason. 401 is never retried (a bad key counts
-towards EspoCRM's per-IP login lockout). Logs carry method, path template, record id and
-status only.
+Stands on the client base (``services.http.base.ApiClient``): every call goes through one
+``RetryPolicy``, errors are mapped to ``services.errors`` with EspoCRM's ``X-Status-Reason``
+as the reason, and a 409 ``modified`` (an ``X-Version-Number`` that is no longer current)
+becomes a ``VersionConflictError`` carrying the record's current values and version.
+Authentication is an ``httpx.Auth`` flow (API key or HMAC, services/espocrm/auth.py). 401 is
+never retried (a bad key counts towards EspoCRM's per-IP login lockout). Logs carry method,
+path template, record id and status only.
 """
 
 from __future__ import annotations
 
-import base64
 import builtins
-import hashlib
-import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -20,17 +20,11 @@ from urllib.parse import quote
 
 import httpx
 
-from services.errors import (
-    ApiError,
-    AuthError,
-    ConflictError,
-    FatalError,
-    NotFoundError,
-    RateLimitedError,
-    UnavailableError,
-    ValidationError,
-)
-from services.http import RetryPolicy, json_body, new_async_client, parse_retry_after, transport_error
+from services.errors import ApiError, AuthError, UnavailableError, ValidationError, VersionConflictError
+from services.espocrm.auth import ApiKeyAuth, HmacAuth, hmac_authorization
+from services.http.base import ApiClient
+from services.http.observe import Observer
+from services.http.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from services.settings import Settings
@@ -39,20 +33,18 @@ log = logging.getLogger(__name__)
 
 SYSTEM = "espocrm"
 MAX_PAGE_SIZE = 200
+VERSION_CONFLICT_REASON = "modified"  # X-Status-Reason of a 409 version conflict (§2.3)
 
-
-def hmac_authorization(api_key: str, secret: str, method: str, path: str) -> str:
-    """``X-Hmac-Authorization`` value; ``path`` is the part after ``/api/v1/``, no query string."""
-    message = f"{method.upper()} /{path.lstrip('/')}"
-    digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
-    return base64.b64encode(f"{api_key}:{digest}".encode()).decode()
+__all__ = ["MAX_PAGE_SIZE", "SYSTEM", "EspoCrmClient", "hmac_authorization"]
 
 
 def _seg(value: str) -> str:
     return quote(str(value), safe="")
 
 
-class EspoCrmClient:
+class EspoCrmClient(ApiClient):
+    system = SYSTEM
+
     def __init__(
         self,
         base_url: str,
@@ -62,12 +54,12 @@ class EspoCrmClient:
         timeout: float = 15,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
+        observer: Observer | None = None,
     ) -> None:
-        self._base = base_url.rstrip("/") + "/"
-        self._api_key = api_key
-        self._api_secret = api_secret
-        self._retry = retry or RetryPolicy()
-        self._http = new_async_client(timeout=timeout, transport=transport)
+        super().__init__(base_url, timeout=timeout, transport=transport, retry=retry, observer=observer)
+        self.auth = (
+            HmacAuth(api_key, api_secret, base_url=self.base_url) if api_secret else ApiKeyAuth(api_key)
+        )
         self._notification_forbidden = False
 
     @classmethod
@@ -81,62 +73,23 @@ class EspoCrmClient:
             **kwargs,
         )
 
-    def __repr__(self) -> str:
-        return f"EspoCrmClient(base_url={self._base!r})"
+    # ------------------------------------------------------------------ base hooks
+    def error_reason(self, resp: httpx.Response) -> str | None:
+        return resp.headers.get("X-Status-Reason") or None
 
-    async def aclose(self) -> None:
-        await self._http.aclose()
+    def special_error(self, resp: httpx.Response, what: str, record_id: str | None) -> ApiError | None:
+        if resp.status_code == 409 and self.error_reason(resp) == VERSION_CONFLICT_REASON:
+            return _version_conflict(resp, what, record_id)
+        return None
 
-    async def __aenter__(self) -> EspoCrmClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    # ------------------------------------------------------------------ transport
-    def _auth_headers(self, method: str, path: str) -> dict[str, str]:
-        if self._api_secret:
-            return {"X-Hmac-Authorization": hmac_authorization(self._api_key, self._api_secret, method, path)}
-        return {"X-Api-Key": self._api_key}
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        template: str,
-        record_id: str | None = None,
-        params: Mapping[str, str] | None = None,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool | None = None,
-    ) -> Any:
-        if idempotent is None:
-            idempotent = method in ("GET", "PUT", "DELETE")
-        hdrs = {"Accept": "application/json", **self._auth_headers(method, path), **(headers or {})}
-        content = None
-        if body is not None:
-            content = json.dumps(body, ensure_ascii=False).encode()
-            hdrs["Content-Type"] = "application/json"
-
-        async def once() -> Any:
-            try:
-                resp = await self._http.request(
-                    method, self._base + path, params=params, content=content, headers=hdrs
-                )
-            except httpx.TransportError as exc:
-                log.info("espocrm %s %s id=%s failed: %s", method, template, record_id, type(exc).__name__)
-                raise transport_error(exc, system=SYSTEM, record_id=record_id) from None
-            log.debug("espocrm %s %s id=%s -> %d", method, template, record_id, resp.status_code)
-            if resp.status_code >= 300:
-                raise _map_error(resp, method, template, record_id)
-            return json_body(resp, what=f"{method} {template}", system=SYSTEM, record_id=record_id)
-
-        return await self._retry.run(once, idempotent=idempotent)
+    async def probe(self, entity: str) -> None:
+        """One cheap authenticated read (a 1-record page without count); raises the error tree
+        when EspoCRM cannot answer. For circuit breakers that test whether the system is back."""
+        await self.list(entity, select=["id"], max_size=1, no_total=True)
 
     # ------------------------------------------------------------------ CRUD
     async def get(self, entity: str, id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._request(
+        result: dict[str, Any] = await self.request(
             "GET", f"{_seg(entity)}/{_seg(id)}", template=f"{entity}/{{id}}", record_id=id
         )
         return result
@@ -166,7 +119,7 @@ class EspoCrmClient:
         if order_by:
             search["orderBy"] = order_by
             search["order"] = order
-        data = await self._request(
+        data = await self.request(
             "GET",
             _seg(entity),
             template=entity,
@@ -217,7 +170,7 @@ class EspoCrmClient:
         self, entity: str, data: Mapping[str, Any], *, skip_duplicate_check: bool = False
     ) -> dict[str, Any]:
         """POST (not retried after it may have reached the server: the caller owns idempotency)."""
-        result: dict[str, Any] = await self._request(
+        result: dict[str, Any] = await self.request(
             "POST",
             _seg(entity),
             template=entity,
@@ -230,7 +183,7 @@ class EspoCrmClient:
         self, entity: str, id: str, data: Mapping[str, Any], *, version_number: int | None = None
     ) -> dict[str, Any]:
         headers = {"X-Version-Number": str(version_number)} if version_number is not None else None
-        result: dict[str, Any] = await self._request(
+        result: dict[str, Any] = await self.request(
             "PUT",
             f"{_seg(entity)}/{_seg(id)}",
             template=f"{entity}/{{id}}",
@@ -241,7 +194,7 @@ class EspoCrmClient:
         return result
 
     async def delete(self, entity: str, id: str) -> None:
-        await self._request("DELETE", f"{_seg(entity)}/{_seg(id)}", template=f"{entity}/{{id}}", record_id=id)
+        await self.request("DELETE", f"{_seg(entity)}/{_seg(id)}", template=f"{entity}/{{id}}", record_id=id)
 
     # ------------------------------------------------------------------ notifications
     async def notify(
@@ -261,7 +214,7 @@ class EspoCrmClient:
         """
         if not self._notification_forbidden:
             try:
-                await self._request(
+                await self.request(
                     "POST",
                     "Notification",
                     template="Notification",
@@ -280,7 +233,7 @@ class EspoCrmClient:
                 system=SYSTEM,
                 record_id=user_id,
             )
-        await self._request(
+        await self.request(
             "POST",
             "Note",
             template="Note",
@@ -295,30 +248,18 @@ class EspoCrmClient:
         return "note"
 
 
-def _map_error(resp: httpx.Response, method: str, template: str, record_id: str | None) -> ApiError:
-    status = resp.status_code
-    reason = resp.headers.get("X-Status-Reason") or None
-    what = f"{method} {template}"
-    kw: dict[str, Any] = {"system": SYSTEM, "status_code": status, "record_id": record_id}
-    if status == 400:
-        return ValidationError(f"{what} rejected", reason=reason, **kw)
-    if status == 401:
-        # No reason text besides e.g. second-step-required; never retried (login lockout).
-        return AuthError(f"{what} unauthenticated", reason=reason, **kw)
-    if status == 403:
-        return AuthError(f"{what} forbidden", reason=reason, **kw)
-    if status == 404:
-        return NotFoundError(f"{what} not found", **kw)
-    if status == 409:
-        return ConflictError(f"{what} conflict", reason=reason, **kw)
-    if status == 422:
-        return ValidationError(f"{what} rejected", reason=reason, **kw)
-    if status == 429:
-        return RateLimitedError(
-            f"{what} rate limited", retry_after=parse_retry_after(resp.headers.get("Retry-After")), **kw
-        )
-    if status >= 500:
-        err = UnavailableError(f"{what} unavailable", reason=reason, **kw)
-        err.retry_after = parse_retry_after(resp.headers.get("Retry-After"))  # type: ignore[attr-defined]
-        return err
-    return FatalError(f"{what} unexpected status", reason=reason, **kw)
+def _version_conflict(resp: httpx.Response, what: str, record_id: str | None) -> VersionConflictError:
+    """409 ``modified``: body ``{"values": {…current…}, "versionNumber": n}`` (§2.3)."""
+    try:
+        data = resp.json()
+    except ValueError:
+        data = None
+    values = data.get("values") if isinstance(data, dict) else None
+    version = data.get("versionNumber") if isinstance(data, dict) else None
+    return VersionConflictError(
+        f"{what} version conflict",
+        system=SYSTEM,
+        record_id=record_id,
+        current_values=dict(values) if isinstance(values, dict) else {},
+        version_number=version if isinstance(version, int) and not isinstance(version, bool) else None,
+    )

@@ -13,25 +13,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from services.sync.engine import ENTITY, RecordPlan, Trigger
+from services.errors import OperationError
+from services.sync.decide import change_rows
+from services.sync.model import ENTITY, Trigger
+from services.sync.planning import RecordPlan
 from services.sync.states import SyncStatus, transition
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from services.sync.engine import Outcome, SyncEngine
+    from services.sync.engine import SyncEngine
+    from services.sync.model import Outcome
 
 log = logging.getLogger(__name__)
 
 RETRYABLE = (SyncStatus.FAILED, SyncStatus.PERMANENTLY_FAILED)
 
 
-class OpsError(Exception):
+class OpsError(OperationError):
     """A request the operation cannot carry out (unknown record, ambiguous betnr, bad input)."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 # --------------------------------------------------------------------------- request parsing
@@ -125,25 +125,9 @@ def plan_dict(plan: RecordPlan) -> dict[str, Any]:
             if (v := plan.espo.get(f)) not in (None, "", [])
         ]
     if plan.plan is not None and plan.espo is not None and plan.advo is not None:
-        conflicts = {c.field for c in plan.plan.conflicts}
         out["basis"] = plan.plan.basis.value
         out["snapshot"] = plan.has_snapshot
-        for f in mapper.CANONICAL_FIELDS:
-            if f in plan.plan.to_advo:
-                direction = "to_advoware"
-            elif f in plan.plan.to_espo:
-                direction = "to_espocrm"
-            else:
-                continue
-            out["fields"].append(
-                {
-                    "field": f,
-                    "espocrm": _show(f, plan.espo.get(f)),
-                    "advoware": _show(f, plan.advo.get(f)),
-                    "direction": direction,
-                    "conflict": f in conflicts,
-                }
-            )
+        out["fields"] = change_rows(plan.plan)
     return out
 
 

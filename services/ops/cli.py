@@ -1,6 +1,7 @@
 """`python -m services.ops`: the operator's command line (docs/ops.md).
 
-    status                            counts per syncStatus, oldest pending work, recent failures
+    status                            health checks (exit 1 if unhealthy), counts per syncStatus, failures
+    history <id> | history --betnr N  what the sync did to one record, and why
     sync <id> | sync --betnr N        sync one record now; --dry-run prints the field-by-field plan
     backfill [--dry-run]              first-run matching and backfill (resumable; --restart)
     retry-failed [--dry-run]          requeue failed / permanently_failed records and sync them
@@ -23,8 +24,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    from services.backfill.plan import Progress
+    from services.backfill.runner import BackfillResult
     from services.runtime import Runtime
-    from services.sync.backfill import BackfillResult, Progress
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 
@@ -48,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="command")
 
     sub.add_parser("status", help="counts per syncStatus, oldest pending work, recent failures")
+
+    h = sub.add_parser("history", help="what the sync did to one record, and why (newest first)")
+    h.add_argument("id", nargs="?", help="EspoCRM CBeteiligte id")
+    h.add_argument("--betnr", type=int, help="the Advoware betNr instead of the EspoCRM id")
 
     s = sub.add_parser("sync", help="sync one record now (or show the plan with --dry-run)")
     s.add_argument("id", nargs="?", help="EspoCRM CBeteiligte id")
@@ -74,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--queue-only", action="store_true", help="only requeue; the next sweep syncs them")
     r.add_argument("--only-failed", action="store_true", help="leave permanently_failed records alone")
     r.add_argument("--concurrency", type=int, default=8)
+
+    d = sub.add_parser("deletions", help="the bulk-404 breaker: show held deletions, release or confirm them")
+    way_out = d.add_mutually_exclusive_group()
+    way_out.add_argument(
+        "--release", action="store_true", help="configuration fixed: sync the held records again"
+    )
+    way_out.add_argument(
+        "--confirm", action="store_true", help="the deletions are real: mark them deleted_in_advoware"
+    )
 
     u = sub.add_parser("unlock", help="release a lock by force (stale locks recover by themselves)")
     u.add_argument("id", nargs="?", help="EspoCRM id whose record lock to release")
@@ -114,13 +129,19 @@ def _clip(items: Sequence[Any], limit: int) -> tuple[Sequence[Any], int]:
 
 
 async def cmd_status(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
+    """Exit 1 when unhealthy (the checks of GET /vmh/health), so cron/monitoring can use it."""
+    from services.ops.monitor import check
+    from services.ops.report import print_health
     from services.sync.status import status_report
 
+    health = (await check(rt)).as_dict()
+    verdict = EXIT_OK if health["healthy"] else EXIT_FAILED
     report = await status_report(rt.espo, rt.redis)
     if args.json:
-        _print_json(report, out)
-        return EXIT_OK
-    out.write("Sync status (EspoCRM CBeteiligte)\n")
+        _print_json({"health": health, **report}, out)
+        return verdict
+    print_health(health, out)
+    out.write("\nSync status (EspoCRM CBeteiligte)\n")
     _table([(k, v) for k, v in report["counts"].items()], out)
     out.write("\nOldest pending work:\n")
     if report["oldest_pending"]:
@@ -154,6 +175,27 @@ async def cmd_status(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
         )
     else:
         out.write("Backfill: never run\n")
+    index = report.get("identity_index") or {}
+    out.write(
+        f"Identity index: {index.get('summary')}"
+        + ("; creates in Advoware wait until it is ready\n" if index.get("creates_wait") else "\n")
+    )
+    return verdict
+
+
+async def cmd_history(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
+    from services.ops.monitor import record_history
+    from services.ops.report import print_history
+
+    try:
+        record_id, entries = await record_history(rt, args.id, args.betnr)
+    except LookupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        _print_json({"id": record_id, "entries": entries}, out)
+    else:
+        print_history(record_id, entries, out)
     return EXIT_OK
 
 
@@ -204,20 +246,22 @@ def _print_plan(plan: dict[str, Any], out: TextIO) -> None:
         out.write(
             f"  decided by: {plan['basis']} (snapshot {'present' if plan.get('snapshot') else 'missing'})\n"
         )
-    rows = [("field", "EspoCRM", "Advoware", "action")]
+    rows = [("field", "EspoCRM", "Advoware", "after the sync", "action")]
     for f in plan.get("fields") or []:
-        action = {"to_advoware": "-> Advoware", "to_espocrm": "-> EspoCRM"}[f["direction"]]
+        action = {"to_advoware": "-> Advoware", "to_espocrm": "-> EspoCRM", "both": "-> both"}[f["direction"]]
         if f.get("conflict"):
             action += " (conflict: EspoCRM wins)"
-        rows.append(
-            (f["field"], f["espocrm"] or "", f["advoware"] if f["advoware"] is not None else "", action)
-        )
+        elif f.get("rule"):
+            action += f" ({f['rule']})"
+        advo = f["advoware"] if f["advoware"] is not None else ""
+        rows.append((f["field"], f["espocrm"] or "", advo, f.get("result") or f["espocrm"] or "", action))
     if len(rows) > 1:
         _table(rows, out)
 
 
 async def cmd_backfill(rt: Runtime, args: argparse.Namespace, out: TextIO, progress: bool) -> int:
-    from services.sync.backfill import Backfill, BackfillAborted, BackfillBusy
+    from services.backfill.runner import Backfill
+    from services.errors import BackfillAbortedError, BackfillBusyError
 
     backfill = Backfill(
         espo=rt.espo,
@@ -231,10 +275,10 @@ async def cmd_backfill(rt: Runtime, args: argparse.Namespace, out: TextIO, progr
     )
     try:
         result = await backfill.run(dry_run=args.dry_run, restart=args.restart)
-    except BackfillBusy as exc:
+    except BackfillBusyError as exc:
         print(f"backfill not started: {exc}", file=sys.stderr)
         return EXIT_BUSY
-    except BackfillAborted as exc:
+    except BackfillAbortedError as exc:
         print(
             f"backfill interrupted: {exc}. Finished items are saved; run it again to resume.", file=sys.stderr
         )
@@ -289,20 +333,16 @@ def _print_backfill(result: BackfillResult, out: TextIO, limit: int) -> None:
     )
     if result.dry_run and result.plan.updates:
         shown, more = _clip(result.plan.updates, limit)
-        out.write(f"\nWould update ({len(result.plan.updates)} pairs; field names only):\n")
-        _table(
-            [
-                (
-                    p.espo_id,
-                    p.betnr,
-                    "to Advoware: " + (", ".join(p.to_advo) or "-"),
-                    "to EspoCRM: " + (", ".join(p.to_espo) or "-"),
-                    ("conflicts: " + ", ".join(p.conflicts)) if p.conflicts else "",
+        out.write(f"\nWould update ({len(result.plan.updates)} pairs):\n")
+        rows: list[tuple[Any, ...]] = [
+            ("EspoCRM id", "betnr", "field", "EspoCRM", "Advoware", "after", "rule")
+        ]
+        for p in shown:
+            for f in p.fields:
+                rows.append(
+                    (p.espo_id, p.betnr, f["field"], f["espocrm"], f["advoware"], f["result"], f["rule"])
                 )
-                for p in shown
-            ],
-            out,
-        )
+        _table(rows, out)
         if more:
             out.write(f"  ... and {more} more (--json for all)\n")
     for title, items, fmt in (
@@ -343,7 +383,7 @@ def _print_backfill(result: BackfillResult, out: TextIO, limit: int) -> None:
 
 async def cmd_retry_failed(rt: Runtime, args: argparse.Namespace, out: TextIO, progress: bool) -> int:
     from services.ops.actions import RETRYABLE, outcome_dict, requeue_failed
-    from services.sync.engine import Trigger
+    from services.sync.model import Trigger
     from services.sync.states import SyncStatus
 
     statuses = (SyncStatus.FAILED,) if args.only_failed else RETRYABLE
@@ -393,6 +433,28 @@ async def cmd_unlock(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+async def cmd_deletions(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
+    from services.sync.engine import Trigger
+
+    guard = rt.engine.deletions
+    result: dict[str, Any] = {"held_since": await guard.state(), "held": await guard.held()}
+    if args.release or args.confirm:
+        ids = await guard.release(confirm=args.confirm)
+        outcomes = await rt.engine.sync_many(ids, Trigger.RETRY_NOW) if ids else []
+        result["synced"] = {o.record_id: o.result.value for o in outcomes}
+    if args.json:
+        _print_json(result, out)
+        return EXIT_OK
+    state = result["held_since"]
+    out.write(
+        f"deletions: {'HELD since ' + state['since'] + ': ' + state['reason'] if state else 'not held'}\n"
+    )
+    out.write(f"held records: {len(result['held'])}\n")
+    for rid, res in sorted(result.get("synced", {}).items()):
+        out.write(f"  {rid}: {res}\n")
+    return EXIT_OK
+
+
 async def run(args: argparse.Namespace, out: TextIO) -> int:
     from services.errors import ApiError, ConfigurationError
     from services.ops.actions import OpsError
@@ -409,6 +471,8 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
         async with open_runtime(settings) as rt:
             if args.command == "status":
                 return await cmd_status(rt, args, out)
+            if args.command == "history":
+                return await cmd_history(rt, args, out)
             if args.command == "sync":
                 return await cmd_sync(rt, args, out)
             if args.command == "backfill":
@@ -417,6 +481,8 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
                 return await cmd_retry_failed(rt, args, out, progress)
             if args.command == "unlock":
                 return await cmd_unlock(rt, args, out)
+            if args.command == "deletions":
+                return await cmd_deletions(rt, args, out)
     except OpsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -429,8 +495,8 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "sync" and (args.id is None) == (args.betnr is None):
-        parser.error("sync needs exactly one of <id> and --betnr")
+    if args.command in ("sync", "history") and (args.id is None) == (args.betnr is None):
+        parser.error(f"{args.command} needs exactly one of <id> and --betnr")
     if args.command == "unlock" and not (args.id or args.sweep or args.backfill):
         parser.error("unlock needs <id>, --sweep or --backfill")
     logging.basicConfig(

@@ -25,9 +25,27 @@ appears anywhere else in the code.
 | `vmh:advoware:token:<kanzlei>:<user>:lock` | string | token single-flight lease                      | lease TTL       |
 | `vmh:advoware:concurrency:<kanzlei>`       | zset   | Advoware call semaphore (and its `:wake` list) | lease           |
 | `vmh:webhook:<event>:<sha256 of body>`     | string | webhook batch already accepted                 | 2 h             |
+| `vmh:identity:entries`                     | hash   | identity index: betnr -> identity (JSON)       | none            |
+| `vmh:identity:key:<lookup key>`            | set    | identity index: lookup key -> betnrs           | none            |
+| `vmh:identity:state`                       | hash   | identity index build state / checkpoint        | none            |
+| `vmh:identity:building`                    | string | identity index build lease                     | lease TTL       |
+| `vmh:own:espocrm`                          | hash   | espo id -> modifiedAt of our last EspoCRM write| none            |
+| `vmh:breaker:<system>`                     | string | circuit breaker open (JSON: since, kind, why)  | until the probe |
+| `vmh:breaker:<system>:run`                 | zset   | records failing transiently, no success since  | window          |
+| `vmh:breaker:<system>:waiting`             | set    | records held while open, released on close     | until released  |
+| `vmh:deletions:window`                     | hash   | Advoware reads / 404s since the sweep started  | next sweep      |
+| `vmh:deletions:confirmed`                  | set    | held 404s a person confirmed as deletions      | 1 day           |
+| `vmh:deletions:scan`                       | string | start of the last complete deletion scan       | none            |
 | `vmh:stats`                                | hash   | counters                                       | none            |
 | `vmh:notifications`                        | list   | recent notifications sent                      | trimmed         |
 | `vmh:recent:<kind>`                        | list   | recent failures / conflicts                    | trimmed         |
+| `vmh:history:<espo id>`                    | list   | the record's last decisions (JSON, newest first) | count + age   |
+| `vmh:metrics`                              | hash   | Prometheus counters and histogram buckets      | none            |
+| `vmh:notify:outbox`                        | hash   | notices not yet delivered (id -> JSON)         | until delivered |
+| `vmh:notify:username:<user id>`            | string | the notify user's userName (lookup cache)      | 1 day           |
+| `vmh:alert:active` / `:condition:<name>`   | set / hash | alert conditions and their state           | until cleared   |
+| `vmh:watch:tick:<YYYYmmddHHMM>`            | string | one ops watch per tick across instances        | 1 h             |
+| `vmh:health:last`                          | string | the last health report (JSON)                  | 15 s            |
 
 Losing any of them (Redis restarted empty) is survivable; docs/architecture.md ("Redis
 restarted empty") says what each loss costs and how the service rebuilds it.
@@ -57,6 +75,9 @@ def snapshot(espo_id: str) -> str:
 
 def betnr_index(betnr: int) -> str:
     return _key("betnr", betnr)
+
+
+BETNR_INDEX_PREFIX = _key("betnr", "")  # SCAN pattern: BETNR_INDEX_PREFIX + "*"
 
 
 def create_intent(espo_id: str) -> str:
@@ -101,6 +122,17 @@ def backfill_done(run_id: str) -> str:
     return _key("backfill", run_id, "done")
 
 
+# ---------------------------------------------------------------- identity index
+IDENTITY_ENTRIES = _key("identity", "entries")
+IDENTITY_STATE = _key("identity", "state")
+IDENTITY_BUILDING = _key("identity", "building")
+IDENTITY_BUILD_LEASE_SECONDS = 120
+
+
+def identity_lookup(lookup_key: str) -> str:
+    return _key("identity", "key", lookup_key)
+
+
 # ---------------------------------------------------------------- Advoware client
 def advoware_token(kanzlei: str, user: str) -> str:
     return _key("advoware", "token", kanzlei, user)
@@ -122,6 +154,26 @@ def webhook_delivery(event: str, body_sha256: str) -> str:
 # A redelivery comes at most ~36 min after the first attempt; keep the record 2 h.
 WEBHOOK_DEDUP_TTL_SECONDS = 2 * 3600
 
+# ---------------------------------------------------------------- failure scheduling
+OWN_WRITES_ESPOCRM = _key("own", "espocrm")
+
+
+def breaker(system: str) -> str:
+    return _key("breaker", system)
+
+
+def breaker_run(system: str) -> str:
+    return _key("breaker", system, "run")
+
+
+def breaker_waiting(system: str) -> str:
+    return _key("breaker", system, "waiting")
+
+
+DELETIONS_WINDOW = _key("deletions", "window")
+DELETIONS_CONFIRMED = _key("deletions", "confirmed")
+DELETIONS_SCAN = _key("deletions", "scan")
+
 # ---------------------------------------------------------------- reporting
 STATS = _key("stats")
 NOTIFICATIONS = _key("notifications")
@@ -129,6 +181,29 @@ NOTIFICATIONS = _key("notifications")
 
 def recent(kind: str) -> str:
     return _key("recent", kind)
+
+
+# ---------------------------------------------------------------- operations (services/ops)
+METRICS = _key("metrics")
+NOTIFY_OUTBOX = _key("notify", "outbox")
+ALERT_ACTIVE = _key("alert", "active")
+HEALTH_LAST = _key("health", "last")
+
+
+def watch_tick(tick: str) -> str:
+    return _key("watch", "tick", tick)
+
+
+def history(espo_id: str) -> str:
+    return _key("history", espo_id)
+
+
+def notify_user_name(user_id: str) -> str:
+    return _key("notify", "username", user_id)
+
+
+def alert_condition(name: str) -> str:
+    return _key("alert", "condition", name)
 
 
 def scratch(*parts: object) -> str:

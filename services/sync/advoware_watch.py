@@ -32,10 +32,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from services.store import keys
 from services.store.watermark import FIRST_RUN_LOOKBACK, WATERMARK_OVERLAP, Watermark
-from services.sync.engine import ENTITY
+from services.sync.identity_index import IdentityIndex
+from services.sync.model import ENTITY
 from services.sync.snapshot import SnapshotStore
+from services.sync.stores import PendingAdvoware
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -83,6 +84,7 @@ class AdvowareWatch:
         self.espo = espo
         self.advo = advo
         self.redis = redis
+        self.pending = PendingAdvoware(redis)
         self.tz = tz
         self.mark = Watermark.advoware(redis, overlap=overlap, lookback=first_run_lookback)
         self.pending_grace = pending_grace
@@ -110,6 +112,8 @@ class AdvowareWatch:
                 stamp = local_to_utc(changed_at, self.tz)
                 newest = stamp if newest is None else max(newest, stamp)
         out = AdvowareChanges(rows=len(rows), watermark=next_watermark(mark, newest, started))
+        # Every changed row read keeps the identity index current (Redis only, no API call).
+        await IdentityIndex(self.redis).upsert(rows.values())
 
         # betnr -> EspoCRM id and snapshot: two Redis round trips, no API call.
         betnrs = list(rows)
@@ -145,13 +149,13 @@ class AdvowareWatch:
 
         # Emitted before, never finished: the worker died or the job was dead-lettered.
         cutoff = (now - self.pending_grace).timestamp()
-        stale = await self.redis.zrangebyscore(keys.PENDING_ADVOWARE, "-inf", cutoff)
+        stale = await self.pending.older_than(cutoff)
         seen = set(out.ids)
-        out.unfinished = [str(i) for i in stale if str(i) not in seen]
+        out.unfinished = [i for i in stale if i not in seen]
         # Marked before the emit, so a sync that finishes before `commit` still clears it.
         emitted = out.ids + out.unfinished
         if emitted:
-            await self.redis.zadd(keys.PENDING_ADVOWARE, dict.fromkeys(emitted, now.timestamp()))
+            await self.pending.add(emitted, now.timestamp())
         log.info(
             "advoware poll: %d changed rows, %d records to sync, %d unfinished, %d advoware-only",
             out.rows,
@@ -172,4 +176,4 @@ class AdvowareWatch:
         return await self.mark.seed(value)
 
     async def pending_count(self) -> int:
-        return int(await self.redis.zcard(keys.PENDING_ADVOWARE))
+        return await self.pending.count()

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from services.sync.engine import Outcome, Trigger
+from services.sync.model import Outcome, Trigger
 
 # Records per sync_check event: one Python process start serves this many records. 100 keeps
 # the start-up cost per record at a few ms and a batch short enough (seconds) that a crash

@@ -1,16 +1,35 @@
-"""Telling people: notifications to ESPOCRM_NOTIFY_USER_ID, and the recent-events log the
-status endpoint shows. Notification texts are German (for the firm's staff) and go into
-the CRM only; logs carry record ids and reasons, never names or contact data."""
+"""Telling people: notices to ESPOCRM_NOTIFY_USER_ID that always arrive.
+
+Channel (shared/docs/espocrm-api.md §4): `POST /Notification` is 403 for API users, so a notice
+is a stream post with an @mention of the notify user, which EspoCRM turns into a
+`MentionInPost` notification:
+
+| the notice is about            | posted to                                                   |
+|--------------------------------|-------------------------------------------------------------|
+| an existing CBeteiligte record | the record's stream (`parentType` CBeteiligte)              |
+| a record that no longer exists | the notify user's own stream (`parentType` User), the text  |
+| (EspoCRM delete), or no record | names the record                                            |
+| (an alert)                     |                                                             |
+
+The @mention needs the user's `userName`: `ESPOCRM_NOTIFY_USER_NAME` if set (an override),
+else looked up with `GET /User/{id}` and cached in Redis for a day. A notice that cannot be
+posted is kept in the outbox (Redis) and posted again with the record's next sync (and by
+the per-minute ops watch); `status` and `/vmh/health` show how many wait. Texts are German
+(for the firm's staff) and go into the CRM only; logs carry record ids and reasons, never
+names, values or the text.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from services.redis_store import key
+from services.errors import ApiError, NotFoundError
+from services.store import keys
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -18,54 +37,228 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECENT_LIMIT = 100
+ENTITY = "CBeteiligte"
+OUTBOX = keys.NOTIFY_OUTBOX  # hash: notice id -> JSON
+USER_NAME_TTL_SECONDS = 24 * 3600
 
 
-class NotifyingClient(Protocol):
-    async def notify(
-        self,
-        user_id: str,
-        message: str,
-        *,
-        parent_type: str,
-        parent_id: str | None,
-        user_name: str | None = None,
-    ) -> str: ...
+user_name_key = keys.notify_user_name
+
+
+class NoticeClient(Protocol):
+    async def get(self, entity: str, id: str) -> dict[str, Any]: ...
+    async def create(self, entity: str, data: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+Counter = Callable[[str], None]
+
+
+class ChannelError(Exception):
+    """The notice channel cannot work as configured (the message names what is missing)."""
 
 
 class Notifier:
     def __init__(
-        self, espo: NotifyingClient, redis: Redis, user_id: str | None, user_name: str | None
+        self,
+        espo: NoticeClient,
+        redis: Redis,
+        user_id: str | None,
+        user_name: str | None = None,
+        *,
+        count: Counter | None = None,
     ) -> None:
         self._espo = espo
         self._redis = redis
         self._user_id = user_id
         self._user_name = user_name
+        self._count = count or (lambda _result: None)
 
     async def notify(self, record_id: str | None, message: str) -> bool:
-        """Best effort: a failed notification is logged and counted, never fails a sync."""
-        await self._redis.hincrby(key("stats"), "notifications", 1)
-        await self._redis.lpush(
-            key("notifications"),
+        """Post a notice; on failure keep it in the outbox. Never raises for the channel."""
+        await self._redis.hincrby(keys.STATS, "notifications", 1)
+        await self._remember(record_id, message)
+        notice = {
+            "id": uuid.uuid4().hex,
+            "record_id": record_id,
+            "message": message,
+            "at": datetime.now(UTC).isoformat(),
+            "attempts": 0,
+        }
+        return await self._deliver(notice)
+
+    async def retry_pending(self, record_id: str | None = None) -> int:
+        """Post the notices waiting in the outbox (those about `record_id`, or all); returns
+        how many were delivered now."""
+        raw = await self._redis.hgetall(OUTBOX)
+        delivered = 0
+        for notice_id, body in sorted(raw.items(), key=lambda kv: kv[1]):
+            try:
+                notice = json.loads(body)
+            except ValueError:
+                await self._redis.hdel(OUTBOX, notice_id)
+                continue
+            if record_id is not None and notice.get("record_id") != record_id:
+                continue
+            if await self._deliver(notice):
+                delivered += 1
+        return delivered
+
+    async def user_name(self) -> str:
+        """The notify user's userName: the override, the cached lookup, or `GET /User/{id}`."""
+        if self._user_name:
+            return self._user_name
+        if not self._user_id:
+            raise ChannelError("ESPOCRM_NOTIFY_USER_ID is not set: nobody can be notified")
+        cached = await self._redis.get(user_name_key(self._user_id))
+        if cached:
+            return str(cached)
+        try:
+            user = await self._espo.get("User", self._user_id)
+        except NotFoundError:
+            raise ChannelError(
+                f"ESPOCRM_NOTIFY_USER_ID {self._user_id} is not an EspoCRM user (404)"
+            ) from None
+        except ApiError as exc:
+            if exc.status_code == 403:
+                raise ChannelError(
+                    "the API user may not read Users (role: User scope read), "
+                    "or set ESPOCRM_NOTIFY_USER_NAME to the notify user's user name"
+                ) from None
+            raise
+        name = user.get("userName")
+        if not name:
+            raise ChannelError(f"EspoCRM user {self._user_id} has no userName")
+        if user.get("isActive") is False:
+            raise ChannelError(f"EspoCRM user {self._user_id} is not active: a mention would not reach them")
+        await self._redis.set(user_name_key(self._user_id), str(name), ex=USER_NAME_TTL_SECONDS)
+        return str(name)
+
+    async def check_channel(self) -> list[str]:
+        """Problems that keep notices from arriving, as sentences naming what is missing."""
+        try:
+            await self.user_name()
+        except ChannelError as exc:
+            return [str(exc)]
+        except ApiError as exc:
+            return [f"EspoCRM did not answer the notify user lookup: {exc}"]
+        return []
+
+    # ------------------------------------------------------------------ internals
+    async def _deliver(self, notice: dict[str, Any]) -> bool:
+        notice_id, record_id = str(notice["id"]), notice.get("record_id")
+        try:
+            name = await self.user_name()
+            await self._post(record_id, f"@{name} {notice['message']}")
+        except (ChannelError, ApiError) as exc:
+            notice["attempts"] = int(notice.get("attempts", 0)) + 1
+            notice["error"] = str(exc)[:300]
+            await self._redis.hset(OUTBOX, notice_id, json.dumps(notice, ensure_ascii=False))
+            await self._redis.hincrby(keys.STATS, "notifications_failed", 1)
+            self._count("failed")
+            log.warning(
+                "notice about record %s not delivered (attempt %d, kept for retry): %s",
+                record_id,
+                notice["attempts"],
+                type(exc).__name__,
+            )
+            return False
+        await self._redis.hdel(OUTBOX, notice_id)
+        self._count("sent")
+        log.info("notified the notify user about record %s", record_id)
+        return True
+
+    async def _post(self, record_id: str | None, post: str) -> None:
+        if record_id:
+            try:
+                await self._espo.create(
+                    "Note", {"type": "Post", "parentType": ENTITY, "parentId": record_id, "post": post}
+                )
+                return
+            except NotFoundError:
+                pass  # the record is gone (EspoCRM delete): tell the user on their own stream
+        assert self._user_id is not None  # user_name() succeeded
+        await self._espo.create(
+            "Note", {"type": "Post", "parentType": "User", "parentId": self._user_id, "post": post}
+        )
+
+    async def _remember(self, record_id: str | None, message: str) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.lpush(
+            keys.NOTIFICATIONS,
             json.dumps({"at": datetime.now(UTC).isoformat(), "id": record_id, "message": message}),
         )
-        await self._redis.ltrim(key("notifications"), 0, RECENT_LIMIT - 1)
-        if not self._user_id:
-            log.warning("notification not sent: ESPOCRM_NOTIFY_USER_ID is not set (record %s)", record_id)
-            return False
+        pipe.ltrim(keys.NOTIFICATIONS, 0, RECENT_LIMIT - 1)
+        await pipe.execute()
+
+
+async def outbox_summary(redis: Redis) -> dict[str, Any]:
+    """How many notices wait for delivery and since when (no texts: they hold personal data)."""
+    raw = await redis.hvals(OUTBOX)
+    notices: list[dict[str, Any]] = []
+    for body in raw:
         try:
-            channel = await self._espo.notify(
-                self._user_id,
-                message,
-                parent_type="CBeteiligte",
-                parent_id=record_id,
-                user_name=self._user_name,
-            )
-        except Exception as exc:
-            log.warning("notification for record %s failed: %s", record_id, type(exc).__name__)
-            await self._redis.hincrby(key("stats"), "notifications_failed", 1)
-            return False
-        log.info("notified user about record %s via %s", record_id, channel)
-        return True
+            notices.append(json.loads(body))
+        except ValueError:
+            continue
+    oldest = min((str(n.get("at")) for n in notices), default=None)
+    newest = max(notices, key=lambda n: str(n.get("at"))) if notices else {}
+    return {
+        "waiting": len(notices),
+        "oldest": oldest,
+        "records": sorted({str(n["record_id"]) for n in notices if n.get("record_id")})[:20],
+        "last_error": newest.get("error"),
+    }
+
+
+# ---------------------------------------------------------------------- texts (German)
+
+
+def record_label(record_id: str, *, name: str | None = None, betnr: int | None = None) -> str:
+    parts = [f"EspoCRM-ID {record_id}"]
+    if betnr is not None:
+        parts.append(f"Advoware-Nr. {betnr}")
+    inner = ", ".join(parts)
+    return f"„{name}“ ({inner})" if name else f"Beteiligter ({inner})"
+
+
+def field_label(field: str) -> str:
+    from services.beteiligte.fieldmap import FIELDS
+
+    spec = FIELDS.get(field)
+    return spec.description if spec is not None and spec.description else field
+
+
+def conflict_text(label: str, conflicts: Sequence[Any]) -> str:
+    """`conflicts`: FieldConflict-like (field, espo_value, advo_value)."""
+    from services.beteiligte.mapper import describe_value
+
+    lines = [
+        f"- {field_label(c.field)}: EspoCRM „{describe_value(c.field, c.espo_value)}“ übernommen, "
+        f"Advoware-Wert „{describe_value(c.field, c.advo_value)}“ überschrieben"
+        for c in conflicts
+    ]
+    return f"Konflikt bei {label}: beide Seiten wurden geändert, EspoCRM hat Vorrang.\n" + "\n".join(lines)
+
+
+def deleted_in_espocrm_text(label: str, betnr: int) -> str:
+    return (
+        f"{label} wurde in EspoCRM gelöscht. Der Advoware-Beteiligte Nr. {betnr} bleibt unverändert "
+        "bestehen; die Verknüpfung wurde aufgehoben."
+    )
+
+
+def deleted_in_advoware_text(label: str, betnr: int) -> str:
+    return (
+        f"Der Advoware-Beteiligte Nr. {betnr} von {label} existiert nicht mehr. Der EspoCRM-Datensatz "
+        "bleibt erhalten und wird nicht mehr abgeglichen, bis er neu verknüpft wird."
+    )
+
+
+def permanently_failed_text(label: str, attempts: int, reason: str) -> str:
+    return (
+        f"Der Abgleich von {label} mit Advoware ist endgültig fehlgeschlagen (nach {attempts} "
+        f"Versuch(en)). Grund: {reason}. Bitte Daten prüfen und den Abgleich erneut anstoßen."
+    )
 
 
 async def record_event(redis: Redis, kind: str, record_id: str, reason: str | None = None) -> None:
@@ -74,11 +267,11 @@ async def record_event(redis: Redis, kind: str, record_id: str, reason: str | No
     if reason:
         entry["reason"] = reason
     pipe = redis.pipeline(transaction=False)
-    pipe.lpush(key("recent", kind), json.dumps(entry))
-    pipe.ltrim(key("recent", kind), 0, RECENT_LIMIT - 1)
+    pipe.lpush(keys.recent(kind), json.dumps(entry))
+    pipe.ltrim(keys.recent(kind), 0, RECENT_LIMIT - 1)
     await pipe.execute()
 
 
 async def recent_events(redis: Redis, kind: str, limit: int = 20) -> Sequence[dict[str, Any]]:
-    raws = await redis.lrange(key("recent", kind), 0, limit - 1)
+    raws = await redis.lrange(keys.recent(kind), 0, limit - 1)
     return [json.loads(r) for r in raws]

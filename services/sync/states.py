@@ -19,6 +19,7 @@ class SyncStatus(StrEnum):
     CONFLICT = "conflict"  # held for a person (reserved; automatic resolution goes to clean)
     DELETED_IN_ADVOWARE = "deleted_in_advoware"  # betnr no longer exists; CRM record kept
     PERMANENTLY_FAILED = "permanently_failed"  # gave up (attempts exhausted or invalid data)
+    EXCLUDED = "excluded"  # a person excluded the record from sync; set back to pending_sync to re-include
 
     @classmethod
     def parse(cls, raw: str | None) -> SyncStatus:
@@ -45,12 +46,13 @@ ALLOWED_TRANSITIONS: dict[SyncStatus, frozenset[SyncStatus]] = {
     # Terminal until a person (or `retry-failed`) requeues the record.
     S.DELETED_IN_ADVOWARE: frozenset({S.PENDING_SYNC, S.SYNCING}),
     S.PERMANENTLY_FAILED: frozenset({S.PENDING_SYNC}),
+    # Set only by a person in EspoCRM; the way out is theirs too (re-include: syncStatus ->
+    # pending_sync). The service never syncs an excluded record.
+    S.EXCLUDED: frozenset({S.PENDING_SYNC}),
 }
 
-# Statuses in which a sync may start directly (the lock holder moves them to `syncing`).
-SYNCABLE: frozenset[SyncStatus] = frozenset(
-    s for s, targets in ALLOWED_TRANSITIONS.items() if S.SYNCING in targets
-)
+# Statuses only a person sets (in EspoCRM); no transition of the service leads there.
+SET_BY_PERSON: frozenset[SyncStatus] = frozenset({S.EXCLUDED})
 
 
 class IllegalTransition(RuntimeError):

@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from services.store import keys
-from services.sync.engine import ENTITY
+from services.sync.breaker import CircuitBreakers
+from services.sync.model import ENTITY
 from services.sync.notify import recent_events
 from services.sync.states import SyncStatus
 
@@ -58,12 +59,26 @@ async def status_report(espo: Any, redis: Any) -> dict[str, Any]:
         "counters": {k: int(v) for k, v in stats.items()},
         # Advoware changes emitted by a sweep whose sync has not finished (re-emitted if stuck).
         "advoware_unfinished": int(await redis.zcard(keys.PENDING_ADVOWARE)),
+        # Per system: open (nothing is sent there until the sweep's probe answers), since,
+        # reason and the records waiting to be released.
+        "breakers": await CircuitBreakers(redis).report(),
         "backfill": await _backfill(redis),
+        # Creates in Advoware wait until the identity index is ready (services/sync/identity_index.py).
+        "identity_index": await _identity_index(redis),
     }
 
 
+async def _identity_index(redis: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from services.sync.identity_index import IdentityIndex
+
+    state = await IdentityIndex(redis).state()
+    return {**asdict(state), "summary": state.describe(), "creates_wait": not state.ready}
+
+
 async def _backfill(redis: Any) -> dict[str, Any] | None:
-    from services.sync.backfill import lock_holder, run_state
+    from services.backfill.state import lock_holder, run_state
 
     state = await run_state(redis)
     holder = await lock_holder(redis)

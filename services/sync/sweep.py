@@ -11,6 +11,11 @@ Sources (each paged, none capped, each costing calls in proportion to what it fi
    webhooks, so this is how an Advoware edit reaches EspoCRM within one interval
    (services/sync/advoware_watch.py: watermark guard, pending set, cost per change).
 
+Before any of that, the circuit breakers (services/sync/breaker.py): a system whose breaker
+is open gets one cheap probe; if it still fails, the sweep collects and emits nothing (every
+sync needs both systems) and keeps its watermarks; if it answers, the breaker closes and the
+records that waited are emitted at once (trigger `retry_now`: no back-off to wait out).
+
 Watermarks are committed only after the found work was emitted (`commit`), and move to
 the newest change actually seen, never to "now": a crash mid-sweep re-reads, and an
 overlap window re-reads the boundary (re-reading is harmless, missing is not).
@@ -20,15 +25,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from services.errors import ApiError
 from services.store import keys
 from services.store.lease import Lease
 from services.store.watermark import Watermark
-from services.sync.engine import ENTITY, Trigger
+from services.sync.backoff import RETRY_BASE, OwnWrites, retry_due_at
+from services.sync.breaker import CircuitBreakers, System, is_system_failure
+from services.sync.deletions import DeletionGuard, DeletionScan
+from services.sync.model import ENTITY, Trigger
 from services.sync.snapshot import SnapshotStore
 from services.sync.states import SyncStatus
 
@@ -41,14 +50,11 @@ log = logging.getLogger(__name__)
 
 DAILY_CHECK_AGE = timedelta(hours=24)
 STALE_SYNCING_AGE = timedelta(minutes=5)
-RETRY_BASE = timedelta(minutes=10)
-RETRY_MAX = timedelta(hours=6)
 
 
-def retry_delay(attempts: int, base: timedelta = RETRY_BASE) -> timedelta:
-    """Back-off before retry number `attempts` + 1 (10 min, 20, 40 ... capped at 6 h)."""
-    # The exponent is capped: the 6 h cap is reached long before, and timedelta would overflow.
-    return min(base * (2 ** max(0, min(attempts, 25) - 1)), RETRY_MAX)
+# When several sources find one record, the strongest trigger wins: a release skips the
+# back-off, a real change beats a daily check.
+TRIGGER_RANK = {Trigger.RETRY_NOW: 3, Trigger.SWEEP: 2, Trigger.DAILY_CHECK: 1}
 
 
 @dataclass
@@ -60,25 +66,32 @@ class SweepPlan:
     advo_watermark: datetime | None = None
     espo_watermark: datetime | None = None
     advoware_only_betnrs: list[int] = field(default_factory=list)
+    # Systems whose breaker is still open after the probe: nothing was collected.
+    blocked: list[str] = field(default_factory=list)
+    deletion_scan_started: datetime | None = None  # a complete deletion scan ran (commit it)
 
     def add(self, source: str, ids: Iterable[str], trigger: Trigger = Trigger.SWEEP) -> None:
         n = 0
         for record_id in ids:
             n += 1
-            # A record found by several sources is synced once; a real change beats a daily check.
-            if self.work.get(record_id) is not Trigger.SWEEP:
+            # A record found by several sources is synced once, with the strongest trigger.
+            old = self.work.get(record_id)
+            if old is None or TRIGGER_RANK[trigger] > TRIGGER_RANK.get(old, 0):
                 self.work[record_id] = trigger
         self.counts[source] = self.counts.get(source, 0) + n
 
     def batches(self, size: int) -> list[tuple[Trigger, list[str]]]:
         out: list[tuple[Trigger, list[str]]] = []
-        for trigger in (Trigger.SWEEP, Trigger.DAILY_CHECK):
+        for trigger in (Trigger.RETRY_NOW, Trigger.SWEEP, Trigger.DAILY_CHECK):
             ids = [i for i, t in self.work.items() if t is trigger]
             out.extend((trigger, ids[i : i + size]) for i in range(0, len(ids), size))
         return out
 
     def summary(self) -> dict[str, Any]:
-        return {"records": len(self.work), "by_source": dict(self.counts)}
+        out: dict[str, Any] = {"records": len(self.work), "by_source": dict(self.counts)}
+        if self.blocked:
+            out["breaker_open"] = list(self.blocked)
+        return out
 
 
 def _espo_dt(dt: datetime) -> str:
@@ -97,6 +110,10 @@ class Sweeper:
         tz: ZoneInfo,
         stale_syncing_age: timedelta = STALE_SYNCING_AGE,
         retry_base: timedelta = RETRY_BASE,
+        breakers: CircuitBreakers | None = None,
+        deletions: DeletionGuard | None = None,
+        deletion_scan_interval: timedelta | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.espo = espo
         self.advo = advo
@@ -104,7 +121,17 @@ class Sweeper:
         self.tz = tz
         self.stale_syncing_age = stale_syncing_age
         self.retry_base = retry_base
+        self.now = clock or (lambda: datetime.now(UTC))
+        self.breakers = breakers or CircuitBreakers(redis, clock=self.now)
+        self.deletions = deletions or DeletionGuard(redis, clock=self.now)
+        self.deletion_scan = DeletionScan(
+            advo=advo,
+            redis=redis,
+            guard=self.deletions,
+            **({"interval": deletion_scan_interval} if deletion_scan_interval else {}),
+        )
         self.snapshots = SnapshotStore(redis)
+        self.own_writes = OwnWrites(redis)
         self.espo_watermark = Watermark.espocrm(redis)
         self.advo_watermark = Watermark.advoware(redis)
 
@@ -119,13 +146,57 @@ class Sweeper:
 
     # ------------------------------------------------------------------ collecting
     async def collect(self, now: datetime | None = None) -> SweepPlan:
-        now = now or datetime.now(UTC)
+        now = now or self.now()
         plan = SweepPlan()
-        await self._collect_statuses(plan, now)
-        await self._collect_espo_changes(plan, now)
-        await self._collect_advoware_changes(plan, now)
+        if not await self._probe_breakers(plan):
+            log.warning("sweep: circuit open for %s; nothing collected", ",".join(plan.blocked))
+            return plan
+        await self.deletions.new_window()
+        try:
+            await self._collect_statuses(plan, now)
+            await self._collect_espo_changes(plan, now)
+            await self._collect_advoware_changes(plan, now)
+            await self._collect_advoware_deletions(plan, now)
+        except ApiError as exc:
+            # The sweep's reads count like a record's failure (a whole system down opens it).
+            if is_system_failure(exc):
+                await self.breakers.record_failure("sweep", exc)
+            raise
         log.info("sweep found %d records: %s", len(plan.work), json.dumps(plan.counts, sort_keys=True))
         return plan
+
+    async def _probe_breakers(self, plan: SweepPlan) -> bool:
+        """One cheap call per open breaker; True if every system may be used (then the records
+        that waited are released into the plan)."""
+        states = await self.breakers.open_states()
+        for system in System:
+            if system.value not in states:
+                continue
+            try:
+                await self._probe(system)
+            except ApiError as exc:
+                log.warning("sweep: %s still unavailable: %s", system.value, str(exc)[:200])
+                plan.blocked.append(system.value)
+        if plan.blocked:
+            return False
+        for system in System:
+            if system.value in states:
+                ids = await self.breakers.close(system.value)
+            else:  # held just as the breaker closed (a race with the last probe)
+                ids = await self.breakers.take_waiting(system.value)
+            plan.add("released", ids, Trigger.RETRY_NOW)
+        return True
+
+    async def _probe(self, system: System) -> None:
+        if system is System.ESPOCRM:
+            await self.espo.list(ENTITY, select="id", max_size=1)
+            return
+        rows = self.advo.iter_beteiligte(take=1)
+        try:
+            async for _ in rows:
+                break
+        finally:
+            await rows.aclose()
 
     async def _ids(self, where: list[dict[str, Any]], select: str = "id") -> list[dict[str, Any]]:
         return [row async for row in self.espo.iterate(ENTITY, where=where, select=select)]
@@ -142,16 +213,7 @@ class Sweeper:
             [{"type": "equals", "attribute": "syncStatus", "value": SyncStatus.FAILED}],
             select="id,syncRetryCount,modifiedAt",
         )
-        from services.espocrm.datetime import parse_espo_datetime
-
-        due = [
-            r["id"]
-            for r in failed
-            if not r.get("modifiedAt")
-            or parse_espo_datetime(r["modifiedAt"])
-            + retry_delay(int(r.get("syncRetryCount") or 0), self.retry_base)
-            <= now
-        ]
+        due = [r["id"] for r in failed if (at := retry_due_at(r, self.retry_base)) is None or at <= now]
         plan.add("failed_due", due)
 
         stale = await self._ids(
@@ -195,6 +257,7 @@ class Sweeper:
             select="id,modifiedAt,syncStatus",
         )
         snaps = await self.snapshots.get_many([r["id"] for r in rows])
+        own = await self.own_writes.get_many([r["id"] for r in rows])
         changed = []
         newest = mark
         for row in rows:
@@ -202,8 +265,8 @@ class Sweeper:
             if modified:
                 newest = max(newest, parse_espo_datetime(modified))
             snap = snaps.get(row["id"])
-            if snap is not None and snap.espo_modified_at == modified:
-                continue  # our own last write
+            if (snap is not None and snap.espo_modified_at == modified) or own.get(row["id"]) == modified:
+                continue  # our own last write (data, status or failure metadata): no one's edit
             if row.get("syncStatus") in (SyncStatus.PERMANENTLY_FAILED, SyncStatus.DELETED_IN_ADVOWARE):
                 continue  # parked for a person
             changed.append(row["id"])
@@ -221,12 +284,26 @@ class Sweeper:
         plan.counts["advoware_only"] = len(plan.advoware_only_betnrs)
         plan.advo_watermark = changes.watermark
 
+    async def _collect_advoware_deletions(self, plan: SweepPlan, now: datetime) -> None:
+        """Hourly: linked parties missing from a complete Advoware listing (services/sync/deletions.py)."""
+        if not await self.deletion_scan.due(now):
+            return
+        result = await self.deletion_scan.run(now)
+        plan.counts["advoware_listed"] = result.listed
+        if result.held:
+            plan.counts["advoware_missing_held"] = len(result.missing)
+        else:
+            plan.add("advoware_missing", result.missing.values())
+        plan.deletion_scan_started = now
+
     async def commit(self, plan: SweepPlan) -> None:
         """After every batch was emitted: advance the watermarks to what was processed."""
         if plan.advo_watermark is not None:
             await self.advo_watermark.commit(plan.advo_watermark)
         if plan.espo_watermark is not None:
             await self.espo_watermark.commit(plan.espo_watermark)
+        if plan.deletion_scan_started is not None:
+            await self.deletion_scan.done(plan.deletion_scan_started)
         await self.redis.set(
             keys.SWEEP_LAST,
             json.dumps({"at": datetime.now(UTC).isoformat(), **plan.summary()}),

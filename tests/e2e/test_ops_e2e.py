@@ -27,7 +27,7 @@ import pytest
 
 from sandbox import config as cfg
 from sandbox.act import Actor
-from services.sync.backfill import Identity, identity_of_advo, identity_of_espo
+from services.beteiligte.identity import Identity, identity_of_advo, identity_of_espo
 from tests.support.processes import PROJECT_ROOT, stop_process_group
 from tests.support.stack import PY, Stack, run_stack, wait_until
 from tests.support.sweep_cost import (
@@ -125,7 +125,12 @@ def scenario(stack_a: Stack, actor: Actor) -> dict[str, Any]:
         pairs[espo_create(actor, body)] = a["betNr"]
     twins = []
     for i in (1, 2):
-        twin = {"anrede": "Frau", "vorname": "Eva", "name": "Zwillingsfall", "kommunikation": []}
+        twin: dict[str, Any] = {
+            "anrede": "Frau",
+            "vorname": "Eva",
+            "name": "Zwillingsfall",
+            "kommunikation": [],
+        }
         twin["kommunikation"] = [
             {"kommKz": 8, "tlf": f"eva{i}@example.net", "bemerkung": None, "online": False}
         ]

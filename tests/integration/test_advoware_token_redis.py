@@ -11,12 +11,14 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import pytest
 import respx
+from redis.asyncio import Redis
 
 from services.advoware.token import TokenProvider, compare_and_delete
 from services.redis_store import connect
@@ -25,31 +27,24 @@ from tests.support.processes import PROJECT_ROOT, RedisServer
 API_KEY = base64.b64encode(b"test-secret-key").decode()
 
 
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[object]:
-    r = connect(redis_server.url)
-    yield r
-    await r.aclose()
-
-
 def make(
-    redis: object,
+    redis: Redis,
     http: httpx.AsyncClient,
     kanzlei: str,
     security_url: str = "https://security.test/",
-    **kw: object,
+    **kw: Any,
 ) -> TokenProvider:
     return TokenProvider(
         http=http,
         redis=redis,
         security_url=security_url,
-        app_id="app-123",  # type: ignore[arg-type]
+        app_id="app-123",
         api_key=API_KEY,
         kanzlei=kanzlei,
         database="ADVOWARE",
         user="bao",
         password="pw-secret-1",
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
@@ -100,24 +95,24 @@ async def test_single_flight_across_connections(redis_server: RedisServer) -> No
             await c.aclose()
 
 
-async def test_lua_compare_and_delete(redis: object) -> None:
+async def test_lua_compare_and_delete(redis: Redis) -> None:
     name = "vmh:test:cad:" + uuid.uuid4().hex
-    await redis.set(name, "owner-a", px=5000)  # type: ignore[attr-defined]
-    assert await compare_and_delete(redis, name, "owner-b") is False  # type: ignore[arg-type]
-    assert await redis.get(name) == "owner-a"  # type: ignore[attr-defined]
-    assert await compare_and_delete(redis, name, "owner-a") is True  # type: ignore[arg-type]
-    assert await redis.exists(name) == 0  # type: ignore[attr-defined]
+    await redis.set(name, "owner-a", px=5000)
+    assert await compare_and_delete(redis, name, "owner-b") is False
+    assert await redis.get(name) == "owner-a"
+    assert await compare_and_delete(redis, name, "owner-a") is True
+    assert await redis.exists(name) == 0
 
 
 @respx.mock
-async def test_crashed_lock_holder_blocks_only_until_lock_expiry(redis: object) -> None:
+async def test_crashed_lock_holder_blocks_only_until_lock_expiry(redis: Redis) -> None:
     kanzlei = uuid.uuid4().hex
     route = respx.post("https://security.test/api/v1/Token").respond(
         200, json={"access_token": "tok", "expires_in": 3600}
     )
     async with httpx.AsyncClient() as http:
         p = make(redis, http, kanzlei, lock_ttl=2.0)
-        await redis.set(p.lock_key, "crashed-process", px=400)  # type: ignore[attr-defined]
+        await redis.set(p.lock_key, "crashed-process", px=400)
         start = time.monotonic()
         assert await p.get() == "tok"
         assert 0.3 < time.monotonic() - start < 2.0

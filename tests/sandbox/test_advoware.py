@@ -172,3 +172,20 @@ async def test_call_log_since_and_reset(ac: httpx.AsyncClient, advo: AdvoSimulat
     assert len(advo.store.records) == before - 1
     dump = (await ac.get("/__sandbox/records")).json()
     assert len(dump["records"]) == before - 1 and dump["manifest"]["advo_only"]
+
+
+async def test_ignore_on_put_mode_answers_200_but_keeps_the_field(ac: httpx.AsyncClient) -> None:
+    h = await bearer(ac)
+    rec = (await ac.get(BASE, headers=h, params={"take": 1})).json()[0]
+    betnr, titel = rec["betNr"], rec.get("titel")
+    r = await ac.post("/__sandbox/ignore-on-put", json={"fields": ["titel"]})
+    assert r.status_code == 200 and r.json() == {"fields": ["titel"]}
+    assert (await ac.post("/__sandbox/ignore-on-put", json={"fields": ["nope"]})).status_code == 400
+    body = {k: v for k, v in rec.items() if k not in ("betNr", "geaendertAm", "angelegtAm")}
+    body.update({"titel": "Prof. Dr. Dr.", "zusatz": "geändert"})
+    r = await ac.put(f"{BASE}/{betnr}", headers=h, json=body)
+    assert r.status_code == 200 and r.json()["titel"] == titel and r.json()["zusatz"] == "geändert"
+    assert (await ac.get(f"{BASE}/{betnr}", headers=h)).json()["titel"] == titel
+    await ac.delete("/__sandbox/ignore-on-put")
+    r = await ac.put(f"{BASE}/{betnr}", headers=h, json=body)
+    assert r.json()["titel"] == "Prof. Dr. Dr."

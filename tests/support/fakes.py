@@ -6,12 +6,15 @@ from __future__ import annotations
 import copy
 import itertools
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import fakeredis
+
 from services.errors import NotFoundError
+from services.sync.engine import SyncEngine
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -29,6 +32,9 @@ def _espo_dt(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+FAKE_USER_NAME = "jdoe"
+
+
 class FakeEspo:
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or Clock()
@@ -37,9 +43,13 @@ class FakeEspo:
         self.updates: list[tuple[str, dict[str, Any]]] = []
         self.notifications: list[tuple[str | None, str]] = []
         self.fail_next: dict[str, list[Exception]] = {}
+        # While set, every API call raises it (the whole system is down or refuses us).
+        self.down: Exception | None = None
         self._ids = itertools.count(1)
 
     def _maybe_fail(self, op: str) -> None:
+        if self.down is not None:
+            raise self.down
         queue = self.fail_next.get(op)
         if queue:
             raise queue.pop(0)
@@ -62,6 +72,9 @@ class FakeEspo:
         self.records[rid]["modifiedAt"] = _espo_dt(self.clock.tick())
 
     async def get(self, entity: str, record_id: str) -> dict[str, Any]:
+        if entity == "User":  # the notify user's name lookup
+            self.calls["get_user"] += 1
+            return {"id": record_id, "userName": FAKE_USER_NAME, "isActive": True}
         self.calls["get"] += 1
         self._maybe_fail("get")
         if record_id not in self.records:
@@ -85,18 +98,22 @@ class FakeEspo:
         rec["modifiedAt"] = _espo_dt(self.clock.tick())
         return copy.deepcopy(rec)
 
-    async def notify(
-        self,
-        user_id: str,
-        message: str,
-        *,
-        parent_type: str,
-        parent_id: str | None,
-        user_name: str | None = None,
-    ) -> str:
+    async def create(
+        self, entity: str, data: Mapping[str, Any], *, skip_duplicate_check: bool = False
+    ) -> dict[str, Any]:
+        """A record (backfill --create-in-espocrm) or a stream note (the notifier's channel,
+        recorded as (parent id, post))."""
+        if entity != "Note":
+            self.calls["create"] += 1
+            self._maybe_fail("create")
+            rid = self.add(copy.deepcopy(dict(data)))
+            return copy.deepcopy(self.records[rid])
         self.calls["notify"] += 1
-        self.notifications.append((parent_id, message))
-        return "note"
+        self._maybe_fail("notify")
+        if data["parentType"] == "CBeteiligte" and data["parentId"] not in self.records:
+            raise NotFoundError("not found", system="espocrm", status_code=404, record_id=data["parentId"])
+        self.notifications.append((data["parentId"], data["post"]))
+        return {"id": f"note{len(self.notifications)}", **data}
 
     def _match(self, rec: dict[str, Any], cond: dict[str, Any]) -> bool:
         value = rec.get(cond["attribute"])
@@ -127,6 +144,7 @@ class FakeEspo:
         max_size: int = 200,
     ) -> tuple[int, list[dict[str, Any]]]:
         self.calls["list"] += 1
+        self._maybe_fail("list")
         rows = [r for r in self.records.values() if all(self._match(r, c) for c in (where or []))]
         if order_by:
             rows.sort(key=lambda r: str(r.get(order_by) or ""), reverse=order == "desc")
@@ -140,6 +158,18 @@ class FakeEspo:
             yield row
 
 
+class FakeTokens:
+    """The Advoware client's token provider, as the health check sees it."""
+
+    def __init__(self) -> None:
+        self.fail: Exception | None = None
+
+    async def get(self) -> str:
+        if self.fail is not None:
+            raise self.fail
+        return "fake-token"
+
+
 class FakeAdvo:
     def __init__(self, clock: Clock | None = None, tz: ZoneInfo = BERLIN) -> None:
         self.clock = clock or Clock()
@@ -148,14 +178,19 @@ class FakeAdvo:
         self.calls: Counter[str] = Counter()
         self.puts: list[tuple[int, dict[str, Any]]] = []
         self.fail_next: dict[str, list[Exception]] = {}
+        # While set, every API call raises it (the whole system is down or refuses us).
+        self.down: Exception | None = None
         # When set, create() stores the record and then raises this (a lost answer).
         self.lose_create_answer: Exception | None = None
         self._betnr = itertools.count(100001)
+        self.tokens = FakeTokens()
 
     def _local_now(self) -> str:
         return self.clock.tick().astimezone(self.tz).replace(tzinfo=None).isoformat(timespec="seconds")
 
     def _maybe_fail(self, op: str) -> None:
+        if self.down is not None:
+            raise self.down
         queue = self.fail_next.get(op)
         if queue:
             raise queue.pop(0)
@@ -204,9 +239,27 @@ class FakeAdvo:
         return copy.deepcopy(self.records[betnr])
 
     async def iter_beteiligte(
-        self, *, changed_since_local: str | None = None, take: int = 100
+        self, *, changed_since_local: str | None = None, take: int = 100, start: int = 0
     ) -> AsyncIterator[dict[str, Any]]:
         self.calls["list"] += 1
-        for rec in list(self.records.values()):
+        self._maybe_fail("list")
+        for rec in list(self.records.values())[start:]:
             if changed_since_local is None or rec["geaendertAm"] >= changed_since_local:
                 yield copy.deepcopy(rec)
+
+
+def fake_redis() -> fakeredis.FakeAsyncRedis:
+    """A fresh in-memory Redis that decodes to str, as services.redis_store.connect does."""
+    return fakeredis.FakeAsyncRedis(decode_responses=True)
+
+
+def fake_env(**engine_options: Any) -> dict[str, Any]:
+    """The unit tests' world: one clock, an in-memory Redis, fake EspoCRM and Advoware on that
+    clock, and a SyncEngine over them (Berlin time, the clock's now) with `engine_options`."""
+    clock = Clock()
+    redis = fake_redis()
+    espo, advo = FakeEspo(clock), FakeAdvo(clock)
+    engine = SyncEngine(
+        espo=espo, advo=advo, redis=redis, tz=BERLIN, clock=lambda: clock.now, **engine_options
+    )
+    return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": engine}

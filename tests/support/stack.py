@@ -92,7 +92,10 @@ def run_stack(
     sandbox_args: list[str] | None = None,
     extra_env: dict[str, str] | None = None,
     motia_command: str = "start",
+    command: list[str] | None = None,
 ) -> Iterator[Stack]:
+    """`command` replaces `motia <motia_command> -H 127.0.0.1 -p PORT` (e.g. scripts/serve.sh,
+    which reads PORT from the environment)."""
     with ExitStack() as cleanup:
         redis = cleanup.enter_context(run_redis())
         espo_port, advo_port, motia_port = free_port(), free_port(), free_motia_port()
@@ -110,6 +113,9 @@ def run_stack(
                 "PYTHONUNBUFFERED": "1",
                 # Plain log files: CI=true makes Motia's picocolors emit colour codes.
                 "NO_COLOR": "1",
+                # A test stack is a sandbox on 127.0.0.1: Workbench routes open on loopback
+                # (as in `make run`); tests of the port gate override this.
+                "WORKBENCH_OPEN_LOCAL": "true",
             }
         )
         env.update(extra_env or {})
@@ -133,9 +139,8 @@ def run_stack(
             stack,
         )
         cleanup.callback(stop_process_group, sandbox)
-        motia = _start(
-            "motia", [MOTIA, motia_command, "-H", "127.0.0.1", "-p", str(motia_port)], env, log_dir, stack
-        )
+        motia_cmd = command or [MOTIA, motia_command, "-H", "127.0.0.1", "-p", str(motia_port)]
+        motia = _start("motia", motia_cmd, env, log_dir, stack)
         cleanup.callback(stop_process_group, motia)
         wait_for_port(espo_port, 60, sandbox)
         wait_for_port(advo_port, 60, sandbox)

@@ -25,12 +25,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
 from sandbox import config as cfg
 from sandbox.act import Actor
+from services.store import keys
 from tests.support.processes import PROJECT_ROOT
 from tests.support.stack import PY, Stack, run_stack
 
@@ -80,8 +81,9 @@ def summarise(espo: list[dict[str, Any]], advo: list[dict[str, Any]]) -> dict[st
 # --------------------------------------------------------------------------- stack helpers
 
 
-def hold_cron(stack: Stack, hours: int = 3) -> None:
-    """Claim the cron sweep's ticks for the next hours, so only our own sweeps run."""
+def hold_cron(stack: Stack, hours: int = 3, holder: str = "held-by-test") -> None:
+    """Claim the cron sweep's and the ops watch's ticks for the next hours, so only our own
+    sweeps (and health checks) run: none lands in the middle of a measurement."""
     import redis
 
     r = redis.Redis.from_url(stack.redis_url)
@@ -90,7 +92,8 @@ def hold_cron(stack: Stack, hours: int = 3) -> None:
         pipe = r.pipeline()
         for minute in range(hours * 60):
             tick = (now + timedelta(minutes=minute)).strftime("%Y%m%d%H%M")
-            pipe.set(f"vmh:sweep:tick:{tick}", "held-by-test", ex=hours * 3600)
+            pipe.set(keys.sweep_tick(tick), holder, ex=hours * 3600)
+            pipe.set(keys.watch_tick(tick), holder, ex=hours * 3600)
         pipe.execute()
     finally:
         r.close()
@@ -199,13 +202,18 @@ def prime(
 def skip_espo_overlap(stack: Stack) -> None:
     """Move the EspoCRM watermark one overlap window ahead, as later ordinary edits would.
     Only for measurements that know nothing else changed meanwhile."""
+    skip_overlap(stack, keys.WATERMARK_ESPOCRM)
+
+
+def skip_overlap(stack: Stack, watermark_key: str) -> None:
+    """Move the watermark stored at `watermark_key` one overlap window ahead."""
     import redis
 
     r = redis.Redis.from_url(stack.redis_url, decode_responses=True)
     try:
-        raw = r.get("vmh:watermark:espocrm")
+        raw = cast("str | None", r.get(watermark_key))  # sync client: a str, not an Awaitable
         if raw:
-            r.set("vmh:watermark:espocrm", (datetime.fromisoformat(raw) + OVERLAP).isoformat())
+            r.set(watermark_key, (datetime.fromisoformat(raw) + OVERLAP).isoformat())
     finally:
         r.close()
 

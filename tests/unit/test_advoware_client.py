@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from services.advoware.client import AdvowareClient
 from services.advoware.concurrency import LocalSemaphore, RedisSemaphore
 from services.errors import (
+    ApiError,
     AuthError,
     ConflictError,
     NotFoundError,
@@ -52,13 +53,6 @@ def settings(**over: Any) -> SimpleNamespace:
 
 async def _nosleep(_: float) -> None:
     return None
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[fakeredis.FakeAsyncRedis]:
-    r = fakeredis.FakeAsyncRedis(decode_responses=True)
-    yield r
-    await r.aclose()
 
 
 @pytest.fixture
@@ -119,6 +113,7 @@ async def test_iter_beteiligte_pages_and_changed_since(
         ("0", "100"),
         ("100", "100"),
         ("200", "100"),
+        ("250", "100"),  # a short page may be a server's cap: only the empty page ends a listing
     ]
 
 
@@ -215,7 +210,7 @@ async def test_400_validation_message(client: AdvowareClient, respx_mock: respx.
     ("status", "body", "cls", "calls"),
     [
         (403, "", AuthError, 1),
-        (404, "", NotFoundError, 1),
+        (404, "", NotFoundError, 2),  # confirmed by a second read (and the listing)
         (409, "", ConflictError, 1),
         (500, "boom", UnavailableError, 4),
         (503, "Kanzlei ist nicht angemeldet", UnavailableError, 4),
@@ -226,11 +221,18 @@ async def test_400_validation_message(client: AdvowareClient, respx_mock: respx.
     ],
 )
 async def test_error_mapping(
-    client: AdvowareClient, respx_mock: respx.MockRouter, status: int, body: str, cls: type, calls: int
+    client: AdvowareClient,
+    respx_mock: respx.MockRouter,
+    status: int,
+    body: str,
+    cls: type[ApiError],
+    calls: int,
 ) -> None:
     route = respx_mock.get(f"{URL}/7").respond(status, text=body)
+    respx_mock.get(URL).respond(200, json=[{"betNr": 1}])
     with pytest.raises(cls) as info:
         await client.get_beteiligter(7)
+    assert type(info.value) is cls
     assert info.value.status_code == status and info.value.record_id == "7"
     assert route.call_count == calls
 

@@ -5,13 +5,14 @@ import base64
 import json
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import fakeredis
 import httpx
 import pytest
 import respx
+from redis.asyncio import Redis
 
 from services.advoware.token import (
     TokenProvider,
@@ -34,28 +35,19 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-async def redis() -> AsyncIterator[fakeredis.FakeAsyncRedis]:
-    r = fakeredis.FakeAsyncRedis(decode_responses=True)
-    yield r
-    await r.aclose()
-
-
-def provider(
-    redis: object, http: httpx.AsyncClient, clock: Clock | None = None, **kw: object
-) -> TokenProvider:
+def provider(redis: Redis, http: httpx.AsyncClient, clock: Clock | None = None, **kw: Any) -> TokenProvider:
     return TokenProvider(
         http=http,
         redis=redis,
         security_url=SEC,
         app_id="app-123",
-        api_key=API_KEY,  # type: ignore[arg-type]
+        api_key=API_KEY,
         kanzlei="KANZLEI-01",
         database="ADVOWARE",
         user="bao",
         password="pw-secret-1",
         clock=clock or Clock(),
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
@@ -270,3 +262,38 @@ async def test_token_response_without_access_token(redis: fakeredis.FakeAsyncRed
     async with httpx.AsyncClient() as http:
         with pytest.raises(UnavailableError):
             await provider(redis, http).get()
+
+
+# ---------------------------------------------------------------- single-flight on the one lease
+
+
+@respx.mock
+async def test_token_request_runs_under_the_lease_and_waiters_use_its_result(
+    redis: fakeredis.FakeAsyncRedis,
+) -> None:
+    from services.store.lease import Lease, holder
+
+    async with httpx.AsyncClient() as http:
+        p = provider(redis, http)
+        seen_holder: list[str | None] = []
+
+        async def issue(request: httpx.Request) -> httpx.Response:
+            seen_holder.append(await holder(redis, p.lock_key))
+            await asyncio.sleep(0.05)
+            return httpx.Response(200, json={"access_token": "tok-1", "expires_in": 3600})
+
+        route = respx.post(TOKEN_URL).mock(side_effect=issue)
+        assert await asyncio.gather(*(provider(redis, http).get() for _ in range(5))) == ["tok-1"] * 5
+        assert route.call_count == 1 and seen_holder[0] is not None  # held while requesting
+        assert await holder(redis, p.lock_key) is None  # released after
+
+        # Someone else holds the lease: no request of ours until the token appears in the cache.
+        await redis.delete(p.cache_key)
+        other = Lease(redis, p.lock_key, 5)
+        assert await other.acquire()
+        waiter = asyncio.create_task(provider(redis, http).get())
+        await asyncio.sleep(0.1)
+        assert not waiter.done() and route.call_count == 1
+        await redis.set(p.cache_key, json.dumps({"access_token": "tok-x", "expires_at": Clock().now + 3600}))
+        assert await waiter == "tok-x"
+        await other.release()

@@ -11,6 +11,9 @@ from typing import Any
 import fakeredis
 import pytest
 
+from services.backfill.matching import match_records
+from services.backfill.plan import PARK_PREFIX
+from services.backfill.runner import Backfill
 from services.beteiligte import mapper
 from services.beteiligte.identity import (
     Strength,
@@ -22,15 +25,11 @@ from services.beteiligte.identity import (
 from services.beteiligte.normalize import name_key as fold
 from services.beteiligte.normalize import register_court_key as court_key
 from services.beteiligte.normalize import register_number_key as register_key
-from services.sync.backfill import (
-    PARK_PREFIX,
-    RUN_STATE,
-    Backfill,
-    BackfillAborted,
-    BackfillBusy,
-    match_records,
-)
-from services.sync.engine import BACKFILL_RUNNING, Result, SyncEngine, Trigger
+from services.errors import BackfillAbortedError, BackfillBusyError
+from services.store.keys import BACKFILL_RUN_STATE as RUN_STATE
+from services.store.keys import BACKFILL_RUNNING
+from services.sync.engine import SyncEngine
+from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
 from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
 
@@ -321,15 +320,7 @@ def test_matching_scales_linearly() -> None:
 
 
 class Espo(FakeEspo):
-    """FakeEspo plus `create` (for --create-in-espocrm); every write is recorded."""
-
-    async def create(
-        self, entity: str, data: dict[str, Any], *, skip_duplicate_check: bool = False
-    ) -> dict[str, Any]:
-        self.calls["create"] += 1
-        self._maybe_fail("create")
-        rid = self.add(copy.deepcopy(data))
-        return copy.deepcopy(self.records[rid])
+    """FakeEspo (its `create` serves --create-in-espocrm); every write is recorded."""
 
 
 WRITES = ("update", "create", "notify")
@@ -450,14 +441,14 @@ async def test_dry_run_plans_everything_and_writes_nothing(world: dict[str, Any]
     assert c["linked_by_betnr"] == 1 and c["linked_by_identity"] == 1
     assert c["to_create_in_advoware"] == 3 and c["advo_only"] == 1 and c["ambiguous"] == 1
     assert c["to_hold"] == 1 and c["conflicts"] == 0
-    # Field-level plan for the pairs: the betnr pair lacks its title in EspoCRM (no snapshot,
-    # no timestamps: the engine's rule says EspoCRM wins and flags the conflict).
+    # Field-level plan for the pairs: the betnr pair lacks its title in EspoCRM (no snapshot:
+    # the first sync fills the gap from Advoware, it never blanks Advoware's title).
     plans = {p.espo_id: p for p in result.plan.updates}
-    assert plans[ids["by_betnr"]].to_advo == ["title"] and plans[ids["by_betnr"]].conflicts == ["title"]
+    assert plans[ids["by_betnr"]].to_espo == ["title"] and plans[ids["by_betnr"]].conflicts == []
     # The identity pair is spelled differently (Juergen Mueller / Jürgen Müller): the same party,
     # but different data - never synced, so the first sync writes EspoCRM's spelling (and says so).
     assert plans[ids["identity"]].to_advo == ["first_name", "last_name"]
-    assert plans[ids["identity"]].basis == "timestamps"
+    assert plans[ids["identity"]].basis == "first_sync"
     assert result.to_dict()["espo_only"] == sorted(ids["espo_only"])
 
 
@@ -510,7 +501,7 @@ async def test_interrupted_run_resumes_without_duplicates(world: dict[str, Any])
     w, ids = world, world["ids"]
     before = advo_identity_counts(w["advo"])
     # The 2nd create crashes the run (not an API error: nothing handles it).
-    w["advo"].fail_next["create"] = [None, RuntimeError("worker killed")]  # type: ignore[list-item]
+    w["advo"].fail_next["create"] = [None, RuntimeError("worker killed")]
     original = w["advo"]._maybe_fail
 
     def maybe_fail(op: str) -> None:
@@ -521,7 +512,7 @@ async def test_interrupted_run_resumes_without_duplicates(world: dict[str, Any])
                 raise exc
 
     w["advo"]._maybe_fail = maybe_fail
-    with pytest.raises(BackfillAborted):
+    with pytest.raises(BackfillAbortedError):
         await backfill(w, concurrency=1).run()
     w["advo"]._maybe_fail = original
     state = json.loads(await w["redis"].get(RUN_STATE))
@@ -542,7 +533,7 @@ async def test_lost_create_answer_is_linked_not_created_again(world: dict[str, A
     """Advoware stored the record but the answer never came (crash): the rerun links it."""
     w, ids = world, world["ids"]
     w["advo"].lose_create_answer = RuntimeError("connection reset after POST")
-    with pytest.raises(BackfillAborted):
+    with pytest.raises(BackfillAbortedError):
         await backfill(w, concurrency=1).run()
     lost = [r for r in w["advo"].records.values() if r["name"].startswith("Anlage")]
     assert lost  # stored in Advoware, but EspoCRM never heard of it
@@ -571,7 +562,7 @@ async def test_a_system_that_is_down_aborts_the_run(world: dict[str, Any]) -> No
 
     w = world
     w["advo"].fail_next["create"] = [UnavailableError("down", system="advoware", status_code=503)] * 3
-    with pytest.raises(BackfillAborted, match="in a row"):
+    with pytest.raises(BackfillAbortedError, match="in a row"):
         await backfill(w, concurrency=1, max_consecutive_failures=2).run()
 
 
@@ -591,7 +582,7 @@ async def test_create_in_espocrm_carries_the_betnr_and_is_not_repeated(world: di
 async def test_only_one_backfill_at_a_time(world: dict[str, Any]) -> None:
     w = world
     await w["redis"].set(BACKFILL_RUNNING, json.dumps({"token": "x", "host": "elsewhere", "pid": 1}))
-    with pytest.raises(BackfillBusy):
+    with pytest.raises(BackfillBusyError):
         await backfill(w).run()
     # A lock left by a dead process on this host is taken over.
     import socket

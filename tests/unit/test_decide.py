@@ -70,7 +70,7 @@ def test_no_snapshot_equal_content_needs_nothing() -> None:
 def test_no_snapshot_only_advo_changed_advoware_wins() -> None:
     a = {**BASE, "title": "Dr.", "last_name": "X"}
     p = plan(dict(BASE), a, None, espo_changed_since_sync=False, advo_changed_since_sync=True)
-    assert p.basis is Basis.TIMESTAMPS and p.to_espo == {"title", "last_name"} and not p.conflicts
+    assert p.basis is Basis.FIRST_SYNC and p.to_espo == {"title", "last_name"} and not p.conflicts
 
 
 def test_no_snapshot_only_espo_changed_espocrm_wins() -> None:
@@ -88,7 +88,7 @@ def test_no_snapshot_both_changed_is_a_conflict_espocrm_wins() -> None:
 
 def test_no_snapshot_unknown_change_times_are_a_conflict() -> None:
     e = {**BASE, "title": "Dr."}
-    p = plan(e, dict(BASE), None)
+    p = plan(e, {**BASE, "title": "Prof."}, None)
     assert p.to_advo == {"title"} and len(p.conflicts) == 1
 
 

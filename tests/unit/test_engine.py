@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import fakeredis
 import pytest
 
 from services.errors import UnavailableError, ValidationError
-from services.sync.engine import Result, SyncEngine, Trigger
 from services.sync.intents import CreateIntent
+from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
-from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
+from tests.support.fakes import fake_env
 
 PERSON_ESPO: dict[str, Any] = {
     "beteiligterTyp": "Person",
@@ -46,19 +45,7 @@ PERSON_ESPO: dict[str, Any] = {
 
 @pytest.fixture
 def env() -> dict[str, Any]:
-    clock = Clock()
-    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
-    espo, advo = FakeEspo(clock), FakeAdvo(clock)
-    engine = SyncEngine(
-        espo=espo,
-        advo=advo,
-        redis=redis,
-        tz=BERLIN,
-        notify_user_id="u1",
-        max_attempts=3,
-        clock=lambda: clock.now,
-    )
-    return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": engine}
+    return fake_env(notify_user_id="u1", max_attempts=3)
 
 
 async def linked(env: dict[str, Any]) -> tuple[str, int]:
@@ -170,12 +157,14 @@ async def test_transient_failure_records_failed_then_permanent(env: dict[str, An
     rid, _betnr = await linked(env)
     env["espo"].edit(rid, lastName="Meier", name="Jürgen Meier")
     for attempt in (1, 2):
+        env["clock"].tick(6 * 3600)  # the back-off is due
         env["advo"].fail_next["get"] = [UnavailableError("down", system="advoware", status_code=503)]
         out = await env["engine"].sync_record(rid, Trigger.SWEEP)
         assert out.result is Result.FAILED
         rec = env["espo"].records[rid]
         assert rec["syncStatus"] == "failed" and rec["syncRetryCount"] == attempt
         assert "503" in rec["syncErrorMessage"]
+    env["clock"].tick(6 * 3600)
     env["advo"].fail_next["get"] = [UnavailableError("down", system="advoware", status_code=503)]
     out = await env["engine"].sync_record(rid, Trigger.SWEEP)
     assert out.result is Result.PERMANENTLY_FAILED
@@ -187,6 +176,8 @@ async def test_failed_record_recovers_and_resets_counter(env: dict[str, Any]) ->
     env["espo"].edit(rid, lastName="Meier", name="Jürgen Meier")
     env["advo"].fail_next["update"] = [UnavailableError("down", system="advoware", status_code=503)]
     assert (await env["engine"].sync_record(rid, Trigger.SWEEP)).result is Result.FAILED
+    assert (await env["engine"].sync_record(rid, Trigger.SWEEP)).result is Result.SKIPPED  # back-off
+    env["clock"].tick(600)
     out = await env["engine"].sync_record(rid, Trigger.SWEEP)
     assert out.result is Result.UPDATED
     assert env["espo"].records[rid]["syncRetryCount"] == 0 and env["advo"].records[betnr]["name"] == "Meier"
@@ -219,6 +210,7 @@ async def test_create_after_crash_before_write_back_does_not_duplicate(env: dict
     intent = await env["engine"].intents.get(rid)
     assert intent is not None and intent.betnr is not None
     env["espo"].update = original_update
+    env["clock"].tick(600)  # the back-off is due
     out = await env["engine"].sync_record(rid, Trigger.SWEEP)
     assert out.result is Result.CREATED and out.betnr == intent.betnr
     assert env["advo"].calls["create"] == 1 and len(env["advo"].records) == 1
@@ -231,6 +223,7 @@ async def test_create_after_lost_post_answer_finds_the_record(env: dict[str, Any
     out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)
     assert out.result is Result.FAILED
     assert len(env["advo"].records) == 1
+    env["clock"].tick(600)  # the back-off is due
     out = await env["engine"].sync_record(rid, Trigger.SWEEP)
     assert out.result is Result.CREATED
     assert env["advo"].calls["create"] == 1 and len(env["advo"].records) == 1
@@ -273,9 +266,9 @@ async def test_holder_runs_again_for_events_that_came_in(env: dict[str, Any]) ->
     original = engine._sync_locked
     runs = {"n": 0}
 
-    async def sync_and_meanwhile_edit(record_id: str, trigger: Trigger):
+    async def sync_and_meanwhile_edit(record_id: str, trigger: Trigger, *rest: Any):
         runs["n"] += 1
-        result = await original(record_id, trigger)
+        result = await original(record_id, trigger, *rest)
         if runs["n"] == 1:  # an edit + its event arrive while we hold the lock
             env["espo"].edit(rid, lastName="Neu", name="Jürgen Neu")
             assert (await engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)).result is Result.LOCKED
@@ -292,7 +285,7 @@ async def test_no_snapshot_advoware_newer_wins(env: dict[str, Any]) -> None:
     env["clock"].tick(120)
     env["advo"].edit(betnr, titel="Prof. Dr.")
     out = await env["engine"].sync_record(rid, Trigger.SWEEP)
-    assert out.plan is not None and out.plan.basis.value == "timestamps"
+    assert out.plan is not None and out.plan.basis.value == "first_sync"
     assert env["espo"].records[rid]["titel"] == "Prof. Dr." and not out.plan.conflicts
     assert await SnapshotStore(env["redis"]).get(rid) is not None
 
@@ -322,10 +315,15 @@ async def test_auth_failure_never_parks_records_as_permanently_failed(env: dict[
     from services.errors import AuthError
 
     rid, _ = await linked(env)
-    for _ in range(5):  # more than max_attempts (3)
-        env["advo"].fail_next["get"] = [AuthError("refused", system="advoware", status_code=401)]
+    env["advo"].fail_next["get"] = [AuthError("refused", system="advoware", status_code=401)]
+    out = await env["engine"].sync_record(rid, Trigger.SWEEP)
+    assert out.result is Result.FAILED  # recorded on the record, attempt not counted
+    assert env["espo"].records[rid]["syncRetryCount"] == 0
+    for _ in range(5):  # more than max_attempts (3): the open breaker sends nothing
+        env["clock"].tick(6 * 3600)
         out = await env["engine"].sync_record(rid, Trigger.SWEEP)
-        assert out.result is Result.FAILED
+        assert out.result is Result.WAITING
+    assert env["advo"].calls["get"] == 1
     assert env["espo"].records[rid]["syncStatus"] == "failed"
 
 
@@ -335,11 +333,11 @@ async def test_events_arriving_during_a_rerun_are_still_under_the_lock(env: dict
     original = engine._sync_locked
     holders: list[str | None] = []
 
-    async def observe(record_id: str, trigger: Trigger):
+    async def observe(record_id: str, trigger: Trigger, *rest: Any):
         holders.append(await engine.locks.holder(record_id))
         if len(holders) < 3:
             await engine.locks.mark_again(record_id)  # another event arrives meanwhile
-        return await original(record_id, trigger)
+        return await original(record_id, trigger, *rest)
 
     engine._sync_locked = observe
     await engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)

@@ -16,6 +16,7 @@ from services.errors import (
     RateLimitedError,
     UnavailableError,
     ValidationError,
+    VersionConflictError,
 )
 from services.espocrm.client import EspoCrmClient, hmac_authorization
 from services.espocrm.datetime import (
@@ -141,8 +142,10 @@ async def test_update_and_version_number(client: EspoCrmClient) -> None:
 
 @respx.mock
 async def test_delete(client: EspoCrmClient) -> None:
-    route = respx.delete(f"{BASE}/CBeteiligte/abc").respond(200, json=True)
-    assert await client.delete("CBeteiligte", "abc") is None
+    route = respx.delete(f"{BASE}/CBeteiligte/abc").respond(
+        200, content=b"true", headers={"Content-Type": "application/json"}
+    )
+    await client.delete("CBeteiligte", "abc")  # typed -> None
     assert route.call_count == 1
 
 
@@ -200,6 +203,63 @@ async def test_409_conflict_reason(client: EspoCrmClient, reason: str) -> None:
     with pytest.raises(ConflictError) as info:
         await client.create("CBeteiligte", {"name": "x"})
     assert info.value.reason == reason
+
+
+@respx.mock
+async def test_409_duplicate_is_no_version_conflict(client: EspoCrmClient) -> None:
+    respx.post(f"{BASE}/CBeteiligte").respond(
+        409, headers={"X-Status-Reason": "duplicate"}, json=[{"id": "d"}]
+    )
+    with pytest.raises(ConflictError) as info:
+        await client.create("CBeteiligte", {"name": "x"})
+    assert not isinstance(info.value, VersionConflictError)
+
+
+@respx.mock
+async def test_409_modified_is_a_version_conflict_with_current_values(client: EspoCrmClient) -> None:
+    route = respx.put(f"{BASE}/CBeteiligte/abc").respond(
+        409,
+        headers={"X-Status-Reason": "modified"},
+        json={"values": {"name": "Neuer Name", "phoneNumber": "+49 30 1"}, "versionNumber": 8},
+    )
+    with pytest.raises(VersionConflictError) as info:
+        await client.update("CBeteiligte", "abc", {"name": "Alt"}, version_number=7)
+    err = info.value
+    assert route.calls.last.request.headers["X-Version-Number"] == "7"
+    assert route.call_count == 1  # a conflict is not retried
+    assert err.current_values == {"name": "Neuer Name", "phoneNumber": "+49 30 1"}
+    assert err.version_number == 8 and err.record_id == "abc" and err.status_code == 409
+    assert not err.retryable and isinstance(err, ConflictError)
+    assert "Neuer Name" not in str(err)  # current values are data, never in the message
+
+
+@respx.mock
+@pytest.mark.parametrize("body", [b"", b"not json", b'{"values": [], "versionNumber": "x"}'])
+async def test_409_modified_with_an_odd_body_still_is_a_version_conflict(
+    client: EspoCrmClient, body: bytes
+) -> None:
+    respx.put(f"{BASE}/CBeteiligte/abc").respond(409, headers={"X-Status-Reason": "modified"}, content=body)
+    with pytest.raises(VersionConflictError) as info:
+        await client.update("CBeteiligte", "abc", {"name": "Alt"}, version_number=7)
+    assert info.value.current_values == {} and info.value.version_number is None
+
+
+@respx.mock
+async def test_update_without_version_number_sends_no_header(client: EspoCrmClient) -> None:
+    route = respx.put(f"{BASE}/CBeteiligte/abc").respond(200, json={"id": "abc"})
+    await client.update("CBeteiligte", "abc", {"name": "x"})
+    assert "X-Version-Number" not in route.calls.last.request.headers
+
+
+@respx.mock
+async def test_probe_reads_one_row_without_count(client: EspoCrmClient) -> None:
+    route = respx.get(f"{BASE}/CBeteiligte").respond(200, json={"total": -1, "list": [{"id": "a"}]})
+    await client.probe("CBeteiligte")
+    assert search_params(route.calls.last.request) == {"offset": 0, "maxSize": 1, "select": "id"}
+    assert route.calls.last.request.headers["X-No-Total"] == "true"
+    route.respond(503)
+    with pytest.raises(UnavailableError):
+        await client.probe("CBeteiligte")
 
 
 @respx.mock

@@ -110,8 +110,7 @@ async def test_honours_retry_after() -> None:
 
 async def test_retry_after_on_unavailable_is_honoured_too() -> None:
     t = FakeTime()
-    err = unavailable()
-    err.retry_after = 3  # type: ignore[attr-defined]
+    err = UnavailableError("down", system="x", status_code=503, retry_after=3)
     call, _ = failing([err])
     await policy(t).run(call, idempotent=True)
     assert t.sleeps == [3.0]

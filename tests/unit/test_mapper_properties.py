@@ -137,7 +137,7 @@ def espo_records(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):  # present or missing
             rec[key] = value
     emails = draw(unique_emails())
-    if emails or draw(st.booleans()):
+    if bool(emails) or draw(st.booleans()):
         primary = draw(st.integers(-1, len(emails) - 1)) if emails else -1
         rec["emailAddressData"] = [
             {
@@ -150,7 +150,7 @@ def espo_records(draw: st.DrawFn) -> dict[str, Any]:
             for i, e in enumerate(emails)
         ]
     phones = draw(unique_phones())
-    if phones or draw(st.booleans()):
+    if bool(phones) or draw(st.booleans()):
         primary = draw(st.integers(-1, len(phones) - 1)) if phones else -1
         rec["phoneNumberData"] = [
             {
@@ -241,7 +241,7 @@ def advo_records(draw: st.DrawFn, *, messy: bool = False) -> dict[str, Any]:
                 max_size=2,
             )
         )
-        if entries and draw(st.booleans()):
+        if bool(entries) and draw(st.booleans()):
             dup = draw(st.sampled_from(entries))
             entries.append(dict(dup, bemerkung="Duplikat"))
     rec["kommunikation"] = draw(st.permutations(entries))

@@ -21,6 +21,15 @@ from services.sync.lock import RecordLocks
 from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
 
 ROOT = Path(__file__).resolve().parents[2]
+OPS_SETTINGS = SimpleNamespace(
+    timezone=BERLIN,
+    ESPOCRM_NOTIFY_USER_ID="u1",
+    ESPOCRM_NOTIFY_USER_NAME=None,
+    ALERT_AFTER_SECONDS=1800.0,
+    ALERT_SWEEP_OVERDUE_SECONDS=1800.0,
+    SYNC_HISTORY_LIMIT=50,
+    SYNC_HISTORY_MAX_AGE_DAYS=90,
+)
 
 PERSON: dict[str, Any] = {
     "beteiligterTyp": "Person",
@@ -62,7 +71,7 @@ class World:
     def runtime(self) -> Any:
         redis = self.redis()
         return SimpleNamespace(
-            settings=SimpleNamespace(timezone=BERLIN),
+            settings=OPS_SETTINGS,
             redis=redis,
             espo=self.espo,
             advo=self.advo,
@@ -164,7 +173,7 @@ def test_missing_configuration_exits_2(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 def test_help_names_every_command() -> None:
     text = cli.build_parser().format_help()
-    for command in ("status", "sync", "backfill", "retry-failed", "unlock", "sandbox.env"):
+    for command in ("status", "sync", "backfill", "retry-failed", "unlock", "deletions", "sandbox.env"):
         assert command in text
 
 
@@ -367,3 +376,24 @@ async def test_unlock_step(world: World, token: str) -> None:
         {"headers": {"authorization": f"Bearer {token}"}, "body": {"id": "abc"}}, Ctx([])
     )
     assert resp == {"status": 200, "body": {"released": {"record:abc": True}}}
+
+
+def test_deletions_release_and_confirm(world: World) -> None:
+    """The documented way out of the bulk-404 breaker."""
+    import asyncio
+
+    rid, betnr = world.linked()
+    del world.advo.records[betnr]
+
+    async def trip() -> None:
+        guard = world.engine(world.redis()).deletions
+        await guard.check_scan(guard.minimum, guard.minimum)  # every linked party missing
+        assert not await guard.allow(rid)
+
+    asyncio.run(trip())
+    code, text = run_cli("deletions")
+    assert code == 0 and "HELD since" in text and "held records: 1" in text
+    code, raw = run_cli("--json", "deletions", "--confirm")
+    assert code == 0 and json.loads(raw)["synced"] == {rid: "deleted_in_advoware"}
+    code, text = run_cli("deletions")
+    assert "not held" in text and "held records: 0" in text

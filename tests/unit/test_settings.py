@@ -62,6 +62,7 @@ def test_missing_variable_is_named(clean_env: pytest.MonkeyPatch) -> None:
         ("ADVOWARE_TIMEZONE", "Mars/Olympus"),
         ("ESPOCRM_WEBHOOK_SECRETS", "no-colon"),
         ("PORT", "99999"),
+        ("WORKBENCH_PASSWORD", "short"),
         ("REDIS_URL", "http://x"),
         ("ESPOCRM_API_BASE_URL", "crm.test"),
     ],
@@ -97,3 +98,32 @@ def test_start_up_check_fails_fast_naming_the_variable(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "SYNC_ADMIN_TOKEN is missing" in proc.stderr
+
+
+def test_port_above_the_old_hmr_limit_is_accepted(clean_env: pytest.MonkeyPatch) -> None:
+    for k, v in REQUIRED.items():
+        clean_env.setenv(k, v)
+    clean_env.setenv("PORT", "50000")
+    assert load_settings().PORT == 50000
+
+
+@pytest.mark.parametrize("present", ["WORKBENCH_USER", "WORKBENCH_PASSWORD"])
+def test_workbench_login_needs_user_and_password(clean_env: pytest.MonkeyPatch, present: str) -> None:
+    for k, v in REQUIRED.items():
+        clean_env.setenv(k, v)
+    clean_env.setenv(present, "a-long-enough-value")
+    with pytest.raises(ConfigurationError, match=r"WORKBENCH_PASSWORD is invalid.*set together"):
+        load_settings()
+
+
+def test_workbench_login_is_read(clean_env: pytest.MonkeyPatch) -> None:
+    for k, v in REQUIRED.items():
+        clean_env.setenv(k, v)
+    clean_env.setenv("WORKBENCH_USER", "kanzlei-it")
+    clean_env.setenv("WORKBENCH_PASSWORD", "correct horse battery")
+    s = load_settings()
+    assert s.WORKBENCH_USER == "kanzlei-it"
+    assert (
+        s.WORKBENCH_PASSWORD is not None
+        and s.WORKBENCH_PASSWORD.get_secret_value() == "correct horse battery"
+    )

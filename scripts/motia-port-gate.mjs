@@ -1,0 +1,170 @@
+// The gate in front of everything Motia serves on its one port (default deny).
+//
+// scripts/patch-motia-core.mjs copies this file into @motiadev/core/dist/src/ and makes the
+// core install it as the FIRST express middleware of the app and as the first check of every
+// WebSocket upgrade, so it holds for every route, including the ones plugins, the Workbench and
+// later Motia versions add, without a list of routes anywhere:
+//
+//   request matches a route of one of the project's own API steps (steps/ or src/ of the
+//   project, not Motia's system `POST /emit`, not a plugin route)   -> passes; the step decides
+//                                                                      (webhook HMAC signature,
+//                                                                      ops bearer token)
+//   anything else (Workbench `/` and its assets, streams/WebSockets, every `/__motia*` route,
+//   `POST /emit`, plugin routes, unknown paths):
+//     WORKBENCH_USER and WORKBENCH_PASSWORD set   -> HTTP Basic login (constant-time compare),
+//                                                    401 otherwise
+//     WORKBENCH_OPEN_LOCAL=true, no password      -> open, but only on a loopback socket
+//                                                    (`make run`, the sandbox); 404 otherwise
+//     neither                                     -> 404: not served on this port at all
+//
+// The mode is read once from the environment at start and printed with the routes that pass to
+// their steps. MOTIA_ROUTE_TABLE_FILE=<path> writes every route the running app serves (as
+// JSON) once it listens: the end-to-end test probes each of them without credentials.
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+
+const REALM = 'Motia Workbench (vmh Beteiligte sync)'
+const STEP_DIRS = ['steps', 'src']
+
+const digest = (text) => createHash('sha256').update(text, 'utf8').digest()
+
+// Equal-length digests: timingSafeEqual never throws and leaks no length.
+const sameSecret = (given, expected) => timingSafeEqual(digest(given), digest(expected))
+
+export function parseBasicAuth(header) {
+  const [scheme, encoded] = String(header ?? '').trim().split(/\s+/, 2)
+  if (!scheme || scheme.toLowerCase() !== 'basic' || !encoded) return null
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8')
+  const colon = decoded.indexOf(':')
+  if (colon < 0) return null
+  return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) }
+}
+
+const isLoopback = (address) =>
+  typeof address === 'string' && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'))
+
+export function gateMode(env) {
+  if (env.WORKBENCH_USER && env.WORKBENCH_PASSWORD) return 'login'
+  if (env.WORKBENCH_OPEN_LOCAL === 'true') return 'open-local'
+  return 'off'
+}
+
+// A step of this project: a file under <project>/steps or <project>/src, not a plugin's step
+// (plugins register theirs with flows ['_plugin'] or from node_modules) nor Motia's system steps.
+export function isProjectStep(step, projectDir) {
+  const file = step?.filePath
+  if (typeof file !== 'string' || !path.isAbsolute(file)) return false
+  if (step.config?.type !== 'api' || (step.config.flows ?? []).includes('_plugin')) return false
+  const rel = path.relative(projectDir, file)
+  const parts = rel.split(path.sep)
+  return !rel.startsWith('..') && STEP_DIRS.includes(parts[0]) && !parts.includes('node_modules')
+}
+
+export function createPortGate({ env = process.env, projectDir = process.cwd(), log = console.log } = {}) {
+  const mode = gateMode(env)
+  const user = env.WORKBENCH_USER ?? ''
+  const password = env.WORKBENCH_PASSWORD ?? ''
+
+  const loginOk = (headers) => {
+    const creds = parseBasicAuth(headers?.authorization)
+    // Compare both, always: a wrong user costs the same as a wrong password.
+    const userOk = sameSecret(creds?.user ?? '', user)
+    const passwordOk = sameSecret(creds?.password ?? '', password)
+    return creds !== null && userOk && passwordOk
+  }
+
+  // Who may see what is not a step route: the Workbench, its assets, streams, plugins, /emit.
+  const workbenchAllowed = (req) => {
+    if (mode === 'login') return loginOk(req.headers)
+    if (mode === 'open-local') return isLoopback(req.socket?.localAddress)
+    return false
+  }
+
+  const refuse = (res) => {
+    if (mode === 'login') {
+      res.setHeader('WWW-Authenticate', `Basic realm="${REALM}", charset="UTF-8"`)
+      res.status(401).json({ error: 'unauthorized', reason: 'Workbench login required (WORKBENCH_USER/WORKBENCH_PASSWORD)' })
+    } else {
+      res.status(404).json({ error: 'not_found', reason: 'not served on this port' })
+    }
+  }
+
+  // The first route of Motia's step router that express would pick for this request.
+  const routeStep = (router, req) => {
+    for (const layer of router?.stack ?? []) {
+      if (!layer.route) continue
+      let matches = false
+      try {
+        matches = layer.match(req.path) && layer.route._handles_method(req.method)
+      } catch {
+        return null // undecodable path: express would answer 400; the gate refuses it
+      }
+      if (matches) return layer.route.stack.map((l) => l.handle?.motiaStep).find(Boolean) ?? null
+    }
+    return null
+  }
+
+  const stepRoutes = (router) =>
+    (router?.stack ?? [])
+      .filter((layer) => layer.route && layer.route.stack.some((l) => isProjectStep(l.handle?.motiaStep, projectDir)))
+      .flatMap((layer) => Object.keys(layer.route.methods).map((m) => `${m.toUpperCase()} ${layer.route.path}`))
+
+  return {
+    mode,
+    workbenchAllowed,
+
+    // express middleware; getRouter returns Motia's API-step router (created after the gate).
+    middleware(getRouter) {
+      return (req, res, next) => {
+        if (isProjectStep(routeStep(getRouter(), req), projectDir)) return next()
+        if (workbenchAllowed(req)) return next()
+        refuse(res)
+      }
+    },
+
+    // WebSocket upgrades (Motia's streams) never reach express: checked in verifyClient.
+    upgradeRefusal(req) {
+      if (workbenchAllowed(req)) return null
+      return mode === 'login'
+        ? { code: 401, message: 'Unauthorized', headers: { 'WWW-Authenticate': `Basic realm="${REALM}", charset="UTF-8"` } }
+        : { code: 404, message: 'Not Found', headers: {} }
+    },
+
+    // Print the mode and the step routes once the port is open; optionally dump the route table.
+    watch(server, app, getRouter) {
+      server.once('listening', () => {
+        const open = stepRoutes(getRouter())
+        const what = {
+          login: 'Workbench, streams, /__motia*, /emit and plugin routes need the Workbench login (HTTP Basic)',
+          'open-local': 'Workbench OPEN without login on 127.0.0.1 (sandbox mode, WORKBENCH_OPEN_LOCAL=true)',
+          off: 'Workbench not served on this port (set WORKBENCH_USER and WORKBENCH_PASSWORD to serve it behind a login)',
+        }[mode]
+        log(`[port-gate] ${what}; routes that pass to their steps: ${open.join(', ') || 'none'}`)
+        if (env.MOTIA_ROUTE_TABLE_FILE) writeFileSync(env.MOTIA_ROUTE_TABLE_FILE, JSON.stringify(routeTable(app, getRouter(), projectDir), null, 1))
+      })
+    },
+  }
+}
+
+// Every route and mounted middleware of the running app, in express's order.
+export function routeTable(app, router, projectDir) {
+  const describe = (layer, source) => {
+    if (layer.route) {
+      const step = layer.route.stack.map((l) => l.handle?.motiaStep).find(Boolean)
+      return Object.keys(layer.route.methods).map((m) => ({
+        kind: 'route',
+        source,
+        method: m.toUpperCase(),
+        path: layer.route.path,
+        step: step?.config?.name ?? null,
+        projectStep: isProjectStep(step, projectDir),
+      }))
+    }
+    if (layer.handle === router) return router.stack.flatMap((l) => describe(l, 'step-router'))
+    return [{ kind: 'middleware', source, name: layer.name, pattern: String(layer.regexp) }]
+  }
+  return (app._router?.stack ?? []).flatMap((layer) => describe(layer, 'app'))
+}
+
+export const portGate = createPortGate()

@@ -1,0 +1,153 @@
+"""Alerts: one notice per condition when it starts to matter, and one when it is over.
+
+A condition is a name (`advoware_unreachable`, `espocrm_credentials`, `sweep_overdue`,
+`record_failed:<id>`) held in Redis while it lasts:
+
+| call                              | condition state          | effect                                  |
+|-----------------------------------|--------------------------|-----------------------------------------|
+| `raise_condition(name, detail)`   | unknown                  | remembered with its start time          |
+| `raise_condition(name, detail)`   | known, shorter than `after` | nothing                              |
+| `raise_condition(name, detail)`   | known, `after` reached, not alerted | one alert notice (HSETNX: once across processes) |
+| `raise_condition(...)` again      | alerted                  | nothing (no storm)                      |
+| `clear_condition(name)`           | alerted                  | forgotten; one recovery notice          |
+| `clear_condition(name)`           | not alerted / unknown    | forgotten silently                      |
+
+Whoever detects a condition calls these (the per-minute ops watch from the health checks, the
+sync outcome for `record_failed:<id>`); `after` defaults to `ALERT_AFTER_SECONDS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from services.store import keys
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+ACTIVE = keys.ALERT_ACTIVE  # set of condition names known now
+condition_key = keys.alert_condition
+
+
+class Notice(Protocol):
+    async def notify(self, record_id: str | None, message: str) -> bool: ...
+
+
+TEXTS: dict[str, tuple[str, str]] = {
+    # prefix of the condition name -> (alert text, recovery text); {detail} / {since} filled in
+    "advoware_unreachable": (
+        "Advoware ist seit {since} nicht erreichbar ({detail}). Der Abgleich wartet und holt alles nach.",
+        "Advoware ist wieder erreichbar; der Abgleich läuft wieder.",
+    ),
+    "advoware_credentials": (
+        "Advoware lehnt seit {since} die Zugangsdaten ab ({detail}). Bitte die Einstellungen prüfen.",
+        "Advoware nimmt die Zugangsdaten wieder an; der Abgleich läuft wieder.",
+    ),
+    "espocrm_unreachable": (
+        "EspoCRM ist seit {since} nicht erreichbar ({detail}). Der Abgleich wartet und holt alles nach.",
+        "EspoCRM ist wieder erreichbar; der Abgleich läuft wieder.",
+    ),
+    "espocrm_credentials": (
+        "EspoCRM lehnt seit {since} den API-Schlüssel ab ({detail}). Bitte die Einstellungen prüfen.",
+        "EspoCRM nimmt den API-Schlüssel wieder an; der Abgleich läuft wieder.",
+    ),
+    "sweep_overdue": (
+        "Der regelmäßige Abgleich ist seit {since} nicht mehr abgeschlossen worden ({detail}).",
+        "Der regelmäßige Abgleich läuft wieder.",
+    ),
+    "advoware_deletions_held": (
+        "Advoware meldet seit {since} auffällig viele Beteiligte als nicht vorhanden ({detail}). Es wird "
+        "nichts als gelöscht markiert, bis eine Person die Einstellungen geprüft hat "
+        "(python -m services.ops deletions --release oder --confirm).",
+        "Die zurückgehaltenen Löschungen wurden von einer Person freigegeben.",
+    ),
+    "record_failed": (
+        "{detail}",
+        "Der zuvor endgültig fehlgeschlagene Beteiligte wurde wieder erfolgreich abgeglichen.",
+    ),
+}
+
+
+def _texts(name: str) -> tuple[str, str]:
+    return TEXTS.get(name.split(":", 1)[0], ("Störung: {detail} (seit {since})", "Störung behoben."))
+
+
+def _record_of(name: str) -> str | None:
+    kind, _, rest = name.partition(":")
+    return rest if kind == "record_failed" and rest else None
+
+
+class Alerts:
+    def __init__(
+        self,
+        redis: Redis,
+        notice: Notice,
+        *,
+        after: timedelta = timedelta(minutes=30),
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._redis = redis
+        self._notice = notice
+        self._after = after
+        self._now = clock or (lambda: datetime.now(UTC))
+
+    async def raise_condition(self, name: str, detail: str, *, after: timedelta | None = None) -> bool:
+        """Note that `name` holds; True when this call sent the alert notice."""
+        ckey = condition_key(name)
+        now = self._now()
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hsetnx(ckey, "since", now.isoformat())
+        pipe.hset(ckey, "detail", detail[:300])
+        pipe.sadd(ACTIVE, name)
+        pipe.hgetall(ckey)
+        *_, state = await pipe.execute()
+        if state.get("alerted"):
+            return False
+        since = datetime.fromisoformat(state["since"])
+        if now - since < (self._after if after is None else after):
+            return False
+        if not await self._redis.hsetnx(ckey, "alerted", now.isoformat()):
+            return False  # another process sent it
+        text, _ = _texts(name)
+        await self._notice.notify(_record_of(name), text.format(detail=detail, since=_local(since)))
+        return True
+
+    async def clear_condition(self, name: str) -> bool:
+        """Note that `name` no longer holds; True when this call sent the recovery notice."""
+        ckey = condition_key(name)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hget(ckey, "alerted")
+        pipe.delete(ckey)
+        pipe.srem(ACTIVE, name)
+        alerted, deleted, _ = await pipe.execute()
+        if not alerted or not deleted:
+            return False
+        _, text = _texts(name)
+        await self._notice.notify(_record_of(name), text)
+        return True
+
+    async def active(self) -> list[dict[str, Any]]:
+        """The conditions known now, for `status` and the health detail."""
+        out: list[dict[str, Any]] = []
+        for name in sorted(await self._redis.smembers(ACTIVE)):
+            state = await self._redis.hgetall(condition_key(name))
+            if not state:
+                await self._redis.srem(ACTIVE, name)
+                continue
+            out.append({"name": name, **state})
+        return out
+
+
+async def apply(alerts: Alerts, conditions: dict[str, str | None], after: dict[str, timedelta]) -> None:
+    """Raise every condition with a detail, clear every one mapped to None."""
+    for name, detail in conditions.items():
+        if detail is None:
+            await alerts.clear_condition(name)
+        else:
+            await alerts.raise_condition(name, detail, after=after.get(name))
+
+
+def _local(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%d.%m.%Y %H:%M UTC")

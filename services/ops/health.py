@@ -1,0 +1,262 @@
+"""Is the sync healthy? The checks behind `GET /vmh/health`, `python -m services.ops status`
+and the alerts.
+
+| check          | fail (unhealthy: HTTP 503, exit 1)                 | warn (healthy, needs a look)        |
+|----------------|----------------------------------------------------|-------------------------------------|
+| `redis`        | PING fails                                         |                                     |
+| `espocrm`      | unreachable, or the API key refused (401/403)      |                                     |
+| `advoware`     | no token obtainable, or the API does not answer    |                                     |
+| `sweep`        | last completed sweep older than two intervals      | no sweep completed yet              |
+| `queue`        |                                                    | dead-lettered events (BullMQ DLQ)   |
+| `records`      |                                                    | records permanently_failed/conflict |
+| `notices`      |                                                    | notices waiting, channel broken     |
+
+Each check runs with its own time limit, so one hanging system cannot hang the report. The
+report holds ids, counts and reasons only (no names, no values).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from services.errors import ApiError, AuthError
+from services.store import keys
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from services.sync.notify import Notifier
+
+ENTITY = "CBeteiligte"
+CHECK_TIMEOUT_SECONDS = 10.0
+BULLMQ_PREFIX = "motia:"
+SWEEP_LAST = keys.SWEEP_LAST
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+class EspoLister(Protocol):
+    async def list(
+        self,
+        entity: str,
+        *,
+        where: Any = None,
+        select: Any = None,
+        order_by: str | None = None,
+        order: str = "asc",
+        offset: int = 0,
+        max_size: int = 200,
+    ) -> tuple[int, list[dict[str, Any]]]: ...
+
+
+class Tokens(Protocol):
+    async def get(self) -> str: ...
+
+
+class AdvoProbe(Protocol):
+    @property
+    def tokens(self) -> Tokens: ...
+
+    def iter_beteiligte(
+        self, *, changed_since_local: str | None = None, take: int = 100
+    ) -> AsyncIterator[dict[str, Any]]: ...
+
+
+@dataclass
+class Check:
+    state: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"state": self.state, **self.detail}
+
+
+@dataclass
+class HealthReport:
+    checked_at: str
+    checks: dict[str, Check]
+
+    @property
+    def healthy(self) -> bool:
+        return all(c.state != FAIL for c in self.checks.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "healthy": self.healthy,
+            "checked_at": self.checked_at,
+            "checks": {name: c.as_dict() for name, c in self.checks.items()},
+        }
+
+
+def _failure(exc: BaseException) -> Check:
+    if isinstance(exc, asyncio.TimeoutError):
+        return Check(FAIL, {"problem": "unreachable", "reason": "no answer in time"})
+    if isinstance(exc, AuthError):
+        return Check(FAIL, {"problem": "credentials", "status": exc.status_code, "reason": exc.reason})
+    if isinstance(exc, ApiError):
+        return Check(FAIL, {"problem": "unreachable", "status": exc.status_code, "reason": str(exc)[:200]})
+    return Check(FAIL, {"problem": "error", "reason": type(exc).__name__})
+
+
+async def _guard(probe: Callable[[], Awaitable[Check]]) -> Check:
+    try:
+        return await asyncio.wait_for(probe(), CHECK_TIMEOUT_SECONDS)
+    except (TimeoutError, ApiError, OSError) as exc:
+        return _failure(exc)
+    except Exception as exc:  # redis errors and the like: reported, never raised from health
+        return _failure(exc)
+
+
+async def check_redis(redis: Redis) -> Check:
+    await redis.ping()
+    return Check(OK)
+
+
+async def check_espocrm(espo: EspoLister) -> Check:
+    """Reachable and the API key accepted, plus the records a person must look at."""
+    counts: dict[str, int] = {}
+    for status in ("failed", "permanently_failed", "conflict"):
+        total, _ = await espo.list(
+            ENTITY,
+            where=[{"type": "equals", "attribute": "syncStatus", "value": status}],
+            select="id",
+            max_size=1,
+        )
+        counts[status] = int(total)
+    _, oldest = await espo.list(
+        ENTITY,
+        where=[{"type": "in", "attribute": "syncStatus", "value": ["pending_sync", "dirty", "failed"]}],
+        select="id,syncStatus,modifiedAt",
+        order_by="modifiedAt",
+        order="asc",
+        max_size=1,
+    )
+    pending = (
+        {
+            "id": oldest[0].get("id"),
+            "syncStatus": oldest[0].get("syncStatus"),
+            "since": oldest[0].get("modifiedAt"),
+        }
+        if oldest
+        else None
+    )
+    return Check(OK, {"records": counts, "oldest_pending": pending})
+
+
+async def check_advoware(advo: AdvoProbe) -> Check:
+    await advo.tokens.get()
+    async for _row in advo.iter_beteiligte(take=1):
+        break
+    return Check(OK)
+
+
+async def check_sweep(redis: Redis, overdue: timedelta, now: datetime) -> Check:
+    raw = await redis.get(SWEEP_LAST)
+    if not raw:
+        return Check(WARN, {"problem": "no sweep completed yet"})
+    last = json.loads(raw)
+    at = datetime.fromisoformat(str(last["at"]))
+    age = (now - at).total_seconds()
+    detail = {"last_completed": last["at"], "age_seconds": round(age)}
+    if age > overdue.total_seconds():
+        return Check(
+            FAIL, {**detail, "problem": f"no sweep completed for over {round(overdue.total_seconds())} s"}
+        )
+    return Check(OK, detail)
+
+
+async def queue_depths(redis: Redis) -> tuple[int, int, dict[str, int]]:
+    """(waiting events, dead-lettered events, per queue) from BullMQ's keys in the same Redis."""
+    queues: set[str] = set()
+    async for name in redis.scan_iter(match=f"{BULLMQ_PREFIX}*:meta", count=1000):
+        queues.add(str(name)[: -len(":meta")])
+    waiting = dead = 0
+    per_queue: dict[str, int] = {}
+    for base in sorted(queues):
+        pipe = redis.pipeline(transaction=False)
+        pipe.llen(f"{base}:wait")
+        pipe.llen(f"{base}:paused")
+        pipe.zcard(f"{base}:prioritized")
+        pipe.zcard(f"{base}:delayed")
+        depth = sum(int(n) for n in await pipe.execute())
+        per_queue[base[len(BULLMQ_PREFIX) :]] = depth
+        if base.endswith(".dlq"):
+            dead += depth
+        else:
+            waiting += depth
+    return waiting, dead, per_queue
+
+
+async def check_queue(redis: Redis) -> Check:
+    waiting, dead, _ = await queue_depths(redis)
+    detail = {"depth": waiting, "dead_letters": dead}
+    return Check(WARN if dead else OK, detail)
+
+
+async def check_notices(notifier: Notifier, redis: Redis) -> Check:
+    from services.sync.notify import outbox_summary
+
+    problems = await notifier.check_channel()
+    outbox = await outbox_summary(redis)
+    detail: dict[str, Any] = {"waiting": outbox["waiting"], "oldest_waiting": outbox["oldest"]}
+    if problems:
+        detail["problem"] = "; ".join(problems)
+    elif outbox.get("last_error") and outbox["waiting"]:
+        detail["last_error"] = outbox["last_error"]
+    return Check(WARN if problems or outbox["waiting"] else OK, detail)
+
+
+@dataclass
+class HealthDeps:
+    redis: Redis
+    espo: EspoLister
+    advo: AdvoProbe
+    notifier: Notifier
+    sweep_overdue: timedelta
+    alerts_active: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None
+
+
+async def run_checks(deps: HealthDeps, *, now: datetime | None = None) -> HealthReport:
+    now = now or datetime.now(UTC)
+    redis_check = await _guard(lambda: check_redis(deps.redis))
+    espo_check, advo_check = await asyncio.gather(
+        _guard(lambda: check_espocrm(deps.espo)), _guard(lambda: check_advoware(deps.advo))
+    )
+    checks: dict[str, Check] = {"redis": redis_check, "espocrm": espo_check, "advoware": advo_check}
+    if redis_check.state == OK:
+        checks["sweep"] = await _guard(lambda: check_sweep(deps.redis, deps.sweep_overdue, now))
+        checks["queue"] = await _guard(lambda: check_queue(deps.redis))
+        checks["notices"] = await _guard(lambda: check_notices(deps.notifier, deps.redis))
+    records = espo_check.detail.get("records") or {}
+    if records.get("permanently_failed") or records.get("conflict"):
+        espo_check.state = WARN
+    if deps.alerts_active is not None and redis_check.state == OK:
+        active = await deps.alerts_active()
+        if active:
+            checks["alerts"] = Check(WARN, {"active": [a["name"] for a in active]})
+    return HealthReport(checked_at=now.isoformat(), checks=checks)
+
+
+def conditions(report: HealthReport) -> dict[str, str | None]:
+    """The alert conditions this report shows (name -> detail) or clears (name -> None)."""
+    out: dict[str, str | None] = {}
+    for system in ("espocrm", "advoware"):
+        check = report.checks.get(system)
+        if check is None:
+            continue
+        problem = check.detail.get("problem") if check.state == FAIL else None
+        reason = str(check.detail.get("status") or check.detail.get("reason") or "")
+        out[f"{system}_unreachable"] = (
+            (reason or "keine Antwort") if problem in ("unreachable", "error") else None
+        )
+        out[f"{system}_credentials"] = (reason or "abgelehnt") if problem == "credentials" else None
+    sweep = report.checks.get("sweep")
+    if sweep is not None:
+        out["sweep_overdue"] = (
+            f"letzter Lauf {sweep.detail.get('last_completed')}" if sweep.state == FAIL else None
+        )
+    return out

@@ -1,0 +1,142 @@
+"""The operations endpoints' and commands' one entry: health (with alerts), metrics, history.
+
+Steps and the CLI call these with an open `Runtime`; nothing here imports Motia.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from services.store import keys
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from services.ops.alerts import Alerts
+    from services.ops.health import HealthReport
+    from services.ops.history import HistoryStore
+    from services.runtime import Runtime
+    from services.settings import Settings
+    from services.sync.notify import Notifier
+
+HEALTH_LAST = keys.HEALTH_LAST
+# An unauthenticated probe (a load balancer every few seconds) reuses a report this young,
+# so nobody without the token can make the service call EspoCRM and Advoware at will.
+HEALTH_CACHE_SECONDS = 15
+
+
+def notifier_for(rt: Runtime) -> Notifier:
+    """The runtime's notifier (the one the engine uses), or one built from the settings."""
+    existing = getattr(rt, "notifier", None)
+    if existing is not None:
+        return existing
+    from services.sync.notify import Notifier
+
+    s = rt.settings
+    return Notifier(rt.espo, rt.redis, s.ESPOCRM_NOTIFY_USER_ID, s.ESPOCRM_NOTIFY_USER_NAME)
+
+
+def alerts_for(rt: Runtime, notifier: Notifier | None = None) -> Alerts:
+    from services.ops.alerts import Alerts
+
+    return Alerts(
+        rt.redis, notifier or notifier_for(rt), after=timedelta(seconds=rt.settings.ALERT_AFTER_SECONDS)
+    )
+
+
+def history_for(redis: Redis, settings: Settings) -> HistoryStore:
+    from services.ops.history import HistoryStore
+
+    return HistoryStore(
+        redis, limit=settings.SYNC_HISTORY_LIMIT, max_age=timedelta(days=settings.SYNC_HISTORY_MAX_AGE_DAYS)
+    )
+
+
+async def check(rt: Runtime) -> HealthReport:
+    """Run every health check now, raise/clear the alert conditions it shows, and post the
+    notices waiting in the outbox (the per-minute watch and an authenticated health request)."""
+    from services.ops import alerts as alerting
+    from services.ops.health import HealthDeps, conditions, run_checks
+
+    notifier = notifier_for(rt)
+    alerts = alerts_for(rt, notifier)
+    report = await run_checks(
+        HealthDeps(
+            redis=rt.redis,
+            espo=rt.espo,
+            advo=rt.advo,
+            notifier=notifier,
+            sweep_overdue=timedelta(seconds=rt.settings.ALERT_SWEEP_OVERDUE_SECONDS),
+            alerts_active=alerts.active,
+        )
+    )
+    if report.checks["redis"].state != "fail":
+        await alerting.apply(alerts, conditions(report), {"sweep_overdue": timedelta(0)})
+        if report.checks.get("espocrm") and report.checks["espocrm"].state != "fail":
+            await notifier.retry_pending()
+        await rt.redis.set(HEALTH_LAST, json.dumps(report.as_dict()), ex=HEALTH_CACHE_SECONDS)
+    return report
+
+
+async def claim_watch_tick(redis: Redis, now: datetime | None = None) -> bool:
+    """One watch per cron tick across instances (and tests hold the ticks, like the sweep's)."""
+    tick = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M")
+    return bool(await redis.set(keys.watch_tick(tick), "1", nx=True, ex=keys.SWEEP_TICK_TTL_SECONDS))
+
+
+async def cached_health(redis: Redis) -> bool | None:
+    """The last report's verdict if it is young enough, else None."""
+    raw = await redis.get(HEALTH_LAST)
+    if not raw:
+        return None
+    return bool(json.loads(raw).get("healthy"))
+
+
+async def metrics_text(rt: Runtime) -> bytes:
+    """The Prometheus exposition: stored counters plus gauges read now."""
+    from services.ops.health import queue_depths
+    from services.ops.metrics import render, stored
+    from services.store.watermark import Watermark
+
+    waiting, dead, _ = await queue_depths(rt.redis)
+    now = datetime.now(UTC)
+    lag: dict[tuple[str, ...], float] = {}
+    for poll, mark in (("advoware", Watermark.advoware(rt.redis)), ("espocrm", Watermark.espocrm(rt.redis))):
+        value = await mark.stored()
+        if value is not None:
+            lag[(poll,)] = max(0.0, (now - value).total_seconds())
+    outbox = await rt.redis.hlen(keys.NOTIFY_OUTBOX)
+    gauges: dict[str, Any] = {
+        "vmh_queue_depth": ("Events waiting in the Motia queues", {(): waiting}, ()),
+        "vmh_dead_letters": ("Events in the Motia dead-letter queues", {(): dead}, ()),
+        "vmh_notices_waiting": ("Notices kept in the outbox for another attempt", {(): outbox}, ()),
+        "vmh_watermark_lag_seconds": ("Age of each change poll's watermark", lag, ("poll",)),
+    }
+    return render(await stored(rt.redis), gauges)
+
+
+async def record_history(rt: Runtime, record_id: str | None, betnr: int | None) -> tuple[str, list[Any]]:
+    """(EspoCRM id, entries newest first) for an id or a betnr; raises LookupError if unknown."""
+    if record_id is None:
+        assert betnr is not None
+        record_id = await _id_for_betnr(rt, betnr)
+    return record_id, await history_for(rt.redis, rt.settings).entries(record_id)
+
+
+async def _id_for_betnr(rt: Runtime, betnr: int) -> str:
+    from services.sync.snapshot import SnapshotStore
+
+    found = await SnapshotStore(rt.redis).espo_id_for_betnr(betnr)
+    if found:
+        return found
+    _, rows = await rt.espo.list(
+        "CBeteiligte",
+        where=[{"type": "equals", "attribute": "betnr", "value": betnr}],
+        select="id",
+        max_size=2,
+    )
+    if len(rows) != 1:
+        raise LookupError(f"betnr {betnr}: {len(rows)} EspoCRM records")
+    return str(rows[0]["id"])

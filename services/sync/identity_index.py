@@ -1,0 +1,205 @@
+"""The identity index: every Advoware party's identity in Redis, so the identity check before a
+create costs a few Redis reads instead of a full Advoware listing.
+
+    vmh:identity:entries        hash  betnr -> Identity JSON (services/beteiligte/identity.py)
+    vmh:identity:key:<lookup>   set   lookup key ("person:<name>", "company:<name>",
+                                      "register:<number>") -> betnrs
+    vmh:identity:state          hash  status building|ready, rows read, started/built at
+
+Kept current from three sides: built once from a full listing (`build`, resumable: it checkpoints
+the rows read and a later call continues one page before that, under a lease so one instance
+builds at a time); the Advoware change poll upserts every changed row it reads
+(services/sync/advoware_watch.py); and the engine upserts what Advoware answers to our own creates
+and updates. A party deleted in Advoware stays in the index until a link to it answers 404
+(`remove`): a candidate is always read from Advoware before it is linked.
+
+Until the first build has finished (and again after Redis lost the index) `ready()` is False and
+creates wait: the engine leaves the record `pending_sync`, the next sweep after the build creates it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from services.beteiligte.identity import Identity, Match, compare, identity_of_advo, lookup_keys
+from services.store import keys
+from services.store.lease import Lease, LeaseBusy
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+READY = "ready"
+BUILDING = "building"
+MISSING = "missing"
+PAGE = 100  # the Advoware listing's page size: the build checkpoints once per page
+
+
+class AdvowareListing(Protocol):
+    def iter_beteiligte(
+        self, *, changed_since_local: str | None = None, take: int = 100, start: int = 0
+    ) -> AsyncIterator[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class IndexState:
+    status: str  # ready | building | missing
+    read: int = 0  # Advoware rows read by the current / last build
+    started_at: str | None = None
+    built_at: str | None = None
+    entries: int = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.status == READY
+
+    def describe(self) -> str:
+        if self.status == READY:
+            return f"ready ({self.entries} Advoware parties, built {self.built_at})"
+        if self.status == BUILDING:
+            return f"building ({self.read} Advoware parties read so far, since {self.started_at})"
+        return "not built yet (the service builds it on its own within a minute)"
+
+
+def _betnr(row: Mapping[str, Any]) -> int | None:
+    value = row.get("betNr")
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class IdentityIndex:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    # ------------------------------------------------------------------ reading
+    async def state(self) -> IndexState:
+        raw = await self.redis.hgetall(keys.IDENTITY_STATE)
+        data = {_s(k): _s(v) for k, v in (raw or {}).items()}
+        if not data:
+            return IndexState(MISSING)
+        return IndexState(
+            status=data.get("status", MISSING),
+            read=int(data.get("read") or 0),
+            started_at=data.get("started_at"),
+            built_at=data.get("built_at"),
+            entries=int(await self.redis.hlen(keys.IDENTITY_ENTRIES)),
+        )
+
+    async def ready(self) -> bool:
+        return _s(await self.redis.hget(keys.IDENTITY_STATE, "status")) == READY
+
+    async def candidates(self, identity: Identity) -> list[tuple[int, Match]]:
+        """Advoware parties that are or might be `identity` (STRONG or WEAK), by betnr."""
+        betnrs: set[int] = set()
+        for lookup in lookup_keys(identity):
+            betnrs.update(int(b) for b in await self.redis.smembers(keys.identity_lookup(lookup)))
+        if not betnrs:
+            return []
+        ordered = sorted(betnrs)
+        raws = await self.redis.hmget(keys.IDENTITY_ENTRIES, [str(b) for b in ordered])
+        out = []
+        for betnr, raw in zip(ordered, raws, strict=True):
+            if raw:
+                match = compare(identity, Identity.from_json(raw))
+                if match:
+                    out.append((betnr, match))
+        return out
+
+    # ------------------------------------------------------------------ keeping it current
+    async def upsert(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Store the identities of Advoware rows (full records), replacing what they were."""
+        fresh: dict[int, Identity] = {}
+        for row in rows:
+            betnr = _betnr(row)
+            if betnr is not None:
+                fresh[betnr] = identity_of_advo(row)
+        if not fresh:
+            return 0
+        old = await self.redis.hmget(keys.IDENTITY_ENTRIES, [str(b) for b in fresh])
+        pipe = self.redis.pipeline(transaction=True)
+        for (betnr, identity), raw in zip(fresh.items(), old, strict=True):
+            before = lookup_keys(Identity.from_json(raw)) if raw else []
+            after = lookup_keys(identity)
+            for lookup in set(before) - set(after):
+                pipe.srem(keys.identity_lookup(lookup), betnr)
+            for lookup in after:
+                pipe.sadd(keys.identity_lookup(lookup), betnr)
+            pipe.hset(keys.IDENTITY_ENTRIES, str(betnr), identity.to_json())
+        await pipe.execute()
+        return len(fresh)
+
+    async def remove(self, betnr: int) -> None:
+        """A party Advoware no longer has (404 when it was about to be linked)."""
+        raw = await self.redis.hget(keys.IDENTITY_ENTRIES, str(betnr))
+        pipe = self.redis.pipeline(transaction=True)
+        if raw:
+            for lookup in lookup_keys(Identity.from_json(raw)):
+                pipe.srem(keys.identity_lookup(lookup), betnr)
+        pipe.hdel(keys.IDENTITY_ENTRIES, str(betnr))
+        await pipe.execute()
+
+    # ------------------------------------------------------------------ building
+    async def build(self, advo: AdvowareListing, *, budget_seconds: float = 50.0) -> IndexState:
+        """Build (or continue building) the index from the full Advoware listing, for at most about
+        `budget_seconds`; returns the state after. A no-op when it is ready; another instance
+        building it makes this return at once."""
+        if await self.ready():
+            return await self.state()
+        lease = Lease(self.redis, keys.IDENTITY_BUILDING, keys.IDENTITY_BUILD_LEASE_SECONDS)
+        try:
+            async with lease:
+                return await self._build_locked(advo, budget_seconds)
+        except LeaseBusy:
+            log.info("identity index: another instance is building it")
+            return await self.state()
+
+    async def _build_locked(self, advo: AdvowareListing, budget_seconds: float) -> IndexState:
+        state = await self.state()
+        now = datetime.now(UTC).isoformat()
+        if state.status != BUILDING:
+            log.info(
+                "identity index: building from the full Advoware listing (creates wait until it is done)"
+            )
+            await self.redis.hset(
+                keys.IDENTITY_STATE, mapping={"status": BUILDING, "read": 0, "started_at": now}
+            )
+            state = IndexState(BUILDING, 0, now)
+        # Continue one page before the checkpoint: the listing may have shifted a little since.
+        start = max(0, state.read - PAGE)
+        read, batch, deadline = start, [], time.monotonic() + budget_seconds
+        async for row in advo.iter_beteiligte(take=PAGE, start=start):
+            batch.append(row)
+            read += 1
+            if len(batch) == PAGE:
+                await self._checkpoint(batch, read)
+                batch = []
+                if time.monotonic() > deadline:
+                    log.info("identity index: %d Advoware parties read; continuing at the next run", read)
+                    return await self.state()
+        await self._checkpoint(batch, read)
+        await self.redis.hset(
+            keys.IDENTITY_STATE, mapping={"status": READY, "built_at": datetime.now(UTC).isoformat()}
+        )
+        done = await self.state()
+        log.info("identity index: ready, %d Advoware parties (%d rows read)", done.entries, read)
+        return done
+
+    async def _checkpoint(self, batch: list[dict[str, Any]], read: int) -> None:
+        await self.upsert(batch)
+        await self.redis.hset(keys.IDENTITY_STATE, "read", str(read))
+        if read and read % (PAGE * 10) == 0:
+            log.info("identity index: %d Advoware parties read", read)
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

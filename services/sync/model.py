@@ -1,0 +1,142 @@
+"""The vocabulary of one record's sync: why it runs (`Trigger`), how it ended (`Result`,
+`Outcome`), what a run carries along (`RecordContext`) and which states wait for a person
+(`PARKED`, `stays_parked`). No I/O here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from services.sync.decide import MergePlan
+from services.sync.states import SyncStatus
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    from redis.asyncio import Redis
+
+    from services.beteiligte.fieldmap import Direction
+    from services.sync.backoff import OwnWrites
+    from services.sync.breaker import CircuitBreakers
+    from services.sync.deletions import DeletionGuard
+    from services.sync.intents import IntentStore
+    from services.sync.lock import RecordLocks
+    from services.sync.notify import Notifier
+    from services.sync.ports import AdvowareApi, EspoApi
+    from services.sync.snapshot import SnapshotStore
+    from services.sync.stores import PendingAdvoware, PendingConflicts, SyncStats
+
+ENTITY = "CBeteiligte"
+
+
+class Trigger(StrEnum):
+    WEBHOOK_CREATE = "create"
+    WEBHOOK_UPDATE = "update"
+    SWEEP = "sync_check"  # pending/dirty/failed/stale lock, or an Advoware-side change
+    DAILY_CHECK = "daily_check"  # clean record not verified for 24 h
+    MANUAL = "manual"  # ops `sync <id>`
+    RETRY_NOW = "retry_now"  # breaker released it, or an operator retries: no back-off
+
+
+class Result(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    DELETED_IN_ADVOWARE = "deleted_in_advoware"
+    FAILED = "failed"
+    PERMANENTLY_FAILED = "permanently_failed"
+    LOCKED = "locked"  # another worker holds the record; it will run once more for us
+    SKIPPED = "skipped"  # record gone from EspoCRM, parked for a person, or back-off not due
+    WAITING = "waiting"  # a system's circuit breaker is open: released when it closes
+    UNLINKED = "unlinked"
+
+
+@dataclass
+class Outcome:
+    record_id: str
+    result: Result
+    plan: MergePlan | None = None
+    betnr: int | None = None
+    reason: str | None = None
+    writes: dict[str, int] = field(default_factory=lambda: {"espo": 0, "advo": 0})
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """Per-call choices of a sync. `defer_creates`: while a backfill holds its lock, a record
+    without betnr waits (the backfill may be about to link it); the backfill itself passes
+    False, since it is the one holding that lock."""
+
+    defer_creates: bool = True
+
+
+@dataclass
+class RecordContext:
+    """One run of one record: the EspoCRM record as read, its status, the writes made."""
+
+    record_id: str
+    espo: dict[str, Any]
+    status: SyncStatus
+    options: SyncOptions = SyncOptions()
+    espo_writes: int = 0
+    advo_writes: int = 0
+
+    @property
+    def writes(self) -> dict[str, int]:
+        return {"espo": self.espo_writes, "advo": self.advo_writes}
+
+
+@dataclass(frozen=True)
+class SyncDeps:
+    """The collaborators every part of a sync shares (built once by `SyncEngine`)."""
+
+    espo: EspoApi
+    advo: AdvowareApi
+    redis: Redis
+    tz: ZoneInfo
+    now: Callable[[], datetime]
+    locks: RecordLocks
+    snapshots: SnapshotStore
+    intents: IntentStore
+    notifier: Notifier
+    conflicts: PendingConflicts
+    pending_advoware: PendingAdvoware
+    stats: SyncStats
+    breakers: CircuitBreakers
+    deletions: DeletionGuard
+    own_writes: OwnWrites
+    # Per-field direction (field map + SYNC_FIELD_DIRECTIONS); None: every field two-way.
+    directions: Mapping[str, Direction] | None = None
+
+
+PARKED = frozenset({SyncStatus.PERMANENTLY_FAILED, SyncStatus.DELETED_IN_ADVOWARE, SyncStatus.CONFLICT})
+
+
+def stays_parked(status: SyncStatus, espo: Mapping[str, Any], trigger: Trigger) -> bool:
+    """Parked for a person. A person's edit (webhook) or an operator's `sync` requeues it -
+    deleted_in_advoware only once the stale betnr was cleared (relink), and a `conflict` (held
+    by the backfill as a possible duplicate) only when a person linked it (set betnr) or an
+    operator's `sync` says "create it anyway": an unrelated edit would create the duplicate."""
+    linked = espo.get("betnr") not in (None, "")
+    if status is SyncStatus.CONFLICT:
+        return not (trigger is Trigger.MANUAL or linked)
+    if status is SyncStatus.DELETED_IN_ADVOWARE and linked:
+        return True
+    return trigger not in (Trigger.WEBHOOK_UPDATE, Trigger.MANUAL)
+
+
+def as_int(value: Any) -> int | None:
+    """A betnr as an int; None for empty, unparseable or boolean values."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,230 @@
+"""How a sync ends, written down: every status write of the per-record sync goes through
+this module (and from here through `states.transition`, the one choke point).
+
+- `finish`: clean + advowareLastSync + cleared error, together with the sync's own changes.
+- `record_error`: an API or mapping error -> `failed` (retried by the sweep with back-off) or
+  `permanently_failed` (notified); auth errors never count as attempts.
+- `deleted_in_advoware`, `unlinked`: the two ends where the pair no longer exists.
+- `mark_syncing`, `store_snapshot`: the bookkeeping around a write.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from services.errors import ApiError, AuthError, FatalError, InvalidDataError, NotFoundError, TransientError
+from services.store import keys
+from services.sync.breaker import is_system_failure
+from services.sync.model import ENTITY, Outcome, RecordContext, Result, SyncDeps
+from services.sync.notify import record_event
+from services.sync.snapshot import Snapshot
+from services.sync.states import SyncStatus, transition
+
+log = logging.getLogger(__name__)
+
+# What a sync records on the record instead of raising: the error tree's API errors and the
+# mapper's refusal (`InvalidDataError`, raised as `MappingError`). Anything else - a bare
+# ValueError included - is a programming error and propagates (services/errors.py).
+RECORDED_ERRORS = (TransientError, FatalError, InvalidDataError)
+
+
+class Outcomes:
+    def __init__(self, deps: SyncDeps, *, max_attempts: int, mirror_syncing: bool) -> None:
+        self._d = deps
+        self.max_attempts = max_attempts
+        self.mirror_syncing = mirror_syncing
+
+    # ------------------------------------------------------------------ failures
+    async def record_error(
+        self, ctx: RecordContext, exc: TransientError | FatalError | InvalidDataError
+    ) -> Outcome:
+        """Classify an error of this run and record it on the record."""
+        if isinstance(exc, AuthError):
+            # Configuration, not data (wrong password, App-ID not activated): every record
+            # fails alike. The breaker opens at once; nothing is sent until the probe passes.
+            log.error("authentication with %s failed; check the credentials in the settings", exc.system)
+            await self._d.breakers.record_failure(ctx.record_id, exc)
+            return await self.record_failure(ctx, exc, permanent=False, count_attempt=False)
+        if isinstance(exc, TransientError):
+            waiting = await self._d.breakers.record_failure(ctx.record_id, exc)
+            return await self.record_failure(ctx, exc, permanent=False, count_attempt=not waiting)
+        # FatalError (e.g. a 400 with the server's reason) or InvalidDataError (the mapper
+        # refused to produce a payload): invalid data a person must fix.
+        return await self.record_failure(ctx, exc, permanent=True)
+
+    async def record_failure(
+        self, ctx: RecordContext, exc: Exception, *, permanent: bool, count_attempt: bool = True
+    ) -> Outcome:
+        attempts = int(ctx.espo.get("syncRetryCount") or 0) + (1 if count_attempt else 0)
+        if not permanent and count_attempt and attempts >= self.max_attempts:
+            permanent = True
+        target = SyncStatus.PERMANENTLY_FAILED if permanent else SyncStatus.FAILED
+        transition(SyncStatus.SYNCING, target)
+        reason = failure_reason(exc)
+        try:
+            await self.write_espo(
+                ctx, {"syncStatus": target.value, "syncErrorMessage": reason, "syncRetryCount": attempts}
+            )
+        except ApiError as write_exc:
+            # EspoCRM itself failed: the record keeps its state (the sweep finds it again).
+            log.warning(
+                "record %s: failure not recorded in EspoCRM: %s", ctx.record_id, failure_reason(write_exc)
+            )
+            if is_system_failure(write_exc):
+                await self._d.breakers.record_failure(ctx.record_id, write_exc)
+            return Outcome(ctx.record_id, Result.FAILED, reason=reason, writes=ctx.writes)
+        await record_event(self._d.redis, "failure", ctx.record_id, reason)
+        await self._d.stats.count("permanent_failures" if permanent else "failures")
+        log.warning(
+            "record %s sync failed (attempt %d, %s): %s", ctx.record_id, attempts, target.value, reason
+        )
+        if permanent:
+            await self._d.notifier.notify(
+                ctx.record_id,
+                f"Der Abgleich mit Advoware ist endgültig fehlgeschlagen (nach {attempts} Versuch(en)). "
+                f"Grund: {reason}. Bitte Daten prüfen und den Abgleich erneut anstoßen.",
+            )
+        return Outcome(
+            ctx.record_id,
+            Result.PERMANENTLY_FAILED if permanent else Result.FAILED,
+            reason=reason,
+            writes=ctx.writes,
+        )
+
+    async def unreadable(self, record_id: str, exc: ApiError) -> Outcome:
+        """The first EspoCRM read failed. Handled like every other call (never raised: BullMQ
+        would retry it 3 more times, and refused logins lock EspoCRM's IP out); nothing is
+        written, the record keeps its state and the sweep finds it again."""
+        reason = failure_reason(exc)
+        log.warning("record %s: EspoCRM read failed: %s", record_id, reason)
+        if is_system_failure(exc) and await self._d.breakers.record_failure(record_id, exc):
+            return Outcome(record_id, Result.WAITING, reason=reason)
+        return Outcome(record_id, Result.FAILED, reason=reason)
+
+    # ------------------------------------------------------------------ the pair is gone
+    async def deleted_in_advoware(self, ctx: RecordContext, betnr: int) -> Outcome:
+        from services.espocrm.datetime import format_espo_datetime
+
+        target = transition(SyncStatus.SYNCING, SyncStatus.DELETED_IN_ADVOWARE)
+        await self.write_espo(
+            ctx,
+            {
+                "syncStatus": target.value,
+                "advowareDeletedAt": format_espo_datetime(self._d.now()),
+                "syncErrorMessage": f"Advoware-Beteiligter {betnr} existiert nicht mehr (404).",
+            },
+        )
+        await self._d.snapshots.delete(ctx.record_id)
+        await record_event(self._d.redis, "deleted_in_advoware", ctx.record_id, f"betnr={betnr}")
+        await self._d.notifier.notify(
+            ctx.record_id,
+            f"Der Advoware-Beteiligte Nr. {betnr} existiert nicht mehr. Der EspoCRM-Datensatz bleibt erhalten "
+            "und wird nicht mehr abgeglichen, bis er neu verknüpft wird.",
+        )
+        await self._d.stats.count("deleted_in_advoware")
+        log.info(
+            "record %s: betnr %s not found in Advoware; marked deleted_in_advoware", ctx.record_id, betnr
+        )
+        return Outcome(ctx.record_id, Result.DELETED_IN_ADVOWARE, betnr=betnr, writes=ctx.writes)
+
+    async def unlinked(self, record_id: str) -> Outcome:
+        """EspoCRM record deleted: never delete in Advoware; record the unlink and notify.
+
+        Only once EspoCRM confirms the record is gone: EspoCRM signs the body only, so a signed
+        batch replayed (or misrouted) to the delete endpoint must not unlink a live record."""
+        d = self._d
+        try:
+            await d.espo.get(ENTITY, record_id)
+        except NotFoundError:
+            pass
+        else:
+            log.warning("record %s: delete event, but the record still exists in EspoCRM; ignored", record_id)
+            return Outcome(record_id, Result.SKIPPED, reason="still in EspoCRM")
+        snap = await d.snapshots.get(record_id)
+        intent = await d.intents.get(record_id)
+        betnr = snap.betnr if snap else (intent.betnr if intent else None)
+        await d.pending_advoware.discard(record_id)
+        await d.redis.hset(
+            keys.unlinked(record_id),
+            mapping={"at": d.now().isoformat(), "betnr": str(betnr) if betnr else ""},
+        )
+        await d.snapshots.delete(record_id)
+        await d.intents.delete(record_id)
+        await record_event(d.redis, "unlinked", record_id, f"betnr={betnr}" if betnr else None)
+        if betnr:
+            await d.notifier.notify(
+                None,
+                f"Beteiligter {record_id} wurde in EspoCRM gelöscht. Der Advoware-Beteiligte Nr. {betnr} "
+                "bleibt unverändert bestehen; die Verknüpfung wurde aufgehoben.",
+            )
+        log.info(
+            "record %s deleted in EspoCRM; unlinked from betnr %s (Advoware untouched)", record_id, betnr
+        )
+        return Outcome(record_id, Result.UNLINKED, betnr=betnr)
+
+    # ------------------------------------------------------------------ status writes
+    async def mark_syncing(self, ctx: RecordContext) -> None:
+        """Mirror the lock in EspoCRM for visibility - only when this sync writes anyway."""
+        if not self.mirror_syncing or ctx.espo.get("syncStatus") == SyncStatus.SYNCING.value:
+            return
+        await self.write_espo(ctx, {"syncStatus": SyncStatus.SYNCING.value})
+
+    async def finish(self, ctx: RecordContext, data: dict[str, Any], now: datetime) -> dict[str, Any]:
+        """Write the sync's EspoCRM changes together with clean status and advowareLastSync."""
+        from services.espocrm.datetime import format_espo_datetime
+
+        target = transition(SyncStatus.SYNCING, SyncStatus.CLEAN)
+        body = dict(data)
+        body.update(
+            {
+                "syncStatus": target.value,
+                "advowareLastSync": format_espo_datetime(now),
+                "syncErrorMessage": None,
+                "syncRetryCount": 0,
+            }
+        )
+        return await self.write_espo(ctx, body)
+
+    async def write_espo(self, ctx: RecordContext, data: dict[str, Any]) -> dict[str, Any]:
+        saved = await self._d.espo.update(ENTITY, ctx.record_id, data)
+        ctx.espo_writes += 1
+        await self._d.stats.count("espo_writes")
+        if "syncStatus" in data:
+            ctx.espo["syncStatus"] = data["syncStatus"]
+        saved = saved if isinstance(saved, dict) else {}
+        # Pollers recognise this write as ours by the modifiedAt it produced.
+        await self._d.own_writes.put(ctx.record_id, saved.get("modifiedAt"))
+        return saved
+
+    async def store_snapshot(
+        self,
+        record_id: str,
+        betnr: int,
+        content: Mapping[str, Any],
+        now: datetime,
+        espo_saved: Mapping[str, Any],
+        advo_saved: Mapping[str, Any] | None,
+    ) -> None:
+        """The content both sides agree on, with the change stamps our own writes produced."""
+        from services.beteiligte import mapper
+
+        await self._d.snapshots.put(
+            Snapshot(
+                espo_id=record_id,
+                betnr=betnr,
+                content=dict(content),
+                content_hash=mapper.content_hash(content),
+                synced_at=now.isoformat(),
+                espo_modified_at=espo_saved.get("modifiedAt"),
+                advo_changed_at=(advo_saved or {}).get("geaendertAm"),
+            )
+        )
+
+
+def failure_reason(exc: Exception) -> str:
+    if isinstance(exc, ApiError):
+        return str(exc)[:500]
+    return f"{type(exc).__name__}: {str(exc)[:300]}"

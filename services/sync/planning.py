@@ -1,0 +1,110 @@
+"""Read-only planning: what a sync of a record or a pair would write. GETs and the snapshot
+only - no lock, no write anywhere. Used by the update path (services/sync/update.py), by
+`sync --dry-run` and by `backfill --dry-run`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from services.errors import NotFoundError
+from services.sync.decide import MergePlan, decide
+from services.sync.model import ENTITY, PARKED, SyncDeps, Trigger, as_int, stays_parked
+from services.sync.snapshot import Snapshot
+from services.sync.states import SyncStatus
+
+# Without a snapshot, a change time within this window after advowareLastSync is taken to
+# be our own metadata write, not a person's edit.
+OWN_WRITE_TOLERANCE = timedelta(seconds=30)
+
+
+@dataclass
+class RecordPlan:
+    """Result of `Planner.plan_record`. `action`: create | update | none | parked |
+    deleted_in_advoware | not_found. `espo` / `advo` are the canonical contents read."""
+
+    record_id: str
+    action: str
+    status: str | None = None
+    betnr: int | None = None
+    plan: MergePlan | None = None
+    espo: dict[str, Any] | None = None
+    advo: dict[str, Any] | None = None
+    has_snapshot: bool = False
+    reason: str | None = None
+
+
+class Planner:
+    def __init__(self, deps: SyncDeps) -> None:
+        self._d = deps
+
+    async def plan_pair(
+        self, record_id: str, espo: Mapping[str, Any], advo: Mapping[str, Any], betnr: int
+    ) -> tuple[MergePlan, Snapshot | None]:
+        """What a sync of this pair would write (reads only the snapshot; writes nothing)."""
+        from services.beteiligte import mapper
+
+        snap = await self._d.snapshots.get(record_id)
+        if snap is not None and snap.betnr != betnr:
+            snap = None  # relinked by a person: the old snapshot belongs to another pair
+        plan = decide(
+            mapper.from_espo(espo),
+            mapper.from_advo(advo),
+            snap.content if snap else None,
+            espo_changed_since_sync=espo_changed(espo),
+            advo_changed_since_sync=self._advo_changed(espo, advo),
+            directions=self._d.directions,
+        )
+        return plan, snap
+
+    async def plan_record(self, record_id: str, trigger: Trigger = Trigger.MANUAL) -> RecordPlan:
+        """The dry run of `SyncEngine.sync_record`: GETs only, no lock, no write anywhere."""
+        from services.beteiligte import mapper
+
+        try:
+            espo = await self._d.espo.get(ENTITY, record_id)
+        except NotFoundError:
+            return RecordPlan(record_id, "not_found", reason="not in EspoCRM")
+        status = SyncStatus.parse(espo.get("syncStatus"))
+        betnr = as_int(espo.get("betnr"))
+        out = RecordPlan(record_id, "update", status=status.value, betnr=betnr, espo=mapper.from_espo(espo))
+        if status in PARKED and stays_parked(status, espo, trigger):
+            out.action, out.reason = "parked", f"parked as {status.value}"
+            return out
+        if betnr is None:
+            out.action = "create"
+            if await self._d.intents.get(record_id) is not None:
+                out.reason = "an interrupted create will be completed (no second record)"
+            return out
+        try:
+            advo = await self._d.advo.get_beteiligter(betnr)
+        except NotFoundError:
+            out.action, out.reason = "deleted_in_advoware", f"betnr {betnr} not found in Advoware"
+            return out
+        out.advo = mapper.from_advo(advo)
+        out.plan, snap = await self.plan_pair(record_id, espo, advo, betnr)
+        out.has_snapshot = snap is not None
+        if out.plan.is_noop:
+            out.action = "none"
+        return out
+
+    def _advo_changed(self, espo: Mapping[str, Any], advo: Mapping[str, Any]) -> bool | None:
+        from services.advoware.timezone import local_to_utc
+        from services.espocrm.datetime import parse_espo_datetime
+
+        last, changed = espo.get("advowareLastSync"), advo.get("geaendertAm")
+        if not last or not changed:
+            return None
+        return local_to_utc(changed, self._d.tz) > parse_espo_datetime(last)
+
+
+def espo_changed(espo: Mapping[str, Any]) -> bool | None:
+    """Edited in EspoCRM since the last sync (None: not known, no timestamps)."""
+    from services.espocrm.datetime import parse_espo_datetime
+
+    last, modified = espo.get("advowareLastSync"), espo.get("modifiedAt")
+    if not last or not modified:
+        return None
+    return parse_espo_datetime(modified) > parse_espo_datetime(last) + OWN_WRITE_TOLERANCE

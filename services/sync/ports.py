@@ -1,0 +1,43 @@
+"""What the sync needs from the two systems (ports), as Protocols: the engine, sweep,
+watch, backfill and ops tools are typed against these, not against the concrete clients
+(services/espocrm/client.py, services/advoware/client.py) - so a fake in a test or a
+simulator satisfies them, and mypy says when a client and its users drift apart.
+
+One place for all of them: a new need is a new method here first."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol
+
+
+class EspoApi(Protocol):
+    """EspoCRM as the per-record sync uses it."""
+
+    async def get(self, entity: str, record_id: str) -> dict[str, Any]: ...
+    async def create(self, entity: str, data: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def update(self, entity: str, record_id: str, data: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class EspoListingApi(EspoApi, Protocol):
+    """EspoCRM with paged reads and creates (backfill, sweep, ops tools)."""
+
+    def iterate(
+        self,
+        entity: str,
+        *,
+        where: Sequence[Mapping[str, Any]] | None = None,
+        select: str | Sequence[str] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]: ...
+    async def create(
+        self, entity: str, data: Mapping[str, Any], *, skip_duplicate_check: bool = False
+    ) -> dict[str, Any]: ...
+
+
+class AdvowareApi(Protocol):
+    async def get_beteiligter(self, betnr: int) -> dict[str, Any]: ...
+    async def create_beteiligter(self, payload: dict[str, Any]) -> dict[str, Any]: ...
+    async def update_beteiligter(self, betnr: int, payload: dict[str, Any]) -> dict[str, Any]: ...
+    def iter_beteiligte(
+        self, *, changed_since_local: str | None = None, take: int = 100
+    ) -> AsyncIterator[dict[str, Any]]: ...

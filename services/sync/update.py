@@ -1,0 +1,128 @@
+"""Update a linked pair: plan -> write -> snapshot -> conflicts.
+
+Advoware gets the full object as read with the synced fields replaced (PUT is a full
+replace, so unmapped fields survive); EspoCRM gets only the changed fields plus sync
+metadata. The snapshot is stored after both writes succeeded. Conflicts (both sides
+changed, EspoCRM won) are kept in `PendingConflicts` until reported, so a write whose answer
+was lost is still reported by the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from services.errors import NotFoundError
+from services.sync.decide import FieldConflict, MergePlan
+from services.sync.model import Outcome, RecordContext, Result, SyncDeps, Trigger
+from services.sync.notify import record_event
+from services.sync.outcomes import Outcomes
+from services.sync.planning import Planner
+from services.sync.snapshot import Snapshot
+from services.sync.states import SyncStatus
+
+log = logging.getLogger(__name__)
+
+
+class Updater:
+    def __init__(self, deps: SyncDeps, planner: Planner, outcomes: Outcomes) -> None:
+        self._d = deps
+        self._planner = planner
+        self._out = outcomes
+
+    async def update(self, ctx: RecordContext, betnr: int, trigger: Trigger) -> Outcome:
+        try:
+            advo = await self._d.advo.get_beteiligter(betnr)
+        except NotFoundError:
+            await self._d.deletions.checked()
+            if not await self._d.deletions.allow(ctx.record_id):  # bulk 404: held for a person
+                return Outcome(ctx.record_id, Result.WAITING, betnr=betnr, reason="deletions held (bulk 404)")
+            return await self._out.deleted_in_advoware(ctx, betnr)
+        await self._d.deletions.checked()
+        plan, snap = await self._planner.plan_pair(ctx.record_id, ctx.espo, advo, betnr)
+        pending = await self._d.conflicts.get(ctx.record_id, betnr)
+        if plan.is_noop:
+            return await self._unchanged(ctx, betnr, trigger, plan, snap, advo, pending)
+        return await self._write(ctx, betnr, plan, advo, pending)
+
+    async def _unchanged(
+        self,
+        ctx: RecordContext,
+        betnr: int,
+        trigger: Trigger,
+        plan: MergePlan,
+        snap: Snapshot | None,
+        advo: dict[str, Any],
+        pending: list[FieldConflict],
+    ) -> Outcome:
+        """Nothing to write: only status metadata and, if it moved, the snapshot."""
+        from services.beteiligte import mapper
+
+        now = self._d.now()
+        saved = ctx.espo
+        if ctx.status is not SyncStatus.CLEAN or trigger is Trigger.DAILY_CHECK:
+            saved = await self._out.finish(ctx, {}, now)  # status / last-check metadata only
+        if (
+            snap is None
+            or snap.content_hash != mapper.content_hash(plan.merged)
+            or snap.espo_modified_at != saved.get("modifiedAt")
+            or snap.advo_changed_at != advo.get("geaendertAm")
+        ):
+            await self._out.store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo)
+        if pending:  # an earlier run's write was applied although its answer was lost
+            await self.report_conflicts(ctx.record_id, betnr, pending)
+        await self._d.stats.count("unchanged")
+        return Outcome(ctx.record_id, Result.UNCHANGED, plan=plan, betnr=betnr, writes=ctx.writes)
+
+    async def _write(
+        self,
+        ctx: RecordContext,
+        betnr: int,
+        plan: MergePlan,
+        advo: dict[str, Any],
+        pending: list[FieldConflict],
+    ) -> Outcome:
+        from services.beteiligte import mapper
+
+        now = self._d.now()
+        await self._out.mark_syncing(ctx)
+        advo_after = advo
+        if plan.conflicts:
+            await self._d.conflicts.put(ctx.record_id, betnr, plan.conflicts)
+        if plan.to_advo:
+            payload = mapper.to_advo_payload(plan.merged, advo)
+            advo_after = await self._d.advo.update_beteiligter(betnr, payload)
+            ctx.advo_writes += 1
+        patch = mapper.to_espo_patch(plan.merged, plan.to_espo, current=ctx.espo) if plan.to_espo else {}
+        saved = await self._out.finish(ctx, patch, now)
+        await self._out.store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo_after)
+        # Earlier conflicts whose write was applied unseen, unless this run found the same one.
+        seen = {(c.field, json.dumps(c.advo_value, sort_keys=True)) for c in plan.conflicts}
+        conflicts = list(plan.conflicts) + [
+            c for c in pending if (c.field, json.dumps(c.advo_value, sort_keys=True)) not in seen
+        ]
+        if conflicts:
+            await self.report_conflicts(ctx.record_id, betnr, conflicts)
+        await self._d.stats.count("updates")
+        log.info(
+            "record %s synced (betnr %s): to_advoware=%s to_espocrm=%s conflicts=%d basis=%s",
+            ctx.record_id,
+            betnr,
+            sorted(plan.to_advo),
+            sorted(plan.to_espo),
+            len(plan.conflicts),
+            plan.basis.value,
+        )
+        return Outcome(ctx.record_id, Result.UPDATED, plan=plan, betnr=betnr, writes=ctx.writes)
+
+    async def report_conflicts(self, record_id: str, betnr: int, conflicts: Sequence[FieldConflict]) -> None:
+        """Count, log and tell a person, once the EspoCRM values are in Advoware."""
+        from services.sync import notify
+
+        await self._d.stats.count("conflicts", len(conflicts))
+        await record_event(self._d.redis, "conflict", record_id, ",".join(c.field for c in conflicts))
+        label = notify.record_label(record_id, betnr=betnr)
+        await self._d.notifier.notify(record_id, notify.conflict_text(label, conflicts))
+        await self._d.conflicts.delete(record_id)

@@ -1,0 +1,125 @@
+"""The identity check before a create and the betnr uniqueness check (services/sync/linking.py),
+one test per row of its table, against the fakes and fakeredis; write verification's pure compare."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fakeredis
+import pytest
+
+from services.beteiligte.identity import Match, Strength
+from services.store import keys
+from services.sync.identity_index import IdentityIndex
+from services.sync.linking import Action, Linker, choose
+from services.sync.verify import carry_baseline, message, unapplied
+from tests.support.fakes import FakeAdvo, FakeEspo
+from tests.unit.test_identity_index import advo_person
+
+HANS = {
+    "kind": "person",
+    "first_name": "Hans",
+    "last_name": "Müller",
+    "birth_date": "1970-01-01",
+    "emails": [],
+}
+
+
+@pytest.fixture
+async def setup() -> tuple[Linker, FakeEspo, FakeAdvo, IdentityIndex]:
+    redis: Any = fakeredis.FakeAsyncRedis(decode_responses=True)
+    espo, advo, index = FakeEspo(), FakeAdvo(), IdentityIndex(redis)
+    await redis.hset(keys.IDENTITY_STATE, "status", "ready")
+    return Linker(espo=espo, advo=advo, index=index), espo, advo, index
+
+
+async def add(advo: FakeAdvo, index: IdentityIndex, row: dict[str, Any]) -> None:
+    advo.records[row["betNr"]] = row
+    await index.upsert([row])
+
+
+def test_choose_follows_the_table() -> None:
+    strong, weak = Match(Strength.STRONG, "person: name + birth date"), Match(Strength.WEAK, "same name")
+    assert choose([]).action is Action.CREATE
+    assert choose([(1, strong), (2, weak)]).action is Action.LINK and choose([(1, strong)]).betnr == 1
+    several = choose([(1, strong), (2, strong)])
+    assert several.action is Action.HOLD and "Nr. 1" in several.message and "Nr. 2" in several.message
+    assert choose([(3, weak)]).action is Action.HOLD
+
+
+async def test_no_index_yet_the_create_builds_it_or_waits_while_another_builds(setup: Any) -> None:
+    from services.store.lease import Lease
+
+    linker, _espo, advo, index = setup
+    await index.redis.delete(keys.IDENTITY_STATE)
+    await add(advo, index, advo_person(7, "Hans", "Müller", "1970-01-01"))
+    other = Lease(index.redis, keys.IDENTITY_BUILDING, 30)
+    assert await other.acquire()
+    waiting = await linker.before_create("e1", HANS)
+    assert waiting.action is Action.WAIT and "identity index" in waiting.message
+    await other.release()
+    decision = await linker.before_create("e1", HANS)  # builds it, then decides
+    assert decision.action is Action.LINK and await index.ready()
+
+
+async def test_no_candidate_creates_and_a_unique_one_links(setup: Any) -> None:
+    linker, _espo, advo, index = setup
+    assert (await linker.before_create("e1", HANS)).action is Action.CREATE
+    await add(advo, index, advo_person(7, "Hans", "Mueller", "1970-01-01"))
+    decision = await linker.before_create("e1", HANS)
+    assert decision.action is Action.LINK and decision.betnr == 7 and decision.advo is not None
+    assert decision.rule == "person: name + birth date"
+
+
+async def test_a_party_already_linked_to_another_record_is_held_with_a_note_for_both(setup: Any) -> None:
+    linker, espo, advo, index = setup
+    await add(advo, index, advo_person(7, "Hans", "Müller", "1970-01-01"))
+    espo.records["e0"] = {"id": "e0", "betnr": 7}
+    decision = await linker.before_create("e1", HANS)
+    assert decision.action is Action.HOLD and decision.related == ("e0",) and "e0" in decision.message
+
+
+async def test_several_or_only_weak_candidates_hold_and_list_the_betnrs(setup: Any) -> None:
+    linker, _espo, advo, index = setup
+    await add(advo, index, advo_person(7, "Hans", "Müller", None))
+    weak = await linker.before_create("e1", HANS)
+    assert weak.action is Action.HOLD and weak.candidates == ((7, "same name, birth date missing"),)
+    await add(advo, index, advo_person(8, "Hans", "Müller", "1970-01-01"))
+    await add(advo, index, advo_person(9, "Hans", "Mueller", "1970-01-01"))
+    several = await linker.before_create("e1", HANS)
+    assert several.action is Action.HOLD and [b for b, _ in several.candidates] == [7, 8, 9]
+
+
+async def test_a_candidate_deleted_in_advoware_is_dropped_and_decided_again(setup: Any) -> None:
+    linker, _espo, advo, index = setup
+    await add(advo, index, advo_person(7, "Hans", "Müller", "1970-01-01"))
+    del advo.records[7]
+    assert (await linker.before_create("e1", HANS)).action is Action.CREATE
+    from services.beteiligte.identity import identity_of_content
+
+    assert await index.candidates(identity_of_content(HANS)) == []
+
+
+async def test_a_copied_betnr_is_held_and_names_the_record_that_has_it(setup: Any) -> None:
+    linker, espo, _advo, _index = setup
+    espo.records["e0"] = {"id": "e0", "betnr": 7}
+    espo.records["e1"] = {"id": "e1", "betnr": 7}
+    held = await linker.unique_link("e1", 7)
+    assert held.action is Action.HOLD and held.related == ("e0",) and "7" in held.message
+    del espo.records["e0"]
+    assert (await linker.unique_link("e1", 7)).action is Action.LINK
+
+
+def test_write_verification_reports_what_was_not_stored() -> None:
+    sent = {"kind": "person", "title": "Dr. med.", "last_name": "Roth"}
+    answered = {"kind": "person", "title": None, "last_name": "Roth"}
+    assert unapplied(sent, answered, ["title", "last_name"]) == {"title": None}
+    assert unapplied(sent, answered, ["last_name"]) == {}
+    text = message("Advoware", sent, {"title": None})
+    assert "title: Dr. med. (gesendet)" in text and "(leer) (gespeichert)" in text
+
+
+def test_baselines_are_carried_until_a_sync_decides_the_field_anew() -> None:
+    assert carry_baseline({"title": "Dr"}, [], {}) == {"title": "Dr"}
+    assert carry_baseline({"title": "Dr"}, ["title"], {}) == {}
+    assert carry_baseline({"title": "Dr"}, ["title"], {"title": "Dr."}) == {"title": "Dr."}

@@ -1,0 +1,61 @@
+"""The operations steps (flow vmh-ops): valid configs, admin token where detail is shown."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from tests.unit.test_ops_cli import ALLOWED_API_KEYS, Ctx
+
+ROOT = Path(__file__).resolve().parents[2]
+STEPS = sorted((ROOT / "steps" / "vmh").glob("monitor_*_step.py"))
+
+
+def load(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_configs() -> None:
+    assert {p.stem for p in STEPS} == {
+        "monitor_health_api_step",
+        "monitor_metrics_api_step",
+        "monitor_history_api_step",
+        "monitor_watch_cron_step",
+    }
+    for path in STEPS:
+        config = load(path).config
+        assert config["flows"] == ["vmh-ops"]
+        if config["type"] == "api":
+            assert set(config) <= ALLOWED_API_KEYS and config["method"] == "GET"
+            assert config["path"].startswith("/vmh/")
+        else:
+            assert config["type"] == "cron" and config["cron"] == "*/5 * * * *"
+
+
+@pytest.mark.parametrize("name", ["monitor_metrics_api_step", "monitor_history_api_step"])
+async def test_detail_needs_the_admin_token(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = SimpleNamespace(SYNC_ADMIN_TOKEN=SimpleNamespace(get_secret_value=lambda: "t0ken"))
+    monkeypatch.setattr("services.settings.get_settings", lambda: settings)
+    mod = load(ROOT / "steps" / "vmh" / f"{name}.py")
+    for headers in ({}, {"authorization": "Bearer wrong"}):
+        resp = await mod.handler({"headers": headers, "queryParams": {"id": "x"}}, Ctx([]))
+        assert resp["status"] == 401
+
+
+async def test_health_without_settings_is_a_bare_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.errors import ConfigurationError
+
+    def broken() -> Any:
+        raise ConfigurationError("configuration error: REDIS_URL is invalid")
+
+    monkeypatch.setattr("services.settings.get_settings", broken)
+    mod = load(ROOT / "steps" / "vmh" / "monitor_health_api_step.py")
+    assert await mod.handler({"headers": {}}, Ctx([])) == {"status": 503, "body": {"healthy": False}}

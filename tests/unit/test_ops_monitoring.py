@@ -1,0 +1,271 @@
+"""Operations stores and rules: history, metrics, alerts, notices, health, field directions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import fakeredis
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.beteiligte.fieldmap import Direction, effective_directions, parse_directions
+from services.errors import AuthError, UnavailableError
+from services.ops.alerts import Alerts
+from services.ops.health import HealthDeps, conditions, run_checks
+from services.ops.history import HistoryEntry, HistoryStore
+from services.ops.metrics import Metrics, counter_value, render, stored
+from services.ops.recorder import entry_for_outcome
+from services.sync.decide import FieldConflict, decide
+from services.sync.notify import OUTBOX, Notifier, conflict_text, outbox_summary, record_label
+from tests.support.fakes import FAKE_USER_NAME, FakeAdvo, FakeEspo
+
+
+@pytest.fixture
+def redis() -> Any:
+    return fakeredis.FakeAsyncRedis(decode_responses=True)
+
+
+# --------------------------------------------------------------------------- history
+
+
+async def test_history_is_bounded_by_count_and_age(redis: Any) -> None:
+    store = HistoryStore(redis, limit=3, max_age=timedelta(days=1))
+    now = datetime.now(UTC)
+    await store.add(
+        "r1", HistoryEntry(at=(now - timedelta(days=2)).isoformat(), trigger="update", result="x")
+    )
+    for i in range(4):
+        await store.add("r1", HistoryEntry(at=now.isoformat(), trigger="update", result=f"r{i}"))
+    entries = await store.entries("r1")
+    assert [e["result"] for e in entries] == ["r3", "r2", "r1"]
+    assert 0 < await redis.ttl("vmh:history:r1") <= 86400
+
+
+def test_history_entry_names_old_and_new_values_and_the_winner() -> None:
+    espo, advo, snap = {"last_name": "Meier"}, {"last_name": "Schulze"}, {"last_name": "Alt"}
+    plan = decide(espo, advo, snap, diff=_diff)
+    outcome = SimpleNamespace(record_id="r1", result="updated", plan=plan, betnr=7, reason=None)
+    entry = entry_for_outcome(outcome, "update", datetime(2026, 7, 1, tzinfo=UTC))
+    assert entry.direction == "to_advoware" and entry.winner == "espocrm"
+    assert entry.changes == ({"field": "last_name", "system": "advoware", "old": "Schulze", "new": "Meier"},)
+    assert entry.conflicts[0]["advoware_overwritten"] == "Schulze"
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+async def test_metrics_parse_with_the_prometheus_parser_and_add_up_across_processes(redis: Any) -> None:
+    for _ in range(2):  # two handler processes, each with its own buffer
+        m = Metrics(redis)
+        m.inc("vmh_syncs", trigger="update", result="updated")
+        m.observe("advoware", "GET", "2xx", 0.07)
+        m.observe("espocrm", "PUT", "error", 12.0)
+        await m.flush()
+    assert await counter_value(redis, "vmh_syncs", trigger="update", result="updated") == 2
+    text = render(await stored(redis), {"vmh_queue_depth": ("depth", {(): 3}, ())}).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    syncs = families["vmh_syncs"].samples
+    assert any(s.labels == {"trigger": "update", "result": "updated"} and s.value == 2 for s in syncs)
+    hist = {
+        (s.name, s.labels.get("le"), s.labels["system"]): s.value
+        for s in families["vmh_api_call_duration_seconds"].samples
+    }
+    assert hist[("vmh_api_call_duration_seconds_bucket", "0.1", "advoware")] == 2
+    assert hist[("vmh_api_call_duration_seconds_bucket", "10.0", "espocrm")] == 0
+    assert hist[("vmh_api_call_duration_seconds_count", None, "espocrm")] == 2
+    assert families["vmh_queue_depth"].samples[0].value == 3
+
+
+def test_labels_are_checked() -> None:
+    with pytest.raises(ValueError):
+        Metrics(fakeredis.FakeAsyncRedis()).inc("vmh_syncs", trigger="x")
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+class Told:
+    def __init__(self) -> None:
+        self.notices: list[tuple[str | None, str]] = []
+
+    async def notify(self, record_id: str | None, message: str) -> bool:
+        self.notices.append((record_id, message))
+        return True
+
+
+async def test_one_alert_per_condition_past_the_threshold_and_one_recovery(redis: Any) -> None:
+    now = [datetime(2026, 7, 1, 10, 0, tzinfo=UTC)]
+    told = Told()
+    alerts = Alerts(redis, told, after=timedelta(minutes=30), clock=lambda: now[0])
+    assert not await alerts.raise_condition("advoware_unreachable", "timeout")
+    now[0] += timedelta(minutes=29)
+    assert not await alerts.raise_condition("advoware_unreachable", "timeout")
+    now[0] += timedelta(minutes=2)
+    assert await alerts.raise_condition("advoware_unreachable", "timeout")
+    for _ in range(3):
+        assert not await alerts.raise_condition("advoware_unreachable", "timeout")
+    assert len(told.notices) == 1 and "Advoware ist seit" in told.notices[0][1]
+    assert [a["name"] for a in await alerts.active()] == ["advoware_unreachable"]
+    assert await alerts.clear_condition("advoware_unreachable")
+    assert not await alerts.clear_condition("advoware_unreachable")
+    assert len(told.notices) == 2 and "wieder erreichbar" in told.notices[1][1]
+    assert await alerts.active() == []
+
+
+async def test_a_short_outage_clears_silently_and_immediate_conditions_alert_at_once(redis: Any) -> None:
+    told = Told()
+    alerts = Alerts(redis, told, after=timedelta(minutes=30))
+    await alerts.raise_condition("espocrm_unreachable", "x")
+    assert not await alerts.clear_condition("espocrm_unreachable")
+    assert await alerts.raise_condition("record_failed:r1", "Text", after=timedelta(0))
+    assert told.notices == [("r1", "Text")]
+
+
+# --------------------------------------------------------------------------- notices
+
+
+async def test_notice_looks_up_the_user_name_once_and_posts_on_the_record(redis: Any) -> None:
+    espo = FakeEspo()
+    rid = espo.add({"name": "X"})
+    notifier = Notifier(espo, redis, "u1", None)
+    assert await notifier.notify(rid, "Bitte prüfen")
+    assert await notifier.notify(rid, "Noch einmal")
+    assert espo.notifications == [
+        (rid, f"@{FAKE_USER_NAME} Bitte prüfen"),
+        (rid, f"@{FAKE_USER_NAME} Noch einmal"),
+    ]
+    assert espo.calls["get_user"] == 1  # cached in Redis
+
+
+async def test_override_name_and_a_deleted_record_goes_to_the_users_stream(redis: Any) -> None:
+    espo = FakeEspo()
+    notifier = Notifier(espo, redis, "u1", "anna")
+    assert await notifier.notify("gone", "gelöscht")
+    assert espo.notifications == [("u1", "@anna gelöscht")] and espo.calls["get_user"] == 0
+
+
+async def test_an_undelivered_notice_waits_in_the_outbox_and_is_retried(redis: Any) -> None:
+    espo = FakeEspo()
+    rid = espo.add({"name": "X"})
+    espo.fail_next["notify"] = [UnavailableError("down", system="espocrm", status_code=503)]
+    counted: list[str] = []
+    notifier = Notifier(espo, redis, "u1", None, count=counted.append)
+    assert not await notifier.notify(rid, "Konflikt")
+    summary = await outbox_summary(redis)
+    assert summary["waiting"] == 1 and summary["records"] == [rid] and "Konflikt" not in json.dumps(summary)
+    assert await notifier.retry_pending("other") == 0
+    assert await notifier.retry_pending(rid) == 1
+    assert await redis.hlen(OUTBOX) == 0 and counted == ["failed", "sent"]
+    assert espo.notifications == [(rid, f"@{FAKE_USER_NAME} Konflikt")]
+
+
+async def test_channel_check_names_what_is_missing(redis: Any) -> None:
+    assert await Notifier(FakeEspo(), redis, None).check_channel() == [
+        "ESPOCRM_NOTIFY_USER_ID is not set: nobody can be notified"
+    ]
+
+    class Forbidden(FakeEspo):
+        async def get(self, entity: str, record_id: str) -> dict[str, Any]:
+            raise AuthError("forbidden", system="espocrm", status_code=403)
+
+    problems = await Notifier(Forbidden(), redis, "u1").check_channel()
+    assert "ESPOCRM_NOTIFY_USER_NAME" in problems[0] and "read Users" in problems[0]
+    assert not await Notifier(Forbidden(), redis, "u1").notify(None, "x")
+    assert (await outbox_summary(redis))["waiting"] == 1
+
+
+def test_conflict_text_is_german_and_names_record_field_and_both_values() -> None:
+    label = record_label("r1", name="Jürgen Meier", betnr=7)
+    text = conflict_text(label, [FieldConflict("last_name", "Meier", "Schulze")])
+    assert "„Jürgen Meier“" in text and "Advoware-Nr. 7" in text and "Nachname" in text
+    assert "EspoCRM „Meier“ übernommen" in text and "Advoware-Wert „Schulze“ überschrieben" in text
+
+
+# --------------------------------------------------------------------------- health
+
+
+def deps(redis: Any, espo: FakeEspo, advo: FakeAdvo) -> HealthDeps:
+    return HealthDeps(
+        redis=redis,
+        espo=espo,
+        advo=advo,
+        notifier=Notifier(espo, redis, "u1"),
+        sweep_overdue=timedelta(minutes=30),
+    )
+
+
+async def test_health_is_healthy_without_a_sweep_yet_and_fails_when_advoware_refuses(redis: Any) -> None:
+    espo, advo = FakeEspo(), FakeAdvo()
+    espo.add({"name": "X", "syncStatus": "permanently_failed"})
+    report = await run_checks(deps(redis, espo, advo))
+    assert report.healthy and report.checks["sweep"].state == "warn"
+    assert report.checks["espocrm"].detail["records"]["permanently_failed"] == 1
+    assert conditions(report)["advoware_unreachable"] is None
+    advo.tokens.fail = AuthError("token refused", system="advoware", status_code=401)
+    report = await run_checks(deps(redis, espo, advo))
+    assert not report.healthy and report.checks["advoware"].detail["problem"] == "credentials"
+    assert conditions(report)["advoware_credentials"] == "401"
+
+
+async def test_an_old_sweep_is_unhealthy(redis: Any) -> None:
+    old = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    await redis.set("vmh:sweep:last", json.dumps({"at": old}))
+    report = await run_checks(deps(redis, FakeEspo(), FakeAdvo()))
+    assert not report.healthy and report.checks["sweep"].state == "fail"
+    assert conditions(report)["sweep_overdue"]
+
+
+# --------------------------------------------------------------------------- field directions
+
+
+def test_directions_parse_by_canonical_or_espocrm_name_and_refuse_nonsense() -> None:
+    assert parse_directions("geburtsdatum:advoware, titel:both,phones:none") == {
+        "birth_date": Direction.TO_ESPO,
+        "title": Direction.BOTH,
+        "phones": Direction.NONE,
+    }
+    assert effective_directions({"title": Direction.TO_ADVO})["title"] is Direction.TO_ADVO
+    for bad in ("nofield:both", "titel", "titel:sideways", "beteiligterTyp:advoware"):
+        with pytest.raises(ValueError):
+            parse_directions(bad)
+
+
+def _diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> set[str]:
+    return {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+
+
+@pytest.mark.parametrize(
+    ("direction", "espo", "advo", "to_advo", "to_espo", "merged"),
+    [
+        # Advoware is the source: its value wins, whichever side changed; never written to Advoware.
+        (Direction.TO_ESPO, "E", "S", set(), {"f"}, "S"),
+        (Direction.TO_ESPO, "S", "A", set(), {"f"}, "A"),
+        (Direction.TO_ESPO, "E", "A", set(), {"f"}, "A"),
+        # EspoCRM is the source.
+        (Direction.TO_ADVO, "S", "A", {"f"}, set(), "S"),
+        (Direction.TO_ADVO, "E", "A", {"f"}, set(), "E"),
+        # Not synced: nothing is written, Advoware keeps its value.
+        (Direction.NONE, "E", "A", set(), set(), "A"),
+    ],
+)
+def test_one_way_fields_are_never_written_the_other_way(
+    direction: Direction, espo: str, advo: str, to_advo: set[str], to_espo: set[str], merged: str
+) -> None:
+    plan = decide({"f": espo}, {"f": advo}, {"f": "S"}, diff=_diff, directions={"f": direction})
+    assert plan.to_advo == to_advo and plan.to_espo == to_espo and plan.conflicts == ()
+    assert plan.merged["f"] == merged
+
+
+def test_two_way_fields_keep_the_merge_table() -> None:
+    plan = decide(
+        {"f": "E", "g": "x"},
+        {"f": "A", "g": "x"},
+        {"f": "S", "g": "x"},
+        diff=_diff,
+        directions={"g": Direction.NONE},
+    )
+    assert plan.to_advo == {"f"} and [c.field for c in plan.conflicts] == ["f"]

@@ -1,0 +1,203 @@
+"""Failure scheduling over simulated 15-minute sweeps (the project's own Sweeper and engine, a
+fake clock, in-memory fakes of both systems).
+
+The outage reproduction: Advoware is down for two hours while people edit records. The
+service's own failure writes (syncStatus, syncErrorMessage, syncRetryCount) carry a new
+modifiedAt; before the fix the EspoCRM change poll took them for a person's edit and retried
+every record at every sweep, burning all attempts (permanently_failed) long before the back-off
+allowed a single retry.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from services.errors import AuthError, UnavailableError, ValidationError
+from services.sync.model import Result, Trigger
+from services.sync.sweep import Sweeper
+from tests.support.fakes import BERLIN, fake_env, fake_redis
+from tests.unit.test_engine import PERSON_ESPO
+
+SWEEP_EVERY = timedelta(minutes=15)
+
+
+@pytest.fixture
+def env() -> dict[str, Any]:
+    env = fake_env(notify_user_id="u1")
+    clock = env["clock"]
+    env["sweeper"] = Sweeper(
+        espo=env["espo"], advo=env["advo"], redis=env["redis"], tz=BERLIN, clock=lambda: clock.now
+    )
+    return env
+
+
+async def sweep(env: dict[str, Any]) -> dict[str, Result]:
+    """One cron tick as the steps run it: collect, sync every emitted batch, commit."""
+    sweeper: Sweeper = env["sweeper"]
+    plan = await sweeper.collect(env["clock"].now)
+    results: dict[str, Result] = {}
+    for trigger, ids in plan.batches(100):
+        for out in await env["engine"].sync_many(ids, trigger):
+            results[out.record_id] = out.result
+    await sweeper.commit(plan)
+    return results
+
+
+async def linked_records(env: dict[str, Any], n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        rid = env["espo"].add({**PERSON_ESPO, "lastName": f"Outage{i}"})
+        out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)
+        assert out.result is Result.CREATED
+        ids.append(rid)
+    return ids
+
+
+def advance(env: dict[str, Any], delta: timedelta = SWEEP_EVERY) -> None:
+    env["clock"].now += delta
+
+
+async def test_two_hour_advoware_outage_parks_nothing_and_releases_at_once(env: dict[str, Any]) -> None:
+    espo, advo = env["espo"], env["advo"]
+    ids = await linked_records(env, 6)
+    advance(env)
+    await sweep(env)  # settle: everything clean, watermarks set
+
+    advo.down = UnavailableError("connector offline", system="advoware", status_code=503)
+    for rid in ids:  # people keep working; each edit's webhook runs a sync that fails
+        espo.edit(rid, titel=f"Prof. {rid[-3:]}")
+        await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
+
+    advo_calls_per_sweep = []
+    for _ in range(8):  # two hours of 15-minute sweeps with Advoware down
+        advance(env)
+        before = sum(advo.calls.values())
+        await sweep(env)
+        advo_calls_per_sweep.append(sum(advo.calls.values()) - before)
+    statuses = {espo.records[r]["syncStatus"] for r in ids}
+    assert "permanently_failed" not in statuses, statuses
+    # While the breaker is open: one cheap probe per sweep, no record sent to Advoware.
+    assert all(n <= 1 for n in advo_calls_per_sweep), advo_calls_per_sweep
+    assert max(int(espo.records[r].get("syncRetryCount") or 0) for r in ids) <= 8
+
+    advo.down = None
+    advance(env)
+    await sweep(env)  # the probe answers: the waiting records are synced at once
+    assert {espo.records[r]["syncStatus"] for r in ids} == {"clean"}
+    for rid in ids:
+        betnr = int(espo.records[rid]["betnr"])
+        assert advo.records[betnr]["titel"] == f"Prof. {rid[-3:]}"
+
+
+async def test_own_failure_write_is_not_a_persons_edit(env: dict[str, Any]) -> None:
+    """A record that fails on its own (5xx for that record only) is retried when its back-off
+    is due and not before, however many sweeps pass in between."""
+    espo, advo = env["espo"], env["advo"]
+    ids = await linked_records(env, 3)
+    bad, ok = ids[0], ids[1:]
+    advance(env)
+    await sweep(env)
+    espo.edit(bad, titel="Dr. Fehler")
+    betnr = int(espo.records[bad]["betnr"])
+    original_put = advo.update_beteiligter
+
+    async def put(number: int, payload: dict[str, Any]) -> dict[str, Any]:
+        if number == betnr:
+            raise UnavailableError("record locked on server", system="advoware", status_code=500)
+        return await original_put(number, payload)
+
+    advo.update_beteiligter = put
+    out = await env["engine"].sync_record(bad, Trigger.WEBHOOK_UPDATE)
+    assert out.result is Result.FAILED
+    failed_at = env["clock"].now
+    attempts_at: list[timedelta] = []
+    for _ in range(16):  # four hours of sweeps; the other records keep syncing fine
+        advance(env)
+        espo.edit(ok[0], titel=f"Dr. {env['clock'].now.minute}")
+        before = int(espo.records[bad].get("syncRetryCount") or 0)
+        await sweep(env)
+        if int(espo.records[bad].get("syncRetryCount") or 0) > before:
+            attempts_at.append(env["clock"].now - failed_at)
+            failed_at = env["clock"].now
+    # Back-off 10 min, 20, 40, 80, 160: never retried before it was due.
+    assert espo.records[bad]["syncStatus"] == "failed"
+    assert len(attempts_at) <= 5, attempts_at
+    for n, waited in enumerate(attempts_at, start=1):
+        assert waited >= timedelta(minutes=10) * 2 ** (n - 1), (n, waited, attempts_at)
+
+
+async def test_auth_failure_on_first_espocrm_read_is_handled(env: dict[str, Any]) -> None:
+    """A refused EspoCRM login on the first read never raises (a raise makes BullMQ retry it
+    four times, enough to trip EspoCRM's failed-login lockout): the breaker opens and the
+    record waits for the probe."""
+    espo = env["espo"]
+    ids = await linked_records(env, 2)
+    espo.edit(ids[0], titel="Dr. Auth")
+    espo.down = AuthError("login refused", system="espocrm", status_code=401)
+    out = await env["engine"].sync_record(ids[0], Trigger.WEBHOOK_UPDATE)
+    assert out.result is Result.WAITING
+    calls = espo.calls["get"]
+    out = await env["engine"].sync_record(ids[1], Trigger.WEBHOOK_UPDATE)
+    assert out.result is Result.WAITING
+    assert espo.calls["get"] == calls  # the open breaker sends nothing
+    advance(env)
+    await sweep(env)  # probe fails: still open, nothing else sent
+    assert espo.calls["get"] == calls
+    espo.down = None
+    advance(env)
+    await sweep(env)
+    assert espo.records[ids[0]]["syncStatus"] == "clean"
+    assert env["advo"].records[int(espo.records[ids[0]]["betnr"])]["titel"] == "Dr. Auth"
+
+
+async def test_validation_failure_is_parked_not_retried(env: dict[str, Any]) -> None:
+    espo, advo = env["espo"], env["advo"]
+    (rid,) = await linked_records(env, 1)
+    espo.edit(rid, titel="Dr. Ungültig")
+    advo.fail_next["update"] = [ValidationError("bad", system="advoware", status_code=400)]
+    out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
+    assert out.result is Result.PERMANENTLY_FAILED
+    for _ in range(4):
+        advance(env)
+        results = await sweep(env)
+        assert rid not in results
+
+
+async def test_breaker_alerts_once_and_clears_on_close() -> None:
+    from services.sync.breaker import CircuitBreakers
+
+    redis = fake_redis()
+    seen: list[tuple[str, bool]] = []
+
+    async def alert(condition: str, detail: str, active: bool) -> None:
+        seen.append((condition, active))
+
+    breakers = CircuitBreakers(redis, threshold=3, alert=alert)
+    down = UnavailableError("offline", system="advoware", status_code=503)
+    assert not await breakers.record_failure("a", down)
+    assert not await breakers.record_failure("a", down)  # the same record again: one of three
+    assert not await breakers.record_failure("b", down)
+    assert await breakers.record_failure("c", down)
+    assert await breakers.record_failure("d", down)  # already open: held, no second alert
+    assert seen == [("advoware_unreachable", True)]
+    assert (await breakers.report())["advoware"]["open"] is True
+    assert await breakers.close("advoware") == ["a", "b", "c", "d"]
+    assert seen[1:] == [("advoware_credentials", False), ("advoware_unreachable", False)]
+    assert (await breakers.report())["advoware"] == {"open": False, "waiting": 0}
+
+
+async def test_a_success_in_between_resets_the_failure_run() -> None:
+    from services.sync.breaker import CircuitBreakers
+
+    redis = fake_redis()
+    breakers = CircuitBreakers(redis, threshold=2)
+    down = UnavailableError("500", system="advoware", status_code=500)
+    for rid in ("a", "b", "c"):
+        assert not await breakers.record_failure(rid, down)
+        await breakers.record_success("advoware")  # other records sync fine meanwhile
+    assert await breakers.open_states() == {}
+    assert await breakers.record_failure("x", AuthError("401", system="espocrm", status_code=401))
+    assert set(await breakers.open_states()) == {"espocrm"}
