@@ -43,12 +43,12 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def redis(monkeypatch: pytest.MonkeyPatch) -> Any:
     fake = fakeredis.FakeAsyncRedis(decode_responses=True)
-    fake.aclose = _noop  # type: ignore[method-assign]  # keep it readable after the handler closes it
+    monkeypatch.setattr(fake, "aclose", _noop)  # keep it readable after the handler closes it
     monkeypatch.setattr(connection, "connect", lambda url, timeout=None: fake)
     return fake
 
 
-async def _noop() -> None:
+async def _noop(*args: Any) -> None:
     return None
 
 
