@@ -91,12 +91,16 @@ def run_stack(
     extra_env: dict[str, str] | None = None,
     motia_command: str = "start",
     command: list[str] | None = None,
+    redis_url: str | None = None,
+    motia_port: int | None = None,
 ) -> Iterator[Stack]:
     """`command` replaces `motia <motia_command> -H 127.0.0.1 -p PORT` (e.g. scripts/serve.sh,
-    which reads PORT from the environment)."""
+    which reads PORT from the environment). `redis_url`: use that Redis (e.g. one a previous
+    stack used) instead of starting a fresh one; `motia_port`: that port instead of a spare one."""
     with ExitStack() as cleanup:
-        redis = cleanup.enter_context(run_redis())
-        espo_port, advo_port, motia_port = free_port(), free_port(), free_motia_port()
+        redis_url = redis_url or cleanup.enter_context(run_redis()).url
+        espo_port, advo_port = free_port(), free_port()
+        motia_port = motia_port or free_motia_port()
         env = dict(os.environ)
         sandbox_env = read_dotenv(PROJECT_ROOT / "sandbox" / "sandbox.env")
         sandbox_env["ESPOCRM_API_BASE_URL"] = f"http://127.0.0.1:{espo_port}/api/v1"
@@ -105,7 +109,7 @@ def run_stack(
         env.update(sandbox_env)
         env.update(
             {
-                "REDIS_URL": redis.url,
+                "REDIS_URL": redis_url,
                 "PORT": str(motia_port),
                 "MOTIA_ANALYTICS_DISABLED": "true",
                 "PYTHONUNBUFFERED": "1",
@@ -117,7 +121,7 @@ def run_stack(
             }
         )
         env.update(extra_env or {})
-        stack = Stack(redis.url, espo_port, advo_port, motia_port, env)
+        stack = Stack(redis_url, espo_port, advo_port, motia_port, env)
         sandbox = _start(
             "sandbox",
             [
