@@ -110,6 +110,7 @@ class SyncEngine:
             deletions=self.deletions,
             own_writes=OwnWrites(redis),
             directions=directions,
+            recorder=recorder,
         )
         self.admission = Admission(self.deps, retry_base=retry_base)
         self.outcomes = Outcomes(self.deps, max_attempts=max_attempts, mirror_syncing=mirror_syncing)
