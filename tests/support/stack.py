@@ -18,6 +18,7 @@ import httpx
 
 from tests.support.processes import (
     PROJECT_ROOT,
+    RedisServer,
     free_motia_port,
     free_port,
     run_redis,
@@ -50,6 +51,7 @@ class Stack:
     env: dict[str, str]
     logs: dict[str, Path] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    redis: RedisServer | None = None  # stop()/start() it to test Redis faults
 
     @property
     def motia_url(self) -> str:
@@ -98,7 +100,9 @@ def run_stack(
     which reads PORT from the environment). `redis_url`: use that Redis (e.g. one a previous
     stack used) instead of starting a fresh one; `motia_port`: that port instead of a spare one."""
     with ExitStack() as cleanup:
-        redis_url = redis_url or cleanup.enter_context(run_redis()).url
+        # A Redis of our own unless one is given (then stack.redis is None: not ours to stop).
+        redis = None if redis_url else cleanup.enter_context(run_redis())
+        url = redis.url if redis is not None else str(redis_url)
         espo_port, advo_port = free_port(), free_port()
         motia_port = motia_port or free_motia_port()
         env = dict(os.environ)
@@ -109,7 +113,7 @@ def run_stack(
         env.update(sandbox_env)
         env.update(
             {
-                "REDIS_URL": redis_url,
+                "REDIS_URL": url,
                 "PORT": str(motia_port),
                 "MOTIA_ANALYTICS_DISABLED": "true",
                 "PYTHONUNBUFFERED": "1",
@@ -121,7 +125,7 @@ def run_stack(
             }
         )
         env.update(extra_env or {})
-        stack = Stack(redis_url, espo_port, advo_port, motia_port, env)
+        stack = Stack(url, espo_port, advo_port, motia_port, env, redis=redis)
         sandbox = _start(
             "sandbox",
             [
