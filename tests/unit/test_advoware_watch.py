@@ -10,11 +10,11 @@ import pytest
 
 from services.store import keys
 from services.sync.advoware_watch import PENDING_GRACE, AdvowareWatch, next_watermark
-from services.sync.engine import SyncEngine
 from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
 from services.sync.sweep import Sweeper
 from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
+from tests.support.runtime import fake_runtime
 
 PERSON: dict[str, Any] = {
     "beteiligterTyp": "Person",
@@ -32,7 +32,7 @@ def env() -> dict[str, Any]:
     clock = Clock()
     redis = fakeredis.FakeAsyncRedis(decode_responses=True)
     espo, advo = FakeEspo(clock), FakeAdvo(clock)
-    engine = SyncEngine(espo=espo, advo=advo, redis=redis, tz=BERLIN, clock=lambda: clock.now)
+    engine = fake_runtime(espo, advo, redis, clock).engine
     watch = AdvowareWatch(espo=espo, advo=advo, redis=redis, tz=BERLIN)
     return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": engine, "watch": watch}
 

@@ -8,11 +8,11 @@ import fakeredis
 import pytest
 
 from services.errors import UnavailableError, ValidationError
-from services.sync.engine import SyncEngine
 from services.sync.intents import CreateIntent
 from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
-from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
+from tests.support.fakes import Clock, FakeAdvo, FakeEspo
+from tests.support.runtime import fake_runtime
 
 PERSON_ESPO: dict[str, Any] = {
     "beteiligterTyp": "Person",
@@ -50,15 +50,7 @@ def env() -> dict[str, Any]:
     clock = Clock()
     redis = fakeredis.FakeAsyncRedis(decode_responses=True)
     espo, advo = FakeEspo(clock), FakeAdvo(clock)
-    engine = SyncEngine(
-        espo=espo,
-        advo=advo,
-        redis=redis,
-        tz=BERLIN,
-        notify_user_id="u1",
-        max_attempts=3,
-        clock=lambda: clock.now,
-    )
+    engine = fake_runtime(espo, advo, redis, clock, ESPOCRM_NOTIFY_USER_ID="u1", SYNC_MAX_ATTEMPTS=3).engine
     return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": engine}
 
 

@@ -17,10 +17,10 @@ import fakeredis
 import pytest
 
 from services.errors import AuthError, UnavailableError, ValidationError
-from services.sync.engine import SyncEngine
 from services.sync.model import Result, Trigger
 from services.sync.sweep import Sweeper
 from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
+from tests.support.runtime import fake_runtime
 from tests.unit.test_engine import PERSON_ESPO
 
 SWEEP_EVERY = timedelta(minutes=15)
@@ -31,9 +31,7 @@ def env() -> dict[str, Any]:
     clock = Clock()
     redis = fakeredis.FakeAsyncRedis(decode_responses=True)
     espo, advo = FakeEspo(clock), FakeAdvo(clock)
-    engine = SyncEngine(
-        espo=espo, advo=advo, redis=redis, tz=BERLIN, notify_user_id="u1", clock=lambda: clock.now
-    )
+    engine = fake_runtime(espo, advo, redis, clock, ESPOCRM_NOTIFY_USER_ID="u1").engine
     sweeper = Sweeper(espo=espo, advo=advo, redis=redis, tz=BERLIN, clock=lambda: clock.now)
     return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": engine, "sweeper": sweeper}
 
