@@ -51,6 +51,26 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def human_token_request() -> dict[str, Any]:
+    """An Advoware token request as the human user ANNA, freshly signed (new nonce and time)."""
+    nonce = str(uuid.uuid4())
+    ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return {
+        "AppID": cfg.ADVO_APP_ID,
+        "Kanzlei": cfg.ADVO_KANZLEI,
+        "Database": cfg.ADVO_DATABASE,
+        "User": cfg.ADVO_HUMAN_USER,
+        "Password": cfg.ADVO_HUMAN_PASSWORD,
+        "Role": cfg.ADVO_ROLE,
+        "Product": cfg.ADVO_PRODUCT,
+        "Nonce": nonce,
+        "RequestTimeStamp": ts,
+        "HMAC512Signature": advoware_signature(
+            cfg.ADVO_API_KEY, cfg.ADVO_PRODUCT, cfg.ADVO_APP_ID, nonce, ts
+        ),
+    }
+
+
 class Actor:
     def __init__(self, espo_url: str, advo_url: str) -> None:
         self.espo = httpx.Client(
@@ -61,23 +81,7 @@ class Actor:
 
     def advo_token(self) -> str:
         if self._token is None:
-            nonce = str(uuid.uuid4())
-            ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-            body = {
-                "AppID": cfg.ADVO_APP_ID,
-                "Kanzlei": cfg.ADVO_KANZLEI,
-                "Database": cfg.ADVO_DATABASE,
-                "User": cfg.ADVO_HUMAN_USER,
-                "Password": cfg.ADVO_HUMAN_PASSWORD,
-                "Role": cfg.ADVO_ROLE,
-                "Product": cfg.ADVO_PRODUCT,
-                "Nonce": nonce,
-                "RequestTimeStamp": ts,
-                "HMAC512Signature": advoware_signature(
-                    cfg.ADVO_API_KEY, cfg.ADVO_PRODUCT, cfg.ADVO_APP_ID, nonce, ts
-                ),
-            }
-            resp = self.advo.post("api/v1/Token", json=body)
+            resp = self.advo.post("api/v1/Token", json=human_token_request())
             check(resp)
             self._token = resp.json()["access_token"]
         return self._token

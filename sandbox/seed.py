@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sandbox import config as cfg
+
 BASE_TIME = datetime(2026, 3, 2, 8, 0, 0, tzinfo=UTC)
 
 SALUTATION_TO_ANREDE = {"Mr.": "Herr", "Mrs.": "Frau", "Ms.": "Frau", "Mx.": "Divers"}
@@ -562,3 +564,16 @@ def _synthetic(
             }
         )
     return betnr + count
+
+
+def seed_for(
+    config: cfg.SandboxConfig, seed: int | None = None, records: int | None = None, demo: bool | None = None
+) -> SeedData:
+    """The data both simulators start from: the configured seed, unless a reset overrides a part."""
+    return build_seed(
+        config.seed if seed is None else seed,
+        demo=config.demo if demo is None else demo,
+        records=config.records if records is None else records,
+        tz=config.advo_timezone,
+        first_betnr=cfg.ADVO_FIRST_BETNR,
+    )

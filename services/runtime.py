@@ -11,7 +11,7 @@ does not pay for httpx/pydantic imports.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
     from services.backfill.plan import ProgressFactory
     from services.backfill.runner import Backfill, BackfillOptions
+    from services.ops.metrics import Metrics
+    from services.ops.recorder import SyncRecorder
     from services.sync.advoware_watch import AdvowareWatch
     from services.sync.breaker import CircuitBreakers
     from services.sync.deletions import DeletionGuard
@@ -101,34 +103,21 @@ def build_runtime(
     advo: Any,
     redis: Redis,
     clock: Clock = utc_clock,
+    metrics: Metrics | None = None,
 ) -> Runtime:
-    """Wire the service's parts from `settings` around the given clients and Redis."""
-    from services.sync.breaker import CircuitBreakers
-    from services.sync.deletions import DeletionGuard
+    """Wire the service's parts from `settings` around the given clients and Redis. With
+    `metrics` (the service always; unit tests of the sync without), every sync is recorded
+    (history, metrics, waiting notices: services/ops/recorder.py) and the breakers' conditions
+    go through the ops alerts."""
     from services.sync.engine import SyncEngine
     from services.sync.model import SyncConfig
     from services.sync.notify import Notifier
 
     s = settings
-    notifier = Notifier(espo, redis, s.ESPOCRM_NOTIFY_USER_ID, s.ESPOCRM_NOTIFY_USER_NAME)
-
-    async def alert(system: str, message: str) -> None:
-        await notifier.notify(None, message)
-
-    breakers = CircuitBreakers(
-        redis,
-        threshold=s.SYNC_BREAKER_THRESHOLD,
-        window=timedelta(seconds=s.SYNC_BREAKER_WINDOW_SECONDS),
-        alert=alert,
-        clock=clock,
-    )
-    deletions = DeletionGuard(
-        redis,
-        share=s.SYNC_DELETION_BREAKER_SHARE,
-        minimum=s.SYNC_DELETION_BREAKER_MIN,
-        alert=alert,
-        clock=clock,
-    )
+    count = (lambda result: metrics.inc("vmh_notices", result=result)) if metrics is not None else None
+    notifier = Notifier(espo, redis, s.ESPOCRM_NOTIFY_USER_ID, s.ESPOCRM_NOTIFY_USER_NAME, count=count)
+    recorder, alert = _monitoring(s, redis, notifier, metrics) if metrics is not None else (None, None)
+    breakers, deletions = _breakers(s, redis, clock, alert)
     config = SyncConfig(
         max_attempts=s.SYNC_MAX_ATTEMPTS,
         lock_ttl_seconds=s.SYNC_LOCK_TTL_SECONDS,
@@ -143,6 +132,8 @@ def build_runtime(
         notifier=notifier,
         breakers=breakers,
         deletions=deletions,
+        recorder=recorder,
+        directions=s.field_directions,
         clock=clock,
     )
     return Runtime(
@@ -156,6 +147,58 @@ def build_runtime(
         deletions=deletions,
         engine=engine,
     )
+
+
+Alert = Callable[[str, str, bool], Awaitable[None]]
+
+
+def _monitoring(
+    settings: Settings, redis: Redis, notifier: Notifier, metrics: Metrics
+) -> tuple[SyncRecorder, Alert]:
+    from services.ops.alerts import Alerts
+    from services.ops.monitor import history_for
+    from services.ops.recorder import SyncRecorder
+    from services.sync.deletions import CONDITION as DELETIONS_CONDITION
+
+    alerts = Alerts(redis, notifier, after=timedelta(seconds=settings.ALERT_AFTER_SECONDS))
+    recorder = SyncRecorder(
+        history=history_for(redis, settings), metrics=metrics, notifier=notifier, alerts=alerts
+    )
+
+    async def alert(condition: str, detail: str, active: bool) -> None:
+        """Breakers' conditions go through the ops alerts: one notice each, shared with the
+        health watch's (same names); held deletions are alerted at once."""
+        if not active:
+            await alerts.clear_condition(condition)
+            return
+        urgent = condition == DELETIONS_CONDITION
+        await alerts.raise_condition(condition, detail, after=timedelta(0) if urgent else None)
+
+    return recorder, alert
+
+
+def _breakers(
+    settings: Settings, redis: Redis, clock: Clock, alert: Alert | None
+) -> tuple[CircuitBreakers, DeletionGuard]:
+    from services.sync.breaker import CircuitBreakers
+    from services.sync.deletions import DeletionGuard
+
+    s = settings
+    breakers = CircuitBreakers(
+        redis,
+        threshold=s.SYNC_BREAKER_THRESHOLD,
+        window=timedelta(seconds=s.SYNC_BREAKER_WINDOW_SECONDS),
+        alert=alert,
+        clock=clock,
+    )
+    deletions = DeletionGuard(
+        redis,
+        share=s.SYNC_DELETION_BREAKER_SHARE,
+        minimum=s.SYNC_DELETION_BREAKER_MIN,
+        alert=alert,
+        clock=clock,
+    )
+    return breakers, deletions
 
 
 @asynccontextmanager
@@ -174,16 +217,22 @@ async def open_redis(settings: Settings | None = None) -> AsyncIterator[Redis]:
 async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtime]:
     from services.advoware.client import AdvowareClient
     from services.espocrm.client import EspoCrmClient
+    from services.http.observe import set_observer
+    from services.ops.metrics import Metrics
 
     settings = settings or get_settings()
     async with open_redis(settings) as redis:
         espo = EspoCrmClient.from_settings(settings)
         advo = AdvowareClient.from_settings(settings, redis)
+        metrics = Metrics(redis)
+        set_observer(metrics)  # every API call of this process -> vmh_api_calls / latency histogram
         try:
-            yield build_runtime(settings, espo=espo, advo=advo, redis=redis)
+            yield build_runtime(settings, espo=espo, advo=advo, redis=redis, metrics=metrics)
         finally:
+            set_observer(None)
             await espo.aclose()
             await advo.aclose()
+            await metrics.flush()
 
 
 # What the ops CLI is given: opens a Runtime (the real one by default; tests pass their own).

@@ -57,6 +57,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Der regelmäßige Abgleich ist seit {since} nicht mehr abgeschlossen worden ({detail}).",
         "Der regelmäßige Abgleich läuft wieder.",
     ),
+    "advoware_deletions_held": (
+        "Advoware meldet seit {since} auffällig viele Beteiligte als nicht vorhanden ({detail}). Es wird "
+        "nichts als gelöscht markiert, bis eine Person die Einstellungen geprüft hat "
+        "(python -m services.ops deletions --release oder --confirm).",
+        "Die zurückgehaltenen Löschungen wurden von einer Person freigegeben.",
+    ),
     "record_failed": (
         "{detail}",
         "Der zuvor endgültig fehlgeschlagene Beteiligte wurde wieder erfolgreich abgeglichen.",

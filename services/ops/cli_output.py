@@ -78,6 +78,11 @@ def _print_background(report: dict[str, Any], out: TextIO) -> None:
         )
     else:
         out.write("Backfill: never run\n")
+    index = report.get("identity_index") or {}
+    out.write(
+        f"Identity index: {index.get('summary')}"
+        + ("; creates in Advoware wait until it is ready\n" if index.get("creates_wait") else "\n")
+    )
 
 
 # --------------------------------------------------------------------------- sync

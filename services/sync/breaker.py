@@ -46,7 +46,14 @@ log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD = 5
 DEFAULT_WINDOW = timedelta(minutes=15)
 
-Alert = Callable[[str, str], Awaitable[None]]  # (system, German message) -> None
+# (condition, detail, active) -> None: an alert condition starts (active) or ends. The
+# composition root maps it to the ops alerts (services/ops/alerts.py: one notice per condition).
+Alert = Callable[[str, str, bool], Awaitable[None]]
+
+
+def condition(system: str, kind: str) -> str:
+    """The alert condition of an open breaker, e.g. `advoware_unreachable`, `espocrm_credentials`."""
+    return f"{system}_{'credentials' if kind == 'auth' else 'unreachable'}"
 
 
 class System(StrEnum):
@@ -176,16 +183,15 @@ class CircuitBreakers:
             return
         log.error("circuit breaker for %s opened (%s): %s", system, kind, reason)
         await record_event(self.redis, "breaker_open", system, reason)
-        if self.alert is not None:
-            what = "lehnt die Zugangsdaten ab" if kind == "auth" else "ist nicht erreichbar"
-            try:
-                await self.alert(
-                    system,
-                    f"{system} {what}. Der Abgleich ist angehalten; bis die Verbindung wieder steht, "
-                    f"wird nichts an {system} gesendet (Prüfung bei jedem Sweep). Grund: {reason}",
-                )
-            except Exception as alert_exc:  # an alert must never fail the caller
-                log.warning("breaker alert for %s failed: %s", system, type(alert_exc).__name__)
+        await self._alert(condition(system, kind), reason, active=True)
+
+    async def _alert(self, name: str, detail: str, *, active: bool) -> None:
+        if self.alert is None:
+            return
+        try:
+            await self.alert(name, detail, active)
+        except Exception as exc:  # an alert must never fail the caller
+            log.warning("breaker alert %s failed: %s", name, type(exc).__name__)
 
     # ------------------------------------------------------------------ the sweep's side
     async def close(self, system: str) -> list[str]:
@@ -195,6 +201,8 @@ class CircuitBreakers:
         if was_open:
             log.warning("circuit breaker for %s closed; releasing %d waiting records", system, len(ids))
             await record_event(self.redis, "breaker_closed", system, f"released={len(ids)}")
+            for kind in ("auth", "unavailable"):
+                await self._alert(condition(system, kind), "", active=False)
         return ids
 
     async def take_waiting(self, system: str) -> list[str]:

@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.store import keys
+from services.sync.breaker import Alert
 from services.sync.notify import record_event
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ DEFAULT_SCAN_INTERVAL = timedelta(hours=1)
 CONFIRMED_TTL_SECONDS = 24 * 3600
 INDEX_CHUNK = 1000
 
-Alert = Callable[[str, str], Awaitable[None]]
+CONDITION = "advoware_deletions_held"  # the alert condition while deletions are held
 
 
 class ListingApi(Protocol):
@@ -132,16 +133,15 @@ class DeletionGuard:
             return
         log.error("deletions held (bulk 404): %s", reason)
         await record_event(self.redis, "breaker_open", GUARD, reason)
-        if self.alert is not None:
-            try:
-                await self.alert(
-                    GUARD,
-                    "Advoware meldet auffällig viele Beteiligte als nicht vorhanden (" + reason + "). "
-                    "Es wird nichts als gelöscht markiert, bis eine Person die Einstellungen geprüft hat "
-                    "(python -m services.ops deletions --release oder --confirm).",
-                )
-            except Exception as exc:  # an alert must never fail the caller
-                log.warning("deletion alert failed: %s", type(exc).__name__)
+        await self._alert(reason, active=True)
+
+    async def _alert(self, detail: str, *, active: bool) -> None:
+        if self.alert is None:
+            return
+        try:
+            await self.alert(CONDITION, detail, active)
+        except Exception as exc:  # an alert must never fail the caller
+            log.warning("deletion alert failed: %s", type(exc).__name__)
 
     async def held(self) -> list[str]:
         return sorted(str(m) for m in await self.redis.smembers(keys.breaker_waiting(GUARD)))
@@ -160,6 +160,7 @@ class DeletionGuard:
         await record_event(
             self.redis, "breaker_closed", GUARD, f"{'confirmed' if confirm else 'released'}={len(ids)}"
         )
+        await self._alert("", active=False)
         log.warning(
             "deletion guard closed by a person (%s); %d held records",
             "confirm" if confirm else "release",

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
     from redis.asyncio import Redis
 
+    from services.beteiligte.fieldmap import Direction
+    from services.ops.recorder import SyncRecorder
     from services.sync.breaker import CircuitBreakers
     from services.sync.decide import MergePlan
     from services.sync.deletions import DeletionGuard
@@ -73,6 +75,8 @@ class SyncEngine:
         notifier: Notifier,
         breakers: CircuitBreakers,
         deletions: DeletionGuard,
+        recorder: SyncRecorder | None,
+        directions: Mapping[str, Direction] | None,
         clock: Callable[[], datetime],
     ) -> None:
         self.espo = espo
@@ -84,6 +88,8 @@ class SyncEngine:
         self.snapshots = SnapshotStore(redis)
         self.intents = IntentStore(redis)
         self.notifier = notifier
+        # History, metrics, waiting notices and alerts after each sync (services/ops/recorder.py).
+        self.recorder = recorder
         self.breakers = breakers
         self.deletions = deletions
         self.deps = SyncDeps(
@@ -102,6 +108,7 @@ class SyncEngine:
             breakers=self.breakers,
             deletions=self.deletions,
             own_writes=OwnWrites(redis),
+            directions=directions,
         )
         self.admission = Admission(self.deps, retry_base=config.retry_base)
         self.outcomes = Outcomes(self.deps, max_attempts=config.max_attempts)
@@ -134,6 +141,12 @@ class SyncEngine:
         self, record_id: str, trigger: Trigger = Trigger.SWEEP, *, options: SyncOptions = DEFAULT_OPTIONS
     ) -> Outcome:
         """Sync one record under its lock; events arriving meanwhile cause one more run."""
+        outcome = await self._sync_record(record_id, trigger, options)
+        if self.recorder is not None:
+            await self.recorder.after_sync(outcome, trigger.value)
+        return outcome
+
+    async def _sync_record(self, record_id: str, trigger: Trigger, options: SyncOptions) -> Outcome:
         token = await self.locks.acquire(record_id)
         if token is None:
             # Leave a note for the holder, then try once more in case it just released.

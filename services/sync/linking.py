@@ -39,6 +39,8 @@ from services.sync.identity_index import IdentityIndex
 log = logging.getLogger(__name__)
 
 ENTITY = "CBeteiligte"
+# How long a create that finds no identity index spends building it before it waits.
+INLINE_BUILD_SECONDS = 20.0
 # A held record's syncErrorMessage starts with this (the ops docs and `status` refer to it).
 HOLD_PREFIX = "Verknüpfung:"
 
@@ -51,6 +53,9 @@ class EspoQuery(Protocol):
 
 class AdvowareRead(Protocol):
     async def get_beteiligter(self, betnr: int) -> dict[str, Any]: ...
+    def iter_beteiligte(
+        self, *, changed_since_local: str | None = None, take: int = 100, start: int = 0
+    ) -> AsyncIterator[dict[str, Any]]: ...
 
 
 class Action(StrEnum):
@@ -102,7 +107,13 @@ class Linker:
     async def before_create(self, record_id: str, content: Mapping[str, Any]) -> LinkDecision:
         """Create, link to an existing party, hold for a person, or wait for the index."""
         if not await self.index.ready():
-            return LinkDecision(Action.WAIT, message="create waits for the identity index")
+            # The first create after a start with an empty Redis builds the index itself (a few
+            # seconds for a small firm); a large one is finished by the next runs and the cron.
+            state = await self.index.build(self.advo, budget_seconds=INLINE_BUILD_SECONDS)
+            if not state.ready:
+                return LinkDecision(
+                    Action.WAIT, message=f"create waits for the identity index: {state.describe()}"
+                )
         identity = identity_of_content(content)
         candidates = await self.index.candidates(identity)
         while True:

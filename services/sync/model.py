@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from redis.asyncio import Redis
 
+    from services.beteiligte.fieldmap import Direction
     from services.sync.backoff import OwnWrites
     from services.sync.breaker import CircuitBreakers
     from services.sync.deletions import DeletionGuard
@@ -117,6 +118,8 @@ class SyncDeps:
     breakers: CircuitBreakers
     deletions: DeletionGuard
     own_writes: OwnWrites
+    # Per-field direction (field map + SYNC_FIELD_DIRECTIONS); None: every field two-way.
+    directions: Mapping[str, Direction] | None = None
 
 
 PARKED = frozenset({SyncStatus.PERMANENTLY_FAILED, SyncStatus.DELETED_IN_ADVOWARE, SyncStatus.CONFLICT})

@@ -55,6 +55,7 @@ class Planner:
             snap.content if snap else None,
             espo_changed_since_sync=espo_changed(espo),
             advo_changed_since_sync=self._advo_changed(espo, advo),
+            directions=self._d.directions,
         )
         return plan, snap
 

@@ -63,7 +63,18 @@ async def status_report(espo: Any, redis: Any) -> dict[str, Any]:
         # reason and the records waiting to be released.
         "breakers": await CircuitBreakers(redis).report(),
         "backfill": await _backfill(redis),
+        # Creates in Advoware wait until the identity index is ready (services/sync/identity_index.py).
+        "identity_index": await _identity_index(redis),
     }
+
+
+async def _identity_index(redis: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from services.sync.identity_index import IdentityIndex
+
+    state = await IdentityIndex(redis).state()
+    return {**asdict(state), "summary": state.describe(), "creates_wait": not state.ready}
 
 
 async def _backfill(redis: Any) -> dict[str, Any] | None:

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import fakeredis
+
 from services.errors import NotFoundError
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -243,3 +245,21 @@ class FakeAdvo:
         for rec in list(self.records.values())[start:]:
             if changed_since_local is None or rec["geaendertAm"] >= changed_since_local:
                 yield copy.deepcopy(rec)
+
+
+def fake_redis() -> fakeredis.FakeAsyncRedis:
+    """A fresh in-memory Redis that decodes to str, as services.redis_store.connect does."""
+    return fakeredis.FakeAsyncRedis(decode_responses=True)
+
+
+def fake_env(**settings: Any) -> dict[str, Any]:
+    """The unit tests' world: one clock, an in-memory Redis, fake EspoCRM and Advoware on that
+    clock, and the service's wiring over them (services/runtime.py; Berlin time, the clock's
+    now) with `settings` overriding the Settings defaults, e.g. SYNC_MAX_ATTEMPTS=3."""
+    from tests.support.runtime import fake_runtime
+
+    clock = Clock()
+    redis = fake_redis()
+    espo, advo = FakeEspo(clock), FakeAdvo(clock)
+    rt = fake_runtime(espo, advo, redis, clock, **settings)
+    return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": rt.engine, "rt": rt}

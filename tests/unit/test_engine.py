@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import fakeredis
 import pytest
 
 from services.errors import UnavailableError, ValidationError
 from services.sync.intents import CreateIntent
 from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
-from tests.support.fakes import Clock, FakeAdvo, FakeEspo
-from tests.support.runtime import fake_runtime
+from tests.support.fakes import fake_env
 
 PERSON_ESPO: dict[str, Any] = {
     "beteiligterTyp": "Person",
@@ -47,11 +45,7 @@ PERSON_ESPO: dict[str, Any] = {
 
 @pytest.fixture
 def env() -> dict[str, Any]:
-    clock = Clock()
-    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
-    espo, advo = FakeEspo(clock), FakeAdvo(clock)
-    engine = fake_runtime(espo, advo, redis, clock, ESPOCRM_NOTIFY_USER_ID="u1", SYNC_MAX_ATTEMPTS=3).engine
-    return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": engine}
+    return fake_env(ESPOCRM_NOTIFY_USER_ID="u1", SYNC_MAX_ATTEMPTS=3)
 
 
 async def linked(env: dict[str, Any]) -> tuple[str, int]:

@@ -47,10 +47,19 @@ def test_choose_follows_the_table() -> None:
     assert choose([(3, weak)]).action is Action.HOLD
 
 
-async def test_no_index_yet_means_wait(setup: Any) -> None:
-    linker, _espo, _advo, index = setup
+async def test_no_index_yet_the_create_builds_it_or_waits_while_another_builds(setup: Any) -> None:
+    from services.store.lease import Lease
+
+    linker, _espo, advo, index = setup
     await index.redis.delete(keys.IDENTITY_STATE)
-    assert (await linker.before_create("e1", HANS)).action is Action.WAIT
+    await add(advo, index, advo_person(7, "Hans", "Müller", "1970-01-01"))
+    other = Lease(index.redis, keys.IDENTITY_BUILDING, 30)
+    assert await other.acquire()
+    waiting = await linker.before_create("e1", HANS)
+    assert waiting.action is Action.WAIT and "identity index" in waiting.message
+    await other.release()
+    decision = await linker.before_create("e1", HANS)  # builds it, then decides
+    assert decision.action is Action.LINK and await index.ready()
 
 
 async def test_no_candidate_creates_and_a_unique_one_links(setup: Any) -> None:

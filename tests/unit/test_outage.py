@@ -13,14 +13,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import fakeredis
 import pytest
 
 from services.errors import AuthError, UnavailableError, ValidationError
 from services.sync.model import Result, Trigger
 from services.sync.sweep import Sweeper
-from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
-from tests.support.runtime import fake_runtime
+from tests.support.fakes import BERLIN, fake_env, fake_redis
 from tests.unit.test_engine import PERSON_ESPO
 
 SWEEP_EVERY = timedelta(minutes=15)
@@ -28,12 +26,12 @@ SWEEP_EVERY = timedelta(minutes=15)
 
 @pytest.fixture
 def env() -> dict[str, Any]:
-    clock = Clock()
-    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
-    espo, advo = FakeEspo(clock), FakeAdvo(clock)
-    engine = fake_runtime(espo, advo, redis, clock, ESPOCRM_NOTIFY_USER_ID="u1").engine
-    sweeper = Sweeper(espo=espo, advo=advo, redis=redis, tz=BERLIN, clock=lambda: clock.now)
-    return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": engine, "sweeper": sweeper}
+    env = fake_env(ESPOCRM_NOTIFY_USER_ID="u1")
+    clock = env["clock"]
+    env["sweeper"] = Sweeper(
+        espo=env["espo"], advo=env["advo"], redis=env["redis"], tz=BERLIN, clock=lambda: clock.now
+    )
+    return env
 
 
 async def sweep(env: dict[str, Any]) -> dict[str, Result]:
@@ -166,3 +164,40 @@ async def test_validation_failure_is_parked_not_retried(env: dict[str, Any]) -> 
         advance(env)
         results = await sweep(env)
         assert rid not in results
+
+
+async def test_breaker_alerts_once_and_clears_on_close() -> None:
+    from services.sync.breaker import CircuitBreakers
+
+    redis = fake_redis()
+    seen: list[tuple[str, bool]] = []
+
+    async def alert(condition: str, detail: str, active: bool) -> None:
+        seen.append((condition, active))
+
+    breakers = CircuitBreakers(redis, threshold=3, alert=alert)
+    down = UnavailableError("offline", system="advoware", status_code=503)
+    assert not await breakers.record_failure("a", down)
+    assert not await breakers.record_failure("a", down)  # the same record again: one of three
+    assert not await breakers.record_failure("b", down)
+    assert await breakers.record_failure("c", down)
+    assert await breakers.record_failure("d", down)  # already open: held, no second alert
+    assert seen == [("advoware_unreachable", True)]
+    assert (await breakers.report())["advoware"]["open"] is True
+    assert await breakers.close("advoware") == ["a", "b", "c", "d"]
+    assert seen[1:] == [("advoware_credentials", False), ("advoware_unreachable", False)]
+    assert (await breakers.report())["advoware"] == {"open": False, "waiting": 0}
+
+
+async def test_a_success_in_between_resets_the_failure_run() -> None:
+    from services.sync.breaker import CircuitBreakers
+
+    redis = fake_redis()
+    breakers = CircuitBreakers(redis, threshold=2)
+    down = UnavailableError("500", system="advoware", status_code=500)
+    for rid in ("a", "b", "c"):
+        assert not await breakers.record_failure(rid, down)
+        await breakers.record_success("advoware")  # other records sync fine meanwhile
+    assert await breakers.open_states() == {}
+    assert await breakers.record_failure("x", AuthError("401", system="espocrm", status_code=401))
+    assert set(await breakers.open_states()) == {"espocrm"}
