@@ -34,17 +34,13 @@ def _espo_dt(dt: datetime) -> str:
 FAKE_USER_NAME = "jdoe"
 
 
-class FakeEspo:
-    def __init__(self, clock: Clock | None = None) -> None:
-        self.clock = clock or Clock()
-        self.records: dict[str, dict[str, Any]] = {}
-        self.calls: Counter[str] = Counter()
-        self.updates: list[tuple[str, dict[str, Any]]] = []
-        self.notifications: list[tuple[str | None, str]] = []
+class FailurePlan:
+    """Scripted failures of a fake client: `fail_next[op]` raises its exceptions one call at a
+    time; while `down` is set, every call raises it (the system is down or refuses us)."""
+
+    def __init__(self) -> None:
         self.fail_next: dict[str, list[Exception]] = {}
-        # While set, every API call raises it (the whole system is down or refuses us).
         self.down: Exception | None = None
-        self._ids = itertools.count(1)
 
     def _maybe_fail(self, op: str) -> None:
         if self.down is not None:
@@ -52,6 +48,17 @@ class FakeEspo:
         queue = self.fail_next.get(op)
         if queue:
             raise queue.pop(0)
+
+
+class FakeEspo(FailurePlan):
+    def __init__(self, clock: Clock | None = None) -> None:
+        super().__init__()
+        self.clock = clock or Clock()
+        self.records: dict[str, dict[str, Any]] = {}
+        self.calls: Counter[str] = Counter()
+        self.updates: list[tuple[str, dict[str, Any]]] = []
+        self.notifications: list[tuple[str | None, str]] = []
+        self._ids = itertools.count(1)
 
     def add(self, record: dict[str, Any]) -> str:
         rid = record.get("id") or f"6650{next(self._ids):013x}"
@@ -169,16 +176,14 @@ class FakeTokens:
         return "fake-token"
 
 
-class FakeAdvo:
+class FakeAdvo(FailurePlan):
     def __init__(self, clock: Clock | None = None, tz: ZoneInfo = BERLIN) -> None:
+        super().__init__()
         self.clock = clock or Clock()
         self.tz = tz
         self.records: dict[int, dict[str, Any]] = {}
         self.calls: Counter[str] = Counter()
         self.puts: list[tuple[int, dict[str, Any]]] = []
-        self.fail_next: dict[str, list[Exception]] = {}
-        # While set, every API call raises it (the whole system is down or refuses us).
-        self.down: Exception | None = None
         # When set, create() stores the record and then raises this (a lost answer).
         self.lose_create_answer: Exception | None = None
         self._betnr = itertools.count(100001)
@@ -186,13 +191,6 @@ class FakeAdvo:
 
     def _local_now(self) -> str:
         return self.clock.tick().astimezone(self.tz).replace(tzinfo=None).isoformat(timespec="seconds")
-
-    def _maybe_fail(self, op: str) -> None:
-        if self.down is not None:
-            raise self.down
-        queue = self.fail_next.get(op)
-        if queue:
-            raise queue.pop(0)
 
     def add(self, record: dict[str, Any]) -> int:
         betnr = next(self._betnr)
