@@ -109,6 +109,7 @@ class SyncEngine:
             deletions=self.deletions,
             own_writes=OwnWrites(redis),
             directions=directions,
+            recorder=recorder,
         )
         self.admission = Admission(self.deps, retry_base=config.retry_base)
         self.outcomes = Outcomes(self.deps, max_attempts=config.max_attempts)
