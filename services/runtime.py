@@ -122,6 +122,7 @@ def build_runtime(
         max_attempts=s.SYNC_MAX_ATTEMPTS,
         lock_ttl_seconds=s.SYNC_LOCK_TTL_SECONDS,
         retry_base=timedelta(seconds=s.SYNC_RETRY_BASE_SECONDS),
+        advoware_reread_after_seconds=s.SYNC_ADVOWARE_REREAD_SECONDS,
     )
     engine = SyncEngine(
         espo=espo,

@@ -115,7 +115,9 @@ class SyncEngine:
         self.outcomes = Outcomes(self.deps, max_attempts=config.max_attempts)
         self.planner = Planner(self.deps)
         self.creator = Creator(self.deps, self.outcomes)
-        self.updater = Updater(self.deps, self.planner, self.outcomes)
+        self.updater = Updater(
+            self.deps, self.planner, self.outcomes, reread_after_seconds=config.advoware_reread_after_seconds
+        )
 
     # ------------------------------------------------------------------ entry points
     async def sync_many(
