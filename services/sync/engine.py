@@ -23,7 +23,9 @@ from services.sync.backoff import RETRY_BASE, OwnWrites
 from services.sync.breaker import SYSTEMS, CircuitBreakers
 from services.sync.create import Creator
 from services.sync.deletions import DeletionGuard
+from services.sync.identity_index import IdentityIndex
 from services.sync.intents import IntentStore
+from services.sync.linking import Linker
 from services.sync.lock import RecordLocks
 from services.sync.model import (
     ENTITY,
@@ -102,12 +104,13 @@ class SyncEngine:
             breakers=self.breakers,
             deletions=self.deletions,
             own_writes=OwnWrites(redis),
+            linker=Linker(espo=espo, advo=advo, index=IdentityIndex(redis)),
         )
         self.admission = Admission(self.deps, retry_base=retry_base)
         self.outcomes = Outcomes(self.deps, max_attempts=max_attempts, mirror_syncing=mirror_syncing)
         self.planner = Planner(self.deps)
-        self.creator = Creator(self.deps, self.outcomes)
         self.updater = Updater(self.deps, self.planner, self.outcomes)
+        self.creator = Creator(self.deps, self.outcomes, self.updater)
 
     # ------------------------------------------------------------------ entry points
     async def sync_many(
@@ -198,7 +201,7 @@ class SyncEngine:
         if held is not None:
             return held
         transition(status, SyncStatus.SYNCING)
-        ctx = RecordContext(record_id=record_id, espo=espo, status=status, options=options)
+        ctx = RecordContext(record_id=record_id, espo=espo, status=status, options=options, trigger=trigger)
         try:
             betnr = as_int(espo.get("betnr"))
             if betnr is None:

@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from services.beteiligte.identity import Identity, Match, compare, identity_of_advo, lookup_keys
 from services.store import keys
 from services.store.lease import Lease, LeaseBusy
+from services.sync.ports import AdvowareApi
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -39,12 +40,6 @@ READY = "ready"
 BUILDING = "building"
 MISSING = "missing"
 PAGE = 100  # the Advoware listing's page size: the build checkpoints once per page
-
-
-class AdvowareListing(Protocol):
-    def iter_beteiligte(
-        self, *, changed_since_local: str | None = None, take: int = 100, start: int = 0
-    ) -> AsyncIterator[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -149,7 +144,7 @@ class IdentityIndex:
         await pipe.execute()
 
     # ------------------------------------------------------------------ building
-    async def build(self, advo: AdvowareListing, *, budget_seconds: float = 50.0) -> IndexState:
+    async def build(self, advo: AdvowareApi, *, budget_seconds: float = 50.0) -> IndexState:
         """Build (or continue building) the index from the full Advoware listing, for at most about
         `budget_seconds`; returns the state after. A no-op when it is ready; another instance
         building it makes this return at once."""
@@ -163,7 +158,7 @@ class IdentityIndex:
             log.info("identity index: another instance is building it")
             return await self.state()
 
-    async def _build_locked(self, advo: AdvowareListing, budget_seconds: float) -> IndexState:
+    async def _build_locked(self, advo: AdvowareApi, budget_seconds: float) -> IndexState:
         state = await self.state()
         now = datetime.now(UTC).isoformat()
         if state.status != BUILDING:

@@ -324,11 +324,13 @@ def test_step_configs_are_valid() -> None:
         "ops_sync_record_api_step.py",
         "ops_retry_failed_api_step.py",
         "ops_unlock_api_step.py",
+        "ops_relink_api_step.py",
     }
     for path in STEPS:
         config = load_step(path).config
         assert set(config) <= ALLOWED_API_KEYS, path
-        assert config["type"] == "api" and config["method"] == "POST" and config["flows"] == ["vmh"]
+        assert config["type"] == "api" and config["method"] == "POST"
+        assert config["flows"] in (["vmh"], ["vmh-ops"])
         assert config["path"].startswith("/vmh/beteiligte/sync/")
 
 
