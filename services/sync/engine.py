@@ -104,7 +104,7 @@ class SyncEngine:
             breakers=self.breakers,
             deletions=self.deletions,
             own_writes=OwnWrites(redis),
-            linker=Linker(espo=espo, advo=advo, index=IdentityIndex(redis)),
+            linker=Linker(espo=espo, advo=advo, index=IdentityIndex(redis), tz=tz),
         )
         self.admission = Admission(self.deps, retry_base=retry_base)
         self.outcomes = Outcomes(self.deps, max_attempts=max_attempts, mirror_syncing=mirror_syncing)

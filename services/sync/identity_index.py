@@ -6,11 +6,13 @@ create costs a few Redis reads instead of a full Advoware listing.
                                       "register:<number>") -> betnrs
     vmh:identity:state          hash  status building|ready, rows read, started/built at
 
-Kept current from three sides: built once from a full listing (`build`, resumable: it checkpoints
+Kept current from four sides: built once from a full listing (`build`, resumable: it checkpoints
 the rows read and a later call continues one page before that, under a lease so one instance
 builds at a time); the Advoware change poll upserts every changed row it reads
-(services/sync/advoware_watch.py); and the engine upserts what Advoware answers to our own creates
-and updates. A party deleted in Advoware stays in the index until a link to it answers 404
+(services/sync/advoware_watch.py); the engine upserts what Advoware answers to our own creates
+and updates; and right before a create the identity check reads what changed in Advoware since the
+index was last brought up to date (`refresh`: one listing call with `geaendertAb`, usually one
+short page), so a party a person entered in Advoware a minute ago is found too. A party deleted in Advoware stays in the index until a link to it answers 404
 (`remove`): a candidate is always read from Advoware before it is linked.
 
 Until the first build has finished (and again after Redis lost the index) `ready()` is False and
@@ -32,6 +34,8 @@ from services.store.lease import Lease, LeaseBusy
 from services.sync.ports import AdvowareApi
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,7 @@ class IndexState:
     started_at: str | None = None
     built_at: str | None = None
     entries: int = 0
+    fresh_at: str | None = None  # UTC: every Advoware change before this is in the index
 
     @property
     def ready(self) -> bool:
@@ -88,7 +93,24 @@ class IdentityIndex:
             started_at=data.get("started_at"),
             built_at=data.get("built_at"),
             entries=int(await self.redis.hlen(keys.IDENTITY_ENTRIES)),
+            fresh_at=data.get("fresh_at"),
         )
+
+    async def refresh(self, advo: AdvowareApi, tz: ZoneInfo) -> int:
+        """Read the Advoware changes since the index was last brought up to date (with the
+        polls' overlap) and upsert them; returns the rows read. Only for a ready index."""
+        from services.advoware.timezone import query_since_local
+        from services.store.watermark import WATERMARK_OVERLAP
+
+        fresh = _s(await self.redis.hget(keys.IDENTITY_STATE, "fresh_at") or "")
+        if not fresh:
+            return 0
+        started = datetime.now(UTC)
+        since = query_since_local(datetime.fromisoformat(fresh), tz, WATERMARK_OVERLAP)
+        rows = [row async for row in advo.iter_beteiligte(changed_since_local=since)]
+        await self.upsert(rows)
+        await self.redis.hset(keys.IDENTITY_STATE, "fresh_at", max(fresh, started.isoformat()))
+        return len(rows)
 
     async def ready(self) -> bool:
         return _s(await self.redis.hget(keys.IDENTITY_STATE, "status")) == READY
@@ -166,7 +188,8 @@ class IdentityIndex:
                 "identity index: building from the full Advoware listing (creates wait until it is done)"
             )
             await self.redis.hset(
-                keys.IDENTITY_STATE, mapping={"status": BUILDING, "read": 0, "started_at": now}
+                keys.IDENTITY_STATE,
+                mapping={"status": BUILDING, "read": 0, "started_at": now, "fresh_at": now},
             )
             state = IndexState(BUILDING, 0, now)
         # Continue one page before the checkpoint: the listing may have shifted a little since.

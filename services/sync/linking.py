@@ -32,12 +32,15 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.beteiligte.identity import Match, Strength, identity_of_content
 from services.errors import NotFoundError
 from services.sync.identity_index import IdentityIndex
 from services.sync.ports import AdvowareApi, EspoApi
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +92,11 @@ def _hold_text(what: str, listed: Sequence[tuple[int, str]]) -> str:
 
 
 class Linker:
-    def __init__(self, *, espo: EspoApi, advo: AdvowareApi, index: IdentityIndex) -> None:
+    def __init__(self, *, espo: EspoApi, advo: AdvowareApi, index: IdentityIndex, tz: ZoneInfo) -> None:
         self.espo = espo
         self.advo = advo
         self.index = index
+        self.tz = tz
 
     async def before_create(self, record_id: str, content: Mapping[str, Any]) -> LinkDecision:
         """Create, link to an existing party, hold for a person, or wait for the index."""
@@ -104,6 +108,9 @@ class Linker:
                 return LinkDecision(
                     Action.WAIT, message=f"create waits for the identity index: {state.describe()}"
                 )
+        else:
+            # Parties entered in Advoware since the last poll (one listing call, few rows).
+            await self.index.refresh(self.advo, self.tz)
         records: dict[int, dict[str, Any]] = {}
         candidates = []
         # Each candidate is read (usually none or one): the index does not see deletions.
