@@ -20,6 +20,8 @@ async_auth_flow  # httpx.Auth: called by httpx.AsyncClient per request (services
 INTERNET  # Advoware kommKz code table (services/advoware/kommkz.py), complete on purpose
 EPOST  # Advoware kommKz code table
 synced_at  # snapshot field written to Redis (services/sync/snapshot.py)
+fields_to_advoware  # history entry field, stored as JSON (services/ops/history.py)
+fields_to_espocrm  # history entry field, stored as JSON (services/ops/history.py)
 created_in_chaos  # chaos record field, shown through vars() in the failure report
 
 # Left for their owners this session (modules being rewritten; see the hygiene report of issue 12).
@@ -37,3 +39,11 @@ sync_workers  # tests/chaos/harness.py (rel)
 redeliveries  # tests/chaos/test_convergence.py (rel)
 forget  # services/sync/backoff.py (rel): landed ahead of its caller
 trip  # services/sync/breaker.py (rel): landed ahead of its caller
+describe_error  # services/ops/history.py (ops): landed ahead of its caller
+field_directions  # services/settings.py (ops): landed ahead of its caller
+deleted_in_espocrm_text  # services/sync/notify.py (ops): landed ahead of its caller
+deleted_in_advoware_text  # services/sync/notify.py (ops): landed ahead of its caller
+permanently_failed_text  # services/sync/notify.py (ops): landed ahead of its caller
+ADVO_BASELINE  # services/sync/verify.py (link): landed ahead of its caller
+ESPO_BASELINE  # services/sync/verify.py (link): landed ahead of its caller
+permanently_failed  # services/ops/recorder.py (ops): landed ahead of its caller

@@ -21,6 +21,7 @@ import httpx
 from sandbox import config as cfg
 from sandbox.signing import php_json, webhook_signature, webhook_x_signature
 from tests.support.stack import Stack, run_stack
+from tests.support.sweep_cost import hold_cron
 
 ADMIN = {"Authorization": f"Bearer {cfg.SYNC_ADMIN_TOKEN}"}
 SERVICE_USERS = {cfg.ESPO_API_USER_NAME, cfg.ADVO_USER}
@@ -187,23 +188,6 @@ def _where_params(where: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def hold_cron(stack: Stack, hours: int = 4) -> None:
-    """Claim the cron sweep's ticks (every 15 min) for the next hours: only the benchmark's own
-    sweeps run, so no scheduled sweep lands in the middle of a measurement."""
-    import redis
-
-    r = redis.Redis.from_url(stack.redis_url)
-    try:
-        now = datetime.now(UTC).replace(second=0, microsecond=0)
-        pipe = r.pipeline()
-        for minute in range(hours * 60):
-            tick = (now + timedelta(minutes=minute)).strftime("%Y%m%d%H%M")
-            pipe.set(f"vmh:sweep:tick:{tick}", "held-by-bench", ex=hours * 3600)
-        pipe.execute()
-    finally:
-        r.close()
-
-
 @contextmanager
 def bench_stack(
     log_dir: Path,
@@ -220,7 +204,7 @@ def bench_stack(
     t0 = time.monotonic()
     with run_stack(log_dir, sandbox_args=args, extra_env=extra_env or {}) as stack:
         log(f"stack up in {time.monotonic() - t0:.1f}s (motia {stack.motia_url}, logs {log_dir})")
-        hold_cron(stack)
+        hold_cron(stack, hours=4, holder="held-by-bench")
         with httpx.Client(timeout=60) as http:
             b = Bench(stack=stack, http=http, records=records, latency_ms=latency_ms)
             b.load_ids()

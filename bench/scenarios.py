@@ -4,7 +4,6 @@ measurements; none of them raises because of speed (only because the setup broke
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -24,6 +23,7 @@ from bench.harness import (
 )
 from sandbox import config as cfg
 from sandbox.act import Actor
+from services.store import keys
 
 
 def service_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -337,17 +337,9 @@ def _skip_advo_overlap(b: Bench) -> None:
     """After a bulk run the Advoware poll's 2-minute overlap still holds the run's own 10,000 PUTs
     (re-read as list pages, recognised as own writes, nothing synced) until later changes move the
     watermark on. Like sweep_cost.skip_espo_overlap for EspoCRM: move it one overlap ahead."""
-    import redis
+    from tests.support.sweep_cost import skip_overlap
 
-    from tests.support.sweep_cost import OVERLAP
-
-    r = redis.Redis.from_url(b.stack.redis_url, decode_responses=True)
-    try:
-        raw = r.get("vmh:watermark:advoware")
-        if raw:
-            r.set("vmh:watermark:advoware", (datetime.fromisoformat(str(raw)) + OVERLAP).isoformat())
-    finally:
-        r.close()
+    skip_overlap(b.stack, keys.WATERMARK_ADVOWARE)
 
 
 def sweep_cost_shared(b: Bench, changed_counts: tuple[int, ...], primed: bool) -> dict[str, Any]:

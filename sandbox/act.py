@@ -51,6 +51,26 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def human_token_request() -> dict[str, Any]:
+    """An Advoware token request as the human user ANNA, freshly signed (new nonce and time)."""
+    nonce = str(uuid.uuid4())
+    ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return {
+        "AppID": cfg.ADVO_APP_ID,
+        "Kanzlei": cfg.ADVO_KANZLEI,
+        "Database": cfg.ADVO_DATABASE,
+        "User": cfg.ADVO_HUMAN_USER,
+        "Password": cfg.ADVO_HUMAN_PASSWORD,
+        "Role": cfg.ADVO_ROLE,
+        "Product": cfg.ADVO_PRODUCT,
+        "Nonce": nonce,
+        "RequestTimeStamp": ts,
+        "HMAC512Signature": advoware_signature(
+            cfg.ADVO_API_KEY, cfg.ADVO_PRODUCT, cfg.ADVO_APP_ID, nonce, ts
+        ),
+    }
+
+
 class Actor:
     def __init__(self, espo_url: str, advo_url: str) -> None:
         self.espo = httpx.Client(
@@ -61,23 +81,7 @@ class Actor:
 
     def advo_token(self) -> str:
         if self._token is None:
-            nonce = str(uuid.uuid4())
-            ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-            body = {
-                "AppID": cfg.ADVO_APP_ID,
-                "Kanzlei": cfg.ADVO_KANZLEI,
-                "Database": cfg.ADVO_DATABASE,
-                "User": cfg.ADVO_HUMAN_USER,
-                "Password": cfg.ADVO_HUMAN_PASSWORD,
-                "Role": cfg.ADVO_ROLE,
-                "Product": cfg.ADVO_PRODUCT,
-                "Nonce": nonce,
-                "RequestTimeStamp": ts,
-                "HMAC512Signature": advoware_signature(
-                    cfg.ADVO_API_KEY, cfg.ADVO_PRODUCT, cfg.ADVO_APP_ID, nonce, ts
-                ),
-            }
-            resp = self.advo.post("api/v1/Token", json=body)
+            resp = self.advo.post("api/v1/Token", json=human_token_request())
             check(resp)
             self._token = resp.json()["access_token"]
         return self._token
@@ -99,6 +103,18 @@ def show(data: Any) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2))
 
 
+COMMANDS = [
+    "list",
+    "espo-show",
+    "espo-edit",
+    "espo-create",
+    "espo-delete",
+    "advo-show",
+    "advo-edit",
+    "advo-create",
+]
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         prog="python -m sandbox.act",
@@ -111,19 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--advo-url", default=os.environ.get("SANDBOX_ADVO_URL", f"http://{cfg.HOST}:{cfg.ADVO_PORT}")
     )
-    p.add_argument(
-        "command",
-        choices=[
-            "list",
-            "espo-show",
-            "espo-edit",
-            "espo-create",
-            "espo-delete",
-            "advo-show",
-            "advo-edit",
-            "advo-create",
-        ],
-    )
+    p.add_argument("command", choices=COMMANDS)
     p.add_argument("args", nargs="*")
     a = p.parse_args(argv)
     actor = Actor(a.espo_url, a.advo_url)
@@ -131,40 +135,52 @@ def main(argv: list[str] | None = None) -> None:
     if cmd == "list":
         side = args[0] if args else "both"
         if side in ("espo", "both"):
-            offset = 0
-            print("EspoCRM CBeteiligte (id, betnr, syncStatus, name):")
-            while True:
-                resp = actor.espo.get(
-                    "CBeteiligte",
-                    params={
-                        "select": "name,betnr,syncStatus",
-                        "orderBy": "name",
-                        "order": "asc",
-                        "maxSize": 200,
-                        "offset": offset,
-                    },
-                )
-                check(resp)
-                rows = resp.json()["list"]
-                for r in rows:
-                    print(
-                        f"  {r['id']}  {r.get('betnr') or '-':>8}  {r.get('syncStatus') or '-':<20} {r['name']}"
-                    )
-                if len(rows) < 200:
-                    break
-                offset += 200
+            list_espo(actor)
         if side in ("advo", "both"):
-            print("Advoware Beteiligte (betNr, geaendertAm, name):")
-            skip = 0
-            while True:
-                rows = actor.advo_call("GET", "Beteiligte", params={"skip": skip, "take": 100}).json()
-                for r in rows:
-                    name = " ".join(x for x in (r.get("titel"), r.get("vorname"), r.get("name")) if x)
-                    print(f"  {r['betNr']}  {r.get('geaendertAm')}  {name}")
-                if len(rows) < 100:
-                    break
-                skip += 100
-        return
+            list_advo(actor)
+    elif cmd.startswith("espo-"):
+        espo_command(actor, cmd, args)
+    else:
+        advo_command(actor, cmd, args)
+
+
+def list_espo(actor: Actor) -> None:
+    offset = 0
+    print("EspoCRM CBeteiligte (id, betnr, syncStatus, name):")
+    while True:
+        resp = actor.espo.get(
+            "CBeteiligte",
+            params={
+                "select": "name,betnr,syncStatus",
+                "orderBy": "name",
+                "order": "asc",
+                "maxSize": 200,
+                "offset": offset,
+            },
+        )
+        check(resp)
+        rows = resp.json()["list"]
+        for r in rows:
+            print(f"  {r['id']}  {r.get('betnr') or '-':>8}  {r.get('syncStatus') or '-':<20} {r['name']}")
+        if len(rows) < 200:
+            break
+        offset += 200
+
+
+def list_advo(actor: Actor) -> None:
+    print("Advoware Beteiligte (betNr, geaendertAm, name):")
+    skip = 0
+    while True:
+        rows = actor.advo_call("GET", "Beteiligte", params={"skip": skip, "take": 100}).json()
+        for r in rows:
+            name = " ".join(x for x in (r.get("titel"), r.get("vorname"), r.get("name")) if x)
+            print(f"  {r['betNr']}  {r.get('geaendertAm')}  {name}")
+        if len(rows) < 100:
+            break
+        skip += 100
+
+
+def espo_command(actor: Actor, cmd: str, args: list[str]) -> None:
     if cmd in ("espo-show", "espo-edit", "espo-delete") and not args:
         raise SystemExit(f"{cmd} needs a record id")
     if cmd == "espo-show":
@@ -175,22 +191,22 @@ def main(argv: list[str] | None = None) -> None:
         resp = actor.espo.post(
             "CBeteiligte", json=parse_assignments(args), headers={"X-Skip-Duplicate-Check": "true"}
         )
-    elif cmd == "espo-delete":
+    else:  # espo-delete
         resp = actor.espo.delete(f"CBeteiligte/{args[0]}")
-    elif cmd == "advo-show":
+    check(resp)
+    show(resp.json())
+
+
+def advo_command(actor: Actor, cmd: str, args: list[str]) -> None:
+    if cmd == "advo-show":
         show(actor.advo_call("GET", f"Beteiligte/{int(args[0])}").json())
-        return
     elif cmd == "advo-edit":
         betnr = int(args[0])
         current = actor.advo_call("GET", f"Beteiligte/{betnr}").json()
         current.update(parse_assignments(args[1:]))
         show(actor.advo_call("PUT", f"Beteiligte/{betnr}", json=current).json())
-        return
     else:  # advo-create
         show(actor.advo_call("POST", "Beteiligte", json=parse_assignments(args)).json())
-        return
-    check(resp)
-    show(resp.json())
 
 
 if __name__ == "__main__":

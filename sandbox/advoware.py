@@ -29,7 +29,7 @@ from sandbox import config as cfg
 from sandbox.admin import admin_routes, json_or_empty
 from sandbox.advoware_drift import Drift, drift_route
 from sandbox.common import Fault, Harness, HarnessMiddleware, Send, send_json
-from sandbox.seed import build_seed
+from sandbox.seed import seed_for
 
 FIELDS = [
     "betNr",
@@ -46,17 +46,7 @@ FIELDS = [
     "angelegtAm",
     "geaendertAm",
 ]
-WRITABLE_STR = [
-    "rechtsform",
-    "anrede",
-    "titel",
-    "vorname",
-    "name",
-    "zusatz",
-    "geburtsdatum",
-    "handelsRegisterNummer",
-    "registergericht",
-]
+WRITABLE_STR = [f for f in FIELDS if f not in ("betNr", "kommunikation", "angelegtAm", "geaendertAm")]
 ANREDEN = {"Herr", "Frau", "Divers", "Firma"}
 MAX_TAKE = 100
 UNAUTHORIZED = "Authorization has been denied for this request."
@@ -106,14 +96,7 @@ class AdvoStore:
         self.ignore_on_put: set[str] = set()
 
     def reset(self, seed: int | None = None, records: int | None = None, demo: bool | None = None) -> None:
-        c = self.config
-        data = build_seed(
-            c.seed if seed is None else seed,
-            demo=c.demo if demo is None else demo,
-            records=c.records if records is None else records,
-            tz=c.advo_timezone,
-            first_betnr=cfg.ADVO_FIRST_BETNR,
-        )
+        data = seed_for(self.config, seed, records, demo)
         self.records = {r["betNr"]: r for r in data.advo}
         self.next_betnr = data.next_betnr
         self.deleted = []

@@ -96,7 +96,6 @@ def render_env(config: SandboxConfig | None = None) -> str:
         f"ESPOCRM_API_KEY={ESPO_API_KEY}",
         f"ESPOCRM_WEBHOOK_SECRETS={secrets}",
         f"ESPOCRM_NOTIFY_USER_ID={ESPO_HUMAN_USER_ID}",
-        f"ESPOCRM_NOTIFY_USER_NAME={ESPO_HUMAN_USER_NAME}",
         f"ADVOWARE_API_BASE_URL={c.advo_url}/",
         f"ADVOWARE_SECURITY_URL={c.advo_url}/",
         f"ADVOWARE_PRODUCT_ID={ADVO_PRODUCT}",

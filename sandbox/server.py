@@ -8,6 +8,7 @@ import signal
 import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import uvicorn
 
@@ -22,6 +23,13 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+
+def _server(app: Any, host: str, port: int, log_level: str, lifespan: Literal["on", "off"]) -> _Server:
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, lifespan=lifespan, access_log=False
+    )
+    return _Server(config)
 
 
 class Sandbox:
@@ -41,27 +49,10 @@ class Sandbox:
 
     async def serve(self, on_ready: Callable[[], None] | None = None) -> None:
         c = self.config
+        # EspoCRM's lifespan starts and stops its webhook sender; Advoware has none.
         self._servers = [
-            _Server(
-                uvicorn.Config(
-                    self.espo.app,
-                    host=c.host,
-                    port=c.espo_port,
-                    log_level=c.log_level,
-                    lifespan="on",
-                    access_log=False,
-                )
-            ),
-            _Server(
-                uvicorn.Config(
-                    self.advo.app,
-                    host=c.host,
-                    port=c.advo_port,
-                    log_level=c.log_level,
-                    lifespan="off",
-                    access_log=False,
-                )
-            ),
+            _server(self.espo.app, c.host, c.espo_port, c.log_level, lifespan="on"),
+            _server(self.advo.app, c.host, c.advo_port, c.log_level, lifespan="off"),
         ]
         tasks = [asyncio.ensure_future(s.serve()) for s in self._servers]
 

@@ -32,15 +32,27 @@
 //    contain :"). Both now use "motia:events" (also the plugin's own default).
 // 9. no-hmr-server (start.mjs + workbench middleware.js): `motia start` no longer opens Vite's
 //    HMR WebSocket server on PORT+21678 (nothing to hot-reload in production): one port, any port.
+//    The Vite client in the page would still try a WebSocket to port 24678: in motia start its
+//    connect call is dropped (the page needs no HMR).
 // 10. no-third-party (workbench index.html, middleware.js, header.tsx): no Amplitude analytics
 //    script (with remote config), no Google Fonts (system fonts instead), no reo.dev script, no
 //    "Deploy" pop-up with an image from a third-party host. Staff browsers load only from the
 //    service itself (GDPR; works without internet).
+// 11. flow-panel-size (@motiadev/ui collapsible-panel.js): the flow picture gets 75% of the
+//    height, the logs/traces panel 25% (was half and half: the flow was unreadable at fit-to-view).
+//    The Workbench's pre-bundled copy of @motiadev/ui (Vite's deps cache) is dropped when this
+//    patch is applied, so the next start bundles the patched file.
+// 12. flow-layout (flows-config-stream.mjs, flows-config-endpoint.mjs, use-get-flow-state.tsx):
+//    the Workbench drew a flow before its saved layout (motia-workbench.json) had arrived, laid
+//    it out automatically as a column and SAVED that over the committed layout (a race, seen on
+//    a slow first load). A flow's layout is now always sent (empty if none is saved) and the
+//    page waits for it. With MOTIA_FLOW_LAYOUT_READONLY=true (make serve) the running service
+//    never writes motia-workbench.json: the layout is part of the code, changed in `make run`.
 //
 // Usage: node scripts/patch-motia-core.mjs [NODE_MODULES_DIR]   (default: ./node_modules)
 //        node scripts/patch-motia-core.mjs --list   (the patches as JSON, file paths relative
 //        to NODE_MODULES_DIR: tests/unit/test_motia_install.py un-applies and re-applies each)
-import { readFileSync, writeFileSync, existsSync } from 'node:fs'
+import { readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -57,6 +69,11 @@ const PY_RUNNER = path.join(CORE, 'python/python-runner.py')
 const MIDDLEWARE = path.join(WORKBENCH, 'middleware.js')
 const INDEX_HTML = path.join(WORKBENCH, 'index.html')
 const HEADER = path.join(WORKBENCH, 'src/components/header/header.tsx')
+const FLOW_STATE = path.join(WORKBENCH, 'src/components/flow/hooks/use-get-flow-state.tsx')
+const FLOWS_CONFIG_STREAM = path.join(CORE, 'streams/flows-config-stream.mjs')
+const FLOWS_CONFIG_ENDPOINT = path.join(CORE, 'endpoints/flows-config-endpoint.mjs')
+const UI_PANEL = path.join(NM, '@motiadev/ui/dist/components/ui/collapsible-panel.js')
+const VITE_DEPS_CACHE = path.join(NM, '@motiadev/workbench/node_modules/.vite')
 const GATE_SOURCE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'motia-port-gate.mjs')
 const GATE = path.join(CORE, 'vmh-port-gate.mjs')
 
@@ -219,6 +236,16 @@ const patches = [
     all: false,
   },
   {
+    name: 'no-hmr-client-plugin',
+    from: '\t\t\tworkbenchBasePlugin(workbenchBase)\n\t\t],\n',
+    to:
+      '\t\t\tworkbenchBasePlugin(workbenchBase),\n' +
+      '\t\t\t...hmr ? [] : [{ name: "vmh-no-hmr-client", transform(code, id) { if (!id.includes("vite/dist/client/client.mjs")) return null; const call = "transport.connect(createHMRHandler(handleMessage));"; if (!code.includes(call)) throw new Error("vmh-no-hmr-client: Vite client changed, review the patch"); return code.replace(call, "/* vmh: no HMR server in motia start */"); } }]\n' +
+      '\t\t],\n',
+    file: MIDDLEWARE,
+    all: false,
+  },
+  {
     name: 'no-third-party-reo',
     from: '\t\ttransformIndexHtml(html) {\n\t\t\tif (!(process.env.MOTIA_ANALYTICS_DISABLED !== "true")) return html;\n',
     to: '\t\ttransformIndexHtml(html) {\n\t\t\treturn html; // vmh: never inject the reo.dev script\n',
@@ -250,6 +277,47 @@ const patches = [
     all: false,
   },
   {
+    name: 'flow-panel-size',
+    from: '\t\tt6 = /* @__PURE__ */ jsx(Panel, {\n\t\t\tid,\n\t\t\tcollapsible: true,\n',
+    to: '\t\tt6 = /* @__PURE__ */ jsx(Panel, {\n\t\t\tid,\n\t\t\tdefaultSize: id === "top-panel" ? 75 : id === "bottom-panel" ? 25 : void 0,\n\t\t\tcollapsible: true,\n',
+    file: UI_PANEL,
+    all: false,
+    dropsCache: VITE_DEPS_CACHE,
+  },
+  {
+    name: 'no-third-party-amplitude-init',
+    from:
+      "    <script>\n      function initAmplitude() {\n        window.amplitude.init('ab2408031a38aa5cb85587a27ecfc69c', {\n" +
+      '          autocapture: {\n            fileDownloads: false,\n            formInteractions: false,\n          },\n' +
+      '          fetchRemoteConfig: true,\n          recording: false,\n          optOut: true,\n        })\n      }\n    </script>\n',
+    to: '    <!-- vmh: no analytics init -->\n',
+    file: INDEX_HTML,
+    all: false,
+  },
+  {
+    name: 'flow-layout-always-sent',
+    from: '\t\treturn this.getConfig().find((flow) => flow.id === id) || null;\n',
+    to: '\t\treturn this.getConfig().find((flow) => flow.id === id) || { id, config: {} };\n',
+    file: FLOWS_CONFIG_STREAM,
+    all: false,
+  },
+  {
+    name: 'flow-layout-waited-for',
+    from: '    if (!flow || flow.error) return\n    const hasSameConfig',
+    to: '    if (!flow || flow.error || !flowConfig) return // vmh: wait for the saved layout\n    const hasSameConfig',
+    file: FLOW_STATE,
+    all: false,
+  },
+  {
+    name: 'flow-layout-readonly',
+    from: '\tapp.post("/__motia/flows/:id/config", async (req, res) => {\n',
+    to:
+      '\tapp.post("/__motia/flows/:id/config", async (req, res) => {\n' +
+      '\t\tif (process.env.MOTIA_FLOW_LAYOUT_READONLY === "true") { res.status(403).json({ error: "read_only", reason: "the flow layout is part of the code (motia-workbench.json); change it in make run" }); return; }\n',
+    file: FLOWS_CONFIG_ENDPOINT,
+    all: false,
+  },
+  {
     name: 'no-third-party-deploy-popup',
     from: '{isDevMode && <DeployButton />}',
     to: '{false && isDevMode && <DeployButton />}',
@@ -259,11 +327,12 @@ const patches = [
 ]
 
 if (LIST) {
-  console.log(JSON.stringify(patches.map((p) => ({ ...p, file: path.normalize(p.file) })), null, 1))
+  console.log(JSON.stringify(patches.map(({ dropsCache: _, ...p }) => ({ ...p, file: path.normalize(p.file) })), null, 1))
   process.exit(0)
 }
 
 let failed = false
+for (const p of patches) if (!p.to) throw new Error(`patch ${p.name}: an empty replacement can never be recognised as applied`)
 
 // The gate module itself: a copy of scripts/motia-port-gate.mjs next to server.mjs.
 if (!existsSync(CORE)) {
@@ -294,6 +363,7 @@ for (const p of patches) {
   }
   src = p.all ? src.split(p.from).join(p.to) : src.replace(p.from, p.to)
   writeFileSync(p.file, src)
+  if (p.dropsCache) rmSync(p.dropsCache, { recursive: true, force: true })
   console.log(`patch-motia-core: ${p.name} applied`)
 }
 process.exit(failed ? 1 : 0)

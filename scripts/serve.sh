@@ -13,6 +13,7 @@ source scripts/common.sh
 if [ -f .env ]; then load_dotenv .env; fi
 export PORT="${PORT:-3000}"
 export MOTIA_ANALYTICS_DISABLED=true
+export MOTIA_FLOW_LAYOUT_READONLY=true   # the running service never rewrites motia-workbench.json
 unset WORKBENCH_OPEN_LOCAL   # the sandbox's open Workbench never applies here
 python_modules/bin/python -m services.settings   # fails fast naming any missing/invalid variable
 if [ -n "${WORKBENCH_USER:-}" ] && [ -n "${WORKBENCH_PASSWORD:-}" ]; then

@@ -36,7 +36,7 @@ is the server's own validation text, e.g. "field: status, type: valid").
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 
 class SyncServiceError(Exception):
@@ -76,6 +76,14 @@ class BackfillBusyError(BackfillError):
 
 class BackfillAbortedError(BackfillError):
     """The run stopped before its end; finished items are checkpointed, a rerun resumes."""
+
+
+class ApiErrorDetails(TypedDict, total=False):
+    """The optional details of every ``ApiError`` (keyword arguments of its constructor)."""
+
+    status_code: int | None
+    reason: str | None
+    record_id: str | None
 
 
 class ApiError(SyncServiceError):
@@ -120,12 +128,10 @@ class TransientError(ApiError):
         message: str,
         *,
         system: str,
-        status_code: int | None = None,
-        reason: str | None = None,
-        record_id: str | None = None,
         retry_after: float | None = None,
+        **details: Unpack[ApiErrorDetails],
     ) -> None:
-        super().__init__(message, system=system, status_code=status_code, reason=reason, record_id=record_id)
+        super().__init__(message, system=system, **details)
         self.retry_after = retry_after
 
 

@@ -48,7 +48,11 @@ async def open_redis(settings: Settings | None = None) -> AsyncIterator[Redis]:
 async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtime]:
     from services.advoware.client import AdvowareClient
     from services.espocrm.client import EspoCrmClient
+    from services.http.observe import set_observer
     from services.ops.alerts import Alerts
+    from services.ops.metrics import Metrics
+    from services.ops.monitor import history_for
+    from services.ops.recorder import SyncRecorder
     from services.sync.breaker import CircuitBreakers
     from services.sync.deletions import CONDITION as DELETIONS_CONDITION
     from services.sync.deletions import DeletionGuard
@@ -59,9 +63,19 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
     async with open_redis(settings) as redis:
         espo = EspoCrmClient.from_settings(settings)
         advo = AdvowareClient.from_settings(settings, redis)
-        notifier = Notifier(espo, redis, settings.ESPOCRM_NOTIFY_USER_ID, settings.ESPOCRM_NOTIFY_USER_NAME)
-
+        metrics = Metrics(redis)
+        set_observer(metrics)  # every API call of this process -> vmh_api_calls / latency histogram
+        notifier = Notifier(
+            espo,
+            redis,
+            settings.ESPOCRM_NOTIFY_USER_ID,
+            settings.ESPOCRM_NOTIFY_USER_NAME,
+            count=lambda result: metrics.inc("vmh_notices", result=result),
+        )
         alerts = Alerts(redis, notifier, after=timedelta(seconds=settings.ALERT_AFTER_SECONDS))
+        recorder = SyncRecorder(
+            history=history_for(redis, settings), metrics=metrics, notifier=notifier, alerts=alerts
+        )
 
         async def alert(condition: str, detail: str, active: bool) -> None:
             """Breakers' conditions go through the ops alerts: one notice each, shared with the
@@ -97,8 +111,13 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
                 breakers=breakers,
                 deletions=deletions,
                 retry_base=timedelta(seconds=settings.SYNC_RETRY_BASE_SECONDS),
+                notifier=notifier,
+                recorder=recorder,
+                directions=settings.field_directions,
             )
             yield Runtime(settings=settings, redis=redis, espo=espo, advo=advo, engine=engine)
         finally:
+            set_observer(None)
             await espo.aclose()
             await advo.aclose()
+            await metrics.flush()

@@ -18,7 +18,10 @@ def create_note(store: EspoStore, user: User, data: Any) -> dict[str, Any]:
     if not isinstance(post, str) or not post.strip():
         raise validation_error("post", "required", entity="Note")
     parent_type, parent_id = data.get("parentType"), data.get("parentId")
-    if parent_type is not None:
+    if parent_type == "User":  # a post on a user's own stream (EspoCRM: User permission)
+        if parent_id not in store.users:
+            raise EspoError(404, f"Record {parent_id} not found.")
+    elif parent_type is not None:
         if parent_type != ENTITY:
             raise EspoError(403, "No access.")
         store.get(str(parent_id))

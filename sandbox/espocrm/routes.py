@@ -60,6 +60,7 @@ class EspoApi:
             Route("/api/v1/Note", self.notes, methods=["GET", "POST"]),
             Route("/api/v1/Notification", self.notification, methods=["GET", "POST"]),
             Route("/api/v1/App/user", self.app_user, methods=["GET"]),
+            Route("/api/v1/User/{id}", self.user_one, methods=["GET"]),
         ]
 
     def auth(self, request: Request) -> User:
@@ -198,6 +199,24 @@ class EspoApi:
             if not user.is_admin:
                 raise EspoError(403, "No create access.")
             return create_notification(self.store, user, await read_body(req))
+
+        return await self.handle(request, run)
+
+    async def user_one(self, request: Request) -> Response:
+        """GET /User/{id}: the fields the notifier reads (API users need read access to Users)."""
+
+        async def run(req: Request) -> Any:
+            self.auth(req)
+            user = self.store.users.get(req.path_params["id"])
+            if user is None:
+                raise EspoError(404, f"Record {req.path_params['id']} not found.")
+            return {
+                "id": user.id,
+                "userName": user.user_name,
+                "name": user.name,
+                "isActive": True,
+                "type": user.type,
+            }
 
         return await self.handle(request, run)
 

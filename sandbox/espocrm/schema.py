@@ -42,6 +42,7 @@ ENUMS: dict[str, list[str | None]] = {
         "conflict",
         "deleted_in_advoware",
         "permanently_failed",
+        "excluded",
     ],
 }
 PHONE_TYPES = ["Mobile", "Office", "Home", "Fax", "Other"]

@@ -29,7 +29,7 @@ from sandbox.espocrm.schema import (
     validation_error,
 )
 from sandbox.espocrm.validation import apply_multi, validate_input
-from sandbox.seed import build_seed
+from sandbox.seed import seed_for
 
 # Written on create besides what the request set: they are always in the create webhook item.
 CREATE_ITEM_ALWAYS = ("name", "beteiligterTyp", "emailAddress", "phoneNumber")
@@ -70,14 +70,7 @@ class EspoStore:
         self.by_user_name = {u.user_name.lower(): u for u in self.users.values()}
 
     def reset(self, seed: int | None = None, records: int | None = None, demo: bool | None = None) -> None:
-        c = self.config
-        data = build_seed(
-            c.seed if seed is None else seed,
-            demo=c.demo if demo is None else demo,
-            records=c.records if records is None else records,
-            tz=c.advo_timezone,
-            first_betnr=cfg.ADVO_FIRST_BETNR,
-        )
+        data = seed_for(self.config, seed, records, demo)
         self.records = {}
         self.by_betnr = {}
         for rec in data.espo:

@@ -186,8 +186,9 @@ class AdvowareClient(ApiClient):
         `start` skips that many rows (a resumed listing: the identity index build)."""
         if not 1 <= take <= MAX_TAKE:
             raise ValueError(f"take must be 1..{MAX_TAKE}")
-        guard = PageGuard(take, what=f"GET {ALL}")
-        guard.skip = start
+        if start < 0:
+            raise ValueError("start must be >= 0")
+        guard = PageGuard(take, what=f"GET {ALL}", start=start)
         while not guard.done:
             params = {PARAM_SKIP: str(guard.skip), PARAM_TAKE: str(take)}
             if changed_since_local:

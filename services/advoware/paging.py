@@ -32,10 +32,10 @@ SYSTEM = "advoware"
 class PageGuard:
     """One listing's state: the ``skip`` of the next page and the ``betNr`` already yielded."""
 
-    def __init__(self, take: int, *, what: str = "GET Beteiligte") -> None:
+    def __init__(self, take: int, *, what: str = "GET Beteiligte", start: int = 0) -> None:
         self.take = take
         self.what = what
-        self.skip = 0
+        self.skip = start
         self.done = False
         self.pages = 0
         self._seen: set[int] = set()

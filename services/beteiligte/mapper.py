@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from services.beteiligte import contacts
@@ -30,6 +30,7 @@ from services.beteiligte.fieldmap import (
     FIELDS,
     KIND_DEPENDENT,
     Direction,
+    FieldSpec,
     WriteContext,
     kind_from_advo,
     kind_from_espo,
@@ -63,25 +64,23 @@ def from_espo(record: Mapping[str, Any], *, warnings: list[MappingWarning] | Non
     """Canonical content of an EspoCRM CBeteiligte (pass the full ``GET /{id}`` record: lists lack
     ``emailAddressData``/``phoneNumberData``)."""
     kind = kind_from_espo(record, None, warnings)
-    content: SyncedContent = {"kind": kind}
-    for spec in FIELD_MAP:
-        if spec.canonical == "kind":
-            continue
-        value = spec.converter.read_espo(record, kind, warnings)  # None for the other kind
-        if not spec.applies(kind):
-            value = None
-        content[spec.canonical] = spec.empty if value is None else value
-    return content
+    return _canonical(kind, lambda spec: spec.converter.read_espo(record, kind, warnings))
 
 
 def from_advo(record: Mapping[str, Any], *, warnings: list[MappingWarning] | None = None) -> SyncedContent:
     """Canonical content of an Advoware Beteiligter (as returned by GET/list)."""
     kind = kind_from_advo(record, None, warnings)
+    return _canonical(kind, lambda spec: spec.converter.read_advo(record, kind, warnings))
+
+
+def _canonical(kind: Kind, read: Callable[[FieldSpec], Any]) -> SyncedContent:
+    """Every mapped field read with `read` (a converter's reader, None for the other kind); a
+    field that does not apply to `kind` is its empty value."""
     content: SyncedContent = {"kind": kind}
     for spec in FIELD_MAP:
         if spec.canonical == "kind":
             continue
-        value = spec.converter.read_advo(record, kind, warnings)  # None for the other kind
+        value = read(spec)
         if not spec.applies(kind):
             value = None
         content[spec.canonical] = spec.empty if value is None else value

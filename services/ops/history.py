@@ -14,7 +14,7 @@ are dropped on read and on write).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -66,17 +66,6 @@ def direction_of(to_advo: Sequence[str], to_espo: Sequence[str]) -> str:
     return "none"
 
 
-def describe_error(exc: BaseException) -> dict[str, Any]:
-    """An API error as history shows it: system, status and the server's reason (no URL)."""
-    out: dict[str, Any] = {"type": type(exc).__name__}
-    for name in ("system", "status_code", "reason"):
-        value = getattr(exc, name, None)
-        if value is not None:
-            out[name] = value
-    out["message"] = str(exc)[:300]
-    return out
-
-
 class HistoryStore:
     def __init__(
         self,
@@ -125,60 +114,3 @@ def _parse(raw: Any) -> datetime:
     except ValueError:
         return datetime.min.replace(tzinfo=UTC)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def entry_for_plan(
-    *,
-    at: datetime,
-    trigger: str,
-    result: str,
-    betnr: int | None,
-    to_advo: Sequence[str],
-    to_espo: Sequence[str],
-    espo_before: Mapping[str, Any] | None,
-    advo_before: Mapping[str, Any] | None,
-    conflicts: Sequence[Any] = (),
-) -> HistoryEntry:
-    """A history entry for a merge plan: old -> new for every field written."""
-    changes: list[dict[str, Any]] = []
-    for name in sorted(to_advo):
-        changes.append(
-            {
-                "field": name,
-                "system": "advoware",
-                "old": (advo_before or {}).get(name),
-                "new": (espo_before or {}).get(name),
-            }
-        )
-    for name in sorted(to_espo):
-        changes.append(
-            {
-                "field": name,
-                "system": "espocrm",
-                "old": (espo_before or {}).get(name),
-                "new": (advo_before or {}).get(name),
-            }
-        )
-    conflict_rows = tuple(
-        {"field": c.field, "espocrm": c.espo_value, "advoware_overwritten": c.advo_value} for c in conflicts
-    )
-    if conflict_rows:
-        winner: str | None = "espocrm"
-    elif to_advo and not to_espo:
-        winner = "espocrm"
-    elif to_espo and not to_advo:
-        winner = "advoware"
-    else:
-        winner = None
-    return HistoryEntry(
-        at=at.isoformat(),
-        trigger=trigger,
-        result=result,
-        direction=direction_of(tuple(to_advo), tuple(to_espo)),
-        fields_to_advoware=tuple(sorted(to_advo)),
-        fields_to_espocrm=tuple(sorted(to_espo)),
-        changes=tuple(changes),
-        conflicts=conflict_rows,
-        winner=winner,
-        betnr=betnr,
-    )

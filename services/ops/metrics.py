@@ -72,13 +72,6 @@ FAMILIES: dict[str, Family] = {
 }
 
 
-def status_class(status: int | None) -> str:
-    """`2xx`, `4xx`, `5xx`, ... or `error` when no answer came (timeout, refused connection)."""
-    if status is None or status <= 0:
-        return "error"
-    return f"{status // 100}xx"
-
-
 def _field(name: str, labels: Mapping[str, str], part: str = "") -> str:
     return json.dumps([name, sorted(labels.items()), part], separators=(",", ":"))
 
@@ -95,7 +88,7 @@ class Metrics:
         _check_labels(family, labels)
         self._pending[_field(name, labels)] += amount
 
-    def observe(self, name: str, seconds: float, **labels: str) -> None:
+    def record(self, name: str, seconds: float, **labels: str) -> None:
         family = FAMILIES[name]
         _check_labels(family, labels)
         bucket = next((str(b) for b in family.buckets if seconds <= b), "+Inf")
@@ -103,11 +96,10 @@ class Metrics:
         self._pending[_field(name, labels, "sum")] += seconds
         self._pending[_field(name, labels, "count")] += 1
 
-    def observe_api_call(self, system: str, status: int | None, seconds: float) -> None:
-        """The per-request hook of the HTTP client base (services/http.py)."""
-        cls = status_class(status)
-        self.inc("vmh_api_calls", system=system, status_class=cls)
-        self.observe("vmh_api_call_duration_seconds", seconds, system=system, status_class=cls)
+    def observe(self, system: str, method: str, status_class: str, seconds: float) -> None:
+        """The per-request hook of the HTTP client base (services/http/observe.py `Observer`)."""
+        self.inc("vmh_api_calls", system=system, status_class=status_class)
+        self.record("vmh_api_call_duration_seconds", seconds, system=system, status_class=status_class)
 
     async def flush(self) -> None:
         if not self._pending:

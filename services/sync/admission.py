@@ -38,6 +38,8 @@ class Admission:
     ) -> tuple[SyncStatus, Outcome | None]:
         """(the status the run starts from, or an outcome `SKIPPED` that ends it)."""
         status = SyncStatus.parse(espo.get("syncStatus"))
+        if status is SyncStatus.EXCLUDED:  # a person took it out of the sync: left alone
+            return status, Outcome(record_id, Result.SKIPPED, reason="excluded by a person")
         if status in PARKED:
             if stays_parked(status, espo, trigger):
                 return status, Outcome(record_id, Result.SKIPPED, reason=f"parked as {status.value}")

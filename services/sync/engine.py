@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 
     from redis.asyncio import Redis
 
+    from services.beteiligte.fieldmap import Direction
+    from services.ops.recorder import SyncRecorder
     from services.sync.decide import MergePlan
     from services.sync.ports import AdvowareApi, EspoApi
 
@@ -76,6 +78,9 @@ class SyncEngine:
         breakers: CircuitBreakers | None = None,
         deletions: DeletionGuard | None = None,
         retry_base: timedelta = RETRY_BASE,
+        notifier: Notifier | None = None,
+        recorder: SyncRecorder | None = None,
+        directions: Mapping[str, Direction] | None = None,
     ) -> None:
         self.espo = espo
         self.advo = advo
@@ -85,7 +90,9 @@ class SyncEngine:
         self.locks = RecordLocks(redis, lock_ttl_seconds)
         self.snapshots = SnapshotStore(redis)
         self.intents = IntentStore(redis)
-        self.notifier = Notifier(espo, redis, notify_user_id, notify_user_name)
+        self.notifier = notifier or Notifier(espo, redis, notify_user_id, notify_user_name)
+        # History, metrics, waiting notices and alerts after each sync (services/ops/recorder.py).
+        self.recorder = recorder
         self.breakers = breakers or CircuitBreakers(redis, clock=self.now)
         self.deletions = deletions or DeletionGuard(redis, clock=self.now)
         self.deps = SyncDeps(
@@ -105,6 +112,8 @@ class SyncEngine:
             deletions=self.deletions,
             own_writes=OwnWrites(redis),
             linker=Linker(espo=espo, advo=advo, index=IdentityIndex(redis), tz=tz),
+            directions=directions,
+            recorder=recorder,
         )
         self.admission = Admission(self.deps, retry_base=retry_base)
         self.outcomes = Outcomes(self.deps, max_attempts=max_attempts, mirror_syncing=mirror_syncing)
@@ -137,6 +146,12 @@ class SyncEngine:
         self, record_id: str, trigger: Trigger = Trigger.SWEEP, *, options: SyncOptions = DEFAULT_OPTIONS
     ) -> Outcome:
         """Sync one record under its lock; events arriving meanwhile cause one more run."""
+        outcome = await self._sync_record(record_id, trigger, options)
+        if self.recorder is not None:
+            await self.recorder.after_sync(outcome, trigger.value)
+        return outcome
+
+    async def _sync_record(self, record_id: str, trigger: Trigger, options: SyncOptions) -> Outcome:
         token = await self.locks.acquire(record_id)
         if token is None:
             # Leave a note for the holder, then try once more in case it just released.

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
     from redis.asyncio import Redis
 
+    from services.beteiligte.fieldmap import Direction
+    from services.ops.recorder import SyncRecorder
     from services.sync.backoff import OwnWrites
     from services.sync.breaker import CircuitBreakers
     from services.sync.deletions import DeletionGuard
@@ -120,6 +122,10 @@ class SyncDeps:
     deletions: DeletionGuard
     own_writes: OwnWrites
     linker: Linker
+    # Per-field direction (field map + SYNC_FIELD_DIRECTIONS); None: every field two-way.
+    directions: Mapping[str, Direction] | None = None
+    # History, metrics, waiting notices and alerts after each sync (services/ops/recorder.py).
+    recorder: SyncRecorder | None = None
 
 
 PARKED = frozenset({SyncStatus.PERMANENTLY_FAILED, SyncStatus.DELETED_IN_ADVOWARE, SyncStatus.CONFLICT})

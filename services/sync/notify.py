@@ -213,6 +213,14 @@ async def outbox_summary(redis: Redis) -> dict[str, Any]:
 # ---------------------------------------------------------------------- texts (German)
 
 
+def display_name(content: Mapping[str, Any]) -> str | None:
+    """A record's name as staff know it, from canonical content (a deleted record's snapshot)."""
+    if content.get("company_name"):
+        return str(content["company_name"])
+    parts = [str(content[k]) for k in ("first_name", "last_name") if content.get(k)]
+    return " ".join(parts) or None
+
+
 def record_label(record_id: str, *, name: str | None = None, betnr: int | None = None) -> str:
     parts = [f"EspoCRM-ID {record_id}"]
     if betnr is not None:

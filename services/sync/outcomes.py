@@ -17,9 +17,10 @@ from typing import Any
 
 from services.errors import ApiError, AuthError, FatalError, InvalidDataError, NotFoundError, TransientError
 from services.store import keys
+from services.sync import notify
 from services.sync.breaker import is_system_failure
 from services.sync.linking import LinkDecision
-from services.sync.model import ENTITY, Outcome, RecordContext, Result, SyncDeps
+from services.sync.model import ENTITY, Outcome, RecordContext, Result, SyncDeps, as_int
 from services.sync.notify import record_event
 from services.sync.snapshot import Snapshot
 from services.sync.states import SyncStatus, transition
@@ -83,11 +84,14 @@ class Outcomes:
             "record %s sync failed (attempt %d, %s): %s", ctx.record_id, attempts, target.value, reason
         )
         if permanent:
-            await self._d.notifier.notify(
-                ctx.record_id,
-                f"Der Abgleich mit Advoware ist endgültig fehlgeschlagen (nach {attempts} Versuch(en)). "
-                f"Grund: {reason}. Bitte Daten prüfen und den Abgleich erneut anstoßen.",
+            label = notify.record_label(
+                ctx.record_id, name=ctx.espo.get("name"), betnr=as_int(ctx.espo.get("betnr"))
             )
+            text = notify.permanently_failed_text(label, attempts, reason)
+            if self._d.recorder is not None:  # one alert per record, one more when it syncs again
+                await self._d.recorder.permanently_failed(ctx.record_id, text)
+            else:
+                await self._d.notifier.notify(ctx.record_id, text)
         return Outcome(
             ctx.record_id,
             Result.PERMANENTLY_FAILED if permanent else Result.FAILED,
@@ -120,11 +124,8 @@ class Outcomes:
         )
         await self._d.snapshots.delete(ctx.record_id)
         await record_event(self._d.redis, "deleted_in_advoware", ctx.record_id, f"betnr={betnr}")
-        await self._d.notifier.notify(
-            ctx.record_id,
-            f"Der Advoware-Beteiligte Nr. {betnr} existiert nicht mehr. Der EspoCRM-Datensatz bleibt erhalten "
-            "und wird nicht mehr abgeglichen, bis er neu verknüpft wird.",
-        )
+        label = notify.record_label(ctx.record_id, name=ctx.espo.get("name"), betnr=betnr)
+        await self._d.notifier.notify(ctx.record_id, notify.deleted_in_advoware_text(label, betnr))
         await self._d.stats.count("deleted_in_advoware")
         log.info(
             "record %s: betnr %s not found in Advoware; marked deleted_in_advoware", ctx.record_id, betnr
@@ -156,11 +157,9 @@ class Outcomes:
         await d.intents.delete(record_id)
         await record_event(d.redis, "unlinked", record_id, f"betnr={betnr}" if betnr else None)
         if betnr:
-            await d.notifier.notify(
-                None,
-                f"Beteiligter {record_id} wurde in EspoCRM gelöscht. Der Advoware-Beteiligte Nr. {betnr} "
-                "bleibt unverändert bestehen; die Verknüpfung wurde aufgehoben.",
-            )
+            name = notify.display_name(snap.content) if snap else None
+            label = notify.record_label(record_id, name=name, betnr=betnr)
+            await d.notifier.notify(None, notify.deleted_in_espocrm_text(label, betnr))
         log.info(
             "record %s deleted in EspoCRM; unlinked from betnr %s (Advoware untouched)", record_id, betnr
         )

@@ -59,6 +59,7 @@ class Planner:
             # Fields a write did not apply: compared with what that side stored (verify.py).
             advo_baseline=snap.extra.get(ADVO_BASELINE) if snap else None,
             espo_baseline=snap.extra.get(ESPO_BASELINE) if snap else None,
+            directions=self._d.directions,
         )
         return plan, snap
 

@@ -169,18 +169,10 @@ class Updater:
 
     async def report_conflicts(self, record_id: str, betnr: int, conflicts: Sequence[FieldConflict]) -> None:
         """Count, log and tell a person, once the EspoCRM values are in Advoware."""
-        from services.beteiligte import mapper
+        from services.sync import notify
 
         await self._d.stats.count("conflicts", len(conflicts))
         await record_event(self._d.redis, "conflict", record_id, ",".join(c.field for c in conflicts))
-        lines = [
-            f"- {c.field}: EspoCRM-Wert übernommen; überschriebener Advoware-Wert: "
-            f"{mapper.describe(c.field, c.advo_value)}"
-            for c in conflicts
-        ]
-        await self._d.notifier.notify(
-            record_id,
-            f"Konflikt beim Abgleich mit Advoware (Beteiligter Nr. {betnr}): beide Seiten wurden geändert. "
-            "EspoCRM hat Vorrang.\n" + "\n".join(lines),
-        )
+        label = notify.record_label(record_id, betnr=betnr)
+        await self._d.notifier.notify(record_id, notify.conflict_text(label, conflicts))
         await self._d.conflicts.delete(record_id)

@@ -6,7 +6,7 @@ from services.sync.dispatch import handle_sync_event, lower_priority
 config = {
     "type": "event",
     "name": "BeteiligteSync",
-    "description": "Syncs CBeteiligte records with Advoware: lock, three-way merge, write, snapshot",
+    "description": "Brings each party up to date on both sides: locks the record, merges changes from EspoCRM and Advoware, writes, remembers the result",
     "subscribes": [
         "vmh.beteiligte.create",
         "vmh.beteiligte.update",
@@ -14,7 +14,8 @@ config = {
         "vmh.beteiligte.sync_check",
     ],
     "emits": [],
-    "flows": ["vmh"],
+    "virtualEmits": [{"topic": "advoware.beteiligte.write", "label": "reads, writes"}],
+    "flows": ["vmh", "vmh-ops"],
 }
 
 

@@ -13,7 +13,7 @@ config = {
     "description": "Builds the Advoware identity index on first start and after Redis lost it",
     "cron": "* * * * *",
     "emits": [SYNC_CHECK_TOPIC],
-    "flows": ["vmh"],
+    "flows": ["vmh-ops"],
 }
 
 

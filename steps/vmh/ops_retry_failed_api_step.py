@@ -12,7 +12,7 @@ config = {
     "path": "/vmh/beteiligte/sync/retry-failed",
     "method": "POST",
     "emits": [SYNC_CHECK_TOPIC],
-    "flows": ["vmh"],
+    "flows": ["vmh-ops"],
 }
 
 

@@ -13,7 +13,7 @@ config = {
     "path": "/vmh/beteiligte/sync/record",
     "method": "POST",
     "emits": [],
-    "flows": ["vmh"],
+    "flows": ["vmh-ops"],
 }
 
 

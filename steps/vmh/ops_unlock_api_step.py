@@ -11,7 +11,7 @@ config = {
     "path": "/vmh/beteiligte/sync/unlock",
     "method": "POST",
     "emits": [],
-    "flows": ["vmh"],
+    "flows": ["vmh-ops"],
 }
 
 

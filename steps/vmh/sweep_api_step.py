@@ -8,7 +8,7 @@ from services.sync.sweep_runner import SYNC_CHECK_TOPIC, run_sweep
 config = {
     "type": "api",
     "name": "BeteiligteSweepNow",
-    "description": "Runs the sweep now (Authorization: Bearer SYNC_ADMIN_TOKEN)",
+    "description": "Sweep now: the 15-minute check on demand (admin token)",
     "path": "/vmh/beteiligte/sync/sweep",
     "method": "POST",
     "emits": [SYNC_CHECK_TOPIC],

@@ -6,7 +6,7 @@ from services.sync.sweep_runner import SYNC_CHECK_TOPIC, run_sweep
 config = {
     "type": "cron",
     "name": "BeteiligteSweep",
-    "description": "Finds pending, dirty, failed (retry due), stale and Advoware-changed records",
+    "description": "Every 15 minutes: finds parties that still need a sync (new, changed, failed and due again, changed in Advoware)",
     "cron": "*/15 * * * *",
     "emits": [SYNC_CHECK_TOPIC],
     "flows": ["vmh"],

@@ -10,7 +10,7 @@ config = {
     "path": "/vmh/beteiligte/sync/status",
     "method": "GET",
     "emits": [],
-    "flows": ["vmh"],
+    "flows": ["vmh-ops"],
 }
 
 

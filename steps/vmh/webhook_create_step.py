@@ -5,10 +5,11 @@ from services.intake.handler import handle_webhook
 config = {
     "type": "api",
     "name": "EspoWebhookCreate",
-    "description": "EspoCRM CBeteiligte.create webhook: signed batch -> one vmh.beteiligte.create event with its record ids",
+    "description": "Checks the signature of EspoCRM's webhook (party created) and queues one sync job for the whole batch",
     "path": "/vmh/webhook/beteiligte/create",
     "method": "POST",
     "emits": ["vmh.beteiligte.create"],
+    "virtualSubscribes": ["espocrm.cbeteiligte.create"],
     "flows": ["vmh"],
 }
 

@@ -5,10 +5,11 @@ from services.intake.handler import handle_webhook
 config = {
     "type": "api",
     "name": "EspoWebhookDelete",
-    "description": "EspoCRM CBeteiligte.delete webhook: signed batch -> one vmh.beteiligte.delete event with its record ids",
+    "description": "Checks the signature of EspoCRM's webhook (party deleted) and queues one sync job for the whole batch",
     "path": "/vmh/webhook/beteiligte/delete",
     "method": "POST",
     "emits": ["vmh.beteiligte.delete"],
+    "virtualSubscribes": ["espocrm.cbeteiligte.delete"],
     "flows": ["vmh"],
 }
 

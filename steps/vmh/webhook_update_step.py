@@ -5,10 +5,11 @@ from services.intake.handler import handle_webhook
 config = {
     "type": "api",
     "name": "EspoWebhookUpdate",
-    "description": "EspoCRM CBeteiligte.update webhook: signed batch -> one vmh.beteiligte.update event with its record ids",
+    "description": "Checks the signature of EspoCRM's webhook (party changed) and queues one sync job for the whole batch",
     "path": "/vmh/webhook/beteiligte/update",
     "method": "POST",
     "emits": ["vmh.beteiligte.update"],
+    "virtualSubscribes": ["espocrm.cbeteiligte.update"],
     "flows": ["vmh"],
 }
 

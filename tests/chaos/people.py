@@ -13,15 +13,13 @@ People read the final state through the simulators' admin dumps, which bypass fa
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from sandbox import config as cfg
-from sandbox.signing import advoware_signature
+from sandbox.act import human_token_request
 
 READ_ONLY = ("betNr", "geaendertAm", "angelegtAm")
 # Path patterns of the service's own calls (see the module docstring).
@@ -75,24 +73,8 @@ class People:
     def _new_token(self) -> str:
         last: Exception | None = None
         for _ in range(20):  # the token endpoint may be faulted: a person simply tries again
-            nonce = str(uuid.uuid4())
-            ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-            body = {
-                "AppID": cfg.ADVO_APP_ID,
-                "Kanzlei": cfg.ADVO_KANZLEI,
-                "Database": cfg.ADVO_DATABASE,
-                "User": cfg.ADVO_HUMAN_USER,
-                "Password": cfg.ADVO_HUMAN_PASSWORD,
-                "Role": cfg.ADVO_ROLE,
-                "Product": cfg.ADVO_PRODUCT,
-                "Nonce": nonce,
-                "RequestTimeStamp": ts,
-                "HMAC512Signature": advoware_signature(
-                    cfg.ADVO_API_KEY, cfg.ADVO_PRODUCT, cfg.ADVO_APP_ID, nonce, ts
-                ),
-            }
             try:
-                resp = self.advo.post("Token", json=body, timeout=10)
+                resp = self.advo.post("Token", json=human_token_request(), timeout=10)
                 if resp.status_code == 200:
                     return str(resp.json()["access_token"])
                 last = AssertionError(f"token {resp.status_code}")

@@ -406,7 +406,7 @@ def test_sync_converges_under_faults(chaos_stack: Stack, tmp_path_factory: pytes
     missing_notes = []
     for rec in sc.records.values():
         for i, pair in enumerate(rec.conflicts):
-            text = mapper.describe(pair["field"], pair["advo"])
+            text = mapper.describe_value(pair["field"], pair["advo"])
             found = any(n.get("id") == rec.rid and text in (n.get("message") or "") for n in notes)
             later = any(p["field"] == pair["field"] for p in rec.conflicts[i + 1 :])
             if found:

@@ -187,7 +187,7 @@ def test_conflict_is_reported_when_the_winning_write_was_applied_but_its_answer_
     probe.sweep()
     probe.wait_quiet()
     wait_until(lambda: people.espo_record(rid)["syncStatus"] == "clean", timeout=30, message="clean")
-    text = mapper.describe("title", "Dr. Advoseite")
+    text = mapper.describe_value("title", "Dr. Advoseite")
     assert any(n.get("id") == rid and text in (n.get("message") or "") for n in probe.notifications()), (
         "no notification names the overwritten Advoware value"
     )

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,3 +17,31 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     log_dir: Path = tmp_path_factory.mktemp("stack")
     with run_stack(log_dir) as s:
         yield s
+
+
+WORKBENCH_LOGIN = ("kanzlei-it", "e2e-workbench-login-0815")
+
+
+@dataclass
+class Served:
+    """`make serve`'s command (scripts/serve.sh) on the sandbox, with a Workbench login."""
+
+    stack: Stack
+    login: tuple[str, str]
+    route_table: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="package")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One started `make serve` stack shared by the port-gate and Workbench-view tests."""
+    log_dir: Path = tmp_path_factory.mktemp("served")
+    table = log_dir / "routes.json"
+    env = {
+        "WORKBENCH_USER": WORKBENCH_LOGIN[0],
+        "WORKBENCH_PASSWORD": WORKBENCH_LOGIN[1],
+        "MOTIA_ROUTE_TABLE_FILE": str(table),
+    }
+    with run_stack(
+        log_dir, extra_env=env, command=["bash", "scripts/serve.sh"], sandbox_args=["--no-demo"]
+    ) as s:
+        yield Served(s, WORKBENCH_LOGIN, json.loads(table.read_text()))

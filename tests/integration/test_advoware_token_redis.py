@@ -11,7 +11,7 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,13 +25,6 @@ from services.redis_store import connect
 from tests.support.processes import PROJECT_ROOT, RedisServer
 
 API_KEY = base64.b64encode(b"test-secret-key").decode()
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    r = connect(redis_server.url)
-    yield r
-    await r.aclose()
 
 
 def make(

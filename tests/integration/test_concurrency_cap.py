@@ -6,7 +6,6 @@ import asyncio
 import base64
 import time
 import uuid
-from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,13 +17,6 @@ from services.advoware.concurrency import RedisSemaphore
 from services.errors import UnavailableError
 from services.redis_store import connect
 from tests.support.processes import RedisServer
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Any]:
-    r = connect(redis_server.url)
-    yield r
-    await r.aclose()
 
 
 def semaphore_key(client: AdvowareClient) -> str:

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from services.store import keys
-from services.store.connection import connect
 from services.store.lease import Lease, holder
 from tests.support import lease_cases
-from tests.support.processes import RedisServer
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Any]:
-    r = connect(redis_server.url)
-    yield r
-    await r.aclose()
 
 
 @pytest.mark.parametrize("case", lease_cases.ALL, ids=lambda c: c.__name__)

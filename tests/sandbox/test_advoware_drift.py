@@ -26,20 +26,11 @@ async def _nosleep(_: float) -> None:
 @pytest.fixture
 async def client(advo: AdvoSimulator) -> AsyncIterator[AdvowareClient]:
     advo.admin_reset({"records": 230, "demo": False})
-    settings = SimpleNamespace(
-        ADVOWARE_API_BASE_URL="http://advo.test/",
-        ADVOWARE_SECURITY_URL="http://advo.test/",
-        ADVOWARE_PRODUCT_ID=cfg.ADVO_PRODUCT,
-        ADVOWARE_APP_ID=cfg.ADVO_APP_ID,
-        ADVOWARE_API_KEY=cfg.ADVO_API_KEY,
-        ADVOWARE_KANZLEI=cfg.ADVO_KANZLEI,
-        ADVOWARE_DATABASE=cfg.ADVO_DATABASE,
-        ADVOWARE_USER=cfg.ADVO_USER,
-        ADVOWARE_ROLE=cfg.ADVO_ROLE,
-        ADVOWARE_PASSWORD=cfg.ADVO_PASSWORD,
-        ADVOWARE_MAX_CONCURRENCY=4,
-        HTTP_TIMEOUT_SECONDS=5.0,
-    )
+    # The service's own sandbox settings (sandbox/config.py render_env), pointed at the ASGI app.
+    lines = (line.split("=", 1) for line in cfg.render_env().splitlines() if line.startswith("ADVOWARE_"))
+    env = {name: value for name, value in lines}
+    env["ADVOWARE_API_BASE_URL"] = env["ADVOWARE_SECURITY_URL"] = "http://advo.test/"
+    settings = SimpleNamespace(**env)
     redis = fakeredis.FakeAsyncRedis(decode_responses=True)
     c = AdvowareClient(
         settings,

@@ -11,7 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import fakeredis
+
 from services.errors import NotFoundError
+from services.sync.engine import SyncEngine
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -32,17 +35,13 @@ def _espo_dt(dt: datetime) -> str:
 FAKE_USER_NAME = "jdoe"
 
 
-class FakeEspo:
-    def __init__(self, clock: Clock | None = None) -> None:
-        self.clock = clock or Clock()
-        self.records: dict[str, dict[str, Any]] = {}
-        self.calls: Counter[str] = Counter()
-        self.updates: list[tuple[str, dict[str, Any]]] = []
-        self.notifications: list[tuple[str | None, str]] = []
+class FailurePlan:
+    """Scripted failures of a fake client: `fail_next[op]` raises its exceptions one call at a
+    time; while `down` is set, every call raises it (the system is down or refuses us)."""
+
+    def __init__(self) -> None:
         self.fail_next: dict[str, list[Exception]] = {}
-        # While set, every API call raises it (the whole system is down or refuses us).
         self.down: Exception | None = None
-        self._ids = itertools.count(1)
 
     def _maybe_fail(self, op: str) -> None:
         if self.down is not None:
@@ -50,6 +49,17 @@ class FakeEspo:
         queue = self.fail_next.get(op)
         if queue:
             raise queue.pop(0)
+
+
+class FakeEspo(FailurePlan):
+    def __init__(self, clock: Clock | None = None) -> None:
+        super().__init__()
+        self.clock = clock or Clock()
+        self.records: dict[str, dict[str, Any]] = {}
+        self.calls: Counter[str] = Counter()
+        self.updates: list[tuple[str, dict[str, Any]]] = []
+        self.notifications: list[tuple[str | None, str]] = []
+        self._ids = itertools.count(1)
 
     def add(self, record: dict[str, Any]) -> str:
         rid = record.get("id") or f"6650{next(self._ids):013x}"
@@ -167,16 +177,14 @@ class FakeTokens:
         return "fake-token"
 
 
-class FakeAdvo:
+class FakeAdvo(FailurePlan):
     def __init__(self, clock: Clock | None = None, tz: ZoneInfo = BERLIN) -> None:
+        super().__init__()
         self.clock = clock or Clock()
         self.tz = tz
         self.records: dict[int, dict[str, Any]] = {}
         self.calls: Counter[str] = Counter()
         self.puts: list[tuple[int, dict[str, Any]]] = []
-        self.fail_next: dict[str, list[Exception]] = {}
-        # While set, every API call raises it (the whole system is down or refuses us).
-        self.down: Exception | None = None
         # When set, create() stores the record and then raises this (a lost answer).
         self.lose_create_answer: Exception | None = None
         self._betnr = itertools.count(100001)
@@ -184,13 +192,6 @@ class FakeAdvo:
 
     def _local_now(self) -> str:
         return self.clock.tick().astimezone(self.tz).replace(tzinfo=None).isoformat(timespec="seconds")
-
-    def _maybe_fail(self, op: str) -> None:
-        if self.down is not None:
-            raise self.down
-        queue = self.fail_next.get(op)
-        if queue:
-            raise queue.pop(0)
 
     def add(self, record: dict[str, Any]) -> int:
         betnr = next(self._betnr)
@@ -243,3 +244,20 @@ class FakeAdvo:
         for rec in list(self.records.values())[start:]:
             if changed_since_local is None or rec["geaendertAm"] >= changed_since_local:
                 yield copy.deepcopy(rec)
+
+
+def fake_redis() -> fakeredis.FakeAsyncRedis:
+    """A fresh in-memory Redis that decodes to str, as services.redis_store.connect does."""
+    return fakeredis.FakeAsyncRedis(decode_responses=True)
+
+
+def fake_env(**engine_options: Any) -> dict[str, Any]:
+    """The unit tests' world: one clock, an in-memory Redis, fake EspoCRM and Advoware on that
+    clock, and a SyncEngine over them (Berlin time, the clock's now) with `engine_options`."""
+    clock = Clock()
+    redis = fake_redis()
+    espo, advo = FakeEspo(clock), FakeAdvo(clock)
+    engine = SyncEngine(
+        espo=espo, advo=advo, redis=redis, tz=BERLIN, clock=lambda: clock.now, **engine_options
+    )
+    return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": engine}

@@ -31,6 +31,7 @@ import httpx
 
 from sandbox import config as cfg
 from sandbox.act import Actor
+from services.store import keys
 from tests.support.processes import PROJECT_ROOT
 from tests.support.stack import PY, Stack, run_stack
 
@@ -80,12 +81,10 @@ def summarise(espo: list[dict[str, Any]], advo: list[dict[str, Any]]) -> dict[st
 # --------------------------------------------------------------------------- stack helpers
 
 
-def hold_cron(stack: Stack, hours: int = 3) -> None:
+def hold_cron(stack: Stack, hours: int = 3, holder: str = "held-by-test") -> None:
     """Claim the cron sweep's and the ops watch's ticks for the next hours, so only our own
-    sweeps (and health checks) run."""
+    sweeps (and health checks) run: none lands in the middle of a measurement."""
     import redis
-
-    from services.store import keys
 
     r = redis.Redis.from_url(stack.redis_url)
     try:
@@ -93,8 +92,8 @@ def hold_cron(stack: Stack, hours: int = 3) -> None:
         pipe = r.pipeline()
         for minute in range(hours * 60):
             tick = (now + timedelta(minutes=minute)).strftime("%Y%m%d%H%M")
-            pipe.set(keys.sweep_tick(tick), "held-by-test", ex=hours * 3600)
-            pipe.set(keys.watch_tick(tick), "held-by-test", ex=hours * 3600)
+            pipe.set(keys.sweep_tick(tick), holder, ex=hours * 3600)
+            pipe.set(keys.watch_tick(tick), holder, ex=hours * 3600)
         pipe.execute()
     finally:
         r.close()
@@ -203,13 +202,18 @@ def prime(
 def skip_espo_overlap(stack: Stack) -> None:
     """Move the EspoCRM watermark one overlap window ahead, as later ordinary edits would.
     Only for measurements that know nothing else changed meanwhile."""
+    skip_overlap(stack, keys.WATERMARK_ESPOCRM)
+
+
+def skip_overlap(stack: Stack, watermark_key: str) -> None:
+    """Move the watermark stored at `watermark_key` one overlap window ahead."""
     import redis
 
     r = redis.Redis.from_url(stack.redis_url, decode_responses=True)
     try:
-        raw = cast("str | None", r.get("vmh:watermark:espocrm"))  # sync client: a str, not an Awaitable
+        raw = cast("str | None", r.get(watermark_key))  # sync client: a str, not an Awaitable
         if raw:
-            r.set("vmh:watermark:espocrm", (datetime.fromisoformat(raw) + OVERLAP).isoformat())
+            r.set(watermark_key, (datetime.fromisoformat(raw) + OVERLAP).isoformat())
     finally:
         r.close()
 

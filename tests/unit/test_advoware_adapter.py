@@ -124,6 +124,14 @@ async def test_answers_outside_the_contract_raise_contract_error(
         await betnrs(client)
 
 
+async def test_listing_resumes_at_start(client: AdvowareClient, respx_mock: respx.MockRouter) -> None:
+    route = respx_mock.get(URL).mock(side_effect=listing(250))
+    assert await betnrs(client, start=200) == list(range(201, 251))
+    assert [c.request.url.params["skip"] for c in route.calls] == ["200", "250"]
+    with pytest.raises(ValueError):
+        await betnrs(client, start=-1)
+
+
 def test_page_guard_counts_pages_and_ends_only_on_an_empty_page() -> None:
     guard = PageGuard(take=3)
     assert [r["betNr"] for r in guard.accept([{"betNr": 1}, {"betNr": 2}])] == [1, 2]

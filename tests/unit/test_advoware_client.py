@@ -56,13 +56,6 @@ async def _nosleep(_: float) -> None:
 
 
 @pytest.fixture
-async def redis() -> AsyncIterator[fakeredis.FakeAsyncRedis]:
-    r = fakeredis.FakeAsyncRedis(decode_responses=True)
-    yield r
-    await r.aclose()
-
-
-@pytest.fixture
 async def client(redis: fakeredis.FakeAsyncRedis) -> AsyncIterator[AdvowareClient]:
     c = AdvowareClient(settings(), redis, retry=RetryPolicy(sleep=_nosleep), limiter=LocalSemaphore(4))
     yield c

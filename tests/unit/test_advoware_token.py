@@ -5,7 +5,6 @@ import base64
 import json
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,13 +33,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[fakeredis.FakeAsyncRedis]:
-    r = fakeredis.FakeAsyncRedis(decode_responses=True)
-    yield r
-    await r.aclose()
 
 
 def provider(redis: Redis, http: httpx.AsyncClient, clock: Clock | None = None, **kw: Any) -> TokenProvider:

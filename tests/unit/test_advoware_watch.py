@@ -5,16 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import fakeredis
 import pytest
 
 from services.store import keys
 from services.sync.advoware_watch import PENDING_GRACE, AdvowareWatch, next_watermark
-from services.sync.engine import SyncEngine
 from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
 from services.sync.sweep import Sweeper
-from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
+from tests.support.fakes import BERLIN, fake_env
 
 PERSON: dict[str, Any] = {
     "beteiligterTyp": "Person",
@@ -29,12 +27,9 @@ PERSON: dict[str, Any] = {
 
 @pytest.fixture
 def env() -> dict[str, Any]:
-    clock = Clock()
-    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
-    espo, advo = FakeEspo(clock), FakeAdvo(clock)
-    engine = SyncEngine(espo=espo, advo=advo, redis=redis, tz=BERLIN, clock=lambda: clock.now)
-    watch = AdvowareWatch(espo=espo, advo=advo, redis=redis, tz=BERLIN)
-    return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": engine, "watch": watch}
+    env = fake_env()
+    env["watch"] = AdvowareWatch(espo=env["espo"], advo=env["advo"], redis=env["redis"], tz=BERLIN)
+    return env
 
 
 async def linked(env: dict[str, Any], n: int = 1) -> list[tuple[str, int]]:

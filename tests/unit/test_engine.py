@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import fakeredis
 import pytest
 
 from services.errors import UnavailableError, ValidationError
-from services.sync.engine import SyncEngine
 from services.sync.intents import CreateIntent
 from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
-from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
+from tests.support.fakes import fake_env
 
 PERSON_ESPO: dict[str, Any] = {
     "beteiligterTyp": "Person",
@@ -47,19 +45,7 @@ PERSON_ESPO: dict[str, Any] = {
 
 @pytest.fixture
 def env() -> dict[str, Any]:
-    clock = Clock()
-    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
-    espo, advo = FakeEspo(clock), FakeAdvo(clock)
-    engine = SyncEngine(
-        espo=espo,
-        advo=advo,
-        redis=redis,
-        tz=BERLIN,
-        notify_user_id="u1",
-        max_attempts=3,
-        clock=lambda: clock.now,
-    )
-    return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": engine}
+    return fake_env(notify_user_id="u1", max_attempts=3)
 
 
 async def linked(env: dict[str, Any]) -> tuple[str, int]:

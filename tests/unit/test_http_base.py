@@ -8,16 +8,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from services.errors import (
-    ApiError,
-    AuthError,
-    ConflictError,
-    FatalError,
-    NotFoundError,
-    RateLimitedError,
-    UnavailableError,
-    ValidationError,
-)
+from services import errors as e
 from services.espocrm.auth import ApiKeyAuth, HmacAuth
 from services.http import set_observer
 from services.http.base import ApiClient, status_error
@@ -89,19 +80,19 @@ def recorder() -> Iterator[Recorder]:
 @pytest.mark.parametrize(
     ("status", "cls"),
     [
-        (400, ValidationError),
-        (422, ValidationError),
-        (401, AuthError),
-        (403, AuthError),
-        (404, NotFoundError),
-        (409, ConflictError),
-        (429, RateLimitedError),
-        (500, UnavailableError),
-        (503, UnavailableError),
-        (418, FatalError),
+        (400, e.ValidationError),
+        (422, e.ValidationError),
+        (401, e.AuthError),
+        (403, e.AuthError),
+        (404, e.NotFoundError),
+        (409, e.ConflictError),
+        (429, e.RateLimitedError),
+        (500, e.UnavailableError),
+        (503, e.UnavailableError),
+        (418, e.FatalError),
     ],
 )
-def test_status_table(status: int, cls: type[ApiError]) -> None:
+def test_status_table(status: int, cls: type[e.ApiError]) -> None:
     err = status_error(httpx.Response(status), what="GET X/{id}", system="demo", record_id="7", reason="why")
     assert type(err) is cls
     assert (err.status_code, err.record_id, err.reason, err.system) == (status, "7", "why", "demo")
@@ -111,12 +102,12 @@ def test_status_table(status: int, cls: type[ApiError]) -> None:
 @pytest.mark.parametrize("status", [429, 503])
 def test_retry_after_is_a_declared_field_of_the_transient_error(status: int) -> None:
     err = status_error(httpx.Response(status, headers={"Retry-After": "12"}), what="GET X", system="demo")
-    assert isinstance(err, UnavailableError | RateLimitedError)
+    assert isinstance(err, e.UnavailableError | e.RateLimitedError)
     assert err.retry_after == 12.0
 
 
 def test_transient_error_without_retry_after() -> None:
-    assert UnavailableError("down", system="x").retry_after is None
+    assert e.UnavailableError("down", system="x").retry_after is None
 
 
 # ---------------------------------------------------------------- request path
@@ -150,7 +141,7 @@ async def test_error_reason_hook_and_retry_after_drive_the_retry() -> None:
 
     handler, _ = answer(httpx.Response(400, headers={"X-Why": "field: name"}))
     async with Demo(handler) as c:
-        with pytest.raises(ValidationError) as info:
+        with pytest.raises(e.ValidationError) as info:
             await c.request("GET", "Thing", template="Thing")
     assert info.value.reason == "field: name"
 
@@ -166,7 +157,7 @@ async def test_client_observer_overrides_the_process_default(recorder: Recorder)
     own = Recorder()
     handler, _ = answer(httpx.Response(404))
     async with Demo(handler, observer=own) as c:
-        with pytest.raises(NotFoundError):
+        with pytest.raises(e.NotFoundError):
             await c.request("GET", "Thing/1", template="Thing/{id}")
     assert own.calls == [("demo", "GET", "4xx")] and recorder.calls == []
 

@@ -329,8 +329,7 @@ def test_step_configs_are_valid() -> None:
     for path in STEPS:
         config = load_step(path).config
         assert set(config) <= ALLOWED_API_KEYS, path
-        assert config["type"] == "api" and config["method"] == "POST"
-        assert config["flows"] in (["vmh"], ["vmh-ops"])
+        assert config["type"] == "api" and config["method"] == "POST" and config["flows"] == ["vmh-ops"]
         assert config["path"].startswith("/vmh/beteiligte/sync/")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import fakeredis
@@ -15,8 +16,9 @@ from services.beteiligte.fieldmap import Direction, effective_directions, parse_
 from services.errors import AuthError, UnavailableError
 from services.ops.alerts import Alerts
 from services.ops.health import HealthDeps, conditions, run_checks
-from services.ops.history import HistoryEntry, HistoryStore, entry_for_plan
-from services.ops.metrics import Metrics, counter_value, render, status_class, stored
+from services.ops.history import HistoryEntry, HistoryStore
+from services.ops.metrics import Metrics, counter_value, render, stored
+from services.ops.recorder import entry_for_outcome
 from services.sync.decide import FieldConflict, decide
 from services.sync.notify import OUTBOX, Notifier, conflict_text, outbox_summary, record_label
 from tests.support.fakes import FAKE_USER_NAME, FakeAdvo, FakeEspo
@@ -44,17 +46,10 @@ async def test_history_is_bounded_by_count_and_age(redis: Any) -> None:
 
 
 def test_history_entry_names_old_and_new_values_and_the_winner() -> None:
-    entry = entry_for_plan(
-        at=datetime(2026, 7, 1, tzinfo=UTC),
-        trigger="update",
-        result="updated",
-        betnr=7,
-        to_advo=["last_name"],
-        to_espo=[],
-        espo_before={"last_name": "Meier"},
-        advo_before={"last_name": "Schulze"},
-        conflicts=[FieldConflict("last_name", "Meier", "Schulze")],
-    )
+    espo, advo, snap = {"last_name": "Meier"}, {"last_name": "Schulze"}, {"last_name": "Alt"}
+    plan = decide(espo, advo, snap, diff=_diff)
+    outcome = SimpleNamespace(record_id="r1", result="updated", plan=plan, betnr=7, reason=None)
+    entry = entry_for_outcome(outcome, "update", datetime(2026, 7, 1, tzinfo=UTC))
     assert entry.direction == "to_advoware" and entry.winner == "espocrm"
     assert entry.changes == ({"field": "last_name", "system": "advoware", "old": "Schulze", "new": "Meier"},)
     assert entry.conflicts[0]["advoware_overwritten"] == "Schulze"
@@ -67,8 +62,8 @@ async def test_metrics_parse_with_the_prometheus_parser_and_add_up_across_proces
     for _ in range(2):  # two handler processes, each with its own buffer
         m = Metrics(redis)
         m.inc("vmh_syncs", trigger="update", result="updated")
-        m.observe_api_call("advoware", 200, 0.07)
-        m.observe_api_call("espocrm", None, 12.0)
+        m.observe("advoware", "GET", "2xx", 0.07)
+        m.observe("espocrm", "PUT", "error", 12.0)
         await m.flush()
     assert await counter_value(redis, "vmh_syncs", trigger="update", result="updated") == 2
     text = render(await stored(redis), {"vmh_queue_depth": ("depth", {(): 3}, ())}).decode()
@@ -85,8 +80,7 @@ async def test_metrics_parse_with_the_prometheus_parser_and_add_up_across_proces
     assert families["vmh_queue_depth"].samples[0].value == 3
 
 
-def test_status_classes_and_labels_are_checked() -> None:
-    assert (status_class(204), status_class(503), status_class(None)) == ("2xx", "5xx", "error")
+def test_labels_are_checked() -> None:
     with pytest.raises(ValueError):
         Metrics(fakeredis.FakeAsyncRedis()).inc("vmh_syncs", trigger="x")
 

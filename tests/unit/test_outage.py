@@ -13,14 +13,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import fakeredis
 import pytest
 
 from services.errors import AuthError, UnavailableError, ValidationError
-from services.sync.engine import SyncEngine
 from services.sync.model import Result, Trigger
 from services.sync.sweep import Sweeper
-from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
+from tests.support.fakes import BERLIN, fake_env, fake_redis
 from tests.unit.test_engine import PERSON_ESPO
 
 SWEEP_EVERY = timedelta(minutes=15)
@@ -28,14 +26,12 @@ SWEEP_EVERY = timedelta(minutes=15)
 
 @pytest.fixture
 def env() -> dict[str, Any]:
-    clock = Clock()
-    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
-    espo, advo = FakeEspo(clock), FakeAdvo(clock)
-    engine = SyncEngine(
-        espo=espo, advo=advo, redis=redis, tz=BERLIN, notify_user_id="u1", clock=lambda: clock.now
+    env = fake_env(notify_user_id="u1")
+    clock = env["clock"]
+    env["sweeper"] = Sweeper(
+        espo=env["espo"], advo=env["advo"], redis=env["redis"], tz=BERLIN, clock=lambda: clock.now
     )
-    sweeper = Sweeper(espo=espo, advo=advo, redis=redis, tz=BERLIN, clock=lambda: clock.now)
-    return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": engine, "sweeper": sweeper}
+    return env
 
 
 async def sweep(env: dict[str, Any]) -> dict[str, Result]:
@@ -173,7 +169,7 @@ async def test_validation_failure_is_parked_not_retried(env: dict[str, Any]) -> 
 async def test_breaker_alerts_once_and_clears_on_close() -> None:
     from services.sync.breaker import CircuitBreakers
 
-    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    redis = fake_redis()
     seen: list[tuple[str, bool]] = []
 
     async def alert(condition: str, detail: str, active: bool) -> None:
@@ -196,7 +192,7 @@ async def test_breaker_alerts_once_and_clears_on_close() -> None:
 async def test_a_success_in_between_resets_the_failure_run() -> None:
     from services.sync.breaker import CircuitBreakers
 
-    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    redis = fake_redis()
     breakers = CircuitBreakers(redis, threshold=2)
     down = UnavailableError("500", system="advoware", status_code=500)
     for rid in ("a", "b", "c"):

@@ -7,18 +7,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import fakeredis
 import pytest
 
 from services.store import keys
 from services.store.lease import Lease
 from services.sync.lock import RecordLocks
 from tests.support import lease_cases
-
-
-@pytest.fixture
-def redis() -> Any:
-    return fakeredis.FakeAsyncRedis(decode_responses=True)
 
 
 @pytest.mark.parametrize("case", lease_cases.ALL, ids=lambda c: c.__name__)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import fakeredis
 import pytest
 
 from services.store import keys
@@ -15,11 +14,6 @@ from services.sync.sweep import Sweeper
 from tests.support.fakes import BERLIN
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def redis() -> Any:
-    return fakeredis.FakeAsyncRedis(decode_responses=True)
 
 
 async def test_missing_watermark_reads_back_the_lookback(redis: Any) -> None:
