@@ -61,7 +61,9 @@ class IndexState:
 
     def describe(self) -> str:
         if self.status == READY:
-            return f"ready ({self.entries} Advoware parties, built {self.built_at})"
+            return (
+                f"ready ({self.entries} Advoware parties, built {self.built_at}, current to {self.fresh_at})"
+            )
         if self.status == BUILDING:
             return f"building ({self.read} Advoware parties read so far, since {self.started_at})"
         return "not built yet (the service builds it on its own within a minute)"
