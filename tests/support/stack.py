@@ -18,6 +18,7 @@ import httpx
 
 from tests.support.processes import (
     PROJECT_ROOT,
+    RedisServer,
     free_motia_port,
     free_port,
     run_redis,
@@ -50,6 +51,7 @@ class Stack:
     env: dict[str, str]
     logs: dict[str, Path] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    redis: RedisServer | None = None  # stop()/start() it to test Redis faults
 
     @property
     def motia_url(self) -> str:
@@ -117,7 +119,7 @@ def run_stack(
             }
         )
         env.update(extra_env or {})
-        stack = Stack(redis.url, espo_port, advo_port, motia_port, env)
+        stack = Stack(redis.url, espo_port, advo_port, motia_port, env, redis=redis)
         sandbox = _start(
             "sandbox",
             [
