@@ -15,6 +15,7 @@ help:
 	@echo "make test   - lint, types, unit, integration and end-to-end tests (real Motia + Redis)"
 	@echo "make serve  - the service alone against the endpoints configured in .env / the environment"
 	@echo "make bench  - performance benchmark (prints a table, never fails on speed)"
+	@echo "make chaos  - long chaos run: two instances, all faults, instance kills, Redis restarts (~25 min); prints the figures"
 
 ## install: everything the service and the tests need, idempotent (stamps in .run/)
 install: $(STAMP_DIR)/redis $(STAMP_DIR)/node $(STAMP_DIR)/motia-patches $(STAMP_DIR)/python
@@ -70,6 +71,19 @@ test: install lint typecheck
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The long chaos run (the short variant is part of `make test`): thousands of edits against two
+# instances on one Redis, every fault kind, instance kills and Redis restarts. Prints the figures
+# (also written to <pytest tmp>/chaos-figures.json). Override e.g. `make chaos CHAOS_ITERATIONS=10`.
+CHAOS_ITERATIONS     ?= 60
+CHAOS_RECORDS        ?= 40
+CHAOS_INSTANCE_KILLS ?= 3
+CHAOS_REDIS_RESTARTS ?= 2
+CHAOS_SEED           ?= 8
+chaos: install
+	CHAOS_ITERATIONS=$(CHAOS_ITERATIONS) CHAOS_RECORDS=$(CHAOS_RECORDS) \
+	CHAOS_INSTANCE_KILLS=$(CHAOS_INSTANCE_KILLS) CHAOS_REDIS_RESTARTS=$(CHAOS_REDIS_RESTARTS) \
+	CHAOS_SEED=$(CHAOS_SEED) $(VENV)/bin/pytest -q -s -p no:cacheprovider tests/chaos/test_convergence.py
 
 clean:
 	rm -rf $(STAMP_DIR) .motia types.d.ts .pytest_cache .mypy_cache .ruff_cache

@@ -12,6 +12,12 @@ pytestmark  # pytest module-level marks
 capture_signals  # uvicorn.Server hook overridden in sandbox/server.py
 should_exit  # uvicorn.Server flag that stops the server loop
 do_POST  # http.server.BaseHTTPRequestHandler, called per request
+do_GET  # http.server.BaseHTTPRequestHandler (the chaos balancer, tests/chaos/cluster.py)
+do_PUT  # http.server.BaseHTTPRequestHandler
+do_PATCH  # http.server.BaseHTTPRequestHandler
+do_DELETE  # http.server.BaseHTTPRequestHandler
+protocol_version  # http.server.BaseHTTPRequestHandler: HTTP/1.1 keep-alive
+daemon_threads  # socketserver.ThreadingMixIn option
 log_message  # http.server.BaseHTTPRequestHandler logging hook
 auth_flow  # httpx.Auth: called by httpx per request (services/espocrm/auth.py)
 async_auth_flow  # httpx.Auth: called by httpx.AsyncClient per request (services/advoware/auth.py)

@@ -114,6 +114,7 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
                 notifier=notifier,
                 recorder=recorder,
                 directions=settings.field_directions,
+                advoware_reread_after_seconds=settings.SYNC_ADVOWARE_REREAD_SECONDS,
             )
             yield Runtime(settings=settings, redis=redis, espo=espo, advo=advo, engine=engine)
         finally:

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     SYNC_DELETION_BREAKER_MIN: int = Field(default=5, ge=1, le=100000)
     # Deletions in Advoware are looked for with one complete listing this often, seconds.
     SYNC_DELETION_SCAN_SECONDS: float = Field(default=3600.0, ge=60, le=7 * 86400)
+    # The Advoware record is read again right before a full-replace PUT when the sync's first
+    # read is older than this (a person's Advoware edit in between is then not overwritten).
+    SYNC_ADVOWARE_REREAD_SECONDS: float = Field(default=2.0, ge=0, le=300)
 
     # --- Operations ------------------------------------------------------------------
     # Decisions kept per record (`history`), and for how long.

@@ -42,7 +42,7 @@ from services.sync.planning import Planner, RecordPlan
 from services.sync.snapshot import Snapshot, SnapshotStore
 from services.sync.states import SyncStatus, transition
 from services.sync.stores import PendingAdvoware, PendingConflicts, SyncStats
-from services.sync.update import Updater
+from services.sync.update import DEFAULT_REREAD_AFTER_SECONDS, Updater
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -79,6 +79,7 @@ class SyncEngine:
         notifier: Notifier | None = None,
         recorder: SyncRecorder | None = None,
         directions: Mapping[str, Direction] | None = None,
+        advoware_reread_after_seconds: float = DEFAULT_REREAD_AFTER_SECONDS,
     ) -> None:
         self.espo = espo
         self.advo = advo
@@ -116,7 +117,9 @@ class SyncEngine:
         self.outcomes = Outcomes(self.deps, max_attempts=max_attempts, mirror_syncing=mirror_syncing)
         self.planner = Planner(self.deps)
         self.creator = Creator(self.deps, self.outcomes)
-        self.updater = Updater(self.deps, self.planner, self.outcomes)
+        self.updater = Updater(
+            self.deps, self.planner, self.outcomes, reread_after_seconds=advoware_reread_after_seconds
+        )
 
     # ------------------------------------------------------------------ entry points
     async def sync_many(

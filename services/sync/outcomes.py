@@ -171,8 +171,12 @@ class Outcomes:
             return
         await self.write_espo(ctx, {"syncStatus": SyncStatus.SYNCING.value})
 
-    async def finish(self, ctx: RecordContext, data: dict[str, Any], now: datetime) -> dict[str, Any]:
-        """Write the sync's EspoCRM changes together with clean status and advowareLastSync."""
+    async def finish(
+        self, ctx: RecordContext, data: dict[str, Any], now: datetime, *, versioned: bool = False
+    ) -> dict[str, Any]:
+        """Write the sync's EspoCRM changes together with clean status and advowareLastSync.
+        `versioned`: sent with the record's versionNumber as read, so that EspoCRM refuses it
+        (VersionConflictError) if a person saved the record since (services/sync/update.py)."""
         from services.espocrm.datetime import format_espo_datetime
 
         target = transition(SyncStatus.SYNCING, SyncStatus.CLEAN)
@@ -185,15 +189,23 @@ class Outcomes:
                 "syncRetryCount": 0,
             }
         )
-        return await self.write_espo(ctx, body)
+        return await self.write_espo(ctx, body, versioned=versioned)
 
-    async def write_espo(self, ctx: RecordContext, data: dict[str, Any]) -> dict[str, Any]:
-        saved = await self._d.espo.update(ENTITY, ctx.record_id, data)
+    async def write_espo(
+        self, ctx: RecordContext, data: dict[str, Any], *, versioned: bool = False
+    ) -> dict[str, Any]:
+        version = ctx.espo.get("versionNumber")
+        if versioned and isinstance(version, int) and not isinstance(version, bool):
+            saved = await self._d.espo.update(ENTITY, ctx.record_id, data, version_number=version)
+        else:
+            saved = await self._d.espo.update(ENTITY, ctx.record_id, data)
         ctx.espo_writes += 1
         await self._d.stats.count("espo_writes")
         if "syncStatus" in data:
             ctx.espo["syncStatus"] = data["syncStatus"]
         saved = saved if isinstance(saved, dict) else {}
+        if "versionNumber" in saved:  # our own write moved it: the next versioned write sends that
+            ctx.espo["versionNumber"] = saved["versionNumber"]
         # Pollers recognise this write as ours by the modifiedAt it produced.
         await self._d.own_writes.put(ctx.record_id, saved.get("modifiedAt"))
         return saved

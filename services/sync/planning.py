@@ -41,9 +41,16 @@ class Planner:
         self._d = deps
 
     async def plan_pair(
-        self, record_id: str, espo: Mapping[str, Any], advo: Mapping[str, Any], betnr: int
+        self,
+        record_id: str,
+        espo: Mapping[str, Any],
+        advo: Mapping[str, Any],
+        betnr: int,
+        base: Mapping[str, Any] | None = None,
     ) -> tuple[MergePlan, Snapshot | None]:
-        """What a sync of this pair would write (reads only the snapshot; writes nothing)."""
+        """What a sync of this pair would write (reads only the snapshot; writes nothing).
+        `base` replaces the snapshot's content: what an interrupted attempt of this run already
+        wrote to Advoware (services/sync/update.py, decide again after a version conflict)."""
         from services.beteiligte import mapper
 
         snap = await self._d.snapshots.get(record_id)
@@ -52,7 +59,7 @@ class Planner:
         plan = decide(
             mapper.from_espo(espo),
             mapper.from_advo(advo),
-            snap.content if snap else None,
+            dict(base) if base is not None else (snap.content if snap else None),
             espo_changed_since_sync=espo_changed(espo),
             advo_changed_since_sync=self._advo_changed(espo, advo),
             directions=self._d.directions,

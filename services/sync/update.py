@@ -5,18 +5,30 @@ replace, so unmapped fields survive); EspoCRM gets only the changed fields plus 
 metadata. The snapshot is stored after both writes succeeded. Conflicts (both sides
 changed, EspoCRM won) are kept in `PendingConflicts` until reported, so a write whose answer
 was lost is still reported by the next run.
+
+Concurrent edits while a sync runs (docs/architecture.md, "Concurrent edits"):
+
+- the EspoCRM write carrying Advoware's changes is sent with the versionNumber read; a person's
+  save in between makes EspoCRM answer 409 `modified` -> read again and decide again, with what
+  this run already wrote to Advoware as the base of those fields (no spurious conflict);
+- the Advoware record is read again right before the full-replace PUT when the first read is
+  older than `reread_after_seconds` (SYNC_ADVOWARE_REREAD_SECONDS); changed content -> decide again.
+
+At most MAX_REPLANS times; a record still changing under us is then `failed` (back-off).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from services.errors import NotFoundError
+from services.errors import NotFoundError, TransientError, VersionConflictError
 from services.sync.decide import FieldConflict, MergePlan
-from services.sync.model import Outcome, RecordContext, Result, SyncDeps, Trigger
+from services.sync.model import ENTITY, Outcome, RecordContext, Result, SyncDeps, Trigger
 from services.sync.notify import record_event
 from services.sync.outcomes import Outcomes
 from services.sync.planning import Planner
@@ -25,14 +37,64 @@ from services.sync.states import SyncStatus
 
 log = logging.getLogger(__name__)
 
+MAX_REPLANS = 3
+DEFAULT_REREAD_AFTER_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Replan:
+    """Read again and decide again. `base`: the snapshot content with the fields this run
+    already wrote to Advoware (None: the stored snapshot still holds)."""
+
+    why: str
+    base: dict[str, Any] | None = None
+
+
+def base_after_write(
+    base: Mapping[str, Any] | None, snap: Snapshot | None, plan: MergePlan
+) -> dict[str, Any] | None:
+    """What both sides agree on for the fields written to Advoware, the rest as before."""
+    start = base if base is not None else (snap.content if snap is not None else None)
+    if start is None:
+        return None  # first sync: its no-data-loss rules apply again
+    return {**start, **{f: plan.merged.get(f) for f in plan.to_advo}}
+
 
 class Updater:
-    def __init__(self, deps: SyncDeps, planner: Planner, outcomes: Outcomes) -> None:
+    def __init__(
+        self,
+        deps: SyncDeps,
+        planner: Planner,
+        outcomes: Outcomes,
+        *,
+        reread_after_seconds: float = DEFAULT_REREAD_AFTER_SECONDS,
+    ) -> None:
         self._d = deps
         self._planner = planner
         self._out = outcomes
+        self.reread_after_seconds = reread_after_seconds
 
     async def update(self, ctx: RecordContext, betnr: int, trigger: Trigger) -> Outcome:
+        base: dict[str, Any] | None = None
+        for attempt in range(MAX_REPLANS + 1):
+            if attempt:
+                ctx.espo = await self._d.espo.get(ENTITY, ctx.record_id)
+            result = await self._once(ctx, betnr, trigger, base)
+            if isinstance(result, Outcome):
+                return result
+            base = result.base if result.base is not None else base
+            await self._d.stats.count("replans")
+            log.info(
+                "record %s: %s; reading again (%d/%d)", ctx.record_id, result.why, attempt + 1, MAX_REPLANS
+            )
+        still = TransientError(
+            "changed during every attempt of this sync", system="sync", record_id=ctx.record_id
+        )
+        return await self._out.record_failure(ctx, still, permanent=False)
+
+    async def _once(
+        self, ctx: RecordContext, betnr: int, trigger: Trigger, base: dict[str, Any] | None
+    ) -> Outcome | Replan:
         try:
             advo = await self._d.advo.get_beteiligter(betnr)
         except NotFoundError:
@@ -40,12 +102,28 @@ class Updater:
             if not await self._d.deletions.allow(ctx.record_id):  # bulk 404: held for a person
                 return Outcome(ctx.record_id, Result.WAITING, betnr=betnr, reason="deletions held (bulk 404)")
             return await self._out.deleted_in_advoware(ctx, betnr)
+        read_at = time.monotonic()
         await self._d.deletions.checked()
-        plan, snap = await self._planner.plan_pair(ctx.record_id, ctx.espo, advo, betnr)
+        plan, snap = await self._planner.plan_pair(ctx.record_id, ctx.espo, advo, betnr, base=base)
         pending = await self._d.conflicts.get(ctx.record_id, betnr)
         if plan.is_noop:
             return await self._unchanged(ctx, betnr, trigger, plan, snap, advo, pending)
-        return await self._write(ctx, betnr, plan, advo, pending)
+        return await self._write(ctx, betnr, plan, advo, pending, snap=snap, base=base, read_at=read_at)
+
+    async def _fresh_for_put(self, betnr: int, advo: dict[str, Any], read_at: float) -> dict[str, Any] | None:
+        """The Advoware record to base the full-replace PUT on: `advo` if read just now, else
+        read again; None if its synced content changed since (decide again)."""
+        from services.beteiligte import mapper
+
+        if time.monotonic() - read_at <= self.reread_after_seconds:
+            return advo
+        try:
+            fresh = await self._d.advo.get_beteiligter(betnr)
+        except NotFoundError:
+            return None  # deleted meanwhile: the next attempt's read says so
+        if mapper.content_hash(mapper.from_advo(fresh)) != mapper.content_hash(mapper.from_advo(advo)):
+            return None
+        return fresh  # same synced content; its unmapped fields are the newest
 
     async def _unchanged(
         self,
@@ -83,7 +161,11 @@ class Updater:
         plan: MergePlan,
         advo: dict[str, Any],
         pending: list[FieldConflict],
-    ) -> Outcome:
+        *,
+        snap: Snapshot | None,
+        base: dict[str, Any] | None,
+        read_at: float,
+    ) -> Outcome | Replan:
         from services.beteiligte import mapper
 
         now = self._d.now()
@@ -92,11 +174,17 @@ class Updater:
         if plan.conflicts:
             await self._d.conflicts.put(ctx.record_id, betnr, plan.conflicts)
         if plan.to_advo:
-            payload = mapper.to_advo_payload(plan.merged, advo)
+            current = await self._fresh_for_put(betnr, advo, read_at)
+            if current is None:
+                return Replan("the Advoware record changed since it was read", base)
+            payload = mapper.to_advo_payload(plan.merged, current)
             advo_after = await self._d.advo.update_beteiligter(betnr, payload)
             ctx.advo_writes += 1
         patch = mapper.to_espo_patch(plan.merged, plan.to_espo, current=ctx.espo) if plan.to_espo else {}
-        saved = await self._out.finish(ctx, patch, now)
+        try:
+            saved = await self._out.finish(ctx, patch, now, versioned=bool(patch))
+        except VersionConflictError:
+            return Replan("the EspoCRM record was saved meanwhile (409)", base_after_write(base, snap, plan))
         await self._out.store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo_after)
         # Earlier conflicts whose write was applied unseen, unless this run found the same one.
         seen = {(c.field, json.dumps(c.advo_value, sort_keys=True)) for c in plan.conflicts}

@@ -1,4 +1,5 @@
-"""The chaos scenario's own stack: real Motia, real Redis, both simulators, with short time
+"""The chaos scenario's own stack: two service instances (two real Motia runtimes) on one real
+Redis behind a round-robin balancer (tests/chaos/cluster.py), both simulators, with short time
 limits so that recovery (stale locks, failed-record back-off) happens within the test.
 
 Settings used here (all real service settings, see .env.example):
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.stack import Stack, run_stack
+from tests.chaos.cluster import Cluster, run_cluster
 
 CHAOS_ENV = {
     "HTTP_TIMEOUT_SECONDS": "2",
@@ -26,7 +27,7 @@ CHAOS_ENV = {
 
 
 @pytest.fixture(scope="module")
-def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     log_dir = tmp_path_factory.mktemp("chaos-stack")
     sandbox_args = [
         "--no-demo",
@@ -36,5 +37,5 @@ def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "--seed",
         os.environ.get("CHAOS_SEED", "8"),
     ]
-    with run_stack(log_dir, sandbox_args=sandbox_args, extra_env=CHAOS_ENV) as stack:
-        yield stack
+    with run_cluster(log_dir, sandbox_args=sandbox_args, extra_env=CHAOS_ENV) as cluster:
+        yield cluster

@@ -41,6 +41,18 @@ class Probe:
     def __post_init__(self) -> None:
         self.redis = redis.Redis.from_url(self.stack.redis_url, decode_responses=True)
 
+    def reconnect(self) -> None:
+        """After a Redis restart: a fresh connection (the old one's socket is dead)."""
+        self.redis.close()
+        self.redis = redis.Redis.from_url(self.stack.redis_url, decode_responses=True)
+
+    def service_answers(self) -> bool:
+        try:
+            resp = httpx.get(f"{self.stack.motia_url}/vmh/beteiligte/sync/status", headers=ADMIN, timeout=30)
+        except httpx.HTTPError:
+            return False
+        return resp.status_code == 200
+
     # ------------------------------------------------------------------ in flight?
     def open_jobs(self) -> int:
         total = 0
@@ -102,10 +114,22 @@ class Probe:
         return dict(resp.json()["counts"])
 
     # ------------------------------------------------------------------ killing workers
+    def motia_procs(self) -> list[Any]:
+        """The running Motia runtimes (one, or both instances of a cluster)."""
+        from tests.chaos.cluster import Cluster
+
+        if isinstance(self.stack, Cluster):
+            return self.stack.motia_procs()
+        return [self.stack.procs["motia"]]
+
     def _sync_children(self, step: bytes = SYNC_STEP) -> list[tuple[int, str, float]]:
         """(pid, event data, age in s) of the BeteiligteSync step processes Motia is running."""
-        motia = self.stack.procs["motia"]
-        pgid = os.getpgid(motia.pid)
+        pgids = set()
+        for proc in self.motia_procs():
+            try:
+                pgids.add(os.getpgid(proc.pid))
+            except ProcessLookupError:
+                continue  # an instance that was just killed
         ticks = os.sysconf("SC_CLK_TCK")
         with open("/proc/uptime") as fh:
             uptime = float(fh.read().split()[0])
@@ -115,7 +139,7 @@ class Probe:
                 continue
             pid = int(entry)
             try:
-                if os.getpgid(pid) != pgid:
+                if os.getpgid(pid) not in pgids:
                     continue
                 with open(f"/proc/{pid}/cmdline", "rb") as fh:
                     argv = [a for a in fh.read().split(b"\0") if a]

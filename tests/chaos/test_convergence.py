@@ -8,7 +8,13 @@ Advoware; new records) in bursts, while
   timeouts (the request is applied after the client gave up) and dropped connections into
   the service's calls, plus latency;
 - EspoCRM delivers webhook batches shuffled and redelivers delivered batches;
-- a sync worker (a Motia Python process) is SIGKILLed in the middle of a sync, at least twice.
+- a sync worker (a Motia Python process) is SIGKILLed in the middle of a sync, at least twice;
+- the service runs as two instances (two Motia runtimes) on one Redis behind a round-robin
+  balancer (tests/chaos/cluster.py), so webhooks, sweeps and queued syncs spread over both; one
+  instance is killed (SIGKILL of the whole runtime) right after a burst and restarted after the
+  next settle (`CHAOS_INSTANCE_KILLS`, default 1);
+- optionally Redis is restarted empty at a quiet point (`CHAOS_REDIS_RESTARTS`, default 0; the
+  long `make chaos` run sets it).
 
 Between bursts the test waits until nothing is in flight (no queued job, webhook or sync
 worker, no request a simulator still holds) and runs a sweep, still under faults. People act
@@ -47,6 +53,7 @@ import httpx
 import pytest
 
 from services.beteiligte import mapper
+from tests.chaos.cluster import Cluster, Instance
 from tests.chaos.harness import Probe
 from tests.chaos.people import People, clear_faults, service_faults, set_faults
 from tests.chaos.scenario import (
@@ -58,7 +65,7 @@ from tests.chaos.scenario import (
     field_differs,
     initial_espo,
 )
-from tests.support.stack import Stack, wait_until
+from tests.support.stack import wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
@@ -66,6 +73,14 @@ SEED = int(os.environ.get("CHAOS_SEED", "8"))
 BURSTS = max(4, int(os.environ.get("CHAOS_ITERATIONS", "5")))
 INITIAL_RECORDS = int(os.environ.get("CHAOS_RECORDS", "12"))
 CONVERGE_TIMEOUT = 180.0
+INSTANCE_KILLS = int(os.environ.get("CHAOS_INSTANCE_KILLS", "1"))
+REDIS_RESTARTS = int(os.environ.get("CHAOS_REDIS_RESTARTS", "0"))
+
+
+def spread(count: int, bursts: int, offset: float = 0.0) -> set[int]:
+    """Burst numbers (not the first, not the last) at which `count` events happen, evenly spread."""
+    return {min(bursts - 2, max(1, int((i + 1 + offset) * bursts / (count + 1)))) for i in range(count)}
+
 
 ADVO_FAULTS: list[dict[str, Any]] = [
     {"kind": "500", "rate": 0.06},
@@ -93,7 +108,7 @@ def fault_rules(system: str, specs: list[dict[str, Any]], seed: int) -> list[dic
 
 
 class Scenario:
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Cluster) -> None:
         self.stack = stack
         self.rng = random.Random(SEED)
         self.values = Values(self.rng)
@@ -242,10 +257,32 @@ class Scenario:
             ),
         )
 
-    def settle(self) -> None:
+    def kill_instance(self) -> Instance:
+        """SIGKILL the second instance's whole runtime while the burst's work is in flight."""
+        inst = self.stack.instances[1]
+        self.stack.kill_instance(inst)
+        self.timeline.append({"instance_killed": inst.name, "at": time.time()})
+        return inst
+
+    def restart_instance(self, inst: Instance) -> None:
+        t = time.monotonic()
+        self.stack.start_instance(inst)
+        self.timeline.append({"instance_restarted": inst.name, "seconds": round(time.monotonic() - t, 1)})
+
+    def restart_redis(self) -> None:
+        """Redis restarts empty at a quiet point: snapshots, watermarks, locks, queues all gone."""
+        assert self.stack.redis_server is not None
+        self.stack.redis_server.restart_empty()
+        self.probe.reconnect()
+        wait_until(self.probe.service_answers, timeout=120, message="service answers after the Redis restart")
+        self.timeline.append({"redis_restarted": True, "at": time.time()})
+
+    def settle(self, restart_redis: bool = False) -> None:
         t = time.monotonic()
         a = self.probe.wait_quiet(timeout=150)
         time.sleep(3.5)  # requests the simulators still hold (timeouts, latency) are applied
+        if restart_redis:
+            self.restart_redis()
         t2 = time.monotonic()
         self.probe.sweep()
         t3 = time.monotonic()
@@ -286,7 +323,7 @@ def quiescent(counts: dict[str, int]) -> bool:
     return all(counts.get(s, 0) == 0 for s in busy)
 
 
-def test_sync_converges_under_faults(chaos_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pytest.TempPathFactory) -> None:
     started = time.monotonic()
     sc = Scenario(chaos_stack)
     probe, people = sc.probe, sc.people
@@ -312,6 +349,8 @@ def test_sync_converges_under_faults(chaos_stack: Stack, tmp_path_factory: pytes
     # ---- phase 1: bursts of edits under faults
     set_faults(chaos_stack.advo_url, fault_rules("advo", ADVO_FAULTS, SEED))
     set_faults(chaos_stack.espo_url, fault_rules("espo", ESPO_FAULTS, SEED))
+    kill_at = spread(INSTANCE_KILLS, BURSTS, offset=0.5)
+    redis_at = spread(REDIS_RESTARTS, BURSTS)
     for number in range(BURSTS):
         last = number == BURSTS - 1
         # One kill early on, one in the last burst (recovered only after the faults stop).
@@ -324,10 +363,13 @@ def test_sync_converges_under_faults(chaos_stack: Stack, tmp_path_factory: pytes
             t = time.monotonic()
             sc.kill_during(touched)
             sc.timeline.append({"kill": round(time.monotonic() - t, 1)})
+        down = sc.kill_instance() if number in kill_at else None
         if last:
             probe.wait_quiet(timeout=150)  # no sweep: failed and stale records are left for phase 2
         else:
-            sc.settle()
+            sc.settle(restart_redis=number in redis_at)
+        if down is not None:
+            sc.restart_instance(down)
     for _ in range(4):  # at least two kills, whatever the scenario drew
         if sc.figures["workers_killed"] >= 2:
             break
@@ -475,6 +517,7 @@ def test_sync_converges_under_faults(chaos_stack: Stack, tmp_path_factory: pytes
             "divergent_records": len(divergent),
             "duplicates": duplicates,
             "missing_edits": len(missing_edits),
+            "stuck": len(failures),
             "syncing": statuses.get("syncing", 0),
             "statuses": dict(statuses),
             "convergence_rounds": rounds,
@@ -484,6 +527,13 @@ def test_sync_converges_under_faults(chaos_stack: Stack, tmp_path_factory: pytes
             "chaos": round(chaos_s, 1),
             "converge": round(converge_s, 1),
             "total": round(time.monotonic() - started, 1),
+        },
+        "cluster": {
+            **chaos_stack.figures(),
+            # A record claimed by one instance while the other synced it: the lease said no and
+            # the holder ran once more (never both at once).
+            "lock_contention": log.count("is being synced elsewhere"),
+            "cron_ticks_left_to_the_other_instance": log.count("another instance runs this tick"),
         },
         "service_counters": stats,
         "timeline": sc.timeline,
@@ -525,4 +575,7 @@ def test_sync_converges_under_faults(chaos_stack: Stack, tmp_path_factory: pytes
     assert stats.get("conflicts", 0) == sc.figures["conflict_pairs"] - conflicts_superseded, figures[
         "conflicts"
     ]
-    assert chaos_stack.procs["motia"].poll() is None
+    assert all(i.proc is not None and i.proc.poll() is None for i in chaos_stack.instances)
+    assert sum(i.kills for i in chaos_stack.instances) >= min(INSTANCE_KILLS, 1)
+    # Both instances served webhooks, sweeps and ops calls.
+    assert all(n > 0 for n in chaos_stack.figures()["requests_per_instance"].values())

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import fakeredis
 
-from services.errors import NotFoundError
+from services.errors import NotFoundError, VersionConflictError
 from services.sync.engine import SyncEngine
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -68,6 +68,7 @@ class FakeEspo(FailurePlan):
             "syncStatus": "pending_sync",
             "createdAt": now,
             "modifiedAt": now,
+            "versionNumber": 1,
             **record,
             "id": rid,
         }
@@ -77,6 +78,7 @@ class FakeEspo(FailurePlan):
         """A person edits the record (no webhook here; tests trigger the sync directly)."""
         self.records[rid].update(changes)
         self.records[rid]["modifiedAt"] = _espo_dt(self.clock.tick())
+        self.records[rid]["versionNumber"] = int(self.records[rid].get("versionNumber") or 0) + 1
 
     async def get(self, entity: str, record_id: str) -> dict[str, Any]:
         if entity == "User":  # the notify user's name lookup
@@ -88,13 +90,31 @@ class FakeEspo(FailurePlan):
             raise NotFoundError("not found", system="espocrm", status_code=404, record_id=record_id)
         return copy.deepcopy(self.records[record_id])
 
-    async def update(self, entity: str, record_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    async def update(
+        self, entity: str, record_id: str, data: dict[str, Any], *, version_number: int | None = None
+    ) -> dict[str, Any]:
         self.calls["update"] += 1
         self._maybe_fail("update")
         if record_id not in self.records:
             raise NotFoundError("not found", system="espocrm", status_code=404, record_id=record_id)
-        self.updates.append((record_id, copy.deepcopy(data)))
         rec = self.records[record_id]
+        # Optimistic concurrency as EspoCRM: a stale version and a written value that differs.
+        current = rec.get("versionNumber")
+        if (
+            version_number is not None
+            and version_number != current
+            and any(rec.get(k) != v for k, v in data.items())
+        ):
+            self.calls["version_conflict"] += 1
+            raise VersionConflictError(
+                "version conflict",
+                system="espocrm",
+                record_id=record_id,
+                current_values=copy.deepcopy(rec),
+                version_number=current if isinstance(current, int) else None,
+            )
+        self.updates.append((record_id, copy.deepcopy(data)))
+        rec["versionNumber"] = int(current or 0) + 1
         rec.update(copy.deepcopy(data))
         if "emailAddressData" in data:
             primary = next((e for e in data["emailAddressData"] if e.get("primary")), None)

@@ -1,0 +1,137 @@
+"""A person's edit that lands while a sync of the same record runs (services/sync/update.py):
+EspoCRM writes carry the versionNumber read (409 -> read again, decide again); the Advoware
+record is read again right before the full-replace PUT when the first read is old."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fakeredis
+import pytest
+
+from services.sync.engine import Result, SyncEngine, Trigger
+from services.sync.update import MAX_REPLANS
+from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
+from tests.unit.test_engine import PERSON_ESPO
+
+
+def make_env(reread_after: float) -> dict[str, Any]:
+    clock = Clock()
+    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    espo, advo = FakeEspo(clock), FakeAdvo(clock)
+    engine = SyncEngine(
+        espo=espo,
+        advo=advo,
+        redis=redis,
+        tz=BERLIN,
+        notify_user_id="u1",
+        clock=lambda: clock.now,
+        advoware_reread_after_seconds=reread_after,
+    )
+    return {"clock": clock, "espo": espo, "advo": advo, "engine": engine}
+
+
+@pytest.fixture
+def env() -> dict[str, Any]:
+    return make_env(reread_after=2.0)
+
+
+async def linked(env: dict[str, Any]) -> tuple[str, int]:
+    rid = env["espo"].add(dict(PERSON_ESPO))
+    out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)
+    assert out.result is Result.CREATED and out.betnr is not None
+    return rid, out.betnr
+
+
+def person_saves_during_our_write(env: dict[str, Any], rid: str, times: int = 1, **changes: Any) -> None:
+    """The person's save lands between our read and our EspoCRM write carrying Advoware's changes."""
+    espo = env["espo"]
+    original = espo.update
+    left = [times]
+
+    async def update(entity: str, record_id: str, data: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        if left[0] and "advowareLastSync" in data and kw.get("version_number") is not None:
+            left[0] -= 1
+            espo.edit(record_id, **{k: f"{v}{left[0]}" if times > 1 else v for k, v in changes.items()})
+        return await original(entity, record_id, data, **kw)
+
+    espo.update = update
+
+
+async def test_same_field_saved_during_the_sync_is_not_overwritten(env: dict[str, Any]) -> None:
+    espo, advo = env["espo"], env["advo"]
+    rid, betnr = await linked(env)
+    advo.edit(betnr, titel="Prof.")  # Advoware's change the sync is about to write to EspoCRM
+    person_saves_during_our_write(env, rid, titel="Dr. med.")
+    out = await env["engine"].sync_record(rid, Trigger.SWEEP)
+    assert out.result is Result.UPDATED
+    assert espo.calls["version_conflict"] == 1
+    # Both changed the same field: EspoCRM's (the person's newest) wins, and a person is told.
+    assert espo.records[rid]["titel"] == "Dr. med." and advo.records[betnr]["titel"] == "Dr. med."
+    assert any("Prof." in message for _, message in espo.notifications)
+
+
+async def test_other_field_saved_during_the_sync_keeps_both_edits(env: dict[str, Any]) -> None:
+    espo, advo = env["espo"], env["advo"]
+    rid, betnr = await linked(env)
+    advo.edit(betnr, titel="Prof.")
+    person_saves_during_our_write(env, rid, firstName="Käthe")
+    out = await env["engine"].sync_record(rid, Trigger.SWEEP)
+    assert out.result is Result.UPDATED and espo.calls["version_conflict"] == 1
+    assert espo.records[rid]["titel"] == "Prof." and espo.records[rid]["firstName"] == "Käthe"
+    assert advo.records[betnr]["titel"] == "Prof." and advo.records[betnr]["vorname"] == "Käthe"
+    assert not espo.notifications  # no conflict: different fields
+
+
+async def test_a_record_saved_during_every_attempt_is_failed_not_lost(env: dict[str, Any]) -> None:
+    espo, advo = env["espo"], env["advo"]
+    rid, betnr = await linked(env)
+    advo.edit(betnr, titel="Prof.")
+    person_saves_during_our_write(env, rid, times=MAX_REPLANS + 1, firstName="Käthe")
+    out = await env["engine"].sync_record(rid, Trigger.SWEEP)
+    assert out.result is Result.FAILED and espo.records[rid]["syncStatus"] == "failed"
+    assert espo.calls["version_conflict"] == MAX_REPLANS + 1
+    assert espo.records[rid]["firstName"] == "Käthe0"  # the person's last save stands
+
+
+def advoware_edit_after_our_read(env: dict[str, Any], betnr: int, **changes: Any) -> None:
+    advo = env["advo"]
+    original = advo.get_beteiligter
+    done = [False]
+
+    async def get(number: int) -> dict[str, Any]:
+        record = await original(number)
+        if number == betnr and not done[0]:
+            done[0] = True
+            advo.edit(number, **changes)  # lands after our read, before our PUT
+        return record
+
+    advo.get_beteiligter = get
+
+
+@pytest.mark.parametrize("changes", [{"vorname": "Anneliese"}, {"zusatz": "i. L."}])
+async def test_advoware_edit_between_read_and_put_survives(changes: dict[str, Any]) -> None:
+    env = make_env(reread_after=0.0)  # the first read counts as old: always read again
+    espo, advo = env["espo"], env["advo"]
+    rid, betnr = await linked(env)
+    espo.edit(rid, titel="Prof.")
+    advoware_edit_after_our_read(env, betnr, **changes)
+    out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
+    assert out.result is Result.UPDATED
+    record = advo.records[betnr]
+    assert record["titel"] == "Prof."
+    for name, value in changes.items():  # a synced field (decided again) or an unmapped one
+        assert record[name] == value
+    if "vorname" in changes:
+        assert espo.records[rid]["firstName"] == "Anneliese"
+
+
+async def test_without_the_reread_the_window_is_the_read_to_put_time(env: dict[str, Any]) -> None:
+    """The first read is fresh (< SYNC_ADVOWARE_REREAD_SECONDS): no second read; an edit landing in
+    that short window is what the contract leaves (docs/architecture.md)."""
+    espo, advo = env["espo"], env["advo"]
+    rid, _ = await linked(env)
+    espo.edit(rid, titel="Prof.")
+    gets = advo.calls["get"]
+    out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
+    assert out.result is Result.UPDATED and advo.calls["get"] == gets + 1
