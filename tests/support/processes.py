@@ -10,7 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -80,10 +80,23 @@ def stop_process_group(proc: subprocess.Popen[bytes], grace: float = 3.0) -> Non
 class RedisServer:
     port: int
     pid: int
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        """Stop it (by PID); its data is gone (no persistence): a restart comes back empty."""
+        if self.proc is not None:
+            stop_process_group(self.proc)
+        wait_for_port_closed(self.port)
+
+    def start(self) -> None:
+        """Start it again on the same port, empty."""
+        self.proc = _spawn_redis(self.port)
+        self.pid = self.proc.pid
+        wait_for_port(self.port, 15, self.proc)
 
 
 def redis_server_binary() -> str:
@@ -93,10 +106,8 @@ def redis_server_binary() -> str:
     return path
 
 
-@contextmanager
-def run_redis() -> Iterator[RedisServer]:
-    port = free_port()
-    proc = subprocess.Popen(
+def _spawn_redis(port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         [
             redis_server_binary(),
             "--bind",
@@ -114,8 +125,27 @@ def run_redis() -> Iterator[RedisServer]:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def wait_for_port_closed(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                pass
+        except OSError:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"port {port} still open after {timeout}s")
+
+
+@contextmanager
+def run_redis() -> Iterator[RedisServer]:
+    port = free_port()
+    server = RedisServer(port=port, pid=0)
+    server.start()
     try:
-        wait_for_port(port, 15, proc)
-        yield RedisServer(port=port, pid=proc.pid)
+        yield server
     finally:
-        stop_process_group(proc)
+        if server.proc is not None:
+            stop_process_group(server.proc)

@@ -19,6 +19,7 @@ import httpx
 from sandbox.act import Actor
 from tests.support.processes import (
     PROJECT_ROOT,
+    RedisServer,
     free_motia_port,
     free_port,
     run_redis,
@@ -51,6 +52,7 @@ class Stack:
     env: dict[str, str]
     logs: dict[str, Path] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    redis: RedisServer | None = None  # stop()/start() it to test Redis faults
 
     @property
     def motia_url(self) -> str:
@@ -118,7 +120,7 @@ def run_stack(
             }
         )
         env.update(extra_env or {})
-        stack = Stack(redis.url, espo_port, advo_port, motia_port, env)
+        stack = Stack(redis.url, espo_port, advo_port, motia_port, env, redis=redis)
         sandbox = _start(
             "sandbox",
             [
