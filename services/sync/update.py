@@ -38,7 +38,6 @@ from services.sync.states import SyncStatus
 log = logging.getLogger(__name__)
 
 MAX_REPLANS = 3
-DEFAULT_REREAD_AFTER_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class Updater:
         planner: Planner,
         outcomes: Outcomes,
         *,
-        reread_after_seconds: float = DEFAULT_REREAD_AFTER_SECONDS,
+        reread_after_seconds: float,
     ) -> None:
         self._d = deps
         self._planner = planner
