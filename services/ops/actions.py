@@ -167,7 +167,9 @@ async def sync_one(
 # --------------------------------------------------------------------------- retry failed
 
 
-async def list_failed(espo: EspoListingApi, statuses: tuple[SyncStatus, ...] = RETRYABLE) -> list[dict[str, Any]]:
+async def list_failed(
+    espo: EspoListingApi, statuses: tuple[SyncStatus, ...] = RETRYABLE
+) -> list[dict[str, Any]]:
     return [
         r
         async for r in espo.iterate(
