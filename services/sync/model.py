@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,17 @@ class Outcome:
     betnr: int | None = None
     reason: str | None = None
     writes: dict[str, int] = field(default_factory=lambda: {"espo": 0, "advo": 0})
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """The engine's tunables, explicit. Built from `Settings` (the only place their defaults
+    are written) by the composition root, services/runtime.py."""
+
+    max_attempts: int  # SYNC_MAX_ATTEMPTS: attempts before permanently_failed
+    lock_ttl_seconds: float  # SYNC_LOCK_TTL_SECONDS
+    retry_base: timedelta  # SYNC_RETRY_BASE_SECONDS: back-off of failed records
+    advoware_reread_after_seconds: float  # SYNC_ADVOWARE_REREAD_SECONDS: re-read before a PUT
 
 
 @dataclass(frozen=True)
@@ -139,7 +150,3 @@ def as_int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -33,10 +33,9 @@ RECORDED_ERRORS = (TransientError, FatalError, InvalidDataError)
 
 
 class Outcomes:
-    def __init__(self, deps: SyncDeps, *, max_attempts: int, mirror_syncing: bool) -> None:
+    def __init__(self, deps: SyncDeps, *, max_attempts: int) -> None:
         self._d = deps
         self.max_attempts = max_attempts
-        self.mirror_syncing = mirror_syncing
 
     # ------------------------------------------------------------------ failures
     async def record_error(
@@ -167,7 +166,7 @@ class Outcomes:
     # ------------------------------------------------------------------ status writes
     async def mark_syncing(self, ctx: RecordContext) -> None:
         """Mirror the lock in EspoCRM for visibility - only when this sync writes anyway."""
-        if not self.mirror_syncing or ctx.espo.get("syncStatus") == SyncStatus.SYNCING.value:
+        if ctx.espo.get("syncStatus") == SyncStatus.SYNCING.value:
             return
         await self.write_espo(ctx, {"syncStatus": SyncStatus.SYNCING.value})
 

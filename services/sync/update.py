@@ -38,7 +38,6 @@ from services.sync.states import SyncStatus
 log = logging.getLogger(__name__)
 
 MAX_REPLANS = 3
-DEFAULT_REREAD_AFTER_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class Updater:
         planner: Planner,
         outcomes: Outcomes,
         *,
-        reread_after_seconds: float = DEFAULT_REREAD_AFTER_SECONDS,
+        reread_after_seconds: float,
     ) -> None:
         self._d = deps
         self._planner = planner
@@ -150,7 +149,7 @@ class Updater:
         ):
             await self._out.store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo)
         if pending:  # an earlier run's write was applied although its answer was lost
-            await self.report_conflicts(ctx.record_id, betnr, pending)
+            await self.report_conflicts(ctx.record_id, betnr, pending, name=ctx.espo.get("name"))
         await self._d.stats.count("unchanged")
         return Outcome(ctx.record_id, Result.UNCHANGED, plan=plan, betnr=betnr, writes=ctx.writes)
 
@@ -192,7 +191,7 @@ class Updater:
             c for c in pending if (c.field, json.dumps(c.advo_value, sort_keys=True)) not in seen
         ]
         if conflicts:
-            await self.report_conflicts(ctx.record_id, betnr, conflicts)
+            await self.report_conflicts(ctx.record_id, betnr, conflicts, name=ctx.espo.get("name"))
         await self._d.stats.count("updates")
         log.info(
             "record %s synced (betnr %s): to_advoware=%s to_espocrm=%s conflicts=%d basis=%s",
@@ -205,12 +204,14 @@ class Updater:
         )
         return Outcome(ctx.record_id, Result.UPDATED, plan=plan, betnr=betnr, writes=ctx.writes)
 
-    async def report_conflicts(self, record_id: str, betnr: int, conflicts: Sequence[FieldConflict]) -> None:
+    async def report_conflicts(
+        self, record_id: str, betnr: int, conflicts: Sequence[FieldConflict], *, name: str | None = None
+    ) -> None:
         """Count, log and tell a person, once the EspoCRM values are in Advoware."""
         from services.sync import notify
 
         await self._d.stats.count("conflicts", len(conflicts))
         await record_event(self._d.redis, "conflict", record_id, ",".join(c.field for c in conflicts))
-        label = notify.record_label(record_id, betnr=betnr)
+        label = notify.record_label(record_id, name=name, betnr=betnr)
         await self._d.notifier.notify(record_id, notify.conflict_text(label, conflicts))
         await self._d.conflicts.delete(record_id)

@@ -22,8 +22,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-# The Workbench's Vite HMR server listens on 21678 + PORT, so Motia's port must stay below
-# 43858 and that second port must be free too.
+# `motia dev` (make run) also opens the Workbench's Vite HMR server on 21678 + PORT, so its port
+# stays below 43858 and that second port must be free too. `motia start` (make serve) opens only
+# PORT (core patch no-hmr-server); the same spare pair works for both.
 MOTIA_HMR_OFFSET = 21678
 
 
@@ -36,6 +37,37 @@ def free_motia_port() -> int:
         if _is_free(port) and _is_free(port + MOTIA_HMR_OFFSET):
             return port
     raise RuntimeError("no free port pair for Motia")
+
+
+def free_high_port() -> int:
+    """A spare port above 43857: one `motia dev` could not use (its HMR port would pass 65535)."""
+    import random
+
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(43858 + 1000, 65000)
+        if _is_free(port):
+            return port
+    raise RuntimeError("no free high port")
+
+
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports process `pid` listens on (its socket fds matched against /proc/net/tcp*)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def _is_free(port: int) -> bool:

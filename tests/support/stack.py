@@ -93,12 +93,18 @@ def run_stack(
     extra_env: dict[str, str] | None = None,
     motia_command: str = "start",
     command: list[str] | None = None,
+    redis_url: str | None = None,
+    motia_port: int | None = None,
 ) -> Iterator[Stack]:
     """`command` replaces `motia <motia_command> -H 127.0.0.1 -p PORT` (e.g. scripts/serve.sh,
-    which reads PORT from the environment)."""
+    which reads PORT from the environment). `redis_url`: use that Redis (e.g. one a previous
+    stack used) instead of starting a fresh one; `motia_port`: that port instead of a spare one."""
     with ExitStack() as cleanup:
-        redis = cleanup.enter_context(run_redis())
-        espo_port, advo_port, motia_port = free_port(), free_port(), free_motia_port()
+        # A Redis of our own unless one is given (then stack.redis is None: not ours to stop).
+        redis = None if redis_url else cleanup.enter_context(run_redis())
+        url = redis.url if redis is not None else str(redis_url)
+        espo_port, advo_port = free_port(), free_port()
+        motia_port = motia_port or free_motia_port()
         env = dict(os.environ)
         sandbox_env = read_dotenv(PROJECT_ROOT / "sandbox" / "sandbox.env")
         sandbox_env["ESPOCRM_API_BASE_URL"] = f"http://127.0.0.1:{espo_port}/api/v1"
@@ -107,7 +113,7 @@ def run_stack(
         env.update(sandbox_env)
         env.update(
             {
-                "REDIS_URL": redis.url,
+                "REDIS_URL": url,
                 "PORT": str(motia_port),
                 "MOTIA_ANALYTICS_DISABLED": "true",
                 "PYTHONUNBUFFERED": "1",
@@ -119,7 +125,7 @@ def run_stack(
             }
         )
         env.update(extra_env or {})
-        stack = Stack(redis.url, espo_port, advo_port, motia_port, env, redis=redis)
+        stack = Stack(url, espo_port, advo_port, motia_port, env, redis=redis)
         sandbox = _start(
             "sandbox",
             [
