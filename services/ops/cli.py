@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--limit", type=int, default=50, help="lines per list in the text report (default 50)")
 
+    rl = sub.add_parser("relink", help="link a record to another Advoware party on purpose, then sync it")
+    rl.add_argument("id", help="EspoCRM CBeteiligte id")
+    rl.add_argument("betnr", type=int, help="the Advoware betNr of the right party")
+
     r = sub.add_parser("retry-failed", help="requeue failed / permanently_failed records and sync them")
     r.add_argument("--dry-run", action="store_true", help="list what would be requeued")
     r.add_argument("--queue-only", action="store_true", help="only requeue; the next sweep syncs them")
@@ -262,10 +266,25 @@ async def cmd_deletions(rt: Runtime, args: argparse.Namespace, out: TextIO) -> i
     return EXIT_OK
 
 
+async def cmd_relink(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
+    from services.ops.relink import relink
+
+    result = await relink(rt.engine, args.id, args.betnr)
+    if args.json:
+        print_json(result, out)
+    else:
+        out.write(
+            f"record {result['id']}: relinked {result.get('previousBetnr') or '-'} -> {args.betnr}; "
+            f"sync {result['result']}" + (f" - {result['reason']}" if result.get("reason") else "") + "\n"
+        )
+    return EXIT_OK if result["result"] in ("updated", "unchanged") else EXIT_FAILED
+
+
 COMMANDS: dict[str, Callable[..., Any]] = {
     "status": cmd_status,
     "history": cmd_history,
     "sync": cmd_sync,
+    "relink": cmd_relink,
     "unlock": cmd_unlock,
     "deletions": cmd_deletions,
 }

@@ -22,7 +22,9 @@ from services.sync.admission import Admission
 from services.sync.backoff import OwnWrites
 from services.sync.breaker import SYSTEMS
 from services.sync.create import Creator
+from services.sync.identity_index import IdentityIndex
 from services.sync.intents import IntentStore
+from services.sync.linking import Linker
 from services.sync.lock import RecordLocks
 from services.sync.model import (
     ENTITY,
@@ -108,16 +110,17 @@ class SyncEngine:
             breakers=self.breakers,
             deletions=self.deletions,
             own_writes=OwnWrites(redis),
+            linker=Linker(espo=espo, advo=advo, index=IdentityIndex(redis), tz=tz),
             directions=directions,
             recorder=recorder,
         )
         self.admission = Admission(self.deps, retry_base=config.retry_base)
         self.outcomes = Outcomes(self.deps, max_attempts=config.max_attempts)
         self.planner = Planner(self.deps)
-        self.creator = Creator(self.deps, self.outcomes)
         self.updater = Updater(
             self.deps, self.planner, self.outcomes, reread_after_seconds=config.advoware_reread_after_seconds
         )
+        self.creator = Creator(self.deps, self.outcomes, self.updater)
 
     # ------------------------------------------------------------------ entry points
     async def sync_many(
@@ -214,7 +217,7 @@ class SyncEngine:
         if held is not None:
             return held
         transition(status, SyncStatus.SYNCING)
-        ctx = RecordContext(record_id=record_id, espo=espo, status=status, options=options)
+        ctx = RecordContext(record_id=record_id, espo=espo, status=status, options=options, trigger=trigger)
         try:
             betnr = as_int(espo.get("betnr"))
             if betnr is None:

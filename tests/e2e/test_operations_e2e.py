@@ -25,7 +25,7 @@ from sandbox import config as cfg
 from sandbox.act import Actor
 from tests.support import stream_view
 from tests.support.processes import PROJECT_ROOT
-from tests.support.stack import PY, Stack, run_stack, wait_until
+from tests.support.stack import PY, Stack, espo_get, run_stack, wait_until
 from tests.support.sweep_cost import hold_cron
 
 pytestmark = pytest.mark.e2e
@@ -46,12 +46,6 @@ def ops_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(scope="module")
 def actor(ops_stack: Stack) -> Actor:
     return Actor(ops_stack.espo_url, ops_stack.advo_url)
-
-
-def espo_get(actor: Actor, rid: str) -> dict[str, Any]:
-    resp = actor.espo.get(f"CBeteiligte/{rid}")
-    resp.raise_for_status()
-    return resp.json()
 
 
 def advo_get(actor: Actor, betnr: int) -> dict[str, Any]:

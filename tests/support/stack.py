@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from sandbox.act import Actor
 from tests.support.processes import (
     PROJECT_ROOT,
     RedisServer,
@@ -177,6 +178,32 @@ def wait_until(
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}; last={last!r}")
+
+
+# --------------------------------------------------------------------------- EspoCRM as a person
+def espo_get(actor: Actor, rid: str) -> dict[str, Any]:
+    """The full CBeteiligte record, read through the simulator's API as anna.admin."""
+    resp = actor.espo.get(f"CBeteiligte/{rid}")
+    resp.raise_for_status()
+    return dict(resp.json())
+
+
+def espo_create(actor: Actor, body: dict[str, Any]) -> str:
+    """Create a CBeteiligte as anna.admin (no duplicate check); its id."""
+    resp = actor.espo.post("CBeteiligte", json=body, headers={"X-Skip-Duplicate-Check": "true"})
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["id"])
+
+
+def wait_linked(actor: Actor, rid: str, timeout: float = 60) -> dict[str, Any]:
+    """Wait until the service has linked the record (betnr set) and it is clean; the record."""
+    return dict(
+        wait_until(
+            lambda: (r := espo_get(actor, rid)).get("betnr") and r.get("syncStatus") == "clean" and r,
+            timeout=timeout,
+            message=f"record {rid} linked and clean",
+        )
+    )
 
 
 def client(base_url: str, **headers: str) -> httpx.Client:

@@ -309,6 +309,7 @@ def test_step_configs_are_valid() -> None:
         "ops_sync_record_api_step.py",
         "ops_retry_failed_api_step.py",
         "ops_unlock_api_step.py",
+        "ops_relink_api_step.py",
     }
     for path in STEPS:
         config = load_step(path).config
