@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -44,11 +45,14 @@ async def run_sweep(emit: Emit, *, cron_tick: bool = False) -> dict[str, Any]:
             async with sweeper.lease():
                 # Creates wait for the identity index: finish (or continue) building it first.
                 await IdentityIndex(rt.redis).build(rt.advo, budget_seconds=INDEX_BUILD_BUDGET_SECONDS)
+                started = time.monotonic()
                 plan = await sweeper.collect()
                 batches = plan.batches(SYNC_CHECK_BATCH)
                 for trigger, ids in batches:
                     await emit({"topic": SYNC_CHECK_TOPIC, "data": {"ids": ids, "trigger": trigger.value}})
                 await sweeper.commit(plan)
+                if rt.metrics is not None:
+                    rt.metrics.record("vmh_sweep_duration_seconds", time.monotonic() - started)
         except LeaseBusy:
             return {"skipped": "a sweep is already running"}
         return {**plan.summary(), "events": len(batches)}
