@@ -269,3 +269,39 @@ def test_two_way_fields_keep_the_merge_table() -> None:
         directions={"g": Direction.NONE},
     )
     assert plan.to_advo == {"f"} and [c.field for c in plan.conflicts] == ["f"]
+
+
+async def test_http_retries_and_sweep_durations_are_counted(redis: Any) -> None:
+    from services.http.observe import set_observer
+    from services.http.retry import RetryPolicy
+
+    m = Metrics(redis)
+    calls = 0
+
+    async def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise UnavailableError("busy", system="advoware", status_code=503)
+        return "ok"
+
+    async def no_sleep(_: float) -> None:
+        return None
+
+    set_observer(m)
+    try:
+        assert await RetryPolicy(sleep=no_sleep).run(flaky, idempotent=True) == "ok"
+    finally:
+        set_observer(None)
+    m.record("vmh_sweep_duration_seconds", 42.0)
+    await m.flush()
+    families = {f.name: f for f in text_string_to_metric_families(render(await stored(redis), {}).decode())}
+    assert [
+        (s.labels, s.value) for s in families["vmh_retries"].samples if s.name == "vmh_retries_total"
+    ] == [({"system": "advoware"}, 2.0)]
+    sweep = {
+        s.labels.get("le"): s.value
+        for s in families["vmh_sweep_duration_seconds"].samples
+        if s.name.endswith("_bucket")
+    }
+    assert sweep["30.0"] == 0 and sweep["60.0"] == 1
