@@ -4,9 +4,11 @@ Ids, counts and reasons only: no names or contact data."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from services.store import keys
+from services.store.server_check import check_server
 from services.sync.breaker import CircuitBreakers
 from services.sync.model import ENTITY
 from services.sync.notify import recent_events
@@ -63,14 +65,13 @@ async def status_report(espo: Any, redis: Any) -> dict[str, Any]:
         # reason and the records waiting to be released.
         "breakers": await CircuitBreakers(redis).report(),
         "backfill": await _backfill(redis),
+        "redis": [asdict(f) for f in await check_server(redis)],
         # Creates in Advoware wait until the identity index is ready (services/sync/identity_index.py).
         "identity_index": await _identity_index(redis),
     }
 
 
 async def _identity_index(redis: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
     from services.sync.identity_index import IdentityIndex
 
     state = await IdentityIndex(redis).state()
