@@ -30,7 +30,12 @@ def env() -> dict[str, Any]:
 
 
 def sparse() -> dict[str, Any]:
-    return {"beteiligterTyp": "Person", "firstName": "Jürgen", "lastName": "Müßig", "geburtsdatum": "1970-03-29"}
+    return {
+        "beteiligterTyp": "Person",
+        "firstName": "Jürgen",
+        "lastName": "Müßig",
+        "geburtsdatum": "1970-03-29",
+    }
 
 
 async def test_a_create_of_an_existing_party_links_it_and_loses_nothing(env: dict[str, Any]) -> None:
