@@ -327,8 +327,21 @@ def test_no_personal_data_in_logs_and_ids_at_info(
     by_design = [
         k
         for k in dumped
-        # snapshots, copies of notifications, conflicts not yet reported (values by design)
-        if k.startswith(("vmh:snap:", "vmh:conflict:pending:")) or k == "vmh:notifications"
+        # Values by design, all in the password-protected Redis (README: Redis): snapshots
+        # (the last synced content), conflicts not yet reported, copies of notices and the
+        # alert texts waiting to be sent (they name the record), the per-record history
+        # (old -> new values, shown only through the authenticated ops interfaces) and the
+        # identity index (the identity fields of the snapshots, for the check before a create).
+        if k.startswith(
+            (
+                "vmh:snap:",
+                "vmh:conflict:pending:",
+                "vmh:alert:condition:",
+                "vmh:history:",
+                "vmh:identity:entries",
+            )
+        )
+        or k == "vmh:notifications"
     ]
     assert by_design, "snapshots expected"
     hits2 = [
@@ -356,7 +369,10 @@ def api_steps() -> list[tuple[str, str, str]]:
     return found
 
 
-OPS = api_steps()
+# The one API step besides the webhooks that answers without credentials (issue 15): a load
+# balancer's probe gets 200/503 and `{"healthy": bool}`, nothing else; detail needs the token.
+PUBLIC_HEALTH = "/vmh/health"
+OPS = [step for step in api_steps() if step[2] != PUBLIC_HEALTH]
 
 
 def test_every_ops_step_checks_the_token_first() -> None:
@@ -403,3 +419,18 @@ def test_ops_endpoint_refuses_without_the_admin_token(
 def test_status_endpoint_accepts_the_admin_token(stack: Stack) -> None:
     resp = httpx.get(f"{stack.motia_url}/vmh/beteiligte/sync/status", headers=ADMIN, timeout=30)
     assert resp.status_code == 200 and "counts" in resp.json()
+
+
+def test_health_without_the_token_says_only_healthy_or_not(stack: Stack) -> None:
+    assert PUBLIC_HEALTH in {p for _, _, p in api_steps()}
+    for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"X-Admin-Token": cfg.SYNC_ADMIN_TOKEN}):
+        resp = httpx.get(stack.motia_url + PUBLIC_HEALTH, headers=headers, timeout=60)
+        assert resp.status_code in (200, 503), resp.text[:200]
+        assert set(resp.json()) == {"healthy"}, resp.text[:300]
+        assert resp.json()["healthy"] is (resp.status_code == 200)
+    detailed = httpx.get(
+        stack.motia_url + PUBLIC_HEALTH,
+        headers={"Authorization": f"Bearer {cfg.SYNC_ADMIN_TOKEN}"},
+        timeout=60,
+    )
+    assert set(detailed.json()) > {"healthy"}, detailed.text[:300]
