@@ -92,9 +92,11 @@ async def test_two_hour_advoware_outage_parks_nothing_and_releases_at_once(env: 
         assert advo.records[betnr]["titel"] == f"Prof. {rid[-3:]}"
 
 
-async def test_own_failure_write_is_not_a_persons_edit(env: dict[str, Any]) -> None:
+@pytest.mark.parametrize("advoware_edits", [False, True])
+async def test_own_failure_write_is_not_a_persons_edit(env: dict[str, Any], advoware_edits: bool) -> None:
     """A record that fails on its own (5xx for that record only) is retried when its back-off
-    is due and not before, however many sweeps pass in between."""
+    is due and not before, however many sweeps pass in between - also when the Advoware change
+    poll keeps finding it (edited in Advoware at every sweep)."""
     espo, advo = env["espo"], env["advo"]
     ids = await linked_records(env, 3)
     bad, ok = ids[0], ids[1:]
@@ -117,6 +119,8 @@ async def test_own_failure_write_is_not_a_persons_edit(env: dict[str, Any]) -> N
     for _ in range(16):  # four hours of sweeps; the other records keep syncing fine
         advance(env)
         espo.edit(ok[0], titel=f"Dr. {env['clock'].now.minute}")
+        if advoware_edits:
+            advo.edit(betnr, vorname=f"Hans-{env['clock'].now.minute}")
         before = int(espo.records[bad].get("syncRetryCount") or 0)
         await sweep(env)
         if int(espo.records[bad].get("syncRetryCount") or 0) > before:
