@@ -18,7 +18,7 @@ help:
 	@echo "make chaos  - long chaos run: two instances, all faults, instance kills, Redis restarts (~25 min); prints the figures"
 
 ## install: everything the service and the tests need, idempotent (stamps in .run/)
-install: $(STAMP_DIR)/redis $(STAMP_DIR)/node $(STAMP_DIR)/motia-patches $(STAMP_DIR)/python
+install: $(STAMP_DIR)/redis $(STAMP_DIR)/chromium $(STAMP_DIR)/node $(STAMP_DIR)/motia-patches $(STAMP_DIR)/python
 
 $(STAMP_DIR)/redis:
 	@mkdir -p $(STAMP_DIR)
@@ -28,6 +28,15 @@ $(STAMP_DIR)/redis:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 	@command -v redis-server >/dev/null && touch $@
 
+# Headless Chromium (Debian package): the tests look at the Workbench the way staff see it.
+$(STAMP_DIR)/chromium:
+	@mkdir -p $(STAMP_DIR)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (Debian package; headless, for the Workbench tests)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null && touch $@
+
 $(STAMP_DIR)/node: package.json package-lock.json
 	@mkdir -p $(STAMP_DIR)
 	@echo "installing Node packages (Motia runtime)"
@@ -35,7 +44,7 @@ $(STAMP_DIR)/node: package.json package-lock.json
 	@touch $@
 
 # The core patches (idempotent): again after every npm ci, and whenever a patch is added.
-$(STAMP_DIR)/motia-patches: $(STAMP_DIR)/node scripts/patch-motia-core.sh scripts/patch-motia-core.mjs
+$(STAMP_DIR)/motia-patches: $(STAMP_DIR)/node scripts/patch-motia-core.sh scripts/patch-motia-core.mjs scripts/motia-port-gate.mjs
 	sh scripts/patch-motia-core.sh
 	@touch $@
 

@@ -48,6 +48,18 @@
 //    a slow first load). A flow's layout is now always sent (empty if none is saved) and the
 //    page waits for it. With MOTIA_FLOW_LAYOUT_READONLY=true (make serve) the running service
 //    never writes motia-workbench.json: the layout is part of the code, changed in `make run`.
+// 13. redis-reconnect, redis-error-listener (motia/dist/redis/connection.mjs): Motia's one
+//    node-redis client (state, streams, traces) had no 'error' listener, so Redis going away
+//    crashed the whole runtime ("Unhandled 'error' event"), and it gave up reconnecting after 10
+//    tries (~5 s), leaving the runtime broken after any longer outage. It now logs the error and
+//    reconnects for ever (at most 3 s apart). Commands issued meanwhile wait in node-redis'
+//    offline queue; those in flight when the socket closed are rejected, and Motia fires some
+//    (trace and log writes) without awaiting them: such a rejection is logged instead of
+//    crashing the runtime (any other unhandled rejection still crashes it, as before).
+// 14. redis-down-503 (server.mjs): while that client is not connected, API requests are
+//    answered 503 (Retry-After: 60) at once instead of hanging on the trace write until Redis
+//    returns. EspoCRM retries a 503 (shared/docs/espocrm-api.md §1.3), so a webhook batch sent
+//    during a Redis outage is delivered again later rather than lost or timed out.
 //
 // Usage: node scripts/patch-motia-core.mjs [NODE_MODULES_DIR]   (default: ./node_modules)
 //        node scripts/patch-motia-core.mjs --list   (the patches as JSON, file paths relative
@@ -66,6 +78,7 @@ const CLI = path.join(NM, 'motia/dist/cli.mjs')
 const START = path.join(NM, 'motia/dist/start.mjs')
 const CALL_STEP = path.join(CORE, 'call-step-file.mjs')
 const PY_RUNNER = path.join(CORE, 'python/python-runner.py')
+const REDIS_CONNECTION = path.join(NM, 'motia/dist/redis/connection.mjs')
 const MIDDLEWARE = path.join(WORKBENCH, 'middleware.js')
 const INDEX_HTML = path.join(WORKBENCH, 'index.html')
 const HEADER = path.join(WORKBENCH, 'src/components/header/header.tsx')
@@ -322,6 +335,37 @@ const patches = [
     from: '{isDevMode && <DeployButton />}',
     to: '{false && isDevMode && <DeployButton />}',
     file: HEADER,
+    all: false,
+  },
+  {
+    name: 'redis-reconnect',
+    from:
+      '\t\t\t\treconnectStrategy: (retries) => {\n' +
+      '\t\t\t\t\tif (retries > 10) return /* @__PURE__ */ new Error("Redis connection retry limit exceeded");\n' +
+      '\t\t\t\t\treturn Math.min(retries * 100, 3e3);\n' +
+      '\t\t\t\t},\n',
+    to: '\t\t\t\treconnectStrategy: (retries) => Math.min(retries * 100, 3e3),\n',
+    file: REDIS_CONNECTION,
+    all: false,
+  },
+  {
+    name: 'redis-error-listener',
+    from: '\t\tawait this.client.connect();\n\t\treturn this.client;\n',
+    to:
+      '\t\tthis.client.on("error", (err) => { console.error("[Redis] connection error:", err && err.message); });\n' +
+      '\t\tprocess.on("unhandledRejection", (reason) => { const lost = ["SocketClosedUnexpectedlyError", "ClientClosedError", "ClientOfflineError", "DisconnectsClientError", "ConnectionTimeoutError", "SocketTimeoutError", "ReconnectStrategyError"]; if (reason && (lost.includes(reason.constructor && reason.constructor.name) || ["ECONNREFUSED", "ECONNRESET", "EPIPE"].includes(reason.code))) { console.error("[Redis] a command was lost while Redis was unavailable:", reason.message); return; } throw reason; });\n' +
+      '\t\tawait this.client.connect();\n\t\treturn this.client;\n',
+    file: REDIS_CONNECTION,
+    all: false,
+  },
+  {
+    name: 'redis-down-503',
+    from: '\t\treturn async (req, res) => {\n\t\t\tconst traceId = generateTraceId();\n',
+    to:
+      '\t\treturn async (req, res) => {\n' +
+      '\t\t\tif (state && state.client && state.client.isReady === false) { res.setHeader("Retry-After", "60"); res.status(503).json({ error: "unavailable", reason: "Redis unavailable; retry later" }); return; }\n' +
+      '\t\t\tconst traceId = generateTraceId();\n',
+    file: SERVER,
     all: false,
   },
 ]

@@ -16,6 +16,7 @@ export MOTIA_ANALYTICS_DISABLED=true
 export MOTIA_FLOW_LAYOUT_READONLY=true   # the running service never rewrites motia-workbench.json
 unset WORKBENCH_OPEN_LOCAL   # the sandbox's open Workbench never applies here
 python_modules/bin/python -m services.settings   # fails fast naming any missing/invalid variable
+python_modules/bin/python -m services.ops.preflight   # names what keeps notices from arriving
 if [ -n "${WORKBENCH_USER:-}" ] && [ -n "${WORKBENCH_PASSWORD:-}" ]; then
   echo "Workbench: http://${HOST:-127.0.0.1}:$PORT behind the login WORKBENCH_USER/WORKBENCH_PASSWORD"
 else

@@ -1,40 +1,210 @@
-"""Wiring for one step execution: settings -> Redis -> clients -> engine.
+"""The composition root: `Settings` -> Redis -> clients -> notifier, breakers, engine, and on
+request the sweeper, the Advoware change poll and the backfill.
 
-Every Motia handler runs in a fresh process, so this is built per execution and closed
-at its end (`async with open_runtime() as rt:`). Imports are local so that a step that
-only needs Redis does not pay for httpx/pydantic imports.
+`Settings` (services/settings.py) is the only place a default is written; every constructor
+below is given its values explicitly from it. Every Motia handler runs in a fresh process,
+so a `Runtime` is built per execution and closed at its end (`async with open_runtime() as
+rt:`). `build_runtime` wires given clients and Redis (tests and benchmarks pass fakes);
+`open_runtime` opens the real ones. Imports are local so that a step that only needs Redis
+does not pay for httpx/pydantic imports.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from services.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from services.advoware.client import AdvowareClient
-    from services.espocrm.client import EspoCrmClient
+    from services.backfill.plan import ProgressFactory
+    from services.backfill.runner import Backfill, BackfillOptions
+    from services.ops.metrics import Metrics
+    from services.ops.recorder import SyncRecorder
+    from services.sync.advoware_watch import AdvowareWatch
+    from services.sync.breaker import CircuitBreakers
+    from services.sync.deletions import DeletionGuard
     from services.sync.engine import SyncEngine
+    from services.sync.notify import Notifier
+    from services.sync.sweep import Sweeper
+
+Clock = Callable[[], datetime]
+
+
+def utc_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
 class Runtime:
+    """Everything one execution needs, wired once. `espo`/`advo` are the real clients in the
+    service (services/espocrm/client.py, services/advoware/client.py) or fakes in tests."""
+
     settings: Settings
     redis: Redis
-    espo: EspoCrmClient
-    advo: AdvowareClient
+    # The two clients: each service declares the part it needs as a Protocol (services/sync/
+    # ports.py for the sync and backfill; ops/health.py, sync/identity_index.py their own), and
+    # the clients (or a test's fakes) satisfy all of them; here they are just carried.
+    espo: Any
+    advo: Any
+    clock: Clock
+    notifier: Notifier
+    breakers: CircuitBreakers
+    deletions: DeletionGuard
     engine: SyncEngine
+
+    def sweeper(self) -> Sweeper:
+        from services.sync.sweep import Sweeper
+
+        s = self.settings
+        return Sweeper(
+            espo=self.espo,
+            advo=self.advo,
+            redis=self.redis,
+            tz=s.timezone,
+            stale_syncing_age=timedelta(seconds=s.SYNC_STALE_SYNCING_SECONDS),
+            retry_base=timedelta(seconds=s.SYNC_RETRY_BASE_SECONDS),
+            breakers=self.breakers,
+            deletions=self.deletions,
+            deletion_scan_interval=timedelta(seconds=s.SYNC_DELETION_SCAN_SECONDS),
+            clock=self.clock,
+        )
+
+    def watch(self) -> AdvowareWatch:
+        from services.sync.advoware_watch import AdvowareWatch
+
+        return AdvowareWatch(espo=self.espo, advo=self.advo, redis=self.redis, tz=self.settings.timezone)
+
+    def backfill(self, options: BackfillOptions, progress: ProgressFactory) -> Backfill:
+        from services.backfill.runner import Backfill
+
+        return Backfill(
+            espo=self.espo,
+            advo=self.advo,
+            redis=self.redis,
+            engine=self.engine,
+            watch=self.watch(),
+            tz=self.settings.timezone,
+            options=options,
+            progress=progress,
+            clock=self.clock,
+        )
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    espo: Any,
+    advo: Any,
+    redis: Redis,
+    clock: Clock = utc_clock,
+    metrics: Metrics | None = None,
+) -> Runtime:
+    """Wire the service's parts from `settings` around the given clients and Redis. With
+    `metrics` (the service always; unit tests of the sync without), every sync is recorded
+    (history, metrics, waiting notices: services/ops/recorder.py) and the breakers' conditions
+    go through the ops alerts."""
+    from services.sync.engine import SyncEngine
+    from services.sync.model import SyncConfig
+    from services.sync.notify import Notifier
+
+    s = settings
+    count = (lambda result: metrics.inc("vmh_notices", result=result)) if metrics is not None else None
+    notifier = Notifier(espo, redis, s.ESPOCRM_NOTIFY_USER_ID, s.ESPOCRM_NOTIFY_USER_NAME, count=count)
+    recorder, alert = _monitoring(s, redis, notifier, metrics) if metrics is not None else (None, None)
+    breakers, deletions = _breakers(s, redis, clock, alert)
+    config = SyncConfig(
+        max_attempts=s.SYNC_MAX_ATTEMPTS,
+        lock_ttl_seconds=s.SYNC_LOCK_TTL_SECONDS,
+        retry_base=timedelta(seconds=s.SYNC_RETRY_BASE_SECONDS),
+        advoware_reread_after_seconds=s.SYNC_ADVOWARE_REREAD_SECONDS,
+    )
+    engine = SyncEngine(
+        espo=espo,
+        advo=advo,
+        redis=redis,
+        tz=s.timezone,
+        config=config,
+        notifier=notifier,
+        breakers=breakers,
+        deletions=deletions,
+        recorder=recorder,
+        directions=s.field_directions,
+        clock=clock,
+    )
+    return Runtime(
+        settings=s,
+        redis=redis,
+        espo=espo,
+        advo=advo,
+        clock=clock,
+        notifier=notifier,
+        breakers=breakers,
+        deletions=deletions,
+        engine=engine,
+    )
+
+
+Alert = Callable[[str, str, bool], Awaitable[None]]
+
+
+def _monitoring(
+    settings: Settings, redis: Redis, notifier: Notifier, metrics: Metrics
+) -> tuple[SyncRecorder, Alert]:
+    from services.ops.alerts import Alerts
+    from services.ops.monitor import history_for
+    from services.ops.recorder import SyncRecorder
+    from services.sync.deletions import CONDITION as DELETIONS_CONDITION
+
+    alerts = Alerts(redis, notifier, after=timedelta(seconds=settings.ALERT_AFTER_SECONDS))
+    recorder = SyncRecorder(
+        history=history_for(redis, settings), metrics=metrics, notifier=notifier, alerts=alerts
+    )
+
+    async def alert(condition: str, detail: str, active: bool) -> None:
+        """Breakers' conditions go through the ops alerts: one notice each, shared with the
+        health watch's (same names); held deletions are alerted at once."""
+        if not active:
+            await alerts.clear_condition(condition)
+            return
+        urgent = condition == DELETIONS_CONDITION
+        await alerts.raise_condition(condition, detail, after=timedelta(0) if urgent else None)
+
+    return recorder, alert
+
+
+def _breakers(
+    settings: Settings, redis: Redis, clock: Clock, alert: Alert | None
+) -> tuple[CircuitBreakers, DeletionGuard]:
+    from services.sync.breaker import CircuitBreakers
+    from services.sync.deletions import DeletionGuard
+
+    s = settings
+    breakers = CircuitBreakers(
+        redis,
+        threshold=s.SYNC_BREAKER_THRESHOLD,
+        window=timedelta(seconds=s.SYNC_BREAKER_WINDOW_SECONDS),
+        alert=alert,
+        clock=clock,
+    )
+    deletions = DeletionGuard(
+        redis,
+        share=s.SYNC_DELETION_BREAKER_SHARE,
+        minimum=s.SYNC_DELETION_BREAKER_MIN,
+        alert=alert,
+        clock=clock,
+    )
+    return breakers, deletions
 
 
 @asynccontextmanager
 async def open_redis(settings: Settings | None = None) -> AsyncIterator[Redis]:
-    from services.redis_store import connect
+    from services.store.connection import connect
 
     settings = settings or get_settings()
     redis = connect(settings.REDIS_URL)
@@ -49,15 +219,7 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
     from services.advoware.client import AdvowareClient
     from services.espocrm.client import EspoCrmClient
     from services.http.observe import set_observer
-    from services.ops.alerts import Alerts
     from services.ops.metrics import Metrics
-    from services.ops.monitor import history_for
-    from services.ops.recorder import SyncRecorder
-    from services.sync.breaker import CircuitBreakers
-    from services.sync.deletions import CONDITION as DELETIONS_CONDITION
-    from services.sync.deletions import DeletionGuard
-    from services.sync.engine import SyncEngine
-    from services.sync.notify import Notifier
 
     settings = settings or get_settings()
     async with open_redis(settings) as redis:
@@ -65,60 +227,14 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
         advo = AdvowareClient.from_settings(settings, redis)
         metrics = Metrics(redis)
         set_observer(metrics)  # every API call of this process -> vmh_api_calls / latency histogram
-        notifier = Notifier(
-            espo,
-            redis,
-            settings.ESPOCRM_NOTIFY_USER_ID,
-            settings.ESPOCRM_NOTIFY_USER_NAME,
-            count=lambda result: metrics.inc("vmh_notices", result=result),
-        )
-        alerts = Alerts(redis, notifier, after=timedelta(seconds=settings.ALERT_AFTER_SECONDS))
-        recorder = SyncRecorder(
-            history=history_for(redis, settings), metrics=metrics, notifier=notifier, alerts=alerts
-        )
-
-        async def alert(condition: str, detail: str, active: bool) -> None:
-            """Breakers' conditions go through the ops alerts: one notice each, shared with the
-            health watch's (same names); held deletions are alerted at once."""
-            if not active:
-                await alerts.clear_condition(condition)
-                return
-            urgent = condition == DELETIONS_CONDITION
-            await alerts.raise_condition(condition, detail, after=timedelta(0) if urgent else None)
-
-        breakers = CircuitBreakers(
-            redis,
-            threshold=settings.SYNC_BREAKER_THRESHOLD,
-            window=timedelta(seconds=settings.SYNC_BREAKER_WINDOW_SECONDS),
-            alert=alert,
-        )
-        deletions = DeletionGuard(
-            redis,
-            share=settings.SYNC_DELETION_BREAKER_SHARE,
-            minimum=settings.SYNC_DELETION_BREAKER_MIN,
-            alert=alert,
-        )
         try:
-            engine = SyncEngine(
-                espo=espo,
-                advo=advo,
-                redis=redis,
-                tz=settings.timezone,
-                notify_user_id=settings.ESPOCRM_NOTIFY_USER_ID,
-                notify_user_name=settings.ESPOCRM_NOTIFY_USER_NAME,
-                max_attempts=settings.SYNC_MAX_ATTEMPTS,
-                lock_ttl_seconds=settings.SYNC_LOCK_TTL_SECONDS,
-                breakers=breakers,
-                deletions=deletions,
-                retry_base=timedelta(seconds=settings.SYNC_RETRY_BASE_SECONDS),
-                notifier=notifier,
-                recorder=recorder,
-                directions=settings.field_directions,
-                advoware_reread_after_seconds=settings.SYNC_ADVOWARE_REREAD_SECONDS,
-            )
-            yield Runtime(settings=settings, redis=redis, espo=espo, advo=advo, engine=engine)
+            yield build_runtime(settings, espo=espo, advo=advo, redis=redis, metrics=metrics)
         finally:
             set_observer(None)
             await espo.aclose()
             await advo.aclose()
             await metrics.flush()
+
+
+# What the ops CLI is given: opens a Runtime (the real one by default; tests pass their own).
+RuntimeFactory = Callable[[], AbstractAsyncContextManager[Runtime]]

@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from services.backfill.items import ItemActions
@@ -24,7 +24,6 @@ from services.backfill.plan import (
     BackfillPlan,
     BackfillPlanner,
     ProgressFactory,
-    no_progress,
 )
 from services.backfill.state import BackfillLock, RunLog
 from services.errors import ApiError, BackfillAbortedError, TransientError
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
 
     from redis.asyncio import Redis
 
+    from services.sync.advoware_watch import AdvowareWatch
     from services.sync.engine import SyncEngine
     from services.sync.ports import AdvowareApi, EspoListingApi
 
@@ -81,10 +81,21 @@ class BackfillResult:
         }
 
 
+@dataclass(frozen=True)
+class BackfillOptions:
+    """An operator's choices for one run (the CLI's flags; these defaults are the CLI's)."""
+
+    create_in_espocrm: bool = False  # also create Advoware-only records in EspoCRM
+    concurrency: int = 8  # records worked on at once
+    max_consecutive_failures: int = 25  # transient failures in a row that abort the run
+
+
 class Backfill:
     """Reads both systems, matches, and (unless dry) links, syncs, creates and holds.
 
-    `engine` is the service's `SyncEngine`; the backfill's syncs run with `BACKFILL_SYNC`."""
+    Built by the composition root (services/runtime.py `Runtime.backfill`). `engine` is the
+    service's `SyncEngine`; the backfill's syncs run with `BACKFILL_SYNC`; `watch` is the
+    Advoware change poll whose watermark a finished run seeds."""
 
     def __init__(
         self,
@@ -93,28 +104,27 @@ class Backfill:
         advo: AdvowareApi,
         redis: Redis,
         engine: SyncEngine,
+        watch: AdvowareWatch,
         tz: ZoneInfo,
-        create_in_espocrm: bool = False,
-        concurrency: int = 8,
-        max_consecutive_failures: int = 25,
-        progress: ProgressFactory = no_progress,
-        clock: Callable[[], datetime] | None = None,
+        options: BackfillOptions,
+        progress: ProgressFactory,
+        clock: Callable[[], datetime],
     ) -> None:
         self.espo = espo
         self.advo = advo
         self.redis = redis
         self.engine = engine
-        self.tz = tz
-        self.concurrency = max(1, concurrency)
-        self.max_consecutive_failures = max_consecutive_failures
+        self.watch = watch
+        self.concurrency = max(1, options.concurrency)
+        self.max_consecutive_failures = options.max_consecutive_failures
         self.progress = progress
-        self.now = clock or (lambda: datetime.now(UTC))
+        self.now = clock
         self.planner = BackfillPlanner(
             espo=espo,
             advo=advo,
             engine=engine,
             tz=tz,
-            create_in_espocrm=create_in_espocrm,
+            create_in_espocrm=options.create_in_espocrm,
             concurrency=self.concurrency,
             progress=progress,
             clock=self.now,
@@ -153,10 +163,7 @@ class Backfill:
             raise
         failed = bool(result.failures)
         if plan.read_started is not None:
-            from services.sync.advoware_watch import AdvowareWatch
-
-            watch = AdvowareWatch(espo=self.espo, advo=self.advo, redis=self.redis, tz=self.tz)
-            result.watermark_seeded = await watch.seed_watermark(plan.advo_newest, plan.read_started)
+            result.watermark_seeded = await self.watch.seed_watermark(plan.advo_newest, plan.read_started)
         result.finished = not failed
         await self._save(result, "finished" if not failed else "finished_with_failures")
         return result

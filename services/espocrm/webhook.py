@@ -74,14 +74,7 @@ def verify_signature(raw: bytes, headers: Mapping[str, str], secrets: Mapping[st
     """Return the webhook id whose secret signed ``raw``, or raise ``WebhookSignatureError``."""
     signature = _header(headers, "signature")
     if signature is not None:
-        decoded = _b64(signature)
-        webhook_id_b, sep, hex_digest = decoded.partition(b":")
-        if not sep or not webhook_id_b or len(hex_digest) != 64:
-            raise WebhookSignatureError("malformed signature")
-        try:
-            webhook_id = webhook_id_b.decode("ascii")
-        except UnicodeDecodeError:
-            raise WebhookSignatureError("malformed signature") from None
+        webhook_id, hex_digest = _id_and_digest(signature, 64)
         expected = _digest(_secret_for(secrets, webhook_id), raw).hex().encode()
         if not hmac.compare_digest(expected, hex_digest.lower()):
             raise WebhookSignatureError("signature mismatch")
@@ -90,15 +83,19 @@ def verify_signature(raw: bytes, headers: Mapping[str, str], secrets: Mapping[st
     legacy = _header(headers, "x-signature")
     if legacy is None:
         raise WebhookSignatureError("missing signature")
-    decoded = _b64(legacy)
-    # The id never contains ':'; the raw digest may, so split at the first one.
-    webhook_id_b, sep, raw_digest = decoded.partition(b":")
-    if not sep or not webhook_id_b or len(raw_digest) != 32:
-        raise WebhookSignatureError("malformed signature")
-    try:
-        webhook_id = webhook_id_b.decode("ascii")
-    except UnicodeDecodeError:
-        raise WebhookSignatureError("malformed signature") from None
+    webhook_id, raw_digest = _id_and_digest(legacy, 32)
     if not hmac.compare_digest(_digest(_secret_for(secrets, webhook_id), raw), raw_digest):
         raise WebhookSignatureError("signature mismatch")
     return webhook_id
+
+
+def _id_and_digest(header: str, digest_length: int) -> tuple[str, bytes]:
+    """Split base64(id ':' digest). The id never contains ':'; the digest may, so split at the
+    first one."""
+    webhook_id_b, sep, digest = _b64(header).partition(b":")
+    if not sep or not webhook_id_b or len(digest) != digest_length:
+        raise WebhookSignatureError("malformed signature")
+    try:
+        return webhook_id_b.decode("ascii"), digest
+    except UnicodeDecodeError:
+        raise WebhookSignatureError("malformed signature") from None

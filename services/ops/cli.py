@@ -9,7 +9,8 @@
 
 Settings come from the environment / `.env` (services/settings.py), exactly as for the
 service. Output is human-readable (`--json` for machines); progress bars go to stderr on a
-terminal. Exit status: 0 ok, 1 the operation failed or found problems, 2 bad configuration
+terminal. `main` takes a runtime factory (services/runtime.py `RuntimeFactory`; by default
+the settings from the environment and the real clients), so tests hand it fakes. Exit status: 0 ok, 1 the operation failed or found problems, 2 bad configuration
 or usage, 3 another backfill is running.
 """
 
@@ -17,16 +18,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TextIO
+
+from services.backfill.runner import BackfillOptions
+from services.ops.cli_output import (
+    print_backfill,
+    print_json,
+    print_plan,
+    print_retry,
+    print_status,
+    print_sync_result,
+)
 
 if TYPE_CHECKING:
     from services.backfill.plan import Progress
-    from services.backfill.runner import BackfillResult
-    from services.runtime import Runtime
+    from services.runtime import Runtime, RuntimeFactory
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 
@@ -72,8 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also create Advoware-only records in EspoCRM (default: report them only)",
     )
-    b.add_argument("--concurrency", type=int, default=8, help="records worked on at once (default 8)")
+    b.add_argument(
+        "--concurrency",
+        type=int,
+        default=BackfillOptions.concurrency,
+        help=f"records worked on at once (default {BackfillOptions.concurrency})",
+    )
     b.add_argument("--limit", type=int, default=50, help="lines per list in the text report (default 50)")
+
+    rl = sub.add_parser("relink", help="link a record to another Advoware party on purpose, then sync it")
+    rl.add_argument("id", help="EspoCRM CBeteiligte id")
+    rl.add_argument("betnr", type=int, help="the Advoware betNr of the right party")
 
     r = sub.add_parser("retry-failed", help="requeue failed / permanently_failed records and sync them")
     r.add_argument("--dry-run", action="store_true", help="list what would be requeued")
@@ -109,22 +128,6 @@ def _progress_factory(enabled: bool) -> Callable[[int | None, str], Progress]:
     return make
 
 
-def _print_json(data: Any, out: TextIO) -> None:
-    out.write(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def _table(rows: Sequence[Sequence[Any]], out: TextIO, indent: str = "  ") -> None:
-    if not rows:
-        return
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        out.write(indent + "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
-
-
-def _clip(items: Sequence[Any], limit: int) -> tuple[Sequence[Any], int]:
-    return (items[:limit], len(items) - limit) if len(items) > limit else (items, 0)
-
-
 # --------------------------------------------------------------------------- commands
 
 
@@ -138,48 +141,10 @@ async def cmd_status(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
     verdict = EXIT_OK if health["healthy"] else EXIT_FAILED
     report = await status_report(rt.espo, rt.redis)
     if args.json:
-        _print_json({"health": health, **report}, out)
-        return verdict
-    print_health(health, out)
-    out.write("\nSync status (EspoCRM CBeteiligte)\n")
-    _table([(k, v) for k, v in report["counts"].items()], out)
-    out.write("\nOldest pending work:\n")
-    if report["oldest_pending"]:
-        _table([(r["id"], r["syncStatus"], f"since {r['since']}") for r in report["oldest_pending"]], out)
+        print_json({"health": health, **report}, out)
     else:
-        out.write("  none\n")
-    out.write("\nRecent failures:\n")
-    if report["recent_failures"]:
-        _table([(f["at"][:19], f["id"], f.get("reason", "")) for f in report["recent_failures"][:10]], out)
-    else:
-        out.write("  none\n")
-    last = report.get("last_sweep")
-    out.write(
-        "\nLast sweep: "
-        + (
-            f"{last['at'][:19]} - {last['records']} records {json.dumps(last.get('by_source', {}))}"
-            if last
-            else "never"
-        )
-        + "\n"
-    )
-    marks = report.get("watermarks") or {}
-    out.write(f"Watermarks: advoware={marks.get('advoware')} espocrm={marks.get('espocrm')}\n")
-    out.write(f"Advoware changes emitted, sync not finished: {report.get('advoware_unfinished', 0)}\n")
-    bf = report.get("backfill")
-    if bf:
-        out.write(
-            f"Backfill: run {bf.get('run_id')} {bf.get('status')}"
-            + (" (running now)" if bf.get("running") else "")
-            + f", {bf.get('done', 0)} items done, updated {str(bf.get('updated_at', ''))[:19]}\n"
-        )
-    else:
-        out.write("Backfill: never run\n")
-    index = report.get("identity_index") or {}
-    out.write(
-        f"Identity index: {index.get('summary')}"
-        + ("; creates in Advoware wait until it is ready\n" if index.get("creates_wait") else "\n")
-    )
+        print_health(health, out)
+        print_status(report, out)
     return verdict
 
 
@@ -193,7 +158,7 @@ async def cmd_history(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
-        _print_json({"id": record_id, "entries": entries}, out)
+        print_json({"id": record_id, "entries": entries}, out)
     else:
         print_history(record_id, entries, out)
     return EXIT_OK
@@ -204,75 +169,21 @@ async def cmd_sync(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
 
     result = await sync_one(rt.espo, rt.engine, record_id=args.id, betnr=args.betnr, dry_run=args.dry_run)
     if args.json:
-        _print_json(result, out)
+        print_json(result, out)
     elif args.dry_run:
-        _print_plan(result, out)
+        print_plan(result, out)
     else:
-        writes = result.get("writes") or {}
-        out.write(
-            f"record {result['id']}: {result['result']}"
-            + (f" (betnr {result['betnr']})" if result.get("betnr") else "")
-            + (f" - {result['reason']}" if result.get("reason") else "")
-            + f"; writes: EspoCRM {writes.get('espo', 0)}, Advoware {writes.get('advo', 0)}\n"
-        )
-        for name, label in (
-            ("to_advoware", "to Advoware"),
-            ("to_espocrm", "to EspoCRM"),
-            ("conflicts", "conflicts"),
-        ):
-            if result.get(name):
-                out.write(f"  {label}: {', '.join(result[name])}\n")
+        print_sync_result(result, out)
     if args.dry_run:
         return EXIT_FAILED if result.get("action") == "not_found" else EXIT_OK
     return EXIT_FAILED if result.get("result") in ("failed", "permanently_failed") else EXIT_OK
 
 
-def _print_plan(plan: dict[str, Any], out: TextIO) -> None:
-    what = {
-        "create": "would CREATE it in Advoware",
-        "update": "would write the fields below",
-        "none": "both sides agree: nothing to write",
-        "parked": "parked for a person: a sync now would requeue it",
-        "deleted_in_advoware": "would mark it deleted_in_advoware (betnr not found)",
-        "not_found": "not found in EspoCRM",
-    }.get(plan["action"], plan["action"])
-    head = f"record {plan['id']}"
-    if plan.get("betnr"):
-        head += f" <-> Advoware {plan['betnr']}"
-    out.write(f"{head} (dry run, nothing written)\n  status: {plan.get('status')}; {what}\n")
-    if plan.get("reason"):
-        out.write(f"  note: {plan['reason']}\n")
-    if "basis" in plan:
-        out.write(
-            f"  decided by: {plan['basis']} (snapshot {'present' if plan.get('snapshot') else 'missing'})\n"
-        )
-    rows = [("field", "EspoCRM", "Advoware", "after the sync", "action")]
-    for f in plan.get("fields") or []:
-        action = {"to_advoware": "-> Advoware", "to_espocrm": "-> EspoCRM", "both": "-> both"}[f["direction"]]
-        if f.get("conflict"):
-            action += " (conflict: EspoCRM wins)"
-        elif f.get("rule"):
-            action += f" ({f['rule']})"
-        advo = f["advoware"] if f["advoware"] is not None else ""
-        rows.append((f["field"], f["espocrm"] or "", advo, f.get("result") or f["espocrm"] or "", action))
-    if len(rows) > 1:
-        _table(rows, out)
-
-
 async def cmd_backfill(rt: Runtime, args: argparse.Namespace, out: TextIO, progress: bool) -> int:
-    from services.backfill.runner import Backfill
     from services.errors import BackfillAbortedError, BackfillBusyError
 
-    backfill = Backfill(
-        espo=rt.espo,
-        advo=rt.advo,
-        redis=rt.redis,
-        engine=rt.engine,
-        tz=rt.settings.timezone,
-        create_in_espocrm=args.create_in_espocrm,
-        concurrency=args.concurrency,
-        progress=_progress_factory(progress),
-    )
+    options = BackfillOptions(create_in_espocrm=args.create_in_espocrm, concurrency=args.concurrency)
+    backfill = rt.backfill(options, _progress_factory(progress))
     try:
         result = await backfill.run(dry_run=args.dry_run, restart=args.restart)
     except BackfillBusyError as exc:
@@ -284,101 +195,10 @@ async def cmd_backfill(rt: Runtime, args: argparse.Namespace, out: TextIO, progr
         )
         return EXIT_FAILED
     if args.json:
-        _print_json(result.to_dict(), out)
+        print_json(result.to_dict(), out)
     else:
-        _print_backfill(result, out, args.limit)
+        print_backfill(result, out, args.limit)
     return EXIT_OK if result.finished else EXIT_FAILED
-
-
-def _print_backfill(result: BackfillResult, out: TextIO, limit: int) -> None:
-    c = result.plan.counts()
-    report = result.plan.report
-    if result.dry_run:
-        out.write("Backfill DRY RUN - nothing was written\n")
-    else:
-        out.write(
-            f"Backfill run {result.run_id}: {'finished' if result.finished else 'finished with failures'}"
-            + (f" (resumed; {result.already_done} items were already done)" if result.resumed else "")
-            + "\n"
-        )
-    dry = result.dry_run
-    _table(
-        [
-            ("read", f"EspoCRM {c['espocrm_records']}, Advoware {c['advoware_records']}"),
-            (
-                "linked by betnr",
-                f"{c['linked_by_betnr']} ({c['pairs_in_sync']} in sync, {c['to_sync']} to sync)",
-            ),
-            (
-                "linked by identity",
-                f"{c['linked_by_identity']} ({'would write' if dry else 'wrote'} betnr to EspoCRM)",
-            ),
-            ("create in Advoware", f"{c['to_create_in_advoware']} (EspoCRM-only)"),
-            (
-                "Advoware-only",
-                f"{c['advo_only']} "
-                + (
-                    f"({'would create' if dry else 'created'} in EspoCRM)"
-                    if c["to_create_in_espocrm"]
-                    else "(report only; --create-in-espocrm)"
-                ),
-            ),
-            (
-                "ambiguous",
-                f"{c['ambiguous']} group(s), {c['ambiguous_espocrm_records']} EspoCRM record(s) held as conflict",
-            ),
-            ("conflicts", f"{c['conflicts']} (betnr problems, not touched)"),
-        ],
-        out,
-    )
-    if result.dry_run and result.plan.updates:
-        shown, more = _clip(result.plan.updates, limit)
-        out.write(f"\nWould update ({len(result.plan.updates)} pairs):\n")
-        rows: list[tuple[Any, ...]] = [
-            ("EspoCRM id", "betnr", "field", "EspoCRM", "Advoware", "after", "rule")
-        ]
-        for p in shown:
-            for f in p.fields:
-                rows.append(
-                    (p.espo_id, p.betnr, f["field"], f["espocrm"], f["advoware"], f["result"], f["rule"])
-                )
-        _table(rows, out)
-        if more:
-            out.write(f"  ... and {more} more (--json for all)\n")
-    for title, items, fmt in (
-        ("Linked by identity", report.linked_by_identity, lambda x: (x.espo_id, x.betnr, x.rule)),
-        ("To create in Advoware (EspoCRM ids)", report.espo_only, lambda x: (x,)),
-        ("Advoware-only (betNr)", report.advo_only, lambda x: (x,)),
-        (
-            "Ambiguous (a person decides)",
-            report.ambiguous,
-            lambda x: (
-                "EspoCRM " + (", ".join(x.espo_ids) or "-"),
-                "Advoware " + (", ".join(map(str, x.betnrs)) or "-"),
-                "; ".join(x.reasons),
-            ),
-        ),
-        ("Conflicts", report.conflicts, lambda x: (x.betnr, ", ".join(x.espo_ids), x.reason)),
-    ):
-        if items:
-            shown, more = _clip(items, limit)
-            out.write(f"\n{title}:\n")
-            _table([fmt(x) for x in shown], out)
-            if more:
-                out.write(f"  ... and {more} more (--json for all)\n")
-    if not result.dry_run:
-        out.write(
-            "\nOutcomes: "
-            + (", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items())) or "none")
-            + "\n"
-        )
-        if result.created_in_advoware:
-            out.write(f"Created in Advoware: {len(result.created_in_advoware)}\n")
-        if result.created_in_espocrm:
-            out.write(f"Created in EspoCRM: {len(result.created_in_espocrm)}\n")
-        if result.failures:
-            out.write(f"\nFailures ({len(result.failures)}; a rerun retries them):\n")
-            _table([(f["item"], f["action"], f["reason"]) for f in result.failures[:limit]], out)
 
 
 async def cmd_retry_failed(rt: Runtime, args: argparse.Namespace, out: TextIO, progress: bool) -> int:
@@ -405,18 +225,9 @@ async def cmd_retry_failed(rt: Runtime, args: argparse.Namespace, out: TextIO, p
             bar.close()
     report["outcomes"] = outcomes
     if args.json:
-        _print_json(report, out)
+        print_json(report, out)
     else:
-        verb = "would requeue" if args.dry_run else "requeued"
-        out.write(f"{verb} {len(report['requeued'])} of {report['found']} record(s) {report['by_status']}\n")
-        if report["busy"]:
-            out.write(f"  being synced right now (left alone): {', '.join(report['busy'])}\n")
-        if args.dry_run:
-            _table([(i,) for i in report["requeued"]], out)
-        elif args.queue_only:
-            out.write("  the next sweep syncs them\n")
-        else:
-            _table([(o["id"], o["result"], o.get("reason") or "") for o in outcomes], out)
+        print_retry(report, outcomes, args, out)
     still_failing = [o for o in outcomes if o["result"] in ("failed", "permanently_failed")]
     return EXIT_FAILED if still_failing else EXIT_OK
 
@@ -426,7 +237,7 @@ async def cmd_unlock(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
 
     result = await unlock(rt.redis, args.id, sweep=args.sweep, backfill=args.backfill)
     if args.json:
-        _print_json(result, out)
+        print_json(result, out)
     else:
         for name, was in result["released"].items():
             out.write(f"{name}: {'released' if was else 'was not held'}\n")
@@ -434,16 +245,16 @@ async def cmd_unlock(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def cmd_deletions(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
-    from services.sync.engine import Trigger
+    from services.sync.model import Trigger
 
-    guard = rt.engine.deletions
+    guard = rt.deletions
     result: dict[str, Any] = {"held_since": await guard.state(), "held": await guard.held()}
     if args.release or args.confirm:
         ids = await guard.release(confirm=args.confirm)
         outcomes = await rt.engine.sync_many(ids, Trigger.RETRY_NOW) if ids else []
         result["synced"] = {o.record_id: o.result.value for o in outcomes}
     if args.json:
-        _print_json(result, out)
+        print_json(result, out)
         return EXIT_OK
     state = result["held_since"]
     out.write(
@@ -455,44 +266,64 @@ async def cmd_deletions(rt: Runtime, args: argparse.Namespace, out: TextIO) -> i
     return EXIT_OK
 
 
-async def run(args: argparse.Namespace, out: TextIO) -> int:
-    from services.errors import ApiError, ConfigurationError
-    from services.ops.actions import OpsError
+async def cmd_relink(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
+    from services.ops.relink import relink
+
+    result = await relink(rt.engine, args.id, args.betnr)
+    if args.json:
+        print_json(result, out)
+    else:
+        out.write(
+            f"record {result['id']}: relinked {result.get('previousBetnr') or '-'} -> {args.betnr}; "
+            f"sync {result['result']}" + (f" - {result['reason']}" if result.get("reason") else "") + "\n"
+        )
+    return EXIT_OK if result["result"] in ("updated", "unchanged") else EXIT_FAILED
+
+
+COMMANDS: dict[str, Callable[..., Any]] = {
+    "status": cmd_status,
+    "history": cmd_history,
+    "sync": cmd_sync,
+    "relink": cmd_relink,
+    "unlock": cmd_unlock,
+    "deletions": cmd_deletions,
+}
+WITH_PROGRESS: dict[str, Callable[..., Any]] = {"backfill": cmd_backfill, "retry-failed": cmd_retry_failed}
+
+
+@asynccontextmanager
+async def open_from_environment() -> AsyncIterator[Runtime]:
+    """The default runtime factory: settings from the environment / `.env`, real clients."""
     from services.runtime import open_runtime
     from services.settings import load_settings
 
+    async with open_runtime(load_settings()) as rt:
+        yield rt
+
+
+async def run(args: argparse.Namespace, out: TextIO, runtime_factory: RuntimeFactory) -> int:
+    from services.errors import ApiError, ConfigurationError
+    from services.ops.actions import OpsError
+
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
-        settings = load_settings()
+        async with runtime_factory() as rt:
+            if args.command in WITH_PROGRESS:
+                return int(await WITH_PROGRESS[args.command](rt, args, out, progress))
+            return int(await COMMANDS[args.command](rt, args, out))
     except ConfigurationError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
-    try:
-        async with open_runtime(settings) as rt:
-            if args.command == "status":
-                return await cmd_status(rt, args, out)
-            if args.command == "history":
-                return await cmd_history(rt, args, out)
-            if args.command == "sync":
-                return await cmd_sync(rt, args, out)
-            if args.command == "backfill":
-                return await cmd_backfill(rt, args, out, progress)
-            if args.command == "retry-failed":
-                return await cmd_retry_failed(rt, args, out, progress)
-            if args.command == "unlock":
-                return await cmd_unlock(rt, args, out)
-            if args.command == "deletions":
-                return await cmd_deletions(rt, args, out)
-    except OpsError as exc:
+    except (OpsError, ApiError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except ApiError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    raise AssertionError(args.command)
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    out: TextIO | None = None,
+    runtime_factory: RuntimeFactory | None = None,
+) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in ("sync", "history") and (args.id is None) == (args.betnr is None):
@@ -506,4 +337,4 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     )
     if not args.verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    return asyncio.run(run(args, out or sys.stdout))
+    return asyncio.run(run(args, out or sys.stdout, runtime_factory or open_from_environment))

@@ -16,9 +16,14 @@ from typing import Any
 
 from services.errors import NotFoundError, TransientError
 from services.store import keys
+from services.sync.decide import is_empty
 from services.sync.intents import CreateIntent
-from services.sync.model import Outcome, RecordContext, Result, SyncDeps, as_int
+from services.sync.linking import Action, LinkDecision
+from services.sync.model import Outcome, RecordContext, Result, SyncDeps, Trigger, as_int
+from services.sync.notify import record_event
 from services.sync.outcomes import Outcomes
+from services.sync.update import Updater
+from services.sync.verify import verify_writes
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +37,10 @@ class CreateAnsweredWithoutBetnr(TransientError):
 
 
 class Creator:
-    def __init__(self, deps: SyncDeps, outcomes: Outcomes) -> None:
+    def __init__(self, deps: SyncDeps, outcomes: Outcomes, updater: Updater) -> None:
         self._d = deps
         self._out = outcomes
+        self._updater = updater
 
     async def create(self, ctx: RecordContext) -> Outcome:
         from services.beteiligte import mapper
@@ -45,14 +51,35 @@ class Creator:
             # The backfill may be about to link this record to an existing Advoware record.
             log.info("record %s: create deferred while a backfill runs", ctx.record_id)
             return Outcome(ctx.record_id, Result.SKIPPED, reason="create deferred: backfill running")
+        # An operator's `sync` of a record held by the identity check means "create it anyway".
+        if intent is None and not (ctx.held_before and ctx.trigger is Trigger.MANUAL):
+            decision = await self._d.linker.before_create(ctx.record_id, content)
+            if decision.action is Action.WAIT:
+                log.info("record %s: %s (it stays pending_sync)", ctx.record_id, decision.message)
+                return Outcome(ctx.record_id, Result.SKIPPED, reason=decision.message)
+            if decision.action is Action.HOLD:
+                return await self._out.hold(ctx, decision)
+            if decision.action is Action.LINK:
+                return await self._link(ctx, decision)
         betnr, created, recovered = await self._resume(ctx, content, intent)
+        fresh = betnr is None
         if betnr is None:
             betnr, created = await self._post(ctx, content)
+            await self._d.linker.index.upsert([created])
+        # The snapshot follows what Advoware answered to the POST: a field it did not store is reported.
+        check = verify_writes(
+            content, [], None, advo_fields=[f for f in content if f != "kind" and not is_empty(content[f])],
+            advo_answer=mapper.from_advo(created) if fresh and created is not None else None,
+        )  # fmt: skip
         now = self._d.now()
-        saved = await self._out.finish(ctx, {"betnr": betnr}, now)
+        saved = await self._out.finish(ctx, {"betnr": betnr}, now, message=check.message(content))
         # The pair agrees on what Advoware holds; a recovered create may be older than EspoCRM.
         agreed = mapper.from_advo(created) if recovered and created is not None else content
-        await self._out.store_snapshot(ctx.record_id, betnr, agreed, now, saved, created)
+        await self._out.store_snapshot(ctx.record_id, betnr, agreed, now, saved, created, check.extra)
+        if check.advo_missing:
+            await self._out.report_unapplied(
+                ctx, check.message(content) or "", sorted(check.advo_missing), espo_only=False
+            )
         await self._d.intents.delete(ctx.record_id)
         if agreed is not content and mapper.diff(content, agreed):
             # Edited in EspoCRM since the create: one more run writes the edit to Advoware.
@@ -60,6 +87,30 @@ class Creator:
         await self._d.stats.count("creates")
         log.info("record %s created in Advoware as betnr %s", ctx.record_id, betnr)
         return Outcome(ctx.record_id, Result.CREATED, betnr=betnr, writes=ctx.writes)
+
+    async def _link(self, ctx: RecordContext, decision: LinkDecision) -> Outcome:
+        """The party exists in Advoware: write its betnr, then sync the pair by the first-sync
+        rules (nothing on either side is lost; services/sync/decide.py)."""
+        assert decision.betnr is not None and decision.advo is not None
+        await self._out.mark_syncing(ctx)
+        await self._out.write_espo(ctx, {"betnr": decision.betnr})
+        ctx.espo["betnr"] = decision.betnr
+        await self._d.linker.index.upsert([decision.advo])
+        await record_event(
+            self._d.redis, "linked", ctx.record_id, f"betnr={decision.betnr} ({decision.rule})"
+        )
+        await self._d.stats.count("links")
+        log.info(
+            "record %s: the party exists in Advoware (betnr %s, %s); linked instead of created",
+            ctx.record_id,
+            decision.betnr,
+            decision.rule,
+        )
+        outcome = await self._updater.update(
+            ctx, decision.betnr, ctx.trigger, advo=decision.advo, unique_checked=True
+        )
+        outcome.reason = outcome.reason or f"linked to existing Advoware party {decision.betnr}"
+        return outcome
 
     async def _resume(
         self, ctx: RecordContext, content: Mapping[str, Any], intent: CreateIntent | None

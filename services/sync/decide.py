@@ -31,8 +31,8 @@ betnr typed in by a person, a Redis that was emptied) the first sync never destr
 
 "Changed since sync" is the caller's comparison of each side's change time with advowareLastSync
 (None = unknown). Write verification: a field Advoware did not store as sent is compared on the
-Advoware side with what it did store (`advo_baseline`, from the snapshot), so a known divergence
-(already reported) is not taken for an Advoware edit. Every field that differs is also described in `MergePlan.changes` (both values,
+Advoware side with what it did store (`advo_baseline`, from the snapshot; `espo_baseline` the
+same for EspoCRM), so a known divergence (already reported) is not taken for an edit there. Every field that differs is also described in `MergePlan.changes` (both values,
 the value both sides get, the rule), which the dry runs print.
 
 Per-field direction (the field map's, overridden by SYNC_FIELD_DIRECTIONS) is applied last to
@@ -153,6 +153,7 @@ def decide(
     espo_changed_since_sync: bool | None = None,
     advo_changed_since_sync: bool | None = None,
     advo_baseline: Mapping[str, Any] | None = None,
+    espo_baseline: Mapping[str, Any] | None = None,
     diff: DiffFn = _default_diff,
     directions: Mapping[str, Direction] | None = None,
 ) -> MergePlan:
@@ -160,16 +161,16 @@ def decide(
 
     `snapshot` is the content at the end of the last sync, or None. The two
     `*_changed_since_sync` flags are only read without a snapshot (None = unknown).
-    `advo_baseline` overrides snapshot fields for the Advoware side (write verification).
+    `advo_baseline` / `espo_baseline` override snapshot fields for that side (write verification).
     `directions`: canonical field -> Direction for fields that are not two-way.
     """
     plan = functools.partial(_plan, directions=directions or {})
     differing = diff(espo, advo)
     if snapshot is not None and differing:
-        advo_snapshot = {**snapshot, **(advo_baseline or {})}
-        advo_changed = diff(advo, advo_snapshot)
-        espo_changed = diff(espo, snapshot)
-        known = {n for n in advo_baseline or {} if n not in advo_changed and n not in espo_changed}
+        advo_changed = diff(advo, {**snapshot, **(advo_baseline or {})})
+        espo_changed = diff(espo, {**snapshot, **(espo_baseline or {})})
+        baselines = set(advo_baseline or {}) | set(espo_baseline or {})
+        known = {n for n in baselines if n not in advo_changed and n not in espo_changed}
         return plan(
             Basis.SNAPSHOT,
             espo,

@@ -14,35 +14,35 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from services.errors import ApiError, NotFoundError
 from services.sync.admission import Admission
-from services.sync.backoff import RETRY_BASE, OwnWrites
-from services.sync.breaker import SYSTEMS, CircuitBreakers
+from services.sync.backoff import OwnWrites
+from services.sync.breaker import SYSTEMS
 from services.sync.create import Creator
-from services.sync.deletions import DeletionGuard
+from services.sync.identity_index import IdentityIndex
 from services.sync.intents import IntentStore
+from services.sync.linking import Linker
 from services.sync.lock import RecordLocks
 from services.sync.model import (
     ENTITY,
     Outcome,
     RecordContext,
     Result,
+    SyncConfig,
     SyncDeps,
     SyncOptions,
     Trigger,
     as_int,
-    utcnow,
 )
-from services.sync.notify import Notifier
 from services.sync.outcomes import RECORDED_ERRORS, Outcomes
 from services.sync.planning import Planner, RecordPlan
 from services.sync.snapshot import Snapshot, SnapshotStore
 from services.sync.states import SyncStatus, transition
 from services.sync.stores import PendingAdvoware, PendingConflicts, SyncStats
-from services.sync.update import DEFAULT_REREAD_AFTER_SECONDS, Updater
+from services.sync.update import Updater
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -51,7 +51,10 @@ if TYPE_CHECKING:
 
     from services.beteiligte.fieldmap import Direction
     from services.ops.recorder import SyncRecorder
+    from services.sync.breaker import CircuitBreakers
     from services.sync.decide import MergePlan
+    from services.sync.deletions import DeletionGuard
+    from services.sync.notify import Notifier
     from services.sync.ports import AdvowareApi, EspoApi
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,9 @@ DEFAULT_OPTIONS = SyncOptions()
 
 
 class SyncEngine:
+    """Built by the composition root (services/runtime.py `build_runtime`), which passes every
+    collaborator and value explicitly."""
+
     def __init__(
         self,
         *,
@@ -67,33 +73,27 @@ class SyncEngine:
         advo: AdvowareApi,
         redis: Redis,
         tz: ZoneInfo,
-        notify_user_id: str | None = None,
-        notify_user_name: str | None = None,
-        max_attempts: int = 8,
-        lock_ttl_seconds: float = 120.0,
-        mirror_syncing: bool = True,
-        clock: Callable[[], datetime] | None = None,
-        breakers: CircuitBreakers | None = None,
-        deletions: DeletionGuard | None = None,
-        retry_base: timedelta = RETRY_BASE,
-        notifier: Notifier | None = None,
-        recorder: SyncRecorder | None = None,
-        directions: Mapping[str, Direction] | None = None,
-        advoware_reread_after_seconds: float = DEFAULT_REREAD_AFTER_SECONDS,
+        config: SyncConfig,
+        notifier: Notifier,
+        breakers: CircuitBreakers,
+        deletions: DeletionGuard,
+        recorder: SyncRecorder | None,
+        directions: Mapping[str, Direction] | None,
+        clock: Callable[[], datetime],
     ) -> None:
         self.espo = espo
         self.advo = advo
         self.redis = redis
         self.tz = tz
-        self.now = clock or utcnow
-        self.locks = RecordLocks(redis, lock_ttl_seconds)
+        self.now = clock
+        self.locks = RecordLocks(redis, config.lock_ttl_seconds)
         self.snapshots = SnapshotStore(redis)
         self.intents = IntentStore(redis)
-        self.notifier = notifier or Notifier(espo, redis, notify_user_id, notify_user_name)
+        self.notifier = notifier
         # History, metrics, waiting notices and alerts after each sync (services/ops/recorder.py).
         self.recorder = recorder
-        self.breakers = breakers or CircuitBreakers(redis, clock=self.now)
-        self.deletions = deletions or DeletionGuard(redis, clock=self.now)
+        self.breakers = breakers
+        self.deletions = deletions
         self.deps = SyncDeps(
             espo=espo,
             advo=advo,
@@ -110,16 +110,17 @@ class SyncEngine:
             breakers=self.breakers,
             deletions=self.deletions,
             own_writes=OwnWrites(redis),
+            linker=Linker(espo=espo, advo=advo, index=IdentityIndex(redis), tz=tz),
             directions=directions,
             recorder=recorder,
         )
-        self.admission = Admission(self.deps, retry_base=retry_base)
-        self.outcomes = Outcomes(self.deps, max_attempts=max_attempts, mirror_syncing=mirror_syncing)
+        self.admission = Admission(self.deps, retry_base=config.retry_base)
+        self.outcomes = Outcomes(self.deps, max_attempts=config.max_attempts)
         self.planner = Planner(self.deps)
-        self.creator = Creator(self.deps, self.outcomes)
         self.updater = Updater(
-            self.deps, self.planner, self.outcomes, reread_after_seconds=advoware_reread_after_seconds
+            self.deps, self.planner, self.outcomes, reread_after_seconds=config.advoware_reread_after_seconds
         )
+        self.creator = Creator(self.deps, self.outcomes, self.updater)
 
     # ------------------------------------------------------------------ entry points
     async def sync_many(
@@ -216,7 +217,7 @@ class SyncEngine:
         if held is not None:
             return held
         transition(status, SyncStatus.SYNCING)
-        ctx = RecordContext(record_id=record_id, espo=espo, status=status, options=options)
+        ctx = RecordContext(record_id=record_id, espo=espo, status=status, options=options, trigger=trigger)
         try:
             betnr = as_int(espo.get("betnr"))
             if betnr is None:

@@ -6,11 +6,13 @@ create costs a few Redis reads instead of a full Advoware listing.
                                       "register:<number>") -> betnrs
     vmh:identity:state          hash  status building|ready, rows read, started/built at
 
-Kept current from three sides: built once from a full listing (`build`, resumable: it checkpoints
+Kept current from four sides: built once from a full listing (`build`, resumable: it checkpoints
 the rows read and a later call continues one page before that, under a lease so one instance
 builds at a time); the Advoware change poll upserts every changed row it reads
-(services/sync/advoware_watch.py); and the engine upserts what Advoware answers to our own creates
-and updates. A party deleted in Advoware stays in the index until a link to it answers 404
+(services/sync/advoware_watch.py); the engine upserts what Advoware answers to our own creates
+and updates; and right before a create the identity check reads what changed in Advoware since the
+index was last brought up to date (`refresh`: one listing call with `geaendertAb`, usually one
+short page), so a party a person entered in Advoware a minute ago is found too. A party deleted in Advoware stays in the index until a link to it answers 404
 (`remove`): a candidate is always read from Advoware before it is linked.
 
 Until the first build has finished (and again after Redis lost the index) `ready()` is False and
@@ -21,16 +23,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from services.beteiligte.identity import Identity, Match, compare, identity_of_advo, lookup_keys
 from services.store import keys
 from services.store.lease import Lease, LeaseBusy
+from services.sync.ports import AdvowareApi
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
@@ -41,12 +46,6 @@ MISSING = "missing"
 PAGE = 100  # the Advoware listing's page size: the build checkpoints once per page
 
 
-class AdvowareListing(Protocol):
-    def iter_beteiligte(
-        self, *, changed_since_local: str | None = None, take: int = 100, start: int = 0
-    ) -> AsyncIterator[dict[str, Any]]: ...
-
-
 @dataclass(frozen=True)
 class IndexState:
     status: str  # ready | building | missing
@@ -54,6 +53,7 @@ class IndexState:
     started_at: str | None = None
     built_at: str | None = None
     entries: int = 0
+    fresh_at: str | None = None  # UTC: every Advoware change before this is in the index
 
     @property
     def ready(self) -> bool:
@@ -61,7 +61,9 @@ class IndexState:
 
     def describe(self) -> str:
         if self.status == READY:
-            return f"ready ({self.entries} Advoware parties, built {self.built_at})"
+            return (
+                f"ready ({self.entries} Advoware parties, built {self.built_at}, current to {self.fresh_at})"
+            )
         if self.status == BUILDING:
             return f"building ({self.read} Advoware parties read so far, since {self.started_at})"
         return "not built yet (the service builds it on its own within a minute)"
@@ -93,7 +95,24 @@ class IdentityIndex:
             started_at=data.get("started_at"),
             built_at=data.get("built_at"),
             entries=int(await self.redis.hlen(keys.IDENTITY_ENTRIES)),
+            fresh_at=data.get("fresh_at"),
         )
+
+    async def refresh(self, advo: AdvowareApi, tz: ZoneInfo) -> int:
+        """Read the Advoware changes since the index was last brought up to date (with the
+        polls' overlap) and upsert them; returns the rows read. Only for a ready index."""
+        from services.advoware.timezone import query_since_local
+        from services.store.watermark import WATERMARK_OVERLAP
+
+        fresh = _s(await self.redis.hget(keys.IDENTITY_STATE, "fresh_at") or "")
+        if not fresh:
+            return 0
+        started = datetime.now(UTC)
+        since = query_since_local(datetime.fromisoformat(fresh), tz, WATERMARK_OVERLAP)
+        rows = [row async for row in advo.iter_beteiligte(changed_since_local=since)]
+        await self.upsert(rows)
+        await self.redis.hset(keys.IDENTITY_STATE, "fresh_at", max(fresh, started.isoformat()))
+        return len(rows)
 
     async def ready(self) -> bool:
         return _s(await self.redis.hget(keys.IDENTITY_STATE, "status")) == READY
@@ -149,7 +168,7 @@ class IdentityIndex:
         await pipe.execute()
 
     # ------------------------------------------------------------------ building
-    async def build(self, advo: AdvowareListing, *, budget_seconds: float = 50.0) -> IndexState:
+    async def build(self, advo: AdvowareApi, *, budget_seconds: float = 50.0) -> IndexState:
         """Build (or continue building) the index from the full Advoware listing, for at most about
         `budget_seconds`; returns the state after. A no-op when it is ready; another instance
         building it makes this return at once."""
@@ -163,7 +182,7 @@ class IdentityIndex:
             log.info("identity index: another instance is building it")
             return await self.state()
 
-    async def _build_locked(self, advo: AdvowareListing, budget_seconds: float) -> IndexState:
+    async def _build_locked(self, advo: AdvowareApi, budget_seconds: float) -> IndexState:
         state = await self.state()
         now = datetime.now(UTC).isoformat()
         if state.status != BUILDING:
@@ -171,7 +190,8 @@ class IdentityIndex:
                 "identity index: building from the full Advoware listing (creates wait until it is done)"
             )
             await self.redis.hset(
-                keys.IDENTITY_STATE, mapping={"status": BUILDING, "read": 0, "started_at": now}
+                keys.IDENTITY_STATE,
+                mapping={"status": BUILDING, "read": 0, "started_at": now, "fresh_at": now},
             )
             state = IndexState(BUILDING, 0, now)
         # Continue one page before the checkpoint: the listing may have shifted a little since.

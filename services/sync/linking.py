@@ -14,7 +14,9 @@ Two checks, both before anything is written to Advoware:
   | exists in Advoware and no other record holds it | sync rules (services/sync/decide.py)      |
   | one STRONG, already linked to another record    | hold (`conflict`): a duplicate in EspoCRM |
   | several STRONG, or only WEAK ones               | hold (`conflict`), note lists betNrs/rule |
-  | the STRONG one answers 404 (deleted there)      | dropped from the index, decided again     |
+  | a candidate answers 404 (deleted there)         | dropped from the index, not counted       |
+
+  Every candidate is read from Advoware before deciding (usually none or one GET).
 
 * **before the first sync of a pair** (`Linker.unique_link`: no snapshot for this record and this
   betnr, e.g. a copied or typed-in betnr): one EspoCRM query for other records with that betnr.
@@ -27,14 +29,18 @@ status through `states.transition` (services/sync/outcomes.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from services.beteiligte.identity import Match, Strength, identity_of_content
 from services.errors import NotFoundError
 from services.sync.identity_index import IdentityIndex
+from services.sync.ports import AdvowareApi, EspoApi
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +49,6 @@ ENTITY = "CBeteiligte"
 INLINE_BUILD_SECONDS = 20.0
 # A held record's syncErrorMessage starts with this (the ops docs and `status` refer to it).
 HOLD_PREFIX = "Verknüpfung:"
-
-
-class EspoQuery(Protocol):
-    def iterate(
-        self, entity: str, *, where: Sequence[Mapping[str, Any]] | None = None, select: str | None = None
-    ) -> AsyncIterator[dict[str, Any]]: ...
-
-
-class AdvowareRead(Protocol):
-    async def get_beteiligter(self, betnr: int) -> dict[str, Any]: ...
-    def iter_beteiligte(
-        self, *, changed_since_local: str | None = None, take: int = 100, start: int = 0
-    ) -> AsyncIterator[dict[str, Any]]: ...
 
 
 class Action(StrEnum):
@@ -99,10 +92,11 @@ def _hold_text(what: str, listed: Sequence[tuple[int, str]]) -> str:
 
 
 class Linker:
-    def __init__(self, *, espo: EspoQuery, advo: AdvowareRead, index: IdentityIndex) -> None:
+    def __init__(self, *, espo: EspoApi, advo: AdvowareApi, index: IdentityIndex, tz: ZoneInfo) -> None:
         self.espo = espo
         self.advo = advo
         self.index = index
+        self.tz = tz
 
     async def before_create(self, record_id: str, content: Mapping[str, Any]) -> LinkDecision:
         """Create, link to an existing party, hold for a person, or wait for the index."""
@@ -114,40 +108,38 @@ class Linker:
                 return LinkDecision(
                     Action.WAIT, message=f"create waits for the identity index: {state.describe()}"
                 )
-        identity = identity_of_content(content)
-        candidates = await self.index.candidates(identity)
-        while True:
-            decision = choose(candidates)
-            if decision.action is not Action.LINK:
-                return decision
-            assert decision.betnr is not None
+        else:
+            # Parties entered in Advoware since the last poll (one listing call, few rows).
+            await self.index.refresh(self.advo, self.tz)
+        records: dict[int, dict[str, Any]] = {}
+        candidates = []
+        # Each candidate is read (usually none or one): the index does not see deletions.
+        for betnr, match in await self.index.candidates(identity_of_content(content)):
             try:
-                advo = await self.advo.get_beteiligter(decision.betnr)
+                records[betnr] = await self.advo.get_beteiligter(betnr)
             except NotFoundError:
-                log.info("identity index: betnr %s is gone from Advoware; dropped", decision.betnr)
-                await self.index.remove(decision.betnr)
-                candidates = [(b, m) for b, m in candidates if b != decision.betnr]
+                log.info("identity index: betnr %s is gone from Advoware; dropped", betnr)
+                await self.index.remove(betnr)
                 continue
-            owners = await self.other_holders(record_id, decision.betnr)
-            if owners:
-                return LinkDecision(
-                    Action.HOLD,
-                    betnr=decision.betnr,
-                    message=(
-                        f"{HOLD_PREFIX} nicht in Advoware angelegt – derselbe Beteiligte existiert dort schon "
-                        f"(Nr. {decision.betnr}, {decision.rule}) und ist mit dem EspoCRM-Datensatz "
-                        f"{', '.join(owners)} verknüpft: vermutlich ein Duplikat in EspoCRM."
-                    ),
-                    related=tuple(owners),
-                    candidates=decision.candidates,
-                )
+            candidates.append((betnr, match))
+        decision = choose(candidates)
+        if decision.action is not Action.LINK:
+            return decision
+        assert decision.betnr is not None
+        owners = await self.other_holders(record_id, decision.betnr)
+        if owners:
             return LinkDecision(
-                Action.LINK,
+                Action.HOLD,
                 betnr=decision.betnr,
-                advo=advo,
-                rule=decision.rule,
+                message=(
+                    f"{HOLD_PREFIX} nicht in Advoware angelegt – derselbe Beteiligte existiert dort schon "
+                    f"(Nr. {decision.betnr}, {decision.rule}) und ist mit dem EspoCRM-Datensatz "
+                    f"{', '.join(owners)} verknüpft: vermutlich ein Duplikat in EspoCRM."
+                ),
+                related=tuple(owners),
                 candidates=decision.candidates,
             )
+        return replace(decision, advo=records[decision.betnr])
 
     async def unique_link(self, record_id: str, betnr: int) -> LinkDecision:
         """Before the first sync of (record, betnr): is that betnr already another record's link?"""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from services.sync.breaker import CircuitBreakers
     from services.sync.deletions import DeletionGuard
     from services.sync.intents import IntentStore
+    from services.sync.linking import Linker
     from services.sync.lock import RecordLocks
     from services.sync.notify import Notifier
     from services.sync.ports import AdvowareApi, EspoApi
@@ -53,6 +54,7 @@ class Result(StrEnum):
     SKIPPED = "skipped"  # record gone from EspoCRM, parked for a person, or back-off not due
     WAITING = "waiting"  # a system's circuit breaker is open: released when it closes
     UNLINKED = "unlinked"
+    HELD = "held"  # `conflict`: a link needs a person (services/sync/linking.py)
 
 
 @dataclass
@@ -63,6 +65,17 @@ class Outcome:
     betnr: int | None = None
     reason: str | None = None
     writes: dict[str, int] = field(default_factory=lambda: {"espo": 0, "advo": 0})
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """The engine's tunables, explicit. Built from `Settings` (the only place their defaults
+    are written) by the composition root, services/runtime.py."""
+
+    max_attempts: int  # SYNC_MAX_ATTEMPTS: attempts before permanently_failed
+    lock_ttl_seconds: float  # SYNC_LOCK_TTL_SECONDS
+    retry_base: timedelta  # SYNC_RETRY_BASE_SECONDS: back-off of failed records
+    advoware_reread_after_seconds: float  # SYNC_ADVOWARE_REREAD_SECONDS: re-read before a PUT
 
 
 @dataclass(frozen=True)
@@ -82,12 +95,22 @@ class RecordContext:
     espo: dict[str, Any]
     status: SyncStatus
     options: SyncOptions = SyncOptions()
+    trigger: Trigger = Trigger.SWEEP
     espo_writes: int = 0
     advo_writes: int = 0
 
     @property
     def writes(self) -> dict[str, int]:
         return {"espo": self.espo_writes, "advo": self.advo_writes}
+
+    @property
+    def held_before(self) -> bool:
+        """The record was held as `conflict` when this run read it (before admission)."""
+        return self.espo.get("syncStatus") == SyncStatus.CONFLICT.value
+
+    @property
+    def deleted_before(self) -> bool:
+        return self.espo.get("syncStatus") == SyncStatus.DELETED_IN_ADVOWARE.value
 
 
 @dataclass(frozen=True)
@@ -109,6 +132,7 @@ class SyncDeps:
     breakers: CircuitBreakers
     deletions: DeletionGuard
     own_writes: OwnWrites
+    linker: Linker
     # Per-field direction (field map + SYNC_FIELD_DIRECTIONS); None: every field two-way.
     directions: Mapping[str, Direction] | None = None
     # History, metrics, waiting notices and alerts after each sync (services/ops/recorder.py).
@@ -119,15 +143,15 @@ PARKED = frozenset({SyncStatus.PERMANENTLY_FAILED, SyncStatus.DELETED_IN_ADVOWAR
 
 
 def stays_parked(status: SyncStatus, espo: Mapping[str, Any], trigger: Trigger) -> bool:
-    """Parked for a person. A person's edit (webhook) or an operator's `sync` requeues it -
-    deleted_in_advoware only once the stale betnr was cleared (relink), and a `conflict` (held
-    by the backfill as a possible duplicate) only when a person linked it (set betnr) or an
-    operator's `sync` says "create it anyway": an unrelated edit would create the duplicate."""
+    """Parked for a person. A person's edit (webhook) or an operator's `sync` / `relink` requeues
+    it: `deleted_in_advoware` with a new betnr syncs with that party (the same betnr still 404 is
+    left alone without a second note), with betnr cleared goes through the identity check; a
+    `conflict` held by the identity check or the backfill (no betnr) only when a person linked it
+    (set betnr) or an operator's `sync` says "create it anyway": an unrelated edit would create
+    the duplicate. A `conflict` with a betnr (a copied betnr) is checked again on every trigger."""
     linked = espo.get("betnr") not in (None, "")
     if status is SyncStatus.CONFLICT:
         return not (trigger is Trigger.MANUAL or linked)
-    if status is SyncStatus.DELETED_IN_ADVOWARE and linked:
-        return True
     return trigger not in (Trigger.WEBHOOK_UPDATE, Trigger.MANUAL)
 
 
@@ -139,7 +163,3 @@ def as_int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -245,7 +245,10 @@ def conflict_text(label: str, conflicts: Sequence[Any]) -> str:
         f"Advoware-Wert „{describe_value(c.field, c.advo_value)}“ überschrieben"
         for c in conflicts
     ]
-    return f"Konflikt bei {label}: beide Seiten wurden geändert, EspoCRM hat Vorrang.\n" + "\n".join(lines)
+    return (
+        f"Konflikt beim Abgleich von {label}: beide Seiten wurden geändert, EspoCRM hat Vorrang.\n"
+        + "\n".join(lines)
+    )
 
 
 def deleted_in_espocrm_text(label: str, betnr: int) -> str:

@@ -19,6 +19,7 @@ from services.errors import ApiError, AuthError, FatalError, InvalidDataError, N
 from services.store import keys
 from services.sync import notify
 from services.sync.breaker import is_system_failure
+from services.sync.linking import LinkDecision
 from services.sync.model import ENTITY, Outcome, RecordContext, Result, SyncDeps, as_int
 from services.sync.notify import record_event
 from services.sync.snapshot import Snapshot
@@ -33,10 +34,9 @@ RECORDED_ERRORS = (TransientError, FatalError, InvalidDataError)
 
 
 class Outcomes:
-    def __init__(self, deps: SyncDeps, *, max_attempts: int, mirror_syncing: bool) -> None:
+    def __init__(self, deps: SyncDeps, *, max_attempts: int) -> None:
         self._d = deps
         self.max_attempts = max_attempts
-        self.mirror_syncing = mirror_syncing
 
     # ------------------------------------------------------------------ failures
     async def record_error(
@@ -167,16 +167,23 @@ class Outcomes:
     # ------------------------------------------------------------------ status writes
     async def mark_syncing(self, ctx: RecordContext) -> None:
         """Mirror the lock in EspoCRM for visibility - only when this sync writes anyway."""
-        if not self.mirror_syncing or ctx.espo.get("syncStatus") == SyncStatus.SYNCING.value:
+        if ctx.espo.get("syncStatus") == SyncStatus.SYNCING.value:
             return
         await self.write_espo(ctx, {"syncStatus": SyncStatus.SYNCING.value})
 
     async def finish(
-        self, ctx: RecordContext, data: dict[str, Any], now: datetime, *, versioned: bool = False
+        self,
+        ctx: RecordContext,
+        data: dict[str, Any],
+        now: datetime,
+        *,
+        versioned: bool = False,
+        message: str | None = None,
     ) -> dict[str, Any]:
         """Write the sync's EspoCRM changes together with clean status and advowareLastSync.
         `versioned`: sent with the record's versionNumber as read, so that EspoCRM refuses it
-        (VersionConflictError) if a person saved the record since (services/sync/update.py)."""
+        (VersionConflictError) if a person saved the record since (services/sync/update.py).
+        `message` (syncErrorMessage) reports what a write did not apply (services/sync/verify.py)."""
         from services.espocrm.datetime import format_espo_datetime
 
         target = transition(SyncStatus.SYNCING, SyncStatus.CLEAN)
@@ -185,11 +192,47 @@ class Outcomes:
             {
                 "syncStatus": target.value,
                 "advowareLastSync": format_espo_datetime(now),
-                "syncErrorMessage": None,
+                "syncErrorMessage": message,
                 "syncRetryCount": 0,
             }
         )
         return await self.write_espo(ctx, body, versioned=versioned)
+
+    async def report_unapplied(
+        self, ctx: RecordContext, message: str, fields: list[str], *, espo_only: bool
+    ) -> None:
+        """A write answered without storing everything sent (services/sync/verify.py): the
+        record says so (syncErrorMessage; written here when only EspoCRM's answer differed,
+        since `finish` carried Advoware's) and a person gets a note."""
+        if espo_only:
+            await self.write_espo(ctx, {"syncErrorMessage": message})
+        await record_event(self._d.redis, "unapplied", ctx.record_id, ",".join(fields))  # names, no values
+        await self._d.stats.count("unapplied_writes")
+        await self._d.notifier.notify(ctx.record_id, message)
+        log.warning("record %s: a write was not fully applied (reported on the record)", ctx.record_id)
+
+    async def hold(self, ctx: RecordContext, decision: LinkDecision) -> Outcome:
+        """Hold the record for a person (`conflict`): a link the identity rule or the betnr
+        uniqueness check would not make (services/sync/linking.py). Advoware is not touched;
+        a note goes to the record and to the other records involved. Held again for the same
+        reason: nothing is written twice."""
+        target = transition(SyncStatus.SYNCING, SyncStatus.CONFLICT)
+        outcome = Outcome(ctx.record_id, Result.HELD, betnr=decision.betnr, reason=decision.message)
+        if ctx.espo.get("syncErrorMessage") == decision.message and ctx.held_before:
+            return outcome
+        await self.write_espo(ctx, {"syncStatus": target.value, "syncErrorMessage": decision.message})
+        await record_event(self._d.redis, "held", ctx.record_id, decision.message[:300])
+        await self._d.stats.count("held")
+        for record_id in (ctx.record_id, *decision.related):
+            await self._d.notifier.notify(record_id, f"Datensatz {ctx.record_id}: {decision.message}")
+        log.warning(
+            "record %s held as conflict (betnr %s, candidates %s, related %s)",
+            ctx.record_id,
+            decision.betnr,
+            [b for b, _ in decision.candidates],
+            list(decision.related),
+        )
+        return outcome
 
     async def write_espo(
         self, ctx: RecordContext, data: dict[str, Any], *, versioned: bool = False
@@ -218,6 +261,7 @@ class Outcomes:
         now: datetime,
         espo_saved: Mapping[str, Any],
         advo_saved: Mapping[str, Any] | None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         """The content both sides agree on, with the change stamps our own writes produced."""
         from services.beteiligte import mapper
@@ -231,6 +275,7 @@ class Outcomes:
                 synced_at=now.isoformat(),
                 espo_modified_at=espo_saved.get("modifiedAt"),
                 advo_changed_at=(advo_saved or {}).get("geaendertAm"),
+                extra={k: v for k, v in (extra or {}).items() if v},
             )
         )
 

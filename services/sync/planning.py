@@ -14,6 +14,7 @@ from services.sync.decide import MergePlan, decide
 from services.sync.model import ENTITY, PARKED, SyncDeps, Trigger, as_int, stays_parked
 from services.sync.snapshot import Snapshot
 from services.sync.states import SyncStatus
+from services.sync.verify import ADVO_BASELINE, ESPO_BASELINE
 
 # Without a snapshot, a change time within this window after advowareLastSync is taken to
 # be our own metadata write, not a person's edit.
@@ -62,6 +63,9 @@ class Planner:
             dict(base) if base is not None else (snap.content if snap else None),
             espo_changed_since_sync=espo_changed(espo),
             advo_changed_since_sync=self._advo_changed(espo, advo),
+            # Fields a write did not apply: compared with what that side stored (verify.py).
+            advo_baseline=snap.extra.get(ADVO_BASELINE) if snap else None,
+            espo_baseline=snap.extra.get(ESPO_BASELINE) if snap else None,
             directions=self._d.directions,
         )
         return plan, snap

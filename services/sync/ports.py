@@ -19,11 +19,7 @@ class EspoApi(Protocol):
     async def update(
         self, entity: str, record_id: str, data: dict[str, Any], *, version_number: int | None = None
     ) -> dict[str, Any]: ...
-
-
-class EspoListingApi(EspoApi, Protocol):
-    """EspoCRM with paged reads and creates (backfill, sweep, ops tools)."""
-
+    # Paged reads: the betnr uniqueness check (services/sync/linking.py) queries by betnr.
     def iterate(
         self,
         entity: str,
@@ -31,6 +27,11 @@ class EspoListingApi(EspoApi, Protocol):
         where: Sequence[Mapping[str, Any]] | None = None,
         select: str | Sequence[str] | None = None,
     ) -> AsyncIterator[dict[str, Any]]: ...
+
+
+class EspoListingApi(EspoApi, Protocol):
+    """EspoCRM with paged reads and creates (backfill, sweep, ops tools)."""
+
     async def create(
         self, entity: str, data: Mapping[str, Any], *, skip_duplicate_check: bool = False
     ) -> dict[str, Any]: ...
@@ -41,5 +42,5 @@ class AdvowareApi(Protocol):
     async def create_beteiligter(self, payload: dict[str, Any]) -> dict[str, Any]: ...
     async def update_beteiligter(self, betnr: int, payload: dict[str, Any]) -> dict[str, Any]: ...
     def iter_beteiligte(
-        self, *, changed_since_local: str | None = None, take: int = 100
+        self, *, changed_since_local: str | None = None, take: int = 100, start: int = 0
     ) -> AsyncIterator[dict[str, Any]]: ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from services.store.lease import LeaseBusy
@@ -33,20 +33,9 @@ async def run_index_build(emit: Emit) -> dict[str, Any]:
 
 async def run_sweep(emit: Emit, *, cron_tick: bool = False) -> dict[str, Any]:
     from services.runtime import open_runtime
-    from services.sync.sweep import Sweeper
 
     async with open_runtime() as rt:
-        sweeper = Sweeper(
-            espo=rt.espo,
-            advo=rt.advo,
-            redis=rt.redis,
-            tz=rt.settings.timezone,
-            stale_syncing_age=timedelta(seconds=rt.settings.SYNC_STALE_SYNCING_SECONDS),
-            retry_base=timedelta(seconds=rt.settings.SYNC_RETRY_BASE_SECONDS),
-            breakers=rt.engine.breakers,
-            deletions=rt.engine.deletions,
-            deletion_scan_interval=timedelta(seconds=rt.settings.SYNC_DELETION_SCAN_SECONDS),
-        )
+        sweeper = rt.sweeper()
         if cron_tick:
             tick = datetime.now(UTC).strftime("%Y%m%d%H%M")
             if not await sweeper.claim_tick(tick):

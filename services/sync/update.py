@@ -28,17 +28,18 @@ from typing import Any
 
 from services.errors import NotFoundError, TransientError, VersionConflictError
 from services.sync.decide import FieldConflict, MergePlan
+from services.sync.linking import Action
 from services.sync.model import ENTITY, Outcome, RecordContext, Result, SyncDeps, Trigger
 from services.sync.notify import record_event
 from services.sync.outcomes import Outcomes
 from services.sync.planning import Planner
 from services.sync.snapshot import Snapshot
 from services.sync.states import SyncStatus
+from services.sync.verify import answered_fields, verify_writes
 
 log = logging.getLogger(__name__)
 
 MAX_REPLANS = 3
-DEFAULT_REREAD_AFTER_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -67,19 +68,30 @@ class Updater:
         planner: Planner,
         outcomes: Outcomes,
         *,
-        reread_after_seconds: float = DEFAULT_REREAD_AFTER_SECONDS,
+        reread_after_seconds: float,
     ) -> None:
         self._d = deps
         self._planner = planner
         self._out = outcomes
         self.reread_after_seconds = reread_after_seconds
 
-    async def update(self, ctx: RecordContext, betnr: int, trigger: Trigger) -> Outcome:
+    async def update(
+        self,
+        ctx: RecordContext,
+        betnr: int,
+        trigger: Trigger,
+        *,
+        advo: dict[str, Any] | None = None,
+        unique_checked: bool = False,
+    ) -> Outcome:
+        """Sync a linked pair. `advo` / `unique_checked`: a link the identity check just made
+        (it read the party and checked that no other record holds the betnr)."""
         base: dict[str, Any] | None = None
         for attempt in range(MAX_REPLANS + 1):
             if attempt:
                 ctx.espo = await self._d.espo.get(ENTITY, ctx.record_id)
-            result = await self._once(ctx, betnr, trigger, base)
+                advo = None
+            result = await self._once(ctx, betnr, trigger, base, advo=advo, unique_checked=unique_checked)
             if isinstance(result, Outcome):
                 return result
             base = result.base if result.base is not None else base
@@ -93,18 +105,38 @@ class Updater:
         return await self._out.record_failure(ctx, still, permanent=False)
 
     async def _once(
-        self, ctx: RecordContext, betnr: int, trigger: Trigger, base: dict[str, Any] | None
+        self,
+        ctx: RecordContext,
+        betnr: int,
+        trigger: Trigger,
+        base: dict[str, Any] | None,
+        *,
+        advo: dict[str, Any] | None,
+        unique_checked: bool,
     ) -> Outcome | Replan:
-        try:
-            advo = await self._d.advo.get_beteiligter(betnr)
-        except NotFoundError:
+        if advo is None:
+            try:
+                advo = await self._d.advo.get_beteiligter(betnr)
+            except NotFoundError:
+                if ctx.deleted_before:  # a webhook for a record whose party is gone: no second note
+                    return Outcome(
+                        ctx.record_id, Result.SKIPPED, betnr=betnr, reason="still deleted in Advoware"
+                    )
+                await self._d.deletions.checked()
+                if not await self._d.deletions.allow(ctx.record_id):  # bulk 404: held for a person
+                    return Outcome(
+                        ctx.record_id, Result.WAITING, betnr=betnr, reason="deletions held (bulk 404)"
+                    )
+                return await self._out.deleted_in_advoware(ctx, betnr)
             await self._d.deletions.checked()
-            if not await self._d.deletions.allow(ctx.record_id):  # bulk 404: held for a person
-                return Outcome(ctx.record_id, Result.WAITING, betnr=betnr, reason="deletions held (bulk 404)")
-            return await self._out.deleted_in_advoware(ctx, betnr)
         read_at = time.monotonic()
-        await self._d.deletions.checked()
         plan, snap = await self._planner.plan_pair(ctx.record_id, ctx.espo, advo, betnr, base=base)
+        if snap is None and base is None and not unique_checked:
+            # The first sync of this pair (a typed-in, copied or relinked betnr; Redis lost):
+            # the betnr must not be another record's link.
+            decision = await self._d.linker.unique_link(ctx.record_id, betnr)
+            if decision.action is Action.HOLD:
+                return await self._out.hold(ctx, decision)
         pending = await self._d.conflicts.get(ctx.record_id, betnr)
         if plan.is_noop:
             return await self._unchanged(ctx, betnr, trigger, plan, snap, advo, pending)
@@ -148,9 +180,14 @@ class Updater:
             or snap.espo_modified_at != saved.get("modifiedAt")
             or snap.advo_changed_at != advo.get("geaendertAm")
         ):
-            await self._out.store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo)
+            # Known divergences (verify.py) stay known while the two sides still differ there.
+            still = mapper.diff(mapper.from_espo(ctx.espo), mapper.from_advo(advo))
+            extra = {
+                k: {f: v for f, v in b.items() if f in still} for k, b in (snap.extra if snap else {}).items()
+            }
+            await self._out.store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo, extra)
         if pending:  # an earlier run's write was applied although its answer was lost
-            await self.report_conflicts(ctx.record_id, betnr, pending)
+            await self.report_conflicts(ctx.record_id, betnr, pending, name=ctx.espo.get("name"))
         await self._d.stats.count("unchanged")
         return Outcome(ctx.record_id, Result.UNCHANGED, plan=plan, betnr=betnr, writes=ctx.writes)
 
@@ -180,19 +217,40 @@ class Updater:
             payload = mapper.to_advo_payload(plan.merged, current)
             advo_after = await self._d.advo.update_beteiligter(betnr, payload)
             ctx.advo_writes += 1
+            await self._d.linker.index.upsert([advo_after])
+        decided = [c.field for c in plan.changes]
+        # The snapshot follows what Advoware answered: a field it did not store is reported.
+        advo_check = verify_writes(
+            plan.merged, decided, snap.extra if snap else None, advo_fields=plan.to_advo,
+            advo_answer=mapper.from_advo(advo_after) if plan.to_advo else None,
+        )  # fmt: skip
         patch = mapper.to_espo_patch(plan.merged, plan.to_espo, current=ctx.espo) if plan.to_espo else {}
         try:
-            saved = await self._out.finish(ctx, patch, now, versioned=bool(patch))
+            saved = await self._out.finish(
+                ctx, patch, now, versioned=bool(patch), message=advo_check.message(plan.merged)
+            )
         except VersionConflictError:
             return Replan("the EspoCRM record was saved meanwhile (409)", base_after_write(base, snap, plan))
-        await self._out.store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo_after)
+        check = verify_writes(
+            plan.merged, decided, snap.extra if snap else None, advo_fields=plan.to_advo,
+            advo_answer=mapper.from_advo(advo_after) if plan.to_advo else None,
+            espo_fields=answered_fields(plan.to_espo, saved), espo_answer=mapper.from_espo(saved) if saved else None,
+        )  # fmt: skip
+        await self._out.store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo_after, check.extra)
+        if check.advo_missing or check.espo_missing:
+            await self._out.report_unapplied(
+                ctx,
+                check.message(plan.merged) or "",
+                sorted({*check.advo_missing, *check.espo_missing}),
+                espo_only=not check.advo_missing,
+            )
         # Earlier conflicts whose write was applied unseen, unless this run found the same one.
         seen = {(c.field, json.dumps(c.advo_value, sort_keys=True)) for c in plan.conflicts}
         conflicts = list(plan.conflicts) + [
             c for c in pending if (c.field, json.dumps(c.advo_value, sort_keys=True)) not in seen
         ]
         if conflicts:
-            await self.report_conflicts(ctx.record_id, betnr, conflicts)
+            await self.report_conflicts(ctx.record_id, betnr, conflicts, name=ctx.espo.get("name"))
         await self._d.stats.count("updates")
         log.info(
             "record %s synced (betnr %s): to_advoware=%s to_espocrm=%s conflicts=%d basis=%s",
@@ -205,12 +263,14 @@ class Updater:
         )
         return Outcome(ctx.record_id, Result.UPDATED, plan=plan, betnr=betnr, writes=ctx.writes)
 
-    async def report_conflicts(self, record_id: str, betnr: int, conflicts: Sequence[FieldConflict]) -> None:
+    async def report_conflicts(
+        self, record_id: str, betnr: int, conflicts: Sequence[FieldConflict], *, name: str | None = None
+    ) -> None:
         """Count, log and tell a person, once the EspoCRM values are in Advoware."""
         from services.sync import notify
 
         await self._d.stats.count("conflicts", len(conflicts))
         await record_event(self._d.redis, "conflict", record_id, ",".join(c.field for c in conflicts))
-        label = notify.record_label(record_id, betnr=betnr)
+        label = notify.record_label(record_id, name=name, betnr=betnr)
         await self._d.notifier.notify(record_id, notify.conflict_text(label, conflicts))
         await self._d.conflicts.delete(record_id)

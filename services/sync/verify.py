@@ -21,6 +21,7 @@ from what was sent is
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 DiffFn = Callable[[Mapping[str, Any], Mapping[str, Any]], set[str]]
@@ -66,4 +67,51 @@ def message(system: str, sent: Mapping[str, Any], stored: Mapping[str, Any]) -> 
     return (
         f"{system} hat nicht alle Werte übernommen: " + "; ".join(parts) + f". Bitte in {system} prüfen; "
         "der Abgleich überschreibt deshalb nichts auf der anderen Seite."
+    )
+
+
+def answered_fields(fields: Iterable[str], answer: Mapping[str, Any]) -> list[str]:
+    """The fields an EspoCRM answer can be checked for: all of their attributes came back."""
+    from services.beteiligte.fieldmap import FIELDS
+
+    return [f for f in fields if f in FIELDS and all(a in answer for a in FIELDS[f].espo_attrs)]
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What one sync's writes did not apply, and the baselines its snapshot keeps."""
+
+    advo_missing: dict[str, Any]
+    espo_missing: dict[str, Any]
+    extra: dict[str, Any]  # Snapshot.extra: {ADVO_BASELINE: ..., ESPO_BASELINE: ...}
+
+    def message(self, sent: Mapping[str, Any]) -> str | None:
+        parts = [message("Advoware", sent, self.advo_missing)] if self.advo_missing else []
+        parts += [message("EspoCRM", sent, self.espo_missing)] if self.espo_missing else []
+        return " ".join(parts)[:1000] or None
+
+
+def verify_writes(
+    sent: Mapping[str, Any],
+    decided: Iterable[str],
+    previous: Mapping[str, Any] | None,
+    *,
+    advo_fields: Iterable[str] = (),
+    advo_answer: Mapping[str, Any] | None = None,
+    espo_fields: Iterable[str] = (),
+    espo_answer: Mapping[str, Any] | None = None,
+    diff: DiffFn = _default_diff,
+) -> Verification:
+    """Compare what was sent (`sent`, canonical) with the canonical answers of both writes."""
+    decided = set(decided)
+    advo_missing = unapplied(sent, advo_answer, advo_fields, diff=diff) if advo_answer is not None else {}
+    espo_missing = unapplied(sent, espo_answer, espo_fields, diff=diff) if espo_answer is not None else {}
+    prev = previous or {}
+    return Verification(
+        advo_missing,
+        espo_missing,
+        {
+            ADVO_BASELINE: carry_baseline(prev.get(ADVO_BASELINE), decided, advo_missing),
+            ESPO_BASELINE: carry_baseline(prev.get(ESPO_BASELINE), decided, espo_missing),
+        },
     )

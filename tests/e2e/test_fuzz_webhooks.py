@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from sandbox import config as cfg
 from sandbox.act import Actor
-from tests.support.stack import Stack, run_stack, wait_until
+from tests.support.stack import Stack, espo_create, espo_get, run_stack, wait_linked, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -80,25 +80,9 @@ def http(fuzz_stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
-def espo_get(actor: Actor, rid: str) -> dict[str, Any]:
-    resp = actor.espo.get(f"CBeteiligte/{rid}")
-    resp.raise_for_status()
-    return dict(resp.json())
-
-
 def create_person(actor: Actor, last_name: str) -> str:
     body = {"beteiligterTyp": "Person", "salutationName": "Mr.", "firstName": "Fritz", "lastName": last_name}
-    resp = actor.espo.post("CBeteiligte", json=body, headers={"X-Skip-Duplicate-Check": "true"})
-    assert resp.status_code == 200, resp.text
-    return str(resp.json()["id"])
-
-
-def wait_linked(actor: Actor, rid: str, timeout: float = 60) -> dict[str, Any]:
-    return wait_until(
-        lambda: (r := espo_get(actor, rid)).get("betnr") and r.get("syncStatus") == "clean" and r,
-        timeout=timeout,
-        message=f"record {rid} linked and clean",
-    )
+    return espo_create(actor, body)
 
 
 def advo_record(actor: Actor, betnr: int) -> dict[str, Any]:

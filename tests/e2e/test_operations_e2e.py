@@ -9,9 +9,12 @@ lowered to 3 s and `geburtsdatum` is configured Advoware -> EspoCRM only.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,12 +23,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox import config as cfg
 from sandbox.act import Actor
-from tests.support.stack import PY, Stack, run_stack, wait_until
+from tests.support import stream_view
+from tests.support.processes import PROJECT_ROOT
+from tests.support.stack import PY, Stack, espo_get, run_stack, wait_until
 from tests.support.sweep_cost import hold_cron
 
 pytestmark = pytest.mark.e2e
 ADMIN = {"Authorization": "Bearer sandbox-admin-token"}
 READ_ONLY = ("betNr", "geaendertAm", "angelegtAm")
+DOCS_SCREENSHOT = PROJECT_ROOT / "docs" / "img" / "notice-stream.png"
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +46,6 @@ def ops_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(scope="module")
 def actor(ops_stack: Stack) -> Actor:
     return Actor(ops_stack.espo_url, ops_stack.advo_url)
-
-
-def espo_get(actor: Actor, rid: str) -> dict[str, Any]:
-    resp = actor.espo.get(f"CBeteiligte/{rid}")
-    resp.raise_for_status()
-    return resp.json()
 
 
 def advo_get(actor: Actor, betnr: int) -> dict[str, Any]:
@@ -109,7 +109,7 @@ def conflicted(ops_stack: Stack, actor: Actor) -> dict[str, Any]:
 
 
 def test_a_conflict_produces_a_note_naming_the_overwritten_advoware_value(
-    ops_stack: Stack, conflicted: dict[str, Any]
+    ops_stack: Stack, conflicted: dict[str, Any], tmp_path: Path
 ) -> None:
     rid = conflicted["rid"]
 
@@ -123,6 +123,13 @@ def test_a_conflict_produces_a_note_naming_the_overwritten_advoware_value(
     assert "Advoware-Wert „Dr. Advoseite“ überschrieben" in note["post"] and "„Prof. Espo“" in note["post"]
     mentions = [n for n in notes(ops_stack)["notifications"] if n.get("noteId") == note["id"]]
     assert [m["userId"] for m in mentions] == [cfg.ESPO_HUMAN_USER_ID]
+    # What staff see: the record's stream with the notice, rendered in a real browser.
+    stream = [n for n in notes(ops_stack)["notes"] if n["parentId"] == rid]
+    image = tmp_path / "notice.png"
+    shown = stream_view.screenshot("Jürgen Konfliktmann", stream, tmp_path / "stream.html", image)
+    assert "Dr. Advoseite" in shown and image.stat().st_size > 10_000
+    if os.environ.get("VMH_UPDATE_DOCS_SCREENSHOT"):  # refreshes the README's picture
+        shutil.copy(image, DOCS_SCREENSHOT)
 
 
 def test_history_shows_create_edits_and_the_conflict(ops_stack: Stack, conflicted: dict[str, Any]) -> None:
@@ -255,3 +262,15 @@ def test_status_exits_non_zero_only_when_unhealthy(ops_stack: Stack) -> None:
     report = json.loads(run.stdout)
     assert run.returncode == (0 if report["health"]["healthy"] else 1)
     assert set(report["health"]["checks"]) >= {"redis", "espocrm", "advoware", "sweep", "queue", "notices"}
+    preflight = subprocess.run(
+        [PY, "-m", "services.ops.preflight"], env=ops_stack.env, capture_output=True, text=True, timeout=120
+    )
+    assert preflight.returncode == 0 and f"mention @{cfg.ESPO_HUMAN_USER_NAME}" in preflight.stdout
+    broken = {**ops_stack.env, "ESPOCRM_NOTIFY_USER_ID": "0000000000nobody"}
+    preflight = subprocess.run(
+        [PY, "-m", "services.ops.preflight"], env=broken, capture_output=True, text=True, timeout=120
+    )
+    assert (
+        "notices: WARNING - ESPOCRM_NOTIFY_USER_ID 0000000000nobody is not an EspoCRM user"
+        in preflight.stderr
+    )

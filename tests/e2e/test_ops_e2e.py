@@ -29,7 +29,7 @@ from sandbox import config as cfg
 from sandbox.act import Actor
 from services.beteiligte.identity import Identity, identity_of_advo, identity_of_espo
 from tests.support.processes import PROJECT_ROOT, stop_process_group
-from tests.support.stack import PY, Stack, run_stack, wait_until
+from tests.support.stack import PY, Stack, espo_create, espo_get, run_stack, wait_until
 from tests.support.sweep_cost import (
     ADMIN,
     hold_cron,
@@ -68,18 +68,6 @@ def actor(stack_a: Stack) -> Actor:
 
 def dump(base: str) -> dict[str, Any]:
     return httpx.get(f"{base}/__sandbox/records", timeout=30).json()
-
-
-def espo_get(actor: Actor, rid: str) -> dict[str, Any]:
-    resp = actor.espo.get(f"CBeteiligte/{rid}")
-    resp.raise_for_status()
-    return resp.json()
-
-
-def espo_create(actor: Actor, body: dict[str, Any]) -> str:
-    resp = actor.espo.post("CBeteiligte", json=body, headers={"X-Skip-Duplicate-Check": "true"})
-    assert resp.status_code == 200, resp.text
-    return str(resp.json()["id"])
 
 
 def variant(text: str | None) -> str | None:

@@ -22,7 +22,7 @@ import redis
 
 from sandbox.signing import webhook_signature
 from tests.e2e.conftest import Served
-from tests.support.processes import PROJECT_ROOT
+from tests.support.processes import PROJECT_ROOT, listening_ports
 from tests.support.stack import read_dotenv, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -53,6 +53,11 @@ def key(route: dict[str, Any]) -> str:
 
 def send(served: Served, method: str, path: str, **kw: Any) -> httpx.Response:
     return httpx.request(method, served.stack.motia_url + path, timeout=60, **kw)
+
+
+def test_serve_with_the_workbench_opens_one_port_only(served: Served) -> None:
+    # No Vite HMR server on PORT + 21678 (or Vite's default 24678): the streams share PORT.
+    assert listening_ports(served.stack.procs["motia"].pid) == {served.stack.motia_port}
 
 
 def test_route_table_comes_from_the_running_app(served: Served) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from sandbox import config as cfg
 from sandbox.act import Actor
-from tests.support.stack import Stack, wait_until
+from tests.support.stack import Stack, espo_create, espo_get, wait_linked, wait_until
 
 pytestmark = pytest.mark.e2e
 ADMIN = {"Authorization": "Bearer sandbox-admin-token"}
@@ -22,12 +22,6 @@ ADMIN = {"Authorization": "Bearer sandbox-admin-token"}
 @pytest.fixture(scope="module")
 def actor(stack: Stack) -> Actor:
     return Actor(stack.espo_url, stack.advo_url)
-
-
-def espo_get(actor: Actor, rid: str) -> dict[str, Any]:
-    resp = actor.espo.get(f"CBeteiligte/{rid}")
-    resp.raise_for_status()
-    return resp.json()
 
 
 def calls(base: str, since: int = 0) -> tuple[int, list[dict[str, Any]]]:
@@ -55,17 +49,7 @@ def create_person(actor: Actor, **fields: Any) -> str:
         "phoneNumberData": [{"phoneNumber": "+49 89 1234567", "type": "Mobile", "primary": True}],
         **fields,
     }
-    resp = actor.espo.post("CBeteiligte", json=body, headers={"X-Skip-Duplicate-Check": "true"})
-    assert resp.status_code == 200, resp.text
-    return str(resp.json()["id"])
-
-
-def wait_linked(actor: Actor, rid: str, timeout: float = 30) -> dict[str, Any]:
-    return wait_until(
-        lambda: (r := espo_get(actor, rid)).get("betnr") and r.get("syncStatus") == "clean" and r,
-        timeout=timeout,
-        message=f"record {rid} linked and clean",
-    )
+    return espo_create(actor, body)
 
 
 def test_workbench_and_flow(stack: Stack) -> None:

@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 import fakeredis
 
 from services.errors import NotFoundError, VersionConflictError
-from services.sync.engine import SyncEngine
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -271,13 +270,14 @@ def fake_redis() -> fakeredis.FakeAsyncRedis:
     return fakeredis.FakeAsyncRedis(decode_responses=True)
 
 
-def fake_env(**engine_options: Any) -> dict[str, Any]:
+def fake_env(**settings: Any) -> dict[str, Any]:
     """The unit tests' world: one clock, an in-memory Redis, fake EspoCRM and Advoware on that
-    clock, and a SyncEngine over them (Berlin time, the clock's now) with `engine_options`."""
+    clock, and the service's wiring over them (services/runtime.py; Berlin time, the clock's
+    now) with `settings` overriding the Settings defaults, e.g. SYNC_MAX_ATTEMPTS=3."""
+    from tests.support.runtime import fake_runtime
+
     clock = Clock()
     redis = fake_redis()
     espo, advo = FakeEspo(clock), FakeAdvo(clock)
-    engine = SyncEngine(
-        espo=espo, advo=advo, redis=redis, tz=BERLIN, clock=lambda: clock.now, **engine_options
-    )
-    return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": engine}
+    rt = fake_runtime(espo, advo, redis, clock, **settings)
+    return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": rt.engine, "rt": rt}

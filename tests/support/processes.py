@@ -10,7 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -22,8 +22,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-# The Workbench's Vite HMR server listens on 21678 + PORT, so Motia's port must stay below
-# 43858 and that second port must be free too.
+# `motia dev` (make run) also opens the Workbench's Vite HMR server on 21678 + PORT, so its port
+# stays below 43858 and that second port must be free too. `motia start` (make serve) opens only
+# PORT (core patch no-hmr-server); the same spare pair works for both.
 MOTIA_HMR_OFFSET = 21678
 
 
@@ -36,6 +37,37 @@ def free_motia_port() -> int:
         if _is_free(port) and _is_free(port + MOTIA_HMR_OFFSET):
             return port
     raise RuntimeError("no free port pair for Motia")
+
+
+def free_high_port() -> int:
+    """A spare port above 43857: one `motia dev` could not use (its HMR port would pass 65535)."""
+    import random
+
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(43858 + 1000, 65000)
+        if _is_free(port):
+            return port
+    raise RuntimeError("no free high port")
+
+
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports process `pid` listens on (its socket fds matched against /proc/net/tcp*)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def _is_free(port: int) -> bool:
@@ -80,10 +112,23 @@ def stop_process_group(proc: subprocess.Popen[bytes], grace: float = 3.0) -> Non
 class RedisServer:
     port: int
     pid: int
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        """Stop it (by PID); its data is gone (no persistence): a restart comes back empty."""
+        if self.proc is not None:
+            stop_process_group(self.proc)
+        wait_for_port_closed(self.port)
+
+    def start(self) -> None:
+        """Start it again on the same port, empty."""
+        self.proc = _spawn_redis(self.port)
+        self.pid = self.proc.pid
+        wait_for_port(self.port, 15, self.proc)
 
 
 def redis_server_binary() -> str:
@@ -93,10 +138,8 @@ def redis_server_binary() -> str:
     return path
 
 
-@contextmanager
-def run_redis() -> Iterator[RedisServer]:
-    port = free_port()
-    proc = subprocess.Popen(
+def _spawn_redis(port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         [
             redis_server_binary(),
             "--bind",
@@ -114,8 +157,27 @@ def run_redis() -> Iterator[RedisServer]:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def wait_for_port_closed(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                pass
+        except OSError:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"port {port} still open after {timeout}s")
+
+
+@contextmanager
+def run_redis() -> Iterator[RedisServer]:
+    port = free_port()
+    server = RedisServer(port=port, pid=0)
+    server.start()
     try:
-        wait_for_port(port, 15, proc)
-        yield RedisServer(port=port, pid=proc.pid)
+        yield server
     finally:
-        stop_process_group(proc)
+        if server.proc is not None:
+            stop_process_group(server.proc)

@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 
+from sandbox.act import Actor
 from tests.support.processes import (
     PROJECT_ROOT,
+    RedisServer,
     free_motia_port,
     free_port,
     run_redis,
@@ -50,6 +52,7 @@ class Stack:
     env: dict[str, str]
     logs: dict[str, Path] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    redis: RedisServer | None = None  # stop()/start() it to test Redis faults
 
     @property
     def motia_url(self) -> str:
@@ -91,12 +94,18 @@ def run_stack(
     extra_env: dict[str, str] | None = None,
     motia_command: str = "start",
     command: list[str] | None = None,
+    redis_url: str | None = None,
+    motia_port: int | None = None,
 ) -> Iterator[Stack]:
     """`command` replaces `motia <motia_command> -H 127.0.0.1 -p PORT` (e.g. scripts/serve.sh,
-    which reads PORT from the environment)."""
+    which reads PORT from the environment). `redis_url`: use that Redis (e.g. one a previous
+    stack used) instead of starting a fresh one; `motia_port`: that port instead of a spare one."""
     with ExitStack() as cleanup:
-        redis = cleanup.enter_context(run_redis())
-        espo_port, advo_port, motia_port = free_port(), free_port(), free_motia_port()
+        # A Redis of our own unless one is given (then stack.redis is None: not ours to stop).
+        redis = None if redis_url else cleanup.enter_context(run_redis())
+        url = redis.url if redis is not None else str(redis_url)
+        espo_port, advo_port = free_port(), free_port()
+        motia_port = motia_port or free_motia_port()
         env = dict(os.environ)
         sandbox_env = read_dotenv(PROJECT_ROOT / "sandbox" / "sandbox.env")
         sandbox_env["ESPOCRM_API_BASE_URL"] = f"http://127.0.0.1:{espo_port}/api/v1"
@@ -105,7 +114,7 @@ def run_stack(
         env.update(sandbox_env)
         env.update(
             {
-                "REDIS_URL": redis.url,
+                "REDIS_URL": url,
                 "PORT": str(motia_port),
                 "MOTIA_ANALYTICS_DISABLED": "true",
                 "PYTHONUNBUFFERED": "1",
@@ -117,7 +126,7 @@ def run_stack(
             }
         )
         env.update(extra_env or {})
-        stack = Stack(redis.url, espo_port, advo_port, motia_port, env)
+        stack = Stack(url, espo_port, advo_port, motia_port, env, redis=redis)
         sandbox = _start(
             "sandbox",
             [
@@ -169,6 +178,32 @@ def wait_until(
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}; last={last!r}")
+
+
+# --------------------------------------------------------------------------- EspoCRM as a person
+def espo_get(actor: Actor, rid: str) -> dict[str, Any]:
+    """The full CBeteiligte record, read through the simulator's API as anna.admin."""
+    resp = actor.espo.get(f"CBeteiligte/{rid}")
+    resp.raise_for_status()
+    return dict(resp.json())
+
+
+def espo_create(actor: Actor, body: dict[str, Any]) -> str:
+    """Create a CBeteiligte as anna.admin (no duplicate check); its id."""
+    resp = actor.espo.post("CBeteiligte", json=body, headers={"X-Skip-Duplicate-Check": "true"})
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["id"])
+
+
+def wait_linked(actor: Actor, rid: str, timeout: float = 60) -> dict[str, Any]:
+    """Wait until the service has linked the record (betnr set) and it is clean; the record."""
+    return dict(
+        wait_until(
+            lambda: (r := espo_get(actor, rid)).get("betnr") and r.get("syncStatus") == "clean" and r,
+            timeout=timeout,
+            message=f"record {rid} linked and clean",
+        )
+    )
 
 
 def client(base_url: str, **headers: str) -> httpx.Client:

@@ -12,8 +12,8 @@ import fakeredis
 import pytest
 
 from services.backfill.matching import match_records
-from services.backfill.plan import PARK_PREFIX
-from services.backfill.runner import Backfill
+from services.backfill.plan import PARK_PREFIX, no_progress
+from services.backfill.runner import Backfill, BackfillOptions
 from services.beteiligte import mapper
 from services.beteiligte.identity import (
     Strength,
@@ -28,10 +28,10 @@ from services.beteiligte.normalize import register_number_key as register_key
 from services.errors import BackfillAbortedError, BackfillBusyError
 from services.store.keys import BACKFILL_RUN_STATE as RUN_STATE
 from services.store.keys import BACKFILL_RUNNING
-from services.sync.engine import SyncEngine
 from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
-from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
+from tests.support.fakes import Clock, FakeAdvo, FakeEspo
+from tests.support.runtime import fake_runtime
 
 # --------------------------------------------------------------------------- record builders
 
@@ -397,22 +397,20 @@ def world() -> dict[str, Any]:
         advo.add(person_advo("Eva", "Zwilling", None, "eva2@example.org")),
         advo.add(person_advo("Eva", "Zwilling", None, "eva3@example.org")),
     ]
-    engine = SyncEngine(
-        espo=espo, advo=advo, redis=redis, tz=BERLIN, notify_user_id="u1", clock=lambda: clock.now
-    )
-    return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": engine, "ids": ids}
+    rt = fake_runtime(espo, advo, redis, clock, ESPOCRM_NOTIFY_USER_ID="u1")
+    return {
+        "clock": clock,
+        "redis": redis,
+        "espo": espo,
+        "advo": advo,
+        "engine": rt.engine,
+        "rt": rt,
+        "ids": ids,
+    }
 
 
-def backfill(w: dict[str, Any], **kw: Any) -> Backfill:
-    return Backfill(
-        espo=w["espo"],
-        advo=w["advo"],
-        redis=w["redis"],
-        engine=w["engine"],
-        tz=BERLIN,
-        clock=lambda: w["clock"].now,
-        **kw,
-    )
+def backfill(w: dict[str, Any], **options: Any) -> Backfill:
+    return w["rt"].backfill(BackfillOptions(**options), no_progress)
 
 
 async def redis_dump(redis: Any) -> dict[str, Any]:

@@ -6,29 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import fakeredis
 import pytest
 
-from services.sync.engine import Result, SyncEngine, Trigger
+from services.sync.model import Result, Trigger
 from services.sync.update import MAX_REPLANS
-from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
+from tests.support.fakes import fake_env
 from tests.unit.test_engine import PERSON_ESPO
 
 
 def make_env(reread_after: float) -> dict[str, Any]:
-    clock = Clock()
-    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
-    espo, advo = FakeEspo(clock), FakeAdvo(clock)
-    engine = SyncEngine(
-        espo=espo,
-        advo=advo,
-        redis=redis,
-        tz=BERLIN,
-        notify_user_id="u1",
-        clock=lambda: clock.now,
-        advoware_reread_after_seconds=reread_after,
-    )
-    return {"clock": clock, "espo": espo, "advo": advo, "engine": engine}
+    return fake_env(ESPOCRM_NOTIFY_USER_ID="u1", SYNC_ADVOWARE_REREAD_SECONDS=reread_after)
 
 
 @pytest.fixture

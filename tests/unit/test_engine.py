@@ -45,7 +45,7 @@ PERSON_ESPO: dict[str, Any] = {
 
 @pytest.fixture
 def env() -> dict[str, Any]:
-    return fake_env(notify_user_id="u1", max_attempts=3)
+    return fake_env(ESPOCRM_NOTIFY_USER_ID="u1", SYNC_MAX_ATTEMPTS=3)
 
 
 async def linked(env: dict[str, Any]) -> tuple[str, int]:

@@ -13,7 +13,7 @@ from services.store import keys
 from services.sync.identity_index import IdentityIndex
 from services.sync.linking import Action, Linker, choose
 from services.sync.verify import carry_baseline, message, unapplied
-from tests.support.fakes import FakeAdvo, FakeEspo
+from tests.support.fakes import BERLIN, FakeAdvo, FakeEspo
 from tests.unit.test_identity_index import advo_person
 
 HANS = {
@@ -30,7 +30,8 @@ async def setup() -> tuple[Linker, FakeEspo, FakeAdvo, IdentityIndex]:
     redis: Any = fakeredis.FakeAsyncRedis(decode_responses=True)
     espo, advo, index = FakeEspo(), FakeAdvo(), IdentityIndex(redis)
     await redis.hset(keys.IDENTITY_STATE, "status", "ready")
-    return Linker(espo=espo, advo=advo, index=index), espo, advo, index
+    await redis.hset(keys.IDENTITY_STATE, "fresh_at", "2026-01-01T00:00:00+00:00")
+    return Linker(espo=espo, advo=advo, index=index, tz=BERLIN), espo, advo, index
 
 
 async def add(advo: FakeAdvo, index: IdentityIndex, row: dict[str, Any]) -> None:
@@ -123,3 +124,10 @@ def test_baselines_are_carried_until_a_sync_decides_the_field_anew() -> None:
     assert carry_baseline({"title": "Dr"}, [], {}) == {"title": "Dr"}
     assert carry_baseline({"title": "Dr"}, ["title"], {}) == {}
     assert carry_baseline({"title": "Dr"}, ["title"], {"title": "Dr."}) == {"title": "Dr."}
+
+
+async def test_a_party_entered_in_advoware_since_the_last_poll_is_found_before_the_create(setup: Any) -> None:
+    linker, _espo, advo, _index = setup
+    advo.records[11] = advo_person(11, "Hans", "Müller", "1970-01-01")  # not in the index yet
+    decision = await linker.before_create("e1", HANS)
+    assert decision.action is Action.LINK and decision.betnr == 11

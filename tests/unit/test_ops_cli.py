@@ -16,20 +16,14 @@ import pytest
 
 from services.ops import cli
 from services.ops.actions import OpsError, parse_record_request
+from services.runtime import Runtime
 from services.sync.engine import SyncEngine
 from services.sync.lock import RecordLocks
-from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo
+from tests.support.fakes import Clock, FakeAdvo, FakeEspo
+from tests.support.runtime import fake_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
-OPS_SETTINGS = SimpleNamespace(
-    timezone=BERLIN,
-    ESPOCRM_NOTIFY_USER_ID="u1",
-    ESPOCRM_NOTIFY_USER_NAME=None,
-    ALERT_AFTER_SECONDS=1800.0,
-    ALERT_SWEEP_OVERDUE_SECONDS=1800.0,
-    SYNC_HISTORY_LIMIT=50,
-    SYNC_HISTORY_MAX_AGE_DAYS=90,
-)
+OPS_SETTINGS: dict[str, Any] = {"ESPOCRM_NOTIFY_USER_ID": "u1"}
 
 PERSON: dict[str, Any] = {
     "beteiligterTyp": "Person",
@@ -64,19 +58,20 @@ class World:
         return fakeredis.FakeAsyncRedis(server=self.server, decode_responses=True)
 
     def engine(self, redis: Any) -> SyncEngine:
-        return SyncEngine(
-            espo=self.espo, advo=self.advo, redis=redis, tz=BERLIN, clock=lambda: self.clock.now
-        )
+        return self.runtime(redis).engine
 
-    def runtime(self) -> Any:
-        redis = self.redis()
-        return SimpleNamespace(
-            settings=OPS_SETTINGS,
-            redis=redis,
-            espo=self.espo,
-            advo=self.advo,
-            engine=self.engine(redis),
-        )
+    def runtime(self, redis: Any | None = None) -> Runtime:
+        return fake_runtime(self.espo, self.advo, redis or self.redis(), self.clock, **OPS_SETTINGS)
+
+    @asynccontextmanager
+    async def open_runtime(self, settings: Any = None) -> AsyncIterator[Runtime]:
+        """The ops CLI's runtime factory (and, patched in, the steps' `open_runtime`)."""
+        yield self.runtime()
+
+    def cli(self, *argv: str) -> tuple[int, str]:
+        out = io.StringIO()
+        code = cli.main(list(argv), out=out, runtime_factory=self.open_runtime)
+        return code, out.getvalue()
 
     async def alinked(self, **changes: Any) -> tuple[str, int]:
         """A pair that agrees, with a snapshot."""
@@ -94,27 +89,8 @@ class World:
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> World:
-    w = World()
-
-    @asynccontextmanager
-    async def open_runtime(settings: Any = None) -> AsyncIterator[Any]:
-        yield w.runtime()
-
-    @asynccontextmanager
-    async def open_redis(settings: Any = None) -> AsyncIterator[Any]:
-        yield w.redis()
-
-    monkeypatch.setattr("services.runtime.open_runtime", open_runtime)
-    monkeypatch.setattr("services.runtime.open_redis", open_redis)
-    monkeypatch.setattr("services.settings.load_settings", lambda: SimpleNamespace(timezone=BERLIN))
-    return w
-
-
-def run_cli(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    code = cli.main(list(argv), out=out)
-    return code, out.getvalue()
+def world() -> World:
+    return World()
 
 
 def writes(w: World) -> int:
@@ -183,10 +159,10 @@ def test_help_names_every_command() -> None:
 def test_status(world: World) -> None:
     world.linked()
     world.espo.add({**PERSON, "syncStatus": "failed", "syncErrorMessage": "x"})
-    code, text = run_cli("status")
+    code, text = world.cli("status")
     assert code == 0
     assert "clean" in text and "failed" in text and "Backfill: never run" in text
-    code, raw = run_cli("--json", "status")
+    code, raw = world.cli("--json", "status")
     report = json.loads(raw)
     assert report["counts"]["clean"] == 1 and report["counts"]["failed"] == 1
     assert "Käthe" not in raw and "k@example.org" not in raw  # ids and counts only
@@ -196,12 +172,12 @@ def test_sync_dry_run_prints_the_plan_and_writes_nothing(world: World) -> None:
     rid, betnr = world.linked()
     world.advo.edit(betnr, titel="Prof. Dr.")
     world.espo.edit(rid, firstName="Käte", name="Käte Groß")
-    code, text = run_cli("sync", rid, "--dry-run")
+    code, text = world.cli("sync", rid, "--dry-run")
     assert code == 0 and writes(world) == 0
     assert "dry run, nothing written" in text
     assert "title" in text and "Prof. Dr." in text and "-> EspoCRM" in text
     assert "first_name" in text and "Käte" in text and "-> Advoware" in text
-    code, raw = run_cli("--json", "sync", "--betnr", str(betnr), "--dry-run")
+    code, raw = world.cli("--json", "sync", "--betnr", str(betnr), "--dry-run")
     plan = json.loads(raw)
     assert plan["action"] == "update" and plan["basis"] == "snapshot" and writes(world) == 0
     assert {f["field"]: f["direction"] for f in plan["fields"]} == {
@@ -212,7 +188,7 @@ def test_sync_dry_run_prints_the_plan_and_writes_nothing(world: World) -> None:
 
 def test_sync_dry_run_of_a_new_record_shows_the_create(world: World) -> None:
     rid = world.espo.add(dict(PERSON))
-    code, raw = run_cli("--json", "sync", rid, "--dry-run")
+    code, raw = world.cli("--json", "sync", rid, "--dry-run")
     plan = json.loads(raw)
     assert code == 0 and plan["action"] == "create" and writes(world) == 0
     assert {"first_name", "last_name", "emails"} <= {f["field"] for f in plan["fields"]}
@@ -221,13 +197,13 @@ def test_sync_dry_run_of_a_new_record_shows_the_create(world: World) -> None:
 def test_sync_now(world: World) -> None:
     rid, betnr = world.linked()
     world.advo.edit(betnr, titel="Dr.")
-    code, text = run_cli("sync", "--betnr", str(betnr))
+    code, text = world.cli("sync", "--betnr", str(betnr))
     assert code == 0 and f"record {rid}: updated" in text and "to EspoCRM: title" in text
     assert world.espo.records[rid]["titel"] == "Dr."
 
 
 def test_sync_unknown_betnr_fails_cleanly(world: World, capsys: Any) -> None:
-    code, _ = run_cli("sync", "--betnr", "424242")
+    code, _ = world.cli("sync", "--betnr", "424242")
     assert code == 1 and "no EspoCRM record is linked to betnr 424242" in capsys.readouterr().err
 
 
@@ -236,9 +212,9 @@ def test_retry_failed(world: World) -> None:
     rid2, _ = world.linked(lastName="Zwei", name="Käthe Zwei")
     world.espo.records[rid1].update(syncStatus="failed", syncRetryCount=3, syncErrorMessage="503")
     world.espo.records[rid2].update(syncStatus="permanently_failed", syncRetryCount=8, syncErrorMessage="x")
-    code, text = run_cli("retry-failed", "--dry-run")
+    code, text = world.cli("retry-failed", "--dry-run")
     assert code == 0 and "would requeue 2 of 2" in text and writes(world) == 0
-    code, raw = run_cli("--json", "retry-failed")
+    code, raw = world.cli("--json", "retry-failed")
     report = json.loads(raw)
     assert code == 0 and sorted(report["requeued"]) == sorted([rid1, rid2])
     assert {o["result"] for o in report["outcomes"]} == {"unchanged"}
@@ -250,7 +226,7 @@ def test_retry_failed(world: World) -> None:
 def test_retry_failed_queue_only_leaves_the_sync_to_the_sweep(world: World) -> None:
     rid, _ = world.linked()
     world.espo.records[rid].update(syncStatus="failed", syncRetryCount=2)
-    code, text = run_cli("retry-failed", "--queue-only", "--only-failed")
+    code, text = world.cli("retry-failed", "--queue-only", "--only-failed")
     assert code == 0 and "the next sweep syncs them" in text
     assert world.espo.records[rid]["syncStatus"] == "pending_sync"
 
@@ -262,9 +238,9 @@ def test_unlock(world: World) -> None:
         assert await RecordLocks(world.redis()).acquire("abc")
 
     asyncio.run(lock())
-    code, text = run_cli("unlock", "abc")
+    code, text = world.cli("unlock", "abc")
     assert code == 0 and "record:abc: released" in text
-    code, text = run_cli("unlock", "abc", "--sweep", "--backfill")
+    code, text = world.cli("unlock", "abc", "--sweep", "--backfill")
     assert "record:abc: was not held" in text and "sweep: was not held" in text
 
 
@@ -272,13 +248,13 @@ def test_backfill_dry_run_and_run(world: World) -> None:
     world.linked()
     world.espo.add({**PERSON, "lastName": "Neu", "name": "Käthe Neu"})
     world.advo.add({"anrede": "Herr", "vorname": "Nur", "name": "Advoware"})
-    code, text = run_cli("backfill", "--dry-run")
+    code, text = world.cli("backfill", "--dry-run")
     assert code == 0 and "DRY RUN" in text and writes(world) == 0
     assert "create in Advoware  1" in text
-    code, raw = run_cli("--json", "backfill")
+    code, raw = world.cli("--json", "backfill")
     result = json.loads(raw)
     assert code == 0 and result["finished"] and len(result["created_in_advoware"]) == 1
-    code, text = run_cli("status")
+    code, text = world.cli("status")
     assert "Backfill: run" in text and "finished" in text
 
 
@@ -300,9 +276,18 @@ def load_step(path: Path) -> Any:
 
 
 @pytest.fixture
-def token(monkeypatch: pytest.MonkeyPatch) -> str:
+def token(monkeypatch: pytest.MonkeyPatch, world: World) -> str:
+    """For the API steps: Motia calls their handlers, so no factory can be handed in; their
+    `open_runtime` / `open_redis` and settings are patched to the world's fakes instead."""
+
+    @asynccontextmanager
+    async def open_redis(settings: Any = None) -> AsyncIterator[Any]:
+        yield world.redis()
+
     settings = SimpleNamespace(SYNC_ADMIN_TOKEN=SimpleNamespace(get_secret_value=lambda: "t0ken"))
     monkeypatch.setattr("services.settings.get_settings", lambda: settings)
+    monkeypatch.setattr("services.runtime.open_runtime", world.open_runtime)
+    monkeypatch.setattr("services.runtime.open_redis", open_redis)
     return "t0ken"
 
 
@@ -324,6 +309,7 @@ def test_step_configs_are_valid() -> None:
         "ops_sync_record_api_step.py",
         "ops_retry_failed_api_step.py",
         "ops_unlock_api_step.py",
+        "ops_relink_api_step.py",
     }
     for path in STEPS:
         config = load_step(path).config
@@ -391,9 +377,9 @@ def test_deletions_release_and_confirm(world: World) -> None:
         assert not await guard.allow(rid)
 
     asyncio.run(trip())
-    code, text = run_cli("deletions")
+    code, text = world.cli("deletions")
     assert code == 0 and "HELD since" in text and "held records: 1" in text
-    code, raw = run_cli("--json", "deletions", "--confirm")
+    code, raw = world.cli("--json", "deletions", "--confirm")
     assert code == 0 and json.loads(raw)["synced"] == {rid: "deleted_in_advoware"}
-    code, text = run_cli("deletions")
+    code, text = world.cli("deletions")
     assert "not held" in text and "held records: 0" in text

@@ -26,7 +26,7 @@ SWEEP_EVERY = timedelta(minutes=15)
 
 @pytest.fixture
 def env() -> dict[str, Any]:
-    env = fake_env(notify_user_id="u1")
+    env = fake_env(ESPOCRM_NOTIFY_USER_ID="u1")
     clock = env["clock"]
     env["sweeper"] = Sweeper(
         espo=env["espo"], advo=env["advo"], redis=env["redis"], tz=BERLIN, clock=lambda: clock.now

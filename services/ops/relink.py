@@ -1,0 +1,55 @@
+"""`relink <id> <betnr>`: point an EspoCRM record at another Advoware party on purpose, and sync
+the pair at once by the first-sync rules (nothing on either side is lost).
+
+The way out of `deleted_in_advoware` after staff merged parties in Advoware, of a `conflict` held
+by the identity check or the betnr uniqueness check once a person knows the right party, and of
+any wrong link. The same checks as the live sync: the party must exist in Advoware and must not
+be another EspoCRM record's link.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from services.errors import NotFoundError
+from services.ops.actions import OpsError, outcome_dict
+from services.sync.model import ENTITY, Trigger
+from services.sync.states import IllegalTransition, SyncStatus, transition
+
+if TYPE_CHECKING:
+    from services.sync.engine import SyncEngine
+
+log = logging.getLogger(__name__)
+
+
+async def relink(engine: SyncEngine, record_id: str, betnr: int) -> dict[str, Any]:
+    try:
+        await engine.advo.get_beteiligter(betnr)
+    except NotFoundError:
+        raise OpsError(f"betnr {betnr} does not exist in Advoware", 404) from None
+    others = await engine.deps.linker.other_holders(record_id, betnr)
+    if others:
+        raise OpsError(f"betnr {betnr} is already the link of EspoCRM record(s) {', '.join(others)}", 409)
+    token = await engine.locks.acquire(record_id)
+    if token is None:
+        raise OpsError(f"record {record_id} is being synced right now; try again in a moment", 409)
+    try:
+        try:
+            record = await engine.espo.get(ENTITY, record_id)
+        except NotFoundError:
+            raise OpsError(f"no EspoCRM record {record_id}", 404) from None
+        status = SyncStatus.parse(record.get("syncStatus"))
+        patch: dict[str, Any] = {"betnr": betnr, "syncErrorMessage": None}
+        if status is not SyncStatus.PENDING_SYNC:
+            try:
+                patch["syncStatus"] = transition(status, SyncStatus.PENDING_SYNC).value
+            except IllegalTransition:
+                raise OpsError(f"record {record_id} is {status.value}; cannot requeue it", 409) from None
+        await engine.espo.update(ENTITY, record_id, patch)
+        await engine.snapshots.delete(record_id)  # it belonged to the old pair
+    finally:
+        await engine.locks.release(record_id, token)
+    log.info("relink: record %s -> betnr %s (was %s)", record_id, betnr, record.get("betnr"))
+    outcome = await engine.sync_record(record_id, Trigger.MANUAL)
+    return {"relinked": True, "previousBetnr": record.get("betnr"), **outcome_dict(outcome)}
