@@ -124,7 +124,7 @@ def rows_for(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         rows.append(
             (
                 f"7 Advoware deletions noticed per hour, {ds['parties']:,} parties ({ds['deleted']} deleted)",
-                f"{c['total']:,} calls/h ({c['list_pages']} list pages + {c['reads'] - c['list_pages']} reads + "
+                f"{c['total']:,} calls/h ({c['list_pages']} list pages + {c['reads']} reads + "
                 f"{c['token']} token), found {ds['found']}/{ds['deleted']}, scan {ds['scan_seconds']} s",
                 "within 1 h",
                 "all found" if ds["all_found"] else "MISSED",
