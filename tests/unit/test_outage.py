@@ -18,7 +18,7 @@ import pytest
 from services.errors import AuthError, UnavailableError, ValidationError
 from services.sync.model import Result, Trigger
 from services.sync.sweep import Sweeper
-from tests.support.fakes import BERLIN, fake_env, fake_redis
+from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo, fake_env, fake_redis
 from tests.unit.test_engine import PERSON_ESPO
 
 SWEEP_EVERY = timedelta(minutes=15)
@@ -205,3 +205,17 @@ async def test_a_success_in_between_resets_the_failure_run() -> None:
     assert await breakers.open_states() == {}
     assert await breakers.record_failure("x", AuthError("401", system="espocrm", status_code=401))
     assert set(await breakers.open_states()) == {"espocrm"}
+
+
+async def test_one_sweep_per_tick_across_instances() -> None:
+    """Every instance's cron fires at each tick; one Redis claim lets exactly one of them sweep."""
+    import asyncio
+
+    redis = fake_redis()
+    clock = Clock()
+    instances = [
+        Sweeper(espo=FakeEspo(clock), advo=FakeAdvo(clock), redis=redis, tz=BERLIN) for _ in range(3)
+    ]
+    for tick in ("202607011000", "202607011015"):
+        claims = await asyncio.gather(*(s.claim_tick(tick) for s in instances))
+        assert sorted(claims) == [False, False, True]
