@@ -119,6 +119,7 @@ class Scenario:
         self.redeliveries = 0
         self.labels = 0
         self.timeline: list[dict[str, Any]] = []
+        self.counters_before_restarts: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ people's actions
     def create(self, kind: str, in_chaos: bool) -> Record:
@@ -272,6 +273,7 @@ class Scenario:
     def restart_redis(self) -> None:
         """Redis restarts empty at a quiet point: snapshots, watermarks, locks, queues all gone."""
         assert self.stack.redis_server is not None
+        self.counters_before_restarts.update(self.probe.stats())  # vmh:stats goes with Redis
         self.stack.redis_server.restart_empty()
         self.probe.reconnect()
         wait_until(self.probe.service_answers, timeout=120, message="service answers after the Redis restart")
@@ -474,7 +476,7 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
         ):
             missing_notes.append((rec.rid, "deleted in Advoware"))
 
-    stats = probe.stats()
+    stats = dict(sc.counters_before_restarts + Counter(probe.stats()))
     log = chaos_stack.log_text("motia")
     faults_by_kind = Counter(
         f"{system}:{c['fault']}"
