@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.store import keys
 from services.store.server_check import check_server
@@ -14,8 +14,13 @@ from services.sync.model import ENTITY
 from services.sync.notify import recent_events
 from services.sync.states import SyncStatus
 
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
-async def status_report(espo: Any, redis: Any) -> dict[str, Any]:
+    from services.sync.ports import EspoListingApi
+
+
+async def status_report(espo: EspoListingApi, redis: Redis) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for status in SyncStatus:
         total, _ = await espo.list(

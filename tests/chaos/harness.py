@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,11 +156,22 @@ class Probe:
             found.append((pid, data, uptime - started))
         return found
 
-    def kill_sync_worker(self, record_ids: set[str], min_age: float, timeout: float) -> dict[str, Any] | None:
+    def kill_sync_worker(
+        self,
+        record_ids: set[str],
+        min_age: float,
+        timeout: float,
+        ready: Callable[[], bool] | None = None,
+    ) -> dict[str, Any] | None:
         """SIGKILL a sync worker of one of `record_ids` once it has run `min_age` seconds (imports
-        done, in the middle of its slowed-down I/O); None if none showed up within `timeout`."""
+        done, in the middle of its slowed-down I/O) and `ready()` holds (e.g. its record lock is
+        taken: on a loaded machine a process start alone can take longer than `min_age`); None if
+        none showed up within `timeout`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if ready is not None and not ready():
+                time.sleep(0.02)
+                continue
             for pid, data, age in self._sync_children():
                 try:
                     payload = json.loads(data).get("data") or {}

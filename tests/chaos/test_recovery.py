@@ -22,6 +22,7 @@ import pytest
 import redis
 
 from services.beteiligte import mapper
+from services.store import keys
 from tests.chaos.harness import Probe
 from tests.chaos.people import People, clear_faults, service_faults, set_faults
 from tests.support.stack import Stack, wait_until
@@ -140,11 +141,14 @@ def test_killed_worker_recovers_via_stale_lock_and_sweep(
         ),
     )
     people.espo_edit(rid, {"titel": "Dr. Absturz"})
-    kill = probe.kill_sync_worker({rid}, min_age=1.0, timeout=20)
+    lock = keys.record_lock(rid)
+    kill = probe.kill_sync_worker(
+        {rid}, min_age=1.0, timeout=20, ready=lambda: bool(probe.redis.exists(lock))
+    )
     assert kill is not None, "no sync worker to kill"
     clear_faults(chaos_stack.advo_url)
     # Right after the kill: the lock is held by nobody alive; the record is not synced.
-    assert probe.redis.exists(f"vmh:lock:{rid}")
+    assert probe.redis.exists(lock)
     assert people.advo_records()[betnr].get("titel") != "Dr. Absturz"
     probe.wait_quiet()
     time.sleep(1)

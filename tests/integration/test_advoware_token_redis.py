@@ -21,7 +21,7 @@ import respx
 from redis.asyncio import Redis
 
 from services.advoware.token import TokenProvider, compare_and_delete
-from services.redis_store import connect
+from services.store.connection import connect
 from tests.support.processes import PROJECT_ROOT, RedisServer
 
 API_KEY = base64.b64encode(b"test-secret-key").decode()
@@ -169,7 +169,7 @@ CHILD = textwrap.dedent(
     """
     import asyncio, base64, sys, httpx
     from services.advoware.token import TokenProvider
-    from services.redis_store import connect
+    from services.store.connection import connect
 
     async def main():
         redis = connect(sys.argv[1])

@@ -15,7 +15,7 @@ import pytest
 from services.advoware.client import AdvowareClient
 from services.advoware.concurrency import RedisSemaphore
 from services.errors import UnavailableError
-from services.redis_store import connect
+from services.store.connection import connect
 from tests.support.processes import RedisServer
 
 
