@@ -19,121 +19,135 @@ def _ratio(x: Any, nd: int = 2) -> str:
     return "n/a" if x is None else f"{x:.{nd}f}"
 
 
-def rows_for(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+Row = tuple[str, str, str, str]
+
+
+def rows_for(results: dict[str, Any]) -> list[Row]:
+    """The table's rows, figure by figure (a figure that was not measured has none)."""
     f = results["figures"]
-    p = results["params"]
-    rows: list[tuple[str, str, str, str]] = []
-    ack = f.get("webhook_ack")
-    if ack:
-        a = ack["ack_ms"]
-        rows.append(
-            (
-                f"1 Webhook ack, signed batch of {ack['batch_size']} ({ack['batches']} back-to-back), p50 / p99",
-                f"{_f(a['p50'])} / {_f(a['p99'])} ms",
-                "p99 < 300 ms",
-                _ratio(a["p99"] / 300) + " of target",
-            )
-        )
-        rows.append(
-            (
-                f"  then {ack['batches'] * ack['batch_size']:,} update events processed",
-                f"{_f(ack['events_processed_seconds'], 1)} s ({_f(ack['events_per_second'], 1)} ev/s)",
-                "-",
-                "-",
-            )
-        )
-    ed = f.get("edits")
-    if ed:
-        e = ed["e2e_ms"]
-        rows.append(
-            (
-                f"2 End-to-end webhook receipt -> Advoware PUT, 0 ms API latency (n={e['n']}), p50 / p95",
-                f"{_f(e['p50'])} / {_f(e['p95'])} ms",
-                "p95 < 1000 ms",
-                _ratio((e["p95"] or 0) / 1000) + " of target",
-            )
-        )
-        c = ed["calls_per_edit"]
-        rows.append(
-            (
-                "4 API calls per synced EspoCRM edit (EspoCRM r/w + Advoware r/w)",
-                f"{c['total']:.2f} ({c['espo_reads']:.1f}+{c['espo_writes']:.1f} + {c['advo_reads']:.1f}+{c['advo_writes']:.1f})",
-                f"minimum {c['minimum']}",
-                _ratio(c["total"] / c["minimum"]) + " x minimum",
-            )
-        )
-        ec = ed["echo"]
-        rows.append(
-            (
-                "4 Echo writes (sweep after the edits; own webhooks)",
-                f"{ec['espo_writes'] + ec['advo_writes']} writes, {ec['own_webhooks']} webhooks",
-                "0",
-                "-",
-            )
-        )
+    rows: list[Row] = []
+    if f.get("webhook_ack"):
+        rows += _ack_rows(f["webhook_ack"])
+    if f.get("edits"):
+        rows += _edit_rows(f["edits"])
     rc = f.get("reconcile")
     if rc:
-        rows.append(
-            (
-                f"3 Reconcile {rc['records']:,} changed, {rc['latency_ms']} ms/call, cap {rc['cap']}",
-                f"{rc['records_per_second']:.1f} rec/s ({_f(rc['seconds'])} s)",
-                f"limit {_f(rc['api_bound_limit_rps'], 1)} rec/s = {rc['cap']}/({rc['advo_calls_per_record']:.2f}x{rc['latency_ms'] / 1000:g}s); >= 0.6",
-                _ratio(rc["ratio_to_limit"]) + " of limit",
-            )
-        )
-    sc = f.get("sweep_cost")
-    if sc:
-        for k in p["changed"]:
-            r = sc.get(f"changed_{k}")
-            if not r:
-                continue
-            if "list_calls" in r:
-                ccalls = r["list_calls"]
-            else:
-                col = r["collect_calls"]
-                ccalls = col["espo"]["total"] + col["advo"]["total"]
-            rows.append(
-                (
-                    f"5 Sweep, {sc['records']:,} records, {k:,} changed in Advoware",
-                    f"{r['calls']:,} calls ({ccalls} list pages), {r['seconds_until_synced']:.1f} s (sweep step {r['collect_seconds']:.1f})",
-                    "-",
-                    f"{r['calls_per_changed_record']:.1f} record calls/changed",
-                )
-            )
+        rows += _reconcile_rows(rc)
+    if f.get("sweep_cost"):
+        rows += _sweep_rows(f["sweep_cost"], results["params"]["changed"])
     if rc and rc.get("memory_mb"):
-        m = rc["memory_mb"]
-        rows.append(
-            (
-                "6 Peak RSS during 3: service (Motia node + Python children)",
-                f"{_f(m.get('service_total'))} MB (node {_f(m.get('motia_node'))}, python {_f(m.get('python_children'))} in <= {m.get('peak_python_processes')} procs)",
-                "-",
-                "-",
-            )
+        rows += _memory_rows(rc["memory_mb"])
+    if f.get("deletion_scan"):
+        rows += _deletion_rows(f["deletion_scan"])
+    return rows
+
+
+def _deletion_rows(ds: dict[str, Any]) -> list[Row]:
+    c = ds["advo_calls_per_hour"]
+    return [
+        (
+            f"7 Advoware deletions noticed per hour, {ds['parties']:,} parties ({ds['deleted']} deleted)",
+            f"{c['total']:,} calls/h ({c['list_pages']} list pages + {c['reads']} reads + "
+            f"{c['token']} token), found {ds['found']}/{ds['deleted']}, scan {ds['scan_seconds']} s",
+            "within 1 h",
+            "all found" if ds["all_found"] else "MISSED",
         )
-        rows.append(
-            (
-                "6 Peak RSS during 3: Redis / simulators",
-                f"{_f(m.get('redis'))} MB / {_f(m.get('sandbox'))} MB",
-                "-",
-                "-",
-            )
+    ]
+
+
+def _ack_rows(ack: dict[str, Any]) -> list[Row]:
+    a = ack["ack_ms"]
+    return [
+        (
+            f"1 Webhook ack, signed batch of {ack['batch_size']} ({ack['batches']} back-to-back), p50 / p99",
+            f"{_f(a['p50'])} / {_f(a['p99'])} ms",
+            "p99 < 300 ms",
+            _ratio(a["p99"] / 300) + " of target",
+        ),
+        (
+            f"  then {ack['batches'] * ack['batch_size']:,} update events processed",
+            f"{_f(ack['events_processed_seconds'], 1)} s ({_f(ack['events_per_second'], 1)} ev/s)",
+            "-",
+            "-",
+        ),
+    ]
+
+
+def _edit_rows(ed: dict[str, Any]) -> list[Row]:
+    e, c, ec = ed["e2e_ms"], ed["calls_per_edit"], ed["echo"]
+    return [
+        (
+            f"2 End-to-end webhook receipt -> Advoware PUT, 0 ms API latency (n={e['n']}), p50 / p95",
+            f"{_f(e['p50'])} / {_f(e['p95'])} ms",
+            "p95 < 1000 ms",
+            _ratio((e["p95"] or 0) / 1000) + " of target",
+        ),
+        (
+            "4 API calls per synced EspoCRM edit (EspoCRM r/w + Advoware r/w)",
+            f"{c['total']:.2f} ({c['espo_reads']:.1f}+{c['espo_writes']:.1f} + {c['advo_reads']:.1f}+{c['advo_writes']:.1f})",
+            f"minimum {c['minimum']}",
+            _ratio(c["total"] / c["minimum"]) + " x minimum",
+        ),
+        (
+            "4 Echo writes (sweep after the edits; own webhooks)",
+            f"{ec['espo_writes'] + ec['advo_writes']} writes, {ec['own_webhooks']} webhooks",
+            "0",
+            "-",
+        ),
+    ]
+
+
+def _reconcile_rows(rc: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            f"3 Reconcile {rc['records']:,} changed, {rc['latency_ms']} ms/call, cap {rc['cap']}",
+            f"{rc['records_per_second']:.1f} rec/s ({_f(rc['seconds'])} s)",
+            f"limit {_f(rc['api_bound_limit_rps'], 1)} rec/s = {rc['cap']}/({rc['advo_calls_per_record']:.2f}x{rc['latency_ms'] / 1000:g}s); >= 0.6",
+            _ratio(rc["ratio_to_limit"]) + " of limit",
         )
-    ds = f.get("deletion_scan")
-    if ds:
-        c = ds["advo_calls_per_hour"]
+    ]
+
+
+def _sweep_rows(sc: dict[str, Any], changed: list[int]) -> list[Row]:
+    rows: list[Row] = []
+    for k in changed:
+        r = sc.get(f"changed_{k}")
+        if not r:
+            continue
+        if "list_calls" in r:
+            ccalls = r["list_calls"]
+        else:
+            col = r["collect_calls"]
+            ccalls = col["espo"]["total"] + col["advo"]["total"]
         rows.append(
             (
-                f"7 Advoware deletions noticed per hour, {ds['parties']:,} parties ({ds['deleted']} deleted)",
-                f"{c['total']:,} calls/h ({c['list_pages']} list pages + {c['reads']} reads + "
-                f"{c['token']} token), found {ds['found']}/{ds['deleted']}, scan {ds['scan_seconds']} s",
-                "within 1 h",
-                "all found" if ds["all_found"] else "MISSED",
+                f"5 Sweep, {sc['records']:,} records, {k:,} changed in Advoware",
+                f"{r['calls']:,} calls ({ccalls} list pages), {r['seconds_until_synced']:.1f} s (sweep step {r['collect_seconds']:.1f})",
+                "-",
+                f"{r['calls_per_changed_record']:.1f} record calls/changed",
             )
         )
     return rows
 
 
-def render_table(rows: list[tuple[str, str, str, str]], results: dict[str, Any]) -> str:
+def _memory_rows(m: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            "6 Peak RSS during 3: service (Motia node + Python children)",
+            f"{_f(m.get('service_total'))} MB (node {_f(m.get('motia_node'))}, python {_f(m.get('python_children'))} in <= {m.get('peak_python_processes')} procs)",
+            "-",
+            "-",
+        ),
+        (
+            "6 Peak RSS during 3: Redis / simulators",
+            f"{_f(m.get('redis'))} MB / {_f(m.get('sandbox'))} MB",
+            "-",
+            "-",
+        ),
+    ]
+
+
+def render_table(rows: list[Row], results: dict[str, Any]) -> str:
     head = ("Figure", "Value", "Target / limit", "Ratio")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
     line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"

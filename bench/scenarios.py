@@ -9,8 +9,6 @@ from typing import Any
 import httpx
 
 from bench.harness import (
-    SERVICE_USERS,
-    WRITE_METHODS,
     Bench,
     CpuMeter,
     RssSampler,
@@ -24,6 +22,7 @@ from bench.harness import (
 from sandbox import config as cfg
 from sandbox.act import Actor
 from services.store import keys
+from tests.support.sweep_cost import SERVICE_USERS, WRITE_METHODS
 
 
 def service_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -7,16 +7,11 @@ must never call it), `geaendertAm`/`angelegtAm` in the firm's local time without
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
-import hmac
 import json
 import re
-import secrets
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +22,7 @@ from starlette.routing import Route
 
 from sandbox import config as cfg
 from sandbox.admin import admin_routes, json_or_empty
+from sandbox.advoware_auth import AdvoError, TokenAuth
 from sandbox.advoware_drift import Drift, drift_route
 from sandbox.common import Fault, Harness, HarnessMiddleware, Send, send_json
 from sandbox.seed import seed_for
@@ -49,33 +45,7 @@ FIELDS = [
 WRITABLE_STR = [f for f in FIELDS if f not in ("betNr", "kommunikation", "angelegtAm", "geaendertAm")]
 ANREDEN = {"Herr", "Frau", "Divers", "Firma"}
 MAX_TAKE = 100
-UNAUTHORIZED = "Authorization has been denied for this request."
 NOT_FOUND = "Beteiligter nicht gefunden"
-
-
-class AdvoError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-
-
-def _parse_timestamp(text: str) -> datetime:
-    """ISO-8601 UTC with 0-7 fractional digits, `Z` or `+0000`/`+00:00`."""
-    m = re.fullmatch(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,7}))?(Z|[+-]\d{2}:?\d{2})?", text)
-    if not m:
-        raise ValueError(text)
-    base = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")
-    frac = (m.group(2) or "0")[:6].ljust(6, "0")
-    base = base.replace(microsecond=int(frac))
-    zone = m.group(3)
-    if zone in (None, "Z"):
-        return base.replace(tzinfo=UTC)
-    sign = 1 if zone[0] == "+" else -1
-    digits = zone[1:].replace(":", "")
-    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    return (base - sign * offset).replace(tzinfo=UTC)
 
 
 class AdvoStore:
@@ -84,12 +54,9 @@ class AdvoStore:
         self.tz = ZoneInfo(sandbox_config.advo_timezone)
         self.records: dict[int, dict[str, Any]] = {}
         self.next_betnr = cfg.ADVO_FIRST_BETNR
-        self.tokens: dict[str, tuple[str, float]] = {}  # token -> (user, expires epoch)
-        self.nonces: set[str] = set()
-        self.token_ttl = sandbox_config.token_ttl
+        self.auth = TokenAuth(sandbox_config)
         self.deleted: list[dict[str, Any]] = []
         self._list_cache: dict[str | None, list[int]] = {}
-        self.users = {cfg.ADVO_USER: cfg.ADVO_PASSWORD, cfg.ADVO_HUMAN_USER: cfg.ADVO_HUMAN_PASSWORD}
         self.manifest: dict[str, Any] = {}
         # Fault mode "a PUT answers 200 but does not apply these fields" (read-only there, a
         # sub-resource): the stored and answered value stays what it was. /__sandbox/ignore-on-put.
@@ -101,87 +68,12 @@ class AdvoStore:
         self.next_betnr = data.next_betnr
         self.deleted = []
         self.ignore_on_put = set()
-        self.tokens.clear()
-        self.nonces.clear()
+        self.auth.clear()
         self._list_cache.clear()
         self.manifest = data.manifest
 
     def local_now(self) -> str:
         return datetime.now(self.tz).strftime("%Y-%m-%dT%H:%M:%S")
-
-    # --- token -------------------------------------------------------------------------------
-    def issue_token(self, body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise AdvoError(400, "Ungültige Anfrage.")
-        required = [
-            "AppID",
-            "Kanzlei",
-            "Database",
-            "User",
-            "Password",
-            "Role",
-            "Product",
-            "Nonce",
-            "RequestTimeStamp",
-            "HMAC512Signature",
-        ]
-        missing = [k for k in required if body.get(k) in (None, "")]
-        if missing:
-            raise AdvoError(400, f"Das Feld '{missing[0]}' fehlt.")
-        product, app_id = body["Product"], str(body["AppID"])
-        nonce, stamp = str(body["Nonce"]), str(body["RequestTimeStamp"])
-        message = f"{product}:{app_id}:{nonce}:{stamp}".encode()
-        expected = base64.b64encode(
-            hmac.new(base64.b64decode(cfg.ADVO_API_KEY), message, hashlib.sha512).digest()
-        ).decode()
-        if app_id != cfg.ADVO_APP_ID or not hmac.compare_digest(expected, str(body["HMAC512Signature"])):
-            raise AdvoError(401, "Signatur ungültig")
-        try:
-            when = _parse_timestamp(stamp)
-        except ValueError as exc:
-            raise AdvoError(401, "Signatur ungültig: RequestTimeStamp ist kein gültiger Zeitstempel") from exc
-        if abs((datetime.now(UTC) - when).total_seconds()) > self.config.token_clock_skew:
-            raise AdvoError(401, "Signatur ungültig: RequestTimeStamp außerhalb des erlaubten Zeitfensters")
-        if nonce in self.nonces:
-            raise AdvoError(401, "Signatur ungültig: Nonce wurde bereits verwendet")
-        if str(product) != str(cfg.ADVO_PRODUCT):
-            raise AdvoError(401, f"Das Produkt {product} ist für diese App nicht freigeschaltet")
-        if str(body["Kanzlei"]) != cfg.ADVO_KANZLEI:
-            raise AdvoError(401, f"Die Kanzlei {body['Kanzlei']} ist nicht registriert")
-        if str(body["Database"]) != cfg.ADVO_DATABASE:
-            raise AdvoError(401, f"Die Datenbank {body['Database']} ist nicht registriert")
-        user = str(body["User"])
-        if self.users.get(user) != str(body["Password"]):
-            raise AdvoError(401, "Falscher Name oder falsches Kennwort")
-        self.nonces.add(nonce)
-        token = secrets.token_urlsafe(48)
-        expires = time.time() + self.token_ttl
-        self.tokens[token] = (user, expires)
-        expires_dt = datetime.fromtimestamp(expires, UTC)
-        return {
-            "token_type": "bearer",
-            "expires_in": self.token_ttl,
-            "expiration_utc": expires_dt.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z",
-            "access_token": token,
-            "refresh_token": secrets.token_urlsafe(32),
-        }
-
-    def check_bearer(self, request: Request) -> str:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        entry = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
-        if entry is None:
-            raise AdvoError(401, UNAUTHORIZED)
-        user, expires = entry
-        if time.time() >= expires:
-            self.tokens.pop(token.strip(), None)
-            raise AdvoError(401, UNAUTHORIZED)
-        return user
-
-    def expire_tokens(self) -> int:
-        count = len(self.tokens)
-        self.tokens.clear()
-        return count
 
     # --- Beteiligte --------------------------------------------------------------------------
     def get(self, betnr: int) -> dict[str, Any]:
@@ -294,13 +186,13 @@ class AdvoSimulator:
         self.store.reset()
 
         async def expire(request: Request) -> Response:
-            return JSONResponse({"expired": self.store.expire_tokens()})
+            return JSONResponse({"expired": self.store.auth.expire_tokens()})
 
         async def token_ttl(request: Request) -> Response:
             raw = await request.body()
             if raw:
-                self.store.token_ttl = int(json.loads(raw).get("token_ttl", self.store.token_ttl))
-            return JSONResponse({"token_ttl": self.store.token_ttl})
+                self.store.auth.token_ttl = int(json.loads(raw).get("token_ttl", self.store.auth.token_ttl))
+            return JSONResponse({"token_ttl": self.store.auth.token_ttl})
 
         async def ignore_on_put(request: Request) -> Response:
             if request.method == "DELETE":
@@ -351,7 +243,7 @@ class AdvoSimulator:
     async def handle(self, request: Request, fn: Callable[[Request], Any], auth: bool = True) -> Response:
         try:
             if auth:
-                user = self.store.check_bearer(request)
+                user = self.store.auth.check_bearer(request)
                 info = request.scope.get("sandbox")
                 if isinstance(info, dict):
                     info["user"] = user
@@ -369,7 +261,7 @@ class AdvoSimulator:
     async def token(self, request: Request) -> Response:
         async def run(req: Request) -> Response:
             body = await self.body(req)
-            result = self.store.issue_token(body)
+            result = self.store.auth.issue_token(body)
             info = req.scope.get("sandbox")
             if isinstance(info, dict):
                 info["user"] = body.get("User")

@@ -57,6 +57,8 @@ class Runtime:
     breakers: CircuitBreakers
     deletions: DeletionGuard
     engine: SyncEngine
+    # This execution's observations (services/ops/metrics.py), flushed to Redis when it closes.
+    metrics: Metrics | None = None
 
     def sweeper(self) -> Sweeper:
         from services.sync.sweep import Sweeper
@@ -147,6 +149,7 @@ def build_runtime(
         breakers=breakers,
         deletions=deletions,
         engine=engine,
+        metrics=metrics,
     )
 
 

@@ -189,11 +189,22 @@ def get_settings() -> Settings:
 
 
 def main() -> int:
+    """The start-up check of `make serve`: the configuration, then the Redis server it names
+    (services/store/server_check.py). Exit 2: bad configuration, 3: Redis unusable."""
+    import asyncio
+
+    from services.store.server_check import check_url
+
     try:
-        load_settings()
+        settings = load_settings()
     except ConfigurationError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    findings = asyncio.run(check_url(settings.REDIS_URL))
+    for finding in findings:
+        print(f"redis {finding.level}: {finding.message}", file=sys.stderr)
+    if any(f.level == "error" for f in findings):
+        return 3
     print("configuration ok")
     return 0
 

@@ -130,23 +130,24 @@ def checkpoint_key(run_id: str) -> str:
 
 async def run_state(redis: Redis) -> dict[str, Any] | None:
     raw = await redis.get(keys.BACKFILL_RUN_STATE)
-    if not raw:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+    return _json_object(raw, unreadable=None)
 
 
 async def lock_holder(redis: Redis) -> dict[str, Any] | None:
+    """Who holds the backfill lease (its token: host, pid, since); a token that is not JSON
+    (set by hand) is shown as it is."""
     raw = await redis.get(keys.BACKFILL_RUNNING)
+    return _json_object(raw, unreadable={"token": raw})
+
+
+def _json_object(raw: Any, *, unreadable: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The JSON object in `raw`; None if absent (or not an object), `unreadable` if not JSON."""
     if not raw:
         return None
     try:
         value = json.loads(raw)
     except ValueError:
-        return {"token": raw}
+        return unreadable
     return value if isinstance(value, dict) else None
 
 

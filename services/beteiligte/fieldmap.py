@@ -10,38 +10,27 @@ in Advoware). ``kinds`` says for which kind a field carries a value; for the oth
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from services.beteiligte import contacts
-from services.beteiligte.common import (
-    COMPANY,
-    PERSON,
-    Kind,
-    MappingError,
-    MappingWarning,
-    SyncedContent,
-    warn,
+from services.beteiligte.common import COMPANY, PERSON
+from services.beteiligte.converters import (
+    BIRTH_DATE,
+    COMPANY_NAME,
+    EMAILS,
+    FIRST_NAME,
+    KIND,
+    LAST_NAME,
+    LEGAL_FORM,
+    PHONES,
+    REGISTER_COURT,
+    REGISTER_NUMBER,
+    SALUTATION,
+    TITLE,
+    Converter,
 )
-from services.beteiligte.normalize import (
-    ANREDE_FIRMA,
-    normalize_rechtsform,
-    normalize_salutation,
-    parse_date,
-    rechtsform_compare,
-    rechtsform_to_espo,
-    register_court_compare,
-    register_number_compare,
-    salutation_compare,
-    salutation_to_anrede,
-    salutation_to_espo,
-    text,
-)
-
-Warnings = list[MappingWarning] | None
-Record = Mapping[str, Any]
 
 
 class Direction(str, Enum):
@@ -60,26 +49,6 @@ DIRECTION_WORDS: dict[str, Direction] = {
 }
 
 
-@dataclass
-class WriteContext:
-    """What a writer may look at besides its own value."""
-
-    content: SyncedContent
-    kind: Kind
-    current: Record | None = None  # the target record as read (EspoCRM record / Advoware base)
-    warnings: Warnings = None
-
-
-@dataclass(frozen=True)
-class Converter:
-    summary: str  # one line for the docs
-    read_espo: Callable[[Record, Kind, Warnings], Any]
-    read_advo: Callable[[Record, Kind, Warnings], Any]
-    write_espo: Callable[[Any, WriteContext], dict[str, Any]]
-    write_advo: Callable[[Any, WriteContext], dict[str, Any]]
-    compare: Callable[[Any], Any] = text
-
-
 @dataclass(frozen=True)
 class FieldSpec:
     canonical: str
@@ -96,286 +65,6 @@ class FieldSpec:
 
     def compare(self, value: Any) -> Any:
         return self.converter.compare(value)
-
-
-# --------------------------------------------------------------------------- kind
-
-
-def kind_from_espo(record: Record, _kind: Kind | None = None, warnings: Warnings = None) -> Kind:
-    typ = text(record.get("beteiligterTyp"))
-    if typ == "Firma":
-        return COMPANY
-    if typ == "Person":
-        return PERSON
-    if typ is not None:
-        warn(warnings, "kind", "unknown_value", typ)
-    return COMPANY if text(record.get("rechtsform")) else PERSON
-
-
-def kind_from_advo(record: Record, _kind: Kind | None = None, warnings: Warnings = None) -> Kind:
-    if text(record.get("rechtsform")):
-        return COMPANY
-    anrede = normalize_salutation(record.get("anrede"))
-    return COMPANY if anrede.value == ANREDE_FIRMA else PERSON
-
-
-def _kind_compare(value: Any) -> Any:
-    return COMPANY if value == COMPANY else PERSON
-
-
-def _write_kind_espo(value: Any, ctx: WriteContext) -> dict[str, Any]:
-    return {"beteiligterTyp": "Firma" if value == COMPANY else "Person"}
-
-
-def _write_kind_advo(value: Any, ctx: WriteContext) -> dict[str, Any]:
-    # Spelled by the salutation (anrede "Firma") and legal_form (rechtsform) writers.
-    return {}
-
-
-KIND = Converter(
-    summary='beteiligterTyp "Firma"/"Person"; in Advoware a company has a rechtsform or anrede "Firma" '
-    "(written for companies), a person neither",
-    read_espo=kind_from_espo,
-    read_advo=kind_from_advo,
-    write_espo=_write_kind_espo,
-    write_advo=_write_kind_advo,
-    compare=_kind_compare,
-)
-
-
-# --------------------------------------------------------------------------- salutation
-
-
-def _read_salutation(attr: str, side: str) -> Callable[[Record, Kind, Warnings], Any]:
-    def read(record: Record, kind: Kind, warnings: Warnings) -> Any:
-        raw = record.get(attr)
-        normalized = normalize_salutation(raw)
-        if kind != PERSON or normalized.value == ANREDE_FIRMA:
-            return None
-        if not normalized.known:
-            warn(warnings, "salutation", "unknown_value", normalized.value)
-        return normalized.value
-
-    return read
-
-
-def _write_salutation_espo(value: Any, ctx: WriteContext) -> dict[str, Any]:
-    if ctx.kind != PERSON:
-        return {"salutationName": ""}
-    espo = salutation_to_espo(value)
-    if espo is None:
-        warn(ctx.warnings, "salutation", "not_representable", value)
-        return {"salutationName": ""}
-    return {"salutationName": espo}
-
-
-def _write_salutation_advo(value: Any, ctx: WriteContext) -> dict[str, Any]:
-    if ctx.kind == COMPANY:
-        return {"anrede": ANREDE_FIRMA}
-    return {"anrede": salutation_to_anrede(value)}
-
-
-SALUTATION = Converter(
-    summary="Mr. ⇄ Herr, Mrs./Ms. ⇄ Frau (new values written as Mrs.), Mx. ⇄ Divers; unknown Advoware "
-    "anrede kept in Advoware, compares as empty",
-    read_espo=_read_salutation("salutationName", "espo"),
-    read_advo=_read_salutation("anrede", "advo"),
-    write_espo=_write_salutation_espo,
-    write_advo=_write_salutation_advo,
-    compare=salutation_compare,
-)
-
-
-# --------------------------------------------------------------------------- plain text fields
-
-
-def _plain(espo_attr: str, advo_field: str, summary: str, compare: Callable[[Any], Any] = text) -> Converter:
-    return Converter(
-        summary=summary,
-        read_espo=lambda record, kind, warnings: text(record.get(espo_attr)),
-        read_advo=lambda record, kind, warnings: text(record.get(advo_field)),
-        write_espo=lambda value, ctx: {espo_attr: text(value)},
-        write_advo=lambda value, ctx: {advo_field: text(value)},
-        compare=compare,
-    )
-
-
-TITLE = _plain("titel", "titel", "text (NFC, whitespace collapsed)")
-REGISTER_NUMBER = _plain(
-    "handelsregisterNummer",
-    "handelsRegisterNummer",
-    'text; compared without spaces/dots, case-insensitive ("HRB 123" = "HRB123")',
-    register_number_compare,
-)
-REGISTER_COURT = _plain(
-    "registergericht",
-    "registergericht",
-    'text; compared case-insensitively, "AG " = "Amtsgericht "',
-    register_court_compare,
-)
-
-
-# --------------------------------------------------------------------------- names
-
-
-def _read_first_espo(record: Record, kind: Kind, warnings: Warnings) -> Any:
-    return text(record.get("firstName")) if kind == PERSON else None
-
-
-def _read_last_espo(record: Record, kind: Kind, warnings: Warnings) -> Any:
-    if kind != PERSON:
-        return None
-    last = text(record.get("lastName"))
-    if last is None and text(record.get("firstName")) is None:
-        # A person saved with only the display name: take it as the surname.
-        last = text(record.get("name"))
-    return last
-
-
-def _read_company_espo(record: Record, kind: Kind, warnings: Warnings) -> Any:
-    if kind != COMPANY:
-        return None
-    name = text(record.get("name"))
-    if name is None:
-        name = text(" ".join(filter(None, (text(record.get("firstName")), text(record.get("lastName"))))))
-    return name
-
-
-def display_name(first: Any, last: Any) -> str | None:
-    """EspoCRM ``name`` of a person: "firstName lastName"."""
-    return text(" ".join(filter(None, (text(first), text(last)))))
-
-
-def _write_person_names_espo(value: Any, ctx: WriteContext) -> dict[str, Any]:
-    if ctx.kind != PERSON:
-        return {"firstName": None, "lastName": None}
-    first, last = text(ctx.content.get("first_name")), text(ctx.content.get("last_name"))
-    return {"firstName": first, "lastName": last, "name": display_name(first, last)}
-
-
-def _write_company_espo(value: Any, ctx: WriteContext) -> dict[str, Any]:
-    return {"name": text(value)} if ctx.kind == COMPANY else {}
-
-
-FIRST_NAME = Converter(
-    summary="text; persons only (EspoCRM name = first + last is rewritten with it)",
-    read_espo=_read_first_espo,
-    read_advo=lambda record, kind, warnings: text(record.get("vorname")) if kind == PERSON else None,
-    write_espo=_write_person_names_espo,
-    write_advo=lambda value, ctx: {"vorname": text(value) if ctx.kind == PERSON else None},
-)
-LAST_NAME = Converter(
-    summary="text; persons only (EspoCRM name = first + last is rewritten with it)",
-    read_espo=_read_last_espo,
-    read_advo=lambda record, kind, warnings: text(record.get("name")) if kind == PERSON else None,
-    write_espo=_write_person_names_espo,
-    write_advo=lambda value, ctx: {"name": text(value)} if ctx.kind == PERSON else {},
-)
-COMPANY_NAME = Converter(
-    summary="text; companies only",
-    read_espo=_read_company_espo,
-    read_advo=lambda record, kind, warnings: text(record.get("name")) if kind == COMPANY else None,
-    write_espo=_write_company_espo,
-    write_advo=lambda value, ctx: {"name": text(value)} if ctx.kind == COMPANY else {},
-)
-
-
-# --------------------------------------------------------------------------- legal form
-
-
-def _read_legal_form(attr: str) -> Callable[[Record, Kind, Warnings], Any]:
-    def read(record: Record, kind: Kind, warnings: Warnings) -> Any:
-        normalized = normalize_rechtsform(record.get(attr))
-        if kind != COMPANY:
-            if normalized.value is not None:
-                warn(warnings, "legal_form", "ignored", normalized.value)
-            return None
-        if not normalized.known:
-            warn(warnings, "legal_form", "unknown_value", normalized.value)
-        return normalized.value
-
-    return read
-
-
-def _write_legal_form_espo(value: Any, ctx: WriteContext) -> dict[str, Any]:
-    if ctx.kind != COMPANY:
-        return {"rechtsform": ""}
-    espo, exact = rechtsform_to_espo(value)
-    if not exact:
-        warn(ctx.warnings, "legal_form", "not_representable", value)
-    return {"rechtsform": espo}
-
-
-LEGAL_FORM = Converter(
-    summary='canonical Rechtsform ("GmbH & Co KG" → "GmbH & Co. KG"); companies only; an unknown Advoware '
-    'value is kept in Advoware, shown as "Sonstige" in EspoCRM and compares equal to it',
-    read_espo=_read_legal_form("rechtsform"),
-    read_advo=_read_legal_form("rechtsform"),
-    write_espo=_write_legal_form_espo,
-    write_advo=lambda value, ctx: {"rechtsform": text(value) if ctx.kind == COMPANY else None},
-    compare=rechtsform_compare,
-)
-
-
-# --------------------------------------------------------------------------- birth date
-
-
-def _read_date(attr: str) -> Callable[[Record, Kind, Warnings], Any]:
-    def read(record: Record, kind: Kind, warnings: Warnings) -> Any:
-        try:
-            return parse_date(record.get(attr))
-        except ValueError:
-            warn(warnings, "birth_date", "invalid", record.get(attr))
-            return None
-
-    return read
-
-
-def _date_compare(value: Any) -> Any:
-    try:
-        return parse_date(value)
-    except ValueError:
-        return None
-
-
-def _date_out(value: Any) -> str | None:
-    try:
-        return parse_date(value)
-    except ValueError:
-        raise MappingError("birth_date", "not a valid date") from None
-
-
-BIRTH_DATE = Converter(
-    summary="YYYY-MM-DD, taken as written (never converted between time zones)",
-    read_espo=_read_date("geburtsdatum"),
-    read_advo=_read_date("geburtsdatum"),
-    write_espo=lambda value, ctx: {"geburtsdatum": _date_out(value)},
-    write_advo=lambda value, ctx: {"geburtsdatum": _date_out(value)},
-    compare=_date_compare,
-)
-
-
-# --------------------------------------------------------------------------- contacts
-
-
-EMAILS = Converter(
-    summary="list, primary first; Advoware kommKz 4 MailGesch / 8 MailPrivat (new: 4 for companies, 8 for "
-    "persons); compared case-insensitively",
-    read_espo=lambda record, kind, warnings: contacts.emails_from_espo(record, warnings),
-    read_advo=lambda record, kind, warnings: contacts.emails_from_advo(record, warnings),
-    write_espo=lambda value, ctx: {"emailAddressData": contacts.emails_to_espo(value, ctx.current)},
-    write_advo=lambda value, ctx: {},  # merged into kommunikation by the mapper
-    compare=contacts.emails_compare,
-)
-PHONES = Converter(
-    summary="list, primary first; Mobile⇄3 (9 read as Mobile), Office⇄1, Home⇄6, Fax⇄2 (7 read as Fax), "
-    "Other⇄10; compared as E.164 (region DE)",
-    read_espo=lambda record, kind, warnings: contacts.phones_from_espo(record, warnings),
-    read_advo=lambda record, kind, warnings: contacts.phones_from_advo(record, warnings),
-    write_espo=lambda value, ctx: {"phoneNumberData": contacts.phones_to_espo(value, ctx.current)},
-    write_advo=lambda value, ctx: {},  # merged into kommunikation by the mapper
-    compare=contacts.phones_compare,
-)
 
 
 # --------------------------------------------------------------------------- the map

@@ -24,6 +24,7 @@ from services.beteiligte.common import (
     MappingWarning,
     SyncedContent,
 )
+from services.beteiligte.converters import WriteContext, kind_from_advo, kind_from_espo
 from services.beteiligte.fieldmap import (
     CANONICAL_FIELDS,
     FIELD_MAP,
@@ -31,9 +32,6 @@ from services.beteiligte.fieldmap import (
     KIND_DEPENDENT,
     Direction,
     FieldSpec,
-    WriteContext,
-    kind_from_advo,
-    kind_from_espo,
 )
 from services.beteiligte.normalize import ANREDE_FIRMA
 

@@ -48,6 +48,17 @@ def status_class(status_code: int | None) -> str:
     return TRANSPORT_ERROR if status_code is None else f"{status_code // 100}xx"
 
 
+def report_retry(observer: Observer, system: str) -> None:
+    """A transient failure is about to be retried; observers with a `retry(system)` method count it."""
+    retry = getattr(observer, "retry", None)
+    if retry is None:
+        return
+    try:
+        retry(system)
+    except Exception as exc:
+        log.warning("API call observer failed: %s", type(exc).__name__)
+
+
 def report(observer: Observer, system: str, method: str, status_code: int | None, seconds: float) -> None:
     """Call the observer; a failing observer never fails the request."""
     try:

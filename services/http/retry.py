@@ -29,6 +29,7 @@ from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from services.errors import ConnectFailedError, TransientError
+from services.http.observe import current_observer, report_retry
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class RetryPolicy:
                     type(exc).__name__,
                     exc.status_code,
                 )
+                report_retry(current_observer(), exc.system)
                 await self.sleep(delay)
 
 

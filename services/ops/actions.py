@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from services.sync.engine import SyncEngine
     from services.sync.model import Outcome
+    from services.sync.ports import EspoListingApi
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def parse_record_request(body: Any) -> RecordRequest:
 # --------------------------------------------------------------------------- sync one record
 
 
-async def find_by_betnr(espo: Any, betnr: int) -> list[str]:
+async def find_by_betnr(espo: EspoListingApi, betnr: int) -> list[str]:
     return [
         str(r["id"])
         async for r in espo.iterate(
@@ -79,7 +80,7 @@ async def find_by_betnr(espo: Any, betnr: int) -> list[str]:
     ]
 
 
-async def resolve_record(espo: Any, record_id: str | None, betnr: int | None) -> str:
+async def resolve_record(espo: EspoListingApi, record_id: str | None, betnr: int | None) -> str:
     if record_id:
         return record_id
     assert betnr is not None
@@ -146,7 +147,7 @@ def outcome_dict(outcome: Outcome) -> dict[str, Any]:
 
 
 async def sync_one(
-    espo: Any,
+    espo: EspoListingApi,
     engine: SyncEngine,
     *,
     record_id: str | None = None,
@@ -166,7 +167,9 @@ async def sync_one(
 # --------------------------------------------------------------------------- retry failed
 
 
-async def list_failed(espo: Any, statuses: tuple[SyncStatus, ...] = RETRYABLE) -> list[dict[str, Any]]:
+async def list_failed(
+    espo: EspoListingApi, statuses: tuple[SyncStatus, ...] = RETRYABLE
+) -> list[dict[str, Any]]:
     return [
         r
         async for r in espo.iterate(
@@ -178,7 +181,7 @@ async def list_failed(espo: Any, statuses: tuple[SyncStatus, ...] = RETRYABLE) -
 
 
 async def requeue_failed(
-    espo: Any,
+    espo: EspoListingApi,
     engine: SyncEngine,
     *,
     dry_run: bool = False,

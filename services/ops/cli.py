@@ -58,7 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="progress bars on stderr (default: when stderr is a terminal)",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="command")
+    _add_record_commands(sub)
+    _add_bulk_commands(sub)
+    _add_lock_commands(sub)
+    return p
 
+
+def _add_record_commands(sub: Any) -> None:
     sub.add_parser("status", help="counts per syncStatus, oldest pending work, recent failures")
 
     h = sub.add_parser("history", help="what the sync did to one record, and why (newest first)")
@@ -70,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--betnr", type=int, help="the Advoware betNr instead of the EspoCRM id")
     s.add_argument("--dry-run", action="store_true", help="print the field-by-field plan, write nothing")
 
+
+def _add_bulk_commands(sub: Any) -> None:
     b = sub.add_parser("backfill", help="first run: link existing pairs, create what is missing")
     b.add_argument(
         "--dry-run", action="store_true", help="show what would be linked/created/updated; write nothing"
@@ -100,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--only-failed", action="store_true", help="leave permanently_failed records alone")
     r.add_argument("--concurrency", type=int, default=8)
 
+
+def _add_lock_commands(sub: Any) -> None:
     d = sub.add_parser("deletions", help="the bulk-404 breaker: show held deletions, release or confirm them")
     way_out = d.add_mutually_exclusive_group()
     way_out.add_argument(
@@ -113,7 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("id", nargs="?", help="EspoCRM id whose record lock to release")
     u.add_argument("--sweep", action="store_true", help="release the sweep lock")
     u.add_argument("--backfill", action="store_true", help="release the backfill lock")
-    return p
 
 
 # --------------------------------------------------------------------------- helpers

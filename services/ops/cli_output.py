@@ -106,7 +106,9 @@ def print_sync_result(result: dict[str, Any], out: TextIO) -> None:
 
 
 PLAN_ACTIONS = {
-    "create": "would CREATE it in Advoware",
+    "create": "would CREATE it in Advoware (no such party there)",
+    "link": "would LINK it to the existing Advoware party (no create), then sync the pair",
+    "hold": "would HOLD it as conflict for a person (see note)",
     "update": "would write the fields below",
     "none": "both sides agree: nothing to write",
     "parked": "parked for a person: a sync now would requeue it",

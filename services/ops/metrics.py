@@ -101,6 +101,10 @@ class Metrics:
         self.inc("vmh_api_calls", system=system, status_class=status_class)
         self.record("vmh_api_call_duration_seconds", seconds, system=system, status_class=status_class)
 
+    def retry(self, system: str) -> None:
+        """The HTTP retry policy's hook (services/http/observe.py `report_retry`)."""
+        self.inc("vmh_retries", system=system)
+
     async def flush(self) -> None:
         if not self._pending:
             return

@@ -88,6 +88,8 @@ class Planner:
             out.action = "create"
             if await self._d.intents.get(record_id) is not None:
                 out.reason = "an interrupted create will be completed (no second record)"
+            else:
+                await self._identity_preview(out, out.espo)
             return out
         try:
             advo = await self._d.advo.get_beteiligter(betnr)
@@ -100,6 +102,22 @@ class Planner:
         if out.plan.is_noop:
             out.action = "none"
         return out
+
+    async def _identity_preview(self, out: RecordPlan, content: Mapping[str, Any] | None) -> None:
+        """What the identity check would decide, from the index as it is (Redis reads only)."""
+        from services.beteiligte.identity import identity_of_content
+        from services.sync.linking import Action, choose
+
+        index = self._d.linker.index
+        if content is None or not await index.ready():
+            out.reason = "the identity index is not ready: the create would wait for it"
+            return
+        decision = choose(await index.candidates(identity_of_content(content)))
+        if decision.action is Action.LINK:
+            out.action, out.betnr = "link", decision.betnr
+            out.reason = f"the party exists in Advoware ({decision.rule}): would link betnr {decision.betnr}"
+        elif decision.action is Action.HOLD:
+            out.action, out.reason = "hold", decision.message
 
     def _advo_changed(self, espo: Mapping[str, Any], advo: Mapping[str, Any]) -> bool | None:
         from services.advoware.timezone import local_to_utc

@@ -30,11 +30,21 @@ class EspoApi(Protocol):
 
 
 class EspoListingApi(EspoApi, Protocol):
-    """EspoCRM with paged reads and creates (backfill, sweep, ops tools)."""
+    """EspoCRM with paged reads and creates (backfill, status, ops tools)."""
 
     async def create(
         self, entity: str, data: Mapping[str, Any], *, skip_duplicate_check: bool = False
     ) -> dict[str, Any]: ...
+    async def list(
+        self,
+        entity: str,
+        *,
+        where: Sequence[Mapping[str, Any]] | None = None,
+        select: str | Sequence[str] | None = None,
+        order_by: str | None = None,
+        order: str = "asc",
+        max_size: int = 200,
+    ) -> tuple[int, list[dict[str, Any]]]: ...
 
 
 class AdvowareApi(Protocol):

@@ -4,16 +4,23 @@ Ids, counts and reasons only: no names or contact data."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 from services.store import keys
+from services.store.server_check import check_server
 from services.sync.breaker import CircuitBreakers
 from services.sync.model import ENTITY
 from services.sync.notify import recent_events
 from services.sync.states import SyncStatus
 
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
-async def status_report(espo: Any, redis: Any) -> dict[str, Any]:
+    from services.sync.ports import EspoListingApi
+
+
+async def status_report(espo: EspoListingApi, redis: Redis) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for status in SyncStatus:
         total, _ = await espo.list(
@@ -63,14 +70,13 @@ async def status_report(espo: Any, redis: Any) -> dict[str, Any]:
         # reason and the records waiting to be released.
         "breakers": await CircuitBreakers(redis).report(),
         "backfill": await _backfill(redis),
+        "redis": [asdict(f) for f in await check_server(redis)],
         # Creates in Advoware wait until the identity index is ready (services/sync/identity_index.py).
         "identity_index": await _identity_index(redis),
     }
 
 
 async def _identity_index(redis: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
     from services.sync.identity_index import IdentityIndex
 
     state = await IdentityIndex(redis).state()

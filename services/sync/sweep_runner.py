@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -9,6 +11,8 @@ from typing import Any
 from services.store.lease import LeaseBusy
 from services.sync.dispatch import SYNC_CHECK_BATCH
 from services.sync.identity_index import IdentityIndex
+
+log = logging.getLogger(__name__)
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 SYNC_CHECK_TOPIC = "vmh.beteiligte.sync_check"
@@ -40,15 +44,29 @@ async def run_sweep(emit: Emit, *, cron_tick: bool = False) -> dict[str, Any]:
             tick = datetime.now(UTC).strftime("%Y%m%d%H%M")
             if not await sweeper.claim_tick(tick):
                 return {"skipped": "another instance runs this tick"}
+        await _report_server_config(rt.redis)
         try:
             async with sweeper.lease():
                 # Creates wait for the identity index: finish (or continue) building it first.
                 await IdentityIndex(rt.redis).build(rt.advo, budget_seconds=INDEX_BUILD_BUDGET_SECONDS)
+                started = time.monotonic()
                 plan = await sweeper.collect()
                 batches = plan.batches(SYNC_CHECK_BATCH)
                 for trigger, ids in batches:
                     await emit({"topic": SYNC_CHECK_TOPIC, "data": {"ids": ids, "trigger": trigger.value}})
                 await sweeper.commit(plan)
+                if rt.metrics is not None:
+                    rt.metrics.record("vmh_sweep_duration_seconds", time.monotonic() - started)
         except LeaseBusy:
             return {"skipped": "a sweep is already running"}
         return {**plan.summary(), "events": len(batches)}
+
+
+async def _report_server_config(redis: Any) -> None:
+    """Every sweep: a Redis that can evict keys is an error in the log (and in the status
+    report), also for a service Motia started without `make serve`'s start-up check."""
+    from services.store.server_check import check_server
+
+    for finding in await check_server(redis):
+        if finding.level == "error":
+            log.error("%s", finding.message)

@@ -33,11 +33,11 @@ from tests.support.processes import (
     PROJECT_ROOT,
     free_motia_port,
     free_port,
-    redis_server_binary,
+    spawn_redis,
     stop_process_group,
     wait_for_port,
 )
-from tests.support.stack import _ANSI, MOTIA, PY, Stack, read_dotenv
+from tests.support.stack import _ANSI, MOTIA, Stack, read_dotenv, sandbox_command
 
 READY = re.compile(r"Server ready and listening on port (\d+)")
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
@@ -124,26 +124,7 @@ class RestartableRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                redis_server_binary(),
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "yes",
-                "--maxmemory-policy",
-                "noeviction",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        self.proc = spawn_redis(self.port, "--maxmemory-policy", "noeviction")
         wait_for_port(self.port, 15, self.proc)
 
     def stop(self) -> None:
@@ -288,18 +269,13 @@ def run_cluster(
         )
         sandbox_log = open(log_dir / "sandbox.log", "wb")
         sandbox = subprocess.Popen(
-            [
-                PY,
-                "-m",
-                "sandbox",
-                "--espo-port",
-                str(espo_port),
-                "--advo-port",
-                str(advo_port),
+            sandbox_command(
+                espo_port,
+                advo_port,
                 "--webhook-base",
                 f"http://127.0.0.1:{balancer.port}/vmh/webhook/beteiligte",
                 *(sandbox_args or []),
-            ],
+            ),
             cwd=PROJECT_ROOT,
             env=env,
             stdout=sandbox_log,

@@ -233,6 +233,12 @@ def initial_espo(kind: str, label: str, values: Values) -> dict[str, Any]:
     return body
 
 
+def advo_twin(body: dict[str, Any]) -> dict[str, Any]:
+    """The Advoware party of the same person or company as the EspoCRM `body` (entered there by a
+    person before the EspoCRM record exists): the service must link it, never create a second."""
+    return mapper.to_advo_payload(mapper.from_espo(body), None)
+
+
 def assign_owners(kind: str, rng: random.Random, with_conflict: bool) -> dict[str, str]:
     names = list(PERSON_FIELDS if kind == "person" else COMPANY_FIELDS)
     rng.shuffle(names)

@@ -60,6 +60,7 @@ from tests.chaos.scenario import (
     Record,
     Values,
     advo_change,
+    advo_twin,
     assign_owners,
     espo_change,
     field_differs,
@@ -120,12 +121,22 @@ class Scenario:
         self.labels = 0
         self.timeline: list[dict[str, Any]] = []
         self.counters_before_restarts: Counter[str] = Counter()
+        self.twins: list[tuple[str, dict[str, Any]]] = []  # (kind, EspoCRM body) existing in Advoware
 
     # ------------------------------------------------------------------ people's actions
-    def create(self, kind: str, in_chaos: bool) -> Record:
+    def existing_in_advoware(self, kind: str) -> None:
+        """A party a person enters in Advoware first; its EspoCRM twin comes during the chaos."""
         self.labels += 1
-        label = f"Chaos{self.labels:03d}"
-        body = initial_espo(kind, label, self.values)
+        body = initial_espo(kind, f"Chaos{self.labels:03d}", self.values)
+        resp = self.people.advo_call("POST", None, json=advo_twin(body))
+        assert resp.status_code == 201, resp.text
+        self.twins.append((kind, body))
+
+    def create(self, kind: str, in_chaos: bool, body: dict[str, Any] | None = None) -> Record:
+        if body is None:
+            self.labels += 1
+            body = initial_espo(kind, f"Chaos{self.labels:03d}", self.values)
+        label = str(body.get("lastName") or body.get("name")).split(" ")[0]
         rid = self.people.espo_create(body)
         rec = Record(
             rid=rid,
@@ -229,6 +240,10 @@ class Scenario:
         if number in (0, 2, 4):
             for kind in ("person", "company"):
                 touched.add(self.create(kind, in_chaos=True).rid)
+        if number in (1, 3) and self.twins:  # creates of parties that already exist in Advoware
+            for kind, body in (self.twins.pop(), self.twins.pop()):
+                touched.add(self.create(kind, in_chaos=True, body=body).rid)
+                self.figures["creates_existing_in_advoware"] += 1
         return touched
 
     # ------------------------------------------------------------------ chaos
@@ -340,6 +355,8 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
     # ---- phase 0: the firm's records, created in EspoCRM, synced without faults
     for i in range(INITIAL_RECORDS):
         sc.create("person" if i % 7 < 4 else "company", in_chaos=False)
+    for kind in ("person", "company", "person", "company"):
+        sc.existing_in_advoware(kind)
     for attempt in range(4):
         try:
             wait_until(
@@ -500,6 +517,7 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
             "same_field_conflict_pairs": sc.figures["conflict_pairs"],
             "advoware_deletes": sc.figures["advo_deletes"],
             "creates": sc.figures["creates"],
+            "creates_existing_in_advoware": sc.figures["creates_existing_in_advoware"],
         },
         "faults_injected": {
             "total": sum(v for k, v in faults_by_kind.items() if not k.endswith(":latency")),

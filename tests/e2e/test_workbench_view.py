@@ -6,7 +6,8 @@
   host, and every request the browser makes (scripts, styles, fonts, images, WebSockets) goes to
   the service's own origin.
 
-VMH_UPDATE_SCREENSHOTS=1 also writes the screenshot to docs/workbench-vmh-flow.png.
+The ops flow `vmh-ops` is checked for legible labels too. VMH_UPDATE_SCREENSHOTS=1 also writes
+both screenshots to docs/ (workbench-vmh-flow.png, workbench-vmh-ops-flow.png).
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ MEASURE = r"""
 @pytest.fixture(scope="module")
 def page(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The Workbench opened once, as a person would: the browser answers the login prompt."""
-    shot = tmp_path_factory.mktemp("workbench") / "workbench-vmh-flow.png"
+    shots = tmp_path_factory.mktemp("workbench")
+    shot, ops_shot = shots / "workbench-vmh-flow.png", shots / "workbench-vmh-ops-flow.png"
     layout = (PROJECT_ROOT / "motia-workbench.json").read_text()
     with Browser(width=1600, height=1000, login=served.login) as browser:
         browser.goto(served.stack.motia_url + "/")
@@ -81,12 +83,23 @@ def page(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
         nodes = browser.evaluate(MEASURE)
         edges = browser.evaluate("document.querySelectorAll('.react-flow__edge').length")
         browser.screenshot(shot)
+        # The ops flow: chosen as a person would, in the flow menu.
+        browser.click('[data-testid="flows-dropdown-trigger"]')
+        browser.click('[data-testid="dropdown-vmh-ops"]')
+        browser.wait_for(
+            "[...document.querySelectorAll('.react-flow__node')].some(n => n.innerText.includes('OpsHealth'))",
+            timeout=120,
+        )
+        browser.pump(1.5)
+        ops_nodes = browser.evaluate(MEASURE)
+        browser.screenshot(ops_shot)
         requests = list(browser.page_requests)
     # make serve never rewrites the committed layout (the Workbench used to save its own).
     assert (PROJECT_ROOT / "motia-workbench.json").read_text() == layout
     if os.environ.get("VMH_UPDATE_SCREENSHOTS") == "1":
-        shutil.copyfile(shot, PROJECT_ROOT / "docs" / "workbench-vmh-flow.png")
-    yield {"nodes": nodes, "edges": edges, "requests": requests, "shot": shot}
+        for picture in (shot, ops_shot):
+            shutil.copyfile(picture, PROJECT_ROOT / "docs" / picture.name)
+    yield {"nodes": nodes, "edges": edges, "requests": requests, "shot": shot, "ops_nodes": ops_nodes}
 
 
 def test_vmh_flow_shows_the_whole_path(page: dict[str, Any]) -> None:
@@ -98,6 +111,21 @@ def test_vmh_flow_shows_the_whole_path(page: dict[str, Any]) -> None:
 
 def test_node_labels_are_at_least_10px_high(page: dict[str, Any]) -> None:
     small = [n for n in page["nodes"] if n["height"] < MIN_LABEL_PX or n["fontPx"] < MIN_LABEL_PX]
+    assert not small, small
+
+
+def test_ops_flow_is_legible_too(page: dict[str, Any]) -> None:
+    labels = {n["label"] for n in page["ops_nodes"]}
+    assert {
+        "OpsHealth",
+        "OpsMetrics",
+        "BeteiligteSyncStatus",
+        "BeteiligteRetryFailed",
+        "BeteiligteSync",
+    } <= labels
+    assert not labels & {"EspoCRM", "EspoWebhookCreate"}  # the ops endpoints are not in the vmh picture
+    assert all(n["inView"] for n in page["ops_nodes"]), page["ops_nodes"]
+    small = [n for n in page["ops_nodes"] if n["height"] < MIN_LABEL_PX or n["fontPx"] < MIN_LABEL_PX]
     assert not small, small
 
 

@@ -64,7 +64,7 @@ async def test_bearer_required_and_expiry(ac: httpx.AsyncClient, advo: AdvoSimul
     assert r.status_code == 401 and "Message" in r.json()
     headers = await bearer(ac)
     assert (await ac.get(BASE, headers=headers)).status_code == 200
-    advo.store.token_ttl = 0
+    advo.store.auth.token_ttl = 0
     short = await bearer(ac)
     assert (await ac.get(BASE, headers=short)).status_code == 401
     await ac.post("/__sandbox/tokens/expire")

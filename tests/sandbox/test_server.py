@@ -19,6 +19,7 @@ from sandbox.espocrm import EspoSimulator
 from sandbox.seed import build_seed
 from sandbox.server import SandboxHandle, run_in_thread
 from tests.support.processes import PROJECT_ROOT, free_port, stop_process_group, wait_for_port
+from tests.support.stack import sandbox_command
 
 from .conftest import API, HUMAN
 
@@ -62,37 +63,23 @@ def test_python_m_sandbox_ready_line_and_sigterm(tmp_path: Path) -> None:
     espo_port, advo_port = free_port(), free_port()
     env_file = tmp_path / "s.env"
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sandbox",
-            "--espo-port",
-            str(espo_port),
-            "--advo-port",
-            str(advo_port),
-            "--write-env",
-            str(env_file),
-        ],
+        sandbox_command(espo_port, advo_port, "--write-env", str(env_file), python=sys.executable),
         cwd=PROJECT_ROOT,
         check=True,
     )
     assert f"ESPOCRM_API_BASE_URL=http://127.0.0.1:{espo_port}/api/v1" in env_file.read_text()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sandbox",
-            "--espo-port",
-            str(espo_port),
-            "--advo-port",
-            str(advo_port),
+        sandbox_command(
+            espo_port,
+            advo_port,
             "--records",
             "50",
             "--latency-ms",
             "1",
             "--token-ttl",
             "5",
-        ],
+            python=sys.executable,
+        ),
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

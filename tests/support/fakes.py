@@ -266,7 +266,7 @@ class FakeAdvo(FailurePlan):
 
 
 def fake_redis() -> fakeredis.FakeAsyncRedis:
-    """A fresh in-memory Redis that decodes to str, as services.redis_store.connect does."""
+    """A fresh in-memory Redis that decodes to str, as services.store.connection.connect does."""
     return fakeredis.FakeAsyncRedis(decode_responses=True)
 
 

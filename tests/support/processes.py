@@ -126,7 +126,7 @@ class RedisServer:
 
     def start(self) -> None:
         """Start it again on the same port, empty."""
-        self.proc = _spawn_redis(self.port)
+        self.proc = spawn_redis(self.port)
         self.pid = self.proc.pid
         wait_for_port(self.port, 15, self.proc)
 
@@ -138,7 +138,8 @@ def redis_server_binary() -> str:
     return path
 
 
-def _spawn_redis(port: int) -> subprocess.Popen[bytes]:
+def spawn_redis(port: int, *args: str) -> subprocess.Popen[bytes]:
+    """redis-server on 127.0.0.1:`port` without persistence (`args` added), its own process group."""
     return subprocess.Popen(
         [
             redis_server_binary(),
@@ -152,6 +153,7 @@ def _spawn_redis(port: int) -> subprocess.Popen[bytes]:
             "no",
             "--protected-mode",
             "yes",
+            *args,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -32,6 +32,11 @@ PY = str(PROJECT_ROOT / "python_modules" / "bin" / "python")
 MOTIA = str(PROJECT_ROOT / "node_modules" / ".bin" / "motia")
 
 
+def sandbox_command(espo_port: int, advo_port: int, *args: str, python: str = PY) -> list[str]:
+    """`python -m sandbox` on these ports, with `args` added."""
+    return [python, "-m", "sandbox", "--espo-port", str(espo_port), "--advo-port", str(advo_port), *args]
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
     env: dict[str, str] = {}
     for line in path.read_text().splitlines():
@@ -129,18 +134,13 @@ def run_stack(
         stack = Stack(url, espo_port, advo_port, motia_port, env, redis=redis)
         sandbox = _start(
             "sandbox",
-            [
-                PY,
-                "-m",
-                "sandbox",
-                "--espo-port",
-                str(espo_port),
-                "--advo-port",
-                str(advo_port),
+            sandbox_command(
+                espo_port,
+                advo_port,
                 "--webhook-base",
                 f"http://127.0.0.1:{motia_port}/vmh/webhook/beteiligte",
                 *(sandbox_args or []),
-            ],
+            ),
             env,
             log_dir,
             stack,

@@ -256,3 +256,37 @@ async def test_create_answer_with_numeric_string_betnr_is_accepted(
 ) -> None:
     respx_mock.post(URL).respond(201, json={"betNr": "901"})
     assert (await client.create_beteiligter({"name": "Neu"}))["betNr"] == "901"
+
+
+# ---------------------------------------------------------------- observation and auth flow
+
+
+async def test_token_and_api_calls_are_reported_to_the_observer(respx_mock: respx.MockRouter) -> None:
+    seen: list[tuple[str, str, str]] = []
+
+    class Recorder:
+        def observe(self, system: str, method: str, status_class: str, seconds: float) -> None:
+            seen.append((system, method, status_class))
+
+    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    respx_mock.get(f"{URL}/1").mock(side_effect=[httpx.Response(401), httpx.Response(200, json={"betNr": 1})])
+    async with AdvowareClient(
+        settings(), redis, retry=RetryPolicy(sleep=_nosleep), limiter=LocalSemaphore(1), observer=Recorder()
+    ) as c:
+        assert await c.get_beteiligter(1) == {"betNr": 1}
+    await redis.aclose()
+    # Two token requests (the first, and the renewal after the 401), one API call (its final answer).
+    assert seen == [
+        ("advoware-token", "POST", "2xx"),
+        ("advoware-token", "POST", "2xx"),
+        ("advoware", "GET", "2xx"),
+    ]
+
+
+def test_bearer_auth_refuses_a_sync_client() -> None:
+    from services.advoware.auth import BearerAuth
+
+    flow = BearerAuth(None)  # type: ignore[arg-type]
+    with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as http:
+        with pytest.raises(RuntimeError, match="AsyncClient"):
+            http.get("http://advo.test/", auth=flow)
