@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ import httpx
 import redis
 
 from sandbox import config as cfg
+from services.store import keys
 from tests.support.stack import Stack
 
 ADMIN = {"Authorization": f"Bearer {cfg.SYNC_ADMIN_TOKEN}"}
@@ -155,11 +157,22 @@ class Probe:
             found.append((pid, data, uptime - started))
         return found
 
-    def kill_sync_worker(self, record_ids: set[str], min_age: float, timeout: float) -> dict[str, Any] | None:
+    def kill_sync_worker(
+        self,
+        record_ids: set[str],
+        min_age: float,
+        timeout: float,
+        ready: Callable[[], bool] | None = None,
+    ) -> dict[str, Any] | None:
         """SIGKILL a sync worker of one of `record_ids` once it has run `min_age` seconds (imports
-        done, in the middle of its slowed-down I/O); None if none showed up within `timeout`."""
+        done, in the middle of its slowed-down I/O) and `ready()` holds (e.g. its record lock is
+        taken: on a loaded machine a process start alone can take longer than `min_age`); None if
+        none showed up within `timeout`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if ready is not None and not ready():
+                time.sleep(0.02)
+                continue
             for pid, data, age in self._sync_children():
                 try:
                     payload = json.loads(data).get("data") or {}
@@ -182,11 +195,11 @@ class Probe:
         return list(httpx.get(f"{base_url}/__sandbox/calls", params={"since": 0}, timeout=60).json()["calls"])
 
     def stats(self) -> dict[str, int]:
-        return {k: int(v) for k, v in self.redis.hgetall("vmh:stats").items()}
+        return {k: int(v) for k, v in self.redis.hgetall(keys.STATS).items()}
 
     def notifications(self) -> list[dict[str, Any]]:
         """The service's notification log (vmh:notifications) and the notes EspoCRM received."""
-        out = [json.loads(raw) for raw in self.redis.lrange("vmh:notifications", 0, -1)]
+        out = [json.loads(raw) for raw in self.redis.lrange(keys.NOTIFICATIONS, 0, -1)]
         notes = httpx.get(f"{self.stack.espo_url}/__sandbox/notes", timeout=30).json()
         for note in notes.get("notes", []):
             out.append({"id": note.get("parentId"), "message": note.get("post") or "", "channel": "note"})
