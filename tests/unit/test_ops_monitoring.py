@@ -19,6 +19,7 @@ from services.ops.health import HealthDeps, conditions, run_checks
 from services.ops.history import HistoryEntry, HistoryStore
 from services.ops.metrics import Metrics, counter_value, render, stored
 from services.ops.recorder import entry_for_outcome
+from services.store import keys
 from services.sync.decide import FieldConflict, decide
 from services.sync.notify import OUTBOX, Notifier, conflict_text, outbox_summary, record_label
 from tests.support.fakes import FAKE_USER_NAME, FakeAdvo, FakeEspo
@@ -42,7 +43,7 @@ async def test_history_is_bounded_by_count_and_age(redis: Any) -> None:
         await store.add("r1", HistoryEntry(at=now.isoformat(), trigger="update", result=f"r{i}"))
     entries = await store.entries("r1")
     assert [e["result"] for e in entries] == ["r3", "r2", "r1"]
-    assert 0 < await redis.ttl("vmh:history:r1") <= 86400
+    assert 0 < await redis.ttl(keys.history("r1")) <= 86400
 
 
 def test_history_entry_names_old_and_new_values_and_the_winner() -> None:
@@ -217,7 +218,7 @@ async def test_health_is_healthy_without_a_sweep_yet_and_fails_when_advoware_ref
 
 async def test_an_old_sweep_is_unhealthy(redis: Any) -> None:
     old = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
-    await redis.set("vmh:sweep:last", json.dumps({"at": old}))
+    await redis.set(keys.SWEEP_LAST, json.dumps({"at": old}))
     report = await run_checks(deps(redis, FakeEspo(), FakeAdvo()))
     assert not report.healthy and report.checks["sweep"].state == "fail"
     assert conditions(report)["sweep_overdue"]
