@@ -602,10 +602,13 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
     assert sc.figures["workers_killed"] >= 2
     assert figures["faults_injected"]["total"] >= 20, figures["faults_injected"]
     assert sc.figures["conflict_pairs"] >= 2
-    # Exactly the planned same-field conflicts were resolved as conflicts (none spurious).
-    assert stats.get("conflicts", 0) == sc.figures["conflict_pairs"] - conflicts_superseded, figures[
-        "conflicts"
-    ]
+    # The planned same-field conflicts were resolved as conflicts, none spurious. A pair counted as
+    # superseded (a later pair on that field came before any sync could see it) may still have
+    # been seen and resolved on its own, so the count lies between the two.
+    resolved = stats.get("conflicts", 0)
+    assert sc.figures["conflict_pairs"] - conflicts_superseded <= resolved <= sc.figures["conflict_pairs"], (
+        figures["conflicts"]
+    )
     assert all(i.proc is not None and i.proc.poll() is None for i in chaos_stack.instances)
     assert sum(i.kills for i in chaos_stack.instances) >= min(INSTANCE_KILLS, 1)
     # Both instances served webhooks, sweeps and ops calls.
