@@ -149,7 +149,10 @@ async def test_override_name_and_a_deleted_record_goes_to_the_users_stream(redis
     assert espo.notifications == [("u1", "@anna gelöscht")] and espo.calls["get_user"] == 0
 
 
-async def test_an_undelivered_notice_waits_in_the_outbox_and_is_retried(redis: Any) -> None:
+async def test_an_undelivered_notice_waits_in_the_outbox_and_is_retried(
+    redis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
     espo = FakeEspo()
     rid = espo.add({"name": "X"})
     espo.fail_next["notify"] = [UnavailableError("down", system="espocrm", status_code=503)]
@@ -162,6 +165,7 @@ async def test_an_undelivered_notice_waits_in_the_outbox_and_is_retried(redis: A
     assert await notifier.retry_pending(rid) == 1
     assert await redis.hlen(OUTBOX) == 0 and counted == ["failed", "sent"]
     assert espo.notifications == [(rid, f"@{FAKE_USER_NAME} Konflikt")]
+    assert rid in caplog.text and "Konflikt" not in caplog.text  # ids in logs, never the text
 
 
 async def test_channel_check_names_what_is_missing(redis: Any) -> None:
