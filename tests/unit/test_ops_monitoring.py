@@ -19,6 +19,7 @@ from services.ops.health import HealthDeps, conditions, run_checks
 from services.ops.history import HistoryEntry, HistoryStore
 from services.ops.metrics import Metrics, counter_value, render, stored
 from services.ops.recorder import entry_for_outcome
+from services.store import keys
 from services.sync.decide import FieldConflict, decide
 from services.sync.notify import OUTBOX, Notifier, conflict_text, outbox_summary, record_label
 from tests.support.fakes import FAKE_USER_NAME, FakeAdvo, FakeEspo
@@ -42,7 +43,7 @@ async def test_history_is_bounded_by_count_and_age(redis: Any) -> None:
         await store.add("r1", HistoryEntry(at=now.isoformat(), trigger="update", result=f"r{i}"))
     entries = await store.entries("r1")
     assert [e["result"] for e in entries] == ["r3", "r2", "r1"]
-    assert 0 < await redis.ttl("vmh:history:r1") <= 86400
+    assert 0 < await redis.ttl(keys.history("r1")) <= 86400
 
 
 def test_history_entry_names_old_and_new_values_and_the_winner() -> None:
@@ -148,7 +149,10 @@ async def test_override_name_and_a_deleted_record_goes_to_the_users_stream(redis
     assert espo.notifications == [("u1", "@anna gelöscht")] and espo.calls["get_user"] == 0
 
 
-async def test_an_undelivered_notice_waits_in_the_outbox_and_is_retried(redis: Any) -> None:
+async def test_an_undelivered_notice_waits_in_the_outbox_and_is_retried(
+    redis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
     espo = FakeEspo()
     rid = espo.add({"name": "X"})
     espo.fail_next["notify"] = [UnavailableError("down", system="espocrm", status_code=503)]
@@ -161,6 +165,7 @@ async def test_an_undelivered_notice_waits_in_the_outbox_and_is_retried(redis: A
     assert await notifier.retry_pending(rid) == 1
     assert await redis.hlen(OUTBOX) == 0 and counted == ["failed", "sent"]
     assert espo.notifications == [(rid, f"@{FAKE_USER_NAME} Konflikt")]
+    assert rid in caplog.text and "Konflikt" not in caplog.text  # ids in logs, never the text
 
 
 async def test_channel_check_names_what_is_missing(redis: Any) -> None:
@@ -213,7 +218,7 @@ async def test_health_is_healthy_without_a_sweep_yet_and_fails_when_advoware_ref
 
 async def test_an_old_sweep_is_unhealthy(redis: Any) -> None:
     old = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
-    await redis.set("vmh:sweep:last", json.dumps({"at": old}))
+    await redis.set(keys.SWEEP_LAST, json.dumps({"at": old}))
     report = await run_checks(deps(redis, FakeEspo(), FakeAdvo()))
     assert not report.healthy and report.checks["sweep"].state == "fail"
     assert conditions(report)["sweep_overdue"]
