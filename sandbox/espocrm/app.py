@@ -130,6 +130,14 @@ class EspoSimulator:
                     setattr(s, key, type(getattr(s, key))(data[key]))
             return JSONResponse(vars(s))
 
+        async def versioning(request: Request) -> Response:
+            if request.method == "POST":
+                enabled = (await json_or_empty(request)).get("enabled")
+                if not isinstance(enabled, bool):
+                    return JSONResponse({"error": "enabled must be true or false"}, status_code=400)
+                self.store.versioning.switch(enabled, self.store.records.values())
+            return JSONResponse({"enabled": self.store.versioning.enabled})
+
         async def notes_dump(request: Request) -> Response:
             return JSONResponse({"notes": self.store.notes, "notifications": self.store.notifications})
 
@@ -138,6 +146,7 @@ class EspoSimulator:
             Route("/__sandbox/webhooks/flush", webhooks_flush, methods=["POST"]),
             Route("/__sandbox/webhooks/redeliver", webhooks_redeliver, methods=["POST"]),
             Route("/__sandbox/webhooks/settings", webhooks_settings, methods=["POST"]),
+            Route("/__sandbox/versioning", versioning, methods=["GET", "POST"]),
             Route("/__sandbox/notes", notes_dump, methods=["GET"]),
         ]
 

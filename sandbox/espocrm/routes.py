@@ -106,7 +106,7 @@ class EspoApi:
                 self.dispatcher.enqueue(f"{ENTITY}.delete", {"id": rid}, user.id)
                 return True
             data = await read_body(req)
-            rec, item = self.store.save(data, user, rid=rid)
+            rec, item = self.store.save(data, user, rid=rid, version=req.headers.get("x-version-number"))
             if item is not None:
                 self._enqueue_update(rid, item, user)
             return self.store.full(rec)

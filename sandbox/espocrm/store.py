@@ -29,6 +29,8 @@ from sandbox.espocrm.schema import (
     validation_error,
 )
 from sandbox.espocrm.validation import apply_multi, validate_input
+from sandbox.espocrm.versioning import FIELD as VERSION
+from sandbox.espocrm.versioning import Versioning
 from sandbox.seed import seed_for
 
 # Written on create besides what the request set: they are always in the create webhook item.
@@ -65,6 +67,7 @@ class EspoStore:
         self._sorted: dict[tuple[str, bool], list[str]] = {}
         self.notes: list[dict[str, Any]] = []
         self.notifications: list[dict[str, Any]] = []
+        self.versioning = Versioning()
         self.users = default_users()
         self.by_key = {u.api_key: u for u in self.users.values()}
         self.by_user_name = {u.user_name.lower(): u for u in self.users.values()}
@@ -80,6 +83,7 @@ class EspoStore:
         self.notes.clear()
         self.notifications.clear()
         self.manifest = data.manifest
+        self.versioning.switch(False, ())
 
     def _index(self, rec: dict[str, Any]) -> None:
         if rec.get("betnr") is not None:
@@ -122,6 +126,8 @@ class EspoStore:
     @staticmethod
     def full(rec: dict[str, Any]) -> dict[str, Any]:
         out = {k: copy.deepcopy(rec.get(k)) for k in ATTRIBUTES}
+        if VERSION in rec:
+            out[VERSION] = rec[VERSION]
         out["emailAddressData"] = copy.deepcopy(rec.get("emailAddressData") or [])
         out["phoneNumberData"] = copy.deepcopy(rec.get("phoneNumberData") or [])
         return out
@@ -181,14 +187,23 @@ class EspoStore:
 
     # --- writing -----------------------------------------------------------------------------
     def save(
-        self, data: Any, user: User, rid: str | None = None, skip_duplicate_check: bool = True
+        self,
+        data: Any,
+        user: User,
+        rid: str | None = None,
+        skip_duplicate_check: bool = True,
+        version: str | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """Create (rid None) or update. Returns (record, webhook item or None)."""
+        """Create (rid None) or update (``version``: the ``X-Version-Number`` sent, if any).
+        Returns (record, webhook item or None)."""
         if not isinstance(data, dict):
             raise EspoError(400, "Bad request data.")
         old = self.get(rid) if rid is not None else None
         clean = validate_input(data)
+        if old is not None:
+            self.versioning.check(old, clean, version)
         new = _merged(old, clean)
+        self.versioning.stamp(old, new)
         stamp = now_espo()
         new["modifiedAt"] = stamp
         new["modifiedById"], new["modifiedByName"] = user.id, user.name
