@@ -21,6 +21,7 @@ creates wait: the engine leaves the record `pending_sync`, the next sweep after 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 READY = "ready"
 BUILDING = "building"
 MISSING = "missing"
+# How often a create waiting for another process's index build looks whether it is done.
+BUSY_POLL_SECONDS = 0.25
 PAGE = 100  # the Advoware listing's page size: the build checkpoints once per page
 
 
@@ -179,7 +182,12 @@ class IdentityIndex:
             async with lease:
                 return await self._build_locked(advo, budget_seconds)
         except LeaseBusy:
-            log.info("identity index: another instance is building it")
+            # Another process builds it (e.g. the first of a batch of creates): wait for it
+            # within the same budget instead of sending this create back to wait for a sweep.
+            log.info("identity index: another process is building it; waiting")
+            deadline = time.monotonic() + budget_seconds
+            while time.monotonic() < deadline and not await self.ready():
+                await asyncio.sleep(BUSY_POLL_SECONDS)
             return await self.state()
 
     async def _build_locked(self, advo: AdvowareApi, budget_seconds: float) -> IndexState:

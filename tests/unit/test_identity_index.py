@@ -3,6 +3,7 @@ upserts, and answering candidates without any Advoware call."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import fakeredis
@@ -118,3 +119,16 @@ async def test_losing_redis_means_not_ready_and_a_fresh_build(redis: Any) -> Non
     await redis.flushall()
     assert not await index.ready()
     assert (await index.build(advo)).ready and advo.calls["list"] == 2
+
+
+async def test_a_create_that_finds_another_build_running_waits_for_it(redis: Any) -> None:
+    """Two creates in one batch on an empty Redis: the second one must not give up at once
+    (it would wait for the next sweep) but wait for the first one's build."""
+    advo = fake_advo([advo_person(100001, "Hans", "Müller", "1970-01-01")])
+    builder, waiter = IdentityIndex(redis), IdentityIndex(redis)
+    first = asyncio.create_task(builder.build(advo, budget_seconds=5))
+    await asyncio.sleep(0)  # the first build holds the lease now
+    assert await redis.exists(keys.IDENTITY_BUILDING)
+    state = await waiter.build(advo, budget_seconds=5)
+    assert state.ready
+    assert (await first).ready
