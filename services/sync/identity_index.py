@@ -186,7 +186,9 @@ class IdentityIndex:
             # within the same budget instead of sending this create back to wait for a sweep.
             log.info("identity index: another process is building it; waiting")
             deadline = time.monotonic() + budget_seconds
-            while time.monotonic() < deadline and not await self.ready():
+            while time.monotonic() < deadline:
+                if await self.ready():
+                    break
                 await asyncio.sleep(BUSY_POLL_SECONDS)
             return await self.state()
 
