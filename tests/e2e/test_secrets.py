@@ -332,7 +332,8 @@ def test_no_personal_data_in_logs_and_ids_at_info(
         # (the last synced content), conflicts not yet reported, copies of notices and the
         # alert texts waiting to be sent (they name the record), the per-record history
         # (old -> new values, shown only through the authenticated ops interfaces) and the
-        # identity index (the identity fields of the snapshots, for the check before a create).
+        # identity index (the identity fields of the snapshots and its lookup keys, for the check
+        # before a create).
         if k.startswith(
             (
                 keys.snapshot(""),
@@ -340,6 +341,7 @@ def test_no_personal_data_in_logs_and_ids_at_info(
                 keys.alert_condition(""),
                 keys.history(""),
                 keys.IDENTITY_ENTRIES,
+                keys.identity_lookup(""),
             )
         )
         or k == keys.NOTIFICATIONS
