@@ -84,7 +84,7 @@ bench: install
 # The long chaos run (the short variant is part of `make test`): thousands of edits against two
 # instances on one Redis, every fault kind, instance kills and Redis restarts. Prints the figures
 # (also written to <pytest tmp>/chaos-figures.json). Override e.g. `make chaos CHAOS_ITERATIONS=10`.
-CHAOS_ITERATIONS     ?= 60
+CHAOS_ITERATIONS     ?= 55
 CHAOS_RECORDS        ?= 40
 CHAOS_INSTANCE_KILLS ?= 3
 CHAOS_REDIS_RESTARTS ?= 2

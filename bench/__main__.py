@@ -9,7 +9,7 @@ the exit code is non-zero only if the benchmark itself could not run (e.g. Motia
 Figures (issue 9): 1 webhook ack for a signed batch of 50; 2 end-to-end latency webhook ->
 Advoware PUT at 0 ms; 3 reconcile throughput of N changed records vs. the API-bound limit;
 4 API calls per synced edit and echo writes; 5 sweep cost with 10 (and 1,000) changed;
-6 peak memory during 3. See docs/performance.md.
+6 peak memory during 3; 7 cost per hour of noticing Advoware deletions. See docs/performance.md.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--latency-ms", type=int, default=50, help="simulated API latency for 3 and 5 (default 50)"
     )
     p.add_argument("--cap", type=int, default=4, help="ADVOWARE_MAX_CONCURRENCY for 3 and 5 (default 4)")
-    p.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated figures, e.g. 1,2 or 3,6")
+    p.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated figures, e.g. 1,2 or 3,6")
     p.add_argument("--edits", type=int, help="person edits for figures 2 and 4 (default 40; quick 20)")
     p.add_argument("--batches", type=int, default=30, help="webhook batches of 50 for figure 1 (default 30)")
     p.add_argument("--log-dir", help="where the stacks' logs go (default: a new temp dir)")
@@ -148,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             results["errors"]["stack_a"] = f"{type(exc).__name__}: {exc}"
             log(f"stack A failed:\n{traceback.format_exc()}")
 
-    if only & {3, 5, 6}:
+    if only & {3, 5, 6, 7}:
         env = {"ADVOWARE_MAX_CONCURRENCY": str(a.cap)}
-        log(f"stack B: {records} pairs, {a.latency_ms} ms latency, Advoware cap {a.cap} (figures 3, 5, 6)")
+        log(f"stack B: {records} pairs, {a.latency_ms} ms latency, Advoware cap {a.cap} (figures 3, 5, 6, 7)")
         try:
             with bench_stack(
                 log_dir / "stack-b", records=records, latency_ms=a.latency_ms, extra_env=env, webhooks=False
@@ -161,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                     reconciled = "reconcile" in figs and figs["reconcile"]["completed"] == records
                 if 5 in only:
                     attempt("sweep_cost", lambda: _sweep_cost(scenarios, b, changed, reconciled))
+                if 7 in only:
+                    attempt("deletion_scan", lambda: scenarios.deletion_scan(b))
         except Exception as exc:
             results["errors"]["stack_b"] = f"{type(exc).__name__}: {exc}"
             log(f"stack B failed:\n{traceback.format_exc()}")

@@ -24,8 +24,6 @@ from tests.support.stack import Stack, run_stack
 from tests.support.sweep_cost import hold_cron
 
 ADMIN = {"Authorization": f"Bearer {cfg.SYNC_ADMIN_TOKEN}"}
-SERVICE_USERS = {cfg.ESPO_API_USER_NAME, cfg.ADVO_USER}
-WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def log(msg: str) -> None:

@@ -37,7 +37,22 @@ def rows_for(results: dict[str, Any]) -> list[Row]:
         rows += _sweep_rows(f["sweep_cost"], results["params"]["changed"])
     if rc and rc.get("memory_mb"):
         rows += _memory_rows(rc["memory_mb"])
+    if f.get("deletion_scan"):
+        rows += _deletion_rows(f["deletion_scan"])
     return rows
+
+
+def _deletion_rows(ds: dict[str, Any]) -> list[Row]:
+    c = ds["advo_calls_per_hour"]
+    return [
+        (
+            f"7 Advoware deletions noticed per hour, {ds['parties']:,} parties ({ds['deleted']} deleted)",
+            f"{c['total']:,} calls/h ({c['list_pages']} list pages + {c['reads']} reads + "
+            f"{c['token']} token), found {ds['found']}/{ds['deleted']}, scan {ds['scan_seconds']} s",
+            "within 1 h",
+            "all found" if ds["all_found"] else "MISSED",
+        )
+    ]
 
 
 def _ack_rows(ack: dict[str, Any]) -> list[Row]:

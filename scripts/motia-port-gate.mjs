@@ -16,6 +16,10 @@
 //     WORKBENCH_OPEN_LOCAL=true, no password      -> open, but only on a loopback socket
 //                                                    (`make run`, the sandbox); 404 otherwise
 //     neither                                     -> 404: not served on this port at all
+//   ...and never for a cross-site request (Sec-Fetch-Site cross-site/same-site, or an Origin
+//   that is not this Host; following a link, a GET navigation, is fine): 403. A browser sends cached Basic credentials with any request to
+//   the host, so without this a web page a logged-in member of staff opens could POST /emit or
+//   open the log streams (CSRF, cross-site WebSocket hijacking).
 //
 // The mode is read once from the environment at start and printed with the routes that pass to
 // their steps. MOTIA_ROUTE_TABLE_FILE=<path> writes every route the running app serves (as
@@ -43,6 +47,23 @@ export function parseBasicAuth(header) {
 
 const isLoopback = (address) =>
   typeof address === 'string' && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'))
+
+// A request a browser sends on behalf of another site. Requests without these headers (curl,
+// EspoCRM, monitoring) are not browser requests of another site; following a link to the
+// Workbench (a GET navigation) is fine.
+export function isCrossSite(req) {
+  const headers = req.headers ?? {}
+  if ((req.method === 'GET' || req.method === 'HEAD') && headers['sec-fetch-mode'] === 'navigate') return false
+  const site = headers['sec-fetch-site']
+  if (site) return site === 'cross-site' || site === 'same-site'
+  const origin = headers.origin
+  if (!origin) return false
+  try {
+    return new URL(origin).host !== headers.host
+  } catch {
+    return true // "null" (sandboxed frames, file:) or garbage
+  }
+}
 
 export function gateMode(env) {
   if (env.WORKBENCH_USER && env.WORKBENCH_PASSWORD) return 'login'
@@ -76,13 +97,16 @@ export function createPortGate({ env = process.env, projectDir = process.cwd(), 
 
   // Who may see what is not a step route: the Workbench, its assets, streams, plugins, /emit.
   const workbenchAllowed = (req) => {
+    if (isCrossSite(req)) return false
     if (mode === 'login') return loginOk(req.headers)
     if (mode === 'open-local') return isLoopback(req.socket?.localAddress)
     return false
   }
 
-  const refuse = (res) => {
-    if (mode === 'login') {
+  const refuse = (req, res) => {
+    if (isCrossSite(req)) {
+      res.status(403).json({ error: 'forbidden', reason: 'cross-site request refused' })
+    } else if (mode === 'login') {
       res.setHeader('WWW-Authenticate', `Basic realm="${REALM}", charset="UTF-8"`)
       res.status(401).json({ error: 'unauthorized', reason: 'Workbench login required (WORKBENCH_USER/WORKBENCH_PASSWORD)' })
     } else {
@@ -119,13 +143,14 @@ export function createPortGate({ env = process.env, projectDir = process.cwd(), 
       return (req, res, next) => {
         if (isProjectStep(routeStep(getRouter(), req), projectDir)) return next()
         if (workbenchAllowed(req)) return next()
-        refuse(res)
+        refuse(req, res)
       }
     },
 
     // WebSocket upgrades (Motia's streams) never reach express: checked in verifyClient.
     upgradeRefusal(req) {
       if (workbenchAllowed(req)) return null
+      if (isCrossSite(req)) return { code: 403, message: 'Forbidden', headers: {} }
       return mode === 'login'
         ? { code: 401, message: 'Unauthorized', headers: { 'WWW-Authenticate': `Basic realm="${REALM}", charset="UTF-8"` } }
         : { code: 404, message: 'Not Found', headers: {} }

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# How long a run waits for the identity index another instance is building (a rerun resumes).
+INDEX_WAIT_SECONDS = 600.0
 # The backfill's own syncs: it holds the backfill lock itself, so its creates must not wait.
 BACKFILL_SYNC = SyncOptions(defer_creates=False)
 
@@ -196,7 +198,10 @@ class Backfill:
         bar = self.progress(len(todo), "backfill")
         try:
             for kinds in PHASES:
-                await self._phase([a for a in todo if a.kind in kinds], result, bar.update)
+                batch = [a for a in todo if a.kind in kinds]
+                if any(a.kind is ActionKind.CREATE for a in batch):
+                    await self._identity_index_ready()
+                await self._phase(batch, result, bar.update)
             if self._locked:
                 await self._retry_locked(result)
         except BaseExceptionGroup as group:
@@ -206,6 +211,17 @@ class Backfill:
             raise BackfillAbortedError(f"interrupted by {type(first).__name__}: {first}") from first
         finally:
             bar.close()
+
+    async def _identity_index_ready(self) -> None:
+        """Every create passes the identity check (services/sync/linking.py), which waits while
+        the identity index is incomplete: build it to the end first, so that no create of this
+        run is skipped (a skipped create would be checkpointed as done)."""
+        index = self.engine.deps.linker.index
+        deadline = asyncio.get_running_loop().time() + INDEX_WAIT_SECONDS
+        while not (await index.build(self.advo)).ready:
+            if asyncio.get_running_loop().time() > deadline:
+                raise BackfillAbortedError("the identity index is still being built elsewhere; rerun later")
+            await asyncio.sleep(0.5)  # another instance holds the build lease
 
     async def _phase(self, batch: list[Action], result: BackfillResult, tick: Callable[[int], Any]) -> None:
         sem = asyncio.Semaphore(self.concurrency)

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
-from services.errors import ApiError, AuthError, UnavailableError, ValidationError, VersionConflictError
+from services.errors import ApiError, UnavailableError, VersionConflictError
 from services.espocrm.auth import ApiKeyAuth, HmacAuth, hmac_authorization
 from services.http.base import ApiClient
 from services.http.observe import Observer
@@ -60,7 +60,6 @@ class EspoCrmClient(ApiClient):
         self.auth = (
             HmacAuth(api_key, api_secret, base_url=self.base_url) if api_secret else ApiKeyAuth(api_key)
         )
-        self._notification_forbidden = False
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> EspoCrmClient:
@@ -196,56 +195,9 @@ class EspoCrmClient(ApiClient):
     async def delete(self, entity: str, id: str) -> None:
         await self.request("DELETE", f"{_seg(entity)}/{_seg(id)}", template=f"{entity}/{{id}}", record_id=id)
 
-    # ------------------------------------------------------------------ notifications
-    async def notify(
-        self,
-        user_id: str,
-        message: str,
-        *,
-        parent_type: str,
-        parent_id: str | None,
-        user_name: str | None = None,
-    ) -> str:
-        """Notify a user; returns ``"notification"`` or ``"note"`` (the channel that worked).
 
-        ``POST /Notification`` is 403 for API users, so on 403 this falls back to a stream
-        ``Note`` on the record with an @mention (remembered per instance). Neither POST is
-        retried once it may have reached the server (a duplicate message is worse than none).
-        """
-        if not self._notification_forbidden:
-            try:
-                await self.request(
-                    "POST",
-                    "Notification",
-                    template="Notification",
-                    record_id=user_id,
-                    body={"type": "Message", "userId": user_id, "message": message},
-                )
-                return "notification"
-            except AuthError as exc:
-                if exc.status_code != 403:
-                    raise
-                self._notification_forbidden = True
-                log.info("espocrm Notification forbidden (403); using stream note with @mention")
-        if not user_name or not parent_id:
-            raise ValidationError(
-                "Notification is forbidden and the @mention fallback needs a user name and a parent record",
-                system=SYSTEM,
-                record_id=user_id,
-            )
-        await self.request(
-            "POST",
-            "Note",
-            template="Note",
-            record_id=parent_id,
-            body={
-                "type": "Post",
-                "parentType": parent_type,
-                "parentId": parent_id,
-                "post": f"@{user_name} {message}",
-            },
-        )
-        return "note"
+# Notices (stream posts with an @mention) are services/sync/notify.py's: it posts a `Note` with
+# `create` and looks the user up with `get("User", id)`.
 
 
 def _version_conflict(resp: httpx.Response, what: str, record_id: str | None) -> VersionConflictError:

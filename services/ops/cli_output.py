@@ -52,6 +52,16 @@ def print_status(report: dict[str, Any], out: TextIO) -> None:
         [(f["at"][:19], f["id"], f.get("reason", "")) for f in report["recent_failures"][:10]],
         out,
     )
+    _rows_or_none(
+        "Held for a person (conflict: a link needs a decision; docs/ops.md)",
+        [(f["at"][:19], f["id"], f.get("reason", "")[:160]) for f in report.get("recent_held", [])[:10]],
+        out,
+    )
+    _rows_or_none(
+        "Linked to an existing Advoware party instead of created",
+        [(f["at"][:19], f["id"], f.get("reason", "")) for f in report.get("recent_linked", [])[:10]],
+        out,
+    )
     _print_background(report, out)
 
 

@@ -188,7 +188,10 @@ class SyncEngine:
 
     async def handle_espo_delete(self, record_id: str) -> Outcome:
         """EspoCRM record deleted: unlink (Advoware is never touched); see `Outcomes.unlinked`."""
-        return await self.outcomes.unlinked(record_id)
+        outcome = await self.outcomes.unlinked(record_id)
+        if self.recorder is not None:
+            await self.recorder.after_sync(outcome, "delete")
+        return outcome
 
     async def plan_pair(
         self, record_id: str, espo: Mapping[str, Any], advo: Mapping[str, Any], betnr: int

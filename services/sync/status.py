@@ -58,6 +58,11 @@ async def status_report(espo: EspoListingApi, redis: Redis) -> dict[str, Any]:
         ],
         "recent_failures": list(await recent_events(redis, "failure", 20)),
         "recent_conflicts": list(await recent_events(redis, "conflict", 20)),
+        # Records held for a person by the identity check / betnr uniqueness (reason: ids, betNrs,
+        # rules), parties linked instead of created, and writes a system did not fully apply.
+        "recent_held": list(await recent_events(redis, "held", 20)),
+        "recent_linked": list(await recent_events(redis, "linked", 20)),
+        "recent_unapplied": list(await recent_events(redis, "unapplied", 20)),
         "last_sweep": json.loads(last_sweep) if last_sweep else None,
         "watermarks": {
             "advoware": await redis.get(keys.WATERMARK_ADVOWARE),

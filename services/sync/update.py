@@ -35,7 +35,7 @@ from services.sync.outcomes import Outcomes
 from services.sync.planning import Planner
 from services.sync.snapshot import Snapshot
 from services.sync.states import SyncStatus
-from services.sync.verify import answered_fields, verify_writes
+from services.sync.verify import Verification, answered_fields, verify_writes
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +237,17 @@ class Updater:
             espo_fields=answered_fields(plan.to_espo, saved), espo_answer=mapper.from_espo(saved) if saved else None,
         )  # fmt: skip
         await self._out.store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo_after, check.extra)
+        return await self._written(ctx, betnr, plan, pending, check)
+
+    async def _written(
+        self,
+        ctx: RecordContext,
+        betnr: int,
+        plan: MergePlan,
+        pending: list[FieldConflict],
+        check: Verification,
+    ) -> Outcome:
+        """After both writes and the snapshot: report what was not applied and the conflicts."""
         if check.advo_missing or check.espo_missing:
             await self._out.report_unapplied(
                 ctx,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -38,6 +39,7 @@ from tests.support.processes import (
 )
 from tests.support.stack import _ANSI, MOTIA, Stack, read_dotenv, sandbox_command
 
+READY = re.compile(r"Server ready and listening on port (\d+)")
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
@@ -179,16 +181,27 @@ class Cluster(Stack):
         self.logs[inst.name] = log_path
         self.procs[inst.name] = inst.proc
         inst.starts += 1
-        wait_for_port(inst.port, timeout, inst.proc)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = _ANSI.sub("", log_path.read_bytes()[mark:].decode(errors="replace"))
-            if "Server ready" in text:
+            ready = READY.search(text)
+            if ready:
+                # A port taken meanwhile makes Motia fall back to the next one (with a warning):
+                # the balancer follows it.
+                self._moved(inst, int(ready.group(1)))
+                wait_for_port(inst.port, timeout, inst.proc)
                 return
             if inst.proc.poll() is not None:
                 raise RuntimeError(f"{inst.name} exited:\n{text[-3000:]}")
             time.sleep(0.1)
         raise TimeoutError(f"{inst.name} not ready")
+
+    def _moved(self, inst: Instance, port: int) -> None:
+        if port == inst.port:
+            return
+        assert self.balancer is not None
+        self.balancer.backends[self.balancer.backends.index(inst.port)] = port
+        inst.port = port
 
     def stop_instances(self) -> None:
         for inst in self.instances:

@@ -16,6 +16,7 @@ import httpx
 import redis
 
 from sandbox import config as cfg
+from services.store import keys
 from tests.support.stack import Stack
 
 ADMIN = {"Authorization": f"Bearer {cfg.SYNC_ADMIN_TOKEN}"}
@@ -194,11 +195,11 @@ class Probe:
         return list(httpx.get(f"{base_url}/__sandbox/calls", params={"since": 0}, timeout=60).json()["calls"])
 
     def stats(self) -> dict[str, int]:
-        return {k: int(v) for k, v in self.redis.hgetall("vmh:stats").items()}
+        return {k: int(v) for k, v in self.redis.hgetall(keys.STATS).items()}
 
     def notifications(self) -> list[dict[str, Any]]:
         """The service's notification log (vmh:notifications) and the notes EspoCRM received."""
-        out = [json.loads(raw) for raw in self.redis.lrange("vmh:notifications", 0, -1)]
+        out = [json.loads(raw) for raw in self.redis.lrange(keys.NOTIFICATIONS, 0, -1)]
         notes = httpx.get(f"{self.stack.espo_url}/__sandbox/notes", timeout=30).json()
         for note in notes.get("notes", []):
             out.append({"id": note.get("parentId"), "message": note.get("post") or "", "channel": "note"})

@@ -120,6 +120,7 @@ class Scenario:
         self.redeliveries = 0
         self.labels = 0
         self.timeline: list[dict[str, Any]] = []
+        self.counters_before_restarts: Counter[str] = Counter()
         self.twins: list[tuple[str, dict[str, Any]]] = []  # (kind, EspoCRM body) existing in Advoware
 
     # ------------------------------------------------------------------ people's actions
@@ -287,6 +288,7 @@ class Scenario:
     def restart_redis(self) -> None:
         """Redis restarts empty at a quiet point: snapshots, watermarks, locks, queues all gone."""
         assert self.stack.redis_server is not None
+        self.counters_before_restarts.update(self.probe.stats())  # vmh:stats goes with Redis
         self.stack.redis_server.restart_empty()
         self.probe.reconnect()
         wait_until(self.probe.service_answers, timeout=120, message="service answers after the Redis restart")
@@ -338,6 +340,8 @@ def quiescent(counts: dict[str, int]) -> bool:
     return all(counts.get(s, 0) == 0 for s in busy)
 
 
+# The long `make chaos` run scales with its bursts; the short one stays well under this.
+@pytest.mark.timeout(600 + 120 * BURSTS)
 def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pytest.TempPathFactory) -> None:
     started = time.monotonic()
     sc = Scenario(chaos_stack)
@@ -353,13 +357,22 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
         sc.create("person" if i % 7 < 4 else "company", in_chaos=False)
     for kind in ("person", "company", "person", "company"):
         sc.existing_in_advoware(kind)
-    wait_until(
-        lambda: all(
-            r.get("betnr") and r.get("syncStatus") == "clean" for r in people.espo_records().values()
-        ),
-        timeout=120,
-        message="initial records linked",
-    )
+    for attempt in range(4):
+        try:
+            wait_until(
+                lambda: all(
+                    r.get("betnr") and r.get("syncStatus") == "clean" for r in people.espo_records().values()
+                ),
+                timeout=60,
+                message="initial records linked",
+            )
+            break
+        except AssertionError:
+            # A create that found the identity index being built by the other instance waits
+            # for the next sweep (the 15-minute cron in production): run it now.
+            if attempt == 3:
+                raise
+            probe.sweep()
     probe.wait_quiet()
     setup_s = time.monotonic() - started
 
@@ -480,7 +493,7 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
         ):
             missing_notes.append((rec.rid, "deleted in Advoware"))
 
-    stats = probe.stats()
+    stats = dict(sc.counters_before_restarts + Counter(probe.stats()))
     log = chaos_stack.log_text("motia")
     faults_by_kind = Counter(
         f"{system}:{c['fault']}"
@@ -589,10 +602,13 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
     assert sc.figures["workers_killed"] >= 2
     assert figures["faults_injected"]["total"] >= 20, figures["faults_injected"]
     assert sc.figures["conflict_pairs"] >= 2
-    # Exactly the planned same-field conflicts were resolved as conflicts (none spurious).
-    assert stats.get("conflicts", 0) == sc.figures["conflict_pairs"] - conflicts_superseded, figures[
-        "conflicts"
-    ]
+    # The planned same-field conflicts were resolved as conflicts, none spurious. A pair counted as
+    # superseded (a later pair on that field came before any sync could see it) may still have
+    # been seen and resolved on its own, so the count lies between the two.
+    resolved = stats.get("conflicts", 0)
+    assert sc.figures["conflict_pairs"] - conflicts_superseded <= resolved <= sc.figures["conflict_pairs"], (
+        figures["conflicts"]
+    )
     assert all(i.proc is not None and i.proc.poll() is None for i in chaos_stack.instances)
     assert sum(i.kills for i in chaos_stack.instances) >= min(INSTANCE_KILLS, 1)
     # Both instances served webhooks, sweeps and ops calls.

@@ -100,7 +100,7 @@ def test_create_answered_but_betnr_not_written_back_then_edit(
         created = people.advo_call("POST", None, json=mapper.to_advo_payload(content, None)).json()
         r = redis.Redis.from_url(chaos_stack.redis_url, decode_responses=True)
         r.set(
-            f"vmh:intent:{rid}",
+            keys.create_intent(rid),
             json.dumps(
                 {
                     "espo_id": rid,
@@ -160,7 +160,7 @@ def test_killed_worker_recovers_via_stale_lock_and_sweep(
         probe.wait_quiet()
         time.sleep(1)
     assert people.espo_record(rid)["syncStatus"] == "clean"
-    assert not probe.redis.exists(f"vmh:lock:{rid}")
+    assert not probe.redis.exists(keys.record_lock(rid))
 
 
 def test_conflict_is_reported_when_the_winning_write_was_applied_but_its_answer_lost(
@@ -195,4 +195,4 @@ def test_conflict_is_reported_when_the_winning_write_was_applied_but_its_answer_
     assert any(n.get("id") == rid and text in (n.get("message") or "") for n in probe.notifications()), (
         "no notification names the overwritten Advoware value"
     )
-    assert not probe.redis.exists(f"vmh:conflict:pending:{rid}")
+    assert not probe.redis.exists(keys.pending_conflicts(rid))

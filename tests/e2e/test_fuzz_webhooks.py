@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 
 from sandbox import config as cfg
 from sandbox.act import Actor
+from services.store import keys
 from tests.support.stack import Stack, espo_create, espo_get, run_stack, wait_linked, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -393,8 +394,8 @@ def test_signed_batch_replayed_to_the_delete_endpoint_does_not_unlink(
             message="the replayed delete event ran",
         )
     r = redis.Redis.from_url(fuzz_stack.redis_url, decode_responses=True)
-    assert r.get(f"vmh:snap:{rid}"), "the live record was unlinked by a replayed batch"
-    assert not r.exists(f"vmh:unlinked:{rid}")
+    assert r.get(keys.snapshot(rid)), "the live record was unlinked by a replayed batch"
+    assert not r.exists(keys.unlinked(rid))
     # And it still syncs.
     actor.espo.put(f"CBeteiligte/{rid}", json={"titel": "Nach Replay"}).raise_for_status()
     wait_until(lambda: advo_record(actor, betnr).get("titel") == "Nach Replay", timeout=60, message="sync")

@@ -7,6 +7,7 @@ so the tests do not depend on each other.
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -250,8 +251,8 @@ def test_an_ambiguous_create_is_held_with_the_candidates_named(stack: Stack, act
     )
     assert advo_writes_since(stack, mark) == []
     assert notes_about(stack, rid), "a note tells a person"
-    status = ops(stack, "--json", "status")
-    assert '"held"' in status.stdout or "held" in status.stdout
+    status = json.loads(ops(stack, "--json", "status").stdout)
+    assert rid in [e["id"] for e in status["recent_held"]] and status["counts"]["conflict"] >= 1
 
 
 def test_a_copied_betnr_changes_nothing_in_advoware_and_is_reported_on_both(

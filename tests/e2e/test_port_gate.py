@@ -143,13 +143,14 @@ def test_workbench_assets_need_the_login(served: Served) -> None:
         assert send(served, "GET", asset).status_code == 401, asset
 
 
-def _upgrade_status(served: Served, authorization: str | None) -> str:
+def _upgrade_status(served: Served, authorization: str | None, origin: str | None = None) -> str:
     request = (
         "GET / HTTP/1.1\r\n"
         f"Host: 127.0.0.1:{served.stack.motia_port}\r\n"
         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         + (f"Authorization: {authorization}\r\n" if authorization else "")
+        + (f"Origin: {origin}\r\n" if origin else "")
         + "\r\n"
     )
     with socket.create_connection(("127.0.0.1", served.stack.motia_port), timeout=30) as sock:
@@ -162,6 +163,9 @@ def test_stream_websocket_needs_the_login(served: Served) -> None:
     assert " 401 " in _upgrade_status(served, "Basic " + base64.b64encode(b"kanzlei-it:wrong").decode())
     good = "Basic " + base64.b64encode(":".join(served.login).encode()).decode()
     assert " 101 " in _upgrade_status(served, good)
+    assert " 101 " in _upgrade_status(served, good, origin=served.stack.motia_url)
+    # A page of another site in a logged-in browser must not read the streams (hijacking).
+    assert " 403 " in _upgrade_status(served, good, origin="https://evil.example")
 
 
 def _redis_mentions(r: Any, marker: str) -> list[str]:
@@ -200,6 +204,11 @@ def test_emit_without_login_emits_nothing(served: Served) -> None:
     }
     refused = send(served, "POST", "/emit", json=event)
     assert refused.status_code == 401
+    # Nor from another site's page in a logged-in browser (the credentials would ride along).
+    forged = send(
+        served, "POST", "/emit", json=event, auth=served.login, headers={"Origin": "https://evil.example"}
+    )
+    assert forged.status_code == 403
     # The control: the same emit with the login does reach Redis, so the check below can see one.
     event["data"]["ids"] = [control]
     assert send(served, "POST", "/emit", json=event, auth=served.login).status_code == 200

@@ -33,13 +33,14 @@ import pytest
 import redis
 
 from sandbox import config as cfg
+from services.store import keys
 from tests.chaos.people import People, clear_faults, service_faults, set_faults
 from tests.support.processes import PROJECT_ROOT
 from tests.support.stack import Stack, run_stack, wait_until
 
 pytestmark = pytest.mark.e2e
 ADMIN = {"Authorization": f"Bearer {cfg.SYNC_ADMIN_TOKEN}"}
-TOKEN_CACHE_KEY = f"vmh:advoware:token:{cfg.ADVO_KANZLEI}:{cfg.ADVO_USER}"
+TOKEN_CACHE_KEY = keys.advoware_token(cfg.ADVO_KANZLEI, cfg.ADVO_USER)
 
 # Personal data with markers nobody else uses.
 PERSON = {
@@ -242,7 +243,7 @@ def flows(stack: Stack, people: People, rdb: Any) -> dict[str, Any]:
     other = people.espo_create({**PERSON, "lastName": "Zqxdelete", "emailAddressData": []})
     wait_status(people, other, "clean")
     people.espo_delete(other)
-    wait_until(lambda: rdb.exists(f"vmh:unlinked:{other}"), message="unlinked")
+    wait_until(lambda: rdb.exists(keys.unlinked(other)), message="unlinked")
     sweep(stack)
     wait_until(
         lambda: str(advo_field(people, betnr, "titel")) == "Prof. Zqxtitel"
@@ -328,7 +329,7 @@ def test_no_personal_data_in_logs_and_ids_at_info(
         k
         for k in dumped
         # snapshots, copies of notifications, conflicts not yet reported (values by design)
-        if k.startswith(("vmh:snap:", "vmh:conflict:pending:")) or k == "vmh:notifications"
+        if k.startswith((keys.snapshot(""), keys.pending_conflicts(""))) or k == keys.NOTIFICATIONS
     ]
     assert by_design, "snapshots expected"
     hits2 = [

@@ -21,6 +21,7 @@ import respx
 from redis.asyncio import Redis
 
 from services.advoware.token import TokenProvider, compare_and_delete
+from services.store import keys
 from services.store.connection import connect
 from tests.support.processes import PROJECT_ROOT, RedisServer
 
@@ -96,7 +97,7 @@ async def test_single_flight_across_connections(redis_server: RedisServer) -> No
 
 
 async def test_lua_compare_and_delete(redis: Redis) -> None:
-    name = "vmh:test:cad:" + uuid.uuid4().hex
+    name = keys.scratch("cad", uuid.uuid4().hex)
     await redis.set(name, "owner-a", px=5000)
     assert await compare_and_delete(redis, name, "owner-b") is False
     assert await redis.get(name) == "owner-a"

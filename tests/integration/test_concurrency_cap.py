@@ -15,6 +15,7 @@ import pytest
 from services.advoware.client import AdvowareClient
 from services.advoware.concurrency import RedisSemaphore
 from services.errors import UnavailableError
+from services.store import keys
 from services.store.connection import connect
 from tests.support.processes import RedisServer
 
@@ -103,7 +104,7 @@ async def test_slot_released_when_call_fails(redis: Any) -> None:
 
 
 async def test_crashed_holder_expires(redis: Any) -> None:
-    sem = RedisSemaphore(redis, "vmh:test:sem:" + uuid.uuid4().hex, 1, lease=0.3)
+    sem = RedisSemaphore(redis, keys.scratch("sem", uuid.uuid4().hex), 1, lease=0.3)
     token = await sem.try_acquire()  # "crashes" without releasing
     assert token is not None
     assert await sem.try_acquire() is None
@@ -114,7 +115,7 @@ async def test_crashed_holder_expires(redis: Any) -> None:
 
 
 async def test_acquire_timeout_is_retryable_unavailable(redis: Any) -> None:
-    sem = RedisSemaphore(redis, "vmh:test:sem:" + uuid.uuid4().hex, 1, acquire_timeout=0.2)
+    sem = RedisSemaphore(redis, keys.scratch("sem", uuid.uuid4().hex), 1, acquire_timeout=0.2)
     held = await sem.acquire()
     with pytest.raises(UnavailableError) as info:
         await sem.acquire()
@@ -124,7 +125,7 @@ async def test_acquire_timeout_is_retryable_unavailable(redis: Any) -> None:
 
 
 async def test_uncontended_acquire_and_release_are_one_round_trip_each(redis: Any) -> None:
-    sem = RedisSemaphore(redis, "vmh:test:sem:" + uuid.uuid4().hex, 2)
+    sem = RedisSemaphore(redis, keys.scratch("sem", uuid.uuid4().hex), 2)
     await sem.release(await sem.acquire())  # loads the script (EVALSHA miss -> EVAL) once
     await redis.config_resetstat()
     async with sem.slot():
@@ -151,7 +152,7 @@ async def test_uncontended_acquire_and_release_are_one_round_trip_each(redis: An
 async def test_a_release_wakes_a_waiter_at_once(redis: Any) -> None:
     """A waiter blocked on a full semaphore gets the slot within a round trip of the release,
     not after a polling back-off."""
-    sem = RedisSemaphore(redis, "vmh:test:sem:" + uuid.uuid4().hex, 1, poll_max=2.0)
+    sem = RedisSemaphore(redis, keys.scratch("sem", uuid.uuid4().hex), 1, poll_max=2.0)
     other = RedisSemaphore(connect_like(redis), sem.name, 1, poll_max=2.0)
     held = await sem.acquire()
     waiter = asyncio.create_task(other.acquire())
@@ -173,7 +174,7 @@ def connect_like(redis: Any) -> Any:
 async def test_a_slot_goes_straight_to_a_waiting_task_of_the_same_process(redis: Any) -> None:
     """Two calls in one process with limit 1: the second takes the first's slot without a
     release and a new acquire (two script calls in all: one acquire, one release)."""
-    sem = RedisSemaphore(redis, "vmh:test:sem:" + uuid.uuid4().hex, 1)
+    sem = RedisSemaphore(redis, keys.scratch("sem", uuid.uuid4().hex), 1)
     await sem.release(await sem.acquire())  # loads the scripts once
     await redis.config_resetstat()
     order: list[str] = []
@@ -191,7 +192,7 @@ async def test_a_slot_goes_straight_to_a_waiting_task_of_the_same_process(redis:
 
 
 async def test_a_handed_over_slot_nobody_takes_is_released(redis: Any) -> None:
-    sem = RedisSemaphore(redis, "vmh:test:sem:" + uuid.uuid4().hex, 1)
+    sem = RedisSemaphore(redis, keys.scratch("sem", uuid.uuid4().hex), 1)
 
     async def hold() -> None:
         async with sem.slot():
@@ -215,7 +216,7 @@ async def test_a_handed_over_slot_nobody_takes_is_released(redis: Any) -> None:
 
 
 async def test_key_expires_when_idle(redis: Any) -> None:
-    sem = RedisSemaphore(redis, "vmh:test:sem:" + uuid.uuid4().hex, 2, lease=5)
+    sem = RedisSemaphore(redis, keys.scratch("sem", uuid.uuid4().hex), 2, lease=5)
     token = await sem.acquire()
     assert 0 < await redis.pttl(sem.name) <= 5000
     await sem.release(token)

@@ -36,7 +36,9 @@ from tests.support.processes import PROJECT_ROOT
 from tests.support.stack import PY, Stack, run_stack
 
 ADMIN = {"Authorization": f"Bearer {cfg.SYNC_ADMIN_TOKEN}"}
+# The service signs in to both simulators as these users; people use others.
 SERVICE_USERS = {cfg.ESPO_API_USER_NAME, cfg.ADVO_USER}
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 FIRST_BETNR = cfg.ADVO_FIRST_BETNR
 
 
@@ -70,9 +72,7 @@ def summarise(espo: list[dict[str, Any]], advo: list[dict[str, Any]]) -> dict[st
             "espocrm": sum(1 for c in espo if kind_of(c) == kind),
             "advoware": sum(1 for c in advo if kind_of(c) == kind),
         }
-    out["writes"] = sum(
-        1 for c in espo + advo if c["method"] in ("POST", "PUT", "PATCH", "DELETE") and kind_of(c) != "token"
-    )
+    out["writes"] = sum(1 for c in espo + advo if c["method"] in WRITE_METHODS and kind_of(c) != "token")
     routes: Counter[str] = Counter(f"{c['method']} {c['route']}" for c in espo + advo)
     out["by_route"] = dict(sorted(routes.items()))
     return out

@@ -21,6 +21,7 @@ from services.advoware.token import (
     request_timestamp,
 )
 from services.errors import AuthError, RateLimitedError, UnavailableError
+from services.store import keys
 
 SEC = "https://security.test/"
 TOKEN_URL = SEC + "api/v1/Token"
@@ -120,9 +121,9 @@ async def test_token_is_fetched_once_and_cached(redis: fakeredis.FakeAsyncRedis)
     assert sent["HMAC512Signature"] == advoware_signature(
         API_KEY, 64, "app-123", sent["Nonce"], sent["RequestTimeStamp"]
     )
-    stored = json.loads(await redis.get("vmh:advoware:token:KANZLEI-01:bao"))
+    stored = json.loads(await redis.get(keys.advoware_token("KANZLEI-01", "bao")))
     assert stored == {"access_token": "tok-1", "expires_at": clock.now + 3600}
-    ttl = await redis.pttl("vmh:advoware:token:KANZLEI-01:bao")
+    ttl = await redis.pttl(keys.advoware_token("KANZLEI-01", "bao"))
     assert 3500_000 < ttl <= 3540_000  # lifetime minus the 60 s margin
 
 
@@ -152,7 +153,7 @@ async def test_expiration_utc_is_used_without_expires_in(redis: fakeredis.FakeAs
     respx.post(TOKEN_URL).respond(200, json={"access_token": "tok", "expiration_utc": exp})
     async with httpx.AsyncClient() as http:
         await provider(redis, http, clock).get()
-    stored = json.loads(await redis.get("vmh:advoware:token:KANZLEI-01:bao"))
+    stored = json.loads(await redis.get(keys.advoware_token("KANZLEI-01", "bao")))
     assert stored["expires_at"] == pytest.approx(clock.now + 1200, abs=1)
 
 
@@ -200,7 +201,7 @@ async def test_concurrent_callers_share_one_token_request(redis: fakeredis.FakeA
         tokens = await asyncio.gather(*(p.get() for p in providers))
     assert tokens == ["tok-shared"] * 10
     assert route.call_count == 1
-    assert await redis.get("vmh:advoware:token:KANZLEI-01:bao:lock") is None  # released
+    assert await redis.get(keys.advoware_token_lock("KANZLEI-01", "bao")) is None  # released
 
 
 @respx.mock

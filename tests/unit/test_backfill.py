@@ -26,6 +26,7 @@ from services.beteiligte.normalize import name_key as fold
 from services.beteiligte.normalize import register_court_key as court_key
 from services.beteiligte.normalize import register_number_key as register_key
 from services.errors import BackfillAbortedError, BackfillBusyError
+from services.store import keys
 from services.store.keys import BACKFILL_RUN_STATE as RUN_STATE
 from services.store.keys import BACKFILL_RUNNING
 from services.sync.model import Result, Trigger
@@ -482,7 +483,7 @@ async def test_run_links_creates_holds_and_reports(world: dict[str, Any]) -> Non
     state = json.loads(await w["redis"].get(RUN_STATE))
     assert state["status"] == "finished" and state["run_id"] == result.run_id
     assert not await w["redis"].exists(BACKFILL_RUNNING)
-    assert result.watermark_seeded and await w["redis"].get("vmh:watermark:advoware")
+    assert result.watermark_seeded and await w["redis"].get(keys.WATERMARK_ADVOWARE)
 
 
 async def test_second_run_does_nothing(world: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.store import keys
 from services.sync.deletions import DeletionGuard
 from services.sync.engine import Result, Trigger
 from tests.unit.test_outage import advance, env, linked_records, sweep
@@ -50,7 +51,7 @@ async def test_everything_404_marks_nothing_and_waits_for_a_person(env: dict[str
     guard: DeletionGuard = env["engine"].deletions
     assert await guard.state() is not None
     assert set(await guard.held()) == set(ids)
-    assert any("breaker_open" in k for k in await redis.keys("vmh:recent:*"))
+    assert any("breaker_open" in k for k in await redis.keys(keys.recent("*")))
     # A person fixes the connector URL and releases: every record syncs normally again.
     advo.records.update(saved)
     released = await guard.release(confirm=False)

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from services.errors import UnavailableError, ValidationError
+from services.store import keys
 from services.sync.intents import CreateIntent
 from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
@@ -149,7 +150,7 @@ async def test_espocrm_delete_never_deletes_in_advoware(env: dict[str, Any]) -> 
     out = await env["engine"].handle_espo_delete(rid)
     assert out.result is Result.UNLINKED and out.betnr == betnr
     assert betnr in env["advo"].records
-    assert await env["redis"].hgetall(f"vmh:unlinked:{rid}")
+    assert await env["redis"].hgetall(keys.unlinked(rid))
     assert env["espo"].notifications
 
 
@@ -241,7 +242,7 @@ async def test_stale_lock_of_a_dead_worker_is_recovered(env: dict[str, Any]) -> 
     rid, _ = await linked(env)
     env["espo"].records[rid]["syncStatus"] = "syncing"  # the dead worker's mirror
     # The dead worker's lock with a short TTL that has run out.
-    await env["redis"].set(f"vmh:lock:{rid}", "dead-worker", px=1)
+    await env["redis"].set(keys.record_lock(rid), "dead-worker", px=1)
     import asyncio
 
     await asyncio.sleep(0.01)
@@ -251,13 +252,13 @@ async def test_stale_lock_of_a_dead_worker_is_recovered(env: dict[str, Any]) -> 
 
 async def test_locked_record_is_coalesced_not_dropped(env: dict[str, Any]) -> None:
     rid, _betnr = await linked(env)
-    await env["redis"].set(f"vmh:lock:{rid}", "other-worker", px=60_000)
+    await env["redis"].set(keys.record_lock(rid), "other-worker", px=60_000)
     out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
     assert out.result is Result.LOCKED
-    assert await env["redis"].get(f"vmh:again:{rid}") == "1"
+    assert await env["redis"].get(keys.record_again(rid)) == "1"
     # Only the owner may release.
     assert not await env["engine"].locks.release(rid, "not-the-owner")
-    assert await env["redis"].get(f"vmh:lock:{rid}") == "other-worker"
+    assert await env["redis"].get(keys.record_lock(rid)) == "other-worker"
 
 
 async def test_holder_runs_again_for_events_that_came_in(env: dict[str, Any]) -> None:

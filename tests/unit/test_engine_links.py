@@ -112,3 +112,24 @@ async def test_the_dry_run_says_a_create_would_link(env: dict[str, Any]) -> None
     plan = await env["engine"].plan_record(rid, Trigger.MANUAL)
     assert plan.action == "link" and plan.betnr == betnr
     assert mapper.from_espo(env["espo"].records[rid])["title"] is None  # nothing written
+
+
+async def test_ops_relink_checks_the_party_and_its_other_links_then_syncs(env: dict[str, Any]) -> None:
+    from services.ops.actions import OpsError
+    from services.ops.relink import relink
+
+    engine = env["engine"]
+    rid = env["espo"].add(dict(PERSON_ESPO))
+    other = env["espo"].add({**sparse(), "lastName": "Anders"})
+    await engine.sync_record(rid, Trigger.WEBHOOK_CREATE)
+    taken = (await engine.sync_record(other, Trigger.WEBHOOK_CREATE)).betnr
+    with pytest.raises(OpsError) as missing:
+        await relink(engine, rid, 999_999)
+    assert missing.value.status == 404
+    with pytest.raises(OpsError) as linked_elsewhere:
+        await relink(engine, rid, taken)
+    assert linked_elsewhere.value.status == 409
+    target = env["advo"].add(copy.deepcopy(ADVO_RICH))
+    result = await relink(engine, rid, target)
+    assert result["result"] in ("updated", "unchanged") and result["betnr"] == target
+    assert env["espo"].records[rid]["betnr"] == target and env["espo"].records[rid]["syncStatus"] == "clean"

@@ -384,59 +384,6 @@ def test_from_settings() -> None:
     assert KEY not in repr(c)
 
 
-# ---------------------------------------------------------------- notify
-
-
-@respx.mock
-async def test_notify_uses_notification_when_allowed(client: EspoCrmClient) -> None:
-    route = respx.post(f"{BASE}/Notification").respond(200, json={"id": "n1"})
-    assert (
-        await client.notify("u1", "Bitte prüfen", parent_type="CBeteiligte", parent_id="b1") == "notification"
-    )
-    assert json.loads(route.calls.last.request.content) == {
-        "type": "Message",
-        "userId": "u1",
-        "message": "Bitte prüfen",
-    }
-
-
-@respx.mock
-async def test_notify_falls_back_to_note_on_403_and_remembers(client: EspoCrmClient) -> None:
-    notif = respx.post(f"{BASE}/Notification").respond(403, headers={"X-Status-Reason": "No create access."})
-    note = respx.post(f"{BASE}/Note").respond(200, json={"id": "note1"})
-    for _ in range(2):
-        assert (
-            await client.notify(
-                "u1", "Bitte prüfen", parent_type="CBeteiligte", parent_id="b1", user_name="jdoe"
-            )
-            == "note"
-        )
-    assert notif.call_count == 1  # not tried again within the instance
-    assert note.call_count == 2
-    assert json.loads(note.calls.last.request.content) == {
-        "type": "Post",
-        "parentType": "CBeteiligte",
-        "parentId": "b1",
-        "post": "@jdoe Bitte prüfen",
-    }
-
-
-@respx.mock
-async def test_notify_401_is_not_masked(client: EspoCrmClient) -> None:
-    respx.post(f"{BASE}/Notification").respond(401)
-    note = respx.post(f"{BASE}/Note").respond(200, json={})
-    with pytest.raises(AuthError):
-        await client.notify("u1", "m", parent_type="CBeteiligte", parent_id="b1", user_name="jdoe")
-    assert note.call_count == 0
-
-
-@respx.mock
-async def test_notify_fallback_needs_user_name(client: EspoCrmClient) -> None:
-    respx.post(f"{BASE}/Notification").respond(403)
-    with pytest.raises(ValidationError):
-        await client.notify("u1", "m", parent_type="CBeteiligte", parent_id="b1")
-
-
 # ---------------------------------------------------------------- datetime
 
 
@@ -473,10 +420,3 @@ async def test_select_may_be_a_comma_separated_string(client: EspoCrmClient) -> 
     route = respx.get(f"{BASE}/CBeteiligte").respond(200, json={"total": -2, "list": []})
     assert [r async for r in client.iterate("CBeteiligte", select="id,modifiedAt")] == []
     assert search_params(route.calls.last.request)["select"] == "id,modifiedAt"
-
-
-@respx.mock
-async def test_notify_fallback_needs_parent_record(client: EspoCrmClient) -> None:
-    respx.post(f"{BASE}/Notification").respond(403)
-    with pytest.raises(ValidationError):
-        await client.notify("u1", "m", parent_type="CBeteiligte", parent_id=None, user_name="jdoe")

@@ -106,12 +106,14 @@ async def test_espocrm_logs_and_errors_are_clean(
                 lambda: c.get("CBeteiligte", "abc"),
                 lambda: c.update("CBeteiligte", "abc", {"name": PERSON, "emailAddress": EMAIL}),
                 lambda: c.create("CBeteiligte", {"name": PERSON, "emailAddress": EMAIL}),
-                lambda: c.notify(
-                    "u1",
-                    f"Bitte {PERSON} prüfen",
-                    parent_type="CBeteiligte",
-                    parent_id="abc",
-                    user_name="jdoe",
+                lambda: c.create(
+                    "Note",
+                    {
+                        "type": "Post",
+                        "parentType": "CBeteiligte",
+                        "parentId": "abc",
+                        "post": f"@jdoe Bitte {PERSON} prüfen",
+                    },
                 ),
             ]
         )

@@ -19,6 +19,7 @@ from services.ops.health import HealthDeps, conditions, run_checks
 from services.ops.history import HistoryEntry, HistoryStore
 from services.ops.metrics import Metrics, counter_value, render, stored
 from services.ops.recorder import entry_for_outcome
+from services.store import keys
 from services.sync.decide import FieldConflict, decide
 from services.sync.notify import OUTBOX, Notifier, conflict_text, outbox_summary, record_label
 from tests.support.fakes import FAKE_USER_NAME, FakeAdvo, FakeEspo
@@ -42,7 +43,7 @@ async def test_history_is_bounded_by_count_and_age(redis: Any) -> None:
         await store.add("r1", HistoryEntry(at=now.isoformat(), trigger="update", result=f"r{i}"))
     entries = await store.entries("r1")
     assert [e["result"] for e in entries] == ["r3", "r2", "r1"]
-    assert 0 < await redis.ttl("vmh:history:r1") <= 86400
+    assert 0 < await redis.ttl(keys.history("r1")) <= 86400
 
 
 def test_history_entry_names_old_and_new_values_and_the_winner() -> None:
@@ -148,7 +149,10 @@ async def test_override_name_and_a_deleted_record_goes_to_the_users_stream(redis
     assert espo.notifications == [("u1", "@anna gelöscht")] and espo.calls["get_user"] == 0
 
 
-async def test_an_undelivered_notice_waits_in_the_outbox_and_is_retried(redis: Any) -> None:
+async def test_an_undelivered_notice_waits_in_the_outbox_and_is_retried(
+    redis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
     espo = FakeEspo()
     rid = espo.add({"name": "X"})
     espo.fail_next["notify"] = [UnavailableError("down", system="espocrm", status_code=503)]
@@ -161,6 +165,7 @@ async def test_an_undelivered_notice_waits_in_the_outbox_and_is_retried(redis: A
     assert await notifier.retry_pending(rid) == 1
     assert await redis.hlen(OUTBOX) == 0 and counted == ["failed", "sent"]
     assert espo.notifications == [(rid, f"@{FAKE_USER_NAME} Konflikt")]
+    assert rid in caplog.text and "Konflikt" not in caplog.text  # ids in logs, never the text
 
 
 async def test_channel_check_names_what_is_missing(redis: Any) -> None:
@@ -213,7 +218,7 @@ async def test_health_is_healthy_without_a_sweep_yet_and_fails_when_advoware_ref
 
 async def test_an_old_sweep_is_unhealthy(redis: Any) -> None:
     old = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
-    await redis.set("vmh:sweep:last", json.dumps({"at": old}))
+    await redis.set(keys.SWEEP_LAST, json.dumps({"at": old}))
     report = await run_checks(deps(redis, FakeEspo(), FakeAdvo()))
     assert not report.healthy and report.checks["sweep"].state == "fail"
     assert conditions(report)["sweep_overdue"]
@@ -305,3 +310,70 @@ async def test_http_retries_and_sweep_durations_are_counted(redis: Any) -> None:
         if s.name.endswith("_bucket")
     }
     assert sweep["30.0"] == 0 and sweep["60.0"] == 1
+
+
+# --------------------------------------------------------------------------- the engine with the recorder
+
+
+@pytest.fixture
+def wired() -> dict[str, Any]:
+    from services.runtime import build_runtime
+    from tests.support.fakes import Clock, fake_redis
+    from tests.support.runtime import settings_with
+
+    clock, redis = Clock(), fake_redis()
+    espo, advo = FakeEspo(clock), FakeAdvo(clock)
+    metrics = Metrics(redis)
+    rt = build_runtime(
+        settings_with(ESPOCRM_NOTIFY_USER_ID="u1"),
+        espo=espo,
+        advo=advo,
+        redis=redis,
+        clock=lambda: clock.now,
+        metrics=metrics,
+    )
+    return {"espo": espo, "advo": advo, "redis": redis, "engine": rt.engine, "metrics": metrics}
+
+
+async def test_every_sync_is_recorded_and_a_permanent_failure_alerts_once_and_recovers(
+    wired: dict[str, Any],
+) -> None:
+    from services.errors import ValidationError
+    from services.sync.model import Trigger
+    from tests.unit.test_engine import PERSON_ESPO
+
+    espo, advo, engine = wired["espo"], wired["advo"], wired["engine"]
+    rid = espo.add(dict(PERSON_ESPO))
+    advo.fail_next["create"] = [
+        ValidationError("refused", system="advoware", status_code=400, reason="Pflichtfeld")
+    ]
+    await engine.sync_record(rid, Trigger.WEBHOOK_CREATE)
+    await engine.sync_record(rid, Trigger.SWEEP)  # parked: no second notice
+    failed = [m for _, m in espo.notifications if "endgültig fehlgeschlagen" in m]
+    assert len(failed) == 1 and "Pflichtfeld" in failed[0]
+    espo.edit(rid, syncStatus="pending_sync")
+    assert (await engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)).betnr is not None
+    assert sum("wieder erfolgreich" in m for _, m in espo.notifications) == 1
+    entries = await HistoryStore(wired["redis"]).entries(rid)
+    assert [e["result"] for e in entries] == ["created", "skipped", "permanently_failed"]
+    assert "Pflichtfeld" in entries[-1]["error"]["reason"]
+    await wired["metrics"].flush()
+    assert (
+        await counter_value(wired["redis"], "vmh_syncs", trigger="create", result="permanently_failed") == 1
+    )
+
+
+async def test_an_excluded_record_is_never_written_and_the_delete_is_recorded(wired: dict[str, Any]) -> None:
+    from services.sync.model import Trigger
+    from tests.unit.test_engine import PERSON_ESPO
+
+    espo, advo, engine = wired["espo"], wired["advo"], wired["engine"]
+    rid = espo.add({**PERSON_ESPO, "syncStatus": "excluded"})
+    for trigger in (Trigger.WEBHOOK_CREATE, Trigger.WEBHOOK_UPDATE, Trigger.SWEEP, Trigger.MANUAL):
+        out = await engine.sync_record(rid, trigger)
+        assert out.reason == "excluded by a person"
+    assert not advo.records and not espo.updates
+    del espo.records[rid]
+    await engine.handle_espo_delete(rid)
+    entries = await HistoryStore(wired["redis"]).entries(rid)
+    assert entries[0]["trigger"] == "delete" and len(entries) == 5

@@ -18,7 +18,7 @@ import pytest
 from services.errors import AuthError, UnavailableError, ValidationError
 from services.sync.model import Result, Trigger
 from services.sync.sweep import Sweeper
-from tests.support.fakes import BERLIN, fake_env, fake_redis
+from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo, fake_env, fake_redis
 from tests.unit.test_engine import PERSON_ESPO
 
 SWEEP_EVERY = timedelta(minutes=15)
@@ -92,9 +92,11 @@ async def test_two_hour_advoware_outage_parks_nothing_and_releases_at_once(env: 
         assert advo.records[betnr]["titel"] == f"Prof. {rid[-3:]}"
 
 
-async def test_own_failure_write_is_not_a_persons_edit(env: dict[str, Any]) -> None:
+@pytest.mark.parametrize("advoware_edits", [False, True])
+async def test_own_failure_write_is_not_a_persons_edit(env: dict[str, Any], advoware_edits: bool) -> None:
     """A record that fails on its own (5xx for that record only) is retried when its back-off
-    is due and not before, however many sweeps pass in between."""
+    is due and not before, however many sweeps pass in between - also when the Advoware change
+    poll keeps finding it (edited in Advoware at every sweep)."""
     espo, advo = env["espo"], env["advo"]
     ids = await linked_records(env, 3)
     bad, ok = ids[0], ids[1:]
@@ -117,6 +119,8 @@ async def test_own_failure_write_is_not_a_persons_edit(env: dict[str, Any]) -> N
     for _ in range(16):  # four hours of sweeps; the other records keep syncing fine
         advance(env)
         espo.edit(ok[0], titel=f"Dr. {env['clock'].now.minute}")
+        if advoware_edits:
+            advo.edit(betnr, vorname=f"Hans-{env['clock'].now.minute}")
         before = int(espo.records[bad].get("syncRetryCount") or 0)
         await sweep(env)
         if int(espo.records[bad].get("syncRetryCount") or 0) > before:
@@ -201,3 +205,17 @@ async def test_a_success_in_between_resets_the_failure_run() -> None:
     assert await breakers.open_states() == {}
     assert await breakers.record_failure("x", AuthError("401", system="espocrm", status_code=401))
     assert set(await breakers.open_states()) == {"espocrm"}
+
+
+async def test_one_sweep_per_tick_across_instances() -> None:
+    """Every instance's cron fires at each tick; one Redis claim lets exactly one of them sweep."""
+    import asyncio
+
+    redis = fake_redis()
+    clock = Clock()
+    instances = [
+        Sweeper(espo=FakeEspo(clock), advo=FakeAdvo(clock), redis=redis, tz=BERLIN) for _ in range(3)
+    ]
+    for tick in ("202607011000", "202607011015"):
+        claims = await asyncio.gather(*(s.claim_tick(tick) for s in instances))
+        assert sorted(claims) == [False, False, True]

@@ -62,6 +62,17 @@ const result = {
     plugin: decide(login, { path: '/__motia/state' }),
     badPath: decide(login, { path: '/vmh/items/%%E0%%A4%%A' }),
   },
+  crossSite: {
+    fetchMetadata: decide(login, { method: 'POST', path: '/emit', headers: { authorization: basic('it', 'a-long-password'), 'sec-fetch-site': 'cross-site' } }),
+    sameSite: decide(login, { method: 'POST', path: '/emit', headers: { authorization: basic('it', 'a-long-password'), 'sec-fetch-site': 'same-site' } }),
+    foreignOrigin: decide(login, { method: 'POST', path: '/emit', headers: { authorization: basic('it', 'a-long-password'), origin: 'https://evil.example', host: 'sync.lan' } }),
+    nullOrigin: decide(login, { method: 'POST', path: '/emit', headers: { authorization: basic('it', 'a-long-password'), origin: 'null', host: 'sync.lan' } }),
+    ownOrigin: decide(login, { method: 'POST', path: '/emit', headers: { authorization: basic('it', 'a-long-password'), origin: 'https://sync.lan', host: 'sync.lan', 'sec-fetch-site': 'same-origin' } }),
+    followedLink: decide(login, { path: '/', headers: { authorization: basic('it', 'a-long-password'), 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' } }),
+    openLocal: decide({ WORKBENCH_OPEN_LOCAL: 'true' }, { method: 'POST', path: '/emit', headers: { 'sec-fetch-site': 'cross-site' } }),
+    webhook: decide(login, { method: 'POST', path: '/vmh/webhook/beteiligte/update', headers: { 'sec-fetch-site': 'cross-site' } }),
+    upgrade: createPortGate({ env: login, log: () => {} }).upgradeRefusal({ method: 'GET', headers: { authorization: basic('it', 'a-long-password'), origin: 'https://evil.example', host: 'sync.lan' }, socket: {} })?.code ?? null,
+  },
   openLocal: {
     loopback: decide({ WORKBENCH_OPEN_LOCAL: 'true' }, { path: '/' }),
     lan: decide({ WORKBENCH_OPEN_LOCAL: 'true' }, { path: '/', local: '192.168.1.5' }),
@@ -125,3 +136,17 @@ def test_gate_decisions(tmp_path: Path) -> None:
     assert r["openLocal"] == {"loopback": "next", "lan": not_here, "webhookLan": "next"}
     assert r["off"] == {"workbench": not_here, "basicIgnored": not_here, "webhook": "next"}
     assert r["upgrade"] == {"login": 401, "loginOk": None, "off": 404}
+    # Cached Basic credentials ride along with any request a browser sends to the host: a web
+    # page of another site must not use them (CSRF on /emit, hijacked log streams).
+    forbidden = {"status": 403, "auth": None}
+    assert r["crossSite"] == {
+        "fetchMetadata": forbidden,
+        "sameSite": forbidden,
+        "foreignOrigin": forbidden,
+        "nullOrigin": forbidden,
+        "ownOrigin": "next",
+        "followedLink": "next",
+        "openLocal": forbidden,
+        "webhook": "next",  # server-to-server; the step checks the signature
+        "upgrade": 403,
+    }
