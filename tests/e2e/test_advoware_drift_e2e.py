@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from sandbox.act import Actor
-from tests.e2e.test_sync_e2e import ADMIN, create_person, espo_get, sweep, wait_linked
+from tests.e2e.test_sync_e2e import ADMIN, create_person, espo_get, sweep
 from tests.support.stack import Stack, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -33,6 +33,21 @@ def drift(stack: Stack) -> Iterator[Any]:
 
     yield set_drift
     httpx.delete(f"{stack.advo_url}/__sandbox/drift", timeout=10).raise_for_status()
+
+
+def linked(stack: Stack, actor: Actor, rid: str) -> int:
+    """The record's betnr once it is linked and clean. A create may wait for the identity index
+    (built by the service within a minute of start); the next sweep takes the waiting record up."""
+
+    def done() -> bool:
+        record = espo_get(actor, rid)
+        if record.get("betnr") and record.get("syncStatus") == "clean":
+            return True
+        sweep(stack)
+        return False
+
+    wait_until(done, timeout=120, interval=3.0, message=f"record {rid} linked and clean")
+    return int(espo_get(actor, rid)["betnr"])
 
 
 def listing_calls(stack: Stack, since: int) -> list[dict[str, Any]]:
@@ -64,7 +79,7 @@ def test_a_server_capping_pages_still_delivers_every_advoware_edit(
     stack: Stack, actor: Actor, drift: Any
 ) -> None:
     rids = [create_person(actor, lastName=f"Seitenkappe{i}") for i in range(3)]
-    betnrs = [int(wait_linked(actor, rid)["betnr"]) for rid in rids]
+    betnrs = [linked(stack, actor, rid) for rid in rids]
     sweep(stack)  # settle: the creates' own changes are read once
     drift(page_cap=1)  # every listing page holds one record, whatever `take` asks
     for betnr in betnrs:
@@ -83,7 +98,7 @@ def test_a_server_ignoring_skip_stops_the_poll_instead_of_looping(
     stack: Stack, actor: Actor, drift: Any
 ) -> None:
     rids = [create_person(actor, lastName=f"Ohneskip{i}") for i in range(2)]
-    betnrs = [int(wait_linked(actor, rid)["betnr"]) for rid in rids]
+    betnrs = [linked(stack, actor, rid) for rid in rids]
     sweep(stack)
     drift(ignore_skip=True, page_cap=1)  # page 2 repeats page 1
     for betnr in betnrs:
@@ -100,7 +115,7 @@ def test_a_misrouted_url_answering_404_everywhere_marks_nothing_deleted(
     stack: Stack, actor: Actor, drift: Any
 ) -> None:
     rid = create_person(actor, lastName="Fehlgeleitet")
-    betnr = int(wait_linked(actor, rid)["betnr"])
+    betnr = linked(stack, actor, rid)
     drift(records_404=True, listing_404=True)
     outcome = sync_now(stack, rid)
     assert outcome["result"] == "failed", outcome  # transient: retried, never deleted_in_advoware
@@ -117,7 +132,7 @@ def test_a_misrouted_url_answering_404_everywhere_marks_nothing_deleted(
 def test_a_deleted_advoware_record_is_still_noticed(stack: Stack, actor: Actor) -> None:
     """The confirmation does not hide a real deletion: the record is gone, the listing answers."""
     rid = create_person(actor, lastName="Wirklichweg")
-    betnr = int(wait_linked(actor, rid)["betnr"])
+    betnr = linked(stack, actor, rid)
     actor.advo_call("DELETE", f"Beteiligte/{betnr}")
     outcome = sync_now(stack, rid)
     assert outcome["result"] == "deleted_in_advoware", outcome
