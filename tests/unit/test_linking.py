@@ -48,8 +48,14 @@ def test_choose_follows_the_table() -> None:
     assert choose([(3, weak)]).action is Action.HOLD
 
 
-async def test_no_index_yet_the_create_builds_it_or_waits_while_another_builds(setup: Any) -> None:
+async def test_no_index_yet_the_create_builds_it_or_waits_while_another_builds(
+    setup: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from services.store.lease import Lease
+    from services.sync import linking
+
+    # A create waits for another process's build within its budget; keep the budget short here.
+    monkeypatch.setattr(linking, "INLINE_BUILD_SECONDS", 0.5)
 
     linker, _espo, advo, index = setup
     await index.redis.delete(keys.IDENTITY_STATE)
