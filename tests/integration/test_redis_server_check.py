@@ -54,6 +54,8 @@ async def test_persistence_and_password_are_recognised(redis: Any, own_redis: Re
         assert await check_server(authed) == []
     finally:
         await authed.aclose()
+    # The test Redis writes its files in its own temporary directory, never into the checkout.
+    assert not (PROJECT_ROOT / "appendonlydir").exists()
 
 
 async def test_unreachable_server_is_an_error_without_credentials() -> None:

@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,7 +140,11 @@ def redis_server_binary() -> str:
 
 
 def spawn_redis(port: int, *args: str) -> subprocess.Popen[bytes]:
-    """redis-server on 127.0.0.1:`port` without persistence (`args` added), its own process group."""
+    """redis-server on 127.0.0.1:`port` without persistence (`args` added), its own process group.
+
+    Its working directory is a fresh temporary one: a test that switches persistence on at run time
+    (CONFIG SET appendonly yes) must not write Redis files into the checkout."""
+    workdir = tempfile.mkdtemp(prefix=f"vmh-redis-{port}-")
     return subprocess.Popen(
         [
             redis_server_binary(),
@@ -147,6 +152,8 @@ def spawn_redis(port: int, *args: str) -> subprocess.Popen[bytes]:
             "127.0.0.1",
             "--port",
             str(port),
+            "--dir",
+            workdir,
             "--save",
             "",
             "--appendonly",
@@ -158,6 +165,7 @@ def spawn_redis(port: int, *args: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        cwd=workdir,
     )
 
 
