@@ -14,6 +14,7 @@ import pytest
 from sandbox import config as cfg
 from sandbox.act import Actor
 from tests.support.stack import Stack, espo_create, espo_get, wait_linked, wait_until
+from tests.support.sweep_cost import hold_cron
 
 pytestmark = pytest.mark.e2e
 ADMIN = {"Authorization": "Bearer sandbox-admin-token"}
@@ -116,6 +117,9 @@ def test_espocrm_edit_is_one_advoware_write_and_no_echo(stack: Stack, actor: Act
 
 
 def test_advoware_edit_reaches_espocrm_after_a_sweep(stack: Stack, actor: Actor) -> None:
+    # Only our own sweep may bring the edit across: a */15 cron tick landing between the edit
+    # and our sweep would sync it first and leave our sweep nothing to count.
+    hold_cron(stack)
     rid = create_person(actor, lastName="Advoedit")
     betnr = wait_linked(actor, rid)["betnr"]
     current = actor.advo_call("GET", f"Beteiligte/{betnr}").json()
