@@ -30,18 +30,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from services.store.watermark import FIRST_RUN_LOOKBACK, WATERMARK_OVERLAP, Watermark
+from services.store.watermark import Watermark
 from services.sync.identity_index import IdentityIndex
-from services.sync.model import ENTITY
+from services.sync.model import ENTITY, Systems
 from services.sync.snapshot import SnapshotStore
 from services.sync.stores import PendingAdvoware
-
-if TYPE_CHECKING:
-    from zoneinfo import ZoneInfo
-
-    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
@@ -69,25 +64,16 @@ def next_watermark(mark: datetime, newest_seen: datetime | None, listing_started
     return max(mark, min(newest_seen, listing_started))
 
 
+@dataclass(kw_only=True)
 class AdvowareWatch:
-    def __init__(
-        self,
-        *,
-        espo: Any,
-        advo: Any,
-        redis: Redis,
-        tz: ZoneInfo,
-        overlap: timedelta = WATERMARK_OVERLAP,
-        first_run_lookback: timedelta = FIRST_RUN_LOOKBACK,
-        pending_grace: timedelta = PENDING_GRACE,
-    ) -> None:
-        self.espo = espo
-        self.advo = advo
-        self.redis = redis
+    """Built by the composition root (services/runtime.py `Runtime.watch`)."""
+
+    systems: Systems
+
+    def __post_init__(self) -> None:
+        redis = self.systems.redis
         self.pending = PendingAdvoware(redis)
-        self.tz = tz
-        self.mark = Watermark.advoware(redis, overlap=overlap, lookback=first_run_lookback)
-        self.pending_grace = pending_grace
+        self.mark = Watermark.advoware(redis)
         self.snapshots = SnapshotStore(redis)
 
     async def watermark(self, now: datetime) -> datetime:
@@ -100,24 +86,24 @@ class AdvowareWatch:
         now = now or datetime.now(UTC)
         mark = await self.watermark(now)
         started = now  # the sweep started before the listing: a safe (earlier) cap
-        since_local = query_since_local(mark, self.tz, self.mark.overlap)
+        since_local = query_since_local(mark, self.systems.tz, self.mark.overlap)
         newest: datetime | None = None
         rows: dict[int, dict[str, Any]] = {}
-        async for row in self.advo.iter_beteiligte(changed_since_local=since_local):
+        async for row in self.systems.advo.iter_beteiligte(changed_since_local=since_local):
             betnr, changed_at = row.get("betNr"), row.get("geaendertAm")
             if betnr is None:
                 continue
             rows[int(betnr)] = row
             if changed_at:
-                stamp = local_to_utc(changed_at, self.tz)
+                stamp = local_to_utc(changed_at, self.systems.tz)
                 newest = stamp if newest is None else max(newest, stamp)
         out = AdvowareChanges(rows=len(rows), watermark=next_watermark(mark, newest, started))
         # Every changed row read keeps the identity index current (Redis only, no API call).
-        await IdentityIndex(self.redis).upsert(rows.values())
+        await IdentityIndex(self.systems.redis).upsert(rows.values())
 
         # betnr -> EspoCRM id and snapshot: two Redis round trips, no API call.
         betnrs = list(rows)
-        linked = await self.redis.mget([SnapshotStore.betnr_key(b) for b in betnrs]) if betnrs else []
+        linked = await self.systems.redis.mget([SnapshotStore.betnr_key(b) for b in betnrs]) if betnrs else []
         snaps = await self.snapshots.get_many([str(i) for i in linked if i])
         unknown: list[int] = []
         for betnr, espo_id in zip(betnrs, linked, strict=True):
@@ -139,7 +125,7 @@ class AdvowareWatch:
             chunk = unknown[start : start + LOOKUP_CHUNK]
             found = [
                 r
-                async for r in self.espo.iterate(
+                async for r in self.systems.espo.iterate(
                     ENTITY, where=[{"type": "in", "attribute": "betnr", "value": chunk}], select="id,betnr"
                 )
             ]
@@ -148,7 +134,7 @@ class AdvowareWatch:
             out.advoware_only.extend(b for b in chunk if b not in matched)
 
         # Emitted before, never finished: the worker died or the job was dead-lettered.
-        cutoff = (now - self.pending_grace).timestamp()
+        cutoff = (now - PENDING_GRACE).timestamp()
         stale = await self.pending.older_than(cutoff)
         seen = set(out.ids)
         out.unfinished = [i for i in stale if i not in seen]
