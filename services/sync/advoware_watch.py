@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from services.store import keys
 from services.store.watermark import FIRST_RUN_LOOKBACK, WATERMARK_OVERLAP, Watermark
 from services.sync.identity_index import IdentityIndex
 from services.sync.model import ENTITY
@@ -117,7 +118,7 @@ class AdvowareWatch:
 
         # betnr -> EspoCRM id and snapshot: two Redis round trips, no API call.
         betnrs = list(rows)
-        linked = await self.redis.mget([SnapshotStore.betnr_key(b) for b in betnrs]) if betnrs else []
+        linked = await self.redis.mget([keys.betnr_index(b) for b in betnrs]) if betnrs else []
         snaps = await self.snapshots.get_many([str(i) for i in linked if i])
         unknown: list[int] = []
         for betnr, espo_id in zip(betnrs, linked, strict=True):

@@ -110,9 +110,9 @@ class Sweeper:
         tz: ZoneInfo,
         stale_syncing_age: timedelta = STALE_SYNCING_AGE,
         retry_base: timedelta = RETRY_BASE,
-        breakers: CircuitBreakers | None = None,
-        deletions: DeletionGuard | None = None,
-        deletion_scan_interval: timedelta | None = None,
+        breakers: CircuitBreakers,
+        deletions: DeletionGuard,
+        deletion_scan_interval: timedelta,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.espo = espo
@@ -122,13 +122,10 @@ class Sweeper:
         self.stale_syncing_age = stale_syncing_age
         self.retry_base = retry_base
         self.now = clock or (lambda: datetime.now(UTC))
-        self.breakers = breakers or CircuitBreakers(redis, clock=self.now)
-        self.deletions = deletions or DeletionGuard(redis, clock=self.now)
+        self.breakers = breakers
+        self.deletions = deletions
         self.deletion_scan = DeletionScan(
-            advo=advo,
-            redis=redis,
-            guard=self.deletions,
-            **({"interval": deletion_scan_interval} if deletion_scan_interval else {}),
+            advo=advo, redis=redis, guard=deletions, interval=deletion_scan_interval
         )
         self.snapshots = SnapshotStore(redis)
         self.own_writes = OwnWrites(redis)
