@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from services.store import keys
-from services.sync.advoware_watch import PENDING_GRACE, AdvowareWatch, next_watermark
+from services.sync.advoware_watch import PENDING_GRACE, next_watermark
 from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
-from tests.support.fakes import BERLIN, fake_env
+from tests.support.fakes import fake_env
 
 PERSON: dict[str, Any] = {
     "beteiligterTyp": "Person",
@@ -27,7 +27,7 @@ PERSON: dict[str, Any] = {
 @pytest.fixture
 def env() -> dict[str, Any]:
     env = fake_env()
-    env["watch"] = AdvowareWatch(espo=env["espo"], advo=env["advo"], redis=env["redis"], tz=BERLIN)
+    env["watch"] = env["rt"].watch()
     return env
 
 
