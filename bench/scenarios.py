@@ -435,7 +435,7 @@ def deletion_scan(b: Bench, deleted: int = 10) -> dict[str, Any]:
         for rid in b.ids:
             pipe.set(keys.betnr_index(b.betnr[rid]), rid)
         await pipe.execute()
-        advo = AdvowareClient.from_settings(settings, redis)
+        advo = AdvowareClient(settings, redis)
         scan = DeletionScan(advo=advo, redis=redis, guard=DeletionGuard(redis))
         await redis.delete(keys.DELETIONS_SCAN)
         start = datetime.now(UTC)
