@@ -436,7 +436,11 @@ def deletion_scan(b: Bench, deleted: int = 10) -> dict[str, Any]:
             pipe.set(keys.betnr_index(b.betnr[rid]), rid)
         await pipe.execute()
         advo = AdvowareClient(settings, redis)
-        scan = DeletionScan(advo=advo, redis=redis, guard=DeletionGuard(redis))
+        guard = DeletionGuard(
+            redis, share=settings.SYNC_DELETION_BREAKER_SHARE, minimum=settings.SYNC_DELETION_BREAKER_MIN
+        )
+        interval = timedelta(seconds=settings.SYNC_DELETION_SCAN_SECONDS)
+        scan = DeletionScan(advo=advo, redis=redis, guard=guard, interval=interval)
         await redis.delete(keys.DELETIONS_SCAN)
         start = datetime.now(UTC)
         found: dict[int, str] = {}

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from services.settings import Settings, get_settings
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from services.sync.engine import SyncEngine
     from services.sync.model import Systems
     from services.sync.notify import Notifier
+    from services.sync.ports import Advoware, EspoCrm
     from services.sync.sweep import Sweeper
 
 Clock = Callable[[], datetime]
@@ -48,11 +49,10 @@ class Runtime:
 
     settings: Settings
     redis: Redis
-    # The two clients: each service declares the part it needs as a Protocol (services/sync/
-    # ports.py for the sync and backfill; ops/health.py, sync/identity_index.py their own), and
-    # the clients (or a test's fakes) satisfy all of them; here they are just carried.
-    espo: Any
-    advo: Any
+    # The two clients: each user names the part it needs as a Protocol (services/sync/ports.py);
+    # here they are carried as the two combined ones, which the clients (and test fakes) satisfy.
+    espo: EspoCrm
+    advo: Advoware
     clock: Clock
     notifier: Notifier
     breakers: CircuitBreakers
@@ -97,8 +97,8 @@ class Runtime:
 def build_runtime(
     settings: Settings,
     *,
-    espo: Any,
-    advo: Any,
+    espo: EspoCrm,
+    advo: Advoware,
     redis: Redis,
     clock: Clock = utc_clock,
     metrics: Metrics | None = None,
