@@ -435,7 +435,7 @@ def deletion_scan(b: Bench, deleted: int = 10) -> dict[str, Any]:
         for rid in b.ids:
             pipe.set(keys.betnr_index(b.betnr[rid]), rid)
         await pipe.execute()
-        advo = AdvowareClient.from_settings(settings, redis)
+        advo = AdvowareClient(settings, redis)
         guard = DeletionGuard(
             redis, share=settings.SYNC_DELETION_BREAKER_SHARE, minimum=settings.SYNC_DELETION_BREAKER_MIN
         )
