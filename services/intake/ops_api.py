@@ -20,6 +20,8 @@ OPS_FLOW = "vmh-ops"
 
 @dataclass(frozen=True)
 class OpsRoute:
+    """One route of the table: what its step's Motia config holds besides the path."""
+
     method: str
     name: str
     description: str
