@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from services.settings import Settings, get_settings
 
@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from services.sync.breaker import CircuitBreakers
     from services.sync.deletions import DeletionGuard
     from services.sync.engine import SyncEngine
+    from services.sync.model import Systems
     from services.sync.notify import Notifier
+    from services.sync.ports import Advoware, EspoCrm
     from services.sync.sweep import Sweeper
 
 Clock = Callable[[], datetime]
@@ -47,11 +49,10 @@ class Runtime:
 
     settings: Settings
     redis: Redis
-    # The two clients: each service declares the part it needs as a Protocol (services/sync/
-    # ports.py for the sync and backfill; ops/health.py, sync/identity_index.py their own), and
-    # the clients (or a test's fakes) satisfy all of them; here they are just carried.
-    espo: Any
-    advo: Any
+    # The two clients: each user names the part it needs as a Protocol (services/sync/ports.py);
+    # here they are carried as the two combined ones, which the clients (and test fakes) satisfy.
+    espo: EspoCrm
+    advo: Advoware
     clock: Clock
     notifier: Notifier
     breakers: CircuitBreakers
@@ -60,49 +61,44 @@ class Runtime:
     # This execution's observations (services/ops/metrics.py), flushed to Redis when it closes.
     metrics: Metrics | None = None
 
+    @property
+    def systems(self) -> Systems:
+        """The clients, Redis, the time zone and the clock, as the engine was built with them:
+        the sweeper, the Advoware poll and the backfill are given the same."""
+        return self.engine.systems
+
     def sweeper(self) -> Sweeper:
         from services.sync.sweep import Sweeper
 
         s = self.settings
         return Sweeper(
-            espo=self.espo,
-            advo=self.advo,
-            redis=self.redis,
-            tz=s.timezone,
+            systems=self.systems,
+            watch=self.watch(),
             stale_syncing_age=timedelta(seconds=s.SYNC_STALE_SYNCING_SECONDS),
             retry_base=timedelta(seconds=s.SYNC_RETRY_BASE_SECONDS),
             breakers=self.breakers,
             deletions=self.deletions,
             deletion_scan_interval=timedelta(seconds=s.SYNC_DELETION_SCAN_SECONDS),
-            clock=self.clock,
         )
 
     def watch(self) -> AdvowareWatch:
         from services.sync.advoware_watch import AdvowareWatch
 
-        return AdvowareWatch(espo=self.espo, advo=self.advo, redis=self.redis, tz=self.settings.timezone)
+        return AdvowareWatch(systems=self.systems)
 
     def backfill(self, options: BackfillOptions, progress: ProgressFactory) -> Backfill:
         from services.backfill.runner import Backfill
 
         return Backfill(
-            espo=self.espo,
-            advo=self.advo,
-            redis=self.redis,
-            engine=self.engine,
-            watch=self.watch(),
-            tz=self.settings.timezone,
-            options=options,
-            progress=progress,
-            clock=self.clock,
+            systems=self.systems, engine=self.engine, watch=self.watch(), options=options, progress=progress
         )
 
 
 def build_runtime(
     settings: Settings,
     *,
-    espo: Any,
-    advo: Any,
+    espo: EspoCrm,
+    advo: Advoware,
     redis: Redis,
     clock: Clock = utc_clock,
     metrics: Metrics | None = None,
@@ -112,7 +108,7 @@ def build_runtime(
     (history, metrics, waiting notices: services/ops/recorder.py) and the breakers' conditions
     go through the ops alerts."""
     from services.sync.engine import SyncEngine
-    from services.sync.model import SyncConfig
+    from services.sync.model import SyncConfig, Systems
     from services.sync.notify import Notifier
 
     s = settings
@@ -127,17 +123,13 @@ def build_runtime(
         advoware_reread_after_seconds=s.SYNC_ADVOWARE_REREAD_SECONDS,
     )
     engine = SyncEngine(
-        espo=espo,
-        advo=advo,
-        redis=redis,
-        tz=s.timezone,
+        systems=Systems(espo=espo, advo=advo, redis=redis, tz=s.timezone, clock=clock),
         config=config,
         notifier=notifier,
         breakers=breakers,
         deletions=deletions,
         recorder=recorder,
         directions=s.field_directions,
-        clock=clock,
     )
     return Runtime(
         settings=s,

@@ -12,27 +12,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from services.advoware.kommkz import ESPO_PHONE_TYPES
+from services.beteiligte.normalize import ESPO_RECHTSFORMEN, ESPO_SALUTATIONS
+
 ENTITY = "CBeteiligte"
 
 ENUMS: dict[str, list[str | None]] = {
-    "salutationName": ["", "Mr.", "Mrs.", "Ms.", "Mx."],
+    "salutationName": list(ESPO_SALUTATIONS),
     "beteiligterTyp": ["Person", "Firma"],
-    "rechtsform": [
-        "",
-        "GmbH",
-        "AG",
-        "UG (haftungsbeschränkt)",
-        "GmbH & Co. KG",
-        "KG",
-        "OHG",
-        "GbR",
-        "e.K.",
-        "eG",
-        "e.V.",
-        "PartG",
-        "PartG mbB",
-        "Sonstige",
-    ],
+    "rechtsform": list(ESPO_RECHTSFORMEN),
     "syncStatus": [
         "pending_sync",
         "syncing",
@@ -45,7 +33,7 @@ ENUMS: dict[str, list[str | None]] = {
         "excluded",
     ],
 }
-PHONE_TYPES = ["Mobile", "Office", "Home", "Fax", "Other"]
+PHONE_TYPES = list(ESPO_PHONE_TYPES)
 DATETIME_FIELDS = {"advowareLastSync", "advowareDeletedAt"}
 DATE_FIELDS = {"geburtsdatum"}
 INT_FIELDS = {"betnr", "syncRetryCount"}

@@ -20,6 +20,7 @@ MAX_TAKE = 100  # the documented maximum page size; a server may cap lower (read
 
 # --- fields (§2.2) ------------------------------------------------------------------------
 FIELD_KEY = "betNr"  # server-assigned int key
+READ_ONLY_FIELDS: tuple[str, ...] = (FIELD_KEY, "geaendertAm", "angelegtAm")  # set by the server, never sent
 
 # --- error texts (§1.5, §2.3), matched as substrings of the body ---------------------------
 # Configuration/auth texts are fatal; never echo the body itself (it may name the user).

@@ -19,14 +19,20 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-#: Fields the server sets; never sent back.
-READ_ONLY_FIELDS: tuple[str, ...] = ("betNr", "geaendertAm", "angelegtAm")
+from services.advoware.contract import READ_ONLY_FIELDS
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T[0-9:.+\-Z]*)?$")
 
 
-class Kommunikation(BaseModel):
+class _AdvowareModel(BaseModel):
+    """Advoware's JSON: camelCase names, unknown fields kept (they survive a read-modify-write)."""
+
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+
+class Kommunikation(_AdvowareModel):
+    """One kommunikation entry. Lax in what we send too, on purpose: entries the sync does not own
+    are sent back exactly as Advoware sent them."""
 
     komm_kz: int | None = None
     tlf: str | None = None
@@ -34,12 +40,9 @@ class Kommunikation(BaseModel):
     online: bool | None = None
 
 
-class AdvowareBeteiligter(BaseModel):
-    """A Beteiligter as read from Advoware (tolerant)."""
+class _BeteiligterFields(_AdvowareModel):
+    """The fields of a Beteiligter this project knows and writes."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
-
-    bet_nr: int | None = None
     rechtsform: str | None = None
     anrede: str | None = None
     titel: str | None = None
@@ -50,6 +53,12 @@ class AdvowareBeteiligter(BaseModel):
     handels_register_nummer: str | None = None
     registergericht: str | None = None
     kommunikation: list[Kommunikation] = Field(default_factory=list)
+
+
+class AdvowareBeteiligter(_BeteiligterFields):
+    """A Beteiligter as read from Advoware (tolerant): the known fields and the server's."""
+
+    bet_nr: int | None = None
     geaendert_am: str | None = None
     angelegt_am: str | None = None
 
@@ -69,31 +78,12 @@ class AdvowareBeteiligter(BaseModel):
         return local_to_utc(self.geaendert_am, tz) if self.geaendert_am else None
 
 
-class KommunikationPayload(BaseModel):
-    # Lax on purpose: entries the sync does not own are sent back exactly as Advoware sent them.
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
-
-    komm_kz: int | None = None
-    tlf: str | None = None
-    bemerkung: str | None = None
-    online: bool | None = None
-
-
-class AdvowareBeteiligterPayload(BaseModel):
+class AdvowareBeteiligterPayload(_BeteiligterFields):
     """What we send: strict on the known fields, unknown extras passed through."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow", strict=True)
+    model_config = ConfigDict(strict=True)
 
-    rechtsform: str | None = None
-    anrede: str | None = None
-    titel: str | None = None
-    vorname: str | None = None
     name: str = Field(min_length=1)
-    zusatz: str | None = None
-    geburtsdatum: str | None = None
-    handels_register_nummer: str | None = None
-    registergericht: str | None = None
-    kommunikation: list[KommunikationPayload] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod

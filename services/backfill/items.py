@@ -4,16 +4,16 @@ Advoware-only party in EspoCRM. Each transition goes through `states.transition`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from services.backfill.plan import PARK_PREFIX, Action
 from services.errors import ApiError
-from services.sync.model import ENTITY, as_int
+from services.sync.model import ENTITY, Systems, as_int
 from services.sync.states import SyncStatus, can_transition, transition
 
 if TYPE_CHECKING:
     from services.sync.engine import SyncEngine
-    from services.sync.ports import AdvowareApi, EspoListingApi
 
 
 class LinkChanged(ApiError):
@@ -23,11 +23,10 @@ class LinkChanged(ApiError):
         )
 
 
+@dataclass(kw_only=True)
 class ItemActions:
-    def __init__(self, *, espo: EspoListingApi, advo: AdvowareApi, engine: SyncEngine) -> None:
-        self.espo = espo
-        self.advo = advo
-        self.engine = engine
+    systems: Systems
+    engine: SyncEngine
 
     async def park(self, action: Action) -> str | None:
         """Hold an ambiguous EspoCRM record as `conflict` under its lock (the engine leaves it
@@ -38,7 +37,9 @@ class ItemActions:
         if token is None:
             return None  # being synced right now: the rerun holds it
         try:
-            current = SyncStatus.parse((await self.espo.get(ENTITY, action.espo_id)).get("syncStatus"))
+            current = SyncStatus.parse(
+                (await self.systems.espo.get(ENTITY, action.espo_id)).get("syncStatus")
+            )
             # As a worker would: current -> (pending_sync ->) syncing -> conflict.
             via = (
                 current
@@ -46,7 +47,7 @@ class ItemActions:
                 else transition(current, SyncStatus.PENDING_SYNC)
             )
             transition(transition(via, SyncStatus.SYNCING), SyncStatus.CONFLICT)
-            await self.espo.update(
+            await self.systems.espo.update(
                 ENTITY,
                 action.espo_id,
                 {"syncStatus": SyncStatus.CONFLICT.value, "syncErrorMessage": action.detail},
@@ -58,12 +59,12 @@ class ItemActions:
     async def unhold(self, action: Action) -> None:
         """A record held by an earlier backfill that is no longer ambiguous: release it."""
         assert action.espo_id is not None
-        row = await self.espo.get(ENTITY, action.espo_id)
+        row = await self.systems.espo.get(ENTITY, action.espo_id)
         if row.get("syncStatus") == SyncStatus.CONFLICT and str(row.get("syncErrorMessage") or "").startswith(
             PARK_PREFIX
         ):
             transition(SyncStatus.CONFLICT, SyncStatus.PENDING_SYNC)
-            await self.espo.update(
+            await self.systems.espo.update(
                 ENTITY,
                 action.espo_id,
                 {"syncStatus": SyncStatus.PENDING_SYNC.value, "syncErrorMessage": None},
@@ -72,7 +73,7 @@ class ItemActions:
     async def link(self, action: Action) -> None:
         """Write the Advoware betnr into the EspoCRM record; the engine then reconciles content."""
         assert action.espo_id is not None and action.betnr is not None
-        row = await self.espo.get(ENTITY, action.espo_id)
+        row = await self.systems.espo.get(ENTITY, action.espo_id)
         current = as_int(row.get("betnr"))
         if current == action.betnr:
             return  # written by an interrupted run
@@ -88,7 +89,7 @@ class ItemActions:
                     "syncRetryCount": 0,
                 }
             )
-        await self.espo.update(ENTITY, action.espo_id, data)
+        await self.systems.espo.update(ENTITY, action.espo_id, data)
 
     async def create_in_espocrm(self, action: Action) -> tuple[str, bool]:
         """Advoware-only record -> new EspoCRM record carrying its betnr (so a rerun finds the
@@ -98,15 +99,15 @@ class ItemActions:
         assert action.betnr is not None
         existing = [
             r
-            async for r in self.espo.iterate(
+            async for r in self.systems.espo.iterate(
                 ENTITY, where=[{"type": "equals", "attribute": "betnr", "value": action.betnr}], select="id"
             )
         ]
         if existing:
             return str(existing[0]["id"]), False
-        advo = await self.advo.get_beteiligter(action.betnr)
+        advo = await self.systems.advo.get_beteiligter(action.betnr)
         content = mapper.from_advo(advo)
         data = mapper.to_espo_patch(content, mapper.CANONICAL_FIELDS)
         data.update({"betnr": action.betnr, "syncStatus": SyncStatus.PENDING_SYNC.value})
-        created = await self.espo.create(ENTITY, data, skip_duplicate_check=True)
+        created = await self.systems.espo.create(ENTITY, data, skip_duplicate_check=True)
         return str(created["id"]), True

@@ -16,14 +16,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from services.backfill.matching import Ambiguity, Link, MatchReport, match_records
 from services.sync.decide import change_rows
-from services.sync.model import ENTITY, as_int
+from services.sync.model import ENTITY, Systems, as_int
 from services.sync.states import SyncStatus
 
 if TYPE_CHECKING:
-    from zoneinfo import ZoneInfo
-
     from services.sync.engine import SyncEngine
-    from services.sync.ports import AdvowareApi, EspoListingApi
 
 # What the matching needs from an EspoCRM list row (lists carry only the primary e-mail/phone).
 ESPO_SELECT = (
@@ -125,27 +122,13 @@ class _Read:
     started: datetime
 
 
+@dataclass(kw_only=True)
 class BackfillPlanner:
-    def __init__(
-        self,
-        *,
-        espo: EspoListingApi,
-        advo: AdvowareApi,
-        engine: SyncEngine,
-        tz: ZoneInfo,
-        create_in_espocrm: bool,
-        concurrency: int,
-        progress: ProgressFactory,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.espo = espo
-        self.advo = advo
-        self.engine = engine
-        self.tz = tz
-        self.create_in_espocrm = create_in_espocrm
-        self.concurrency = concurrency
-        self.progress = progress
-        self.now = clock
+    systems: Systems
+    engine: SyncEngine
+    create_in_espocrm: bool
+    concurrency: int
+    progress: ProgressFactory
 
     async def plan(self, *, detail: bool = False) -> BackfillPlan:
         """Read and match; with `detail` also GET each pair that needs a sync and plan it field
@@ -181,11 +164,11 @@ class BackfillPlanner:
     async def _read(self) -> _Read:
         from services.advoware.timezone import local_to_utc
 
-        started = self.now()
+        started = self.systems.clock()
         espo_rows: list[dict[str, Any]] = []
         bar = self.progress(None, "read EspoCRM")
         try:
-            async for row in self.espo.iterate(ENTITY, select=ESPO_SELECT):
+            async for row in self.systems.espo.iterate(ENTITY, select=ESPO_SELECT):
                 espo_rows.append(row)
                 bar.update(1)
         finally:
@@ -194,11 +177,11 @@ class BackfillPlanner:
         newest: datetime | None = None
         bar = self.progress(None, "read Advoware")
         try:
-            async for row in self.advo.iter_beteiligte():
+            async for row in self.systems.advo.iter_beteiligte():
                 advo_rows.append(row)
                 if row.get("geaendertAm"):
                     try:
-                        stamp = local_to_utc(row["geaendertAm"], self.tz)
+                        stamp = local_to_utc(row["geaendertAm"], self.systems.tz)
                     except ValueError:
                         stamp = None
                     if stamp is not None and (newest is None or stamp > newest):
@@ -243,7 +226,7 @@ class BackfillPlanner:
         async def one(action: Action) -> None:
             assert action.espo_id is not None and action.betnr is not None
             async with sem:
-                full = await self.espo.get(ENTITY, action.espo_id)
+                full = await self.systems.espo.get(ENTITY, action.espo_id)
                 full = {**full, "betnr": action.betnr}
                 plan, _snap = await self.engine.plan_pair(
                     action.espo_id, full, advo_by_nr[action.betnr], action.betnr

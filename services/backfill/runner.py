@@ -13,7 +13,6 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from services.backfill.items import ItemActions
@@ -27,16 +26,11 @@ from services.backfill.plan import (
 )
 from services.backfill.state import BackfillLock, RunLog
 from services.errors import ApiError, BackfillAbortedError, TransientError
-from services.sync.model import Outcome, Result, SyncOptions, Trigger
+from services.sync.model import Outcome, Result, SyncOptions, Systems, Trigger
 
 if TYPE_CHECKING:
-    from zoneinfo import ZoneInfo
-
-    from redis.asyncio import Redis
-
     from services.sync.advoware_watch import AdvowareWatch
     from services.sync.engine import SyncEngine
-    from services.sync.ports import AdvowareApi, EspoListingApi
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +86,7 @@ class BackfillOptions:
     max_consecutive_failures: int = 25  # transient failures in a row that abort the run
 
 
+@dataclass(kw_only=True)
 class Backfill:
     """Reads both systems, matches, and (unless dry) links, syncs, creates and holds.
 
@@ -99,43 +94,26 @@ class Backfill:
     service's `SyncEngine`; the backfill's syncs run with `BACKFILL_SYNC`; `watch` is the
     Advoware change poll whose watermark a finished run seeds."""
 
-    def __init__(
-        self,
-        *,
-        espo: EspoListingApi,
-        advo: AdvowareApi,
-        redis: Redis,
-        engine: SyncEngine,
-        watch: AdvowareWatch,
-        tz: ZoneInfo,
-        options: BackfillOptions,
-        progress: ProgressFactory,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.espo = espo
-        self.advo = advo
-        self.redis = redis
-        self.engine = engine
-        self.watch = watch
-        self.concurrency = max(1, options.concurrency)
-        self.max_consecutive_failures = options.max_consecutive_failures
-        self.progress = progress
-        self.now = clock
+    systems: Systems
+    engine: SyncEngine
+    watch: AdvowareWatch
+    options: BackfillOptions
+    progress: ProgressFactory
+
+    def __post_init__(self) -> None:
+        self.concurrency = max(1, self.options.concurrency)  # records worked on at once
         self.planner = BackfillPlanner(
-            espo=espo,
-            advo=advo,
-            engine=engine,
-            tz=tz,
-            create_in_espocrm=options.create_in_espocrm,
+            systems=self.systems,
+            engine=self.engine,
+            create_in_espocrm=self.options.create_in_espocrm,
             concurrency=self.concurrency,
-            progress=progress,
-            clock=self.now,
+            progress=self.progress,
         )
-        self.items = ItemActions(espo=espo, advo=advo, engine=engine)
-        self.lock = BackfillLock(redis, self.now)
-        self.runs = RunLog(redis, self.now)
+        self.items = ItemActions(systems=self.systems, engine=self.engine)
+        self.lock = BackfillLock(self.systems.redis, self.systems.clock)
+        self.runs = RunLog(self.systems.redis, self.systems.clock)
         self._consecutive_failures = 0
-        self._locked: list[Action] = []
+        self._locked: list[Action] = []  # items whose record was locked: retried at the end
 
     async def plan(self, *, detail: bool = False) -> BackfillPlan:
         return await self.planner.plan(detail=detail)
@@ -218,7 +196,7 @@ class Backfill:
         run is skipped (a skipped create would be checkpointed as done)."""
         index = self.engine.deps.linker.index
         deadline = asyncio.get_running_loop().time() + INDEX_WAIT_SECONDS
-        while not (await index.build(self.advo)).ready:
+        while not (await index.build(self.systems.advo)).ready:
             if asyncio.get_running_loop().time() > deadline:
                 raise BackfillAbortedError("the identity index is still being built elsewhere; rerun later")
             await asyncio.sleep(0.5)  # another instance holds the build lease
@@ -333,7 +311,7 @@ class Backfill:
         result.outcomes["failed"] += 1
         log.warning("backfill %s %s failed: %s", action.kind.value, action.item, reason)
         self._consecutive_failures = self._consecutive_failures + 1 if transient else 0
-        if self._consecutive_failures >= self.max_consecutive_failures:
+        if self._consecutive_failures >= self.options.max_consecutive_failures:
             raise BackfillAbortedError(
                 f"{self._consecutive_failures} transient failures in a row (a system seems down); "
                 "rerun later to resume"

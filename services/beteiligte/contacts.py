@@ -24,7 +24,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from services.advoware.kommkz import (
     EMAIL_KINDS,
@@ -215,42 +215,55 @@ def _canonical_list(value: Any, field: str) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- canonical → EspoCRM
 
 
+class _EspoList(NamedTuple):
+    """How EspoCRM spells one contact list: the list attribute, the value attribute of an entry,
+    the canonical field and comparison key of that value, and the attributes only this kind has."""
+
+    data_attr: str
+    value_attr: str
+    field: str
+    key: Callable[[str], str]
+    details: Callable[[Mapping[str, Any], str], dict[str, Any]]
+
+
+def _email_details(entry: Mapping[str, Any], address: str) -> dict[str, Any]:
+    return {"lower": address.lower()}
+
+
+def _phone_details(entry: Mapping[str, Any], number: str) -> dict[str, Any]:
+    return {"type": entry.get("type") if entry.get("type") in ESPO_PHONE_TYPES else "Other"}
+
+
+_ESPO_EMAILS = _EspoList("emailAddressData", "emailAddress", "address", email_key, _email_details)
+_ESPO_PHONES = _EspoList("phoneNumberData", "phoneNumber", "number", phone_key, _phone_details)
+
+
 def emails_to_espo(value: Any, current: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """Full ``emailAddressData``; entries that persist keep the current spelling, optOut and invalid."""
-    existing: dict[str, Mapping[str, Any]] = {}
-    for item in (current or {}).get("emailAddressData") or []:
-        if isinstance(item, Mapping) and _str(item.get("emailAddress")):
-            existing.setdefault(email_key(_str(item.get("emailAddress"))), item)
-    out = []
-    for i, entry in enumerate(_canonical_list(value, "address")):
-        old = existing.get(email_key(entry["address"]))
-        address = _str(old.get("emailAddress")) if old else entry["address"].strip()
-        out.append(
-            {
-                "emailAddress": address,
-                "lower": address.lower(),
-                "primary": i == 0,
-                "optOut": bool(old.get("optOut")) if old else False,
-                "invalid": bool(old.get("invalid")) if old else False,
-            }
-        )
-    return out
+    return _espo_data(value, current, _ESPO_EMAILS)
 
 
 def phones_to_espo(value: Any, current: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """Full ``phoneNumberData``; entries that persist keep the current spelling, optOut and invalid."""
+    return _espo_data(value, current, _ESPO_PHONES)
+
+
+def _espo_data(value: Any, current: Mapping[str, Any] | None, spelling: _EspoList) -> list[dict[str, Any]]:
+    """The full EspoCRM list for a canonical list: an entry the current record has (same key)
+    keeps its spelling, optOut and invalid."""
+    data_attr, value_attr, field, key, details = spelling
     existing: dict[str, Mapping[str, Any]] = {}
-    for item in (current or {}).get("phoneNumberData") or []:
-        if isinstance(item, Mapping) and _str(item.get("phoneNumber")):
-            existing.setdefault(phone_key(_str(item.get("phoneNumber"))), item)
+    for item in (current or {}).get(data_attr) or []:
+        if isinstance(item, Mapping) and _str(item.get(value_attr)):
+            existing.setdefault(key(_str(item.get(value_attr))), item)
     out = []
-    for i, entry in enumerate(_canonical_list(value, "number")):
-        old = existing.get(phone_key(entry["number"]))
-        number = _str(old.get("phoneNumber")) if old else entry["number"].strip()
+    for i, entry in enumerate(_canonical_list(value, field)):
+        old = existing.get(key(entry[field]))
+        spelled = _str(old.get(value_attr)) if old else entry[field].strip()
         out.append(
             {
-                "phoneNumber": number,
-                "type": entry.get("type") if entry.get("type") in ESPO_PHONE_TYPES else "Other",
+                value_attr: spelled,
+                **details(entry, spelled),
                 "primary": i == 0,
                 "optOut": bool(old.get("optOut")) if old else False,
                 "invalid": bool(old.get("invalid")) if old else False,

@@ -20,6 +20,7 @@ from services.beteiligte.common import (
 )
 from services.beteiligte.normalize import (
     ANREDE_FIRMA,
+    NormalizedValue,
     normalize_rechtsform,
     normalize_salutation,
     parse_date,
@@ -102,30 +103,60 @@ KIND = Converter(
 )
 
 
-# --------------------------------------------------------------------------- salutation
+# --------------------------------------------------------------------------- enum-like fields
 
 
-def _read_salutation(attr: str, side: str) -> Callable[[Record, Kind, Warnings], Any]:
-    def read(record: Record, kind: Kind, warnings: Warnings) -> Any:
-        raw = record.get(attr)
-        normalized = normalize_salutation(raw)
-        if kind != PERSON or normalized.value == ANREDE_FIRMA:
+def _enum_reader(
+    attr: str,
+    field: str,
+    normalize: Callable[[Any], NormalizedValue],
+    kind: Kind,
+    *,
+    not_a_value: str | None = None,
+    warn_ignored: bool = False,
+) -> Callable[[Record, Kind, Warnings], Any]:
+    """Reader of an enum-like field that only records of ``kind`` have: the canonical value, or an
+    unknown one verbatim (warned ``unknown_value``). None on a record of the other kind (a value
+    there warned ``ignored`` if ``warn_ignored``) and for ``not_a_value`` (the anrede "Firma" marks
+    a company, it is no salutation)."""
+
+    def read(record: Record, record_kind: Kind, warnings: Warnings) -> Any:
+        normalized = normalize(record.get(attr))
+        if record_kind != kind:
+            if warn_ignored and normalized.value is not None:
+                warn(warnings, field, "ignored", normalized.value)
+            return None
+        if not_a_value is not None and normalized.value == not_a_value:
             return None
         if not normalized.known:
-            warn(warnings, "salutation", "unknown_value", normalized.value)
+            warn(warnings, field, "unknown_value", normalized.value)
         return normalized.value
 
     return read
 
 
-def _write_salutation_espo(value: Any, ctx: WriteContext) -> dict[str, Any]:
-    if ctx.kind != PERSON:
-        return {"salutationName": ""}
-    espo = salutation_to_espo(value)
-    if espo is None:
-        warn(ctx.warnings, "salutation", "not_representable", value)
-        return {"salutationName": ""}
-    return {"salutationName": espo}
+def _enum_espo_writer(
+    attr: str, field: str, to_espo: Callable[[Any], tuple[str, bool]], kind: Kind
+) -> Callable[[Any, WriteContext], dict[str, Any]]:
+    """Writer of an EspoCRM enum that only records of ``kind`` have (``""`` on the other kind);
+    a value the enum cannot hold is written as ``to_espo`` says and warned ``not_representable``."""
+
+    def write(value: Any, ctx: WriteContext) -> dict[str, Any]:
+        if ctx.kind != kind:
+            return {attr: ""}
+        espo, exact = to_espo(value)
+        if not exact:
+            warn(ctx.warnings, field, "not_representable", value)
+        return {attr: espo}
+
+    return write
+
+
+# --------------------------------------------------------------------------- salutation
+
+
+def _read_salutation(attr: str) -> Callable[[Record, Kind, Warnings], Any]:
+    return _enum_reader(attr, "salutation", normalize_salutation, PERSON, not_a_value=ANREDE_FIRMA)
 
 
 def _write_salutation_advo(value: Any, ctx: WriteContext) -> dict[str, Any]:
@@ -137,9 +168,9 @@ def _write_salutation_advo(value: Any, ctx: WriteContext) -> dict[str, Any]:
 SALUTATION = Converter(
     summary="Mr. ⇄ Herr, Mrs./Ms. ⇄ Frau (new values written as Mrs.), Mx. ⇄ Divers; unknown Advoware "
     "anrede kept in Advoware, compares as empty",
-    read_espo=_read_salutation("salutationName", "espo"),
-    read_advo=_read_salutation("anrede", "advo"),
-    write_espo=_write_salutation_espo,
+    read_espo=_read_salutation("salutationName"),
+    read_advo=_read_salutation("anrede"),
+    write_espo=_enum_espo_writer("salutationName", "salutation", salutation_to_espo, PERSON),
     write_advo=_write_salutation_advo,
     compare=salutation_compare,
 )
@@ -242,35 +273,15 @@ COMPANY_NAME = Converter(
 # --------------------------------------------------------------------------- legal form
 
 
-def _read_legal_form(attr: str) -> Callable[[Record, Kind, Warnings], Any]:
-    def read(record: Record, kind: Kind, warnings: Warnings) -> Any:
-        normalized = normalize_rechtsform(record.get(attr))
-        if kind != COMPANY:
-            if normalized.value is not None:
-                warn(warnings, "legal_form", "ignored", normalized.value)
-            return None
-        if not normalized.known:
-            warn(warnings, "legal_form", "unknown_value", normalized.value)
-        return normalized.value
-
-    return read
-
-
-def _write_legal_form_espo(value: Any, ctx: WriteContext) -> dict[str, Any]:
-    if ctx.kind != COMPANY:
-        return {"rechtsform": ""}
-    espo, exact = rechtsform_to_espo(value)
-    if not exact:
-        warn(ctx.warnings, "legal_form", "not_representable", value)
-    return {"rechtsform": espo}
+_read_legal_form = _enum_reader("rechtsform", "legal_form", normalize_rechtsform, COMPANY, warn_ignored=True)
 
 
 LEGAL_FORM = Converter(
     summary='canonical Rechtsform ("GmbH & Co KG" → "GmbH & Co. KG"); companies only; an unknown Advoware '
     'value is kept in Advoware, shown as "Sonstige" in EspoCRM and compares equal to it',
-    read_espo=_read_legal_form("rechtsform"),
-    read_advo=_read_legal_form("rechtsform"),
-    write_espo=_write_legal_form_espo,
+    read_espo=_read_legal_form,
+    read_advo=_read_legal_form,
+    write_espo=_enum_espo_writer("rechtsform", "legal_form", rechtsform_to_espo, COMPANY),
     write_advo=lambda value, ctx: {"rechtsform": text(value) if ctx.kind == COMPANY else None},
     compare=rechtsform_compare,
 )

@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from services.advoware.contract import READ_ONLY_FIELDS
 from services.beteiligte import contacts
 from services.beteiligte.common import (
     COMPANY,
@@ -50,10 +51,6 @@ __all__ = [
     "to_advo_payload",
     "to_espo_patch",
 ]
-
-#: Advoware fields the server owns; removed from every payload.
-ADVO_READ_ONLY: tuple[str, ...] = ("betNr", "geaendertAm", "angelegtAm")
-
 
 # --------------------------------------------------------------------------- reading
 
@@ -223,7 +220,7 @@ def to_advo_payload(
     Raises `MappingError` when the body would be invalid (empty ``name``, bad date, ...).
     """
     payload: dict[str, Any] = copy.deepcopy(dict(base)) if base is not None else {}
-    for key in ADVO_READ_ONLY:
+    for key in READ_ONLY_FIELDS:  # the server owns them: removed from every payload
         payload.pop(key, None)
     kind = _kind(content)
     base_content = from_advo(base) if base is not None else None

@@ -9,32 +9,33 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from services.beteiligte.normalize import ESPO_SALUTATIONS, RECHTSFORMEN, is_email
+from services.beteiligte.normalize import ESPO_RECHTSFORMEN, ESPO_SALUTATIONS, is_email
 
 EspoPhoneType = Literal["Mobile", "Office", "Home", "Fax", "Other"]
-ESPO_RECHTSFORMEN: tuple[str, ...] = ("", *RECHTSFORMEN)
+#: The enum attributes the mapper writes, with their values.
+_ENUMS: dict[str, tuple[str, ...]] = {"salutationName": ESPO_SALUTATIONS, "rechtsform": ESPO_RECHTSFORMEN}
 
 
-class EspoEmailAddress(BaseModel):
+class _EspoContactEntry(BaseModel):
+    """The flags every entry of ``emailAddressData`` / ``phoneNumberData`` has."""
+
     model_config = ConfigDict(extra="allow")
 
+    primary: bool = False
+    optOut: bool = False
+    invalid: bool = False
+
+
+class EspoEmailAddress(_EspoContactEntry):
     emailAddress: str | None = None
     lower: str | None = None
-    primary: bool = False
-    optOut: bool = False
-    invalid: bool = False
 
 
-class EspoPhoneNumber(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class EspoPhoneNumber(_EspoContactEntry):
     phoneNumber: str | None = None
     type: str | None = None
-    primary: bool = False
-    optOut: bool = False
-    invalid: bool = False
 
 
 class EspoBeteiligte(BaseModel):
@@ -67,14 +68,17 @@ class EspoBeteiligte(BaseModel):
     modifiedAt: str | None = None
 
 
-class _EmailOut(BaseModel):
+class _ContactEntryOut(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    emailAddress: str
-    lower: str
     primary: bool
     optOut: bool
     invalid: bool
+
+
+class _EmailOut(_ContactEntryOut):
+    emailAddress: str
+    lower: str
 
     @field_validator("emailAddress")
     @classmethod
@@ -84,14 +88,9 @@ class _EmailOut(BaseModel):
         return value
 
 
-class _PhoneOut(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class _PhoneOut(_ContactEntryOut):
     phoneNumber: str = Field(min_length=1)
     type: EspoPhoneType
-    primary: bool
-    optOut: bool
-    invalid: bool
 
 
 class EspoBeteiligtePatch(BaseModel):
@@ -112,18 +111,12 @@ class EspoBeteiligtePatch(BaseModel):
     emailAddressData: list[_EmailOut] | None = None
     phoneNumberData: list[_PhoneOut] | None = None
 
-    @field_validator("salutationName")
+    @field_validator(*_ENUMS)
     @classmethod
-    def _salutation_enum(cls, value: str | None) -> str | None:
-        if value is not None and value not in ESPO_SALUTATIONS:
-            raise ValueError("not a salutationName enum value")
-        return value
-
-    @field_validator("rechtsform")
-    @classmethod
-    def _rechtsform_enum(cls, value: str | None) -> str | None:
-        if value is not None and value not in ESPO_RECHTSFORMEN:
-            raise ValueError("not a rechtsform enum value")
+    def _enum(cls, value: str | None, info: ValidationInfo) -> str | None:
+        name = str(info.field_name)  # always set for a field validator
+        if value is not None and value not in _ENUMS[name]:
+            raise ValueError(f"not a {name} enum value")
         return value
 
     @field_validator("emailAddressData", "phoneNumberData")

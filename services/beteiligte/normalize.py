@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Mapping
 from datetime import date
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -58,6 +59,26 @@ def _fold(value: str) -> str:
     return re.sub(r"[^0-9a-z&]", "", value)
 
 
+class _VariantTable:
+    """Spelling variants of canonical values, looked up by a folding ``key``."""
+
+    def __init__(self, variants: Mapping[str, tuple[str, ...]], key: Callable[[str], str]) -> None:
+        self._key = key
+        self._canonical = {
+            key(variant): canonical for canonical, spellings in variants.items() for variant in spellings
+        }
+
+    def normalize(self, raw: Any) -> NormalizedValue:
+        """`text(raw)` → its canonical value (known), or itself (unknown); empty → ``(None, True)``."""
+        value = text(raw)
+        if value is None:
+            return NormalizedValue(None, True)
+        canonical = self._canonical.get(self._key(value))
+        if canonical is None:
+            return NormalizedValue(value, False)
+        return NormalizedValue(canonical, True)
+
+
 # --------------------------------------------------------------------------- Rechtsform
 
 #: The canonical Rechtsform values (EspoCRM enum without "", identical to Advoware's spelling).
@@ -76,6 +97,8 @@ RECHTSFORMEN: tuple[str, ...] = (
     "PartG mbB",
     "Sonstige",
 )
+#: The EspoCRM ``rechtsform`` enum: none, or a canonical value.
+ESPO_RECHTSFORMEN: tuple[str, ...] = ("", *RECHTSFORMEN)
 #: What EspoCRM shows for a company whose Advoware Rechtsform is not in the table.
 RECHTSFORM_OTHER = "Sonstige"
 
@@ -123,22 +146,12 @@ def _rechtsform_key(value: str) -> str:
     return _fold(value)
 
 
-_RECHTSFORM_TABLE: dict[str, str] = {
-    _rechtsform_key(variant): canonical
-    for canonical, variants in _RECHTSFORM_VARIANTS.items()
-    for variant in variants
-}
+_RECHTSFORM_TABLE = _VariantTable(_RECHTSFORM_VARIANTS, _rechtsform_key)
 
 
 def normalize_rechtsform(raw: Any) -> NormalizedValue:
     """``"GmbH & Co KG"`` → ``("GmbH & Co. KG", True)``; ``"Stiftung"`` → ``("Stiftung", False)``."""
-    value = text(raw)
-    if value is None:
-        return NormalizedValue(None, True)
-    canonical = _RECHTSFORM_TABLE.get(_rechtsform_key(value))
-    if canonical is None:
-        return NormalizedValue(value, False)
-    return NormalizedValue(canonical, True)
+    return _RECHTSFORM_TABLE.normalize(raw)
 
 
 def rechtsform_compare(value: str | None) -> str | None:
@@ -179,9 +192,7 @@ _SALUTATION_VARIANTS: dict[str, tuple[str, ...]] = {
     "Divers": ("Divers", "Div.", "Mx.", "Mx", "Neutral"),
     ANREDE_FIRMA: ("Firma", "Fa.", "Fa"),
 }
-_SALUTATION_TABLE: dict[str, str] = {
-    _fold(variant): canonical for canonical, variants in _SALUTATION_VARIANTS.items() for variant in variants
-}
+_SALUTATION_TABLE = _VariantTable(_SALUTATION_VARIANTS, _fold)
 
 
 def normalize_salutation(raw: Any) -> NormalizedValue:
@@ -190,13 +201,7 @@ def normalize_salutation(raw: Any) -> NormalizedValue:
     ``"Mr."`` / ``"Herrn"`` → ``("Herr", True)``; ``"Firma"`` → ``("Firma", True)`` (the caller
     treats it as the company marker); ``"Eheleute"`` → ``("Eheleute", False)``; empty → ``(None, True)``.
     """
-    value = text(raw)
-    if value is None:
-        return NormalizedValue(None, True)
-    canonical = _SALUTATION_TABLE.get(_fold(value))
-    if canonical is None:
-        return NormalizedValue(value, False)
-    return NormalizedValue(canonical, True)
+    return _SALUTATION_TABLE.normalize(raw)
 
 
 def salutation_compare(value: str | None) -> str | None:
@@ -207,12 +212,14 @@ def salutation_compare(value: str | None) -> str | None:
     return None
 
 
-def salutation_to_espo(value: str | None) -> str | None:
-    """EspoCRM enum value (``""`` for none), or ``None`` when EspoCRM cannot represent it."""
+def salutation_to_espo(value: str | None) -> tuple[str, bool]:
+    """EspoCRM enum value for a canonical salutation (``""`` for none); ``(value, exact)`` where
+    ``exact`` is False when EspoCRM cannot represent it (then ``""``), as `rechtsform_to_espo`."""
     normalized = normalize_salutation(value)
     if normalized.value is None:
-        return ""
-    return ANREDE_TO_ESPO_SALUTATION.get(normalized.value) if normalized.known else None
+        return "", True
+    espo = ANREDE_TO_ESPO_SALUTATION.get(normalized.value) if normalized.known else None
+    return (espo, True) if espo is not None else ("", False)
 
 
 def salutation_to_anrede(value: str | None) -> str | None:

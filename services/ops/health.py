@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from services.errors import ApiError, AuthError
 from services.store import keys
@@ -31,39 +31,13 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from services.sync.notify import Notifier
+    from services.sync.ports import AdvoProbe, EspoLister
 
 ENTITY = "CBeteiligte"
 CHECK_TIMEOUT_SECONDS = 10.0
 BULLMQ_PREFIX = "motia:"
 SWEEP_LAST = keys.SWEEP_LAST
 OK, WARN, FAIL = "ok", "warn", "fail"
-
-
-class EspoLister(Protocol):
-    async def list(
-        self,
-        entity: str,
-        *,
-        where: Any = None,
-        select: Any = None,
-        order_by: str | None = None,
-        order: str = "asc",
-        offset: int = 0,
-        max_size: int = 200,
-    ) -> tuple[int, list[dict[str, Any]]]: ...
-
-
-class Tokens(Protocol):
-    async def get(self) -> str: ...
-
-
-class AdvoProbe(Protocol):
-    @property
-    def tokens(self) -> Tokens: ...
-
-    def iter_beteiligte(
-        self, *, changed_since_local: str | None = None, take: int = 100
-    ) -> AsyncIterator[dict[str, Any]]: ...
 
 
 @dataclass

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 async def relink(engine: SyncEngine, record_id: str, betnr: int) -> dict[str, Any]:
     try:
-        await engine.advo.get_beteiligter(betnr)
+        await engine.systems.advo.get_beteiligter(betnr)
     except NotFoundError:
         raise OpsError(f"betnr {betnr} does not exist in Advoware", 404) from None
     others = await engine.deps.linker.other_holders(record_id, betnr)
@@ -36,7 +36,7 @@ async def relink(engine: SyncEngine, record_id: str, betnr: int) -> dict[str, An
         raise OpsError(f"record {record_id} is being synced right now; try again in a moment", 409)
     try:
         try:
-            record = await engine.espo.get(ENTITY, record_id)
+            record = await engine.systems.espo.get(ENTITY, record_id)
         except NotFoundError:
             raise OpsError(f"no EspoCRM record {record_id}", 404) from None
         status = SyncStatus.parse(record.get("syncStatus"))
@@ -46,7 +46,7 @@ async def relink(engine: SyncEngine, record_id: str, betnr: int) -> dict[str, An
                 patch["syncStatus"] = transition(status, SyncStatus.PENDING_SYNC).value
             except IllegalTransition:
                 raise OpsError(f"record {record_id} is {status.value}; cannot requeue it", 409) from None
-        await engine.espo.update(ENTITY, record_id, patch)
+        await engine.systems.espo.update(ENTITY, record_id, patch)
         await engine.snapshots.delete(record_id)  # it belonged to the old pair
     finally:
         await engine.locks.release(record_id, token)

@@ -54,4 +54,4 @@ class Admission:
         if not await self._d.own_writes.untouched_since_our_write(espo):
             return False
         due = retry_due_at(espo, self.retry_base)
-        return due is not None and due > self._d.now()
+        return due is not None and due > self._d.systems.clock()

@@ -30,18 +30,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from services.store.watermark import FIRST_RUN_LOOKBACK, WATERMARK_OVERLAP, Watermark
+from services.store.watermark import Watermark
 from services.sync.identity_index import IdentityIndex
-from services.sync.model import ENTITY
+from services.sync.model import ENTITY, Systems
 from services.sync.snapshot import SnapshotStore
 from services.sync.stores import PendingAdvoware
-
-if TYPE_CHECKING:
-    from zoneinfo import ZoneInfo
-
-    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
@@ -69,60 +64,73 @@ def next_watermark(mark: datetime, newest_seen: datetime | None, listing_started
     return max(mark, min(newest_seen, listing_started))
 
 
+@dataclass(kw_only=True)
 class AdvowareWatch:
-    def __init__(
-        self,
-        *,
-        espo: Any,
-        advo: Any,
-        redis: Redis,
-        tz: ZoneInfo,
-        overlap: timedelta = WATERMARK_OVERLAP,
-        first_run_lookback: timedelta = FIRST_RUN_LOOKBACK,
-        pending_grace: timedelta = PENDING_GRACE,
-    ) -> None:
-        self.espo = espo
-        self.advo = advo
-        self.redis = redis
+    """Built by the composition root (services/runtime.py `Runtime.watch`)."""
+
+    systems: Systems
+
+    def __post_init__(self) -> None:
+        redis = self.systems.redis
         self.pending = PendingAdvoware(redis)
-        self.tz = tz
-        self.mark = Watermark.advoware(redis, overlap=overlap, lookback=first_run_lookback)
-        self.pending_grace = pending_grace
+        self.mark = Watermark.advoware(redis)
         self.snapshots = SnapshotStore(redis)
 
     async def watermark(self, now: datetime) -> datetime:
         return await self.mark.read(now)
 
     async def collect(self, now: datetime | None = None) -> AdvowareChanges:
-        from services.advoware.timezone import local_to_utc, query_since_local
-        from services.beteiligte import mapper
-
         now = now or datetime.now(UTC)
         mark = await self.watermark(now)
-        started = now  # the sweep started before the listing: a safe (earlier) cap
-        since_local = query_since_local(mark, self.tz, self.mark.overlap)
+        rows, newest = await self._changed_rows(mark)
+        # The sweep started before the listing: `now` is a safe (earlier) cap for the watermark.
+        out = AdvowareChanges(rows=len(rows), watermark=next_watermark(mark, newest, now))
+        # Every changed row read keeps the identity index current (Redis only, no API call).
+        await IdentityIndex(self.systems.redis).upsert(rows.values())
+        changed, unlinked = await self._changed_pairs(rows)
+        found, out.advoware_only = await self._by_betnr(unlinked)
+        out.ids = changed + found
+        out.unfinished = await self._mark_pending(out.ids, now)
+        log.info(
+            "advoware poll: %d changed rows, %d records to sync, %d unfinished, %d advoware-only",
+            out.rows,
+            len(out.ids),
+            len(out.unfinished),
+            len(out.advoware_only),
+        )
+        return out
+
+    async def _changed_rows(self, mark: datetime) -> tuple[dict[int, dict[str, Any]], datetime | None]:
+        """The rows changed since `mark` (less the overlap), by betnr, and the newest change
+        stamp among them (UTC; None if no row carries one)."""
+        from services.advoware.timezone import local_to_utc, query_since_local
+
+        since_local = query_since_local(mark, self.systems.tz, self.mark.overlap)
         newest: datetime | None = None
         rows: dict[int, dict[str, Any]] = {}
-        async for row in self.advo.iter_beteiligte(changed_since_local=since_local):
+        async for row in self.systems.advo.iter_beteiligte(changed_since_local=since_local):
             betnr, changed_at = row.get("betNr"), row.get("geaendertAm")
             if betnr is None:
                 continue
             rows[int(betnr)] = row
             if changed_at:
-                stamp = local_to_utc(changed_at, self.tz)
+                stamp = local_to_utc(changed_at, self.systems.tz)
                 newest = stamp if newest is None else max(newest, stamp)
-        out = AdvowareChanges(rows=len(rows), watermark=next_watermark(mark, newest, started))
-        # Every changed row read keeps the identity index current (Redis only, no API call).
-        await IdentityIndex(self.redis).upsert(rows.values())
+        return rows, newest
 
-        # betnr -> EspoCRM id and snapshot: two Redis round trips, no API call.
+    async def _changed_pairs(self, rows: dict[int, dict[str, Any]]) -> tuple[list[str], list[int]]:
+        """Linked rows against their snapshots: the EspoCRM ids whose Advoware content changed,
+        and the betnrs without a link in Redis. Two Redis round trips, no API call."""
+        from services.beteiligte import mapper
+
         betnrs = list(rows)
-        linked = await self.redis.mget([SnapshotStore.betnr_key(b) for b in betnrs]) if betnrs else []
+        linked = await self.systems.redis.mget([SnapshotStore.betnr_key(b) for b in betnrs]) if betnrs else []
         snaps = await self.snapshots.get_many([str(i) for i in linked if i])
-        unknown: list[int] = []
+        changed: list[str] = []
+        unlinked: list[int] = []
         for betnr, espo_id in zip(betnrs, linked, strict=True):
             if not espo_id:
-                unknown.append(betnr)
+                unlinked.append(betnr)
                 continue
             snap = snaps.get(str(espo_id))
             # List rows are full records: compare content, not timestamps (geaendertAm has 1 s
@@ -133,37 +141,40 @@ class AdvowareWatch:
                 and snap.content_hash == mapper.content_hash(mapper.from_advo(rows[betnr]))
             ):
                 continue  # our own write, or already synced
-            out.ids.append(str(espo_id))
-        # Pairs without a snapshot (linked by a person, or Redis was emptied): by betnr.
-        for start in range(0, len(unknown), LOOKUP_CHUNK):
-            chunk = unknown[start : start + LOOKUP_CHUNK]
+            changed.append(str(espo_id))
+        return changed, unlinked
+
+    async def _by_betnr(self, betnrs: list[int]) -> tuple[list[str], list[int]]:
+        """Pairs without a snapshot (linked by a person, or Redis was emptied), looked up in
+        EspoCRM by betnr, one query per chunk: the ids found, and the betnrs no record holds
+        (Advoware-only)."""
+        found_ids: list[str] = []
+        advoware_only: list[int] = []
+        for start in range(0, len(betnrs), LOOKUP_CHUNK):
+            chunk = betnrs[start : start + LOOKUP_CHUNK]
             found = [
                 r
-                async for r in self.espo.iterate(
+                async for r in self.systems.espo.iterate(
                     ENTITY, where=[{"type": "in", "attribute": "betnr", "value": chunk}], select="id,betnr"
                 )
             ]
             matched = {int(r["betnr"]) for r in found if r.get("betnr") is not None}
-            out.ids.extend(str(r["id"]) for r in found)
-            out.advoware_only.extend(b for b in chunk if b not in matched)
+            found_ids.extend(str(r["id"]) for r in found)
+            advoware_only.extend(b for b in chunk if b not in matched)
+        return found_ids, advoware_only
 
-        # Emitted before, never finished: the worker died or the job was dead-lettered.
-        cutoff = (now - self.pending_grace).timestamp()
+    async def _mark_pending(self, ids: list[str], now: datetime) -> list[str]:
+        """Put `ids` and the unfinished ones into the pending set; returns the unfinished: emitted
+        before and never finished (the worker died or the job was dead-lettered)."""
+        cutoff = (now - PENDING_GRACE).timestamp()
         stale = await self.pending.older_than(cutoff)
-        seen = set(out.ids)
-        out.unfinished = [i for i in stale if i not in seen]
+        seen = set(ids)
+        unfinished = [i for i in stale if i not in seen]
         # Marked before the emit, so a sync that finishes before `commit` still clears it.
-        emitted = out.ids + out.unfinished
+        emitted = ids + unfinished
         if emitted:
             await self.pending.add(emitted, now.timestamp())
-        log.info(
-            "advoware poll: %d changed rows, %d records to sync, %d unfinished, %d advoware-only",
-            out.rows,
-            len(out.ids),
-            len(out.unfinished),
-            len(out.advoware_only),
-        )
-        return out
+        return unfinished
 
     async def commit(self, changes: AdvowareChanges) -> None:
         if changes.watermark is not None:

@@ -47,7 +47,11 @@ class Creator:
 
         content = mapper.from_espo(ctx.espo)
         intent = await self._d.intents.get(ctx.record_id)
-        if intent is None and ctx.options.defer_creates and await self._d.redis.exists(keys.BACKFILL_RUNNING):
+        if (
+            intent is None
+            and ctx.options.defer_creates
+            and await self._d.systems.redis.exists(keys.BACKFILL_RUNNING)
+        ):
             # The backfill may be about to link this record to an existing Advoware record.
             log.info("record %s: create deferred while a backfill runs", ctx.record_id)
             return Outcome(ctx.record_id, Result.SKIPPED, reason="create deferred: backfill running")
@@ -71,7 +75,7 @@ class Creator:
             content, [], None, advo_fields=[f for f in content if f != "kind" and not is_empty(content[f])],
             advo_answer=mapper.from_advo(created) if fresh and created is not None else None,
         )  # fmt: skip
-        now = self._d.now()
+        now = self._d.systems.clock()
         saved = await self._out.finish(ctx, {"betnr": betnr}, now, message=check.message(content))
         # The pair agrees on what Advoware holds; a recovered create may be older than EspoCRM.
         agreed = mapper.from_advo(created) if recovered and created is not None else content
@@ -97,7 +101,7 @@ class Creator:
         ctx.espo["betnr"] = decision.betnr
         await self._d.linker.index.upsert([decision.advo])
         await record_event(
-            self._d.redis, "linked", ctx.record_id, f"betnr={decision.betnr} ({decision.rule})"
+            self._d.systems.redis, "linked", ctx.record_id, f"betnr={decision.betnr} ({decision.rule})"
         )
         await self._d.stats.count("links")
         log.info(
@@ -130,7 +134,7 @@ class Creator:
             )
             return betnr, found, True
         try:
-            return intent.betnr, await self._d.advo.get_beteiligter(intent.betnr), True
+            return intent.betnr, await self._d.systems.advo.get_beteiligter(intent.betnr), True
         except NotFoundError:
             return intent.betnr, None, False
 
@@ -140,10 +144,12 @@ class Creator:
         payload = mapper.to_advo_payload(content, None)
         await self._out.mark_syncing(ctx)
         intent = CreateIntent(
-            ctx.record_id, started_at=self._d.now().isoformat(), content_hash=mapper.content_hash(content)
+            ctx.record_id,
+            started_at=self._d.systems.clock().isoformat(),
+            content_hash=mapper.content_hash(content),
         )
         await self._d.intents.put(intent)
-        created = await self._d.advo.create_beteiligter(payload)
+        created = await self._d.systems.advo.create_beteiligter(payload)
         ctx.advo_writes += 1
         betnr = as_int(created.get("betNr"))
         if betnr is None:
@@ -160,8 +166,8 @@ class Creator:
 
         since = datetime.fromisoformat(intent.started_at) - INTENT_LOOKBACK
         candidates: list[dict[str, Any]] = []
-        async for row in self._d.advo.iter_beteiligte(
-            changed_since_local=query_since_local(since, self._d.tz, timedelta(0))
+        async for row in self._d.systems.advo.iter_beteiligte(
+            changed_since_local=query_since_local(since, self._d.systems.tz, timedelta(0))
         ):
             found = mapper.from_advo(row)
             # What was POSTed (the EspoCRM record may have been edited since), or what it is now.

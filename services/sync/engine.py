@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from services.errors import ApiError, NotFoundError
@@ -34,6 +34,7 @@ from services.sync.model import (
     SyncConfig,
     SyncDeps,
     SyncOptions,
+    Systems,
     Trigger,
     as_int,
 )
@@ -45,61 +46,41 @@ from services.sync.stores import PendingAdvoware, PendingConflicts, SyncStats
 from services.sync.update import Updater
 
 if TYPE_CHECKING:
-    from zoneinfo import ZoneInfo
-
-    from redis.asyncio import Redis
-
     from services.beteiligte.fieldmap import Direction
     from services.ops.recorder import SyncRecorder
     from services.sync.breaker import CircuitBreakers
     from services.sync.decide import MergePlan
     from services.sync.deletions import DeletionGuard
     from services.sync.notify import Notifier
-    from services.sync.ports import AdvowareApi, EspoApi
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OPTIONS = SyncOptions()
 
 
+@dataclass(kw_only=True)
 class SyncEngine:
     """Built by the composition root (services/runtime.py `build_runtime`), which passes every
-    collaborator and value explicitly."""
+    collaborator and value explicitly; the stores and the parts of a run are built from them."""
 
-    def __init__(
-        self,
-        *,
-        espo: EspoApi,
-        advo: AdvowareApi,
-        redis: Redis,
-        tz: ZoneInfo,
-        config: SyncConfig,
-        notifier: Notifier,
-        breakers: CircuitBreakers,
-        deletions: DeletionGuard,
-        recorder: SyncRecorder | None,
-        directions: Mapping[str, Direction] | None,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.espo = espo
-        self.advo = advo
-        self.redis = redis
-        self.tz = tz
-        self.now = clock
-        self.locks = RecordLocks(redis, config.lock_ttl_seconds)
+    systems: Systems
+    config: SyncConfig
+    notifier: Notifier
+    breakers: CircuitBreakers
+    deletions: DeletionGuard
+    # History, metrics, waiting notices and alerts after each sync (services/ops/recorder.py).
+    recorder: SyncRecorder | None
+    # Per-field direction (field map + SYNC_FIELD_DIRECTIONS); None: every field two-way.
+    directions: Mapping[str, Direction] | None
+
+    def __post_init__(self) -> None:
+        redis = self.systems.redis
+        # The stores callers reach through the engine too (ops tools, the backfill).
+        self.locks = RecordLocks(redis, self.config.lock_ttl_seconds)
         self.snapshots = SnapshotStore(redis)
         self.intents = IntentStore(redis)
-        self.notifier = notifier
-        # History, metrics, waiting notices and alerts after each sync (services/ops/recorder.py).
-        self.recorder = recorder
-        self.breakers = breakers
-        self.deletions = deletions
         self.deps = SyncDeps(
-            espo=espo,
-            advo=advo,
-            redis=redis,
-            tz=tz,
-            now=self.now,
+            systems=self.systems,
             locks=self.locks,
             snapshots=self.snapshots,
             intents=self.intents,
@@ -110,15 +91,20 @@ class SyncEngine:
             breakers=self.breakers,
             deletions=self.deletions,
             own_writes=OwnWrites(redis),
-            linker=Linker(espo=espo, advo=advo, index=IdentityIndex(redis), tz=tz),
-            directions=directions,
-            recorder=recorder,
+            linker=Linker(
+                espo=self.systems.espo, advo=self.systems.advo, index=IdentityIndex(redis), tz=self.systems.tz
+            ),
+            directions=self.directions,
+            recorder=self.recorder,
         )
-        self.admission = Admission(self.deps, retry_base=config.retry_base)
-        self.outcomes = Outcomes(self.deps, max_attempts=config.max_attempts)
+        self.admission = Admission(self.deps, retry_base=self.config.retry_base)
+        self.outcomes = Outcomes(self.deps, max_attempts=self.config.max_attempts)
         self.planner = Planner(self.deps)
         self.updater = Updater(
-            self.deps, self.planner, self.outcomes, reread_after_seconds=config.advoware_reread_after_seconds
+            deps=self.deps,
+            planner=self.planner,
+            outcomes=self.outcomes,
+            reread_after_seconds=self.config.advoware_reread_after_seconds,
         )
         self.creator = Creator(self.deps, self.outcomes, self.updater)
 
@@ -210,7 +196,7 @@ class SyncEngine:
         if waiting is not None:
             return waiting
         try:
-            espo = await self.espo.get(ENTITY, record_id)
+            espo = await self.systems.espo.get(ENTITY, record_id)
         except NotFoundError:
             log.info("record %s no longer exists in EspoCRM", record_id)
             return Outcome(record_id, Result.SKIPPED, reason="not in EspoCRM")

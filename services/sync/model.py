@@ -1,6 +1,7 @@
 """The vocabulary of one record's sync: why it runs (`Trigger`), how it ended (`Result`,
-`Outcome`), what a run carries along (`RecordContext`) and which states wait for a person
-(`PARKED`, `stays_parked`). No I/O here."""
+`Outcome`), what a run carries along (`RecordContext`), what the orchestrating parts share
+(`Systems`, `SyncDeps`) and which states wait for a person (`PARKED`, `stays_parked`). No I/O
+here."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from services.sync.linking import Linker
     from services.sync.lock import RecordLocks
     from services.sync.notify import Notifier
-    from services.sync.ports import AdvowareApi, EspoApi
+    from services.sync.ports import AdvowareApi, EspoListingApi
     from services.sync.snapshot import SnapshotStore
     from services.sync.stores import PendingAdvoware, PendingConflicts, SyncStats
 
@@ -114,14 +115,23 @@ class RecordContext:
 
 
 @dataclass(frozen=True)
-class SyncDeps:
-    """The collaborators every part of a sync shares (built once by `SyncEngine`)."""
+class Systems:
+    """The two systems, Redis, the firm's time zone and the clock: what the engine, the sweep,
+    the Advoware change poll and the backfill all work with. Built once per execution by the
+    composition root (services/runtime.py `Runtime.systems`)."""
 
-    espo: EspoApi
+    espo: EspoListingApi
     advo: AdvowareApi
     redis: Redis
     tz: ZoneInfo
-    now: Callable[[], datetime]
+    clock: Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class SyncDeps:
+    """The collaborators every part of a sync shares (built once by `SyncEngine`)."""
+
+    systems: Systems
     locks: RecordLocks
     snapshots: SnapshotStore
     intents: IntentStore

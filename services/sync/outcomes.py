@@ -77,7 +77,7 @@ class Outcomes:
             if is_system_failure(write_exc):
                 await self._d.breakers.record_failure(ctx.record_id, write_exc)
             return Outcome(ctx.record_id, Result.FAILED, reason=reason, writes=ctx.writes)
-        await record_event(self._d.redis, "failure", ctx.record_id, reason)
+        await record_event(self._d.systems.redis, "failure", ctx.record_id, reason)
         await self._d.stats.count("permanent_failures" if permanent else "failures")
         log.warning(
             "record %s sync failed (attempt %d, %s): %s", ctx.record_id, attempts, target.value, reason
@@ -117,12 +117,12 @@ class Outcomes:
             ctx,
             {
                 "syncStatus": target.value,
-                "advowareDeletedAt": format_espo_datetime(self._d.now()),
+                "advowareDeletedAt": format_espo_datetime(self._d.systems.clock()),
                 "syncErrorMessage": f"Advoware-Beteiligter {betnr} existiert nicht mehr (404).",
             },
         )
         await self._d.snapshots.delete(ctx.record_id)
-        await record_event(self._d.redis, "deleted_in_advoware", ctx.record_id, f"betnr={betnr}")
+        await record_event(self._d.systems.redis, "deleted_in_advoware", ctx.record_id, f"betnr={betnr}")
         label = notify.record_label(ctx.record_id, name=ctx.espo.get("name"), betnr=betnr)
         await self._d.notifier.notify(ctx.record_id, notify.deleted_in_advoware_text(label, betnr))
         await self._d.stats.count("deleted_in_advoware")
@@ -138,7 +138,7 @@ class Outcomes:
         batch replayed (or misrouted) to the delete endpoint must not unlink a live record."""
         d = self._d
         try:
-            await d.espo.get(ENTITY, record_id)
+            await d.systems.espo.get(ENTITY, record_id)
         except NotFoundError:
             pass
         else:
@@ -148,13 +148,13 @@ class Outcomes:
         intent = await d.intents.get(record_id)
         betnr = snap.betnr if snap else (intent.betnr if intent else None)
         await d.pending_advoware.discard(record_id)
-        await d.redis.hset(
+        await d.systems.redis.hset(
             keys.unlinked(record_id),
-            mapping={"at": d.now().isoformat(), "betnr": str(betnr) if betnr else ""},
+            mapping={"at": d.systems.clock().isoformat(), "betnr": str(betnr) if betnr else ""},
         )
         await d.snapshots.delete(record_id)
         await d.intents.delete(record_id)
-        await record_event(d.redis, "unlinked", record_id, f"betnr={betnr}" if betnr else None)
+        await record_event(d.systems.redis, "unlinked", record_id, f"betnr={betnr}" if betnr else None)
         if betnr:
             name = notify.display_name(snap.content) if snap else None
             label = notify.record_label(record_id, name=name, betnr=betnr)
@@ -206,7 +206,9 @@ class Outcomes:
         since `finish` carried Advoware's) and a person gets a note."""
         if espo_only:
             await self.write_espo(ctx, {"syncErrorMessage": message})
-        await record_event(self._d.redis, "unapplied", ctx.record_id, ",".join(fields))  # names, no values
+        await record_event(
+            self._d.systems.redis, "unapplied", ctx.record_id, ",".join(fields)
+        )  # names, no values
         await self._d.stats.count("unapplied_writes")
         await self._d.notifier.notify(ctx.record_id, message)
         log.warning("record %s: a write was not fully applied (reported on the record)", ctx.record_id)
@@ -221,7 +223,7 @@ class Outcomes:
         if ctx.espo.get("syncErrorMessage") == decision.message and ctx.held_before:
             return outcome
         await self.write_espo(ctx, {"syncStatus": target.value, "syncErrorMessage": decision.message})
-        await record_event(self._d.redis, "held", ctx.record_id, decision.message[:300])
+        await record_event(self._d.systems.redis, "held", ctx.record_id, decision.message[:300])
         await self._d.stats.count("held")
         for record_id in (ctx.record_id, *decision.related):
             await self._d.notifier.notify(record_id, f"Datensatz {ctx.record_id}: {decision.message}")
@@ -239,9 +241,9 @@ class Outcomes:
     ) -> dict[str, Any]:
         version = ctx.espo.get("versionNumber")
         if versioned and isinstance(version, int) and not isinstance(version, bool):
-            saved = await self._d.espo.update(ENTITY, ctx.record_id, data, version_number=version)
+            saved = await self._d.systems.espo.update(ENTITY, ctx.record_id, data, version_number=version)
         else:
-            saved = await self._d.espo.update(ENTITY, ctx.record_id, data)
+            saved = await self._d.systems.espo.update(ENTITY, ctx.record_id, data)
         ctx.espo_writes += 1
         await self._d.stats.count("espo_writes")
         if "syncStatus" in data:

@@ -75,7 +75,7 @@ class Planner:
         from services.beteiligte import mapper
 
         try:
-            espo = await self._d.espo.get(ENTITY, record_id)
+            espo = await self._d.systems.espo.get(ENTITY, record_id)
         except NotFoundError:
             return RecordPlan(record_id, "not_found", reason="not in EspoCRM")
         status = SyncStatus.parse(espo.get("syncStatus"))
@@ -92,7 +92,7 @@ class Planner:
                 await self._identity_preview(out, out.espo)
             return out
         try:
-            advo = await self._d.advo.get_beteiligter(betnr)
+            advo = await self._d.systems.advo.get_beteiligter(betnr)
         except NotFoundError:
             out.action, out.reason = "deleted_in_advoware", f"betnr {betnr} not found in Advoware"
             return out
@@ -126,7 +126,7 @@ class Planner:
         last, changed = espo.get("advowareLastSync"), advo.get("geaendertAm")
         if not last or not changed:
             return None
-        return local_to_utc(changed, self._d.tz) > parse_espo_datetime(last)
+        return local_to_utc(changed, self._d.systems.tz) > parse_espo_datetime(last)
 
 
 def espo_changed(espo: Mapping[str, Any]) -> bool | None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -34,22 +34,19 @@ from services.errors import ApiError
 from services.store import keys
 from services.store.lease import Lease
 from services.store.watermark import Watermark
-from services.sync.backoff import RETRY_BASE, OwnWrites, retry_due_at
+from services.sync.backoff import OwnWrites, retry_due_at
 from services.sync.breaker import CircuitBreakers, System, is_system_failure
 from services.sync.deletions import DeletionGuard, DeletionScan
-from services.sync.model import ENTITY, Trigger
+from services.sync.model import ENTITY, Systems, Trigger
 from services.sync.snapshot import SnapshotStore
 from services.sync.states import SyncStatus
 
 if TYPE_CHECKING:
-    from zoneinfo import ZoneInfo
-
-    from redis.asyncio import Redis
+    from services.sync.advoware_watch import AdvowareWatch
 
 log = logging.getLogger(__name__)
 
 DAILY_CHECK_AGE = timedelta(hours=24)
-STALE_SYNCING_AGE = timedelta(minutes=5)
 
 
 # When several sources find one record, the strongest trigger wins: a release skips the
@@ -100,53 +97,43 @@ def _espo_dt(dt: datetime) -> str:
     return format_espo_datetime(dt)
 
 
+@dataclass(kw_only=True)
 class Sweeper:
-    def __init__(
-        self,
-        *,
-        espo: Any,
-        advo: Any,
-        redis: Redis,
-        tz: ZoneInfo,
-        stale_syncing_age: timedelta = STALE_SYNCING_AGE,
-        retry_base: timedelta = RETRY_BASE,
-        breakers: CircuitBreakers | None = None,
-        deletions: DeletionGuard | None = None,
-        deletion_scan_interval: timedelta | None = None,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
-        self.espo = espo
-        self.advo = advo
-        self.redis = redis
-        self.tz = tz
-        self.stale_syncing_age = stale_syncing_age
-        self.retry_base = retry_base
-        self.now = clock or (lambda: datetime.now(UTC))
-        self.breakers = breakers or CircuitBreakers(redis, clock=self.now)
-        self.deletions = deletions or DeletionGuard(redis, clock=self.now)
+    """Built by the composition root (services/runtime.py `Runtime.sweeper`), which passes the
+    tunables from `Settings` and the service's breakers, deletion guard and Advoware poll."""
+
+    systems: Systems
+    watch: AdvowareWatch  # the Advoware change poll (source 6)
+    stale_syncing_age: timedelta  # SYNC_STALE_SYNCING_SECONDS
+    retry_base: timedelta  # SYNC_RETRY_BASE_SECONDS
+    breakers: CircuitBreakers
+    deletions: DeletionGuard
+    deletion_scan_interval: timedelta  # SYNC_DELETION_SCAN_SECONDS
+
+    def __post_init__(self) -> None:
+        redis = self.systems.redis
         self.deletion_scan = DeletionScan(
-            advo=advo,
-            redis=redis,
-            guard=self.deletions,
-            **({"interval": deletion_scan_interval} if deletion_scan_interval else {}),
+            advo=self.systems.advo, redis=redis, guard=self.deletions, interval=self.deletion_scan_interval
         )
         self.snapshots = SnapshotStore(redis)
         self.own_writes = OwnWrites(redis)
         self.espo_watermark = Watermark.espocrm(redis)
-        self.advo_watermark = Watermark.advoware(redis)
+        self.advo_watermark = self.watch.mark
 
     # ------------------------------------------------------------------ locking
     async def claim_tick(self, tick: str) -> bool:
         """One cron run per tick across all `make serve` instances sharing the Redis."""
-        return bool(await self.redis.set(keys.sweep_tick(tick), "1", nx=True, ex=keys.SWEEP_TICK_TTL_SECONDS))
+        return bool(
+            await self.systems.redis.set(keys.sweep_tick(tick), "1", nx=True, ex=keys.SWEEP_TICK_TTL_SECONDS)
+        )
 
     def lease(self) -> Lease:
         """The sweep's lease: one sweep at a time; `async with` renews it while the sweep runs."""
-        return Lease(self.redis, keys.SWEEP_RUNNING, keys.SWEEP_LEASE_SECONDS)
+        return Lease(self.systems.redis, keys.SWEEP_RUNNING, keys.SWEEP_LEASE_SECONDS)
 
     # ------------------------------------------------------------------ collecting
     async def collect(self, now: datetime | None = None) -> SweepPlan:
-        now = now or self.now()
+        now = now or self.systems.clock()
         plan = SweepPlan()
         if not await self._probe_breakers(plan):
             log.warning("sweep: circuit open for %s; nothing collected", ",".join(plan.blocked))
@@ -189,17 +176,19 @@ class Sweeper:
 
     async def _probe(self, system: System) -> None:
         if system is System.ESPOCRM:
-            await self.espo.list(ENTITY, select="id", max_size=1)
+            await self.systems.espo.list(ENTITY, select="id", max_size=1)
             return
-        rows = self.advo.iter_beteiligte(take=1)
+        rows = self.systems.advo.iter_beteiligte(take=1)
         try:
             async for _ in rows:
                 break
         finally:
-            await rows.aclose()
+            # The listing is a generator (the client's, a fake's): close it now, not when collected.
+            if isinstance(rows, AsyncGenerator):
+                await rows.aclose()
 
     async def _ids(self, where: list[dict[str, Any]], select: str = "id") -> list[dict[str, Any]]:
-        return [row async for row in self.espo.iterate(ENTITY, where=where, select=select)]
+        return [row async for row in self.systems.espo.iterate(ENTITY, where=where, select=select)]
 
     async def _collect_statuses(self, plan: SweepPlan, now: datetime) -> None:
         pending = await self._ids(
@@ -274,10 +263,7 @@ class Sweeper:
         plan.espo_watermark = newest
 
     async def _collect_advoware_changes(self, plan: SweepPlan, now: datetime) -> None:
-        from services.sync.advoware_watch import AdvowareWatch
-
-        watch = AdvowareWatch(espo=self.espo, advo=self.advo, redis=self.redis, tz=self.tz)
-        changes = await watch.collect(now)
+        changes = await self.watch.collect(now)
         plan.add("advoware_changed", changes.ids)
         plan.add("advoware_unfinished", changes.unfinished)
         plan.advoware_only_betnrs.extend(changes.advoware_only)
@@ -304,7 +290,7 @@ class Sweeper:
             await self.espo_watermark.commit(plan.espo_watermark)
         if plan.deletion_scan_started is not None:
             await self.deletion_scan.done(plan.deletion_scan_started)
-        await self.redis.set(
+        await self.systems.redis.set(
             keys.SWEEP_LAST,
             json.dumps({"at": datetime.now(UTC).isoformat(), **plan.summary()}),
         )

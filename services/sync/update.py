@@ -61,19 +61,12 @@ def base_after_write(
     return {**start, **{f: plan.merged.get(f) for f in plan.to_advo}}
 
 
+@dataclass(kw_only=True)
 class Updater:
-    def __init__(
-        self,
-        deps: SyncDeps,
-        planner: Planner,
-        outcomes: Outcomes,
-        *,
-        reread_after_seconds: float,
-    ) -> None:
-        self._d = deps
-        self._planner = planner
-        self._out = outcomes
-        self.reread_after_seconds = reread_after_seconds
+    deps: SyncDeps
+    planner: Planner
+    outcomes: Outcomes
+    reread_after_seconds: float  # SYNC_ADVOWARE_REREAD_SECONDS
 
     async def update(
         self,
@@ -89,20 +82,20 @@ class Updater:
         base: dict[str, Any] | None = None
         for attempt in range(MAX_REPLANS + 1):
             if attempt:
-                ctx.espo = await self._d.espo.get(ENTITY, ctx.record_id)
+                ctx.espo = await self.deps.systems.espo.get(ENTITY, ctx.record_id)
                 advo = None
             result = await self._once(ctx, betnr, trigger, base, advo=advo, unique_checked=unique_checked)
             if isinstance(result, Outcome):
                 return result
             base = result.base if result.base is not None else base
-            await self._d.stats.count("replans")
+            await self.deps.stats.count("replans")
             log.info(
                 "record %s: %s; reading again (%d/%d)", ctx.record_id, result.why, attempt + 1, MAX_REPLANS
             )
         still = TransientError(
             "changed during every attempt of this sync", system="sync", record_id=ctx.record_id
         )
-        return await self._out.record_failure(ctx, still, permanent=False)
+        return await self.outcomes.record_failure(ctx, still, permanent=False)
 
     async def _once(
         self,
@@ -116,28 +109,28 @@ class Updater:
     ) -> Outcome | Replan:
         if advo is None:
             try:
-                advo = await self._d.advo.get_beteiligter(betnr)
+                advo = await self.deps.systems.advo.get_beteiligter(betnr)
             except NotFoundError:
                 if ctx.deleted_before:  # a webhook for a record whose party is gone: no second note
                     return Outcome(
                         ctx.record_id, Result.SKIPPED, betnr=betnr, reason="still deleted in Advoware"
                     )
-                await self._d.deletions.checked()
-                if not await self._d.deletions.allow(ctx.record_id):  # bulk 404: held for a person
+                await self.deps.deletions.checked()
+                if not await self.deps.deletions.allow(ctx.record_id):  # bulk 404: held for a person
                     return Outcome(
                         ctx.record_id, Result.WAITING, betnr=betnr, reason="deletions held (bulk 404)"
                     )
-                return await self._out.deleted_in_advoware(ctx, betnr)
-            await self._d.deletions.checked()
+                return await self.outcomes.deleted_in_advoware(ctx, betnr)
+            await self.deps.deletions.checked()
         read_at = time.monotonic()
-        plan, snap = await self._planner.plan_pair(ctx.record_id, ctx.espo, advo, betnr, base=base)
+        plan, snap = await self.planner.plan_pair(ctx.record_id, ctx.espo, advo, betnr, base=base)
         if snap is None and base is None and not unique_checked:
             # The first sync of this pair (a typed-in, copied or relinked betnr; Redis lost):
             # the betnr must not be another record's link.
-            decision = await self._d.linker.unique_link(ctx.record_id, betnr)
+            decision = await self.deps.linker.unique_link(ctx.record_id, betnr)
             if decision.action is Action.HOLD:
-                return await self._out.hold(ctx, decision)
-        pending = await self._d.conflicts.get(ctx.record_id, betnr)
+                return await self.outcomes.hold(ctx, decision)
+        pending = await self.deps.conflicts.get(ctx.record_id, betnr)
         if plan.is_noop:
             return await self._unchanged(ctx, betnr, trigger, plan, snap, advo, pending)
         return await self._write(ctx, betnr, plan, advo, pending, snap=snap, base=base, read_at=read_at)
@@ -150,7 +143,7 @@ class Updater:
         if time.monotonic() - read_at <= self.reread_after_seconds:
             return advo
         try:
-            fresh = await self._d.advo.get_beteiligter(betnr)
+            fresh = await self.deps.systems.advo.get_beteiligter(betnr)
         except NotFoundError:
             return None  # deleted meanwhile: the next attempt's read says so
         if mapper.content_hash(mapper.from_advo(fresh)) != mapper.content_hash(mapper.from_advo(advo)):
@@ -170,10 +163,10 @@ class Updater:
         """Nothing to write: only status metadata and, if it moved, the snapshot."""
         from services.beteiligte import mapper
 
-        now = self._d.now()
+        now = self.deps.systems.clock()
         saved = ctx.espo
         if ctx.status is not SyncStatus.CLEAN or trigger is Trigger.DAILY_CHECK:
-            saved = await self._out.finish(ctx, {}, now)  # status / last-check metadata only
+            saved = await self.outcomes.finish(ctx, {}, now)  # status / last-check metadata only
         if (
             snap is None
             or snap.content_hash != mapper.content_hash(plan.merged)
@@ -185,10 +178,10 @@ class Updater:
             extra = {
                 k: {f: v for f, v in b.items() if f in still} for k, b in (snap.extra if snap else {}).items()
             }
-            await self._out.store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo, extra)
+            await self.outcomes.store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo, extra)
         if pending:  # an earlier run's write was applied although its answer was lost
             await self.report_conflicts(ctx.record_id, betnr, pending, name=ctx.espo.get("name"))
-        await self._d.stats.count("unchanged")
+        await self.deps.stats.count("unchanged")
         return Outcome(ctx.record_id, Result.UNCHANGED, plan=plan, betnr=betnr, writes=ctx.writes)
 
     async def _write(
@@ -205,19 +198,19 @@ class Updater:
     ) -> Outcome | Replan:
         from services.beteiligte import mapper
 
-        now = self._d.now()
-        await self._out.mark_syncing(ctx)
+        now = self.deps.systems.clock()
+        await self.outcomes.mark_syncing(ctx)
         advo_after = advo
         if plan.conflicts:
-            await self._d.conflicts.put(ctx.record_id, betnr, plan.conflicts)
+            await self.deps.conflicts.put(ctx.record_id, betnr, plan.conflicts)
         if plan.to_advo:
             current = await self._fresh_for_put(betnr, advo, read_at)
             if current is None:
                 return Replan("the Advoware record changed since it was read", base)
             payload = mapper.to_advo_payload(plan.merged, current)
-            advo_after = await self._d.advo.update_beteiligter(betnr, payload)
+            advo_after = await self.deps.systems.advo.update_beteiligter(betnr, payload)
             ctx.advo_writes += 1
-            await self._d.linker.index.upsert([advo_after])
+            await self.deps.linker.index.upsert([advo_after])
         decided = [c.field for c in plan.changes]
         # The snapshot follows what Advoware answered: a field it did not store is reported.
         advo_check = verify_writes(
@@ -226,7 +219,7 @@ class Updater:
         )  # fmt: skip
         patch = mapper.to_espo_patch(plan.merged, plan.to_espo, current=ctx.espo) if plan.to_espo else {}
         try:
-            saved = await self._out.finish(
+            saved = await self.outcomes.finish(
                 ctx, patch, now, versioned=bool(patch), message=advo_check.message(plan.merged)
             )
         except VersionConflictError:
@@ -236,7 +229,9 @@ class Updater:
             advo_answer=mapper.from_advo(advo_after) if plan.to_advo else None,
             espo_fields=answered_fields(plan.to_espo, saved), espo_answer=mapper.from_espo(saved) if saved else None,
         )  # fmt: skip
-        await self._out.store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo_after, check.extra)
+        await self.outcomes.store_snapshot(
+            ctx.record_id, betnr, plan.merged, now, saved, advo_after, check.extra
+        )
         return await self._written(ctx, betnr, plan, pending, check)
 
     async def _written(
@@ -249,7 +244,7 @@ class Updater:
     ) -> Outcome:
         """After both writes and the snapshot: report what was not applied and the conflicts."""
         if check.advo_missing or check.espo_missing:
-            await self._out.report_unapplied(
+            await self.outcomes.report_unapplied(
                 ctx,
                 check.message(plan.merged) or "",
                 sorted({*check.advo_missing, *check.espo_missing}),
@@ -262,7 +257,7 @@ class Updater:
         ]
         if conflicts:
             await self.report_conflicts(ctx.record_id, betnr, conflicts, name=ctx.espo.get("name"))
-        await self._d.stats.count("updates")
+        await self.deps.stats.count("updates")
         log.info(
             "record %s synced (betnr %s): to_advoware=%s to_espocrm=%s conflicts=%d basis=%s",
             ctx.record_id,
@@ -280,8 +275,10 @@ class Updater:
         """Count, log and tell a person, once the EspoCRM values are in Advoware."""
         from services.sync import notify
 
-        await self._d.stats.count("conflicts", len(conflicts))
-        await record_event(self._d.redis, "conflict", record_id, ",".join(c.field for c in conflicts))
+        await self.deps.stats.count("conflicts", len(conflicts))
+        await record_event(
+            self.deps.systems.redis, "conflict", record_id, ",".join(c.field for c in conflicts)
+        )
         label = notify.record_label(record_id, name=name, betnr=betnr)
-        await self._d.notifier.notify(record_id, notify.conflict_text(label, conflicts))
-        await self._d.conflicts.delete(record_id)
+        await self.deps.notifier.notify(record_id, notify.conflict_text(label, conflicts))
+        await self.deps.conflicts.delete(record_id)

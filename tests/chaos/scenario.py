@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.beteiligte import mapper
+from services.beteiligte.normalize import RECHTSFORMEN
 
 PERSON_FIELDS = ("title", "first_name", "last_name", "birth_date", "emails", "phones")
 COMPANY_FIELDS = ("company_name", "legal_form", "register_number", "register_court", "emails", "phones")
@@ -53,18 +54,6 @@ LAST = [
 ]
 TITLES = ["Dr.", "Prof. Dr.", "Dipl.-Ing.", "Dr. jur.", "Prof.", "Dr. med."]
 COMPANY_WORDS = ["Bäckerei", "Süd", "Nord", "Elbe", "Rhein", "Mühlen", "Bau", "Kanzlei", "Logistik", "Öko"]
-LEGAL_FORMS = [
-    "GmbH",
-    "AG",
-    "KG",
-    "OHG",
-    "GbR",
-    "e.K.",
-    "eG",
-    "e.V.",
-    "UG (haftungsbeschränkt)",
-    "GmbH & Co. KG",
-]
 COURTS = ["Amtsgericht München", "Amtsgericht Köln", "Amtsgericht Hamburg", "Amtsgericht Düsseldorf"]
 PHONE_TYPES = [("Mobile", 3), ("Office", 1), ("Home", 6), ("Fax", 2), ("Other", 10)]
 
@@ -144,7 +133,7 @@ class Values:
         if name == "company_name":
             return self.company()
         if name == "legal_form":
-            return self.rng.choice(LEGAL_FORMS)
+            return self.rng.choice(RECHTSFORMEN)
         if name == "register_number":
             return f"HRB {self.tick()}{self.rng.randint(10, 99)}" if unique else self.register_number()
         if name == "register_court":
@@ -224,7 +213,7 @@ def initial_espo(kind: str, label: str, values: Values) -> dict[str, Any]:
         body = {
             "beteiligterTyp": "Firma",
             "name": f"{label} {values.company()}",
-            "rechtsform": values.rng.choice(LEGAL_FORMS),
+            "rechtsform": values.rng.choice(RECHTSFORMEN),
             "handelsregisterNummer": values.register_number(),
             "registergericht": values.rng.choice(COURTS),
         }

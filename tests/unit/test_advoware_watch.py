@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 
 from services.store import keys
-from services.sync.advoware_watch import PENDING_GRACE, AdvowareWatch, next_watermark
+from services.sync.advoware_watch import PENDING_GRACE, next_watermark
 from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
-from services.sync.sweep import Sweeper
-from tests.support.fakes import BERLIN, fake_env
+from tests.support.fakes import fake_env
 
 PERSON: dict[str, Any] = {
     "beteiligterTyp": "Person",
@@ -28,7 +27,7 @@ PERSON: dict[str, Any] = {
 @pytest.fixture
 def env() -> dict[str, Any]:
     env = fake_env()
-    env["watch"] = AdvowareWatch(espo=env["espo"], advo=env["advo"], redis=env["redis"], tz=BERLIN)
+    env["watch"] = env["rt"].watch()
     return env
 
 
@@ -147,7 +146,7 @@ async def test_unfinished_syncs_are_emitted_again_after_the_grace(env: dict[str,
 
 async def test_the_sweep_reports_the_poll(env: dict[str, Any]) -> None:
     ((rid, betnr),) = await linked(env, 1)
-    sweeper = Sweeper(espo=env["espo"], advo=env["advo"], redis=env["redis"], tz=BERLIN)
+    sweeper = env["rt"].sweeper()
     plan = await sweeper.collect(env["clock"].now)
     await sweeper.commit(plan)
     env["clock"].tick(60)

@@ -526,6 +526,21 @@ def test_unknown_anrede_is_kept_in_advoware() -> None:
     assert mapper.to_advo_payload(mapper.from_espo(espo), base)["anrede"] == "Eheleute"
 
 
+def test_salutation_is_read_for_persons_only_and_an_unrepresentable_one_is_reported() -> None:
+    warnings: list[MappingWarning] = []
+    company = mapper.from_espo(
+        {"beteiligterTyp": "Firma", "name": "X GmbH", "salutationName": "Mr."}, warnings=warnings
+    )
+    assert company["salutation"] is None
+    assert (
+        mapper.from_espo(espo_person(salutationName="Fa."), warnings=warnings)["salutation"] is None
+    )  # a company marker
+    assert warnings == []  # neither is reported (unlike a legal form on a person)
+    content = mapper.from_advo(advo_person(anrede="Eheleute"))
+    assert mapper.to_espo_patch(content, ["salutation"], warnings=warnings) == {"salutationName": ""}
+    assert warnings == [MappingWarning("salutation", "not_representable", "Eheleute")]
+
+
 def _espo_contacts(content: dict[str, Any]) -> dict[str, Any]:
     return mapper.to_espo_patch(content, ["emails", "phones"])
 

@@ -124,15 +124,16 @@ def test_normalize_salutation(raw: str | None, value: str | None, known: bool) -
 @pytest.mark.parametrize(
     ("canonical", "espo", "anrede", "compare"),
     [
-        (None, "", None, None),
-        ("Herr", "Mr.", "Herr", "Herr"),
-        ("Frau", "Mrs.", "Frau", "Frau"),
-        ("Divers", "Mx.", "Divers", "Divers"),
-        ("Eheleute", None, "Eheleute", None),  # EspoCRM cannot hold it; compares as empty
+        (None, ("", True), None, None),
+        ("Herr", ("Mr.", True), "Herr", "Herr"),
+        ("Frau", ("Mrs.", True), "Frau", "Frau"),
+        ("Divers", ("Mx.", True), "Divers", "Divers"),
+        ("Firma", ("", False), "Firma", None),  # the company marker is no EspoCRM salutation
+        ("Eheleute", ("", False), "Eheleute", None),  # EspoCRM cannot hold it; compares as empty
     ],
 )
 def test_salutation_both_ways(
-    canonical: str | None, espo: str | None, anrede: str | None, compare: str | None
+    canonical: str | None, espo: tuple[str, bool], anrede: str | None, compare: str | None
 ) -> None:
     assert n.salutation_to_espo(canonical) == espo
     assert n.salutation_to_anrede(canonical) == anrede

@@ -18,7 +18,8 @@ import pytest
 from services.errors import AuthError, UnavailableError, ValidationError
 from services.sync.model import Result, Trigger
 from services.sync.sweep import Sweeper
-from tests.support.fakes import BERLIN, Clock, FakeAdvo, FakeEspo, fake_env, fake_redis
+from tests.support.fakes import Clock, FakeAdvo, FakeEspo, fake_env, fake_redis
+from tests.support.runtime import fake_runtime
 from tests.unit.test_engine import PERSON_ESPO
 
 SWEEP_EVERY = timedelta(minutes=15)
@@ -27,10 +28,7 @@ SWEEP_EVERY = timedelta(minutes=15)
 @pytest.fixture
 def env() -> dict[str, Any]:
     env = fake_env(ESPOCRM_NOTIFY_USER_ID="u1")
-    clock = env["clock"]
-    env["sweeper"] = Sweeper(
-        espo=env["espo"], advo=env["advo"], redis=env["redis"], tz=BERLIN, clock=lambda: clock.now
-    )
+    env["sweeper"] = env["rt"].sweeper()
     return env
 
 
@@ -213,9 +211,7 @@ async def test_one_sweep_per_tick_across_instances() -> None:
 
     redis = fake_redis()
     clock = Clock()
-    instances = [
-        Sweeper(espo=FakeEspo(clock), advo=FakeAdvo(clock), redis=redis, tz=BERLIN) for _ in range(3)
-    ]
+    instances = [fake_runtime(FakeEspo(clock), FakeAdvo(clock), redis, clock).sweeper() for _ in range(3)]
     for tick in ("202607011000", "202607011015"):
         claims = await asyncio.gather(*(s.claim_tick(tick) for s in instances))
         assert sorted(claims) == [False, False, True]

@@ -9,9 +9,8 @@ import pytest
 
 from services.store import keys
 from services.store.watermark import FIRST_RUN_LOOKBACK, WATERMARK_OVERLAP, Watermark
-from services.sync.advoware_watch import AdvowareWatch
-from services.sync.sweep import Sweeper
-from tests.support.fakes import BERLIN
+from tests.support.fakes import Clock
+from tests.support.runtime import fake_runtime
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -52,8 +51,8 @@ async def test_seed_never_overwrites_a_running_poll(redis: Any) -> None:
 
 
 async def test_both_polls_share_the_type_and_its_constants(redis: Any) -> None:
-    sweeper = Sweeper(espo=None, advo=None, redis=redis, tz=BERLIN)
-    watch = AdvowareWatch(espo=None, advo=None, redis=redis, tz=BERLIN)
+    rt = fake_runtime(None, None, redis, Clock())
+    sweeper, watch = rt.sweeper(), rt.watch()
     assert sweeper.espo_watermark.name == keys.WATERMARK_ESPOCRM
     assert sweeper.advo_watermark.name == watch.mark.name == keys.WATERMARK_ADVOWARE
     for mark in (sweeper.espo_watermark, sweeper.advo_watermark, watch.mark):
