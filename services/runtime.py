@@ -218,8 +218,8 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
 
     settings = settings or get_settings()
     async with open_redis(settings) as redis:
-        espo = EspoCrmClient.from_settings(settings)
-        advo = AdvowareClient.from_settings(settings, redis)
+        espo = EspoCrmClient(settings)
+        advo = AdvowareClient(settings, redis)
         metrics = Metrics(redis)
         set_observer(metrics)  # every API call of this process -> vmh_api_calls / latency histogram
         try:

@@ -69,8 +69,12 @@ async def _one_hour(b: Bench) -> dict[str, Any]:
     for rid in b.ids:
         pipe.set(keys.betnr_index(b.betnr[rid]), rid)
     await pipe.execute()
-    advo = AdvowareClient.from_settings(settings, redis)
-    scan = DeletionScan(advo=advo, redis=redis, guard=DeletionGuard(redis))
+    advo = AdvowareClient(settings, redis)
+    guard = DeletionGuard(
+        redis, share=settings.SYNC_DELETION_BREAKER_SHARE, minimum=settings.SYNC_DELETION_BREAKER_MIN
+    )
+    interval = timedelta(seconds=settings.SYNC_DELETION_SCAN_SECONDS)
+    scan = DeletionScan(advo=advo, redis=redis, guard=guard, interval=interval)
     await redis.delete(keys.DELETIONS_SCAN)
     try:
         scans, seconds, found = await _scans_of_one_hour(scan)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
 import httpx
 
@@ -50,9 +50,7 @@ from services.errors import (
     NotFoundUnconfirmedError,
     UnavailableError,
 )
-from services.http.base import ApiClient
-from services.http.observe import Observer
-from services.http.retry import RetryPolicy
+from services.http.base import ApiClient, ClientOptions
 from services.store import keys
 
 log = logging.getLogger(__name__)
@@ -81,10 +79,6 @@ def _secret(value: Any) -> str:
     return str(getter() if getter is not None else value)
 
 
-def _base(url: str) -> str:
-    return url if url.endswith("/") else url + "/"
-
-
 class AdvowareClient(ApiClient):
     system = SYSTEM
 
@@ -93,37 +87,28 @@ class AdvowareClient(ApiClient):
         settings: AdvowareSettings,
         redis: Any,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        retry: RetryPolicy | None = None,
         limiter: Limiter | None = None,
-        token_margin: float = 60.0,
-        observer: Observer | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        timeout = float(getattr(settings, "HTTP_TIMEOUT_SECONDS", 15.0))
-        limit = int(getattr(settings, "ADVOWARE_MAX_CONCURRENCY", 4))
+        timeout = settings.HTTP_TIMEOUT_SECONDS
+        limit = settings.ADVOWARE_MAX_CONCURRENCY
         super().__init__(
-            settings.ADVOWARE_API_BASE_URL,
-            timeout=timeout,
-            transport=transport,
-            retry=retry,
-            max_connections=max(limit, 2),
-            observer=observer,
+            settings.ADVOWARE_API_BASE_URL, timeout=timeout, max_connections=max(limit, 2), **options
         )
         self.tokens = TokenProvider(
             http=self._http,
             redis=redis,
-            security_url=_base(settings.ADVOWARE_SECURITY_URL),
+            security_url=settings.ADVOWARE_SECURITY_URL,
             app_id=settings.ADVOWARE_APP_ID,
             api_key=_secret(settings.ADVOWARE_API_KEY),
             kanzlei=settings.ADVOWARE_KANZLEI,
             database=settings.ADVOWARE_DATABASE,
             user=settings.ADVOWARE_USER,
             password=_secret(settings.ADVOWARE_PASSWORD),
-            role=int(getattr(settings, "ADVOWARE_ROLE", 2)),
-            product=int(getattr(settings, "ADVOWARE_PRODUCT_ID", 64)),
-            margin=token_margin,
+            role=settings.ADVOWARE_ROLE,
+            product=settings.ADVOWARE_PRODUCT_ID,
             lock_ttl=max(10.0, timeout + 5),
-            observer=observer,
+            observer=options.get("observer"),
         )
         self.auth = BearerAuth(self.tokens, system=SYSTEM)
         self.limiter: Limiter = limiter or RedisSemaphore(
@@ -132,10 +117,6 @@ class AdvowareClient(ApiClient):
             limit,
             lease=max(60.0, 4 * timeout),
         )
-
-    @classmethod
-    def from_settings(cls, settings: AdvowareSettings, redis: Any, **kwargs: Any) -> AdvowareClient:
-        return cls(settings, redis, **kwargs)
 
     async def aclose(self) -> None:
         close = getattr(self.limiter, "close", None)

@@ -15,19 +15,17 @@ import builtins
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, Unpack
 from urllib.parse import quote
 
 import httpx
 
 from services.errors import ApiError, UnavailableError, VersionConflictError
 from services.espocrm.auth import ApiKeyAuth, HmacAuth, hmac_authorization
-from services.http.base import ApiClient
-from services.http.observe import Observer
-from services.http.retry import RetryPolicy
+from services.http.base import ApiClient, ClientOptions
 
 if TYPE_CHECKING:
-    from services.settings import Settings
+    from pydantic import SecretStr
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +36,13 @@ VERSION_CONFLICT_REASON = "modified"  # X-Status-Reason of a 409 version conflic
 __all__ = ["MAX_PAGE_SIZE", "SYSTEM", "EspoCrmClient", "hmac_authorization"]
 
 
+class EspoCrmSettings(Protocol):
+    ESPOCRM_API_BASE_URL: str
+    ESPOCRM_API_KEY: SecretStr
+    ESPOCRM_API_SECRET: SecretStr | None  # None: X-Api-Key authentication, else HMAC
+    HTTP_TIMEOUT_SECONDS: float
+
+
 def _seg(value: str) -> str:
     return quote(str(value), safe="")
 
@@ -45,31 +50,13 @@ def _seg(value: str) -> str:
 class EspoCrmClient(ApiClient):
     system = SYSTEM
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        *,
-        api_secret: str | None = None,
-        timeout: float = 15,
-        transport: httpx.AsyncBaseTransport | None = None,
-        retry: RetryPolicy | None = None,
-        observer: Observer | None = None,
-    ) -> None:
-        super().__init__(base_url, timeout=timeout, transport=transport, retry=retry, observer=observer)
+    def __init__(self, settings: EspoCrmSettings, **options: Unpack[ClientOptions]) -> None:
+        super().__init__(settings.ESPOCRM_API_BASE_URL, timeout=settings.HTTP_TIMEOUT_SECONDS, **options)
+        api_key = settings.ESPOCRM_API_KEY.get_secret_value()
+        secret = settings.ESPOCRM_API_SECRET
+        api_secret = secret.get_secret_value() if secret is not None else None
         self.auth = (
             HmacAuth(api_key, api_secret, base_url=self.base_url) if api_secret else ApiKeyAuth(api_key)
-        )
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **kwargs: Any) -> EspoCrmClient:
-        secret = settings.ESPOCRM_API_SECRET
-        return cls(
-            settings.ESPOCRM_API_BASE_URL,
-            settings.ESPOCRM_API_KEY.get_secret_value(),
-            api_secret=secret.get_secret_value() if secret is not None else None,
-            timeout=settings.HTTP_TIMEOUT_SECONDS,
-            **kwargs,
         )
 
     # ------------------------------------------------------------------ base hooks

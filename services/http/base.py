@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypedDict
 
 import httpx
 
@@ -66,6 +66,15 @@ def status_error(
     if status >= 500:
         return UnavailableError(f"{what} unavailable", retry_after=retry_after, **kw)
     return FatalError(f"{what} unexpected status", **kw)
+
+
+class ClientOptions(TypedDict, total=False):
+    """What the caller of a client may choose besides its settings (keyword arguments of every
+    client's constructor): a transport (tests), the retry policy, the observer of each call."""
+
+    transport: httpx.AsyncBaseTransport | None
+    retry: RetryPolicy | None
+    observer: Observer | None
 
 
 class ApiClient:

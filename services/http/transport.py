@@ -62,8 +62,8 @@ def _note_missing_sniffio() -> None:
 def new_async_client(
     *,
     timeout: float,
-    transport: httpx.AsyncBaseTransport | None = None,
-    max_connections: int = 10,
+    transport: httpx.AsyncBaseTransport | None,
+    max_connections: int,
 ) -> httpx.AsyncClient:
     """One AsyncClient per API-client instance: connections are pooled and reused."""
     import httpx

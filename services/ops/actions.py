@@ -229,12 +229,10 @@ async def unlock(
     after 2 min or at once when its process is gone."""
     from services.store import keys
     from services.store.lease import force_release
-    from services.sync.lock import RecordLocks
 
     released: dict[str, bool] = {}
     if record_id:
-        locks = RecordLocks(redis)
-        released[f"record:{record_id}"] = await locks.force_release(record_id)
+        released[f"record:{record_id}"] = await force_release(redis, keys.record_lock(record_id))
     if sweep:
         released["sweep"] = await force_release(redis, keys.SWEEP_RUNNING)
     if backfill:

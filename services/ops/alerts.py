@@ -19,16 +19,15 @@ sync outcome for `record_failed:<id>`); `after` defaults to `ALERT_AFTER_SECONDS
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.store import keys
+from services.store.timestamps import utc_now
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-
-ACTIVE = keys.ALERT_ACTIVE  # set of condition names known now
-condition_key = keys.alert_condition
 
 
 class Notice(Protocol):
@@ -79,62 +78,58 @@ def _record_of(name: str) -> str | None:
     return rest if kind == "record_failed" and rest else None
 
 
+@dataclass(frozen=True)
 class Alerts:
-    def __init__(
-        self,
-        redis: Redis,
-        notice: Notice,
-        *,
-        after: timedelta = timedelta(minutes=30),
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
-        self._redis = redis
-        self._notice = notice
-        self._after = after
-        self._now = clock or (lambda: datetime.now(UTC))
+    """`after`: ALERT_AFTER_SECONDS (Settings), the default of `raise_condition`'s `after`."""
+
+    redis: Redis
+    notice: Notice
+    _: KW_ONLY
+    after: timedelta
+    clock: Callable[[], datetime] = utc_now
 
     async def raise_condition(self, name: str, detail: str, *, after: timedelta | None = None) -> bool:
         """Note that `name` holds; True when this call sent the alert notice."""
-        ckey = condition_key(name)
-        now = self._now()
-        pipe = self._redis.pipeline(transaction=True)
+        ckey = keys.alert_condition(name)
+        now = self.clock()
+        pipe = self.redis.pipeline(transaction=True)
         pipe.hsetnx(ckey, "since", now.isoformat())
         pipe.hset(ckey, "detail", detail[:300])
-        pipe.sadd(ACTIVE, name)
+        pipe.sadd(keys.ALERT_ACTIVE, name)
         pipe.hgetall(ckey)
         *_, state = await pipe.execute()
         if state.get("alerted"):
             return False
         since = datetime.fromisoformat(state["since"])
-        if now - since < (self._after if after is None else after):
+        if now - since < (self.after if after is None else after):
             return False
-        if not await self._redis.hsetnx(ckey, "alerted", now.isoformat()):
+        if not await self.redis.hsetnx(ckey, "alerted", now.isoformat()):
             return False  # another process sent it
         text, _ = _texts(name)
-        await self._notice.notify(_record_of(name), text.format(detail=detail, since=_local(since)))
+        await self.notice.notify(_record_of(name), text.format(detail=detail, since=_local(since)))
         return True
 
     async def clear_condition(self, name: str) -> bool:
         """Note that `name` no longer holds; True when this call sent the recovery notice."""
-        ckey = condition_key(name)
-        pipe = self._redis.pipeline(transaction=True)
+        ckey = keys.alert_condition(name)
+        pipe = self.redis.pipeline(transaction=True)
         pipe.hget(ckey, "alerted")
         pipe.delete(ckey)
-        pipe.srem(ACTIVE, name)
+        pipe.srem(keys.ALERT_ACTIVE, name)
         alerted, deleted, _ = await pipe.execute()
         if not alerted or not deleted:
             return False
         _, text = _texts(name)
-        await self._notice.notify(_record_of(name), text)
+        await self.notice.notify(_record_of(name), text)
         return True
 
     async def active(self) -> list[dict[str, Any]]:
         """The conditions known now, for `status` and the health detail."""
         out: list[dict[str, Any]] = []
-        for name in sorted(await self._redis.smembers(ACTIVE)):
-            state = await self._redis.hgetall(condition_key(name))
+        for name in sorted(await self.redis.smembers(keys.ALERT_ACTIVE)):
+            state = await self.redis.hgetall(keys.alert_condition(name))
             if not state:
-                await self._redis.srem(ACTIVE, name)
+                await self.redis.srem(keys.ALERT_ACTIVE, name)
                 continue
             out.append({"name": name, **state})
         return out

@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import KW_ONLY, asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from services.store import keys
+from services.store.timestamps import parse_utc, utc_now
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-DEFAULT_LIMIT = 50
-DEFAULT_MAX_AGE = timedelta(days=90)
-
-
-def history_key(record_id: str) -> str:
-    return keys.history(record_id)
+# An entry whose time is unreadable counts as older than any age bound.
+OLDEST = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -66,51 +63,44 @@ def direction_of(to_advo: Sequence[str], to_espo: Sequence[str]) -> str:
     return "none"
 
 
+@dataclass(frozen=True)
 class HistoryStore:
-    def __init__(
-        self,
-        redis: Redis,
-        *,
-        limit: int = DEFAULT_LIMIT,
-        max_age: timedelta = DEFAULT_MAX_AGE,
-    ) -> None:
-        self._redis = redis
-        self._limit = limit
-        self._max_age = max_age
+    """`limit` and `max_age`: SYNC_HISTORY_LIMIT and SYNC_HISTORY_MAX_AGE_DAYS (Settings)."""
+
+    redis: Redis
+    _: KW_ONLY
+    limit: int
+    max_age: timedelta
 
     async def add(self, record_id: str, entry: HistoryEntry) -> None:
-        name = history_key(record_id)
-        pipe = self._redis.pipeline(transaction=True)
+        name = keys.history(record_id)
+        pipe = self.redis.pipeline(transaction=True)
         pipe.lpush(name, entry.to_json())
-        pipe.ltrim(name, 0, self._limit - 1)
-        pipe.expire(name, int(self._max_age.total_seconds()))
+        pipe.ltrim(name, 0, self.limit - 1)
+        pipe.expire(name, int(self.max_age.total_seconds()))
         await pipe.execute()
         await self._drop_expired(name)
 
     async def entries(self, record_id: str, *, now: datetime | None = None) -> list[dict[str, Any]]:
         """Newest first, without entries older than the age bound."""
-        raws = await self._redis.lrange(history_key(record_id), 0, self._limit - 1)
-        cutoff = (now or datetime.now(UTC)) - self._max_age
+        raws = await self.redis.lrange(keys.history(record_id), 0, self.limit - 1)
+        cutoff = (now or utc_now()) - self.max_age
         out: list[dict[str, Any]] = []
         for raw in raws:
             entry = json.loads(raw)
-            if _parse(entry.get("at")) >= cutoff:
+            if _at(entry) >= cutoff:
                 out.append(entry)
         return out
 
     async def _drop_expired(self, name: str) -> None:
         """Trim the tail of entries past the age bound (the list is newest first)."""
-        cutoff = datetime.now(UTC) - self._max_age
+        cutoff = utc_now() - self.max_age
         while True:
-            tail = await self._redis.lindex(name, -1)
-            if tail is None or _parse(json.loads(tail).get("at")) >= cutoff:
+            tail = await self.redis.lindex(name, -1)
+            if tail is None or _at(json.loads(tail)) >= cutoff:
                 return
-            await self._redis.rpop(name)
+            await self.redis.rpop(name)
 
 
-def _parse(raw: Any) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(str(raw))
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+def _at(entry: dict[str, Any]) -> datetime:
+    return parse_utc(entry.get("at")) or OLDEST

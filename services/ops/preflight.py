@@ -16,7 +16,7 @@ async def check_notices() -> list[str]:
     from services.sync.notify import Notifier
 
     settings = get_settings()
-    async with open_redis(settings) as redis, EspoCrmClient.from_settings(settings) as espo:
+    async with open_redis(settings) as redis, EspoCrmClient(settings) as espo:
         notifier = Notifier(espo, redis, settings.ESPOCRM_NOTIFY_USER_ID, settings.ESPOCRM_NOTIFY_USER_NAME)
         problems = await notifier.check_channel()
         if not problems:

@@ -8,6 +8,7 @@ failure is logged (ids only) and never changes the sync's outcome.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -74,19 +75,12 @@ def entry_for_outcome(outcome: OutcomeLike, trigger: str, at: datetime) -> Histo
     )
 
 
+@dataclass(frozen=True, kw_only=True)
 class SyncRecorder:
-    def __init__(
-        self,
-        *,
-        history: HistoryStore,
-        metrics: Metrics,
-        notifier: Notifier,
-        alerts: Alerts,
-    ) -> None:
-        self.history = history
-        self.metrics = metrics
-        self.notifier = notifier
-        self.alerts = alerts
+    history: HistoryStore
+    metrics: Metrics
+    notifier: Notifier
+    alerts: Alerts
 
     async def after_sync(self, outcome: OutcomeLike, trigger: str) -> None:
         result = str(getattr(outcome.result, "value", outcome.result))

@@ -12,7 +12,7 @@ appears anywhere else in the code.
 | `vmh:betnr:<betnr>`                        | string | betnr -> espo id index of the snapshots        | none            |
 | `vmh:intent:<espo id>`                     | string | create intent (JSON)                           | 14 days         |
 | `vmh:unlinked:<espo id>`                   | hash   | pair unlinked after an EspoCRM delete          | none            |
-| `vmh:conflict:pending:<espo id>`           | string | conflicts not yet reported                     | none            |
+| `vmh:conflict:pending:<espo id>`           | string | conflicts not yet reported                     | 14 days         |
 | `vmh:pending:advoware`                     | zset   | Advoware changes emitted, sync not finished    | none            |
 | `vmh:watermark:advoware` / `:espocrm`      | string | change-poll watermarks (ISO UTC)               | none            |
 | `vmh:sweep:running`                        | string | sweep lease                                    | lease TTL       |
@@ -94,6 +94,7 @@ def pending_conflicts(espo_id: str) -> str:
 
 # Long enough to outlive any retry schedule; an intent older than this is stale anyway.
 CREATE_INTENT_TTL_SECONDS = 14 * 24 * 3600
+PENDING_CONFLICTS_TTL_SECONDS = 14 * 24 * 3600
 
 # ---------------------------------------------------------------- change polls and sweep
 PENDING_ADVOWARE = _key("pending", "advoware")
@@ -172,6 +173,7 @@ def breaker_waiting(system: str) -> str:
 
 DELETIONS_WINDOW = _key("deletions", "window")
 DELETIONS_CONFIRMED = _key("deletions", "confirmed")
+DELETIONS_CONFIRMED_TTL_SECONDS = 24 * 3600
 DELETIONS_SCAN = _key("deletions", "scan")
 
 # ---------------------------------------------------------------- reporting

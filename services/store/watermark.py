@@ -19,10 +19,12 @@ poll (`geaendertAm`, services/sync/advoware_watch.py). Rules, the same for both:
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from dataclasses import KW_ONLY, dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from services.store import keys
+from services.store.timestamps import as_utc, parse_utc
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -33,19 +35,13 @@ WATERMARK_OVERLAP = timedelta(minutes=2)
 FIRST_RUN_LOOKBACK = timedelta(hours=24)
 
 
+@dataclass(frozen=True)
 class Watermark:
-    def __init__(
-        self,
-        redis: Redis,
-        name: str,
-        *,
-        overlap: timedelta = WATERMARK_OVERLAP,
-        lookback: timedelta = FIRST_RUN_LOOKBACK,
-    ) -> None:
-        self._redis = redis
-        self.name = name
-        self.overlap = overlap
-        self.lookback = lookback
+    redis: Redis
+    name: str
+    _: KW_ONLY
+    overlap: timedelta = WATERMARK_OVERLAP
+    lookback: timedelta = FIRST_RUN_LOOKBACK
 
     @classmethod
     def espocrm(cls, redis: Redis, **kw: timedelta) -> Watermark:
@@ -57,15 +53,13 @@ class Watermark:
 
     async def stored(self) -> datetime | None:
         """The committed position (UTC), or None if missing or unreadable."""
-        raw = await self._redis.get(self.name)
+        raw = await self.redis.get(self.name)
         if not raw:
             return None
-        try:
-            value = datetime.fromisoformat(str(raw))
-        except ValueError:
+        value = parse_utc(raw)
+        if value is None:
             log.warning("unreadable watermark %s; treating it as missing", self.name)
-            return None
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        return value
 
     async def read(self, now: datetime) -> datetime:
         """Where the next poll continues: the committed position, else `now - lookback`."""
@@ -83,12 +77,8 @@ class Watermark:
 
     async def commit(self, value: datetime) -> None:
         """After the work found up to `value` was emitted (callers hold the sweep lease)."""
-        await self._redis.set(self.name, _iso(value))
+        await self.redis.set(self.name, as_utc(value).isoformat())
 
     async def seed(self, value: datetime) -> bool:
         """Set only if no position exists yet (an existing one belongs to the running polls)."""
-        return bool(await self._redis.set(self.name, _iso(value), nx=True))
-
-
-def _iso(value: datetime) -> str:
-    return (value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+        return bool(await self.redis.set(self.name, as_utc(value).isoformat(), nx=True))

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from services.store import keys
 from services.store.watermark import Watermark
 from services.sync.identity_index import IdentityIndex
 from services.sync.model import ENTITY, Systems
@@ -124,7 +125,7 @@ class AdvowareWatch:
         from services.beteiligte import mapper
 
         betnrs = list(rows)
-        linked = await self.systems.redis.mget([SnapshotStore.betnr_key(b) for b in betnrs]) if betnrs else []
+        linked = await self.systems.redis.mget([keys.betnr_index(b) for b in betnrs]) if betnrs else []
         snaps = await self.snapshots.get_many([str(i) for i in linked if i])
         changed: list[str] = []
         unlinked: list[int] = []

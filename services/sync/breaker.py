@@ -29,22 +29,20 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import KW_ONLY, dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from services.errors import ApiError, AuthError, TransientError
 from services.store import keys
+from services.store.timestamps import utc_now
 from services.sync.notify import record_event
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
-
-DEFAULT_THRESHOLD = 5
-DEFAULT_WINDOW = timedelta(minutes=15)
 
 # (condition, detail, active) -> None: an alert condition starts (active) or ends. The
 # composition root maps it to the ops alerts (services/ops/alerts.py: one notice per condition).
@@ -75,35 +73,19 @@ class BreakerState:
         return {"since": self.since, "kind": self.kind, "reason": self.reason}
 
 
-_state_key = keys.breaker
-_run_key = keys.breaker_run
-_waiting_key = keys.breaker_waiting
-
-
 def is_system_failure(exc: BaseException) -> bool:
     """Errors that may mean the whole system is unavailable (as opposed to bad data)."""
     return isinstance(exc, TransientError | AuthError)
 
 
-class CircuitBreakers:
-    def __init__(
-        self,
-        redis: Redis,
-        *,
-        threshold: int = DEFAULT_THRESHOLD,
-        window: timedelta = DEFAULT_WINDOW,
-        clock: Callable[[], datetime] | None = None,
-        alert: Alert | None = None,
-    ) -> None:
-        self.redis = redis
-        self.threshold = max(1, threshold)
-        self.window = window
-        self.now = clock or (lambda: datetime.now(UTC))
-        self.alert = alert
+@dataclass
+class BreakerStates:
+    """The breakers as they stand: all a reader (the status report) needs."""
 
-    # ------------------------------------------------------------------ reading
+    redis: Redis
+
     async def open_states(self) -> dict[str, BreakerState]:
-        raws = await self.redis.mget([_state_key(s) for s in SYSTEMS])
+        raws = await self.redis.mget([keys.breaker(s) for s in SYSTEMS])
         out: dict[str, BreakerState] = {}
         for system, raw in zip(SYSTEMS, raws, strict=True):
             if raw:
@@ -122,7 +104,7 @@ class CircuitBreakers:
         out: dict[str, Any] = {}
         for system in SYSTEMS:
             state = states.get(system.value)
-            waiting = int(await self.redis.scard(_waiting_key(system)))
+            waiting = int(await self.redis.scard(keys.breaker_waiting(system)))
             out[system.value] = {
                 "open": state is not None,
                 "waiting": waiting,
@@ -130,18 +112,32 @@ class CircuitBreakers:
             }
         return out
 
+
+@dataclass
+class CircuitBreakers(BreakerStates):
+    """`threshold` and `window`: SYNC_BREAKER_THRESHOLD and SYNC_BREAKER_WINDOW_SECONDS (Settings)."""
+
+    _: KW_ONLY
+    threshold: int
+    window: timedelta
+    clock: Callable[[], datetime] = utc_now
+    alert: Alert | None = None
+
+    def __post_init__(self) -> None:
+        self.threshold = max(1, self.threshold)
+
     # ------------------------------------------------------------------ the engine's side
     async def hold(self, systems: list[str], record_id: str) -> None:
         """A record that could not be sent because a breaker is open: released when it closes."""
         pipe = self.redis.pipeline(transaction=False)
         for system in systems:
-            pipe.sadd(_waiting_key(system), record_id)
+            pipe.sadd(keys.breaker_waiting(system), record_id)
         await pipe.execute()
 
     async def record_success(self, *systems: str) -> None:
         pipe = self.redis.pipeline(transaction=False)
         for system in systems:
-            pipe.delete(_run_key(system))
+            pipe.delete(keys.breaker_run(system))
         await pipe.execute()
 
     async def record_failure(self, record_id: str, exc: ApiError) -> bool:
@@ -150,14 +146,14 @@ class CircuitBreakers:
         system = exc.system
         if system not in {s.value for s in SYSTEMS} or not is_system_failure(exc):
             return False
-        now = self.now()
-        run = _run_key(system)
+        now = self.clock()
+        run = keys.breaker_run(system)
         pipe = self.redis.pipeline(transaction=True)
         pipe.zadd(run, {record_id: now.timestamp()})
         pipe.zremrangebyscore(run, "-inf", (now - self.window).timestamp())
         pipe.zcard(run)
         pipe.expire(run, int(self.window.total_seconds()) + 60)
-        pipe.exists(_state_key(system))
+        pipe.exists(keys.breaker(system))
         _, _, run_length, _, already_open = await pipe.execute()
         if already_open:
             await self.hold([system], record_id)
@@ -169,14 +165,14 @@ class CircuitBreakers:
 
     async def _trip(self, system: str, kind: str, exc: ApiError) -> None:
         reason = str(exc)[:300]
-        state = json.dumps({"since": self.now().isoformat(), "kind": kind, "reason": reason})
-        first = await self.redis.set(_state_key(system), state, nx=True)
+        state = json.dumps({"since": self.clock().isoformat(), "kind": kind, "reason": reason})
+        first = await self.redis.set(keys.breaker(system), state, nx=True)
         # The records of the failure run wait for the probe (and are released without back-off).
-        run = _run_key(system)
+        run = keys.breaker_run(system)
         members = await self.redis.zrange(run, 0, -1)
         pipe = self.redis.pipeline(transaction=True)
         if members:
-            pipe.sadd(_waiting_key(system), *members)
+            pipe.sadd(keys.breaker_waiting(system), *members)
         pipe.delete(run)
         await pipe.execute()
         if not first:
@@ -196,7 +192,7 @@ class CircuitBreakers:
     # ------------------------------------------------------------------ the sweep's side
     async def close(self, system: str) -> list[str]:
         """The probe answered: close the breaker and hand back every waiting record."""
-        was_open = await self.redis.delete(_state_key(system))
+        was_open = await self.redis.delete(keys.breaker(system))
         ids = await self.take_waiting(system)
         if was_open:
             log.warning("circuit breaker for %s closed; releasing %d waiting records", system, len(ids))
@@ -207,8 +203,8 @@ class CircuitBreakers:
 
     async def take_waiting(self, system: str) -> list[str]:
         pipe = self.redis.pipeline(transaction=True)
-        pipe.smembers(_waiting_key(system))
-        pipe.delete(_waiting_key(system), _run_key(system))
+        pipe.smembers(keys.breaker_waiting(system))
+        pipe.delete(keys.breaker_waiting(system), keys.breaker_run(system))
         members, _ = await pipe.execute()
         return sorted(str(m) for m in members)
 

@@ -35,11 +35,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import KW_ONLY, dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.store import keys
+from services.store.timestamps import utc_now
 from services.sync.breaker import Alert
 from services.sync.notify import record_event
 
@@ -49,10 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GUARD = "deletions"
-DEFAULT_SHARE = 0.2
-DEFAULT_MINIMUM = 5
-DEFAULT_SCAN_INTERVAL = timedelta(hours=1)
-CONFIRMED_TTL_SECONDS = 24 * 3600
 INDEX_CHUNK = 1000
 
 CONDITION = "advoware_deletions_held"  # the alert condition while deletions are held
@@ -72,21 +69,19 @@ class ScanResult:
     held: bool = False  # the guard tripped: nothing emitted
 
 
+@dataclass
 class DeletionGuard:
-    def __init__(
-        self,
-        redis: Redis,
-        *,
-        share: float = DEFAULT_SHARE,
-        minimum: int = DEFAULT_MINIMUM,
-        alert: Alert | None = None,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
-        self.redis = redis
-        self.share = share
-        self.minimum = max(1, minimum)
-        self.alert = alert
-        self.now = clock or (lambda: datetime.now(UTC))
+    """`share` and `minimum`: SYNC_DELETION_BREAKER_SHARE and SYNC_DELETION_BREAKER_MIN (Settings)."""
+
+    redis: Redis
+    _: KW_ONLY
+    share: float
+    minimum: int
+    alert: Alert | None = None
+    clock: Callable[[], datetime] = utc_now
+
+    def __post_init__(self) -> None:
+        self.minimum = max(1, self.minimum)
 
     async def state(self) -> dict[str, Any] | None:
         raw = await self.redis.get(keys.breaker(GUARD))
@@ -128,7 +123,7 @@ class DeletionGuard:
         return True
 
     async def _trip(self, reason: str) -> None:
-        state = json.dumps({"since": self.now().isoformat(), "reason": reason})
+        state = json.dumps({"since": self.clock().isoformat(), "reason": reason})
         if not await self.redis.set(keys.breaker(GUARD), state, nx=True):
             return
         log.error("deletions held (bulk 404): %s", reason)
@@ -156,7 +151,7 @@ class DeletionGuard:
         ids = sorted(str(m) for m in members)
         if confirm and ids:
             await self.redis.sadd(keys.DELETIONS_CONFIRMED, *ids)
-            await self.redis.expire(keys.DELETIONS_CONFIRMED, CONFIRMED_TTL_SECONDS)
+            await self.redis.expire(keys.DELETIONS_CONFIRMED, keys.DELETIONS_CONFIRMED_TTL_SECONDS)
         await record_event(
             self.redis, "breaker_closed", GUARD, f"{'confirmed' if confirm else 'released'}={len(ids)}"
         )
@@ -169,19 +164,14 @@ class DeletionGuard:
         return ids
 
 
+@dataclass(frozen=True, kw_only=True)
 class DeletionScan:
-    def __init__(
-        self,
-        *,
-        advo: ListingApi,
-        redis: Redis,
-        guard: DeletionGuard,
-        interval: timedelta = DEFAULT_SCAN_INTERVAL,
-    ) -> None:
-        self.advo = advo
-        self.redis = redis
-        self.guard = guard
-        self.interval = interval
+    """`interval`: SYNC_DELETION_SCAN_SECONDS (Settings)."""
+
+    advo: ListingApi
+    redis: Redis
+    guard: DeletionGuard
+    interval: timedelta
 
     async def due(self, now: datetime) -> bool:
         raw = await self.redis.get(keys.DELETIONS_SCAN)

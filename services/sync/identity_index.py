@@ -82,9 +82,9 @@ def _betnr(row: Mapping[str, Any]) -> int | None:
         return None
 
 
+@dataclass(frozen=True)
 class IdentityIndex:
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
+    redis: Redis
 
     # ------------------------------------------------------------------ reading
     async def state(self) -> IndexState:

@@ -28,24 +28,22 @@ class CreateIntent:
     content_hash: str | None = None  # mapper.content_hash of the content POSTed
 
 
+@dataclass(frozen=True)
 class IntentStore:
-    def __init__(self, redis: Redis) -> None:
-        self._redis = redis
-
-    @staticmethod
-    def intent_key(espo_id: str) -> str:
-        return keys.create_intent(espo_id)
+    redis: Redis
 
     async def get(self, espo_id: str) -> CreateIntent | None:
-        raw = await self._redis.get(self.intent_key(espo_id))
+        """The record's intent. An unreadable one raises: taking it for missing would let a
+        retry POST again and create the party twice."""
+        raw = await self.redis.get(keys.create_intent(espo_id))
         if not raw:
             return None
         return CreateIntent(**json.loads(raw))
 
     async def put(self, intent: CreateIntent) -> None:
-        await self._redis.set(
-            self.intent_key(intent.espo_id), json.dumps(asdict(intent)), ex=keys.CREATE_INTENT_TTL_SECONDS
+        await self.redis.set(
+            keys.create_intent(intent.espo_id), json.dumps(asdict(intent)), ex=keys.CREATE_INTENT_TTL_SECONDS
         )
 
     async def delete(self, espo_id: str) -> None:
-        await self._redis.delete(self.intent_key(espo_id))
+        await self.redis.delete(keys.create_intent(espo_id))

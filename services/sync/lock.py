@@ -13,36 +13,33 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from services.store import keys
-from services.store.lease import Lease, force_release, holder
+from services.store.lease import Lease, holder
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-DEFAULT_LOCK_TTL_SECONDS = 120.0
 
-
+@dataclass
 class RecordLocks:
-    def __init__(self, redis: Redis, ttl_seconds: float = DEFAULT_LOCK_TTL_SECONDS) -> None:
-        self._redis = redis
-        self.ttl_seconds = float(ttl_seconds)
-        self.ttl_ms = int(ttl_seconds * 1000)
+    """`ttl_seconds`: SYNC_LOCK_TTL_SECONDS (Settings)."""
 
-    @staticmethod
-    def lock_key(record_id: str) -> str:
-        return keys.record_lock(record_id)
+    redis: Redis
+    ttl_seconds: float
+    ttl_ms: int = field(init=False)
 
-    @staticmethod
-    def again_key(record_id: str) -> str:
-        return keys.record_again(record_id)
+    def __post_init__(self) -> None:
+        self.ttl_ms = int(self.ttl_seconds * 1000)
+        self.ttl_seconds = float(self.ttl_seconds)
 
     def lease(self, record_id: str, token: str | None = None) -> Lease:
         """The record's lease: a fresh attempt, or (with `token`) the one held under it."""
         if token is None:
-            return Lease(self._redis, self.lock_key(record_id), self.ttl_seconds)
-        return Lease.held(self._redis, self.lock_key(record_id), self.ttl_seconds, token)
+            return Lease(self.redis, keys.record_lock(record_id), self.ttl_seconds)
+        return Lease.held(self.redis, keys.record_lock(record_id), self.ttl_seconds, token)
 
     async def acquire(self, record_id: str) -> str | None:
         """Return the owner token if the lock was taken, else None."""
@@ -62,14 +59,10 @@ class RecordLocks:
             yield lease
 
     async def holder(self, record_id: str) -> str | None:
-        return await holder(self._redis, self.lock_key(record_id))
-
-    async def force_release(self, record_id: str) -> bool:
-        """Ops `unlock`: drop the lock whoever holds it (normally never needed)."""
-        return await force_release(self._redis, self.lock_key(record_id))
+        return await holder(self.redis, keys.record_lock(record_id))
 
     async def mark_again(self, record_id: str) -> None:
-        await self._redis.set(self.again_key(record_id), "1", ex=max(60, self.ttl_ms // 1000 * 2))
+        await self.redis.set(keys.record_again(record_id), "1", ex=max(60, self.ttl_ms // 1000 * 2))
 
     async def take_again(self, record_id: str) -> bool:
-        return bool(await self._redis.getdel(self.again_key(record_id)))
+        return bool(await self.redis.getdel(keys.record_again(record_id)))

@@ -31,54 +31,46 @@ class Snapshot:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _decode(raw: str) -> Snapshot | None:
+    try:
+        return Snapshot(**json.loads(raw))
+    except (TypeError, ValueError):
+        return None  # unreadable snapshot: treat as missing (timestamp fallback)
+
+
+@dataclass(frozen=True)
 class SnapshotStore:
-    def __init__(self, redis: Redis) -> None:
-        self._redis = redis
-
-    @staticmethod
-    def snapshot_key(espo_id: str) -> str:
-        return keys.snapshot(espo_id)
-
-    @staticmethod
-    def betnr_key(betnr: int) -> str:
-        return keys.betnr_index(betnr)
+    redis: Redis
 
     async def get(self, espo_id: str) -> Snapshot | None:
-        raw = await self._redis.get(self.snapshot_key(espo_id))
-        if not raw:
-            return None
-        try:
-            return Snapshot(**json.loads(raw))
-        except (TypeError, ValueError):
-            return None  # unreadable snapshot: treat as missing (timestamp fallback)
+        raw = await self.redis.get(keys.snapshot(espo_id))
+        return _decode(raw) if raw else None
 
     async def put(self, snap: Snapshot) -> None:
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.set(self.snapshot_key(snap.espo_id), json.dumps(asdict(snap), sort_keys=True))
-        pipe.set(self.betnr_key(snap.betnr), snap.espo_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(keys.snapshot(snap.espo_id), json.dumps(asdict(snap), sort_keys=True))
+        pipe.set(keys.betnr_index(snap.betnr), snap.espo_id)
         await pipe.execute()
 
     async def delete(self, espo_id: str) -> None:
         snap = await self.get(espo_id)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.delete(self.snapshot_key(espo_id))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(keys.snapshot(espo_id))
         if snap is not None:
-            pipe.delete(self.betnr_key(snap.betnr))
+            pipe.delete(keys.betnr_index(snap.betnr))
         await pipe.execute()
 
     async def espo_id_for_betnr(self, betnr: int) -> str | None:
-        value = await self._redis.get(self.betnr_key(betnr))
+        value = await self.redis.get(keys.betnr_index(betnr))
         return str(value) if value else None
 
     async def get_many(self, espo_ids: list[str]) -> dict[str, Snapshot]:
         if not espo_ids:
             return {}
-        raws = await self._redis.mget([self.snapshot_key(i) for i in espo_ids])
+        raws = await self.redis.mget([keys.snapshot(i) for i in espo_ids])
         out: dict[str, Snapshot] = {}
         for espo_id, raw in zip(espo_ids, raws, strict=True):
-            if raw:
-                try:
-                    out[espo_id] = Snapshot(**json.loads(raw))
-                except (TypeError, ValueError):
-                    continue
+            snap = _decode(raw) if raw else None
+            if snap is not None:
+                out[espo_id] = snap
         return out

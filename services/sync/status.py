@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.store import keys
 from services.store.server_check import check_server
-from services.sync.breaker import CircuitBreakers
+from services.sync.breaker import BreakerStates
 from services.sync.model import ENTITY
 from services.sync.notify import recent_events
 from services.sync.states import SyncStatus
@@ -73,7 +73,7 @@ async def status_report(espo: EspoListingApi, redis: Redis) -> dict[str, Any]:
         "advoware_unfinished": int(await redis.zcard(keys.PENDING_ADVOWARE)),
         # Per system: open (nothing is sent there until the sweep's probe answers), since,
         # reason and the records waiting to be released.
-        "breakers": await CircuitBreakers(redis).report(),
+        "breakers": await BreakerStates(redis).report(),
         "backfill": await _backfill(redis),
         "redis": [asdict(f) for f in await check_server(redis)],
         # Creates in Advoware wait until the identity index is ready (services/sync/identity_index.py).

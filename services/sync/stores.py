@@ -1,6 +1,6 @@
 """Small Redis stores the sync keeps besides snapshots (services/sync/snapshot.py) and
 create intents (services/sync/intents.py), shaped like them: one class per concern,
-constructed with the Redis connection, key names in one static method each.
+constructed with the Redis connection, keys from services/store/keys.py.
 
 - `PendingConflicts`: conflicts whose EspoCRM value is being written to Advoware, until they
   are reported. A PUT can be applied although its answer is lost (timeout, dropped
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from services.store import keys
@@ -24,26 +25,20 @@ from services.sync.decide import FieldConflict
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-PENDING_CONFLICT_TTL_SECONDS = 14 * 24 * 3600
 
-
+@dataclass(frozen=True)
 class PendingConflicts:
-    def __init__(self, redis: Redis) -> None:
-        self._redis = redis
-
-    @staticmethod
-    def conflicts_key(record_id: str) -> str:
-        return keys.pending_conflicts(record_id)
+    redis: Redis
 
     async def put(self, record_id: str, betnr: int, conflicts: Sequence[FieldConflict]) -> None:
         body = {"betnr": betnr, "conflicts": [[c.field, c.espo_value, c.advo_value] for c in conflicts]}
-        await self._redis.set(
-            self.conflicts_key(record_id), json.dumps(body), ex=PENDING_CONFLICT_TTL_SECONDS
+        await self.redis.set(
+            keys.pending_conflicts(record_id), json.dumps(body), ex=keys.PENDING_CONFLICTS_TTL_SECONDS
         )
 
     async def get(self, record_id: str, betnr: int) -> list[FieldConflict]:
         """The pending conflicts of this pair; none if they were about another betnr."""
-        raw = await self._redis.get(self.conflicts_key(record_id))
+        raw = await self.redis.get(keys.pending_conflicts(record_id))
         if not raw:
             return []
         try:
@@ -55,32 +50,32 @@ class PendingConflicts:
             return []
 
     async def delete(self, record_id: str) -> None:
-        await self._redis.delete(self.conflicts_key(record_id))
+        await self.redis.delete(keys.pending_conflicts(record_id))
 
 
+@dataclass(frozen=True)
 class PendingAdvoware:
-    def __init__(self, redis: Redis) -> None:
-        self._redis = redis
+    redis: Redis
 
     async def add(self, record_ids: Iterable[str], at: float) -> None:
-        await self._redis.zadd(keys.PENDING_ADVOWARE, dict.fromkeys(record_ids, at))
+        await self.redis.zadd(keys.PENDING_ADVOWARE, dict.fromkeys(record_ids, at))
 
     async def older_than(self, cutoff: float) -> list[str]:
-        return [str(i) for i in await self._redis.zrangebyscore(keys.PENDING_ADVOWARE, "-inf", cutoff)]
+        return [str(i) for i in await self.redis.zrangebyscore(keys.PENDING_ADVOWARE, "-inf", cutoff)]
 
     async def discard(self, record_id: str) -> None:
-        await self._redis.zrem(keys.PENDING_ADVOWARE, record_id)
+        await self.redis.zrem(keys.PENDING_ADVOWARE, record_id)
 
     async def count(self) -> int:
-        return int(await self._redis.zcard(keys.PENDING_ADVOWARE))
+        return int(await self.redis.zcard(keys.PENDING_ADVOWARE))
 
 
+@dataclass(frozen=True)
 class SyncStats:
-    def __init__(self, redis: Redis) -> None:
-        self._redis = redis
+    redis: Redis
 
     async def count(self, name: str, amount: int = 1) -> None:
-        await self._redis.hincrby(keys.STATS, name, amount)
+        await self.redis.hincrby(keys.STATS, name, amount)
 
     async def all(self) -> dict[str, int]:
-        return {k: int(v) for k, v in (await self._redis.hgetall(keys.STATS)).items()}
+        return {k: int(v) for k, v in (await self.redis.hgetall(keys.STATS)).items()}

@@ -45,6 +45,8 @@ def make(
         database="ADVOWARE",
         user="bao",
         password="pw-secret-1",
+        role=2,
+        product=64,
         **kw,
     )
 
@@ -177,7 +179,8 @@ CHILD = textwrap.dedent(
         async with httpx.AsyncClient() as http:
             p = TokenProvider(http=http, redis=redis, security_url=sys.argv[2], app_id="app-123",
                               api_key=base64.b64encode(b"test-secret-key").decode(), kanzlei=sys.argv[3],
-                              database="ADVOWARE", user="bao", password="pw-secret-1")
+                              database="ADVOWARE", user="bao", password="pw-secret-1",
+                              role=2, product=64)
             print(await p.get())
         await redis.aclose()
 

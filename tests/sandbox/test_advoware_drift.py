@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
+from typing import Any
 
 import fakeredis
 import httpx
@@ -16,6 +16,7 @@ from services.advoware.client import AdvowareClient
 from services.advoware.concurrency import LocalSemaphore
 from services.errors import ContractError, NotFoundError, NotFoundUnconfirmedError
 from services.http.retry import RetryPolicy
+from services.settings import Settings
 from tests.sandbox.test_advoware import BASE, bearer
 
 
@@ -27,10 +28,10 @@ async def _nosleep(_: float) -> None:
 async def client(advo: AdvoSimulator) -> AsyncIterator[AdvowareClient]:
     advo.admin_reset({"records": 230, "demo": False})
     # The service's own sandbox settings (sandbox/config.py render_env), pointed at the ASGI app.
-    lines = (line.split("=", 1) for line in cfg.render_env().splitlines() if line.startswith("ADVOWARE_"))
-    env = {name: value for name, value in lines}
+    lines = (line.split("=", 1) for line in cfg.render_env().splitlines() if not line.startswith("#"))
+    env: dict[str, Any] = {name: value for name, value in lines}
     env["ADVOWARE_API_BASE_URL"] = env["ADVOWARE_SECURITY_URL"] = "http://advo.test/"
-    settings = SimpleNamespace(**env)
+    settings = Settings(_env_file=None, **env)  # type: ignore[call-arg]
     redis = fakeredis.FakeAsyncRedis(decode_responses=True)
     c = AdvowareClient(
         settings,

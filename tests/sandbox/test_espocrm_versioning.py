@@ -12,6 +12,7 @@ from services.errors import VersionConflictError
 from services.espocrm.client import EspoCrmClient
 from services.http.retry import RetryPolicy
 from tests.sandbox.conftest import API, HUMAN
+from tests.unit.test_espocrm_client import espo_settings
 
 URL = "/api/v1/CBeteiligte"
 
@@ -64,8 +65,7 @@ async def test_client_raises_version_conflict_against_the_simulator(
     await ec.post("/__sandbox/versioning", json={"enabled": True})
     await ec.put(f"{URL}/{rid}", json={"firstName": "Anna"}, headers=HUMAN)  # version 2
     async with EspoCrmClient(
-        "http://espo.test/api/v1",
-        cfg.ESPO_API_KEY,
+        espo_settings(base_url="http://espo.test/api/v1", api_key=cfg.ESPO_API_KEY),
         transport=httpx.ASGITransport(app=espo.app),
         retry=RetryPolicy(sleep=_nosleep),
     ) as client:

@@ -288,7 +288,7 @@ async def test_transport_errors(client: AdvowareClient, respx_mock: respx.MockRo
 
 
 async def test_default_limiter_is_redis_semaphore(redis: fakeredis.FakeAsyncRedis) -> None:
-    c = AdvowareClient.from_settings(settings(ADVOWARE_MAX_CONCURRENCY=3), redis)
+    c = AdvowareClient(settings(ADVOWARE_MAX_CONCURRENCY=3), redis)
     assert isinstance(c.limiter, RedisSemaphore)
     assert c.limiter.limit == 3 and c.limiter.name == keys.advoware_concurrency("KANZLEI-01")
     assert "pw-secret-1" not in repr(c)

@@ -47,6 +47,8 @@ def provider(redis: Redis, http: httpx.AsyncClient, clock: Clock | None = None, 
         database="ADVOWARE",
         user="bao",
         password="pw-secret-1",
+        role=2,
+        product=64,
         clock=clock or Clock(),
         **kw,
     )

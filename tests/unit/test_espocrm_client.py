@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 import respx
+from pydantic import SecretStr
 
 from services.errors import (
     AuthError,
@@ -39,9 +40,21 @@ def fast_retry(**kw: object) -> RetryPolicy:
     return RetryPolicy(sleep=_nosleep, **kw)  # type: ignore[arg-type]
 
 
+def espo_settings(
+    *, base_url: str = BASE, api_key: str = KEY, api_secret: str | None = None, timeout: float = 5.0
+) -> SimpleNamespace:
+    """What `EspoCrmClient` reads of the settings (`EspoCrmSettings`)."""
+    return SimpleNamespace(
+        ESPOCRM_API_BASE_URL=base_url,
+        ESPOCRM_API_KEY=SecretStr(api_key),
+        ESPOCRM_API_SECRET=SecretStr(api_secret) if api_secret is not None else None,
+        HTTP_TIMEOUT_SECONDS=timeout,
+    )
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[EspoCrmClient]:
-    c = EspoCrmClient(BASE, KEY, retry=fast_retry())
+    c = EspoCrmClient(espo_settings(), retry=fast_retry())
     yield c
     await c.aclose()
 
@@ -275,7 +288,7 @@ async def test_429_retry_after_is_honoured() -> None:
             httpx.Response(200, json={"id": "abc"}),
         ]
     )
-    async with EspoCrmClient(BASE, KEY, retry=RetryPolicy(sleep=sleep)) as c:
+    async with EspoCrmClient(espo_settings(), retry=RetryPolicy(sleep=sleep)) as c:
         assert (await c.get("CBeteiligte", "abc"))["id"] == "abc"
     assert sleeps == [2.0] and route.call_count == 2
 
@@ -359,9 +372,10 @@ def test_hmac_authorization_vector() -> None:
 @respx.mock
 async def test_hmac_mode_signs_path_without_query() -> None:
     route = respx.get(f"{BASE}/CBeteiligte").respond(200, json={"total": 0, "list": []})
-    async with EspoCrmClient(
-        BASE, "api0key0000000000000000000000001", api_secret="sec0key0000000000000000000000001"
-    ) as c:
+    settings = espo_settings(
+        api_key="api0key0000000000000000000000001", api_secret="sec0key0000000000000000000000001"
+    )
+    async with EspoCrmClient(settings) as c:
         await c.list("CBeteiligte", max_size=10)
     req = route.calls.last.request
     assert "X-Api-Key" not in req.headers
@@ -370,16 +384,9 @@ async def test_hmac_mode_signs_path_without_query() -> None:
     )
 
 
-def test_from_settings() -> None:
-    from pydantic import SecretStr
-
-    s = SimpleNamespace(
-        ESPOCRM_API_BASE_URL=BASE + "/",
-        ESPOCRM_API_KEY=SecretStr(KEY),
-        ESPOCRM_API_SECRET=None,
-        HTTP_TIMEOUT_SECONDS=7.0,
-    )
-    c = EspoCrmClient.from_settings(s)  # type: ignore[arg-type]
+def test_client_from_its_settings() -> None:
+    c = EspoCrmClient(espo_settings(base_url=BASE + "/", timeout=7.0))
+    assert c.base_url == BASE + "/"
     assert c._http.timeout.read == 7.0
     assert KEY not in repr(c)
 

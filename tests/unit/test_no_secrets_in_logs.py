@@ -18,6 +18,7 @@ from services.advoware.client import AdvowareClient
 from services.advoware.concurrency import LocalSemaphore
 from services.espocrm.client import EspoCrmClient, hmac_authorization
 from services.http import RetryPolicy
+from tests.unit.test_espocrm_client import espo_settings
 
 ESPO = "http://crm.test/api/v1"
 ESPO_KEY = "espo-KEY-6f1c0d9e8b7a65432100aa"
@@ -93,9 +94,8 @@ async def test_espocrm_logs_and_errors_are_clean(
     )
     respx_mock.post(f"{ESPO}/Notification").respond(403)
     respx_mock.post(f"{ESPO}/Note").respond(200, json={"id": "n"})
-    async with EspoCrmClient(
-        ESPO, ESPO_KEY, api_secret=ESPO_SECRET if hmac_mode else None, retry=RetryPolicy(sleep=_nosleep)
-    ) as c:
+    settings = espo_settings(base_url=ESPO, api_key=ESPO_KEY, api_secret=ESPO_SECRET if hmac_mode else None)
+    async with EspoCrmClient(settings, retry=RetryPolicy(sleep=_nosleep)) as c:
         errors = await run_all(
             [
                 lambda: c.get("CBeteiligte", "abc"),

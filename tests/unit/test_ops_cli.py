@@ -18,7 +18,6 @@ from services.ops import cli
 from services.ops.actions import OpsError, parse_record_request
 from services.runtime import Runtime
 from services.sync.engine import SyncEngine
-from services.sync.lock import RecordLocks
 from tests.support.fakes import Clock, FakeAdvo, FakeEspo
 from tests.support.runtime import fake_runtime
 
@@ -235,7 +234,7 @@ def test_unlock(world: World) -> None:
     import asyncio
 
     async def lock() -> None:
-        assert await RecordLocks(world.redis()).acquire("abc")
+        assert await world.engine(world.redis()).locks.acquire("abc")
 
     asyncio.run(lock())
     code, text = world.cli("unlock", "abc")
@@ -356,7 +355,7 @@ async def test_retry_failed_step_emits_sync_checks(world: World, token: str) -> 
 
 
 async def test_unlock_step(world: World, token: str) -> None:
-    assert await RecordLocks(world.redis()).acquire("abc")
+    assert await world.engine(world.redis()).locks.acquire("abc")
     mod = load_step(ROOT / "steps" / "vmh" / "ops_unlock_api_step.py")
     resp = await mod.handler(
         {"headers": {"authorization": f"Bearer {token}"}, "body": {"id": "abc"}}, Ctx([])

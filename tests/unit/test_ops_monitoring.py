@@ -46,6 +46,18 @@ async def test_history_is_bounded_by_count_and_age(redis: Any) -> None:
     assert 0 < await redis.ttl(keys.history("r1")) <= 86400
 
 
+async def test_a_history_entry_without_a_readable_time_counts_as_too_old(redis: Any) -> None:
+    store = HistoryStore(redis, limit=3, max_age=timedelta(days=1))
+    await store.add("r1", HistoryEntry(at="yesterday", trigger="update", result="old"))
+    assert await redis.llen(keys.history("r1")) == 0  # dropped on write
+    now = datetime.now(UTC)
+    await store.add(
+        "r1", HistoryEntry(at=now.replace(tzinfo=None).isoformat(), trigger="update", result="new")
+    )
+    await redis.rpush(keys.history("r1"), json.dumps({"at": None, "result": "broken"}))
+    assert [e["result"] for e in await store.entries("r1")] == ["new"]  # naive = UTC; no time: dropped
+
+
 def test_history_entry_names_old_and_new_values_and_the_winner() -> None:
     espo, advo, snap = {"last_name": "Meier"}, {"last_name": "Schulze"}, {"last_name": "Alt"}
     plan = decide(espo, advo, snap, diff=_diff)
@@ -317,6 +329,7 @@ async def test_http_retries_and_sweep_durations_are_counted(redis: Any) -> None:
 
 @pytest.fixture
 def wired() -> dict[str, Any]:
+    from services.ops.monitor import history_for
     from services.runtime import build_runtime
     from tests.support.fakes import Clock, fake_redis
     from tests.support.runtime import settings_with
@@ -332,7 +345,15 @@ def wired() -> dict[str, Any]:
         clock=lambda: clock.now,
         metrics=metrics,
     )
-    return {"espo": espo, "advo": advo, "redis": redis, "engine": rt.engine, "metrics": metrics}
+    history = history_for(redis, rt.settings)  # the recorder's store, as the runtime builds it
+    return {
+        "espo": espo,
+        "advo": advo,
+        "redis": redis,
+        "engine": rt.engine,
+        "metrics": metrics,
+        "history": history,
+    }
 
 
 async def test_every_sync_is_recorded_and_a_permanent_failure_alerts_once_and_recovers(
@@ -354,7 +375,7 @@ async def test_every_sync_is_recorded_and_a_permanent_failure_alerts_once_and_re
     espo.edit(rid, syncStatus="pending_sync")
     assert (await engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)).betnr is not None
     assert sum("wieder erfolgreich" in m for _, m in espo.notifications) == 1
-    entries = await HistoryStore(wired["redis"]).entries(rid)
+    entries = await wired["history"].entries(rid)
     assert [e["result"] for e in entries] == ["created", "skipped", "permanently_failed"]
     assert "Pflichtfeld" in entries[-1]["error"]["reason"]
     await wired["metrics"].flush()
@@ -375,5 +396,5 @@ async def test_an_excluded_record_is_never_written_and_the_delete_is_recorded(wi
     assert not advo.records and not espo.updates
     del espo.records[rid]
     await engine.handle_espo_delete(rid)
-    entries = await HistoryStore(wired["redis"]).entries(rid)
+    entries = await wired["history"].entries(rid)
     assert entries[0]["trigger"] == "delete" and len(entries) == 5

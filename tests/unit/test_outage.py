@@ -19,10 +19,11 @@ from services.errors import AuthError, UnavailableError, ValidationError
 from services.sync.model import Result, Trigger
 from services.sync.sweep import Sweeper
 from tests.support.fakes import Clock, FakeAdvo, FakeEspo, fake_env, fake_redis
-from tests.support.runtime import fake_runtime
+from tests.support.runtime import fake_runtime, settings_with
 from tests.unit.test_engine import PERSON_ESPO
 
 SWEEP_EVERY = timedelta(minutes=15)
+BREAKER_WINDOW = timedelta(seconds=settings_with().SYNC_BREAKER_WINDOW_SECONDS)
 
 
 @pytest.fixture
@@ -177,7 +178,7 @@ async def test_breaker_alerts_once_and_clears_on_close() -> None:
     async def alert(condition: str, detail: str, active: bool) -> None:
         seen.append((condition, active))
 
-    breakers = CircuitBreakers(redis, threshold=3, alert=alert)
+    breakers = CircuitBreakers(redis, threshold=3, window=BREAKER_WINDOW, alert=alert)
     down = UnavailableError("offline", system="advoware", status_code=503)
     assert not await breakers.record_failure("a", down)
     assert not await breakers.record_failure("a", down)  # the same record again: one of three
@@ -195,7 +196,7 @@ async def test_a_success_in_between_resets_the_failure_run() -> None:
     from services.sync.breaker import CircuitBreakers
 
     redis = fake_redis()
-    breakers = CircuitBreakers(redis, threshold=2)
+    breakers = CircuitBreakers(redis, threshold=2, window=BREAKER_WINDOW)
     down = UnavailableError("500", system="advoware", status_code=500)
     for rid in ("a", "b", "c"):
         assert not await breakers.record_failure(rid, down)
