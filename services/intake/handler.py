@@ -1,5 +1,6 @@
 """Glue between a Motia API request and the webhook intake. Takes an `emit` callable so
-it stays free of Motia imports and is unit-testable with a list-appending fake.
+it stays free of Motia imports and is unit-testable with a list-appending fake. `webhook_route`
+is the three webhook steps' config.
 
 A verified batch becomes ONE event carrying all its record ids (see services/sync/dispatch.py).
 
@@ -45,6 +46,26 @@ TOPICS: dict[str, str] = {
     "update": "vmh.beteiligte.update",
     "delete": "vmh.beteiligte.delete",
 }
+WHAT_HAPPENED: dict[str, str] = {
+    "create": "party created",
+    "update": "party changed",
+    "delete": "party deleted",
+}
+
+
+def webhook_route(event: WebhookEvent) -> dict[str, Any]:
+    """The Motia config of the webhook step for `event` (EspoWebhookCreate, …Update, …Delete)."""
+    return {
+        "type": "api",
+        "name": f"EspoWebhook{event.capitalize()}",
+        "description": f"Checks the signature of EspoCRM's webhook ({WHAT_HAPPENED[event]}) "
+        "and queues one sync job for the whole batch",
+        "path": f"/vmh/webhook/beteiligte/{event}",
+        "method": "POST",
+        "emits": [TOPICS[event]],
+        "virtualSubscribes": [f"espocrm.cbeteiligte.{event}"],  # the EspoCRM node's virtual emit
+        "flows": ["vmh"],
+    }
 
 
 def raw_body(req: Mapping[str, Any]) -> bytes:

@@ -22,6 +22,7 @@ from services.sync.states import SyncStatus, transition
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from services.runtime import Runtime
     from services.sync.engine import SyncEngine
     from services.sync.model import Outcome
     from services.sync.ports import EspoListingApi
@@ -244,12 +245,23 @@ async def unlock(
 
 
 # --------------------------------------------------------------------------- API step entry points
+# Each takes the opened runtime (or the part of it it needs) and the request body; the step
+# opens the runtime (services/intake/ops_api.py `answer`) and answers an OpsError's status.
 
 
-async def retry_failed_request(body: Any, emit: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+async def sync_record_request(rt: Runtime, body: Any) -> dict[str, Any]:
+    """`POST /vmh/beteiligte/sync/record`: see `parse_record_request` and `sync_one`."""
+    request = parse_record_request(body)
+    return await sync_one(
+        rt.espo, rt.engine, record_id=request.record_id, betnr=request.betnr, dry_run=request.dry_run
+    )
+
+
+async def retry_failed_request(
+    rt: Runtime, body: Any, emit: Callable[[dict[str, Any]], Any]
+) -> dict[str, Any]:
     """`POST /vmh/beteiligte/sync/retry-failed`: requeue, then emit batched sync checks (the
     Motia workers sync them; the sweep would pick them up anyway)."""
-    from services.runtime import open_runtime
     from services.sync.dispatch import chunk
     from services.sync.sweep_runner import SYNC_CHECK_TOPIC
 
@@ -260,8 +272,7 @@ async def retry_failed_request(body: Any, emit: Callable[[dict[str, Any]], Any])
     if not isinstance(dry_run, bool) or not isinstance(only_failed, bool):
         raise OpsError("dryRun and onlyFailed must be true or false")
     statuses = (SyncStatus.FAILED,) if only_failed else RETRYABLE
-    async with open_runtime() as rt:
-        report = await requeue_failed(rt.espo, rt.engine, dry_run=dry_run, statuses=statuses)
+    report = await requeue_failed(rt.espo, rt.engine, dry_run=dry_run, statuses=statuses)
     events = 0
     if not dry_run:
         for ids in chunk(report["requeued"]):
@@ -270,12 +281,9 @@ async def retry_failed_request(body: Any, emit: Callable[[dict[str, Any]], Any])
     return {**report, "events": events}
 
 
-async def unlock_request(body: Any) -> dict[str, Any]:
+async def unlock_request(redis: Redis, body: Any) -> dict[str, Any]:
     """`POST /vmh/beteiligte/sync/unlock` with `{"id": ...}` (record locks only; the sweep and
     backfill locks are released from the CLI)."""
-    from services.runtime import open_redis
-
     if not isinstance(body, Mapping) or not isinstance(body.get("id"), str) or not body["id"].strip():
         raise OpsError('expected {"id": "<EspoCRM id>"}')
-    async with open_redis() as redis:
-        return await unlock(redis, body["id"].strip())
+    return await unlock(redis, body["id"].strip())

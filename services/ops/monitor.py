@@ -6,6 +6,7 @@ Steps and the CLI call these with an open `Runtime`; nothing here imports Motia.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -94,7 +95,7 @@ async def cached_health(redis: Redis) -> bool | None:
     return bool(json.loads(raw).get("healthy"))
 
 
-async def metrics_text(rt: Runtime) -> bytes:
+async def metrics_text(rt: Runtime) -> str:
     """The Prometheus exposition: stored counters plus gauges read now."""
     from services.ops.health import queue_depths
     from services.ops.metrics import render, stored
@@ -114,7 +115,7 @@ async def metrics_text(rt: Runtime) -> bytes:
         "vmh_notices_waiting": ("Notices kept in the outbox for another attempt", {(): outbox}, ()),
         "vmh_watermark_lag_seconds": ("Age of each change poll's watermark", lag, ("poll",)),
     }
-    return render(await stored(rt.redis), gauges)
+    return render(await stored(rt.redis), gauges).decode()
 
 
 async def record_history(rt: Runtime, record_id: str | None, betnr: int | None) -> tuple[str, list[Any]]:
@@ -123,6 +124,25 @@ async def record_history(rt: Runtime, record_id: str | None, betnr: int | None) 
         assert betnr is not None
         record_id = await _id_for_betnr(rt, betnr)
     return record_id, await history_for(rt.redis, rt.settings).entries(record_id)
+
+
+def _one(value: Any) -> Any:
+    return value[0] if isinstance(value, list) else value
+
+
+async def history_request(rt: Runtime, query: Mapping[str, Any]) -> dict[str, Any]:
+    """`GET /vmh/beteiligte/sync/history?id=…` (or `?betnr=N`): 400 unless exactly one of
+    them is given, 404 for an unknown record."""
+    from services.ops.actions import OpsError
+
+    record_id, betnr = _one(query.get("id")), _one(query.get("betnr"))
+    if bool(record_id) == bool(betnr) or (betnr and not str(betnr).isdigit()):
+        raise OpsError("give exactly one of ?id=<EspoCRM id> and ?betnr=<number>")
+    try:
+        rid, entries = await record_history(rt, record_id or None, int(betnr) if betnr else None)
+    except LookupError as exc:
+        raise OpsError(str(exc), 404) from None
+    return {"id": rid, "entries": entries}
 
 
 async def _id_for_betnr(rt: Runtime, betnr: int) -> str:

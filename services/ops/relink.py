@@ -18,9 +18,12 @@ from services.sync.model import ENTITY, Trigger
 from services.sync.states import IllegalTransition, SyncStatus, transition
 
 if TYPE_CHECKING:
+    from services.runtime import Runtime
     from services.sync.engine import SyncEngine
 
 log = logging.getLogger(__name__)
+
+BAD_RELINK_BODY = 'body must be {"id": "<EspoCRM id>", "betnr": <positive int>}'
 
 
 async def relink(engine: SyncEngine, record_id: str, betnr: int) -> dict[str, Any]:
@@ -53,3 +56,13 @@ async def relink(engine: SyncEngine, record_id: str, betnr: int) -> dict[str, An
     log.info("relink: record %s -> betnr %s (was %s)", record_id, betnr, record.get("betnr"))
     outcome = await engine.sync_record(record_id, Trigger.MANUAL)
     return {"relinked": True, "previousBetnr": record.get("betnr"), **outcome_dict(outcome)}
+
+
+async def relink_request(rt: Runtime, body: Any) -> dict[str, Any]:
+    """`POST /vmh/beteiligte/sync/relink` with `{"id": "<EspoCRM id>", "betnr": N}`."""
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not body["id"].strip():
+        raise OpsError(BAD_RELINK_BODY)
+    betnr = body.get("betnr")
+    if isinstance(betnr, bool) or not isinstance(betnr, int) or betnr <= 0:
+        raise OpsError(BAD_RELINK_BODY)
+    return await relink(rt.engine, body["id"].strip(), betnr)

@@ -2,16 +2,9 @@
 with the admin token the per-check detail (docs/operations.md)."""
 
 from services.intake.auth import is_authorised
+from services.intake.ops_api import ops_route
 
-config = {
-    "type": "api",
-    "name": "OpsHealth",
-    "description": "200/503 without credentials; per-check detail with the admin token",
-    "path": "/vmh/health",
-    "method": "GET",
-    "emits": [],
-    "flows": ["vmh-ops"],
-}
+config = ops_route("/vmh/health")
 
 UNHEALTHY = {"status": 503, "body": {"healthy": False}}
 

@@ -2,46 +2,14 @@
 (admin token). Body: {"id": "<EspoCRM id>", "betnr": N}. The same as `services.ops relink`."""
 
 from services.intake.auth import UNAUTHORISED, is_authorised
-from services.settings import get_settings
+from services.intake.ops_api import admin_token, answer, ops_route
 
-config = {
-    "type": "api",
-    "name": "BeteiligteRelink",
-    "description": "Relink one record to an Advoware betnr and sync it (admin token)",
-    "path": "/vmh/beteiligte/sync/relink",
-    "method": "POST",
-    "emits": [],
-    "flows": ["vmh-ops"],
-}
-
-
-def _parse(body):
-    if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not body["id"].strip():
-        return None
-    betnr = body.get("betnr")
-    if isinstance(betnr, bool) or not isinstance(betnr, int) or betnr <= 0:
-        return None
-    return body["id"].strip(), betnr
+config = ops_route("/vmh/beteiligte/sync/relink")
 
 
 async def handler(req, context):
-    if not is_authorised(req.get("headers") or {}, get_settings().SYNC_ADMIN_TOKEN.get_secret_value()):
+    if not is_authorised(req.get("headers") or {}, admin_token()):
         return UNAUTHORISED
-    parsed = _parse(req.get("body"))
-    if parsed is None:
-        return {
-            "status": 400,
-            "body": {"error": 'body must be {"id": "<EspoCRM id>", "betnr": <positive int>}'},
-        }
-    from services.logbridge import motia_logging
-    from services.ops.actions import OpsError
-    from services.ops.relink import relink
-    from services.runtime import open_runtime
+    from services.ops.relink import relink_request
 
-    try:
-        with motia_logging(context.logger):
-            async with open_runtime() as rt:
-                body = await relink(rt.engine, *parsed)
-    except OpsError as exc:
-        return {"status": exc.status, "body": {"error": str(exc)}}
-    return {"status": 200, "body": body}
+    return await answer(context, lambda rt: relink_request(rt, req.get("body")))

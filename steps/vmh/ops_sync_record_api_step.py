@@ -4,37 +4,14 @@ Body: {"id": "<EspoCRM id>"} or {"betnr": N}; "dryRun": true returns the field-b
 and writes nothing."""
 
 from services.intake.auth import UNAUTHORISED, is_authorised
-from services.settings import get_settings
+from services.intake.ops_api import admin_token, answer, ops_route
 
-config = {
-    "type": "api",
-    "name": "BeteiligteSyncRecord",
-    "description": "Sync one record now by EspoCRM id or betnr; dryRun returns the plan (admin token)",
-    "path": "/vmh/beteiligte/sync/record",
-    "method": "POST",
-    "emits": [],
-    "flows": ["vmh-ops"],
-}
+config = ops_route("/vmh/beteiligte/sync/record")
 
 
 async def handler(req, context):
-    if not is_authorised(req.get("headers") or {}, get_settings().SYNC_ADMIN_TOKEN.get_secret_value()):
+    if not is_authorised(req.get("headers") or {}, admin_token()):
         return UNAUTHORISED
-    from services.logbridge import motia_logging
-    from services.ops.actions import OpsError, parse_record_request, sync_one
-    from services.runtime import open_runtime
+    from services.ops.actions import sync_record_request
 
-    try:
-        request = parse_record_request(req.get("body"))
-        with motia_logging(context.logger):
-            async with open_runtime() as rt:
-                body = await sync_one(
-                    rt.espo,
-                    rt.engine,
-                    record_id=request.record_id,
-                    betnr=request.betnr,
-                    dry_run=request.dry_run,
-                )
-    except OpsError as exc:
-        return {"status": exc.status, "body": {"error": str(exc)}}
-    return {"status": 200, "body": body}
+    return await answer(context, lambda rt: sync_record_request(rt, req.get("body")))

@@ -2,26 +2,14 @@
 Body: {"id": "<EspoCRM id>"}. Normally never needed: stale locks expire by themselves."""
 
 from services.intake.auth import UNAUTHORISED, is_authorised
-from services.settings import get_settings
+from services.intake.ops_api import admin_token, answer, ops_route
 
-config = {
-    "type": "api",
-    "name": "BeteiligteUnlock",
-    "description": "Releases a record lock by force; stale locks recover by themselves (admin token)",
-    "path": "/vmh/beteiligte/sync/unlock",
-    "method": "POST",
-    "emits": [],
-    "flows": ["vmh-ops"],
-}
+config = ops_route("/vmh/beteiligte/sync/unlock")
 
 
 async def handler(req, context):
-    if not is_authorised(req.get("headers") or {}, get_settings().SYNC_ADMIN_TOKEN.get_secret_value()):
+    if not is_authorised(req.get("headers") or {}, admin_token()):
         return UNAUTHORISED
-    from services.ops.actions import OpsError, unlock_request
+    from services.ops.actions import unlock_request
 
-    try:
-        body = await unlock_request(req.get("body"))
-    except OpsError as exc:
-        return {"status": exc.status, "body": {"error": str(exc)}}
-    return {"status": 200, "body": body}
+    return await answer(context, lambda rt: unlock_request(rt.redis, req.get("body")))

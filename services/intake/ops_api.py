@@ -1,0 +1,121 @@
+"""What the operators' API steps share: the table of their routes, the admin token they check,
+and their answer.
+
+Motia imports every step file to discover its config and again for every request (a fresh
+Python process each time), so this module imports nothing heavy at the top: the settings,
+the runtime and the ops actions are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from services.runtime import Runtime
+
+OPS_FLOW = "vmh-ops"
+
+
+@dataclass(frozen=True)
+class OpsRoute:
+    method: str
+    name: str
+    description: str
+    flow: str = OPS_FLOW
+    query_params: tuple[tuple[str, str], ...] = ()  # (name, description)
+
+
+# Every operators' route, by path (docs/ops.md, docs/operations.md). All of them but /vmh/health
+# answer only with the admin token; /vmh/health without it says only healthy or not.
+ROUTES: dict[str, OpsRoute] = {
+    "/vmh/health": OpsRoute(
+        "GET", "OpsHealth", "200/503 without credentials; per-check detail with the admin token"
+    ),
+    "/vmh/metrics": OpsRoute(
+        "GET",
+        "OpsMetrics",
+        "Prometheus metrics: syncs, conflicts, notices, API calls and latency, queues (admin token)",
+    ),
+    "/vmh/beteiligte/sync/history": OpsRoute(
+        "GET",
+        "OpsRecordHistory",
+        "The last decisions of the sync for one record (admin token)",
+        query_params=(("id", "EspoCRM CBeteiligte id"), ("betnr", "Advoware betNr (instead of id)")),
+    ),
+    "/vmh/beteiligte/sync/status": OpsRoute(
+        "GET",
+        "BeteiligteSyncStatus",
+        "Counts per syncStatus, oldest pending work, recent failures (admin token)",
+    ),
+    "/vmh/beteiligte/sync/record": OpsRoute(
+        "POST",
+        "BeteiligteSyncRecord",
+        "Sync one record now by EspoCRM id or betnr; dryRun returns the plan (admin token)",
+    ),
+    "/vmh/beteiligte/sync/relink": OpsRoute(
+        "POST", "BeteiligteRelink", "Relink one record to an Advoware betnr and sync it (admin token)"
+    ),
+    "/vmh/beteiligte/sync/retry-failed": OpsRoute(
+        "POST",
+        "BeteiligteRetryFailed",
+        "Requeues failed and permanently_failed records and emits sync checks (admin token)",
+    ),
+    "/vmh/beteiligte/sync/unlock": OpsRoute(
+        "POST",
+        "BeteiligteUnlock",
+        "Releases a record lock by force; stale locks recover by themselves (admin token)",
+    ),
+    "/vmh/beteiligte/sync/sweep": OpsRoute(
+        "POST", "BeteiligteSweepNow", "Sweep now: the 15-minute check on demand (admin token)", flow="vmh"
+    ),
+}
+
+
+def ops_route(path: str, *, emits: Sequence[str] = ()) -> dict[str, Any]:
+    """The Motia config of the step serving `path` (a key of ROUTES): a plain dict with only the
+    keys Motia's strict schema allows (an unknown key makes the step invalid). `emits` is the
+    step's own: Motia drops an emit whose topic is not listed."""
+    route = ROUTES[path]
+    config: dict[str, Any] = {
+        "type": "api",
+        "name": route.name,
+        "description": route.description,
+        "path": path,
+        "method": route.method,
+        "emits": list(emits),
+        "flows": [route.flow],
+    }
+    if route.query_params:
+        config["queryParams"] = [{"name": n, "description": d} for n, d in route.query_params]
+    return config
+
+
+def admin_token() -> str:
+    """SYNC_ADMIN_TOKEN, for `is_authorised(headers, admin_token())`."""
+    from services.settings import get_settings
+
+    return get_settings().SYNC_ADMIN_TOKEN.get_secret_value()
+
+
+Work = Callable[["Runtime"], Awaitable[Any]]
+
+
+async def answer(context: Any, work: Work, *, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Run `work` on a freshly opened runtime, its log lines under the request's trace, and
+    answer 200 with what it returns (and `headers`), or an `OpsError`'s status and message."""
+    from services.logbridge import motia_logging
+    from services.ops.actions import OpsError
+    from services.runtime import open_runtime
+
+    try:
+        with motia_logging(context.logger):
+            async with open_runtime() as rt:
+                body = await work(rt)
+    except OpsError as exc:
+        return {"status": exc.status, "body": {"error": str(exc)}}
+    response: dict[str, Any] = {"status": 200, "body": body}
+    if headers:
+        response["headers"] = dict(headers)
+    return response
