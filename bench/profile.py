@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import _cpu, bench_stack, bulk_espo_edit, log
+from bench.harness import bench_stack, bulk_espo_edit, log
+from bench.meters import cpu_seconds
 
 
 def main() -> None:
@@ -62,14 +63,14 @@ def main() -> None:
                 )
             )
 
-        sandbox_before = sum(_cpu(b.stack.procs["sandbox"].pid))
+        sandbox_before = sum(cpu_seconds(b.stack.procs["sandbox"].pid))
         profiler = Profiler(async_mode="enabled")
         t0, c0 = time.monotonic(), time.process_time()
         profiler.start()
         asyncio.run(run())
         profiler.stop()
         wall, cpu = time.monotonic() - t0, time.process_time() - c0
-        sandbox = sum(_cpu(b.stack.procs["sandbox"].pid)) - sandbox_before
+        sandbox = sum(cpu_seconds(b.stack.procs["sandbox"].pid)) - sandbox_before
         n = len(ids)
         log(
             f"{n} records in {wall:.1f}s ({n / wall:.1f}/s): handler CPU {1000 * cpu / n:.1f} ms/record "

@@ -114,15 +114,10 @@ def _sweep_rows(sc: dict[str, Any], changed: list[int]) -> list[Row]:
         r = sc.get(f"changed_{k}")
         if not r:
             continue
-        if "list_calls" in r:
-            ccalls = r["list_calls"]
-        else:
-            col = r["collect_calls"]
-            ccalls = col["espo"]["total"] + col["advo"]["total"]
         rows.append(
             (
                 f"5 Sweep, {sc['records']:,} records, {k:,} changed in Advoware",
-                f"{r['calls']:,} calls ({ccalls} list pages), {r['seconds_until_synced']:.1f} s (sweep step {r['collect_seconds']:.1f})",
+                f"{r['calls']:,} calls ({r['list_calls']} list pages), {r['seconds_until_synced']:.1f} s (sweep step {r['collect_seconds']:.1f})",
                 "-",
                 f"{r['calls_per_changed_record']:.1f} record calls/changed",
             )
