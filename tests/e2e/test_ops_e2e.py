@@ -183,7 +183,10 @@ def test_ops_steps_are_registered_and_status_works(stack_a: Stack) -> None:
     )
     for path in ("record", "retry-failed", "unlock"):
         assert (
-            httpx.post(f"{stack_a.motia_url}/vmh/beteiligte/sync/{path}", json={"id": "x"}).status_code == 401
+            httpx.post(
+                f"{stack_a.motia_url}/vmh/beteiligte/sync/{path}", json={"id": "x"}, timeout=30
+            ).status_code
+            == 401
         )
 
 
