@@ -14,6 +14,7 @@ from sandbox.signing import (
     webhook_signature,
     webhook_x_signature,
 )
+from tests.support.records import espo_email
 
 VECTOR_BODY = (
     b'[{"id":"6650aaa0000000001","name":"M\\u00fcller \\/ S\\u00f6hne","createdAt":"2026-07-01 10:15:00",'
@@ -28,15 +29,7 @@ def test_php_json_reproduces_the_vector_body() -> None:
             "id": "6650aaa0000000001",
             "name": "Müller / Söhne",
             "createdAt": "2026-07-01 10:15:00",
-            "emailAddressData": [
-                {
-                    "emailAddress": "a@b.de",
-                    "lower": "a@b.de",
-                    "primary": True,
-                    "optOut": False,
-                    "invalid": False,
-                }
-            ],
+            "emailAddressData": [espo_email("a@b.de")],
             "amount": 10.5,
             "isActive": True,
             "assignedUserId": None,

@@ -32,6 +32,7 @@ from services.store.keys import BACKFILL_RUNNING
 from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
 from tests.support.fakes import Clock, FakeAdvo, FakeEspo
+from tests.support.records import espo_email
 from tests.support.runtime import fake_runtime
 
 # --------------------------------------------------------------------------- record builders
@@ -344,15 +345,7 @@ def person_espo(first: str, last: str, born: str | None, address: str, **extra: 
         "name": f"{first} {last}",
         "geburtsdatum": born,
         "emailAddress": address,
-        "emailAddressData": [
-            {
-                "emailAddress": address,
-                "lower": address.lower(),
-                "primary": True,
-                "optOut": False,
-                "invalid": False,
-            }
-        ],
+        "emailAddressData": [espo_email(address)],
         "phoneNumberData": [],
         **extra,
     }

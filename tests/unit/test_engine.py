@@ -12,6 +12,7 @@ from services.sync.intents import CreateIntent
 from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
 from tests.support.fakes import fake_env
+from tests.support.records import espo_email, espo_phone
 
 PERSON_ESPO: dict[str, Any] = {
     "beteiligterTyp": "Person",
@@ -22,25 +23,9 @@ PERSON_ESPO: dict[str, Any] = {
     "titel": "Dr.",
     "geburtsdatum": "1970-03-29",
     "emailAddress": "j.muessig@example.de",
-    "emailAddressData": [
-        {
-            "emailAddress": "j.muessig@example.de",
-            "lower": "j.muessig@example.de",
-            "primary": True,
-            "optOut": False,
-            "invalid": False,
-        }
-    ],
+    "emailAddressData": [espo_email("j.muessig@example.de")],
     "phoneNumber": "+49 30 1234567",
-    "phoneNumberData": [
-        {
-            "phoneNumber": "+49 30 1234567",
-            "type": "Office",
-            "primary": True,
-            "optOut": False,
-            "invalid": False,
-        }
-    ],
+    "phoneNumberData": [espo_phone("+49 30 1234567")],
 }
 
 

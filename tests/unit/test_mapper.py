@@ -12,6 +12,7 @@ import pytest
 
 from services.beteiligte import mapper
 from services.beteiligte.common import MappingError, MappingWarning
+from tests.support.records import espo_email, espo_phone
 
 ALL = mapper.CANONICAL_FIELDS
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,37 +33,13 @@ def espo_person(**over: Any) -> dict[str, Any]:
         "registergericht": None,
         "emailAddress": "J.Weiss@Example.de",
         "emailAddressData": [
-            {
-                "emailAddress": "j.weiss@privat.de",
-                "lower": "j.weiss@privat.de",
-                "primary": False,
-                "optOut": True,
-                "invalid": False,
-            },
-            {
-                "emailAddress": "J.Weiss@Example.de",
-                "lower": "j.weiss@example.de",
-                "primary": True,
-                "optOut": False,
-                "invalid": False,
-            },
+            espo_email("j.weiss@privat.de", primary=False, opt_out=True),
+            espo_email("J.Weiss@Example.de"),
         ],
         "phoneNumber": "+49 30 1234567",
         "phoneNumberData": [
-            {
-                "phoneNumber": "+49 30 1234567",
-                "type": "Office",
-                "primary": True,
-                "optOut": False,
-                "invalid": False,
-            },
-            {
-                "phoneNumber": "0171 2345678",
-                "type": "Mobile",
-                "primary": False,
-                "optOut": False,
-                "invalid": False,
-            },
+            espo_phone("+49 30 1234567"),
+            espo_phone("0171 2345678", "Mobile", primary=False),
         ],
         "betnr": 1001,
         "syncStatus": "clean",

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from services.advoware.kommkz import KommKz, as_kommkz
 from services.advoware.models import AdvowareBeteiligter, validate_payload
 from services.beteiligte.models import EspoBeteiligte, validate_patch
+from tests.support.records import espo_email, espo_phone
 
 
 def test_advoware_read_model_is_tolerant_and_keeps_unknown_fields() -> None:
@@ -75,29 +76,8 @@ def test_espo_read_model_tolerant() -> None:
         {"geburtsdatum": "1980-05-17T00:00:00"},
         {"name": ""},
         {"unknownAttr": 1},
-        {
-            "phoneNumberData": [
-                {"phoneNumber": "1", "type": "Pager", "primary": True, "optOut": False, "invalid": False}
-            ]
-        },
-        {
-            "emailAddressData": [
-                {
-                    "emailAddress": "a@b.de",
-                    "lower": "a@b.de",
-                    "primary": True,
-                    "optOut": False,
-                    "invalid": False,
-                },
-                {
-                    "emailAddress": "c@b.de",
-                    "lower": "c@b.de",
-                    "primary": True,
-                    "optOut": False,
-                    "invalid": False,
-                },
-            ]
-        },
+        {"phoneNumberData": [espo_phone("1", "Pager")]},
+        {"emailAddressData": [espo_email("a@b.de"), espo_email("c@b.de")]},
     ],
 )
 def test_espo_patch_validation_refuses(patch: dict[str, object]) -> None:

@@ -15,7 +15,8 @@ import pytest
 from services.intake.handler import TOPICS, webhook_route
 from services.intake.ops_api import ROUTES, answer, ops_route
 from services.ops.actions import OpsError
-from tests.unit.test_ops_cli import ALLOWED_API_KEYS, ROOT, load_step
+from tests.support.steps import load_step
+from tests.unit.test_ops_cli import ALLOWED_API_KEYS, ROOT
 
 REQUIRED_API_KEYS = {"type", "name", "path", "method", "emits"}
 API_STEPS = {

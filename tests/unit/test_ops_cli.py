@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 from collections.abc import AsyncIterator
@@ -19,7 +18,9 @@ from services.ops.actions import OpsError, parse_record_request
 from services.runtime import Runtime
 from services.sync.engine import SyncEngine
 from tests.support.fakes import Clock, FakeAdvo, FakeEspo
+from tests.support.records import espo_email
 from tests.support.runtime import fake_runtime
+from tests.support.steps import load_step
 
 ROOT = Path(__file__).resolve().parents[2]
 OPS_SETTINGS: dict[str, Any] = {"ESPOCRM_NOTIFY_USER_ID": "u1"}
@@ -31,15 +32,7 @@ PERSON: dict[str, Any] = {
     "lastName": "Groß",
     "name": "Käthe Groß",
     "titel": None,
-    "emailAddressData": [
-        {
-            "emailAddress": "k@example.org",
-            "lower": "k@example.org",
-            "primary": True,
-            "optOut": False,
-            "invalid": False,
-        }
-    ],
+    "emailAddressData": [espo_email("k@example.org")],
     "phoneNumberData": [],
 }
 
@@ -264,14 +257,6 @@ ALLOWED_API_KEYS = {
     "virtualSubscribes", "includeFiles", "middleware", "queryParams", "bodySchema", "responseSchema",
 }  # fmt: skip
 STEPS = sorted((ROOT / "steps" / "vmh").glob("ops_*_step.py"))
-
-
-def load_step(path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture

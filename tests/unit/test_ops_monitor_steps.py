@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from tests.support.steps import load_step
 from tests.unit.test_ops_cli import ALLOWED_API_KEYS, Ctx
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = sorted((ROOT / "steps" / "vmh").glob("monitor_*_step.py"))
-
-
-def load(path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_configs() -> None:
@@ -31,7 +23,7 @@ def test_configs() -> None:
         "monitor_watch_cron_step",
     }
     for path in STEPS:
-        config = load(path).config
+        config = load_step(path).config
         assert config["flows"] == ["vmh-ops"]
         if config["type"] == "api":
             assert set(config) <= ALLOWED_API_KEYS and config["method"] == "GET"
@@ -44,7 +36,7 @@ def test_configs() -> None:
 async def test_detail_needs_the_admin_token(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = SimpleNamespace(SYNC_ADMIN_TOKEN=SimpleNamespace(get_secret_value=lambda: "t0ken"))
     monkeypatch.setattr("services.settings.get_settings", lambda: settings)
-    mod = load(ROOT / "steps" / "vmh" / f"{name}.py")
+    mod = load_step(ROOT / "steps" / "vmh" / f"{name}.py")
     for headers in ({}, {"authorization": "Bearer wrong"}):
         resp = await mod.handler({"headers": headers, "queryParams": {"id": "x"}}, Ctx([]))
         assert resp["status"] == 401
@@ -57,5 +49,5 @@ async def test_health_without_settings_is_a_bare_503(monkeypatch: pytest.MonkeyP
         raise ConfigurationError("configuration error: REDIS_URL is invalid")
 
     monkeypatch.setattr("services.settings.get_settings", broken)
-    mod = load(ROOT / "steps" / "vmh" / "monitor_health_api_step.py")
+    mod = load_step(ROOT / "steps" / "vmh" / "monitor_health_api_step.py")
     assert await mod.handler({"headers": {}}, Ctx([])) == {"status": 503, "body": {"healthy": False}}
