@@ -21,6 +21,11 @@ API = {"X-Api-Key": cfg.ESPO_API_KEY}
 HUMAN = {"X-Api-Key": cfg.ESPO_HUMAN_KEY}
 
 
+def asgi_client(app: Any, base_url: str) -> httpx.AsyncClient:
+    """An HTTP client that talks to a simulator's ASGI app in-process, without a socket."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+
+
 @dataclass
 class Receiver:
     """A fake webhook receiver: records raw requests, answers with programmable statuses."""
@@ -68,9 +73,7 @@ async def espo(sandbox_config: cfg.SandboxConfig, receiver: Receiver) -> AsyncIt
 
 @pytest.fixture
 async def ec(espo: EspoSimulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=espo.app), base_url="http://espo.test"
-    ) as client:
+    async with asgi_client(espo.app, "http://espo.test") as client:
         yield client
 
 
@@ -81,7 +84,5 @@ def advo(sandbox_config: cfg.SandboxConfig) -> AdvoSimulator:
 
 @pytest.fixture
 async def ac(advo: AdvoSimulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=advo.app), base_url="http://advo.test"
-    ) as client:
+    async with asgi_client(advo.app, "http://advo.test") as client:
         yield client

@@ -21,7 +21,7 @@ from sandbox.server import SandboxHandle, run_in_thread
 from tests.support.processes import PROJECT_ROOT, free_port, stop_process_group, wait_for_port
 from tests.support.stack import sandbox_command
 
-from .conftest import API, HUMAN
+from .conftest import API, HUMAN, asgi_client
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ async def test_10k_records_list_fast() -> None:
     sim = EspoSimulator(cfg.SandboxConfig(records=10_000, demo=False, webhooks_enabled=False))
     assert len(sim.store.records) == 10_000
     seen = 0
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app), base_url="http://e") as c:
+    async with asgi_client(sim.app, "http://e") as c:
         offset = 0
         while True:
             r = await c.get(

@@ -15,6 +15,7 @@ from sandbox.signing import (
     webhook_x_signature,
 )
 from tests.support.records import espo_email
+from tests.support.vectors import ESPO_HMAC_HEADER, ESPO_HMAC_REQUEST
 
 VECTOR_BODY = (
     b'[{"id":"6650aaa0000000001","name":"M\\u00fcller \\/ S\\u00f6hne","createdAt":"2026-07-01 10:15:00",'
@@ -53,13 +54,8 @@ def test_webhook_signature_vector() -> None:
 
 
 def test_espo_hmac_auth_vector() -> None:
-    header = espo_hmac_header(
-        "api0key0000000000000000000000001", "sec0key0000000000000000000000001", "GET", "CBeteiligte"
-    )
-    assert header == (
-        "YXBpMGtleTAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDE6NDFhMTgyNTRjOWRjNGQwNmRlMWZhODVmNzU1ZWQzMm"
-        "U0Y2RmN2IwOGMwYWYwMDk0ZGYxMDI2ODg0NjEwZDMxNw=="
-    )
+    header = espo_hmac_header(*ESPO_HMAC_REQUEST)
+    assert header == ESPO_HMAC_HEADER
     assert (
         base64.b64decode(header)
         .decode()

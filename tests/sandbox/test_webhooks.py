@@ -11,7 +11,7 @@ from sandbox import config as cfg
 from sandbox.espocrm import EspoSimulator
 from sandbox.signing import php_json, webhook_signature, webhook_x_signature
 
-from .conftest import API, HUMAN, Receiver
+from .conftest import API, HUMAN, Receiver, asgi_client
 
 UPDATE_ID, UPDATE_SECRET = cfg.WEBHOOKS["update"]
 
@@ -185,7 +185,7 @@ async def test_background_delivery_loop(sandbox_config: cfg.SandboxConfig, recei
     sim.dispatcher.transport = httpx.ASGITransport(app=receiver.app())
     sim.dispatcher.start()
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app), base_url="http://e") as c:
+        async with asgi_client(sim.app, "http://e") as c:
             rid = next(iter(sim.store.records))
             await c.put(f"/api/v1/CBeteiligte/{rid}", headers=HUMAN, json={"titel": "Dr."})
         for _ in range(100):

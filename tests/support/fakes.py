@@ -27,6 +27,13 @@ class Clock:
         return self.now
 
 
+class RecordedSleeps(list[float]):
+    """A `sleep` for `RetryPolicy` that records each delay instead of waiting."""
+
+    async def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
 def _espo_dt(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 

@@ -25,6 +25,7 @@ from services.errors import (
 )
 from services.http import RetryPolicy
 from services.store import keys
+from tests.support.fakes import RecordedSleeps
 
 API = "https://connector.test:88/"
 URL = API + "api/v1/advonet/Beteiligte"
@@ -246,11 +247,7 @@ async def test_offline_text_becomes_reason(client: AdvowareClient, respx_mock: r
 
 
 async def test_429_retry_after(redis: fakeredis.FakeAsyncRedis, respx_mock: respx.MockRouter) -> None:
-    sleeps: list[float] = []
-
-    async def sleep(s: float) -> None:
-        sleeps.append(s)
-
+    sleeps = RecordedSleeps()
     route = respx_mock.get(f"{URL}/7").mock(
         side_effect=[
             httpx.Response(429, headers={"Retry-After": "3"}),
@@ -258,7 +255,7 @@ async def test_429_retry_after(redis: fakeredis.FakeAsyncRedis, respx_mock: resp
         ]
     )
     async with AdvowareClient(
-        settings(), redis, retry=RetryPolicy(sleep=sleep), limiter=LocalSemaphore(1)
+        settings(), redis, retry=RetryPolicy(sleep=sleeps), limiter=LocalSemaphore(1)
     ) as c:
         assert (await c.get_beteiligter(7))["betNr"] == 7
     assert sleeps == [3.0] and route.call_count == 2

@@ -36,6 +36,16 @@ class Clock:
         return self.now
 
 
+def token_route_issuing_two(*, expires_in: int) -> respx.Route:
+    """The token endpoint answering "tok-1", then "tok-2", each valid for `expires_in` s."""
+    return respx.post(TOKEN_URL).mock(
+        side_effect=[
+            httpx.Response(200, json={"access_token": token, "expires_in": expires_in})
+            for token in ("tok-1", "tok-2")
+        ]
+    )
+
+
 def provider(redis: Redis, http: httpx.AsyncClient, clock: Clock | None = None, **kw: Any) -> TokenProvider:
     return TokenProvider(
         http=http,
@@ -131,12 +141,7 @@ async def test_token_is_fetched_once_and_cached(redis: fakeredis.FakeAsyncRedis)
 
 @respx.mock
 async def test_token_renewed_shortly_before_expiry(redis: fakeredis.FakeAsyncRedis) -> None:
-    route = respx.post(TOKEN_URL).mock(
-        side_effect=[
-            httpx.Response(200, json={"access_token": "tok-1", "expires_in": 600}),
-            httpx.Response(200, json={"access_token": "tok-2", "expires_in": 600}),
-        ]
-    )
+    route = token_route_issuing_two(expires_in=600)
     clock = Clock()
     async with httpx.AsyncClient() as http:
         p = provider(redis, http, clock)
@@ -161,12 +166,7 @@ async def test_expiration_utc_is_used_without_expires_in(redis: fakeredis.FakeAs
 
 @respx.mock
 async def test_invalidate_only_the_failed_token(redis: fakeredis.FakeAsyncRedis) -> None:
-    route = respx.post(TOKEN_URL).mock(
-        side_effect=[
-            httpx.Response(200, json={"access_token": "tok-1", "expires_in": 3600}),
-            httpx.Response(200, json={"access_token": "tok-2", "expires_in": 3600}),
-        ]
-    )
+    route = token_route_issuing_two(expires_in=3600)
     async with httpx.AsyncClient() as http:
         p = provider(redis, http)
         assert await p.get() == "tok-1"

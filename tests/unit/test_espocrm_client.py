@@ -27,6 +27,8 @@ from services.espocrm.datetime import (
     parse_espo_datetime,
 )
 from services.http import ConnectFailedError, RetryPolicy
+from tests.support.fakes import RecordedSleeps
+from tests.support.vectors import ESPO_HMAC_HEADER, ESPO_HMAC_REQUEST
 
 BASE = "http://crm.test/api/v1"
 KEY = "espo-api-key-0000000000000000001"
@@ -277,18 +279,14 @@ async def test_probe_reads_one_row_without_count(client: EspoCrmClient) -> None:
 
 @respx.mock
 async def test_429_retry_after_is_honoured() -> None:
-    sleeps: list[float] = []
-
-    async def sleep(s: float) -> None:
-        sleeps.append(s)
-
+    sleeps = RecordedSleeps()
     route = respx.get(f"{BASE}/CBeteiligte/abc").mock(
         side_effect=[
             httpx.Response(429, headers={"Retry-After": "2"}),
             httpx.Response(200, json={"id": "abc"}),
         ]
     )
-    async with EspoCrmClient(espo_settings(), retry=RetryPolicy(sleep=sleep)) as c:
+    async with EspoCrmClient(espo_settings(), retry=RetryPolicy(sleep=sleeps)) as c:
         assert (await c.get("CBeteiligte", "abc"))["id"] == "abc"
     assert sleeps == [2.0] and route.call_count == 2
 
@@ -360,13 +358,7 @@ async def test_transport_errors_become_unavailable(client: EspoCrmClient, exc: E
 
 
 def test_hmac_authorization_vector() -> None:
-    header = hmac_authorization(
-        "api0key0000000000000000000000001", "sec0key0000000000000000000000001", "GET", "CBeteiligte"
-    )
-    assert header == (
-        "YXBpMGtleTAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDE6NDFhMTgyNTRjOWRjNGQwNmRlMWZhODVmNzU1ZWQz"
-        "MmU0Y2RmN2IwOGMwYWYwMDk0ZGYxMDI2ODg0NjEwZDMxNw=="
-    )
+    assert hmac_authorization(*ESPO_HMAC_REQUEST) == ESPO_HMAC_HEADER
 
 
 @respx.mock

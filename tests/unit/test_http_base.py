@@ -13,6 +13,7 @@ from services.espocrm.auth import ApiKeyAuth, HmacAuth
 from services.http import set_observer
 from services.http.base import ApiClient, status_error
 from services.http.retry import RetryPolicy
+from tests.support.fakes import RecordedSleeps
 
 BASE = "http://api.test/api/v1/"
 
@@ -129,13 +130,9 @@ async def test_error_reason_hook_and_retry_after_drive_the_retry() -> None:
         httpx.Response(503, headers={"Retry-After": "2", "X-Why": "maintenance"}),
         httpx.Response(200, json=[]),
     )
-    sleeps: list[float] = []
-
-    async def sleep(s: float) -> None:
-        sleeps.append(s)
-
+    sleeps = RecordedSleeps()
     async with Demo(handler) as c:
-        c._retry = RetryPolicy(sleep=sleep)
+        c._retry = RetryPolicy(sleep=sleeps)
         assert await c.request("GET", "Thing", template="Thing") == []
     assert sleeps == [2.0] and len(seen) == 2
 
