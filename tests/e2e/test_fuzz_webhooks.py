@@ -17,8 +17,6 @@ Figures (examples, status histogram) are printed (`pytest -s`) and written to
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import os
 import string
@@ -35,6 +33,7 @@ from hypothesis import strategies as st
 
 from sandbox import config as cfg
 from sandbox.act import Actor
+from sandbox.signing import webhook_signature, webhook_x_signature
 from services.store import keys
 from tests.support.stack import Stack, espo_create, espo_get, run_stack, wait_linked, wait_until
 
@@ -48,14 +47,15 @@ GHOST_IDS = [f"fffffffffffff{n:04x}" for n in range(4)]
 STATS: dict[str, Any] = {"examples": 0, "status": Counter(), "by_kind": {}, "valid_edits": 0}
 
 
-def signature(webhook_id: str, secret: str, raw: bytes) -> str:
-    digest = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-    return base64.b64encode(f"{webhook_id}:{digest}".encode()).decode()
-
-
-def legacy_signature(webhook_id: str, secret: str, raw: bytes) -> str:
-    digest = hmac.new(secret.encode(), raw, hashlib.sha256).digest()
-    return base64.b64encode(webhook_id.encode() + b":" + digest).decode()
+def post_signed(http: httpx.Client, raw: bytes, endpoint: str = "update") -> httpx.Response:
+    """POST `raw` as JSON to a webhook endpoint, signed like EspoCRM with the update webhook's
+    secret (EspoCRM signs the body only, so the signature does not name the endpoint)."""
+    webhook_id, secret = cfg.WEBHOOKS["update"]
+    return http.post(
+        f"/vmh/webhook/beteiligte/{endpoint}",
+        content=raw,
+        headers={"Content-Type": "application/json", "Signature": webhook_signature(webhook_id, secret, raw)},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -196,13 +196,13 @@ garbage_signatures = st.one_of(
 def sign_headers(mode: str, event: str, raw: bytes, garbage: str) -> dict[str, str]:
     webhook_id, secret = cfg.WEBHOOKS[event]
     if mode == "valid":
-        return {"Signature": signature(webhook_id, secret, raw)}
+        return {"Signature": webhook_signature(webhook_id, secret, raw)}
     if mode == "legacy":
-        return {"X-Signature": legacy_signature(webhook_id, secret, raw)}
+        return {"X-Signature": webhook_x_signature(webhook_id, secret, raw)}
     if mode == "other_secret":
-        return {"Signature": signature(webhook_id, "not-" + secret, raw)}
+        return {"Signature": webhook_signature(webhook_id, "not-" + secret, raw)}
     if mode == "wrong_body":
-        return {"Signature": signature(webhook_id, secret, raw + b" ")}
+        return {"Signature": webhook_signature(webhook_id, secret, raw + b" ")}
     if mode == "garbage":
         return {"Signature": garbage}
     return {}
@@ -310,31 +310,20 @@ def test_valid_traffic_in_between_was_fully_processed(
 
 
 def test_body_over_one_megabyte_is_413(http: httpx.Client) -> None:
-    webhook_id, secret = cfg.WEBHOOKS["update"]
     for raw in (
         json.dumps([{"id": GHOST_IDS[0], "name": "x" * 1_100_000}]).encode(),  # over Motia's 1 MiB
         json.dumps([{"id": GHOST_IDS[0], "name": "x" * 1_010_000}]).encode(),  # over the intake's 1 MB
     ):
-        resp = http.post(
-            "/vmh/webhook/beteiligte/update",
-            content=raw,
-            headers={"Content-Type": "application/json", "Signature": signature(webhook_id, secret, raw)},
-        )
+        resp = post_signed(http, raw)
         record("huge", resp.status_code)
         assert resp.status_code == 413, resp.text[:300]
         check_refusal(resp)
 
 
 def test_batch_limits(http: httpx.Client, fuzz_stack: Stack) -> None:
-    webhook_id, secret = cfg.WEBHOOKS["update"]
-
     def post(items: list[dict[str, Any]]) -> httpx.Response:
         raw = json.dumps(items).encode()
-        resp = http.post(
-            "/vmh/webhook/beteiligte/update",
-            content=raw,
-            headers={"Content-Type": "application/json", "Signature": signature(webhook_id, secret, raw)},
-        )
+        resp = post_signed(http, raw)
         record("batch_limit", resp.status_code)
         return resp
 
@@ -359,13 +348,8 @@ def test_batch_limits(http: httpx.Client, fuzz_stack: Stack) -> None:
 
 
 def test_deeply_nested_json_is_400_not_a_crash(http: httpx.Client, fuzz_stack: Stack) -> None:
-    webhook_id, secret = cfg.WEBHOOKS["update"]
     for raw in (b"[" * 5000 + b"]" * 5000, b'[{"id":"abc","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}]"):
-        resp = http.post(
-            "/vmh/webhook/beteiligte/update",
-            content=raw,
-            headers={"Content-Type": "application/json", "Signature": signature(webhook_id, secret, raw)},
-        )
+        resp = post_signed(http, raw)
         record("deep", resp.status_code)
         assert resp.status_code == 400, resp.text[:300]
         check_refusal(resp)
@@ -378,13 +362,8 @@ def test_signed_batch_replayed_to_the_delete_endpoint_does_not_unlink(
     """EspoCRM signs only the body; a captured update batch replayed to /delete (signed with the
     update webhook's secret) must not unlink a record that still exists."""
     rid, betnr = valid_record["id"], valid_record["betnr"]
-    webhook_id, secret = cfg.WEBHOOKS["update"]
     raw = json.dumps([{"id": rid, "titel": "Replay"}]).encode()
-    resp = http.post(
-        "/vmh/webhook/beteiligte/delete",
-        content=raw,
-        headers={"Content-Type": "application/json", "Signature": signature(webhook_id, secret, raw)},
-    )
+    resp = post_signed(http, raw, endpoint="delete")  # signed with the update webhook's secret
     record("replay", resp.status_code)
     assert resp.status_code in (200, 401, 403), resp.text
     if resp.status_code == 200:  # accepted: wait until the delete event has run

@@ -32,6 +32,7 @@ from tests.support.processes import PROJECT_ROOT, stop_process_group
 from tests.support.stack import PY, Stack, espo_create, espo_get, run_stack, wait_until
 from tests.support.sweep_cost import (
     ADMIN,
+    edit_advoware,
     hold_cron,
     log_seq,
     measure,
@@ -306,11 +307,7 @@ def test_backfill_rerun_writes_nothing(stack_a: Stack) -> None:
 def test_cli_sync_dry_run_then_sync(stack_a: Stack, actor: Actor, scenario: dict[str, Any]) -> None:
     entry = scenario["manifest"]["linked_equal"][1]
     rid, betnr = entry["id"], entry["betNr"]
-    rec = actor.advo_call("GET", f"Beteiligte/{betnr}").json()
-    for ro in ("betNr", "geaendertAm", "angelegtAm"):
-        rec.pop(ro)
-    rec["titel"] = "Prof. Dr. h.c."
-    actor.advo_call("PUT", f"Beteiligte/{betnr}", json=rec)
+    edit_advoware(actor, [betnr], "Prof. Dr. h.c.")
     mark = marks(stack_a)
     code, plan, err = cli(stack_a, "sync", rid, "--dry-run")
     assert code == 0, err
@@ -366,11 +363,7 @@ def test_advoware_edit_reaches_espocrm_after_exactly_one_sweep(
     wait_quiet(stack_a)
     entry = scenario["manifest"]["linked_equal"][4]
     rid, betnr = entry["id"], entry["betNr"]
-    rec = actor.advo_call("GET", f"Beteiligte/{betnr}").json()
-    for ro in ("betNr", "geaendertAm", "angelegtAm"):
-        rec.pop(ro)
-    rec["titel"] = "Dr. rer. nat."
-    actor.advo_call("PUT", f"Beteiligte/{betnr}", json=rec)
+    edit_advoware(actor, [betnr], "Dr. rer. nat.")
     time.sleep(1.1)
     mark = marks(stack_a)
     summary, _secs = sweep(stack_a)

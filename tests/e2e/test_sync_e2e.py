@@ -14,7 +14,7 @@ import pytest
 from sandbox import config as cfg
 from sandbox.act import Actor
 from tests.support.stack import Stack, espo_create, espo_get, wait_linked, wait_until
-from tests.support.sweep_cost import hold_cron
+from tests.support.sweep_cost import edit_advoware, hold_cron
 
 pytestmark = pytest.mark.e2e
 ADMIN = {"Authorization": "Bearer sandbox-admin-token"}
@@ -122,11 +122,7 @@ def test_advoware_edit_reaches_espocrm_after_a_sweep(stack: Stack, actor: Actor)
     hold_cron(stack)
     rid = create_person(actor, lastName="Advoedit")
     betnr = wait_linked(actor, rid)["betnr"]
-    current = actor.advo_call("GET", f"Beteiligte/{betnr}").json()
-    current["titel"] = "Prof. Dr."
-    for ro in ("betNr", "geaendertAm", "angelegtAm"):
-        current.pop(ro, None)
-    actor.advo_call("PUT", f"Beteiligte/{betnr}", json=current)
+    edit_advoware(actor, [betnr], "Prof. Dr.")
     result = sweep(stack)
     assert result["by_source"]["advoware_changed"] >= 1
     wait_until(lambda: espo_get(actor, rid)["titel"] == "Prof. Dr.", message="Advoware edit in EspoCRM")
@@ -135,11 +131,7 @@ def test_advoware_edit_reaches_espocrm_after_a_sweep(stack: Stack, actor: Actor)
 def test_both_sides_edit_different_fields_keeps_both(stack: Stack, actor: Actor) -> None:
     rid = create_person(actor, lastName="Beidseitig")
     betnr = wait_linked(actor, rid)["betnr"]
-    current = actor.advo_call("GET", f"Beteiligte/{betnr}").json()
-    current["titel"] = "Dr. jur."
-    for ro in ("betNr", "geaendertAm", "angelegtAm"):
-        current.pop(ro, None)
-    actor.advo_call("PUT", f"Beteiligte/{betnr}", json=current)
+    edit_advoware(actor, [betnr], "Dr. jur.")
     actor.espo.put(f"CBeteiligte/{rid}", json={"firstName": "Käte"}).raise_for_status()
     wait_until(
         lambda: actor.advo_call("GET", f"Beteiligte/{betnr}").json()["vorname"] == "Käte",
