@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,7 +9,22 @@ from typing import Any
 
 import pytest
 
-from tests.support.stack import Stack, run_stack
+from sandbox.signing import webhook_signature
+from tests.support.processes import PROJECT_ROOT
+from tests.support.stack import Stack, read_dotenv, run_stack
+
+
+def signed_update_batch(id_prefix: str) -> tuple[bytes, dict[str, str]]:
+    """A one-item update-webhook batch for a new, unknown id, with the headers EspoCRM sends:
+    signed with the update webhook's secret from sandbox/sandbox.env (what the stacks read)."""
+    sandbox = read_dotenv(PROJECT_ROOT / "sandbox" / "sandbox.env")
+    secrets = dict(pair.split(":", 1) for pair in sandbox["ESPOCRM_WEBHOOK_SECRETS"].split(","))
+    webhook_id = next(i for i, s in secrets.items() if "update" in s)
+    raw = json.dumps([{"id": id_prefix + uuid.uuid4().hex[:12]}]).encode()
+    return raw, {
+        "Content-Type": "application/json",
+        "Signature": webhook_signature(webhook_id, secrets[webhook_id], raw),
+    }
 
 
 @pytest.fixture(scope="package")

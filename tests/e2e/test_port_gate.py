@@ -20,8 +20,7 @@ import httpx
 import pytest
 import redis
 
-from sandbox.signing import webhook_signature
-from tests.e2e.conftest import Served
+from tests.e2e.conftest import Served, signed_update_batch
 from tests.support.processes import PROJECT_ROOT, listening_ports
 from tests.support.stack import read_dotenv, wait_until
 
@@ -97,13 +96,7 @@ def test_every_route_without_credentials_is_refused_except_the_webhooks(served: 
 
 
 def test_signed_webhook_needs_nothing_else(served: Served) -> None:
-    secrets = dict(pair.split(":", 1) for pair in SANDBOX["ESPOCRM_WEBHOOK_SECRETS"].split(","))
-    webhook_id = next(i for i, s in secrets.items() if "update" in s)
-    raw = json.dumps([{"id": "gate-" + uuid.uuid4().hex[:12]}]).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "Signature": webhook_signature(webhook_id, secrets[webhook_id], raw),
-    }
+    raw, headers = signed_update_batch("gate-")
     resp = send(served, "POST", "/vmh/webhook/beteiligte/update", content=raw, headers=headers)
     assert resp.status_code == 200 and resp.json()["accepted"] == 1, resp.text
 

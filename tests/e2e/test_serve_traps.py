@@ -10,9 +10,7 @@ The serve here has no Workbench login configured: then the Workbench is not serv
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,24 +19,17 @@ import httpx
 import pytest
 import redis
 
-from sandbox.signing import webhook_signature
-from tests.support.processes import PROJECT_ROOT, free_high_port, listening_ports, run_redis
-from tests.support.stack import Stack, read_dotenv, run_stack, wait_until
+from tests.e2e.conftest import signed_update_batch
+from tests.support.processes import free_high_port, listening_ports, run_redis
+from tests.support.stack import Stack, run_stack, wait_until
 
 pytestmark = pytest.mark.e2e
 
-SANDBOX = read_dotenv(PROJECT_ROOT / "sandbox" / "sandbox.env")
 QUEUE = "motia:events:vmh.beteiligte.update.BeteiligteSync"
 
 
 def post_update_webhook(stack: Stack) -> httpx.Response:
-    secrets = dict(pair.split(":", 1) for pair in SANDBOX["ESPOCRM_WEBHOOK_SECRETS"].split(","))
-    webhook_id = next(i for i, s in secrets.items() if "update" in s)
-    raw = json.dumps([{"id": "trap-" + uuid.uuid4().hex[:12]}]).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "Signature": webhook_signature(webhook_id, secrets[webhook_id], raw),
-    }
+    raw, headers = signed_update_batch("trap-")
     return httpx.post(
         stack.motia_url + "/vmh/webhook/beteiligte/update", content=raw, headers=headers, timeout=60
     )
