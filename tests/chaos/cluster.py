@@ -37,7 +37,7 @@ from tests.support.processes import (
     stop_process_group,
     wait_for_port,
 )
-from tests.support.stack import _ANSI, MOTIA, Stack, read_dotenv, sandbox_command
+from tests.support.stack import _ANSI, MOTIA, Stack, sandbox_command, service_env
 
 READY = re.compile(r"Server ready and listening on port (\d+)")
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
@@ -240,21 +240,7 @@ def run_cluster(
         balancer = Balancer(ports)
         balancer.start()
         cleanup.callback(balancer.stop)
-        env = dict(os.environ)
-        sandbox_env = read_dotenv(PROJECT_ROOT / "sandbox" / "sandbox.env")
-        sandbox_env["ESPOCRM_API_BASE_URL"] = f"http://127.0.0.1:{espo_port}/api/v1"
-        sandbox_env["ADVOWARE_API_BASE_URL"] = f"http://127.0.0.1:{advo_port}/"
-        sandbox_env["ADVOWARE_SECURITY_URL"] = f"http://127.0.0.1:{advo_port}/"
-        env.update(sandbox_env)
-        env.update(
-            {
-                "REDIS_URL": redis.url,
-                "MOTIA_ANALYTICS_DISABLED": "true",
-                "PYTHONUNBUFFERED": "1",
-                "NO_COLOR": "1",
-                "WORKBENCH_OPEN_LOCAL": "true",
-            }
-        )
+        env = service_env(redis.url, espo_port, advo_port)
         env.update(extra_env or {})
         cluster = Cluster(
             redis.url,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,9 +33,8 @@ pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
 @pytest.fixture(scope="module")
 def people(chaos_stack: Stack) -> Iterator[People]:
-    p = People(chaos_stack.espo_url, chaos_stack.advo_url)
-    yield p
-    p.close()
+    with closing(People(chaos_stack.espo_url, chaos_stack.advo_url)) as p:
+        yield p
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,15 @@ def person(last: str) -> dict[str, Any]:
         "lastName": last,
         "emailAddressData": [{"emailAddress": f"{last.lower()}@example.de", "primary": True}],
     }
+
+
+def linked_person(people: People, probe: Probe, last: str) -> tuple[str, int]:
+    """A new person in EspoCRM, synced (clean, linked) with all its events run: (id, betnr)."""
+    rid = people.espo_create(person(last))
+    wait_until(lambda: people.espo_record(rid)["syncStatus"] == "clean", timeout=30, message="linked")
+    betnr = people.espo_record(rid)["betnr"]
+    probe.wait_quiet()
+    return rid, betnr
 
 
 def copies(people: People, marker: str) -> list[dict[str, Any]]:
@@ -130,10 +139,7 @@ def test_create_answered_but_betnr_not_written_back_then_edit(
 def test_killed_worker_recovers_via_stale_lock_and_sweep(
     chaos_stack: Stack, people: People, probe: Probe
 ) -> None:
-    rid = people.espo_create(person("Abgestuerzt"))
-    wait_until(lambda: people.espo_record(rid)["syncStatus"] == "clean", timeout=30, message="linked")
-    betnr = people.espo_record(rid)["betnr"]
-    probe.wait_quiet()
+    rid, betnr = linked_person(people, probe, "Abgestuerzt")
     set_faults(
         chaos_stack.advo_url,
         service_faults(
@@ -169,10 +175,7 @@ def test_conflict_is_reported_when_the_winning_write_was_applied_but_its_answer_
     """Both sides change the same field; the service writes EspoCRM's value to Advoware, the PUT
     is applied but times out, the retries fail: the sync counts as failed. The next run finds
     both sides equal - and must still tell a person which Advoware value was overwritten."""
-    rid = people.espo_create(person("Konfliktverlust"))
-    wait_until(lambda: people.espo_record(rid)["syncStatus"] == "clean", timeout=30, message="linked")
-    betnr = people.espo_record(rid)["betnr"]
-    probe.wait_quiet()
+    rid, betnr = linked_person(people, probe, "Konfliktverlust")
     set_faults(
         chaos_stack.advo_url,
         service_faults("advo", {"kind": "timeout", "sleep_s": 3, "next_n": 1, "match": {"method": "PUT"}})

@@ -26,6 +26,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 
 import httpx
@@ -88,9 +89,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def people(stack: Stack) -> Iterator[People]:
-    p = People(stack.espo_url, stack.advo_url)
-    yield p
-    p.close()
+    with closing(People(stack.espo_url, stack.advo_url)) as p:
+        yield p
 
 
 @pytest.fixture(scope="module")

@@ -91,6 +91,29 @@ def _start(
     return proc
 
 
+def service_env(redis_url: str, espo_port: int, advo_port: int) -> dict[str, str]:
+    """The environment of a service runtime on the sandbox: ours, sandbox/sandbox.env, the
+    simulators' URLs on these ports, and this Redis."""
+    env = dict(os.environ)
+    env.update(read_dotenv(PROJECT_ROOT / "sandbox" / "sandbox.env"))
+    env["ESPOCRM_API_BASE_URL"] = f"http://127.0.0.1:{espo_port}/api/v1"
+    env["ADVOWARE_API_BASE_URL"] = f"http://127.0.0.1:{advo_port}/"
+    env["ADVOWARE_SECURITY_URL"] = f"http://127.0.0.1:{advo_port}/"
+    env.update(
+        {
+            "REDIS_URL": redis_url,
+            "MOTIA_ANALYTICS_DISABLED": "true",
+            "PYTHONUNBUFFERED": "1",
+            # Plain log files: CI=true makes Motia's picocolors emit colour codes.
+            "NO_COLOR": "1",
+            # A test stack is a sandbox on 127.0.0.1: Workbench routes open on loopback
+            # (as in `make run`); tests of the port gate override this.
+            "WORKBENCH_OPEN_LOCAL": "true",
+        }
+    )
+    return env
+
+
 @contextmanager
 def run_stack(
     log_dir: Path,
@@ -111,25 +134,8 @@ def run_stack(
         url = redis.url if redis is not None else str(redis_url)
         espo_port, advo_port = free_port(), free_port()
         motia_port = motia_port or free_motia_port()
-        env = dict(os.environ)
-        sandbox_env = read_dotenv(PROJECT_ROOT / "sandbox" / "sandbox.env")
-        sandbox_env["ESPOCRM_API_BASE_URL"] = f"http://127.0.0.1:{espo_port}/api/v1"
-        sandbox_env["ADVOWARE_API_BASE_URL"] = f"http://127.0.0.1:{advo_port}/"
-        sandbox_env["ADVOWARE_SECURITY_URL"] = f"http://127.0.0.1:{advo_port}/"
-        env.update(sandbox_env)
-        env.update(
-            {
-                "REDIS_URL": url,
-                "PORT": str(motia_port),
-                "MOTIA_ANALYTICS_DISABLED": "true",
-                "PYTHONUNBUFFERED": "1",
-                # Plain log files: CI=true makes Motia's picocolors emit colour codes.
-                "NO_COLOR": "1",
-                # A test stack is a sandbox on 127.0.0.1: Workbench routes open on loopback
-                # (as in `make run`); tests of the port gate override this.
-                "WORKBENCH_OPEN_LOCAL": "true",
-            }
-        )
+        env = service_env(url, espo_port, advo_port)
+        env["PORT"] = str(motia_port)
         env.update(extra_env or {})
         stack = Stack(url, espo_port, advo_port, motia_port, env, redis=redis)
         sandbox = _start(
