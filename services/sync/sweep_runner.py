@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.store.lease import LeaseBusy
 from services.sync.dispatch import SYNC_CHECK_BATCH
 from services.sync.identity_index import IdentityIndex
+
+if TYPE_CHECKING:
+    from services.runtime import RuntimeFactory
 
 log = logging.getLogger(__name__)
 
@@ -20,28 +22,35 @@ SYNC_CHECK_TOPIC = "vmh.beteiligte.sync_check"
 INDEX_BUILD_BUDGET_SECONDS = 50.0
 
 
-async def run_index_build(emit: Emit) -> dict[str, Any]:
+async def run_index_build(emit: Emit, *, runtime: RuntimeFactory | None = None) -> dict[str, Any]:
     """Build (or continue) the identity index; once it is complete, run a sweep at once so the
-    creates that waited for it go out now rather than at the next 15-minute tick."""
-    from services.runtime import open_runtime
-
-    async with open_runtime() as rt:
+    creates that waited for it go out now rather than at the next 15-minute tick. That sweep
+    claims the minute's tick like the cron sweep: with several instances one runs it, and a
+    tick already claimed (by the 15-minute cron, or held by a test) is not swept again."""
+    open_rt = runtime or _open_runtime()
+    async with open_rt() as rt:
         index = IdentityIndex(rt.redis)
         if await index.ready():
             return {"identity_index": "ready"}
         state = await index.build(rt.advo, budget_seconds=INDEX_BUILD_BUDGET_SECONDS)
     if not state.ready:
         return {"identity_index": state.describe()}
-    return {"identity_index": state.describe(), "sweep": await run_sweep(emit)}
+    return {
+        "identity_index": state.describe(),
+        "sweep": await run_sweep(emit, cron_tick=True, runtime=runtime),
+    }
 
 
-async def run_sweep(emit: Emit, *, cron_tick: bool = False) -> dict[str, Any]:
-    from services.runtime import open_runtime
-
-    async with open_runtime() as rt:
+async def run_sweep(
+    emit: Emit, *, cron_tick: bool = False, runtime: RuntimeFactory | None = None
+) -> dict[str, Any]:
+    """One sweep, its work emitted in batches. `cron_tick`: only if this minute's tick is not
+    claimed yet (one sweep per tick across instances). `runtime`: tests pass their own."""
+    open_rt = runtime or _open_runtime()
+    async with open_rt() as rt:
         sweeper = rt.sweeper()
         if cron_tick:
-            tick = datetime.now(UTC).strftime("%Y%m%d%H%M")
+            tick = rt.clock().strftime("%Y%m%d%H%M")
             if not await sweeper.claim_tick(tick):
                 return {"skipped": "another instance runs this tick"}
         await _report_server_config(rt.redis)
@@ -60,6 +69,13 @@ async def run_sweep(emit: Emit, *, cron_tick: bool = False) -> dict[str, Any]:
         except LeaseBusy:
             return {"skipped": "a sweep is already running"}
         return {**plan.summary(), "events": len(batches)}
+
+
+def _open_runtime() -> RuntimeFactory:
+    # Imported here: the steps import this module for its topic at config discovery.
+    from services.runtime import open_runtime
+
+    return open_runtime
 
 
 async def _report_server_config(redis: Any) -> None:
