@@ -158,12 +158,13 @@ async def cmd_status(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def cmd_history(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
+    from services.errors import OperationError
     from services.ops.monitor import record_history
     from services.ops.report import print_history
 
     try:
         record_id, entries = await record_history(rt, args.id, args.betnr)
-    except LookupError as exc:
+    except OperationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:

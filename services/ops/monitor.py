@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from services.errors import OperationError
 from services.store import keys
+from services.sync.model import ENTITY
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -119,14 +121,16 @@ async def metrics_text(rt: Runtime) -> str:
 
 
 async def record_history(rt: Runtime, record_id: str | None, betnr: int | None) -> tuple[str, list[Any]]:
-    """(EspoCRM id, entries newest first) for an id or a betnr; raises LookupError if unknown."""
+    """(EspoCRM id, entries newest first) for an id or a betnr; an unknown or ambiguous betnr
+    raises OperationError with status 404."""
     if record_id is None:
         assert betnr is not None
         record_id = await _id_for_betnr(rt, betnr)
     return record_id, await history_for(rt.redis, rt.settings).entries(record_id)
 
 
-def _one(value: Any) -> Any:
+def _first_value(value: Any) -> Any:
+    """A query parameter given twice arrives as a list: the first one counts."""
     return value[0] if isinstance(value, list) else value
 
 
@@ -135,13 +139,10 @@ async def history_request(rt: Runtime, query: Mapping[str, Any]) -> dict[str, An
     them is given, 404 for an unknown record."""
     from services.ops.actions import OpsError
 
-    record_id, betnr = _one(query.get("id")), _one(query.get("betnr"))
+    record_id, betnr = _first_value(query.get("id")), _first_value(query.get("betnr"))
     if bool(record_id) == bool(betnr) or (betnr and not str(betnr).isdigit()):
         raise OpsError("give exactly one of ?id=<EspoCRM id> and ?betnr=<number>")
-    try:
-        rid, entries = await record_history(rt, record_id or None, int(betnr) if betnr else None)
-    except LookupError as exc:
-        raise OpsError(str(exc), 404) from None
+    rid, entries = await record_history(rt, record_id or None, int(betnr) if betnr else None)
     return {"id": rid, "entries": entries}
 
 
@@ -152,11 +153,11 @@ async def _id_for_betnr(rt: Runtime, betnr: int) -> str:
     if found:
         return found
     _, rows = await rt.espo.list(
-        "CBeteiligte",
+        ENTITY,
         where=[{"type": "equals", "attribute": "betnr", "value": betnr}],
         select="id",
         max_size=2,
     )
     if len(rows) != 1:
-        raise LookupError(f"betnr {betnr}: {len(rows)} EspoCRM records")
+        raise OperationError(f"betnr {betnr}: {len(rows)} EspoCRM records", 404)
     return str(rows[0]["id"])

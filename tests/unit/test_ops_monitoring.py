@@ -398,3 +398,23 @@ async def test_an_excluded_record_is_never_written_and_the_delete_is_recorded(wi
     await engine.handle_espo_delete(rid)
     entries = await wired["history"].entries(rid)
     assert entries[0]["trigger"] == "delete" and len(entries) == 5
+
+
+async def test_history_by_betnr_answers_404_for_an_unknown_or_ambiguous_betnr() -> None:
+    from services.errors import OperationError
+    from services.ops.monitor import history_request
+    from tests.support.fakes import fake_env
+
+    env = fake_env()
+    rt = env["rt"]
+    with pytest.raises(OperationError) as unknown:
+        await history_request(rt, {"betnr": "424242"})
+    assert unknown.value.status == 404 and "0 EspoCRM records" in str(unknown.value)
+    for _ in range(2):
+        env["espo"].add({"firstName": "Doppelt", "lastName": "Vorhanden", "betnr": 777})
+    with pytest.raises(OperationError) as ambiguous:
+        await history_request(rt, {"betnr": ["777", "1"]})  # a repeated parameter: the first counts
+    assert ambiguous.value.status == 404 and "2 EspoCRM records" in str(ambiguous.value)
+    with pytest.raises(OperationError) as neither:
+        await history_request(rt, {})
+    assert neither.value.status == 400
