@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.errors import ApiError, AuthError
 from services.store import keys
+from services.sync.model import ENTITY
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from services.sync.notify import Notifier
     from services.sync.ports import AdvoProbe, EspoLister
 
-ENTITY = "CBeteiligte"
 CHECK_TIMEOUT_SECONDS = 10.0
 BULLMQ_PREFIX = "motia:"
 SWEEP_LAST = keys.SWEEP_LAST

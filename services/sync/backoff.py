@@ -33,19 +33,18 @@ if TYPE_CHECKING:
 
     from redis.asyncio import Redis
 
-RETRY_BASE = timedelta(minutes=10)
 RETRY_MAX = timedelta(hours=6)
 
 OWN_WRITES = keys.OWN_WRITES_ESPOCRM
 
 
-def retry_delay(attempts: int, base: timedelta = RETRY_BASE) -> timedelta:
+def retry_delay(attempts: int, base: timedelta) -> timedelta:
     """Back-off before retry number `attempts` + 1 (10 min, 20, 40 ... capped at 6 h)."""
     # The exponent is capped: the 6 h cap is reached long before, and timedelta would overflow.
     return min(base * (2 ** max(0, min(attempts, 25) - 1)), RETRY_MAX)
 
 
-def retry_due_at(record: Mapping[str, Any], base: timedelta = RETRY_BASE) -> datetime | None:
+def retry_due_at(record: Mapping[str, Any], base: timedelta) -> datetime | None:
     """When a failed record (its `modifiedAt` is the failure write's) may be tried again;
     None if it carries no modifiedAt (then it is due)."""
     from services.espocrm.datetime import parse_espo_datetime

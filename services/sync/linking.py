@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from services.beteiligte.identity import Match, Strength, identity_of_content
 from services.errors import NotFoundError
 from services.sync.identity_index import IdentityIndex
+from services.sync.model import ENTITY
 from services.sync.ports import AdvowareApi, EspoApi
 
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ENTITY = "CBeteiligte"
 # How long a create that finds no identity index spends building it before it waits.
 INLINE_BUILD_SECONDS = 20.0
 # A held record's syncErrorMessage starts with this (the ops docs and `status` refer to it).

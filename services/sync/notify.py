@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from services.errors import ApiError, NotFoundError
 from services.store import keys
+from services.sync.model import ENTITY
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECENT_LIMIT = 100
-ENTITY = "CBeteiligte"
 OUTBOX = keys.NOTIFY_OUTBOX  # hash: notice id -> JSON
 USER_NAME_TTL_SECONDS = 24 * 3600
 
