@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from services.settings import Settings, get_settings
+from services.store.timestamps import utc_now
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -36,10 +37,6 @@ if TYPE_CHECKING:
     from services.sync.sweep import Sweeper
 
 Clock = Callable[[], datetime]
-
-
-def utc_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -100,7 +97,7 @@ def build_runtime(
     espo: EspoCrm,
     advo: Advoware,
     redis: Redis,
-    clock: Clock = utc_clock,
+    clock: Clock = utc_now,
     metrics: Metrics | None = None,
 ) -> Runtime:
     """Wire the service's parts from `settings` around the given clients and Redis. With
