@@ -53,3 +53,7 @@ permanently_failed_text  # services/sync/notify.py (ops): landed ahead of its ca
 ADVO_BASELINE  # services/sync/verify.py (link): landed ahead of its caller
 ESPO_BASELINE  # services/sync/verify.py (link): landed ahead of its caller
 permanently_failed  # services/ops/recorder.py (ops): landed ahead of its caller
+
+# Event payload keys (services/events.py TypedDicts): read by Motia and shown in the Workbench.
+topic  # Emitted: the topic Motia's context.emit routes by
+webhookId  # SyncEvent: which EspoCRM webhook delivered the batch (trace data)

@@ -51,6 +51,7 @@ def main() -> None:
         b.set_latency(0)
         bulk_espo_edit(b, [(rid, {"titel": "Dr.", "syncStatus": "dirty"}) for rid in b.ids])
         b.set_latency(a.latency_ms)
+        from services.runtime import open_runtime
         from services.sync.dispatch import handle_sync_event
 
         ids = b.ids
@@ -58,7 +59,7 @@ def main() -> None:
         async def run() -> None:
             await asyncio.gather(
                 *(
-                    handle_sync_event({"ids": ids[i : i + a.batch], "trigger": "sync_check"})
+                    handle_sync_event({"ids": ids[i : i + a.batch], "trigger": "sync_check"}, open_runtime)
                     for i in range(0, len(ids), a.batch)
                 )
             )

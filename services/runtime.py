@@ -149,7 +149,7 @@ def _monitoring(
     settings: Settings, redis: Redis, notifier: Notifier, metrics: Metrics
 ) -> tuple[SyncRecorder, Alert]:
     from services.ops.alerts import Alerts
-    from services.ops.monitor import history_for
+    from services.ops.history import history_for
     from services.ops.recorder import SyncRecorder
     from services.sync.deletions import CONDITION as DELETIONS_CONDITION
 

@@ -18,18 +18,16 @@ de-duplication write) likewise costs a second sync, never a lost one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from services.events import WEBHOOK_TOPICS, Emit, Emitted, WebhookEvent, webhook_event
 from services.intake.webhook import (
     IntakeResult,
-    WebhookEvent,
     is_redelivery,
     parse_and_verify,
     remember_delivery,
 )
-
-Emit = Callable[[dict[str, Any]], Awaitable[None]]
 
 # EspoCRM gives up after 10 s (a 408, retried); answer before that.
 EMIT_TIMEOUT_SECONDS = 5.0
@@ -41,11 +39,6 @@ UNAVAILABLE: dict[str, Any] = {
     "headers": {"Retry-After": "60"},
 }
 
-TOPICS: dict[str, str] = {
-    "create": "vmh.beteiligte.create",
-    "update": "vmh.beteiligte.update",
-    "delete": "vmh.beteiligte.delete",
-}
 WHAT_HAPPENED: dict[str, str] = {
     "create": "party created",
     "update": "party changed",
@@ -62,7 +55,7 @@ def webhook_route(event: WebhookEvent) -> dict[str, Any]:
         "and queues one sync job for the whole batch",
         "path": f"/vmh/webhook/beteiligte/{event}",
         "method": "POST",
-        "emits": [TOPICS[event]],
+        "emits": [WEBHOOK_TOPICS[event]],
         "virtualSubscribes": [f"espocrm.cbeteiligte.{event}"],  # the EspoCRM node's virtual emit
         "flows": ["vmh"],
     }
@@ -139,7 +132,7 @@ async def _accept(event: WebhookEvent, result: IntakeResult, emit: Emit, url: st
         await redis.aclose()
 
 
-async def _emit(emit: Emit, payload: dict[str, Any]) -> None:
+async def _emit(emit: Emit, payload: Emitted) -> None:
     try:
         await asyncio.wait_for(emit(payload), EMIT_TIMEOUT_SECONDS)
     except TimeoutError:
@@ -148,13 +141,7 @@ async def _emit(emit: Emit, payload: dict[str, Any]) -> None:
         raise QueueUnavailable(f"emit failed ({type(exc).__name__})") from None
 
 
-def _event(event: WebhookEvent, result: IntakeResult) -> dict[str, Any]:
-    return {
-        "topic": TOPICS[event],
-        "data": {
-            "event": event,
-            "ids": result.record_ids,
-            "webhookId": result.webhook_id,
-            "changed": {rid: result.changed_attributes.get(rid, []) for rid in result.record_ids},
-        },
-    }
+def _event(event: WebhookEvent, result: IntakeResult) -> Emitted:
+    return webhook_event(
+        event, result.record_ids, webhook_id=result.webhook_id, changed=result.changed_attributes
+    )

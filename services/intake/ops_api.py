@@ -2,8 +2,9 @@
 and their answer.
 
 Motia imports every step file to discover its config and again for every request (a fresh
-Python process each time), so this module imports nothing heavy at the top: the settings,
-the runtime and the ops actions are imported inside the functions that need them.
+Python process each time), so this module imports nothing heavy at the top: the settings and
+the ops actions are imported inside the functions that need them, and the runtime comes from
+the step (`answer(…, runtime=open_runtime)`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from services.runtime import Runtime
+    from services.runtime import Runtime, RuntimeFactory
 
 OPS_FLOW = "vmh-ops"
 
@@ -104,18 +105,21 @@ def admin_token() -> str:
 Work = Callable[["Runtime"], Awaitable[Any]]
 
 
-async def answer(context: Any, work: Work, *, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Run `work` on a freshly opened runtime, its log lines under the request's trace, and
-    answer 200 with what it returns (and `headers`), or an `OpsError`'s status and message."""
+async def answer(
+    context: Any, work: Work, *, runtime: RuntimeFactory, headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Run `work` on a runtime opened from `runtime` (the step's services.runtime.open_runtime),
+    its log lines under the request's trace, and answer 200 with what it returns (and
+    `headers`), or an `OperationError`'s status and message (any operator's failure: unknown
+    record 404, bad input 400, busy 409)."""
+    from services.errors import OperationError
     from services.logbridge import motia_logging
-    from services.ops.actions import OpsError
-    from services.runtime import open_runtime
 
     try:
         with motia_logging(context.logger):
-            async with open_runtime() as rt:
+            async with runtime() as rt:
                 body = await work(rt)
-    except OpsError as exc:
+    except OperationError as exc:
         return {"status": exc.status, "body": {"error": str(exc)}}
     response: dict[str, Any] = {"status": 200, "body": body}
     if headers:

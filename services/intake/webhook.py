@@ -20,14 +20,14 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from services.events import WebhookEvent
 from services.store import keys
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-WebhookEvent = Literal["create", "update", "delete"]
 MAX_BATCH = 50
 MAX_BODY_BYTES = 1_000_000
 MAX_ID_LENGTH = 64

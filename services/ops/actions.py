@@ -22,6 +22,7 @@ from services.sync.states import SyncStatus, transition
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from services.events import Emit
     from services.runtime import Runtime
     from services.sync.engine import SyncEngine
     from services.sync.model import Outcome
@@ -30,10 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RETRYABLE = (SyncStatus.FAILED, SyncStatus.PERMANENTLY_FAILED)
-
-
-class OpsError(OperationError):
-    """A request the operation cannot carry out (unknown record, ambiguous betnr, bad input)."""
 
 
 # --------------------------------------------------------------------------- request parsing
@@ -47,25 +44,25 @@ class RecordRequest:
 
 
 def parse_record_request(body: Any) -> RecordRequest:
-    """`{"id": "..."}` or `{"betnr": 100001}`, optional `"dryRun": true`. Raises OpsError."""
+    """`{"id": "..."}` or `{"betnr": 100001}`, optional `"dryRun": true`. Raises OperationError."""
     if not isinstance(body, Mapping):
-        raise OpsError('expected a JSON object: {"id": "..."} or {"betnr": N}')
+        raise OperationError('expected a JSON object: {"id": "..."} or {"betnr": N}')
     rid, betnr, dry = body.get("id"), body.get("betnr"), body.get("dryRun", False)
     if not isinstance(dry, bool):
-        raise OpsError("dryRun must be true or false")
+        raise OperationError("dryRun must be true or false")
     if (rid is None) == (betnr is None):
-        raise OpsError('give exactly one of "id" and "betnr"')
+        raise OperationError('give exactly one of "id" and "betnr"')
     if rid is not None and (not isinstance(rid, str) or not rid.strip()):
-        raise OpsError("id must be a non-empty string")
+        raise OperationError("id must be a non-empty string")
     if betnr is not None:
         if isinstance(betnr, bool) or not isinstance(betnr, int | str):
-            raise OpsError("betnr must be a number")
+            raise OperationError("betnr must be a number")
         try:
             betnr = int(betnr)
         except ValueError:
-            raise OpsError("betnr must be a number") from None
+            raise OperationError("betnr must be a number") from None
         if betnr <= 0:
-            raise OpsError("betnr must be positive")
+            raise OperationError("betnr must be positive")
     return RecordRequest(rid.strip() if isinstance(rid, str) else None, betnr, dry)
 
 
@@ -87,11 +84,11 @@ async def resolve_record(espo: EspoListingApi, record_id: str | None, betnr: int
     assert betnr is not None
     ids = await find_by_betnr(espo, betnr)
     if not ids:
-        raise OpsError(
+        raise OperationError(
             f"no EspoCRM record is linked to betnr {betnr} (Advoware-only: see `backfill --dry-run`)", 404
         )
     if len(ids) > 1:
-        raise OpsError(f"betnr {betnr} is linked from several EspoCRM records: {', '.join(ids)}", 409)
+        raise OperationError(f"betnr {betnr} is linked from several EspoCRM records: {', '.join(ids)}", 409)
     return ids[0]
 
 
@@ -246,7 +243,7 @@ async def unlock(
 
 # --------------------------------------------------------------------------- API step entry points
 # Each takes the opened runtime (or the part of it it needs) and the request body; the step
-# opens the runtime (services/intake/ops_api.py `answer`) and answers an OpsError's status.
+# opens the runtime (services/intake/ops_api.py `answer`) and answers an OperationError's status.
 
 
 async def sync_record_request(rt: Runtime, body: Any) -> dict[str, Any]:
@@ -257,26 +254,24 @@ async def sync_record_request(rt: Runtime, body: Any) -> dict[str, Any]:
     )
 
 
-async def retry_failed_request(
-    rt: Runtime, body: Any, emit: Callable[[dict[str, Any]], Any]
-) -> dict[str, Any]:
+async def retry_failed_request(rt: Runtime, body: Any, emit: Emit) -> dict[str, Any]:
     """`POST /vmh/beteiligte/sync/retry-failed`: requeue, then emit batched sync checks (the
     Motia workers sync them; the sweep would pick them up anyway)."""
+    from services.events import sync_check
     from services.sync.dispatch import chunk
-    from services.sync.sweep_runner import SYNC_CHECK_TOPIC
 
     body = body if body is not None else {}
     if not isinstance(body, Mapping):
-        raise OpsError("expected a JSON object")
+        raise OperationError("expected a JSON object")
     dry_run, only_failed = body.get("dryRun", False), body.get("onlyFailed", False)
     if not isinstance(dry_run, bool) or not isinstance(only_failed, bool):
-        raise OpsError("dryRun and onlyFailed must be true or false")
+        raise OperationError("dryRun and onlyFailed must be true or false")
     statuses = (SyncStatus.FAILED,) if only_failed else RETRYABLE
     report = await requeue_failed(rt.espo, rt.engine, dry_run=dry_run, statuses=statuses)
     events = 0
     if not dry_run:
         for ids in chunk(report["requeued"]):
-            await emit({"topic": SYNC_CHECK_TOPIC, "data": {"ids": ids, "trigger": Trigger.SWEEP.value}})
+            await emit(sync_check(ids, Trigger.SWEEP.value))
             events += 1
     return {**report, "events": events}
 
@@ -285,5 +280,5 @@ async def unlock_request(redis: Redis, body: Any) -> dict[str, Any]:
     """`POST /vmh/beteiligte/sync/unlock` with `{"id": ...}` (record locks only; the sweep and
     backfill locks are released from the CLI)."""
     if not isinstance(body, Mapping) or not isinstance(body.get("id"), str) or not body["id"].strip():
-        raise OpsError('expected {"id": "<EspoCRM id>"}')
+        raise OperationError('expected {"id": "<EspoCRM id>"}')
     return await unlock(redis, body["id"].strip())

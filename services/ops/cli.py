@@ -312,8 +312,7 @@ async def open_from_environment() -> AsyncIterator[Runtime]:
 
 
 async def run(args: argparse.Namespace, out: TextIO, runtime_factory: RuntimeFactory) -> int:
-    from services.errors import ApiError, ConfigurationError
-    from services.ops.actions import OpsError
+    from services.errors import ApiError, ConfigurationError, OperationError
 
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
@@ -324,7 +323,7 @@ async def run(args: argparse.Namespace, out: TextIO, runtime_factory: RuntimeFac
     except ConfigurationError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
-    except (OpsError, ApiError) as exc:
+    except (OperationError, ApiError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
 

@@ -25,6 +25,8 @@ from services.store.timestamps import parse_utc, utc_now
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from services.settings import Settings
+
 # An entry whose time is unreadable counts as older than any age bound.
 OLDEST = datetime.min.replace(tzinfo=UTC)
 
@@ -104,3 +106,11 @@ class HistoryStore:
 
 def _at(entry: dict[str, Any]) -> datetime:
     return parse_utc(entry.get("at")) or OLDEST
+
+
+def history_for(redis: Redis, settings: Settings) -> HistoryStore:
+    """The history store with the limits in `settings`: what the recorder writes and the ops
+    read (one construction, so both see the same bounds)."""
+    return HistoryStore(
+        redis, limit=settings.SYNC_HISTORY_LIMIT, max_age=timedelta(days=settings.SYNC_HISTORY_MAX_AGE_DAYS)
+    )

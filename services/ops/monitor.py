@@ -19,9 +19,7 @@ if TYPE_CHECKING:
 
     from services.ops.alerts import Alerts
     from services.ops.health import HealthReport
-    from services.ops.history import HistoryStore
     from services.runtime import Runtime
-    from services.settings import Settings
     from services.sync.notify import Notifier
 
 HEALTH_LAST = keys.HEALTH_LAST
@@ -46,14 +44,6 @@ def alerts_for(rt: Runtime, notifier: Notifier | None = None) -> Alerts:
 
     return Alerts(
         rt.redis, notifier or notifier_for(rt), after=timedelta(seconds=rt.settings.ALERT_AFTER_SECONDS)
-    )
-
-
-def history_for(redis: Redis, settings: Settings) -> HistoryStore:
-    from services.ops.history import HistoryStore
-
-    return HistoryStore(
-        redis, limit=settings.SYNC_HISTORY_LIMIT, max_age=timedelta(days=settings.SYNC_HISTORY_MAX_AGE_DAYS)
     )
 
 
@@ -126,6 +116,8 @@ async def record_history(rt: Runtime, record_id: str | None, betnr: int | None) 
     if record_id is None:
         assert betnr is not None
         record_id = await _id_for_betnr(rt, betnr)
+    from services.ops.history import history_for
+
     return record_id, await history_for(rt.redis, rt.settings).entries(record_id)
 
 
@@ -137,11 +129,10 @@ def _first_value(value: Any) -> Any:
 async def history_request(rt: Runtime, query: Mapping[str, Any]) -> dict[str, Any]:
     """`GET /vmh/beteiligte/sync/history?id=…` (or `?betnr=N`): 400 unless exactly one of
     them is given, 404 for an unknown record."""
-    from services.ops.actions import OpsError
 
     record_id, betnr = _first_value(query.get("id")), _first_value(query.get("betnr"))
     if bool(record_id) == bool(betnr) or (betnr and not str(betnr).isdigit()):
-        raise OpsError("give exactly one of ?id=<EspoCRM id> and ?betnr=<number>")
+        raise OperationError("give exactly one of ?id=<EspoCRM id> and ?betnr=<number>")
     rid, entries = await record_history(rt, record_id or None, int(betnr) if betnr else None)
     return {"id": rid, "entries": entries}
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from services.errors import NotFoundError
-from services.ops.actions import OpsError, outcome_dict
+from services.errors import NotFoundError, OperationError
+from services.ops.actions import outcome_dict
 from services.sync.model import ENTITY, Trigger
 from services.sync.states import IllegalTransition, SyncStatus, transition
 
@@ -30,25 +30,29 @@ async def relink(engine: SyncEngine, record_id: str, betnr: int) -> dict[str, An
     try:
         await engine.systems.advo.get_beteiligter(betnr)
     except NotFoundError:
-        raise OpsError(f"betnr {betnr} does not exist in Advoware", 404) from None
+        raise OperationError(f"betnr {betnr} does not exist in Advoware", 404) from None
     others = await engine.deps.linker.other_holders(record_id, betnr)
     if others:
-        raise OpsError(f"betnr {betnr} is already the link of EspoCRM record(s) {', '.join(others)}", 409)
+        raise OperationError(
+            f"betnr {betnr} is already the link of EspoCRM record(s) {', '.join(others)}", 409
+        )
     token = await engine.locks.acquire(record_id)
     if token is None:
-        raise OpsError(f"record {record_id} is being synced right now; try again in a moment", 409)
+        raise OperationError(f"record {record_id} is being synced right now; try again in a moment", 409)
     try:
         try:
             record = await engine.systems.espo.get(ENTITY, record_id)
         except NotFoundError:
-            raise OpsError(f"no EspoCRM record {record_id}", 404) from None
+            raise OperationError(f"no EspoCRM record {record_id}", 404) from None
         status = SyncStatus.parse(record.get("syncStatus"))
         patch: dict[str, Any] = {"betnr": betnr, "syncErrorMessage": None}
         if status is not SyncStatus.PENDING_SYNC:
             try:
                 patch["syncStatus"] = transition(status, SyncStatus.PENDING_SYNC).value
             except IllegalTransition:
-                raise OpsError(f"record {record_id} is {status.value}; cannot requeue it", 409) from None
+                raise OperationError(
+                    f"record {record_id} is {status.value}; cannot requeue it", 409
+                ) from None
         await engine.systems.espo.update(ENTITY, record_id, patch)
         await engine.snapshots.delete(record_id)  # it belonged to the old pair
     finally:
@@ -61,8 +65,8 @@ async def relink(engine: SyncEngine, record_id: str, betnr: int) -> dict[str, An
 async def relink_request(rt: Runtime, body: Any) -> dict[str, Any]:
     """`POST /vmh/beteiligte/sync/relink` with `{"id": "<EspoCRM id>", "betnr": N}`."""
     if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not body["id"].strip():
-        raise OpsError(BAD_RELINK_BODY)
+        raise OperationError(BAD_RELINK_BODY)
     betnr = body.get("betnr")
     if isinstance(betnr, bool) or not isinstance(betnr, int) or betnr <= 0:
-        raise OpsError(BAD_RELINK_BODY)
+        raise OperationError(BAD_RELINK_BODY)
     return await relink(rt.engine, body["id"].strip(), betnr)

@@ -16,9 +16,12 @@ upgrade).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.sync.model import Outcome, Trigger
+
+if TYPE_CHECKING:
+    from services.runtime import RuntimeFactory
 
 # Records per sync_check event: one Python process start serves this many records. 100 keeps
 # the start-up cost per record at a few ms and a batch short enough (seconds) that a crash
@@ -79,11 +82,11 @@ def parse_event(data: Mapping[str, Any]) -> tuple[str, list[str], Trigger]:
     return "sync", ids, trigger
 
 
-async def handle_sync_event(data: Mapping[str, Any]) -> list[Outcome]:
-    from services.runtime import open_runtime
-
+async def handle_sync_event(data: Mapping[str, Any], runtime: RuntimeFactory) -> list[Outcome]:
+    """Sync (or handle the deletion of) every record of one event, on a runtime from `runtime`
+    (the step passes services.runtime.open_runtime; tests and the profiler their own)."""
     kind, ids, trigger = parse_event(data)
-    async with open_runtime() as rt:
+    async with runtime() as rt:
         if kind == "delete":
             return [await rt.engine.handle_espo_delete(i) for i in ids]
         if len(ids) == 1:

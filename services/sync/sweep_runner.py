@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from services.events import Emit, sync_check
 from services.store.lease import LeaseBusy
 from services.sync.dispatch import SYNC_CHECK_BATCH
 from services.sync.identity_index import IdentityIndex
@@ -16,19 +16,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[dict[str, Any]], Awaitable[None]]
-SYNC_CHECK_TOPIC = "vmh.beteiligte.sync_check"
 # Time one run spends on building the identity index before it checkpoints and returns.
 INDEX_BUILD_BUDGET_SECONDS = 50.0
 
 
-async def run_index_build(emit: Emit, *, runtime: RuntimeFactory | None = None) -> dict[str, Any]:
+async def run_index_build(emit: Emit, *, runtime: RuntimeFactory) -> dict[str, Any]:
     """Build (or continue) the identity index; once it is complete, run a sweep at once so the
     creates that waited for it go out now rather than at the next 15-minute tick. That sweep
     claims the minute's tick like the cron sweep: with several instances one runs it, and a
     tick already claimed (by the 15-minute cron, or held by a test) is not swept again."""
-    open_rt = runtime or _open_runtime()
-    async with open_rt() as rt:
+    async with runtime() as rt:
         index = IdentityIndex(rt.redis)
         if await index.ready():
             return {"identity_index": "ready"}
@@ -41,13 +38,10 @@ async def run_index_build(emit: Emit, *, runtime: RuntimeFactory | None = None) 
     }
 
 
-async def run_sweep(
-    emit: Emit, *, cron_tick: bool = False, runtime: RuntimeFactory | None = None
-) -> dict[str, Any]:
+async def run_sweep(emit: Emit, *, runtime: RuntimeFactory, cron_tick: bool = False) -> dict[str, Any]:
     """One sweep, its work emitted in batches. `cron_tick`: only if this minute's tick is not
-    claimed yet (one sweep per tick across instances). `runtime`: tests pass their own."""
-    open_rt = runtime or _open_runtime()
-    async with open_rt() as rt:
+    claimed yet (one sweep per tick across instances). `runtime`: the step's (or a test's)."""
+    async with runtime() as rt:
         sweeper = rt.sweeper()
         if cron_tick:
             tick = rt.clock().strftime("%Y%m%d%H%M")
@@ -62,20 +56,13 @@ async def run_sweep(
                 plan = await sweeper.collect()
                 batches = plan.batches(SYNC_CHECK_BATCH)
                 for trigger, ids in batches:
-                    await emit({"topic": SYNC_CHECK_TOPIC, "data": {"ids": ids, "trigger": trigger.value}})
+                    await emit(sync_check(ids, trigger.value))
                 await sweeper.commit(plan)
                 if rt.metrics is not None:
                     rt.metrics.record("vmh_sweep_duration_seconds", time.monotonic() - started)
         except LeaseBusy:
             return {"skipped": "a sweep is already running"}
         return {**plan.summary(), "events": len(batches)}
-
-
-def _open_runtime() -> RuntimeFactory:
-    # Imported here: the steps import this module for its topic at config discovery.
-    from services.runtime import open_runtime
-
-    return open_runtime
 
 
 async def _report_server_config(redis: Any) -> None:

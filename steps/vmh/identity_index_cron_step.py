@@ -4,8 +4,9 @@ When it is ready this costs one Redis read. Until it is, creates in Advoware wai
 pending_sync); when the build completes a sweep runs at once and sends them.
 """
 
+from services.events import SYNC_CHECK_TOPIC
 from services.logbridge import motia_logging
-from services.sync.sweep_runner import SYNC_CHECK_TOPIC, run_index_build
+from services.sync.sweep_runner import run_index_build
 
 config = {
     "type": "cron",
@@ -18,7 +19,9 @@ config = {
 
 
 async def handler(context):
+    from services.runtime import open_runtime
+
     with motia_logging(context.logger):
-        summary = await run_index_build(context.emit)
+        summary = await run_index_build(context.emit, runtime=open_runtime)
     if summary.get("identity_index") != "ready":
         context.logger.info("identity index", summary)

@@ -11,5 +11,8 @@ async def handler(req, context):
     if not is_authorised(req.get("headers") or {}, admin_token()):
         return UNAUTHORISED
     from services.ops.monitor import history_request
+    from services.runtime import open_runtime
 
-    return await answer(context, lambda rt: history_request(rt, req.get("queryParams") or {}))
+    return await answer(
+        context, lambda rt: history_request(rt, req.get("queryParams") or {}), runtime=open_runtime
+    )

@@ -11,5 +11,6 @@ async def handler(req, context):
         return UNAUTHORISED
     from services.ops.metrics import CONTENT_TYPE
     from services.ops.monitor import metrics_text
+    from services.runtime import open_runtime
 
-    return await answer(context, metrics_text, headers={"Content-Type": CONTENT_TYPE})
+    return await answer(context, metrics_text, headers={"Content-Type": CONTENT_TYPE}, runtime=open_runtime)

@@ -13,5 +13,6 @@ async def handler(req, context):
     if not is_authorised(req.get("headers") or {}, admin_token()):
         return UNAUTHORISED
     from services.ops.actions import sync_record_request
+    from services.runtime import open_runtime
 
-    return await answer(context, lambda rt: sync_record_request(rt, req.get("body")))
+    return await answer(context, lambda rt: sync_record_request(rt, req.get("body")), runtime=open_runtime)

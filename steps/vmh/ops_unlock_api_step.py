@@ -11,5 +11,6 @@ async def handler(req, context):
     if not is_authorised(req.get("headers") or {}, admin_token()):
         return UNAUTHORISED
     from services.ops.actions import unlock_request
+    from services.runtime import open_runtime
 
-    return await answer(context, lambda rt: unlock_request(rt.redis, req.get("body")))
+    return await answer(context, lambda rt: unlock_request(rt.redis, req.get("body")), runtime=open_runtime)

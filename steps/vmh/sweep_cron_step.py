@@ -1,7 +1,8 @@
 """Every 15 minutes: find records that need work and emit batched sync checks."""
 
+from services.events import SYNC_CHECK_TOPIC
 from services.logbridge import motia_logging
-from services.sync.sweep_runner import SYNC_CHECK_TOPIC, run_sweep
+from services.sync.sweep_runner import run_sweep
 
 config = {
     "type": "cron",
@@ -14,6 +15,8 @@ config = {
 
 
 async def handler(context):
+    from services.runtime import open_runtime
+
     with motia_logging(context.logger):
-        summary = await run_sweep(context.emit, cron_tick=True)
+        summary = await run_sweep(context.emit, runtime=open_runtime, cron_tick=True)
     context.logger.info("sweep finished", summary)

@@ -9,6 +9,7 @@ config = ops_route("/vmh/beteiligte/sync/status")
 async def handler(req, context):
     if not is_authorised(req.get("headers") or {}, admin_token()):
         return UNAUTHORISED
+    from services.runtime import open_runtime
     from services.sync.status import status_report
 
-    return await answer(context, lambda rt: status_report(rt.espo, rt.redis))
+    return await answer(context, lambda rt: status_report(rt.espo, rt.redis), runtime=open_runtime)

@@ -146,8 +146,15 @@ def test_history_shows_create_edits_and_the_conflict(ops_stack: Stack, conflicte
         "espocrm": "Prof. Espo",
         "advoware_overwritten": "Dr. Advoseite",
     }
-    no_token = httpx.get(f"{ops_stack.motia_url}/vmh/beteiligte/sync/history", params={"id": rid}, timeout=30)
+    url = f"{ops_stack.motia_url}/vmh/beteiligte/sync/history"
+    no_token = httpx.get(url, params={"id": rid}, timeout=30)
     assert no_token.status_code == 401
+    # An unknown betnr is the operator's mistake, answered 404 with the reason (it was a 500 while
+    # the route caught only a subclass of the error the lookup raises).
+    unknown = httpx.get(url, params={"betnr": "987654"}, headers=ADMIN, timeout=30)
+    assert unknown.status_code == 404 and "987654" in unknown.json()["error"], unknown.text
+    by_betnr = httpx.get(url, params={"betnr": str(conflicted["betnr"])}, headers=ADMIN, timeout=30)
+    assert by_betnr.status_code == 200 and by_betnr.json()["id"] == rid, by_betnr.text
     cli = subprocess.run(
         [PY, "-m", "services.ops", "history", rid],
         env=ops_stack.env,

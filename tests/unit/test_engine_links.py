@@ -115,7 +115,7 @@ async def test_the_dry_run_says_a_create_would_link(env: dict[str, Any]) -> None
 
 
 async def test_ops_relink_checks_the_party_and_its_other_links_then_syncs(env: dict[str, Any]) -> None:
-    from services.ops.actions import OpsError
+    from services.errors import OperationError
     from services.ops.relink import relink
 
     engine = env["engine"]
@@ -123,10 +123,10 @@ async def test_ops_relink_checks_the_party_and_its_other_links_then_syncs(env: d
     other = env["espo"].add({**sparse(), "lastName": "Anders"})
     await engine.sync_record(rid, Trigger.WEBHOOK_CREATE)
     taken = (await engine.sync_record(other, Trigger.WEBHOOK_CREATE)).betnr
-    with pytest.raises(OpsError) as missing:
+    with pytest.raises(OperationError) as missing:
         await relink(engine, rid, 999_999)
     assert missing.value.status == 404
-    with pytest.raises(OpsError) as linked_elsewhere:
+    with pytest.raises(OperationError) as linked_elsewhere:
         await relink(engine, rid, taken)
     assert linked_elsewhere.value.status == 409
     target = env["advo"].add(copy.deepcopy(ADVO_RICH))

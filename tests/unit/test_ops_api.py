@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from services.intake.handler import TOPICS, webhook_route
+from services.errors import OperationError
+from services.events import WEBHOOK_TOPICS as TOPICS
+from services.intake.handler import webhook_route
 from services.intake.ops_api import ROUTES, answer, ops_route
-from services.ops.actions import OpsError
 from tests.support.steps import load_step
 from tests.unit.test_ops_cli import ALLOWED_API_KEYS, ROOT
 
@@ -77,10 +78,14 @@ class Logger:
         return lambda msg, *args: self.lines.append((level, msg))
 
 
+class Opened(list[str]):
+    factory: Any = None
+
+
 @pytest.fixture
-def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """`open_runtime` replaced: records that the runtime was opened and closed."""
-    events: list[str] = []
+def opened() -> Opened:
+    """A runtime factory that records that the runtime was opened and closed."""
+    events = Opened()
 
     @asynccontextmanager
     async def open_runtime(settings: Any = None) -> AsyncIterator[Any]:
@@ -90,42 +95,46 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         finally:
             events.append("close")
 
-    monkeypatch.setattr("services.runtime.open_runtime", open_runtime)
+    events.factory = open_runtime
     return events
 
 
-async def test_answer_returns_the_work_as_200_with_its_logs_under_the_trace(opened: list[str]) -> None:
+async def test_answer_returns_the_work_as_200_with_its_logs_under_the_trace(opened: Opened) -> None:
     context = SimpleNamespace(logger=Logger())
 
     async def work(rt: Any) -> dict[str, Any]:
         logging.getLogger("services.ops.test").info("working on %s", rt.name)
         return {"done": True}
 
-    assert await answer(context, work) == {"status": 200, "body": {"done": True}}
+    assert await answer(context, work, runtime=opened.factory) == {"status": 200, "body": {"done": True}}
     assert opened == ["open", "close"]
     assert ("info", "working on rt") in context.logger.lines
-    text = await answer(context, lambda rt: _value("# HELP"), headers={"Content-Type": "text/plain"})
+    text = await answer(
+        context, lambda rt: _value("# HELP"), headers={"Content-Type": "text/plain"}, runtime=opened.factory
+    )
     assert text == {"status": 200, "body": "# HELP", "headers": {"Content-Type": "text/plain"}}
 
 
-@pytest.mark.parametrize(("error", "status"), [(OpsError("bad input"), 400), (OpsError("gone", 404), 404)])
+@pytest.mark.parametrize(
+    ("error", "status"), [(OperationError("bad input"), 400), (OperationError("gone", 404), 404)]
+)
 async def test_answer_maps_an_ops_error_to_its_status(
-    opened: list[str], error: OpsError, status: int
+    opened: Opened, error: OperationError, status: int
 ) -> None:
     async def work(rt: Any) -> Any:
         raise error
 
-    resp = await answer(SimpleNamespace(logger=Logger()), work)
+    resp = await answer(SimpleNamespace(logger=Logger()), work, runtime=opened.factory)
     assert resp == {"status": status, "body": {"error": str(error)}}
     assert opened == ["open", "close"]
 
 
-async def test_answer_lets_other_errors_propagate(opened: list[str]) -> None:
+async def test_answer_lets_other_errors_propagate(opened: Opened) -> None:
     async def work(rt: Any) -> Any:
         raise RuntimeError("a bug")
 
     with pytest.raises(RuntimeError):
-        await answer(SimpleNamespace(logger=Logger()), work)
+        await answer(SimpleNamespace(logger=Logger()), work, runtime=opened.factory)
     assert opened == ["open", "close"]
 
 

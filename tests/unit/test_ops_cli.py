@@ -13,8 +13,9 @@ from typing import Any
 import fakeredis
 import pytest
 
+from services.errors import OperationError
 from services.ops import cli
-from services.ops.actions import OpsError, parse_record_request
+from services.ops.actions import parse_record_request
 from services.runtime import Runtime
 from services.sync.engine import SyncEngine
 from tests.support.fakes import Clock, FakeAdvo, FakeEspo
@@ -120,7 +121,7 @@ def test_record_request(body: Any, expected: tuple[Any, ...]) -> None:
     ],
 )
 def test_bad_record_requests_are_refused(body: Any) -> None:
-    with pytest.raises(OpsError):
+    with pytest.raises(OperationError):
         parse_record_request(body)
 
 

@@ -329,7 +329,7 @@ async def test_http_retries_and_sweep_durations_are_counted(redis: Any) -> None:
 
 @pytest.fixture
 def wired() -> dict[str, Any]:
-    from services.ops.monitor import history_for
+    from services.ops.history import history_for
     from services.runtime import build_runtime
     from tests.support.fakes import Clock, fake_redis
     from tests.support.runtime import settings_with

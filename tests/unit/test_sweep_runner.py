@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
+from services.events import SYNC_CHECK_TOPIC, Emitted
 from services.runtime import Runtime, RuntimeFactory
 from services.store import keys
 from services.sync.identity_index import IdentityIndex
-from services.sync.sweep_runner import SYNC_CHECK_TOPIC, run_index_build, run_sweep
+from services.sync.sweep_runner import run_index_build, run_sweep
 from tests.support.fakes import fake_env
 from tests.unit.test_engine import PERSON_ESPO
 
@@ -34,7 +35,7 @@ def env() -> dict[str, Any]:
     return env
 
 
-async def emit_into(env: dict[str, Any], event: dict[str, Any]) -> None:
+async def emit_into(env: dict[str, Any], event: Emitted) -> None:
     assert event["topic"] == SYNC_CHECK_TOPIC
     env["emitted"].append(event)
 

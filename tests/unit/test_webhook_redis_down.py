@@ -12,6 +12,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from sandbox.signing import php_json, webhook_signature
+from services.events import WEBHOOK_TOPICS, Emitted
 from services.intake import handler
 from services.store import connection
 from tests.support.processes import free_port
@@ -54,9 +55,9 @@ async def _noop(*args: Any) -> None:
 
 async def test_unreachable_redis_is_503_and_nothing_emitted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
-    emitted: list[dict[str, Any]] = []
+    emitted: list[Emitted] = []
 
-    async def emit(event: dict[str, Any]) -> None:
+    async def emit(event: Emitted) -> None:
         emitted.append(event)
 
     log = Logger()
@@ -74,7 +75,7 @@ async def test_emit_that_hangs_is_503_in_time_and_not_remembered(
     """Motia's emit waits for BullMQ's Redis; the answer must come before EspoCRM's 10 s."""
     monkeypatch.setattr(handler, "EMIT_TIMEOUT_SECONDS", 0.1)
 
-    async def emit(event: dict[str, Any]) -> None:
+    async def emit(event: Emitted) -> None:
         await asyncio.sleep(30)
 
     resp = await handler.handle_webhook("create", request(["a1", "b2"]), emit, Logger())
@@ -83,7 +84,7 @@ async def test_emit_that_hangs_is_503_in_time_and_not_remembered(
 
 
 async def test_emit_failure_is_503(redis: Any) -> None:
-    async def emit(event: dict[str, Any]) -> None:
+    async def emit(event: Emitted) -> None:
         raise Exception("Connection is closed.")  # what Motia's RPC raises
 
     resp = await handler.handle_webhook("update", request(["a1"]), emit, Logger())
@@ -95,9 +96,9 @@ async def test_redis_lost_after_the_emit_is_503_so_the_batch_comes_again(
 ) -> None:
     """Emitted, but the de-duplication record could not be written: 503, and EspoCRM's retry
     syncs the batch a second time (harmless), rather than 200 with nothing remembered."""
-    emitted: list[dict[str, Any]] = []
+    emitted: list[Emitted] = []
 
-    async def emit(event: dict[str, Any]) -> None:
+    async def emit(event: Emitted) -> None:
         emitted.append(event)
 
     async def broken_set(*args: Any, **kw: Any) -> None:
@@ -109,9 +110,9 @@ async def test_redis_lost_after_the_emit_is_503_so_the_batch_comes_again(
 
 
 async def test_accepted_then_redelivery_is_200_duplicate(redis: Any) -> None:
-    emitted: list[dict[str, Any]] = []
+    emitted: list[Emitted] = []
 
-    async def emit(event: dict[str, Any]) -> None:
+    async def emit(event: Emitted) -> None:
         emitted.append(event)
 
     first = await handler.handle_webhook("update", request(["a1"]), emit, Logger())
@@ -119,7 +120,7 @@ async def test_accepted_then_redelivery_is_200_duplicate(redis: Any) -> None:
     assert first == {"status": 200, "body": {"accepted": 1}}
     assert again["status"] == 200 and again["body"]["duplicate"] is True
     assert [e["data"]["ids"] for e in emitted] == [["a1"]]
-    assert emitted[0]["topic"] == handler.TOPICS["update"]
+    assert emitted[0]["topic"] == WEBHOOK_TOPICS["update"]
 
 
 async def test_bad_signature_is_still_401_without_redis(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,7 +128,7 @@ async def test_bad_signature_is_still_401_without_redis(monkeypatch: pytest.Monk
     req = request(["a1"])
     req["headers"] = {"signature": webhook_signature(WEBHOOK_ID, "wrong", b"[]")}
 
-    async def emit(event: dict[str, Any]) -> None:
+    async def emit(event: Emitted) -> None:
         raise AssertionError("must not emit")
 
     resp = await handler.handle_webhook("update", req, emit, Logger())
