@@ -19,7 +19,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ADMIN_PREFIX = "/__sandbox"
-FAULT_KINDS_SPECIAL = {"drop", "timeout", "latency", "503_nicht_angemeldet"}
+FAULT_KINDS_SPECIAL = {"drop", "timeout", "latency", "lost_answer", "503_nicht_angemeldet"}
 
 
 def utc_now_iso() -> str:
@@ -28,7 +28,8 @@ def utc_now_iso() -> str:
 
 @dataclass
 class Fault:
-    kind: str  # "500", "503", "429", "503_nicht_angemeldet", "drop", "timeout", "latency", any "NNN"
+    # "500", "503", "429", "503_nicht_angemeldet", "drop", "timeout", "latency", "lost_answer", any "NNN"
+    kind: str
     next_n: int | None = 1  # how many matching calls it hits; None = until cleared
     latency_ms: int = 0
     method: str | None = None
@@ -181,6 +182,12 @@ class HarnessMiddleware:
                 if fault.kind == "drop":
                     await drop_connection(send)
                     return
+                if fault.kind == "lost_answer":
+                    # Carried out (a POST creates, a PUT writes), but its answer never arrives: a
+                    # proxy timeout or a dropped connection after the server did the work.
+                    await self.app(scope, receive, unsent(status_box))
+                    await drop_connection(send)
+                    return
                 if fault.kind == "timeout":
                     await asyncio.sleep(fault.sleep_s or harness.timeout_fault_seconds)
                 elif fault.kind != "latency":
@@ -208,6 +215,16 @@ async def buffered(receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+def unsent(status_box: dict[str, int]) -> Send:
+    """A `send` that keeps the answer's status for the call log and sends nothing."""
+
+    async def swallow(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status_box["status"] = message["status"]
+
+    return swallow
 
 
 async def drop_connection(send: Send) -> None:

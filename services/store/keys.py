@@ -29,6 +29,9 @@ appears anywhere else in the code.
 | `vmh:identity:key:<lookup key>`            | set    | identity index: lookup key -> betnrs           | none            |
 | `vmh:identity:state`                       | hash   | identity index build state / checkpoint        | none            |
 | `vmh:identity:building`                    | string | identity index build lease                     | lease TTL       |
+| `vmh:claim:identity:<lookup key>`          | string | identity claim: one create/link per identity   | lease TTL       |
+| `vmh:claim:betnr:<betnr>`                  | string | betnr claim: one record links a betnr at a time| lease TTL       |
+| `vmh:links:audit`                          | string | last "one betnr, one record" check (JSON)      | none            |
 | `vmh:own:espocrm`                          | hash   | espo id -> modifiedAt of our last EspoCRM write| none            |
 | `vmh:breaker:<system>`                     | string | circuit breaker open (JSON: since, kind, why)  | until the probe |
 | `vmh:breaker:<system>:run`                 | zset   | records failing transiently, no success since  | window          |
@@ -132,6 +135,19 @@ IDENTITY_BUILD_LEASE_SECONDS = 120
 
 def identity_lookup(lookup_key: str) -> str:
     return _key("identity", "key", lookup_key)
+
+
+# ---------------------------------------------------------------- claims (services/sync/claims.py)
+# Not under `vmh:identity:key:` / `vmh:betnr:`: those prefixes are SCANned as index entries.
+def identity_claim(lookup_key: str) -> str:
+    return _key("claim", "identity", lookup_key)
+
+
+def betnr_claim(betnr: int) -> str:
+    return _key("claim", "betnr", betnr)
+
+
+LINK_AUDIT = _key("links", "audit")
 
 
 # ---------------------------------------------------------------- Advoware client

@@ -21,6 +21,7 @@ from services.errors import ApiError, NotFoundError
 from services.sync.admission import Admission
 from services.sync.backoff import OwnWrites
 from services.sync.breaker import SYSTEMS
+from services.sync.claims import Claims
 from services.sync.create import Creator
 from services.sync.identity_index import IdentityIndex
 from services.sync.intents import IntentStore
@@ -92,7 +93,11 @@ class SyncEngine:
             deletions=self.deletions,
             own_writes=OwnWrites(redis),
             linker=Linker(
-                espo=self.systems.espo, advo=self.systems.advo, index=IdentityIndex(redis), tz=self.systems.tz
+                espo=self.systems.espo,
+                advo=self.systems.advo,
+                index=IdentityIndex(redis),
+                tz=self.systems.tz,
+                claims=Claims(redis, self.config.lock_ttl_seconds),
             ),
             directions=self.directions,
             recorder=self.recorder,

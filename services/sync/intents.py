@@ -1,23 +1,35 @@
-"""Create intents: the guard against a second Advoware record after a crash.
+"""Create intents: the guard against a second Advoware record after a crash or a lost answer.
 
-Before POSTing a new Beteiligter the engine stores `espocrm id -> {started_at, content_hash}`;
-the moment Advoware answers it adds the new `betnr`; after `betnr` is written back to
-EspoCRM the intent is dropped. A retry that finds an intent with a `betnr` only finishes
-the write-back; one without a `betnr` (crash or timeout during the POST) first looks in
-Advoware for a record it may have created (the content it POSTed - the EspoCRM record may
-have been edited since -, changed since `started_at`) before creating again.
+Before POSTing a new Beteiligter the engine stores `espocrm id -> {started_at, sent}` (`sent`:
+the canonical content POSTed); the moment Advoware answers it adds the new `betnr` and what the
+answer holds (`answer`); after `betnr` is written back to EspoCRM the intent is dropped.
+
+Every try of a create runs the identity check against a fresh Advoware read, with or without an
+intent (services/sync/linking.py): a retry finds the party an earlier try created - by its betnr,
+or, when the answer was lost, among the parties created since `started_at` that match the
+record's identity - even after staff completed it in Advoware, and links it. The intent also
+gives that link its baseline: what was sent (and what Advoware answered), never Advoware's
+current content, so edits made on either side since the POST are synced as edits
+(services/sync/create.py).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from services.store import keys
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from redis.asyncio import Redis
+
+# A party counts as created by the intent's POST if Advoware created it at most this long before
+# the intent was written (the two clocks differ a little).
+INTENT_LOOKBACK = timedelta(minutes=5)
 
 
 @dataclass
@@ -25,7 +37,15 @@ class CreateIntent:
     espo_id: str
     started_at: str  # UTC ISO, when the POST was about to be sent
     betnr: int | None = None
-    content_hash: str | None = None  # mapper.content_hash of the content POSTed
+    content_hash: str | None = None  # written by earlier versions; kept so their intents load
+    sent: dict[str, Any] | None = None  # the canonical content POSTed (mapper.from_espo)
+    answer: dict[str, Any] | None = None  # the canonical content Advoware answered (mapper.from_advo)
+
+    def created_since_local(self, tz: ZoneInfo) -> str:
+        """Advoware local time (no offset) from which a party may be this intent's POST."""
+        from services.advoware.timezone import query_since_local
+
+        return query_since_local(datetime.fromisoformat(self.started_at), tz, INTENT_LOOKBACK)
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ async def status_report(espo: EspoListingApi, redis: Redis) -> dict[str, Any]:
         "recent_held": list(await recent_events(redis, "held", 20)),
         "recent_linked": list(await recent_events(redis, "linked", 20)),
         "recent_unapplied": list(await recent_events(redis, "unapplied", 20)),
+        **await _link_audit(redis),
         "last_sweep": json.loads(last_sweep) if last_sweep else None,
         "watermarks": {
             "advoware": await redis.get(keys.WATERMARK_ADVOWARE),
@@ -78,6 +79,15 @@ async def status_report(espo: EspoListingApi, redis: Redis) -> dict[str, Any]:
         "redis": [asdict(f) for f in await check_server(redis)],
         # Creates in Advoware wait until the identity index is ready (services/sync/identity_index.py).
         "identity_index": await _identity_index(redis),
+    }
+
+
+async def _link_audit(redis: Any) -> dict[str, Any]:
+    """The daily "one betnr, one record" check (services/sync/link_audit.py): betnr -> ids."""
+    raw = await redis.get(keys.LINK_AUDIT)
+    return {
+        "recent_duplicate_links": list(await recent_events(redis, "duplicate_link", 20)),
+        "link_audit": json.loads(raw) if raw else None,
     }
 
 

@@ -12,7 +12,7 @@ from services.sync.dispatch import SYNC_CHECK_BATCH
 from services.sync.identity_index import IdentityIndex
 
 if TYPE_CHECKING:
-    from services.runtime import RuntimeFactory
+    from services.runtime import Runtime, RuntimeFactory
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,22 @@ async def run_sweep(emit: Emit, *, runtime: RuntimeFactory, cron_tick: bool = Fa
                 await sweeper.commit(plan)
                 if rt.metrics is not None:
                     rt.metrics.record("vmh_sweep_duration_seconds", time.monotonic() - started)
+                await _check_links(rt)
         except LeaseBusy:
             return {"skipped": "a sweep is already running"}
         return {**plan.summary(), "events": len(batches)}
+
+
+async def _check_links(rt: Runtime) -> None:
+    """Once a day: every betnr held by several EspoCRM records is reported (reporting only: a
+    failed EspoCRM read leaves it for the next sweep and does not fail this one)."""
+    from services.errors import ApiError
+    from services.sync.link_audit import LinkAudit
+
+    try:
+        await LinkAudit(espo=rt.espo, redis=rt.redis, notifier=rt.notifier).run_if_due(rt.clock())
+    except ApiError as exc:
+        log.warning("link check skipped: %s", type(exc).__name__)
 
 
 async def _report_server_config(redis: Any) -> None:

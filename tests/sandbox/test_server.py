@@ -51,6 +51,18 @@ def test_live_servers_and_drop_and_timeout_faults(live: SandboxHandle) -> None:
     assert calls[0]["fault"] == "drop"
 
 
+def test_a_lost_answer_carries_the_request_out_and_answers_nothing(live: SandboxHandle) -> None:
+    espo = live.config.espo_url
+    httpx.post(f"{espo}/__sandbox/faults", json={"kind": "lost_answer", "match": {"method": "POST"}})
+    body = {"beteiligterTyp": "Person", "firstName": "Lotte", "lastName": "Verloren"}
+    with pytest.raises(httpx.TransportError):
+        httpx.post(f"{espo}/api/v1/CBeteiligte", headers=API, json=body)
+    made = [r for r in live.espo.store.records.values() if r.get("lastName") == "Verloren"]
+    assert len(made) == 1, "the request was carried out"
+    last = httpx.get(f"{espo}/__sandbox/calls").json()["calls"][-1]
+    assert last["fault"] == "lost_answer" and last["status"] == 200 and last["method"] == "POST"
+
+
 def test_live_webhook_to_unreachable_receiver_is_retried(live: SandboxHandle) -> None:
     espo = live.config.espo_url
     rid = next(iter(live.espo.store.records))

@@ -10,6 +10,7 @@ import pytest
 
 from services.beteiligte.identity import Match, Strength
 from services.store import keys
+from services.sync.claims import Claims
 from services.sync.identity_index import IdentityIndex
 from services.sync.linking import Action, Linker, choose
 from services.sync.verify import carry_baseline, message, unapplied
@@ -31,7 +32,8 @@ async def setup() -> tuple[Linker, FakeEspo, FakeAdvo, IdentityIndex]:
     espo, advo, index = FakeEspo(), FakeAdvo(), IdentityIndex(redis)
     await redis.hset(keys.IDENTITY_STATE, "status", "ready")
     await redis.hset(keys.IDENTITY_STATE, "fresh_at", "2026-01-01T00:00:00+00:00")
-    return Linker(espo=espo, advo=advo, index=index, tz=BERLIN), espo, advo, index
+    linker = Linker(espo=espo, advo=advo, index=index, tz=BERLIN, claims=Claims(redis, 30, wait_seconds=0.2))
+    return linker, espo, advo, index
 
 
 async def add(advo: FakeAdvo, index: IdentityIndex, row: dict[str, Any]) -> None:

@@ -1,0 +1,164 @@
+"""Creates that survive any lost answer without a second party, serialised per identity
+(services/sync/create.py, linking.py, claims.py), against the fakes and fakeredis."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import re
+from typing import Any
+
+import pytest
+
+from services.errors import UnavailableError
+from services.sync.model import Result, Trigger
+from tests.support.fakes import fake_env
+from tests.support.records import espo_email
+from tests.support.runtime import fake_runtime
+from tests.unit.test_engine import PERSON_ESPO
+
+MOBILE = {"kommKz": 3, "tlf": "+49 171 5550100", "bemerkung": None, "online": False}
+
+
+@pytest.fixture
+def env() -> dict[str, Any]:
+    return fake_env(ESPOCRM_NOTIFY_USER_ID="u1", SYNC_MAX_ATTEMPTS=5)
+
+
+def digits(record: dict[str, Any]) -> set[str]:
+    return {re.sub(r"\D", "", p["phoneNumber"]) for p in record.get("phoneNumberData") or []}
+
+
+def slow_creates(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Advoware takes a moment to answer a POST: long enough for another record's sync to run."""
+    advo, real = env["advo"], env["advo"].create_beteiligter
+
+    async def slow(payload: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(0.05)
+        return await real(payload)
+
+    monkeypatch.setattr(advo, "create_beteiligter", slow)
+
+
+async def test_a_lost_answer_then_staff_and_crm_edits_link_the_one_party_and_keep_both(
+    env: dict[str, Any],
+) -> None:
+    espo, advo = env["espo"], env["advo"]
+    rid = espo.add(dict(PERSON_ESPO))
+    advo.lose_create_answer = UnavailableError("timeout", system="advoware")
+    assert (await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)).result is Result.FAILED
+    (betnr,) = advo.records
+    # Staff complete the new party in Advoware; a person edits the e-mail in the CRM.
+    advo.edit(betnr, titel="Prof. Dr.", kommunikation=[*advo.records[betnr]["kommunikation"], MOBILE])
+    espo.edit(rid, emailAddress="neu@example.de", emailAddressData=[espo_email("neu@example.de")])
+    env["clock"].tick(600)
+    out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
+    assert out.result is Result.CREATED and out.betnr == betnr
+    assert list(advo.records) == [betnr] and advo.calls["create"] == 1, "no second party"
+    record, party = espo.records[rid], advo.records[betnr]
+    assert record["betnr"] == betnr and record["syncStatus"] == "clean"
+    # The staff edits reached the CRM (not reverted by the CRM's values as sent) ...
+    assert record["titel"] == "Prof. Dr." == party["titel"]
+    assert "491715550100" in digits(record) and any(k["tlf"] == MOBILE["tlf"] for k in party["kommunikation"])
+    # ... and the person's CRM edit reached Advoware, without a conflict notice.
+    mails = {k["tlf"] for k in party["kommunikation"] if k["kommKz"] in (4, 8)}
+    assert mails == {"neu@example.de"} and record["emailAddress"] == "neu@example.de"
+    assert not [n for n in espo.notifications if "Konflikt" in n[1] or "beide" in n[1]]
+    assert await env["engine"].intents.get(rid) is None
+
+
+async def test_a_create_recovered_after_a_failed_write_back_keeps_the_staff_edit(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    espo, advo = env["espo"], env["advo"]
+    rid = espo.add(dict(PERSON_ESPO))
+    real_update = espo.update
+
+    async def write_back_fails(entity: str, record_id: str, data: dict[str, Any], **kw: Any) -> Any:
+        if "betnr" in data:
+            raise UnavailableError("down", system="espocrm", status_code=503)
+        return await real_update(entity, record_id, data, **kw)
+
+    monkeypatch.setattr(espo, "update", write_back_fails)
+    assert (await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)).result is Result.FAILED
+    (betnr,) = advo.records
+    monkeypatch.setattr(espo, "update", real_update)
+    advo.edit(betnr, titel="Prof. Dr.")  # staff, before the retry
+    env["clock"].tick(600)
+    out = await env["engine"].sync_record(rid, Trigger.SWEEP)
+    assert advo.records[betnr]["titel"] == "Prof. Dr.", "the staff edit was reverted"
+    assert espo.records[rid]["titel"] == "Prof. Dr." and espo.records[rid]["betnr"] == betnr
+    assert out.result is Result.CREATED and out.betnr == betnr and list(advo.records) == [betnr]
+
+
+async def test_a_retry_runs_the_identity_check_and_links_a_party_entered_meanwhile(
+    env: dict[str, Any],
+) -> None:
+    espo, advo = env["espo"], env["advo"]
+    rid = espo.add(dict(PERSON_ESPO))
+    advo.fail_next["create"] = [UnavailableError("timeout", system="advoware")]  # never arrived
+    assert (await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)).result is Result.FAILED
+    assert advo.records == {} and await env["engine"].intents.get(rid) is not None
+    entered = advo.add(
+        {"rechtsform": None, "anrede": "Herr", "vorname": "Jürgen", "name": "Müßig", "titel": "Prof.",
+         "geburtsdatum": "1970-03-29", "kommunikation": []}
+    )  # fmt: skip
+    env["clock"].tick(600)
+    out = await env["engine"].sync_record(rid, Trigger.SWEEP)
+    assert out.betnr == entered and list(advo.records) == [entered], "no second party"
+    assert espo.records[rid]["betnr"] == entered and espo.records[rid]["syncStatus"] == "clean"
+
+
+async def test_two_records_of_one_person_in_one_batch_make_one_party_and_hold_the_second(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    espo, advo = env["espo"], env["advo"]
+    first, second = espo.add(dict(PERSON_ESPO)), espo.add(copy.deepcopy(PERSON_ESPO))
+    slow_creates(env, monkeypatch)
+    outs = {o.record_id: o for o in await env["engine"].sync_many([first, second], Trigger.WEBHOOK_CREATE)}
+    assert len(advo.records) == 1, "a second Advoware party"
+    assert_one_created_one_held(env, outs, first, second)
+
+
+async def test_two_simultaneous_deliveries_of_one_person_make_one_party(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes (two engines on the one Redis), one record each, at the same moment."""
+    espo, advo = env["espo"], env["advo"]
+    first, second = espo.add(dict(PERSON_ESPO)), espo.add(copy.deepcopy(PERSON_ESPO))
+    slow_creates(env, monkeypatch)
+    other = fake_runtime(espo, advo, env["redis"], env["clock"], ESPOCRM_NOTIFY_USER_ID="u1").engine
+    done = await asyncio.gather(
+        env["engine"].sync_record(first, Trigger.WEBHOOK_CREATE),
+        other.sync_record(second, Trigger.WEBHOOK_CREATE),
+    )
+    assert len(advo.records) == 1, "a second Advoware party"
+    assert_one_created_one_held(env, {o.record_id: o for o in done}, first, second)
+
+
+def assert_one_created_one_held(env: dict[str, Any], outs: dict[str, Any], first: str, second: str) -> None:
+    espo, advo = env["espo"], env["advo"]
+    (betnr,) = advo.records
+    results = sorted(o.result.value for o in outs.values())
+    assert results == ["created", "held"], results
+    linked = next(r for r, o in outs.items() if o.result is Result.CREATED)
+    held = second if linked == first else first
+    assert espo.records[linked]["betnr"] == betnr and espo.records[linked]["syncStatus"] == "clean"
+    assert espo.records[held].get("betnr") in (None, "") and espo.records[held]["syncStatus"] == "conflict"
+    assert (
+        linked in espo.records[held]["syncErrorMessage"]
+        and str(betnr) in espo.records[held]["syncErrorMessage"]
+    )
+    assert {held, linked} <= {parent for parent, _ in espo.notifications}
+
+
+async def test_create_it_anyway_still_links_the_party_an_earlier_try_made(env: dict[str, Any]) -> None:
+    espo, advo = env["espo"], env["advo"]
+    rid = espo.add(dict(PERSON_ESPO))
+    advo.lose_create_answer = UnavailableError("timeout", system="advoware")
+    await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)
+    (betnr,) = advo.records
+    espo.records[rid]["syncStatus"] = "conflict"  # e.g. held meanwhile; an operator: `sync <id>`
+    env["clock"].tick(600)
+    out = await env["engine"].sync_record(rid, Trigger.MANUAL)
+    assert out.betnr == betnr and list(advo.records) == [betnr]
