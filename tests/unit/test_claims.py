@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from services.events import Emitted
 from services.store import keys
 from services.store.lease import force_release
 from services.sync.claims import ClaimBusy, ClaimLost, Claims
@@ -99,7 +100,7 @@ async def test_the_sweep_runs_the_link_check() -> None:
     env = fake_env(ESPOCRM_NOTIFY_USER_ID="u1")
     a, b = env["espo"].add({"betnr": 9, "lastName": "A"}), env["espo"].add({"betnr": 9, "lastName": "B"})
 
-    async def emit(event: dict[str, Any]) -> None:
+    async def emit(event: Emitted) -> None:
         pass
 
     await run_sweep(emit, runtime=factory(env["rt"]))
