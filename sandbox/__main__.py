@@ -58,6 +58,14 @@ OPTIONS: list[tuple[str, Any, str | None, Any, str | None]] = [
     ("--webhook-shuffle", SWITCH, None, None, "shuffle batch order (chaos)"),
     ("--no-webhooks", SWITCH, None, None, "do not pre-register the three webhooks"),
     ("--timezone", str, "SANDBOX_TIMEZONE", "Europe/Berlin", None),
+    (
+        "--advo-drift",
+        str,
+        "SANDBOX_ADVO_DRIFT",
+        "",
+        "Advoware modes to start in, comma-separated: frozen_stamp, pascal_case, utc_stamps, row_id,"
+        " ignore_skip, records_404, listing_404 (sandbox/advoware_drift.py)",
+    ),
     ("--log-level", str, "SANDBOX_LOG_LEVEL", "warning", None),
 ]
 # Options that are SandboxConfig fields of the same name.
@@ -78,6 +86,17 @@ SAME_NAME = (
 )
 
 
+def _drift_modes(parser: argparse.ArgumentParser, text: str) -> dict[str, Any]:
+    from sandbox.advoware_drift import Drift
+
+    modes: dict[str, Any] = {name.strip(): True for name in text.split(",") if name.strip()}
+    try:
+        Drift().update(modes)
+    except ValueError as exc:
+        parser.error(f"--advo-drift: {exc}")
+    return modes
+
+
 def parse_args(argv: list[str] | None = None) -> SandboxConfig:
     p = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     for flag, kind, env, default, help_text in OPTIONS:
@@ -94,6 +113,7 @@ def parse_args(argv: list[str] | None = None) -> SandboxConfig:
         demo=not a.no_demo,
         webhooks_enabled=not a.no_webhooks,
         advo_timezone=a.timezone,
+        advo_drift=_drift_modes(p, a.advo_drift),
     )
     if a.write_env:
         Path(a.write_env).write_text(render_env(config), encoding="utf-8")

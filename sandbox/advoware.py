@@ -3,6 +3,8 @@
 Token endpoint with HMAC-SHA512 signature check, Bearer tokens that expire, Beteiligte list/get/create,
 PUT as a FULL replace of writable fields (omitted fields are cleared), DELETE (logged; the service
 must never call it), `geaendertAm`/`angelegtAm` in the firm's local time without offset.
+Records are stored in the contract's form; what goes over the wire may differ from it
+(sandbox/advoware_drift.py: PascalCase, UTC stamps, `rowId`, a stamp that does not move).
 """
 
 from __future__ import annotations
@@ -56,7 +58,10 @@ class AdvoStore:
         self.next_betnr = cfg.ADVO_FIRST_BETNR
         self.auth = TokenAuth(sandbox_config)
         self.deleted: list[dict[str, Any]] = []
-        self._list_cache: dict[str | None, list[int]] = {}
+        self._list_cache: dict[tuple[str | None, bool], list[int]] = {}
+        # Row version per record, new on every write (sent as `rowId` in the drift mode `row_id`).
+        self.row_versions: dict[int, int] = {}
+        self._last_version = 0
         self.manifest: dict[str, Any] = {}
         # Fault mode "a PUT answers 200 but does not apply these fields" (read-only there, a
         # sub-resource): the stored and answered value stays what it was. /__sandbox/ignore-on-put.
@@ -65,12 +70,19 @@ class AdvoStore:
     def reset(self, seed: int | None = None, records: int | None = None, demo: bool | None = None) -> None:
         data = seed_for(self.config, seed, records, demo)
         self.records = {r["betNr"]: r for r in data.advo}
+        self.row_versions = {}
+        for betnr in self.records:
+            self._new_version(betnr)
         self.next_betnr = data.next_betnr
         self.deleted = []
         self.ignore_on_put = set()
         self.auth.clear()
         self._list_cache.clear()
         self.manifest = data.manifest
+
+    def _new_version(self, betnr: int) -> None:
+        self._last_version += 1
+        self.row_versions[betnr] = self._last_version
 
     def local_now(self) -> str:
         return datetime.now(self.tz).strftime("%Y-%m-%dT%H:%M:%S")
@@ -82,19 +94,23 @@ class AdvoStore:
             raise AdvoError(404, NOT_FOUND)
         return rec
 
-    def list(self, skip: int, take: int, geaendert_ab: str | None) -> list[dict[str, Any]]:
-        ids = self._list_cache.get(geaendert_ab)
+    def list(
+        self, skip: int, take: int, geaendert_ab: str | None, drift: Drift | None = None
+    ) -> list[dict[str, Any]]:
+        utc = bool(drift and drift.utc_stamps)
+        ids = self._list_cache.get((geaendert_ab, utc))
         if ids is None:
             if geaendert_ab is None:
                 ids = sorted(self.records)
             else:
                 since = self._local_param(geaendert_ab)
+                since = drift.changed_since(since, self.tz) if drift else since
                 ids = sorted(
                     b for b, r in self.records.items() if datetime.fromisoformat(r["geaendertAm"]) >= since
                 )
             if len(self._list_cache) > 64:
                 self._list_cache.clear()
-            self._list_cache[geaendert_ab] = ids
+            self._list_cache[(geaendert_ab, utc)] = ids
         return [copy.deepcopy(self.records[b]) for b in ids[skip : skip + take]]
 
     def _local_param(self, text: str) -> datetime:
@@ -157,16 +173,20 @@ class AdvoStore:
         now = self.local_now()
         rec = {"betNr": betnr, **values, "angelegtAm": now, "geaendertAm": now}
         self.records[betnr] = {k: rec.get(k) for k in FIELDS}
+        self._new_version(betnr)
         self._list_cache.clear()
         return copy.deepcopy(self.records[betnr])
 
-    def replace(self, betnr: int, body: Any) -> dict[str, Any]:
+    def replace(self, betnr: int, body: Any, *, keep_stamp: bool = False) -> dict[str, Any]:
+        """`keep_stamp`: the drift mode `frozen_stamp` (the edit leaves `geaendertAm` as it was)."""
         old = self.get(betnr)
         values = self.validate(body)  # FULL replace: an omitted writable field is cleared
         for name in self.ignore_on_put:
             values[name] = old.get(name)
-        rec = {"betNr": betnr, **values, "angelegtAm": old.get("angelegtAm"), "geaendertAm": self.local_now()}
+        stamp = old.get("geaendertAm") if keep_stamp else self.local_now()
+        rec = {"betNr": betnr, **values, "angelegtAm": old.get("angelegtAm"), "geaendertAm": stamp}
         self.records[betnr] = {k: rec.get(k) for k in FIELDS}
+        self._new_version(betnr)
         self._list_cache.clear()
         return copy.deepcopy(self.records[betnr])
 
@@ -182,7 +202,8 @@ class AdvoSimulator:
         self.config = sandbox_config
         self.store = AdvoStore(sandbox_config)
         self.harness = Harness("advoware", sandbox_config.latency_ms, sandbox_config.timeout_fault_seconds)
-        self.drift = Drift()
+        self.drift = Drift(start=dict(sandbox_config.advo_drift))
+        self.drift.clear()
         self.store.reset()
 
         async def expire(request: Request) -> Response:
@@ -269,10 +290,15 @@ class AdvoSimulator:
 
         return await self.handle(request, run, auth=False)
 
+    def wire(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A stored record as this server sends it (sandbox/advoware_drift.py: casing, zone, rowId)."""
+        return self.drift.outgoing(record, self.store.row_versions.get(record["betNr"], 0), self.store.tz)
+
     async def collection(self, request: Request) -> Response:
         async def run(req: Request) -> Response:
             if req.method == "POST":
-                return JSONResponse(self.store.create(await self.body(req)), status_code=201)
+                created = self.store.create(self.drift.incoming(await self.body(req)))
+                return JSONResponse(self.wire(created), status_code=201)
             q = req.query_params
             skip = _int_query(q.get("skip"), 0, "skip")
             take = _int_query(q.get("take"), MAX_TAKE, "take")
@@ -280,7 +306,8 @@ class AdvoSimulator:
                 raise AdvoError(400, f"Der Parameter 'take' darf höchstens {MAX_TAKE} sein.")
             if self.drift.listing_404:
                 raise AdvoError(404, "Not Found")
-            return JSONResponse(self.store.list(*self.drift.page(skip, take), q.get("geaendertAb") or None))
+            rows = self.store.list(*self.drift.page(skip, take), q.get("geaendertAb") or None, self.drift)
+            return JSONResponse([self.wire(r) for r in rows])
 
         return await self.handle(request, run)
 
@@ -293,9 +320,12 @@ class AdvoSimulator:
             if self.drift.records_404 and req.method in ("GET", "PUT"):
                 raise AdvoError(404, NOT_FOUND)
             if req.method == "GET":
-                return JSONResponse(copy.deepcopy(self.store.get(betnr)))
+                return JSONResponse(self.wire(copy.deepcopy(self.store.get(betnr))))
             if req.method == "PUT":
-                return JSONResponse(self.store.replace(betnr, await self.body(req)))
+                body = self.drift.incoming(await self.body(req))
+                return JSONResponse(
+                    self.wire(self.store.replace(betnr, body, keep_stamp=self.drift.frozen_stamp))
+                )
             self.store.delete(betnr)
             return Response(status_code=204)
 

@@ -11,18 +11,59 @@ given keys, DELETE and ``/__sandbox/reset`` clear):
 | `page_cap`     | answers at most N records per listing page, whatever `take` asks    |
 | `records_404`  | answers 404 for every record read or write by `betNr` (GET, PUT)    |
 | `listing_404`  | answers 404 on the listing too (with `records_404`: a misrouted URL) |
+| `frozen_stamp` | leaves `geaendertAm` unchanged on a PUT (a stamp that lies: issue 21)|
+| `pascal_case`  | spells every field in PascalCase (`BetNr`, `GeaendertAm`, `KommKz`) |
+|                | and reads request bodies case-insensitively, as ASP.NET does       |
+| `utc_stamps`   | writes `geaendertAm`/`angelegtAm` in UTC (no offset, like the      |
+|                | vendor's `ZuletztGeaendertAm`) and reads `geaendertAb` as UTC      |
+| `row_id`       | sends `rowId` (base64, new on every write), as bitbylaw's notes say |
+
+A simulator started with `--advo-drift pascal_case,utc_stamps` (sandbox/config.py `advo_drift`)
+begins in those modes, and DELETE / reset return to them rather than to the contract.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import base64
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox.admin import json_or_empty
+
+STAMPS = ("geaendertAm", "angelegtAm")
+ROW_ID = "rowId"
+WIRE_FIELDS = (
+    "betNr",
+    "rechtsform",
+    "anrede",
+    "titel",
+    "vorname",
+    "name",
+    "zusatz",
+    "geburtsdatum",
+    "handelsRegisterNummer",
+    "registergericht",
+    "kommunikation",
+    "angelegtAm",
+    "geaendertAm",
+    ROW_ID,
+)
+KOMM_FIELDS = ("kommKz", "tlf", "bemerkung", "online")
+
+
+def _pascal(obj: dict[str, Any]) -> dict[str, Any]:
+    return {(k[:1].upper() + k[1:]) if isinstance(k, str) else k: v for k, v in obj.items()}
+
+
+def _contract_names(obj: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    by_fold = {n.casefold(): n for n in names}
+    return {by_fold.get(k.casefold(), k) if isinstance(k, str) else k: v for k, v in obj.items()}
 
 
 @dataclass
@@ -31,10 +72,16 @@ class Drift:
     page_cap: int | None = None
     records_404: bool = False
     listing_404: bool = False
+    frozen_stamp: bool = False
+    pascal_case: bool = False
+    utc_stamps: bool = False
+    row_id: bool = False
+    # The modes the simulator was started in (sandbox/config.py): what `clear` returns to.
+    start: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def update(self, data: dict[str, Any]) -> None:
         """Set the given keys; a bad key or value raises ValueError (nothing is changed then)."""
-        known = {f.name for f in fields(self)}
+        known = {f.name for f in fields(self)} - {"start"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown drift keys {unknown}; known: {sorted(known)}")
@@ -49,7 +96,47 @@ class Drift:
         self.page_cap = cap
 
     def clear(self) -> None:
-        self.update(asdict(Drift()))
+        self.update({**Drift().state(), **self.start})
+
+    def state(self) -> dict[str, Any]:
+        """The modes as the admin endpoint shows them."""
+        out = asdict(self)
+        out.pop("start")
+        return out
+
+    # ------------------------------------------------------------------ the wire format
+    def outgoing(self, record: dict[str, Any], row_version: int, tz: ZoneInfo) -> dict[str, Any]:
+        """A stored record (the contract's names, local stamps) as this server sends it."""
+        out = dict(record)
+        if self.utc_stamps:
+            for name in STAMPS:
+                if out.get(name):
+                    local = datetime.fromisoformat(out[name]).replace(tzinfo=tz)
+                    out[name] = local.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+        if self.row_id:
+            out[ROW_ID] = base64.b64encode(row_version.to_bytes(8, "big")).decode()
+        if self.pascal_case:
+            out = _pascal(out)
+            out["Kommunikation"] = [_pascal(e) for e in out.get("Kommunikation") or []]
+        return out
+
+    def incoming(self, body: Any) -> Any:
+        """A request body in the contract's names (PascalCase mode: any casing, as ASP.NET binds)."""
+        if not self.pascal_case or not isinstance(body, dict):
+            return body
+        out = _contract_names(body, WIRE_FIELDS)
+        entries = out.get("kommunikation")
+        if isinstance(entries, list):
+            out["kommunikation"] = [
+                _contract_names(e, KOMM_FIELDS) if isinstance(e, dict) else e for e in entries
+            ]
+        return out
+
+    def changed_since(self, value: datetime, tz: ZoneInfo) -> datetime:
+        """`geaendertAb` (naive) as the stored local time: in UTC-stamp mode it is UTC."""
+        if self.utc_stamps and value.tzinfo is None:
+            return value.replace(tzinfo=UTC).astimezone(tz).replace(tzinfo=None)
+        return value
 
     def page(self, skip: int, take: int) -> tuple[int, int]:
         """The (skip, take) the drifting server really uses for a listing page."""
@@ -69,6 +156,6 @@ def drift_route(drift: Drift) -> Route:
                 drift.update(await json_or_empty(request))
             except ValueError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(asdict(drift))
+        return JSONResponse(drift.state())
 
     return Route("/__sandbox/drift", endpoint, methods=["GET", "POST", "DELETE"])

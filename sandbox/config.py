@@ -65,6 +65,8 @@ class SandboxConfig:
     webhook_shuffle: bool = False
     webhooks_enabled: bool = True  # register the three pre-configured webhooks
     advo_timezone: str = ADVO_TIMEZONE
+    # Advoware drift modes to start in (sandbox/advoware_drift.py), e.g. {"pascal_case": True}.
+    advo_drift: dict[str, Any] = field(default_factory=dict)
     token_clock_skew: int = 900  # seconds accepted between RequestTimeStamp and now
     timeout_fault_seconds: float = 30.0  # how long a "timeout" fault sleeps
     log_level: str = "warning"
@@ -77,6 +79,11 @@ class SandboxConfig:
     @property
     def advo_url(self) -> str:
         return f"http://{self.host}:{self.advo_port}"
+
+    @property
+    def service_timezone(self) -> str:
+        """The zone of the stamps the simulator sends: what the service's ADVOWARE_TIMEZONE must say."""
+        return "UTC" if self.advo_drift.get("utc_stamps") else self.advo_timezone
 
     def with_(self, **changes: Any) -> SandboxConfig:
         return replace(self, **changes)
@@ -106,7 +113,7 @@ def render_env(config: SandboxConfig | None = None) -> str:
         f"ADVOWARE_USER={ADVO_USER}",
         f"ADVOWARE_ROLE={ADVO_ROLE}",
         f"ADVOWARE_PASSWORD={ADVO_PASSWORD}",
-        f"ADVOWARE_TIMEZONE={c.advo_timezone}",
+        f"ADVOWARE_TIMEZONE={c.service_timezone}",
         f"SYNC_ADMIN_TOKEN={SYNC_ADMIN_TOKEN}",
     ]
     return "\n".join(lines) + "\n"

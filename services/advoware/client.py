@@ -15,7 +15,8 @@ must (shared/docs/advoware-api.md Part 2):
 * Answers are checked where it is cheap: a read or a PUT answers for the ``betNr`` asked
   for, a create answers with a ``betNr``; otherwise ``ContractError``.
 
-Methods return raw dicts; mapping lives in the mapper.
+Methods return raw dicts with the field names of contract.py, whatever the server's casing
+(fields.py: read case-insensitively); mapping lives in the mapper.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from services.advoware.contract import (
     betnr_of,
     classify_body_text,
 )
+from services.advoware.fields import canonical, canonical_page
 from services.advoware.paging import PageGuard
 from services.advoware.token import SYSTEM, TokenProvider
 from services.errors import (
@@ -51,6 +53,7 @@ from services.errors import (
     UnavailableError,
 )
 from services.http.base import ApiClient, ClientOptions
+from services.http.transport import json_body
 from services.store import keys
 
 log = logging.getLogger(__name__)
@@ -175,8 +178,23 @@ class AdvowareClient(ApiClient):
             if changed_since_local:
                 params[PARAM_CHANGED_SINCE] = changed_since_local
             page = await self.request("GET", BETEILIGTE_PATH, template=ALL, params=params)
-            for item in guard.accept(page):
+            for item in guard.accept(canonical_page(page)):
                 yield item
+
+    async def sample_page(
+        self, *, skip: int = 0, take: int = MAX_TAKE, changed_since_local: str | None = None
+    ) -> tuple[Any, str | None]:
+        """One listing page exactly as the server sent it (its own field names, no PageGuard, no
+        retry) and the answer's `Date` header: what `check-advoware` compares with the contract."""
+        params = {PARAM_SKIP: str(skip), PARAM_TAKE: str(take)}
+        if changed_since_local:
+            params[PARAM_CHANGED_SINCE] = changed_since_local
+        what = f"GET {ALL}"
+        headers = {"Accept": "application/json"}
+        resp = await self._send("GET", self.base_url + BETEILIGTE_PATH, what, None, params, None, headers)
+        if resp.status_code >= 300:
+            raise self.map_error(resp, what, None)
+        return json_body(resp, what=what, system=SYSTEM), resp.headers.get("date")
 
     async def probe(self) -> None:
         """One cheap authenticated read (a one-record page); raises the error tree when the
@@ -191,7 +209,7 @@ class AdvowareClient(ApiClient):
         """POST; not resent once it may have reached the server (only connect failures are).
         The answer must carry the new ``betNr`` (``ContractError`` otherwise)."""
         data = _expect_dict(
-            await self.request("POST", BETEILIGTE_PATH, template=ALL, body=dict(payload)), "POST"
+            canonical(await self.request("POST", BETEILIGTE_PATH, template=ALL, body=dict(payload))), "POST"
         )
         if betnr_of(data) is None:
             raise ContractError(
@@ -209,13 +227,13 @@ class AdvowareClient(ApiClient):
             if await self._confirm_not_found(betnr, first) is not None:
                 raise _unconfirmed(first, rid, "a second read found the record") from None
             raise first
-        return _expect_same(_expect_dict(data, "PUT", rid), betnr, "PUT")
+        return _expect_same(_expect_dict(canonical(data), "PUT", rid), betnr, "PUT")
 
     # ------------------------------------------------------------------ defences
     async def _read(self, betnr: int) -> dict[str, Any]:
         rid = str(betnr)
         data = await self.request("GET", f"{BETEILIGTE_PATH}/{int(betnr)}", template=ONE, record_id=rid)
-        data = _expect_dict(data, "GET", rid)
+        data = _expect_dict(canonical(data), "GET", rid)
         if FIELD_KEY in data:
             _expect_same(data, betnr, "GET")
         return data

@@ -20,7 +20,32 @@ MAX_TAKE = 100  # the documented maximum page size; a server may cap lower (read
 
 # --- fields (§2.2) ------------------------------------------------------------------------
 FIELD_KEY = "betNr"  # server-assigned int key
-READ_ONLY_FIELDS: tuple[str, ...] = (FIELD_KEY, "geaendertAm", "angelegtAm")  # set by the server, never sent
+FIELD_CHANGED_AT = "geaendertAm"  # change stamp, naive, in ADVOWARE_TIMEZONE
+FIELD_ROW_ID = "rowId"  # row version, new on every update (if the server sends one)
+READ_ONLY_FIELDS: tuple[str, ...] = (
+    FIELD_KEY,
+    FIELD_CHANGED_AT,
+    "angelegtAm",
+)  # set by the server, never sent
+# Every field name the service reads, as the service spells it. A server may spell them in
+# another case (PascalCase in every public Advoware payload): fields.py maps them back.
+KNOWN_FIELDS: tuple[str, ...] = (
+    FIELD_KEY,
+    "rechtsform",
+    "anrede",
+    "titel",
+    "vorname",
+    "name",
+    "zusatz",
+    "geburtsdatum",
+    "handelsRegisterNummer",
+    "registergericht",
+    "kommunikation",
+    FIELD_CHANGED_AT,
+    "angelegtAm",
+    FIELD_ROW_ID,
+)
+KOMMUNIKATION_FIELDS: tuple[str, ...] = ("kommKz", "tlf", "bemerkung", "online")
 
 # --- error texts (§1.5, §2.3), matched as substrings of the body ---------------------------
 # Configuration/auth texts are fatal; never echo the body itself (it may name the user).

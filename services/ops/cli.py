@@ -6,6 +6,9 @@
     backfill [--dry-run]              first-run matching and backfill (resumable; --restart)
     retry-failed [--dry-run]          requeue failed / permanently_failed records and sync them
     unlock <id> | --sweep | --backfill   release a lock (normally never needed)
+    check-advoware                    read-only: where the Advoware server differs from the assumed
+                                      contract (field casing, rowId, stamp zone, paging, licence);
+                                      exit 1 when something would make writes fail
 
 Settings come from the environment / `.env` (services/settings.py), exactly as for the
 service. Output is human-readable (`--json` for machines); progress bars go to stderr on a
@@ -66,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_record_commands(sub: Any) -> None:
     sub.add_parser("status", help="counts per syncStatus, oldest pending work, recent failures")
+    sub.add_parser(
+        "check-advoware",
+        help="read-only: what the Advoware server sends, against the assumed contract (exit 1: writes would fail)",
+    )
 
     h = sub.add_parser("history", help="what the sync did to one record, and why (newest first)")
     h.add_argument("id", nargs="?", help="EspoCRM CBeteiligte id")
@@ -301,6 +308,25 @@ COMMANDS: dict[str, Callable[..., Any]] = {
 WITH_PROGRESS: dict[str, Callable[..., Any]] = {"backfill": cmd_backfill, "retry-failed": cmd_retry_failed}
 
 
+async def cmd_check_advoware(args: argparse.Namespace, out: TextIO) -> int:
+    """Needs Advoware (and Redis for the token) only: it runs without the runtime."""
+    from services.errors import ConfigurationError
+    from services.ops.advoware_check import check_configured, exit_code
+    from services.settings import load_settings
+
+    try:
+        findings = await check_configured(load_settings())
+    except ConfigurationError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print_json({"findings": [f.as_dict() for f in findings]}, out)
+    else:
+        for finding in findings:
+            print(finding.line(), file=out)
+    return exit_code(findings)
+
+
 @asynccontextmanager
 async def open_from_environment() -> AsyncIterator[Runtime]:
     """The default runtime factory: settings from the environment / `.env`, real clients."""
@@ -346,4 +372,6 @@ def main(
     )
     if not args.verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.command == "check-advoware":
+        return asyncio.run(cmd_check_advoware(args, out or sys.stdout))
     return asyncio.run(run(args, out or sys.stdout, runtime_factory or open_from_environment))

@@ -1,4 +1,5 @@
-"""Advoware deletions: noticed within an hour, and never marked in bulk on a status code.
+"""Advoware deletions and edits the change stamp hides: noticed within an hour, and deletions
+never marked in bulk on a status code.
 
 **The scan** (`DeletionScan`, run by the sweep once `interval` has passed since the last one,
 default hourly). Advoware sends no webhooks and its change listing shows no deleted rows, so
@@ -10,6 +11,19 @@ adapter's confirmed 404) decides. Cost per hour for N parties: ceil(N/100) list 
 read per candidate (bench figure 7). The listing is read whole within one sweep rather than a
 slice per sweep: the contract does not promise a stable order across calls, so slices read 15
 minutes apart could skip live records and report them missing.
+
+**Changes the stamp does not show.** The 15-minute change poll (advoware_watch.py) finds an edit
+only through `geaendertAm`; a server whose stamp is missing, late or in another zone than
+ADVOWARE_TIMEZONE would hide it until the daily check. The same listing's rows are full records,
+so each linked row is also compared with its snapshot (`snapshot.advoware_change`: by `rowId`
+when the server sends one, else by content), in Redis only; the differing records are emitted
+for a sync. This costs no Advoware call beyond the listing's pages (bench figure 7).
+
+| a linked row in the listing     | rowId (both sides have one) | content (else)           |
+|---------------------------------|-----------------------------|--------------------------|
+| equal to the snapshot           | nothing                     | nothing                  |
+| differs                         | emitted (`changed`)         | emitted (`changed`)      |
+| no readable snapshot            | emitted (the sync makes one)| emitted                  |
 
 **The bulk-404 breaker** (`DeletionGuard`). A misrouted connector URL, a wrong database or a
 stale Kanzlei answers 404 for records that exist. So deletions are held, not marked, when
@@ -43,6 +57,7 @@ from services.store import keys
 from services.store.timestamps import utc_now
 from services.sync.breaker import Alert
 from services.sync.notify import record_event
+from services.sync.snapshot import SnapshotStore, advoware_change
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -51,6 +66,7 @@ log = logging.getLogger(__name__)
 
 GUARD = "deletions"
 INDEX_CHUNK = 1000
+COMPARE_CHUNK = 500  # linked listing rows compared with their snapshots per Redis round trip
 
 CONDITION = "advoware_deletions_held"  # the alert condition while deletions are held
 
@@ -67,6 +83,8 @@ class ScanResult:
     linked: int = 0
     missing: dict[int, str] = field(default_factory=dict)  # betnr -> EspoCRM id
     held: bool = False  # the guard tripped: nothing emitted
+    changed: dict[int, str] = field(default_factory=dict)  # betnr -> EspoCRM id, differs from its snapshot
+    reasons: dict[str, int] = field(default_factory=dict)  # why they differ: rowId, content, no snapshot
 
 
 @dataclass
@@ -199,26 +217,51 @@ class DeletionScan:
         return out
 
     async def run(self, now: datetime) -> ScanResult:
-        """One complete listing; the missing linked betnrs (unless the guard holds them)."""
+        """One complete listing: the missing linked betnrs (unless the guard holds them) and the
+        linked ones whose Advoware side differs from its snapshot."""
+        linked = await self.linked()
+        result = ScanResult(linked=len(linked))
         seen: set[int] = set()
+        rows: dict[int, dict[str, Any]] = {}
         async for row in self.advo.iter_beteiligte():
             betnr = row.get("betNr")
-            if betnr is not None:
-                seen.add(int(betnr))
-        linked = await self.linked()
-        missing = {b: i for b, i in linked.items() if b not in seen}
-        result = ScanResult(listed=len(seen), linked=len(linked), missing=missing)
-        if missing and not await self.guard.check_scan(len(missing), len(linked)):
+            if betnr is None:
+                continue
+            seen.add(int(betnr))
+            if int(betnr) in linked:
+                rows[int(betnr)] = row
+            if len(rows) >= COMPARE_CHUNK:
+                await self._compare(rows, linked, result)
+        await self._compare(rows, linked, result)
+        result.listed = len(seen)
+        result.missing = {b: i for b, i in linked.items() if b not in seen}
+        if result.missing and not await self.guard.check_scan(len(result.missing), len(linked)):
             result.held = True
-            await self.redis.sadd(keys.breaker_waiting(GUARD), *missing.values())
+            await self.redis.sadd(keys.breaker_waiting(GUARD), *result.missing.values())
         log.info(
-            "deletion scan: %d listed, %d linked, %d missing%s",
+            "advoware scan: %d listed, %d linked, %d missing%s, %d changed %s",
             result.listed,
             result.linked,
-            len(missing),
+            len(result.missing),
             " (held: bulk 404 breaker)" if result.held else "",
+            len(result.changed),
+            json.dumps(result.reasons, sort_keys=True),
         )
         return result
+
+    async def _compare(
+        self, rows: dict[int, dict[str, Any]], linked: dict[int, str], out: ScanResult
+    ) -> None:
+        """Compare `rows` (linked, by betnr) with their snapshots (one Redis round trip); empties `rows`."""
+        snaps = await SnapshotStore(self.redis).get_many([linked[b] for b in rows])
+        for betnr, row in rows.items():
+            espo_id = linked[betnr]
+            snap = snaps.get(espo_id)
+            reason = advoware_change(snap if snap is not None and snap.betnr == betnr else None, row)
+            if reason is not None:
+                out.changed[betnr] = espo_id
+                out.reasons[reason] = out.reasons.get(reason, 0) + 1
+        rows.clear()
 
     async def done(self, started: datetime) -> None:
         await self.redis.set(keys.DELETIONS_SCAN, started.isoformat())

@@ -22,7 +22,7 @@ from services.sync.breaker import is_system_failure
 from services.sync.linking import LinkDecision
 from services.sync.model import ENTITY, Outcome, RecordContext, Result, SyncDeps, as_int
 from services.sync.notify import record_event
-from services.sync.snapshot import Snapshot
+from services.sync.snapshot import Snapshot, row_id
 from services.sync.states import SyncStatus, transition
 
 log = logging.getLogger(__name__)
@@ -277,6 +277,7 @@ class Outcomes:
                 synced_at=now.isoformat(),
                 espo_modified_at=espo_saved.get("modifiedAt"),
                 advo_changed_at=(advo_saved or {}).get("geaendertAm"),
+                advo_row_id=row_id(advo_saved),
                 extra={k: v for k, v in (extra or {}).items() if v},
             )
         )

@@ -9,9 +9,11 @@ sync falls back to its timestamp rule and writes a new one.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from services.advoware.contract import FIELD_ROW_ID
 from services.store import keys
 
 if TYPE_CHECKING:
@@ -28,7 +30,36 @@ class Snapshot:
     # modifiedAt EspoCRM returned for our last write, geaendertAm Advoware returned for ours.
     espo_modified_at: str | None = None
     advo_changed_at: str | None = None
+    # Advoware's row version (`rowId`) of the state synced, when the server sends one: the
+    # hourly listing's change signal that needs no content compare (services/sync/deletions.py).
+    advo_row_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def row_id(advo: Mapping[str, Any] | None) -> str | None:
+    """Advoware's row version of a record as read (None when the server sends none)."""
+    value = (advo or {}).get(FIELD_ROW_ID)
+    return None if value is None or value == "" else str(value)
+
+
+def advoware_change(snap: Snapshot | None, row: Mapping[str, Any]) -> str | None:
+    """Why the Advoware record `row` (a full listing row or GET) differs from the synced state,
+    or None when it does not: by `rowId` when both carry one, else by content.
+
+    The content compared is what Advoware should hold: the snapshot's content with the fields
+    Advoware is known not to have stored (verify.py's baseline) as it stored them, so a known
+    divergence is not found again every hour."""
+    from services.beteiligte import mapper
+    from services.sync.verify import ADVO_BASELINE
+
+    if snap is None:
+        return "no snapshot"
+    current = row_id(row)
+    if current is not None and snap.advo_row_id is not None:
+        return None if current == snap.advo_row_id else "rowId"
+    baseline = snap.extra.get(ADVO_BASELINE) or {}
+    expected = snap.content_hash if not baseline else mapper.content_hash({**snap.content, **baseline})
+    return None if mapper.content_hash(mapper.from_advo(row)) == expected else "content"
 
 
 def _decode(raw: str) -> Snapshot | None:

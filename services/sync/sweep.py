@@ -7,9 +7,12 @@ Sources (each paged, none capped, each costing calls in proportion to what it fi
 4. `clean` records not verified for 24 h (advowareLastSync), as daily checks;
 5. EspoCRM changes since a watermark (modifiedAt): the safety net for webhooks EspoCRM
    gave up on after 4 attempts; our own writes are recognised via the snapshot;
-6. Advoware changes since a watermark (geaendertAm, local time): Advoware sends no
+6. Advoware changes since a watermark (geaendertAm, in ADVOWARE_TIMEZONE): Advoware sends no
    webhooks, so this is how an Advoware edit reaches EspoCRM within one interval
-   (services/sync/advoware_watch.py: watermark guard, pending set, cost per change).
+   (services/sync/advoware_watch.py: watermark guard, pending set, cost per change);
+7. hourly, one complete Advoware listing (services/sync/deletions.py): linked parties
+   missing from it, and those whose row differs from the snapshot (by rowId or content), so
+   an edit whose stamp is missing, late or in another zone still arrives within the hour.
 
 Before any of that, the circuit breakers (services/sync/breaker.py): a system whose breaker
 is open gets one cheap probe; if it still fails, the sweep collects and emits nothing (every
@@ -271,7 +274,8 @@ class Sweeper:
         plan.advo_watermark = changes.watermark
 
     async def _collect_advoware_deletions(self, plan: SweepPlan, now: datetime) -> None:
-        """Hourly: linked parties missing from a complete Advoware listing (services/sync/deletions.py)."""
+        """Hourly: linked parties missing from a complete Advoware listing, and those whose row
+        differs from the snapshot (services/sync/deletions.py)."""
         if not await self.deletion_scan.due(now):
             return
         result = await self.deletion_scan.run(now)
@@ -280,6 +284,8 @@ class Sweeper:
             plan.counts["advoware_missing_held"] = len(result.missing)
         else:
             plan.add("advoware_missing", result.missing.values())
+        # Edits the change poll's stamp did not show (the row differs from its snapshot).
+        plan.add("advoware_scan_changed", result.changed.values())
         plan.deletion_scan_started = now
 
     async def commit(self, plan: SweepPlan) -> None:

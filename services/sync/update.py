@@ -33,7 +33,7 @@ from services.sync.model import ENTITY, Outcome, RecordContext, Result, SyncDeps
 from services.sync.notify import record_event
 from services.sync.outcomes import Outcomes
 from services.sync.planning import Planner
-from services.sync.snapshot import Snapshot
+from services.sync.snapshot import Snapshot, row_id
 from services.sync.states import SyncStatus
 from services.sync.verify import Verification, answered_fields, verify_writes
 
@@ -172,6 +172,7 @@ class Updater:
             or snap.content_hash != mapper.content_hash(plan.merged)
             or snap.espo_modified_at != saved.get("modifiedAt")
             or snap.advo_changed_at != advo.get("geaendertAm")
+            or snap.advo_row_id != row_id(advo)
         ):
             # Known divergences (verify.py) stay known while the two sides still differ there.
             still = mapper.diff(mapper.from_espo(ctx.espo), mapper.from_advo(advo))

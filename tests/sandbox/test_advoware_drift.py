@@ -19,6 +19,8 @@ from services.http.retry import RetryPolicy
 from services.settings import Settings
 from tests.sandbox.test_advoware import BASE, bearer
 
+WIRE_MODES_OFF = {"frozen_stamp": False, "pascal_case": False, "utc_stamps": False, "row_id": False}
+
 
 async def _nosleep(_: float) -> None:
     return None
@@ -62,6 +64,7 @@ async def test_drift_endpoint_shows_sets_validates_and_clears(
         "page_cap": None,
         "records_404": False,
         "listing_404": False,
+        **WIRE_MODES_OFF,
     }
     assert (await set_drift(ac, page_cap=50))["page_cap"] == 50
     assert (await set_drift(ac, ignore_skip=True)) == {
@@ -69,6 +72,7 @@ async def test_drift_endpoint_shows_sets_validates_and_clears(
         "page_cap": 50,
         "records_404": False,
         "listing_404": False,
+        **WIRE_MODES_OFF,
     }
     for bad in ({"page_cap": 0}, {"page_cap": "50"}, {"ignore_skip": "yes"}, {"skip_everything": True}):
         r = await ac.post("/__sandbox/drift", json=bad)
