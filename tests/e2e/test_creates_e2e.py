@@ -148,9 +148,8 @@ def slow_advoware_creates(stack: Stack) -> Iterator[None]:
         clear_advo_faults(stack)
 
 
-def test_two_records_of_one_person_in_one_webhook_batch_make_one_party(
-    stack: Stack, actor: Actor, slow_advoware_creates: None
-) -> None:
+@pytest.mark.usefixtures("slow_advoware_creates")
+def test_two_records_of_one_person_in_one_webhook_batch_make_one_party(stack: Stack, actor: Actor) -> None:
     last = unique("Doppelt")
     pause_webhooks(stack, True)  # both creates go out as one batch
     try:
@@ -161,9 +160,8 @@ def test_two_records_of_one_person_in_one_webhook_batch_make_one_party(
     assert_one_party_and_one_held(stack, actor, last, first, second)
 
 
-def test_two_simultaneous_deliveries_of_one_person_make_one_party(
-    stack: Stack, actor: Actor, slow_advoware_creates: None
-) -> None:
+@pytest.mark.usefixtures("slow_advoware_creates")
+def test_two_simultaneous_deliveries_of_one_person_make_one_party(stack: Stack, actor: Actor) -> None:
     last = unique("Zugleich")
     pause_webhooks(stack, True)  # EspoCRM's own delivery waits; two deliveries arrive at once
     try:
