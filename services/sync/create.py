@@ -25,7 +25,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from services.errors import TransientError
+from services.errors import TransientError, VersionConflictError
 from services.sync.claims import ClaimBusy, HeldClaims
 from services.sync.decide import is_empty
 from services.sync.intents import CreateIntent
@@ -67,6 +67,17 @@ class Creator:
         self._updater = updater
 
     async def create(self, ctx: RecordContext) -> Outcome:
+        try:
+            return await self._try(ctx)
+        except VersionConflictError:
+            # A person saved the record since this run read it (the `syncing` mark, the betnr
+            # write of a link and the write-back carry the version read): run once more on what
+            # they saved. A POST already made is found again from the intent (an earlier try).
+            await self._d.locks.mark_again(ctx.record_id)
+            log.info("record %s was saved in EspoCRM during its create; running again", ctx.record_id)
+            return Outcome(ctx.record_id, Result.SKIPPED, reason="saved in EspoCRM meanwhile; running again")
+
+    async def _try(self, ctx: RecordContext) -> Outcome:
         from services.beteiligte import mapper
         from services.store import keys
 
@@ -126,7 +137,9 @@ class Creator:
         )
         now = self._d.systems.clock()
         held.check()
-        saved = await self._out.finish(ctx, {"betnr": betnr}, now, message=check.message(content))
+        saved = await self._out.finish(
+            ctx, {"betnr": betnr}, now, advo=created, message=check.message(content)
+        )
         await self._out.store_snapshot(ctx.record_id, betnr, content, now, saved, created, check.extra)
         if check.advo_missing:
             await self._out.report_unapplied(
@@ -146,7 +159,7 @@ class Creator:
         assert decision.betnr is not None and decision.advo is not None
         held.check()
         await self._out.mark_syncing(ctx)
-        saved = await self._out.write_espo(ctx, {"betnr": decision.betnr})
+        saved = await self._out.write_espo(ctx, {"betnr": decision.betnr}, versioned=True)
         ctx.espo["betnr"] = decision.betnr
         await self._d.linker.index.upsert([decision.advo])
         recovered = decision.ours and intent is not None

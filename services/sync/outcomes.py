@@ -166,10 +166,13 @@ class Outcomes:
 
     # ------------------------------------------------------------------ status writes
     async def mark_syncing(self, ctx: RecordContext) -> None:
-        """Mirror the lock in EspoCRM for visibility - only when this sync writes anyway."""
+        """Mirror the lock in EspoCRM for visibility - only when this sync writes anyway. Sent
+        with the version read, like every write of the chain that ends in `finish`: a person's
+        save since the read raises VersionConflictError (the caller reads again and decides
+        again) instead of being laundered into the version `finish` sends."""
         if ctx.espo.get("syncStatus") == SyncStatus.SYNCING.value:
             return
-        await self.write_espo(ctx, {"syncStatus": SyncStatus.SYNCING.value})
+        await self.write_espo(ctx, {"syncStatus": SyncStatus.SYNCING.value}, versioned=True)
 
     async def finish(
         self,
@@ -177,26 +180,30 @@ class Outcomes:
         data: dict[str, Any],
         now: datetime,
         *,
-        versioned: bool = False,
+        advo: Mapping[str, Any] | None,
         message: str | None = None,
     ) -> dict[str, Any]:
         """Write the sync's EspoCRM changes together with clean status and advowareLastSync.
-        `versioned`: sent with the record's versionNumber as read, so that EspoCRM refuses it
-        (VersionConflictError) if a person saved the record since (services/sync/update.py).
-        `message` (syncErrorMessage) reports what a write did not apply (services/sync/verify.py)."""
+        Sent with the versionNumber of the read the decision was based on (or of this run's own
+        versioned write since), so that EspoCRM refuses it (VersionConflictError) if a person
+        saved the record since: the caller reads again and decides again (services/sync/update.py).
+        `now`: taken after the Advoware write; `advo`: the Advoware record both sides now agree
+        with (its stamp bounds advowareLastSync, planning.synced_until). `message`
+        (syncErrorMessage) reports what a write did not apply (services/sync/verify.py)."""
         from services.espocrm.datetime import format_espo_datetime
+        from services.sync.planning import synced_until
 
         target = transition(SyncStatus.SYNCING, SyncStatus.CLEAN)
         body = dict(data)
         body.update(
             {
                 "syncStatus": target.value,
-                "advowareLastSync": format_espo_datetime(now),
+                "advowareLastSync": format_espo_datetime(synced_until(now, advo, self._d.systems.tz)),
                 "syncErrorMessage": message,
                 "syncRetryCount": 0,
             }
         )
-        return await self.write_espo(ctx, body, versioned=versioned)
+        return await self.write_espo(ctx, body, versioned=True)
 
     async def report_unapplied(
         self, ctx: RecordContext, message: str, fields: list[str], *, espo_only: bool
@@ -239,9 +246,12 @@ class Outcomes:
     async def write_espo(
         self, ctx: RecordContext, data: dict[str, Any], *, versioned: bool = False
     ) -> dict[str, Any]:
+        """`versioned`: sent with the version of the read (or of this run's last versioned write);
+        EspoCRM refuses it with 409 (VersionConflictError) if the record was saved since."""
         version = ctx.espo.get("versionNumber")
-        if versioned and isinstance(version, int) and not isinstance(version, bool):
-            saved = await self._d.systems.espo.update(ENTITY, ctx.record_id, data, version_number=version)
+        sent = version if versioned and isinstance(version, int) and not isinstance(version, bool) else None
+        if sent is not None:
+            saved = await self._d.systems.espo.update(ENTITY, ctx.record_id, data, version_number=sent)
         else:
             saved = await self._d.systems.espo.update(ENTITY, ctx.record_id, data)
         ctx.espo_writes += 1
@@ -249,7 +259,10 @@ class Outcomes:
         if "syncStatus" in data:
             ctx.espo["syncStatus"] = data["syncStatus"]
         saved = saved if isinstance(saved, dict) else {}
-        if "versionNumber" in saved:  # our own write moved it: the next versioned write sends that
+        if sent is not None and "versionNumber" in saved:
+            # Only a versioned write that passed proves nobody saved since the read: the next
+            # versioned write of this run sends the version it produced. Adopting the answer of an
+            # unversioned write would launder a person's save into it (issue 20).
             ctx.espo["versionNumber"] = saved["versionNumber"]
         # Pollers recognise this write as ours by the modifiedAt it produced.
         await self._d.own_writes.put(ctx.record_id, saved.get("modifiedAt"))

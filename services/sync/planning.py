@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from services.errors import NotFoundError
 from services.sync.decide import MergePlan, decide
@@ -15,6 +15,9 @@ from services.sync.model import ENTITY, PARKED, SyncDeps, Trigger, as_int, stays
 from services.sync.snapshot import Snapshot
 from services.sync.states import SyncStatus
 from services.sync.verify import ADVO_BASELINE, ESPO_BASELINE
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 # Without a snapshot, a change time within this window after advowareLastSync is taken to
 # be our own metadata write, not a person's edit.
@@ -62,7 +65,7 @@ class Planner:
             mapper.from_advo(advo),
             dict(base) if base is not None else (snap.content if snap else None),
             espo_changed_since_sync=espo_changed(espo),
-            advo_changed_since_sync=self._advo_changed(espo, advo),
+            advo_changed_since_sync=advo_changed(espo, advo, self._d.systems.tz),
             # Fields a write did not apply: compared with what that side stored (verify.py).
             advo_baseline=snap.extra.get(ADVO_BASELINE) if snap else None,
             espo_baseline=snap.extra.get(ESPO_BASELINE) if snap else None,
@@ -119,14 +122,33 @@ class Planner:
         elif decision.action is Action.HOLD:
             out.action, out.reason = "hold", decision.message
 
-    def _advo_changed(self, espo: Mapping[str, Any], advo: Mapping[str, Any]) -> bool | None:
-        from services.advoware.timezone import local_to_utc
-        from services.espocrm.datetime import parse_espo_datetime
 
-        last, changed = espo.get("advowareLastSync"), advo.get("geaendertAm")
-        if not last or not changed:
-            return None
-        return local_to_utc(changed, self._d.systems.tz) > parse_espo_datetime(last)
+def advo_changed(espo: Mapping[str, Any], advo: Mapping[str, Any], tz: ZoneInfo) -> bool | None:
+    """Edited in Advoware since the last sync (None: not known, no timestamps). Compared at the
+    stamps' one-second resolution; advowareLastSync is never before the stamp of the service's own
+    last write (`synced_until`), so that write is not taken for an edit."""
+    from services.advoware.timezone import local_to_utc
+    from services.espocrm.datetime import parse_espo_datetime
+
+    last, changed = espo.get("advowareLastSync"), advo.get("geaendertAm")
+    if not last or not changed:
+        return None
+    return local_to_utc(changed, tz).replace(microsecond=0) > parse_espo_datetime(last)
+
+
+def synced_until(now: datetime, advo: Mapping[str, Any] | None, tz: ZoneInfo) -> datetime:
+    """The advowareLastSync a sync writes: `now`, taken after its Advoware write (so a sync that
+    waited long for Advoware is not mistaken for a later EspoCRM edit by `espo_changed`), and
+    never before the change stamp of the Advoware record both sides now hold - the answer to our
+    own PUT, or the record as read - so `advo_changed` never takes the service's own last write
+    (or the edit it just synced) for a new edit, even when Advoware's clock runs ahead. Without a
+    snapshot (Redis emptied) this is what tells a one-sided edit from a conflict."""
+    from services.advoware.timezone import local_to_utc
+
+    stamp = (advo or {}).get("geaendertAm")
+    if not stamp:
+        return now
+    return max(now, local_to_utc(stamp, tz))
 
 
 def espo_changed(espo: Mapping[str, Any]) -> bool | None:

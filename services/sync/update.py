@@ -8,9 +8,12 @@ was lost is still reported by the next run.
 
 Concurrent edits while a sync runs (docs/architecture.md, "Concurrent edits"):
 
-- the EspoCRM write carrying Advoware's changes is sent with the versionNumber read; a person's
-  save in between makes EspoCRM answer 409 `modified` -> read again and decide again, with what
-  this run already wrote to Advoware as the base of those fields (no spurious conflict);
+- every EspoCRM write of the run up to the one carrying Advoware's changes (the `syncing` mark,
+  then `finish`) is sent with the versionNumber of the read the decision was based on, or of the
+  run's own versioned write before it; a person's save in between makes EspoCRM answer 409
+  `modified` -> read again and decide again, with what this run already wrote to Advoware as the
+  base of those fields (no spurious conflict). Their save becomes an ordinary EspoCRM edit, or a
+  conflict (EspoCRM wins, the Advoware value named in the notice): never silently overwritten;
 - the Advoware record is read again right before the full-replace PUT when the first read is
   older than `reread_after_seconds` (SYNC_ADVOWARE_REREAD_SECONDS); changed content -> decide again.
 
@@ -159,14 +162,17 @@ class Updater:
         snap: Snapshot | None,
         advo: dict[str, Any],
         pending: list[FieldConflict],
-    ) -> Outcome:
+    ) -> Outcome | Replan:
         """Nothing to write: only status metadata and, if it moved, the snapshot."""
         from services.beteiligte import mapper
 
         now = self.deps.systems.clock()
         saved = ctx.espo
         if ctx.status is not SyncStatus.CLEAN or trigger is Trigger.DAILY_CHECK:
-            saved = await self.outcomes.finish(ctx, {}, now)  # status / last-check metadata only
+            try:  # status / last-check metadata only
+                saved = await self.outcomes.finish(ctx, {}, now, advo=advo)
+            except VersionConflictError:
+                return Replan("the EspoCRM record was saved since it was read (409)")
         if (
             snap is None
             or snap.content_hash != mapper.content_hash(plan.merged)
@@ -199,8 +205,10 @@ class Updater:
     ) -> Outcome | Replan:
         from services.beteiligte import mapper
 
-        now = self.deps.systems.clock()
-        await self.outcomes.mark_syncing(ctx)
+        try:
+            await self.outcomes.mark_syncing(ctx)
+        except VersionConflictError:  # nothing written yet: decide again on what the person saved
+            return Replan("the EspoCRM record was saved since it was read (409)", base)
         advo_after = advo
         if plan.conflicts:
             await self.deps.conflicts.put(ctx.record_id, betnr, plan.conflicts)
@@ -219,9 +227,10 @@ class Updater:
             advo_answer=mapper.from_advo(advo_after) if plan.to_advo else None,
         )  # fmt: skip
         patch = mapper.to_espo_patch(plan.merged, plan.to_espo, current=ctx.espo) if plan.to_espo else {}
+        now = self.deps.systems.clock()  # after the Advoware write: advowareLastSync follows it
         try:
             saved = await self.outcomes.finish(
-                ctx, patch, now, versioned=bool(patch), message=advo_check.message(plan.merged)
+                ctx, patch, now, advo=advo_after, message=advo_check.message(plan.merged)
             )
         except VersionConflictError:
             return Replan("the EspoCRM record was saved meanwhile (409)", base_after_write(base, snap, plan))

@@ -122,3 +122,69 @@ async def test_without_the_reread_the_window_is_the_read_to_put_time(env: dict[s
     gets = advo.calls["get"]
     out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
     assert out.result is Result.UPDATED and advo.calls["get"] == gets + 1
+
+
+def person_saves_during_the_advoware_call(env: dict[str, Any], rid: str, method: str, **changes: Any) -> None:
+    """The person's save lands after our EspoCRM read, while an Advoware call of the run is under
+    way (`get_beteiligter`: before any write of the run; `create_beteiligter`: during the POST)."""
+    espo, advo = env["espo"], env["advo"]
+    original = getattr(advo, method)
+    done = [False]
+
+    async def call(*args: Any) -> Any:
+        if not done[0]:
+            done[0] = True
+            espo.edit(rid, **changes)
+        return await original(*args)
+
+    setattr(advo, method, call)
+
+
+async def test_a_save_during_the_advoware_read_is_not_laundered_by_the_syncing_mark(
+    env: dict[str, Any],
+) -> None:
+    """Issue 20: the unversioned `syncing` mark adopted the version the person's save produced,
+    and the write carrying Advoware's title then overwrote their title without a word."""
+    espo, advo = env["espo"], env["advo"]
+    rid, betnr = await linked(env)
+    advo.edit(betnr, titel="Prof.")  # Advoware's change the sync is about to write to EspoCRM
+    person_saves_during_the_advoware_call(env, rid, "get_beteiligter", titel="Dr. med.")
+    out = await env["engine"].sync_record(rid, Trigger.SWEEP)
+    assert out.result is Result.UPDATED and espo.calls["version_conflict"] == 1
+    # Both changed the title: the person's (EspoCRM's) wins on both sides, and the notice names
+    # the Advoware value it overwrote.
+    assert espo.records[rid]["titel"] == "Dr. med." and advo.records[betnr]["titel"] == "Dr. med."
+    assert any("Prof." in message and "Dr. med." in message for _, message in espo.notifications)
+
+
+async def test_a_save_during_a_link_is_kept(env: dict[str, Any]) -> None:
+    """The identity check links an existing party; the person saves while it reads Advoware. The
+    betnr write is versioned: the link is decided again on what they saved, and their title is not
+    replaced by Advoware's (the first sync would otherwise fill it from Advoware)."""
+    espo, advo = env["espo"], env["advo"]
+    betnr = advo.add(
+        {"rechtsform": None, "anrede": "Herr", "titel": "Prof.", "vorname": "Jürgen", "name": "Müßig",
+         "geburtsdatum": "1970-03-29", "kommunikation": []}
+    )  # fmt: skip
+    rid = espo.add(
+        {"beteiligterTyp": "Person", "firstName": "Jürgen", "lastName": "Müßig", "geburtsdatum": "1970-03-29"}
+    )
+    # The first Advoware read of the run is the identity check's read of the candidate.
+    person_saves_during_the_advoware_call(env, rid, "get_beteiligter", titel="Dr. med.")
+    out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)
+    assert out.betnr == betnr and advo.calls["create"] == 0
+    assert espo.records[rid]["titel"] == "Dr. med." and advo.records[betnr]["titel"] == "Dr. med."
+    assert any("Prof." in message for _, message in espo.notifications)  # both had a title: told
+
+
+async def test_a_save_during_the_create_post_reaches_advoware(env: dict[str, Any]) -> None:
+    """The write-back of a create carries the version read: a person's save during the POST makes
+    it run again, and their edit reaches Advoware now (no second party)."""
+    espo, advo = env["espo"], env["advo"]
+    rid = espo.add(dict(PERSON_ESPO))
+    person_saves_during_the_advoware_call(env, rid, "create_beteiligter", titel="Dr. med.")
+    await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)
+    assert advo.calls["create"] == 1 and len(advo.records) == 1
+    betnr = espo.records[rid]["betnr"]
+    assert espo.records[rid]["syncStatus"] == "clean"
+    assert espo.records[rid]["titel"] == "Dr. med." and advo.records[betnr]["titel"] == "Dr. med."

@@ -184,10 +184,12 @@ async def test_create_after_crash_before_write_back_does_not_duplicate(env: dict
     rid = env["espo"].add(dict(PERSON_ESPO))
     original_update = env["espo"].update
 
-    async def write_back_fails(entity: str, record_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    async def write_back_fails(
+        entity: str, record_id: str, data: dict[str, Any], **kw: Any
+    ) -> dict[str, Any]:
         if "betnr" in data:  # the worker dies right after Advoware answered the POST
             raise UnavailableError("down", system="espocrm", status_code=503)
-        return await original_update(entity, record_id, data)
+        return await original_update(entity, record_id, data, **kw)
 
     env["espo"].update = write_back_fails
     out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)
