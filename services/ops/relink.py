@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.errors import NotFoundError, OperationError
 from services.ops.actions import outcome_dict
+from services.sync.claims import ClaimBusy
 from services.sync.model import ENTITY, Trigger
 from services.sync.states import IllegalTransition, SyncStatus, transition
 
@@ -31,6 +32,20 @@ async def relink(engine: SyncEngine, record_id: str, betnr: int) -> dict[str, An
         await engine.systems.advo.get_beteiligter(betnr)
     except NotFoundError:
         raise OperationError(f"betnr {betnr} does not exist in Advoware", 404) from None
+    # Under the betnr's claim: a create linking the same betnr right now is not missed.
+    try:
+        async with engine.deps.linker.claims.hold(betnrs=[betnr]):
+            previous = await _point_at(engine, record_id, betnr)
+    except ClaimBusy:
+        raise OperationError(f"betnr {betnr} is being linked right now; try again in a moment", 409) from None
+    log.info("relink: record %s -> betnr %s (was %s)", record_id, betnr, previous)
+    outcome = await engine.sync_record(record_id, Trigger.MANUAL)
+    return {"relinked": True, "previousBetnr": previous, **outcome_dict(outcome)}
+
+
+async def _point_at(engine: SyncEngine, record_id: str, betnr: int) -> Any:
+    """Write `betnr` to the record (requeued as pending_sync) unless another record holds it;
+    the betnr it had."""
     others = await engine.deps.linker.other_holders(record_id, betnr)
     if others:
         raise OperationError(
@@ -57,9 +72,7 @@ async def relink(engine: SyncEngine, record_id: str, betnr: int) -> dict[str, An
         await engine.snapshots.delete(record_id)  # it belonged to the old pair
     finally:
         await engine.locks.release(record_id, token)
-    log.info("relink: record %s -> betnr %s (was %s)", record_id, betnr, record.get("betnr"))
-    outcome = await engine.sync_record(record_id, Trigger.MANUAL)
-    return {"relinked": True, "previousBetnr": record.get("betnr"), **outcome_dict(outcome)}
+    return record.get("betnr")
 
 
 async def relink_request(rt: Runtime, body: Any) -> dict[str, Any]:

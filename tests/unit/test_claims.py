@@ -79,6 +79,23 @@ async def test_the_uniqueness_check_waits_for_a_create_linking_the_same_betnr() 
     assert decision.action.value == "hold" and decision.related == ("r1",)
 
 
+async def test_relink_waits_for_a_create_linking_the_same_betnr() -> None:
+    from services.errors import OperationError
+    from services.ops.relink import relink
+
+    env = fake_env()
+    betnr = env["advo"].add({"rechtsform": None, "vorname": "Ida", "name": "Link", "kommunikation": []})
+    rid = env["espo"].add({"beteiligterTyp": "Person", "firstName": "Ida", "lastName": "Link"})
+    async with Claims(env["redis"], 30).hold(betnrs=[betnr]):
+        waiting = asyncio.create_task(relink(env["engine"], rid, betnr))
+        await asyncio.sleep(0.2)
+        assert not waiting.done(), "relinked while a create was linking the same betnr"
+        other = env["espo"].add({"betnr": betnr})  # that create's write-back
+    with pytest.raises(OperationError) as refused:
+        await waiting
+    assert refused.value.status == 409 and other in str(refused.value)
+
+
 async def test_the_link_check_reports_a_betnr_held_by_two_records_once() -> None:
     env = fake_env(ESPOCRM_NOTIFY_USER_ID="u1")
     espo, clock = env["espo"], env["clock"]
