@@ -8,13 +8,14 @@ PY        := $(VENV)/bin/python
 STAMP_DIR := .run
 PORT      ?= 3000
 
-.PHONY: help install run serve test test-unit test-e2e lint typecheck bench chaos clean
+.PHONY: help install run serve test test-unit test-e2e lint typecheck bench chaos clean espocrm-extension
 
 help:
 	@echo "make run    - sandbox: Redis + EspoCRM/Advoware simulators + service with Workbench on http://127.0.0.1:$(PORT)"
 	@echo "make test   - lint, types, unit, integration and end-to-end tests (real Motia + Redis)"
 	@echo "make serve  - the service alone against the endpoints configured in .env / the environment"
 	@echo "make bench  - performance benchmark (prints a table, never fails on speed)"
+	@echo "make espocrm-extension - dist/vmh-beteiligte-espocrm.zip: the CBeteiligte entity as an EspoCRM extension"
 	@echo "make chaos  - long chaos run: two instances, all faults, instance kills, Redis restarts (~25 min); prints the figures"
 
 ## install: everything the service and the tests need, idempotent (stamps in .run/)
@@ -57,6 +58,10 @@ $(STAMP_DIR)/python: pyproject.toml
 
 run: install
 	@bash scripts/run-sandbox.sh
+
+## espocrm-extension: the entity and its fields as an installable EspoCRM extension (from services/espocrm/schema.py)
+espocrm-extension: install
+	$(PY) -m services.espocrm.extension dist/vmh-beteiligte-espocrm.zip
 
 serve: install
 	@bash scripts/serve.sh

@@ -57,6 +57,13 @@ OPTIONS: list[tuple[str, Any, str | None, Any, str | None]] = [
     ("--webhook-timeout", float, None, 10.0, "sender timeout, seconds (408)"),
     ("--webhook-shuffle", SWITCH, None, None, "shuffle batch order (chaos)"),
     ("--no-webhooks", SWITCH, None, None, "do not pre-register the three webhooks"),
+    (
+        "--no-entity",
+        SWITCH,
+        None,
+        None,
+        "start without the CBeteiligte entity and its records (set it up with setup-espocrm)",
+    ),
     ("--timezone", str, "SANDBOX_TIMEZONE", "Europe/Berlin", None),
     (
         "--advo-drift",
@@ -112,6 +119,7 @@ def parse_args(argv: list[str] | None = None) -> SandboxConfig:
         **{name: options[name] for name in SAME_NAME},
         demo=not a.no_demo,
         webhooks_enabled=not a.no_webhooks,
+        entity_enabled=not a.no_entity,
         advo_timezone=a.timezone,
         advo_drift=_drift_modes(p, a.advo_drift),
     )

@@ -19,6 +19,9 @@ ESPO_API_SECRET = "sandbox-espo-api-secret"
 ESPO_HUMAN_USER_ID = "6650000000000hum1"
 ESPO_HUMAN_USER_NAME = "anna.admin"
 ESPO_HUMAN_KEY = "sandbox-espo-human-key"
+# anna.admin's password: the admin API (Entity Manager, Field Manager) takes a user name and
+# password (`Espo-Authorization`), as `python -m services.ops setup-espocrm` sends them.
+ESPO_ADMIN_PASSWORD = "sandbox-anna-admin-password"
 
 # Pre-registered webhooks (event suffix -> (id, secretKey)). Sandbox-only values on purpose.
 WEBHOOKS: dict[str, tuple[str, str]] = {
@@ -64,6 +67,7 @@ class SandboxConfig:
     webhook_batch_size: int = 50
     webhook_shuffle: bool = False
     webhooks_enabled: bool = True  # register the three pre-configured webhooks
+    entity_enabled: bool = True  # CBeteiligte exists with the whole schema (else: set it up by the admin API)
     advo_timezone: str = ADVO_TIMEZONE
     # Advoware drift modes to start in (sandbox/advoware_drift.py), e.g. {"pascal_case": True}.
     advo_drift: dict[str, Any] = field(default_factory=dict)

@@ -25,6 +25,12 @@ if TYPE_CHECKING:
     from services.beteiligte.fieldmap import Direction
 
 
+def http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
@@ -40,6 +46,10 @@ class Settings(BaseSettings):
     ESPOCRM_NOTIFY_USER_ID: str | None = None
     # Optional override of that user's userName for the @mention (normally looked up via GET /User/{id}).
     ESPOCRM_NOTIFY_USER_NAME: str | None = None
+    # The service's public base URL as EspoCRM reaches it (what `setup-espocrm --url` was given):
+    # the start-up check expects the webhooks at <it>/vmh/webhook/beteiligte/<event>. Unset: it
+    # checks the path only.
+    SYNC_PUBLIC_URL: str | None = None
 
     # --- Advoware ------------------------------------------------------------------
     ADVOWARE_API_BASE_URL: str
@@ -131,9 +141,12 @@ class Settings(BaseSettings):
     @field_validator("ESPOCRM_API_BASE_URL", "ADVOWARE_API_BASE_URL", "ADVOWARE_SECURITY_URL")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value
+        return http_url(value)
+
+    @field_validator("SYNC_PUBLIC_URL")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        return http_url(value) if value else None
 
     @field_validator("REDIS_URL")
     @classmethod
@@ -168,18 +181,52 @@ class Settings(BaseSettings):
         return secret.get_secret_value() if secret is not None else None
 
 
+class SetupSettings(BaseSettings):
+    """What `python -m services.ops setup-espocrm` reads: the API user (the webhooks are its own)
+    and, optionally, an admin's login. Nothing else is needed on day one: the webhook secrets
+    are what it prints. The admin's password is used for the one run and never written anywhere."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+    )
+
+    ESPOCRM_API_BASE_URL: str
+    ESPOCRM_API_KEY: SecretStr
+    ESPOCRM_API_SECRET: SecretStr | None = None
+    ESPOCRM_ADMIN_USER: str | None = None
+    ESPOCRM_ADMIN_PASSWORD: SecretStr | None = None
+    HTTP_TIMEOUT_SECONDS: float = Settings.model_fields["HTTP_TIMEOUT_SECONDS"].default
+
+    @field_validator("ESPOCRM_API_BASE_URL")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return http_url(value)
+
+
+def load_setup_settings() -> SetupSettings:
+    """The setup command's settings, or one ConfigurationError naming each bad variable."""
+    try:
+        return SetupSettings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigurationError(_problems(exc)) from None
+
+
+def _problems(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        name = ".".join(str(part) for part in err["loc"]) or "?"
+        kind = "missing" if err["type"] == "missing" else "invalid"
+        detail = "" if kind == "missing" else f": {err['msg']}"
+        problems.append(f"{name} is {kind}{detail}")
+    return "configuration error: " + "; ".join(problems)
+
+
 def load_settings() -> Settings:
     """Read and validate the settings, or raise one ConfigurationError naming each bad variable."""
     try:
         return Settings()  # type: ignore[call-arg]
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            name = ".".join(str(part) for part in err["loc"]) or "?"
-            kind = "missing" if err["type"] == "missing" else "invalid"
-            detail = "" if kind == "missing" else f": {err['msg']}"
-            problems.append(f"{name} is {kind}{detail}")
-        raise ConfigurationError("configuration error: " + "; ".join(problems)) from None
+        raise ConfigurationError(_problems(exc)) from None
 
 
 @lru_cache(maxsize=1)

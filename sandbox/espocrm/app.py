@@ -14,6 +14,7 @@ from starlette.routing import Route
 from sandbox import config as cfg
 from sandbox.admin import admin_routes, json_or_empty
 from sandbox.common import Fault, Harness, HarnessMiddleware, Send, send_json
+from sandbox.espocrm.admin_api import AdminApi
 from sandbox.espocrm.routes import EspoApi
 from sandbox.espocrm.schema import ENTITY, now_espo
 from sandbox.espocrm.store import EspoStore
@@ -52,6 +53,7 @@ class EspoSimulator:
         self.reset()
         routes = [
             *self.api.routes(),
+            *AdminApi(self.store, self.api).routes(),
             *admin_routes(self.harness, self.admin_reset, self.admin_records, self.admin_extra()),
         ]
         self.starlette = Starlette(routes=routes, lifespan=self._lifespan)
@@ -63,7 +65,7 @@ class EspoSimulator:
             self.dispatcher.remove(wid)
         self.dispatcher.log.clear()
         self.dispatcher.delivered.clear()
-        if self.config.webhooks_enabled:
+        if self.config.webhooks_enabled and self.store.defs.exists:
             api = self.store.users[cfg.ESPO_API_USER_ID]
             for event, (wid, secret) in cfg.WEBHOOKS.items():
                 self.dispatcher.add(

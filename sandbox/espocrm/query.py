@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sandbox.espocrm.schema import ATTRIBUTES, INT_RE, MAX_SIZE, EspoError
+from sandbox.espocrm.schema import INT_RE, MAX_SIZE, EspoError
 
 WHERE_KEYS = {"type", "attribute", "value", "dateTime", "timeZone"}
 
@@ -87,14 +87,15 @@ class Search:
     select: list[str]
 
 
-def parse_search(params: dict[str, Any]) -> Search:
-    """Validate maxSize/offset/orderBy/order/where/select in EspoCRM's order of checks."""
+def parse_search(params: dict[str, Any], attributes: list[str]) -> Search:
+    """Validate maxSize/offset/orderBy/order/where/select in EspoCRM's order of checks
+    (`attributes`: the entity's, which orderBy must name)."""
     max_size = int_param(params.get("maxSize"), MAX_SIZE, "maxSize")
     if max_size > MAX_SIZE:
         raise EspoError(403, "Max size should not exceed 200. Use offset and limit.")
     offset = int_param(params.get("offset"), 0, "offset")
     order_by = params.get("orderBy") or params.get("sortBy") or "createdAt"
-    if order_by not in ATTRIBUTES:
+    if order_by not in attributes:
         raise EspoError(400, f"Bad orderBy '{order_by}'.")
     order = str(params.get("order") or ("desc" if "orderBy" not in params else "asc")).lower()
     if params.get("asc") is not None and "order" not in params:

@@ -56,7 +56,7 @@ class EspoApi:
             Route("/api/v1/CBeteiligte", self.list_or_create, methods=["GET", "POST"]),
             Route("/api/v1/CBeteiligte/{id}", self.one, methods=["GET", "PUT", "PATCH", "DELETE"]),
             Route("/api/v1/Webhook", self.webhooks, methods=["GET", "POST"]),
-            Route("/api/v1/Webhook/{id}", self.webhook_one, methods=["GET", "DELETE"]),
+            Route("/api/v1/Webhook/{id}", self.webhook_one, methods=["GET", "PUT", "PATCH", "DELETE"]),
             Route("/api/v1/Note", self.notes, methods=["GET", "POST"]),
             Route("/api/v1/Notification", self.notification, methods=["GET", "POST"]),
             Route("/api/v1/App/user", self.app_user, methods=["GET"]),
@@ -84,6 +84,7 @@ class EspoApi:
     async def list_or_create(self, request: Request) -> Response:
         async def run(req: Request) -> Any:
             user = self.auth(req)
+            self.store.require_entity()
             if req.method == "GET":
                 return self.store.search(_search_params(req), truthy_header(req, "x-no-total"))
             data = await read_body(req)
@@ -98,6 +99,7 @@ class EspoApi:
     async def one(self, request: Request) -> Response:
         async def run(req: Request) -> Any:
             user = self.auth(req)
+            self.store.require_entity()
             rid = req.path_params["id"]
             if req.method == "GET":
                 return self.store.full(self.store.get(rid))
@@ -141,7 +143,7 @@ class EspoApi:
         if not isinstance(data, dict):
             raise EspoError(400, "Bad request data.")
         event, url = data.get("event"), data.get("url")
-        if not isinstance(event, str) or not WEBHOOK_EVENT_RE.fullmatch(event):
+        if not isinstance(event, str) or not WEBHOOK_EVENT_RE.fullmatch(event) or not self.store.defs.exists:
             raise validation_error("event", entity="Webhook")
         if not isinstance(url, str) or not re.match(r"^https?://", url):
             raise validation_error("url", entity="Webhook")
@@ -168,9 +170,11 @@ class EspoApi:
             if wh is None or (not user.is_admin and wh.user_id != user.id):
                 raise EspoError(404, f"Record {wid} not found.")
             if req.method == "GET":
-                return wh.public(with_secret=False)
-            self.dispatcher.remove(wid)
-            return True
+                return wh.public()  # secretKey: read-only, hidden only in list views
+            if req.method == "DELETE":
+                self.dispatcher.remove(wid)
+                return True
+            return _update_webhook(wh, await read_body(req)).public()
 
         return await self.handle(request, run)
 
@@ -234,6 +238,19 @@ class EspoApi:
             }
 
         return await self.handle(request, run)
+
+
+def _update_webhook(wh: Webhook, data: Any) -> Webhook:
+    """PUT/PATCH /Webhook/{id}: `isActive`, `skipOwn` and `url` (event and user are fixed)."""
+    if not isinstance(data, dict):
+        raise EspoError(400, "Bad request data.")
+    url = data.get("url", wh.url)
+    if not isinstance(url, str) or not re.match(r"^https?://", url):
+        raise validation_error("url", entity="Webhook")
+    wh.url = url
+    wh.is_active = bool(data.get("isActive", wh.is_active))
+    wh.skip_own = bool(data.get("skipOwn", wh.skip_own))
+    return wh
 
 
 def _search_params(request: Request) -> dict[str, Any]:

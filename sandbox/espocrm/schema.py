@@ -1,6 +1,8 @@
-"""The CBeteiligte entity as the simulator knows it: field kinds, output order, users, errors, ids.
+"""What every part of the simulator shares: system attributes, formats, users, errors, ids.
 
-Faithful to shared/docs/espocrm-api.md. Everything else in the package reads its field lists here.
+The entity's fields are the instance's live metadata (sandbox/espocrm/metadata.py), which
+starts as the project's one schema (services/espocrm/schema.py). Faithful to
+shared/docs/espocrm-api.md.
 """
 
 from __future__ import annotations
@@ -12,42 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from services.advoware.kommkz import ESPO_PHONE_TYPES
-from services.beteiligte.normalize import ESPO_RECHTSFORMEN, ESPO_SALUTATIONS
+from services.espocrm.schema import ENTITY
 
-ENTITY = "CBeteiligte"
-
-ENUMS: dict[str, list[str | None]] = {
-    "salutationName": list(ESPO_SALUTATIONS),
-    "beteiligterTyp": ["Person", "Firma"],
-    "rechtsform": list(ESPO_RECHTSFORMEN),
-    "syncStatus": [
-        "pending_sync",
-        "syncing",
-        "clean",
-        "dirty",
-        "failed",
-        "conflict",
-        "deleted_in_advoware",
-        "permanently_failed",
-        "excluded",
-    ],
-}
-PHONE_TYPES = list(ESPO_PHONE_TYPES)
-DATETIME_FIELDS = {"advowareLastSync", "advowareDeletedAt"}
-DATE_FIELDS = {"geburtsdatum"}
-INT_FIELDS = {"betnr", "syncRetryCount"}
-STRING_FIELDS = {
-    "name",
-    "firstName",
-    "lastName",
-    "titel",
-    "handelsregisterNummer",
-    "registergericht",
-    "syncErrorMessage",
-    "emailAddress",
-    "phoneNumber",
-}
 SYSTEM_DROPPED = {
     "id",
     "deleted",
@@ -59,37 +27,6 @@ SYSTEM_DROPPED = {
     "modifiedByName",
     "versionNumber",
 }
-# Output order of a record.
-ATTRIBUTES = [
-    "id",
-    "name",
-    "deleted",
-    "salutationName",
-    "firstName",
-    "lastName",
-    "beteiligterTyp",
-    "titel",
-    "geburtsdatum",
-    "rechtsform",
-    "handelsregisterNummer",
-    "registergericht",
-    "emailAddress",
-    "phoneNumber",
-    "betnr",
-    "syncStatus",
-    "advowareLastSync",
-    "advowareDeletedAt",
-    "syncErrorMessage",
-    "syncRetryCount",
-    "createdAt",
-    "modifiedAt",
-    "createdById",
-    "createdByName",
-    "modifiedById",
-    "modifiedByName",
-]
-DATA_ATTRS = ("emailAddressData", "phoneNumberData")
-WRITABLE = (set(ENUMS) | DATETIME_FIELDS | DATE_FIELDS | INT_FIELDS | STRING_FIELDS) - SYSTEM_DROPPED
 NO_UPDATE_EVENT = {
     "modifiedAt",
     "modifiedById",
@@ -100,13 +37,6 @@ NO_UPDATE_EVENT = {
     "followersIds",
     "followersNames",
     "streamUpdatedAt",
-}
-DEFAULTS: dict[str, Any] = {
-    "salutationName": "",
-    "rechtsform": "",
-    "syncStatus": "pending_sync",
-    "syncRetryCount": 0,
-    "deleted": False,
 }
 DT_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2})(?::(\d{2}))?$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -124,6 +54,7 @@ class User:
     secret: str | None
     is_admin: bool
     type: str  # "api" | "admin" | "regular"
+    password: str | None = None  # API users have none: they log in by key only
 
 
 class EspoError(Exception):

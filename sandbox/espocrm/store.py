@@ -15,11 +15,10 @@ from typing import Any
 from starlette.requests import Request
 
 from sandbox import config as cfg
+from sandbox.espocrm.metadata import EntityDefs
 from sandbox.espocrm.query import Search, parse_search, sort_key
 from sandbox.espocrm.schema import (
-    ATTRIBUTES,
-    DATA_ATTRS,
-    DEFAULTS,
+    ENTITY,
     NO_UPDATE_EVENT,
     SYSTEM_DROPPED,
     EspoError,
@@ -55,6 +54,7 @@ def default_users() -> dict[str, User]:
         None,
         True,
         "admin",
+        cfg.ESPO_ADMIN_PASSWORD,
     )
     return {api.id: api, human.id: human}
 
@@ -68,15 +68,17 @@ class EspoStore:
         self.notes: list[dict[str, Any]] = []
         self.notifications: list[dict[str, Any]] = []
         self.versioning = Versioning()
+        self.defs = EntityDefs(sandbox_config.entity_enabled)
         self.users = default_users()
         self.by_key = {u.api_key: u for u in self.users.values()}
         self.by_user_name = {u.user_name.lower(): u for u in self.users.values()}
 
     def reset(self, seed: int | None = None, records: int | None = None, demo: bool | None = None) -> None:
         data = seed_for(self.config, seed, records, demo)
+        self.defs.reset(self.config.entity_enabled)
         self.records = {}
         self.by_betnr = {}
-        for rec in data.espo:
+        for rec in data.espo if self.defs.exists else ():
             self.records[rec["id"]] = rec
             self._index(rec)
         self._sorted.clear()
@@ -96,7 +98,15 @@ class EspoStore:
             if not self.by_betnr[bn]:
                 del self.by_betnr[bn]
 
+    def require_entity(self, entity: str = ENTITY) -> None:
+        """An entity type the instance does not have: its routes do not exist (404)."""
+        if entity != ENTITY or not self.defs.exists:
+            raise EspoError(404, f"Controller {entity} does not exist.")
+
     def authenticate(self, request: Request) -> User | None:
+        basic = request.headers.get("espo-authorization") or _basic(request.headers.get("authorization"))
+        if basic:
+            return self._password_user(basic)
         key = request.headers.get("x-api-key")
         if key:
             return self.by_key.get(key)
@@ -116,6 +126,17 @@ class EspoStore:
             return user if hmac.compare_digest(expected, given) else None
         return None
 
+    def _password_user(self, encoded: str) -> User | None:
+        """`Espo-Authorization: base64(user:password)` (or HTTP Basic): users with a password."""
+        try:
+            name, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        user = self.by_user_name.get(name.lower())
+        if not sep or user is None or not user.password:
+            return None
+        return user if hmac.compare_digest(user.password, password) else None
+
     # --- reading -----------------------------------------------------------------------------
     def get(self, rid: str) -> dict[str, Any]:
         rec = self.records.get(rid)
@@ -123,13 +144,12 @@ class EspoStore:
             raise EspoError(404, f"Record {rid} not found.")
         return rec
 
-    @staticmethod
-    def full(rec: dict[str, Any]) -> dict[str, Any]:
-        out = {k: copy.deepcopy(rec.get(k)) for k in ATTRIBUTES}
+    def full(self, rec: dict[str, Any]) -> dict[str, Any]:
+        out = {k: copy.deepcopy(rec.get(k)) for k in self.defs.attributes}
         if VERSION in rec:
             out[VERSION] = rec[VERSION]
-        out["emailAddressData"] = copy.deepcopy(rec.get("emailAddressData") or [])
-        out["phoneNumberData"] = copy.deepcopy(rec.get("phoneNumberData") or [])
+        for attr in self.defs.data_attrs:
+            out[attr] = copy.deepcopy(rec.get(attr) or [])
         return out
 
     def sorted_ids(self, order_by: str, desc: bool) -> list[str]:
@@ -142,14 +162,14 @@ class EspoStore:
         return ids
 
     def search(self, params: dict[str, Any], no_total: bool) -> dict[str, Any]:
-        search = parse_search(params)
+        search = parse_search(params, self.defs.attributes)
         matched = [i for i in self._ordered_ids(search) if search.predicate(self.records[i])]
         start = search.offset
         page = matched[start : start + search.max_size] if search.max_size > 0 else []
         if search.select:
-            attrs = ["id", *[f for f in search.select if f in ATTRIBUTES and f != "id"]]
+            attrs = ["id", *[f for f in search.select if f in self.defs.attributes and f != "id"]]
         else:
-            attrs = ATTRIBUTES
+            attrs = self.defs.attributes
         rows = [{a: copy.deepcopy(self.records[i].get(a)) for a in attrs} for i in page]
         total = len(matched)
         if no_total:
@@ -199,10 +219,10 @@ class EspoStore:
         if not isinstance(data, dict):
             raise EspoError(400, "Bad request data.")
         old = self.get(rid) if rid is not None else None
-        clean = validate_input(data)
+        clean = validate_input(data, self.defs)
         if old is not None:
             self.versioning.check(old, clean, version)
-        new = _merged(old, clean)
+        new = _merged(old, clean, self.defs)
         self.versioning.stamp(old, new)
         stamp = now_espo()
         new["modifiedAt"] = stamp
@@ -225,12 +245,13 @@ class EspoStore:
         new["createdAt"] = stamp
         new["createdById"], new["createdByName"] = user.id, user.name
         new["deleted"] = False
+        defaults = self.defs.defaults
         item = {
             k: copy.deepcopy(new[k])
-            for k in ATTRIBUTES
-            if k in new and (k in clean or k in DEFAULTS or k in SYSTEM_DROPPED or k in CREATE_ITEM_ALWAYS)
+            for k in self.defs.attributes
+            if k in new and (k in clean or k in defaults or k in SYSTEM_DROPPED or k in CREATE_ITEM_ALWAYS)
         }
-        for attr in DATA_ATTRS:
+        for attr in self.defs.data_attrs:
             if attr in clean:
                 item[attr] = copy.deepcopy(new[attr])
         self.records[new["id"]] = new
@@ -241,18 +262,19 @@ class EspoStore:
     def _update(
         self, rid: str, old: dict[str, Any], new: dict[str, Any], clean: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        changed = [k for k in ATTRIBUTES if old.get(k) != new.get(k)]
+        changed = [k for k in self.defs.attributes if old.get(k) != new.get(k)]
         meaningful = [k for k in changed if k not in NO_UPDATE_EVENT]
         self._unindex(old)
         self.records[rid] = new
         self._index(new)
         self._sorted.clear()
-        if not meaningful and not any(a in clean and old.get(a) != new.get(a) for a in DATA_ATTRS):
+        data_attrs = self.defs.data_attrs
+        if not meaningful and not any(a in clean and old.get(a) != new.get(a) for a in data_attrs):
             return new, None
         item = {
             k: copy.deepcopy(new.get(k)) for k in changed if k not in ("modifiedAt", "versionNumber", "id")
         }
-        for attr in DATA_ATTRS:
+        for attr in data_attrs:
             if attr in clean and old.get(attr) != new.get(attr):
                 item[attr] = copy.deepcopy(new[attr])
         item["id"] = rid
@@ -278,18 +300,24 @@ class EspoStore:
         self._sorted.clear()
 
 
-def _merged(old: dict[str, Any] | None, clean: dict[str, Any]) -> dict[str, Any]:
+def _basic(header: str | None) -> str | None:
+    scheme, _, value = (header or "").partition(" ")
+    return value.strip() if scheme.lower() == "basic" and value else None
+
+
+def _merged(old: dict[str, Any] | None, clean: dict[str, Any], defs: EntityDefs) -> dict[str, Any]:
     """The record after applying the validated input `clean` to `old` (None: a new record)."""
-    new: dict[str, Any] = copy.deepcopy(old) if old else dict(DEFAULTS)
+    new: dict[str, Any] = copy.deepcopy(old) if old else dict(defs.defaults)
+    multi = {scalar: data_attr for data_attr, scalar in defs.data_attrs.items()}
     for k, v in clean.items():
-        if k not in DATA_ATTRS and k not in ("emailAddress", "phoneNumber"):
+        if k not in defs.data_attrs and k not in multi:
             new[k] = v
-    if old is None and "beteiligterTyp" not in clean:
+    if old is None and "beteiligterTyp" not in clean and "beteiligterTyp" in defs.fields:
         new["beteiligterTyp"] = "Firma" if new.get("rechtsform") else "Person"
-    apply_multi(new, clean, "emailAddress", "emailAddressData")
-    apply_multi(new, clean, "phoneNumber", "phoneNumberData")
+    for scalar, data_attr in multi.items():
+        apply_multi(new, clean, scalar, data_attr)
     if (
-        new.get("beteiligterTyp") == "Person"
+        new.get("beteiligterTyp", "Person") == "Person"
         and not clean.get("name")
         and (old is None or "firstName" in clean or "lastName" in clean)
     ):

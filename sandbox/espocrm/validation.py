@@ -1,7 +1,9 @@
 """Input validation of a CBeteiligte write, and merging the email/phone multi-value fields.
 
-Unknown and system fields are dropped silently, like EspoCRM; a bad value of a known field is a
-400 "Field validation failure" naming the field.
+Validated against the instance's live field definitions (sandbox/espocrm/metadata.py): unknown
+and system fields are dropped silently, like EspoCRM; a bad value of a known field (an enum
+value the field does not list, a text over its `maxLength`, a malformed date) is a 400 "Field
+validation failure" naming the field.
 """
 
 from __future__ import annotations
@@ -10,57 +12,51 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from sandbox.espocrm.metadata import EntityDefs
 from sandbox.espocrm.schema import (
-    DATA_ATTRS,
-    DATE_FIELDS,
     DATE_RE,
-    DATETIME_FIELDS,
     DT_RE,
     EMAIL_RE,
-    ENUMS,
-    INT_FIELDS,
     INT_RE,
-    PHONE_TYPES,
     SYSTEM_DROPPED,
-    WRITABLE,
     validation_error,
 )
 
+Validator = Callable[[str, Any, EntityDefs], Any]
 
-def validate_input(data: dict[str, Any]) -> dict[str, Any]:
+
+def validate_input(data: dict[str, Any], defs: EntityDefs) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     for key, value in data.items():
-        if key in SYSTEM_DROPPED or (key not in WRITABLE and key not in DATA_ATTRS):
+        if key in SYSTEM_DROPPED or (key not in defs.fields and key not in defs.data_attrs):
             continue  # silently dropped, like EspoCRM
-        clean[key] = _validator(key)(key, value)
+        clean[key] = _validator(key, defs)(key, value, defs)
     return clean
 
 
-def _validator(key: str) -> Callable[[str, Any], Any]:
-    if key in ENUMS:
-        return _validate_enum
-    if key in DATETIME_FIELDS:
-        return _validate_datetime
-    if key in DATE_FIELDS:
-        return _validate_date
-    if key in INT_FIELDS:
-        return _validate_int
-    if key in DATA_ATTRS:
+def _validator(key: str, defs: EntityDefs) -> Validator:
+    if key in defs.data_attrs:
         return _validate_data
-    return _validate_varchar
+    return {
+        "enum": _validate_enum,
+        "datetime": _validate_datetime,
+        "date": _validate_date,
+        "int": _validate_int,
+    }.get(defs.type_of(key) or "", _validate_varchar)
 
 
-def _validate_enum(key: str, value: Any) -> str | None:
+def _validate_enum(key: str, value: Any, defs: EntityDefs) -> str | None:
     if value is None:
         return None
-    if value == "" and "" not in ENUMS[key]:
+    options = defs.options(key)
+    if value == "" and "" not in options:
         return None
-    if not isinstance(value, str) or value not in ENUMS[key]:
+    if not isinstance(value, str) or value not in options:
         raise validation_error(key)
     return value
 
 
-def _validate_date(key: str, value: Any) -> str | None:
+def _validate_date(key: str, value: Any, defs: EntityDefs) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str) or not DATE_RE.match(value) or not _valid_date(value):
@@ -68,7 +64,7 @@ def _validate_date(key: str, value: Any) -> str | None:
     return value
 
 
-def _validate_int(key: str, value: Any) -> int | None:
+def _validate_int(key: str, value: Any, defs: EntityDefs) -> int | None:
     if value in (None, ""):
         return None
     if isinstance(value, bool):
@@ -80,15 +76,18 @@ def _validate_int(key: str, value: Any) -> int | None:
     raise validation_error(key)
 
 
-def _validate_varchar(key: str, value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        text = value if value != "" or key in ("name",) else None
-        if key in ("emailAddress",) and text and not EMAIL_RE.match(text):
-            raise validation_error("emailAddress")
-        return text
+def _validate_varchar(key: str, value: Any, defs: EntityDefs) -> str | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise validation_error(key)
+        value = str(value)
+    if value is not None and not isinstance(value, str):
+        raise validation_error(key)
+    text = value if value != "" or key in ("name",) else None
+    if defs.type_of(key) == "email" and text and not EMAIL_RE.match(text):
+        raise validation_error(key)
+    limit = defs.max_length(key)
+    if text and limit is not None and len(text) > limit:
+        raise validation_error(key, "maxLength")
+    return text
 
 
 def _valid_date(text: str) -> bool:
@@ -99,7 +98,7 @@ def _valid_date(text: str) -> bool:
     return True
 
 
-def _validate_datetime(key: str, value: Any) -> str | None:
+def _validate_datetime(key: str, value: Any, defs: EntityDefs) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str):
@@ -115,8 +114,8 @@ def _validate_datetime(key: str, value: Any) -> str | None:
     return text
 
 
-def _validate_data(key: str, value: Any) -> list[dict[str, Any]]:
-    scalar = "emailAddress" if key == "emailAddressData" else "phoneNumber"
+def _validate_data(key: str, value: Any, defs: EntityDefs) -> list[dict[str, Any]]:
+    scalar = defs.data_attrs[key]
     if value is None:
         return []
     if not isinstance(value, list):
@@ -131,7 +130,7 @@ def _validate_data(key: str, value: Any) -> list[dict[str, Any]]:
         if norm in seen:
             continue
         seen.add(norm)
-        out.append(_data_entry(key, scalar, entry, text))
+        out.append(_data_entry(key, scalar, entry, text, defs))
     primaries = [i for i in out if i["primary"]]
     for i in out:
         i["primary"] = False
@@ -141,7 +140,7 @@ def _validate_data(key: str, value: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _data_entry(key: str, scalar: str, entry: dict[str, Any], text: str) -> dict[str, Any]:
+def _data_entry(key: str, scalar: str, entry: dict[str, Any], text: str, defs: EntityDefs) -> dict[str, Any]:
     item: dict[str, Any] = {scalar: text}
     if key == "emailAddressData":
         if not EMAIL_RE.match(text):
@@ -149,7 +148,7 @@ def _data_entry(key: str, scalar: str, entry: dict[str, Any], text: str) -> dict
         item["lower"] = text.lower()
     else:
         ptype = entry.get("type") or "Mobile"
-        if ptype not in PHONE_TYPES:
+        if ptype not in defs.options(scalar):
             raise validation_error(scalar)
         item["type"] = ptype
     item["primary"] = bool(entry.get("primary", False))

@@ -182,6 +182,19 @@ class EspoCrmClient(ApiClient):
     async def delete(self, entity: str, id: str) -> None:
         await self.request("DELETE", f"{_seg(entity)}/{_seg(id)}", template=f"{entity}/{{id}}", record_id=id)
 
+    # ------------------------------------------------------------------ set-up (start-up check)
+    async def metadata(self) -> dict[str, Any]:
+        """`GET /Metadata`: the entity definitions this user may see."""
+        from services.espocrm.admin import metadata
+
+        return await metadata(self)
+
+    async def webhooks(self) -> builtins.list[dict[str, Any]]:
+        """This (API) user's webhooks as listed (without secret keys)."""
+        from services.espocrm.admin import webhooks
+
+        return await webhooks(self, whole=False)
+
 
 # Notices (stream posts with an @mention) are services/sync/notify.py's: it posts a `Note` with
 # `create` and looks the user up with `get("User", id)`.

@@ -5,6 +5,7 @@ and the alerts.
 |----------------|----------------------------------------------------|-------------------------------------|
 | `redis`        | PING fails                                         |                                     |
 | `espocrm`      | unreachable, or the API key refused (401/403)      |                                     |
+| `espocrm_setup`| writes would fail: entity, field, enum value, type | stream, concurrency control, webhooks|
 | `advoware`     | no token obtainable, or the API does not answer    |                                     |
 | `sweep`        | last completed sweep older than two intervals      | no sweep completed yet              |
 | `queue`        |                                                    | dead-lettered events (BullMQ DLQ)   |
@@ -192,6 +193,8 @@ class HealthDeps:
     notifier: Notifier
     sweep_overdue: timedelta
     alerts_active: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None
+    # EspoCRM's set-up (services/ops/espocrm_check.py), checked when EspoCRM answers.
+    espocrm_setup: Callable[[], Awaitable[Check]] | None = None
 
 
 async def run_checks(deps: HealthDeps, *, now: datetime | None = None) -> HealthReport:
@@ -201,6 +204,8 @@ async def run_checks(deps: HealthDeps, *, now: datetime | None = None) -> Health
         _guard(lambda: check_espocrm(deps.espo)), _guard(lambda: check_advoware(deps.advo))
     )
     checks: dict[str, Check] = {"redis": redis_check, "espocrm": espo_check, "advoware": advo_check}
+    if deps.espocrm_setup is not None and espo_check.state != FAIL:
+        checks["espocrm_setup"] = await _guard(deps.espocrm_setup)
     if redis_check.state == OK:
         checks["sweep"] = await _guard(lambda: check_sweep(deps.redis, deps.sweep_overdue, now))
         checks["queue"] = await _guard(lambda: check_queue(deps.redis))

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from services.ops.alerts import Alerts
+    from services.ops.health import Check as HealthCheck
     from services.ops.health import HealthReport
     from services.runtime import Runtime
     from services.sync.notify import Notifier
@@ -63,6 +64,7 @@ async def check(rt: Runtime) -> HealthReport:
             notifier=notifier,
             sweep_overdue=timedelta(seconds=rt.settings.ALERT_SWEEP_OVERDUE_SECONDS),
             alerts_active=alerts.active,
+            espocrm_setup=lambda: espocrm_setup_check(rt),
         )
     )
     if report.checks["redis"].state != "fail":
@@ -71,6 +73,18 @@ async def check(rt: Runtime) -> HealthReport:
             await notifier.retry_pending()
         await rt.redis.set(HEALTH_LAST, json.dumps(report.as_dict()), ex=HEALTH_CACHE_SECONDS)
     return report
+
+
+async def espocrm_setup_check(rt: Runtime) -> HealthCheck:
+    """The start-up check of EspoCRM as a health check: its problem lines, fail/warn/ok."""
+    from services.ops.espocrm_check import FAIL, check_for
+    from services.ops.health import Check
+
+    problems = await check_for(rt.espo, rt.settings)
+    if not problems:
+        return Check("ok")
+    state = "fail" if any(p.level == FAIL for p in problems) else "warn"
+    return Check(state, {"problems": [p.line() for p in problems]})
 
 
 async def claim_watch_tick(redis: Redis, now: datetime | None = None) -> bool:

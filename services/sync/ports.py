@@ -56,7 +56,15 @@ class EspoListingApi(EspoApi, EspoLister, Protocol):
     ) -> dict[str, Any]: ...
 
 
-class EspoCrm(EspoListingApi, Protocol):
+class EspoSetupReader(EspoLister, Protocol):
+    """How the instance is set up, as the API user sees it (services/ops/espocrm_check.py)."""
+
+    async def get(self, entity: str, record_id: str) -> dict[str, Any]: ...
+    async def metadata(self) -> dict[str, Any]: ...
+    async def webhooks(self) -> list[dict[str, Any]]: ...
+
+
+class EspoCrm(EspoListingApi, EspoSetupReader, Protocol):
     """Everything the service needs from EspoCRM: what services/runtime.py carries."""
 
 

@@ -3,6 +3,7 @@ clients), for fast unit tests of the engine and the sweep. They count every call
 
 from __future__ import annotations
 
+import builtins
 import copy
 import itertools
 from collections import Counter
@@ -65,6 +66,7 @@ class FakeEspo(FailurePlan):
         self.calls: Counter[str] = Counter()
         self.updates: list[tuple[str, dict[str, Any]]] = []
         self.notifications: list[tuple[str | None, str]] = []
+        self.webhook_list: list[dict[str, Any]] = []  # the API user's, as `GET /Webhook` lists them
         self._ids = itertools.count(1)
 
     def add(self, record: dict[str, Any]) -> str:
@@ -189,6 +191,16 @@ class FakeEspo(FailurePlan):
         _total, rows = await self.list(entity, where=where, max_size=10**9)
         for row in rows:
             yield row
+
+    async def metadata(self) -> dict[str, Any]:
+        """An instance set up as the one schema says (stream and concurrency control on)."""
+        from services.espocrm.schema import ENTITY, entity_metadata
+
+        meta = entity_metadata()
+        return {"scopes": {ENTITY: meta["scopes"]}, "entityDefs": {ENTITY: meta["entityDefs"]}}
+
+    async def webhooks(self) -> builtins.list[dict[str, Any]]:
+        return copy.deepcopy(self.webhook_list)
 
 
 class FakeTokens:

@@ -12,8 +12,9 @@ from tests.support.fakes import Clock
 
 def settings_with(**overrides: Any) -> Settings:
     """`Settings` with its declared defaults and `overrides`; reads no environment, validates
-    nothing (the required connection settings stay unset: the fakes need none)."""
-    return Settings.model_construct(**overrides)
+    nothing (the required connection settings stay unset: the fakes need none; no webhook
+    secrets, which the EspoCRM set-up check of the health report reads)."""
+    return Settings.model_construct(**{"ESPOCRM_WEBHOOK_SECRETS": {}, **overrides})
 
 
 def fake_runtime(espo: Any, advo: Any, redis: Any, clock: Clock, **overrides: Any) -> Runtime:

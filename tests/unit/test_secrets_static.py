@@ -33,6 +33,7 @@ SANDBOX_SECRETS = [
     sandbox_cfg.ESPO_API_KEY,
     sandbox_cfg.ESPO_API_SECRET,
     sandbox_cfg.ESPO_HUMAN_KEY,
+    sandbox_cfg.ESPO_ADMIN_PASSWORD,
     sandbox_cfg.ADVO_API_KEY,
     sandbox_cfg.ADVO_API_KEY_BYTES.decode(),
     sandbox_cfg.ADVO_PASSWORD,
