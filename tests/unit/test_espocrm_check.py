@@ -36,7 +36,7 @@ async def problems(sim: EspoSimulator, public_url: str | None = BASE) -> list[An
         ESPOCRM_API_SECRET=None,
         HTTP_TIMEOUT_SECONDS=5.0,
     )
-    async with EspoCrmClient(settings, transport=httpx.ASGITransport(app=sim.app)) as espo:  # type: ignore[arg-type]
+    async with EspoCrmClient(settings, transport=httpx.ASGITransport(app=sim.app)) as espo:
         return await check_espocrm(espo, webhook_ids=WEBHOOK_IDS, public_url=public_url)
 
 
