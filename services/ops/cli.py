@@ -65,27 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record_commands(sub)
     _add_bulk_commands(sub)
     _add_lock_commands(sub)
-    _add_setup_command(sub)
+    from services.ops.setup_espocrm import add_parser as add_setup_parser
+
+    add_setup_parser(sub)
     return p
-
-
-def _add_setup_command(sub: Any) -> None:
-    st = sub.add_parser(
-        "setup-espocrm",
-        help="create or complete the CBeteiligte entity, its fields and the three webhooks (an admin's login)",
-    )
-    st.add_argument(
-        "--url", required=True, help="the service's public base URL, e.g. https://sync.example.de"
-    )
-    st.add_argument("--admin-user", help="EspoCRM admin user name (else ESPOCRM_ADMIN_USER, else asked)")
-    st.add_argument("--dry-run", action="store_true", help="print every change it would make; make none")
-    st.add_argument(
-        "--write-env",
-        nargs="?",
-        const=".env",
-        metavar="PATH",
-        help="write ESPOCRM_WEBHOOK_SECRETS and SYNC_PUBLIC_URL into this dotenv file (default .env)",
-    )
 
 
 def _add_record_commands(sub: Any) -> None:
@@ -396,16 +379,7 @@ def main(
     if args.command == "check-advoware":
         return asyncio.run(cmd_check_advoware(args, out or sys.stdout))
     if args.command == "setup-espocrm":  # day one: no Redis, no Advoware, no webhook secrets yet
-        return _setup(args, out or sys.stdout)
+        from services.ops.setup_espocrm import main as setup_main
+
+        return setup_main(args, out or sys.stdout)
     return asyncio.run(run(args, out or sys.stdout, runtime_factory or open_from_environment))
-
-
-def _setup(args: argparse.Namespace, out: TextIO) -> int:
-    from services.errors import ConfigurationError
-    from services.ops.setup_espocrm import command
-
-    try:
-        return asyncio.run(command(args, out))
-    except ConfigurationError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_USAGE

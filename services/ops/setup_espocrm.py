@@ -264,3 +264,37 @@ def _report(result: SetupResult, args: Any, out: TextIO) -> None:
         out.write(f"{WEBHOOK_VARIABLE} and SYNC_PUBLIC_URL written to {args.write_env}\n")
     else:
         out.write("".join(f"{line}\n" for line in lines))
+
+
+def add_parser(sub: Any) -> None:
+    """The `setup-espocrm` command of `python -m services.ops` (services/ops/cli.py)."""
+    st = sub.add_parser(
+        "setup-espocrm",
+        help="create or complete the CBeteiligte entity, its fields and the three webhooks (an admin's login)",
+    )
+    st.add_argument(
+        "--url", required=True, help="the service's public base URL, e.g. https://sync.example.de"
+    )
+    st.add_argument("--admin-user", help="EspoCRM admin user name (else ESPOCRM_ADMIN_USER, else asked)")
+    st.add_argument("--dry-run", action="store_true", help="print every change it would make; make none")
+    st.add_argument(
+        "--write-env",
+        nargs="?",
+        const=".env",
+        metavar="PATH",
+        help="write ESPOCRM_WEBHOOK_SECRETS and SYNC_PUBLIC_URL into this dotenv file (default .env)",
+    )
+
+
+def main(args: Any, out: TextIO) -> int:
+    """Exit status: 0 done (or nothing to do), 1 refused or EspoCRM failed, 2 configuration."""
+    import asyncio
+    import sys
+
+    from services.errors import ConfigurationError
+
+    try:
+        return asyncio.run(command(args, out))
+    except ConfigurationError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
