@@ -37,7 +37,8 @@ class MappingWarning:
     ``code`` is one of: ``unknown_value`` (kept verbatim, not in the table),
     ``not_representable`` (the target system cannot hold it; not written),
     ``ignored`` (a value that does not belong to this kind of record),
-    ``invalid`` (an unparseable value, read as empty).
+    ``invalid`` (an unparseable value, read as empty),
+    ``kept`` (entries of the target the sync cannot read, written back untouched).
     ``value`` may hold the raw value for the caller; it is never logged.
     """
 

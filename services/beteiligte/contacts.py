@@ -18,7 +18,11 @@ Rules:
 * Written values keep their typed spelling: an entry that matches the target's current entry by key
   keeps the target's spelling and flags (EspoCRM optOut/invalid; Advoware bemerkung/online/kommKz).
 * Values that do not look like an e-mail address / phone number are not synced in either direction
-  (Advoware keeps them where they are) and are reported.
+  and are reported. Each side keeps them where they are: Advoware's stay in ``kommunikation`` as
+  read, and when the sync rewrites EspoCRM's ``emailAddressData`` / ``phoneNumberData`` the
+  entries a person typed there that the sync cannot read ("030 1234-56 App. 7", "nur abends")
+  are written back untouched (spelling, type, flags; a primary one stays primary), because
+  EspoCRM unlinks every entry a rewrite leaves out.
 """
 
 from __future__ import annotations
@@ -238,19 +242,34 @@ _ESPO_EMAILS = _EspoList("emailAddressData", "emailAddress", "address", email_ke
 _ESPO_PHONES = _EspoList("phoneNumberData", "phoneNumber", "number", phone_key, _phone_details)
 
 
-def emails_to_espo(value: Any, current: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+def emails_to_espo(value: Any, current: Mapping[str, Any] | None, warnings: Warnings = None) -> list[dict[str, Any]]:
     """Full ``emailAddressData``; entries that persist keep the current spelling, optOut and invalid."""
-    return _espo_data(value, current, _ESPO_EMAILS)
+    return _espo_data(value, current, _ESPO_EMAILS, warnings)
 
 
-def phones_to_espo(value: Any, current: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+def phones_to_espo(value: Any, current: Mapping[str, Any] | None, warnings: Warnings = None) -> list[dict[str, Any]]:
     """Full ``phoneNumberData``; entries that persist keep the current spelling, optOut and invalid."""
-    return _espo_data(value, current, _ESPO_PHONES)
+    return _espo_data(value, current, _ESPO_PHONES, warnings)
 
 
-def _espo_data(value: Any, current: Mapping[str, Any] | None, spelling: _EspoList) -> list[dict[str, Any]]:
+def _unreadable(current: Mapping[str, Any] | None, spelling: _EspoList) -> list[Mapping[str, Any]]:
+    """The current EspoCRM entries the sync cannot read (not an e-mail address / phone number):
+    never part of the canonical list, so a rewrite must carry them over."""
+    readable = is_email if spelling.field == "address" else is_phone
+    return [
+        item
+        for item in (current or {}).get(spelling.data_attr) or []
+        if isinstance(item, Mapping)
+        and (text := _str(item.get(spelling.value_attr)))
+        and not readable(text)
+    ]
+
+
+def _espo_data(
+    value: Any, current: Mapping[str, Any] | None, spelling: _EspoList, warnings: Warnings = None
+) -> list[dict[str, Any]]:
     """The full EspoCRM list for a canonical list: an entry the current record has (same key)
-    keeps its spelling, optOut and invalid."""
+    keeps its spelling, optOut and invalid; entries the sync cannot read stay as they are."""
     data_attr, value_attr, field, key, details = spelling
     existing: dict[str, Mapping[str, Any]] = {}
     for item in (current or {}).get(data_attr) or []:
@@ -269,7 +288,24 @@ def _espo_data(value: Any, current: Mapping[str, Any] | None, spelling: _EspoLis
                 "invalid": bool(old.get("invalid")) if old else False,
             }
         )
-    return out
+    kept = _unreadable(current, spelling)
+    if not kept:
+        return out
+    if warnings is not None:  # reported by the caller, who knows the record (never the value)
+        warnings.append(MappingWarning("emails" if field == "address" else "phones", "kept"))
+    keep_primary = any(item.get("primary") for item in kept)
+    for entry in out:
+        entry["primary"] = entry["primary"] and not keep_primary
+    return out + [
+        {
+            value_attr: (text := _str(item.get(value_attr))),
+            **details(item, text),
+            "primary": bool(item.get("primary")),
+            "optOut": bool(item.get("optOut")),
+            "invalid": bool(item.get("invalid")),
+        }
+        for item in kept
+    ]
 
 
 # --------------------------------------------------------------------------- canonical → Advoware

@@ -333,7 +333,9 @@ EMAILS = Converter(
     "persons); compared case-insensitively",
     read_espo=lambda record, kind, warnings: contacts.emails_from_espo(record, warnings),
     read_advo=lambda record, kind, warnings: contacts.emails_from_advo(record, warnings),
-    write_espo=lambda value, ctx: {"emailAddressData": contacts.emails_to_espo(value, ctx.current)},
+    write_espo=lambda value, ctx: {
+        "emailAddressData": contacts.emails_to_espo(value, ctx.current, ctx.warnings)
+    },
     write_advo=lambda value, ctx: {},  # merged into kommunikation by the mapper
     compare=contacts.emails_compare,
 )
@@ -342,7 +344,9 @@ PHONES = Converter(
     "Other⇄10; compared as E.164 (region DE)",
     read_espo=lambda record, kind, warnings: contacts.phones_from_espo(record, warnings),
     read_advo=lambda record, kind, warnings: contacts.phones_from_advo(record, warnings),
-    write_espo=lambda value, ctx: {"phoneNumberData": contacts.phones_to_espo(value, ctx.current)},
+    write_espo=lambda value, ctx: {
+        "phoneNumberData": contacts.phones_to_espo(value, ctx.current, ctx.warnings)
+    },
     write_advo=lambda value, ctx: {},  # merged into kommunikation by the mapper
     compare=contacts.phones_compare,
 )

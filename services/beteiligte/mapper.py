@@ -19,6 +19,7 @@ from services.advoware.contract import READ_ONLY_FIELDS
 from services.beteiligte import contacts
 from services.beteiligte.common import (
     COMPANY,
+    log,
     PERSON,
     Kind,
     MappingError,
@@ -150,12 +151,15 @@ def to_espo_patch(
     *,
     current: Mapping[str, Any] | None = None,
     warnings: list[MappingWarning] | None = None,
+    record_id: str | None = None,
 ) -> dict[str, Any]:
     """EspoCRM attributes to write for exactly ``fields`` (canonical names).
 
     * ``emails`` / ``phones`` produce the full ``emailAddressData`` / ``phoneNumberData`` arrays
       (EspoCRM replaces the whole set). Pass ``current`` (the EspoCRM record as read) so entries that
       stay keep their spelling and their ``optOut`` / ``invalid`` flags; without it they are reset.
+      Entries of ``current`` the sync cannot read (an extension, a remark) are written back
+      untouched; each such rewrite is logged once, by ``record_id`` and field, never the value.
     * ``first_name`` / ``last_name`` also rewrite the display ``name``; ``kind`` writes every name
       field, salutation and legal form.
     * An unknown legal form is written as "Sonstige" (Advoware keeps the original, the two compare
@@ -173,13 +177,19 @@ def to_espo_patch(
     if wanted & {"first_name", "last_name"}:
         wanted.update({"first_name", "last_name"})
     kind = _kind(content)
-    ctx = WriteContext(content=dict(content), kind=kind, current=current, warnings=warnings)
+    notes: list[MappingWarning] = []
+    ctx = WriteContext(content=dict(content), kind=kind, current=current, warnings=notes)
     patch: dict[str, Any] = {}
     for spec in FIELD_MAP:
         if spec.canonical not in wanted or spec.direction in (Direction.TO_ADVO, Direction.NONE):
             continue
         value = content.get(spec.canonical) if spec.applies(kind) else None
         patch.update(spec.converter.write_espo(spec.empty if value is None else value, ctx))
+    for note in notes:
+        if note.code == "kept":
+            log.info("record %s: %s entries the sync cannot read stay as typed", record_id, note.field)
+    if warnings is not None:
+        warnings.extend(notes)
     if "name" in patch and not patch["name"]:
         raise MappingError(
             "last_name" if kind == PERSON else "company_name", "EspoCRM name must not be empty"

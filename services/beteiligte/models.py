@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import re
+
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -68,6 +70,9 @@ class EspoBeteiligte(BaseModel):
     modifiedAt: str | None = None
 
 
+_ESPO_EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
 class _ContactEntryOut(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -83,7 +88,10 @@ class _EmailOut(_ContactEntryOut):
     @field_validator("emailAddress")
     @classmethod
     def _valid(cls, value: str) -> str:
-        if not is_email(value):
+        # Synced values always pass `is_email` (the readers drop the rest); an entry EspoCRM
+        # already holds that `is_email` cannot read is written back as it is, so EspoCRM's own
+        # shape (one @, no spaces, a dot in the domain) is what is refused here.
+        if not (is_email(value) or _ESPO_EMAIL_SHAPE.match(value)):
             raise ValueError("not an e-mail address")
         return value
 

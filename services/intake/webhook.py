@@ -7,7 +7,8 @@ Answers (EspoCRM's retry rules decide these, see shared/docs/espocrm-api.md §1.
   resending the same bytes cannot help);
 - 413 for a body over the limit;
 - 200 with the accepted ids otherwise, also for a redelivered batch (answered from the
-  de-duplication record, nothing emitted twice);
+  de-duplication record, nothing emitted twice; equal bytes after a later edit or sync of
+  one of its records are a new edit, see `is_redelivery`);
 - never 410 (it would unsubscribe the webhook) and never 5xx for bad input.
 
 Only record ids leave this module: attribute *values* from the body are never logged or
@@ -95,10 +96,56 @@ def parse_and_verify(
 
 
 async def is_redelivery(redis: Redis, result: IntakeResult) -> bool:
-    return bool(result.dedup_key and await redis.exists(result.dedup_key))
+    """True only for a second delivery of the same batch with nothing in between.
+
+    EspoCRM's webhook items carry neither `modifiedAt` nor a version (shared/docs/espocrm-api.md
+    §1.1), so equal bytes can also be a new edit back to earlier values (A -> B -> A). The
+    record of an accepted batch therefore remembers, per record, the intake generation (bumped
+    by every accepted batch naming it) and the `modifiedAt` of our own last EspoCRM write; an
+    equal body is dropped only while both are unchanged. A later batch for the record, or a
+    sync that wrote it (Advoware's value), makes the same body a new edit, emitted again.
+    A redelivery that comes after its own sync wrote the record is emitted too: one more sync
+    that finds nothing to do, never a lost edit.
+    """
+    if not result.dedup_key:
+        return False
+    raw = await redis.get(result.dedup_key)
+    if raw is None:
+        return False
+    try:
+        remembered = json.loads(raw)
+    except ValueError:  # a record of an earlier version ("1"): not provably the same moment
+        return False
+    return bool(remembered == await _markers(redis, result.record_ids))
 
 
 async def remember_delivery(redis: Redis, result: IntakeResult) -> None:
     """Called after every event of the batch was emitted: a redelivery is then a no-op."""
-    if result.dedup_key:
-        await redis.set(result.dedup_key, "1", ex=keys.WEBHOOK_DEDUP_TTL_SECONDS)
+    if not result.dedup_key:
+        return
+    pipe = redis.pipeline(transaction=False)
+    for record_id in result.record_ids:
+        pipe.incr(keys.webhook_generation(record_id))
+        pipe.expire(keys.webhook_generation(record_id), keys.WEBHOOK_DEDUP_TTL_SECONDS)
+    await pipe.execute()
+    markers = await _markers(redis, result.record_ids)
+    await redis.set(result.dedup_key, json.dumps(markers), ex=keys.WEBHOOK_DEDUP_TTL_SECONDS)
+
+
+async def _markers(redis: Redis, record_ids: list[str]) -> dict[str, list[str]]:
+    """Per record: [intake generation, modifiedAt of our last EspoCRM write] ("" if none)."""
+    pipe = redis.pipeline(transaction=False)
+    for record_id in record_ids:
+        pipe.get(keys.webhook_generation(record_id))
+    pipe.hmget(keys.OWN_WRITES_ESPOCRM, record_ids)
+    *generations, own = await pipe.execute()
+    return {
+        record_id: [_text(generation), _text(written)]
+        for record_id, generation, written in zip(record_ids, generations, own, strict=True)
+    }
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -24,7 +24,8 @@ appears anywhere else in the code.
 | `vmh:advoware:token:<kanzlei>:<user>`      | string | Advoware access token (JSON)                   | token lifetime  |
 | `vmh:advoware:token:<kanzlei>:<user>:lock` | string | token single-flight lease                      | lease TTL       |
 | `vmh:advoware:concurrency:<kanzlei>`       | zset   | Advoware call semaphore (and its `:wake` list) | lease           |
-| `vmh:webhook:<event>:<sha256 of body>`     | string | webhook batch already accepted                 | 2 h             |
+| `vmh:webhook:<event>:<sha256 of body>`     | string | webhook batch accepted (per-record markers)    | 2 h             |
+| `vmh:webhook:gen:<espo id>`                | string | batches accepted naming the record (counter)   | 2 h             |
 | `vmh:identity:entries`                     | hash   | identity index: betnr -> identity (JSON)       | none            |
 | `vmh:identity:key:<lookup key>`            | set    | identity index: lookup key -> betnrs           | none            |
 | `vmh:identity:state`                       | hash   | identity index build state / checkpoint        | none            |
@@ -166,6 +167,10 @@ def advoware_concurrency(kanzlei: str) -> str:
 # ---------------------------------------------------------------- webhook intake
 def webhook_delivery(event: str, body_sha256: str) -> str:
     return _key("webhook", event, body_sha256)
+
+
+def webhook_generation(record_id: str) -> str:
+    return _key("webhook", "gen", record_id)
 
 
 # A redelivery comes at most ~36 min after the first attempt; keep the record 2 h.

@@ -226,7 +226,11 @@ class Updater:
             plan.merged, decided, snap.extra if snap else None, advo_fields=plan.to_advo,
             advo_answer=mapper.from_advo(advo_after) if plan.to_advo else None,
         )  # fmt: skip
-        patch = mapper.to_espo_patch(plan.merged, plan.to_espo, current=ctx.espo) if plan.to_espo else {}
+        patch = (
+            mapper.to_espo_patch(plan.merged, plan.to_espo, current=ctx.espo, record_id=ctx.record_id)
+            if plan.to_espo
+            else {}
+        )
         now = self.deps.systems.clock()  # after the Advoware write: advowareLastSync follows it
         try:
             saved = await self.outcomes.finish(

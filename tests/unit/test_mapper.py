@@ -659,3 +659,50 @@ def test_partial_content_never_clears_advoware_fields() -> None:
     payload = mapper.to_advo_payload(partial, base)
     assert payload["kommunikation"] == base["kommunikation"] and payload["titel"] == "Dr."
     assert payload["geburtsdatum"] == "1975-03-30"
+
+
+# --------------------------------------------------------------------------- entries the sync cannot read
+
+
+def test_unreadable_crm_phone_entries_survive_a_phone_rewrite(caplog: pytest.LogCaptureFixture) -> None:
+    """A number with an extension or a remark is not synced, and a rewrite of phoneNumberData
+    after an Advoware-side change writes it back untouched (EspoCRM unlinks what is left out)."""
+    current = espo_person(
+        phoneNumberData=[
+            espo_phone("030 1234-56 App. 7", "Office"),
+            espo_phone("+49 30 1234567", primary=False),
+            {**espo_phone("0171 234 nur abends", "Mobile", primary=False), "optOut": True},
+        ]
+    )
+    assert [p["number"] for p in mapper.from_espo(current)["phones"]] == ["+49 30 1234567"]
+    advo = advo_person(
+        kommunikation=[{"kommKz": 1, "tlf": "030 7654321", "bemerkung": None, "online": False}]
+    )
+    caplog.set_level("INFO")
+    patch = mapper.to_espo_patch(mapper.from_advo(advo), ["phones"], current=current, record_id="r1")
+    data = patch["phoneNumberData"]
+    assert [(p["phoneNumber"], p["type"], p["primary"], p["optOut"]) for p in data] == [
+        ("030 7654321", "Office", False, False),
+        ("030 1234-56 App. 7", "Office", True, False),  # was primary: stays primary
+        ("0171 234 nur abends", "Mobile", False, True),
+    ]
+    kept_lines = [r.getMessage() for r in caplog.records if "cannot read" in r.getMessage()]
+    assert kept_lines == ["record r1: phones entries the sync cannot read stay as typed"]
+    assert "App" not in caplog.text and "abends" not in caplog.text
+    # read back, the synced list is exactly what Advoware has: no change, no loop
+    assert mapper.from_espo({**current, **patch})["phones"] == mapper.from_advo(advo)["phones"]
+
+
+def test_unreadable_crm_email_entry_survives_and_a_readable_primary_stays_primary() -> None:
+    current = espo_person(
+        emailAddressData=[espo_email("J.Weiss@Example.de"), espo_email("weiss@example.de.", primary=False)]
+    )
+    content = mapper.from_advo(advo_person())
+    warnings: list[MappingWarning] = []
+    patch = mapper.to_espo_patch(content, ["emails"], current=current, warnings=warnings)
+    assert [(e["emailAddress"], e["primary"]) for e in patch["emailAddressData"]] == [
+        ("J.Weiss@Example.de", True),
+        ("j.weiss@privat.de", False),
+        ("weiss@example.de.", False),
+    ]
+    assert ("emails", "kept") in {(w.field, w.code) for w in warnings}

@@ -101,3 +101,33 @@ async def test_redelivered_batch_is_recognised() -> None:
 )
 def test_admin_token(headers: dict[str, str], ok: bool) -> None:
     assert is_authorised(headers, "tok-123") is ok
+
+
+async def test_same_body_after_a_later_edit_is_a_new_edit_not_a_redelivery() -> None:
+    """A -> B -> A: the third delivery has the first one's bytes but is a person's new edit."""
+    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    a = php_json([{"id": "a1", "titel": "Dr."}])
+    b = php_json([{"id": "a1", "titel": "Prof."}])
+    first = parse_and_verify("update", a, sign(a), SECRETS)
+    assert not await is_redelivery(redis, first)
+    await remember_delivery(redis, first)
+    assert await is_redelivery(redis, parse_and_verify("update", a, sign(a), SECRETS))  # same batch
+    second = parse_and_verify("update", b, sign(b), SECRETS)
+    assert not await is_redelivery(redis, second)
+    await remember_delivery(redis, second)
+    third = parse_and_verify("update", a, sign(a), SECRETS)
+    assert not await is_redelivery(redis, third)
+    await remember_delivery(redis, third)
+    assert await is_redelivery(redis, parse_and_verify("update", a, sign(a), SECRETS))  # its redelivery
+
+
+async def test_same_body_after_the_sync_wrote_the_record_is_a_new_edit() -> None:
+    """A, then the sync writes Advoware's B into EspoCRM (no webhook: skipOwn), then A again."""
+    from services.store import keys
+
+    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    a = php_json([{"id": "a1", "titel": "Dr."}, {"id": "b2", "titel": "Dr."}])
+    first = parse_and_verify("update", a, sign(a), SECRETS)
+    await remember_delivery(redis, first)
+    await redis.hset(keys.OWN_WRITES_ESPOCRM, "b2", "2026-07-01 10:20:00")
+    assert not await is_redelivery(redis, parse_and_verify("update", a, sign(a), SECRETS))

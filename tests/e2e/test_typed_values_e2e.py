@@ -1,0 +1,76 @@
+"""End to end (real Motia, real Redis, sandbox simulators): nothing a person typed is dropped.
+
+A CRM phone entry EspoCRM accepts but the sync cannot read (an extension, a remark) is never
+synced; when an Advoware-side phone change makes the sync rewrite `phoneNumberData`, the entry
+stays in EspoCRM exactly as typed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from sandbox.act import Actor
+from tests.support.stack import Stack, espo_create, espo_get, wait_linked, wait_until
+from tests.support.sweep_cost import hold_cron
+
+pytestmark = pytest.mark.e2e
+ADMIN = {"Authorization": "Bearer sandbox-admin-token"}
+EXTENSION = "030 1234-56 App. 7"
+REMARK = "0171 2345678 nur abends"
+
+
+@pytest.fixture(scope="module")
+def actor(stack: Stack) -> Actor:
+    return Actor(stack.espo_url, stack.advo_url)
+
+
+def _phones(record: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    return sorted((p["phoneNumber"], p["type"], p["primary"]) for p in record["phoneNumberData"])
+
+
+def _change_advoware_phone(actor: Actor, betnr: int, old: str, new: str) -> None:
+    """A person in Advoware replaces one number (GET, change, full PUT)."""
+    rec = actor.advo_call("GET", f"Beteiligte/{betnr}").json()
+    for ro in ("betNr", "geaendertAm", "angelegtAm"):
+        rec.pop(ro, None)
+    entries = rec["kommunikation"]
+    assert any(k["tlf"] == old for k in entries), entries
+    rec["kommunikation"] = [dict(k, tlf=new) if k["tlf"] == old else k for k in entries]
+    actor.advo_call("PUT", f"Beteiligte/{betnr}", json=rec).raise_for_status()
+
+
+def test_unreadable_crm_phone_entries_survive_an_advoware_phone_change(stack: Stack, actor: Actor) -> None:
+    hold_cron(stack)  # only our own sweep brings the Advoware change across
+    rid = espo_create(
+        actor,
+        {
+            "beteiligterTyp": "Person",
+            "salutationName": "Mr.",
+            "firstName": "Tobias",
+            "lastName": "Durchwahl",
+            "phoneNumberData": [
+                {"phoneNumber": "+49 89 1234567", "type": "Mobile", "primary": True},
+                {"phoneNumber": EXTENSION, "type": "Office", "primary": False},
+                {"phoneNumber": REMARK, "type": "Home", "primary": False},
+            ],
+        },
+    )
+    betnr = wait_linked(actor, rid)["betnr"]
+    advo = actor.advo_call("GET", f"Beteiligte/{betnr}").json()
+    assert [k["tlf"] for k in advo["kommunikation"]] == ["+49 89 1234567"]  # never synced
+    _change_advoware_phone(actor, betnr, "+49 89 1234567", "+49 89 7654321")
+    resp = httpx.post(f"{stack.motia_url}/vmh/beteiligte/sync/sweep", headers=ADMIN, timeout=60)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["by_source"]["advoware_changed"] >= 1, resp.text
+    wait_until(
+        lambda: any(p["phoneNumber"] == "+49 89 7654321" for p in espo_get(actor, rid)["phoneNumberData"]),
+        timeout=120,  # the first sweep of a fresh stack also works through the demo records
+        message="the Advoware phone change in EspoCRM",
+    )
+    wait_until(lambda: espo_get(actor, rid)["syncStatus"] == "clean", message="clean")
+    assert _phones(espo_get(actor, rid)) == sorted(
+        [("+49 89 7654321", "Mobile", True), (EXTENSION, "Office", False), (REMARK, "Home", False)]
+    )
+    assert "App. 7" not in stack.log_text("motia") and "nur abends" not in stack.log_text("motia")
