@@ -242,12 +242,16 @@ _ESPO_EMAILS = _EspoList("emailAddressData", "emailAddress", "address", email_ke
 _ESPO_PHONES = _EspoList("phoneNumberData", "phoneNumber", "number", phone_key, _phone_details)
 
 
-def emails_to_espo(value: Any, current: Mapping[str, Any] | None, warnings: Warnings = None) -> list[dict[str, Any]]:
+def emails_to_espo(
+    value: Any, current: Mapping[str, Any] | None, warnings: Warnings = None
+) -> list[dict[str, Any]]:
     """Full ``emailAddressData``; entries that persist keep the current spelling, optOut and invalid."""
     return _espo_data(value, current, _ESPO_EMAILS, warnings)
 
 
-def phones_to_espo(value: Any, current: Mapping[str, Any] | None, warnings: Warnings = None) -> list[dict[str, Any]]:
+def phones_to_espo(
+    value: Any, current: Mapping[str, Any] | None, warnings: Warnings = None
+) -> list[dict[str, Any]]:
     """Full ``phoneNumberData``; entries that persist keep the current spelling, optOut and invalid."""
     return _espo_data(value, current, _ESPO_PHONES, warnings)
 
@@ -259,9 +263,7 @@ def _unreadable(current: Mapping[str, Any] | None, spelling: _EspoList) -> list[
     return [
         item
         for item in (current or {}).get(spelling.data_attr) or []
-        if isinstance(item, Mapping)
-        and (text := _str(item.get(spelling.value_attr)))
-        and not readable(text)
+        if isinstance(item, Mapping) and (text := _str(item.get(spelling.value_attr))) and not readable(text)
     ]
 
 

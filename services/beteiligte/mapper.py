@@ -19,12 +19,12 @@ from services.advoware.contract import READ_ONLY_FIELDS
 from services.beteiligte import contacts
 from services.beteiligte.common import (
     COMPANY,
-    log,
     PERSON,
     Kind,
     MappingError,
     MappingWarning,
     SyncedContent,
+    log,
 )
 from services.beteiligte.converters import WriteContext, kind_from_advo, kind_from_espo
 from services.beteiligte.fieldmap import (

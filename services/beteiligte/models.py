@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import re
-
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator

@@ -42,6 +42,9 @@ class Trigger(StrEnum):
     DAILY_CHECK = "daily_check"  # clean record not verified for 24 h
     MANUAL = "manual"  # ops `sync <id>`
     RETRY_NOW = "retry_now"  # breaker released it, or an operator retries: no back-off
+    # The sweep's EspoCRM poll found a person's edit (not our own write) of a record parked as
+    # permanently_failed / deleted_in_advoware: the safety net of the webhook, so it requeues too.
+    ESPO_EDIT = "espocrm_edit"
 
 
 class Result(StrEnum):
@@ -153,8 +156,8 @@ PARKED = frozenset({SyncStatus.PERMANENTLY_FAILED, SyncStatus.DELETED_IN_ADVOWAR
 
 
 def stays_parked(status: SyncStatus, espo: Mapping[str, Any], trigger: Trigger) -> bool:
-    """Parked for a person. A person's edit (webhook) or an operator's `sync` / `relink` requeues
-    it: `deleted_in_advoware` with a new betnr syncs with that party (the same betnr still 404 is
+    """Parked for a person. A person's edit (webhook, or the sweep's EspoCRM poll when the webhook
+    never came: `ESPO_EDIT`) or an operator's `sync` / `relink` requeues it: `deleted_in_advoware` with a new betnr syncs with that party (the same betnr still 404 is
     left alone without a second note), with betnr cleared goes through the identity check; a
     `conflict` held by the identity check or the backfill (no betnr) only when a person linked it
     (set betnr) or an operator's `sync` says "create it anyway": an unrelated edit would create
@@ -162,7 +165,7 @@ def stays_parked(status: SyncStatus, espo: Mapping[str, Any], trigger: Trigger) 
     linked = espo.get("betnr") not in (None, "")
     if status is SyncStatus.CONFLICT:
         return not (trigger is Trigger.MANUAL or linked)
-    return trigger not in (Trigger.WEBHOOK_UPDATE, Trigger.MANUAL)
+    return trigger not in (Trigger.WEBHOOK_UPDATE, Trigger.ESPO_EDIT, Trigger.MANUAL)
 
 
 def as_int(value: Any) -> int | None:

@@ -6,7 +6,9 @@ Sources (each paged, none capped, each costing calls in proportion to what it fi
 3. `syncing` records whose lock holder died (modifiedAt older than the stale limit);
 4. `clean` records not verified for 24 h (advowareLastSync), as daily checks;
 5. EspoCRM changes since a watermark (modifiedAt): the safety net for webhooks EspoCRM
-   gave up on after 4 attempts; our own writes are recognised via the snapshot;
+   gave up on after 4 attempts; our own writes are recognised via the snapshot and the
+   modifiedAt of our last write; a person's edit of a record parked as `permanently_failed`
+   or `deleted_in_advoware` requeues it (trigger `espocrm_edit`), as its webhook would;
 6. Advoware changes since a watermark (geaendertAm, in ADVOWARE_TIMEZONE): Advoware sends no
    webhooks, so this is how an Advoware edit reaches EspoCRM within one interval
    (services/sync/advoware_watch.py: watermark guard, pending set, cost per change);
@@ -54,7 +56,7 @@ DAILY_CHECK_AGE = timedelta(hours=24)
 
 # When several sources find one record, the strongest trigger wins: a release skips the
 # back-off, a real change beats a daily check.
-TRIGGER_RANK = {Trigger.RETRY_NOW: 3, Trigger.SWEEP: 2, Trigger.DAILY_CHECK: 1}
+TRIGGER_RANK = {Trigger.ESPO_EDIT: 4, Trigger.RETRY_NOW: 3, Trigger.SWEEP: 2, Trigger.DAILY_CHECK: 1}
 
 
 @dataclass
@@ -82,7 +84,7 @@ class SweepPlan:
 
     def batches(self, size: int) -> list[tuple[Trigger, list[str]]]:
         out: list[tuple[Trigger, list[str]]] = []
-        for trigger in (Trigger.RETRY_NOW, Trigger.SWEEP, Trigger.DAILY_CHECK):
+        for trigger in sorted(TRIGGER_RANK, key=TRIGGER_RANK.__getitem__, reverse=True):
             ids = [i for i, t in self.work.items() if t is trigger]
             out.extend((trigger, ids[i : i + size]) for i in range(0, len(ids), size))
         return out
@@ -250,7 +252,7 @@ class Sweeper:
         )
         snaps = await self.snapshots.get_many([r["id"] for r in rows])
         own = await self.own_writes.get_many([r["id"] for r in rows])
-        changed = []
+        changed, parked = [], []
         newest = mark
         for row in rows:
             modified = row.get("modifiedAt")
@@ -260,9 +262,11 @@ class Sweeper:
             if (snap is not None and snap.espo_modified_at == modified) or own.get(row["id"]) == modified:
                 continue  # our own last write (data, status or failure metadata): no one's edit
             if row.get("syncStatus") in (SyncStatus.PERMANENTLY_FAILED, SyncStatus.DELETED_IN_ADVOWARE):
-                continue  # parked for a person
+                parked.append(row["id"])  # parked, and a person edited it since: requeued
+                continue
             changed.append(row["id"])
         plan.add("espocrm_changed", changed)
+        plan.add("espocrm_edited_parked", parked, Trigger.ESPO_EDIT)
         plan.espo_watermark = newest
 
     async def _collect_advoware_changes(self, plan: SweepPlan, now: datetime) -> None:

@@ -169,6 +169,26 @@ async def test_validation_failure_is_parked_not_retried(env: dict[str, Any]) -> 
         assert rid not in results
 
 
+async def test_a_persons_later_edit_of_a_parked_record_is_found_by_the_sweep(env: dict[str, Any]) -> None:
+    """permanently_failed: its own failure write stays parked; a person's later CRM edit whose
+    webhook never arrived (EspoCRM gave up, or it was taken for a redelivery) is synced by
+    the sweep's EspoCRM poll, as the webhook would have done."""
+    espo, advo = env["espo"], env["advo"]
+    (rid,) = await linked_records(env, 1)
+    advance(env)
+    await sweep(env)  # settle: watermarks set
+    espo.edit(rid, titel="Dr. Ungültig")
+    advo.fail_next["update"] = [ValidationError("bad", system="advoware", status_code=400)]
+    assert (await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)).result is Result.PERMANENTLY_FAILED
+    advance(env)
+    assert rid not in await sweep(env)  # our own failure write is nobody's edit
+    espo.edit(rid, titel="Dr. Korrigiert")  # no webhook
+    advance(env)
+    assert (await sweep(env))[rid] is Result.UPDATED
+    betnr = int(espo.records[rid]["betnr"])
+    assert advo.records[betnr]["titel"] == "Dr. Korrigiert" and espo.records[rid]["syncStatus"] == "clean"
+
+
 async def test_breaker_alerts_once_and_clears_on_close() -> None:
     from services.sync.breaker import CircuitBreakers
 

@@ -123,11 +123,11 @@ async def test_same_body_after_a_later_edit_is_a_new_edit_not_a_redelivery() -> 
 
 async def test_same_body_after_the_sync_wrote_the_record_is_a_new_edit() -> None:
     """A, then the sync writes Advoware's B into EspoCRM (no webhook: skipOwn), then A again."""
-    from services.store import keys
+    from services.sync.backoff import OwnWrites
 
     redis = fakeredis.FakeAsyncRedis(decode_responses=True)
     a = php_json([{"id": "a1", "titel": "Dr."}, {"id": "b2", "titel": "Dr."}])
     first = parse_and_verify("update", a, sign(a), SECRETS)
     await remember_delivery(redis, first)
-    await redis.hset(keys.OWN_WRITES_ESPOCRM, "b2", "2026-07-01 10:20:00")
+    await OwnWrites(redis).put("b2", "2026-07-01 10:20:00")  # the sync wrote b2
     assert not await is_redelivery(redis, parse_and_verify("update", a, sign(a), SECRETS))
