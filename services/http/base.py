@@ -14,6 +14,11 @@ Status table (``status_error``): 400/422 validation, 401/403 auth, 404 not found
 conflict, 429 rate limited, 5xx unavailable (both with ``Retry-After``), other fatal.
 Logs carry system, method, path template, record id and status only: never a URL, a
 header or a body.
+
+A request that writes (any method but GET/HEAD/OPTIONS) first runs the ``write_check`` of
+its task, if one is set: a sync run sets it to "my record lease is still held"
+(services/sync/engine.py), so a run whose lease was lost sends nothing more, retries
+included.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
+from contextvars import ContextVar
 from typing import Any, ClassVar, Self, TypedDict
 
 import httpx
@@ -42,6 +48,17 @@ from services.http.retry import IDEMPOTENT_METHODS, RetryPolicy, parse_retry_aft
 from services.http.transport import json_body, new_async_client, transport_error
 
 log = logging.getLogger(__name__)
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Per task (asyncio copies it into the tasks a run starts): raises to stop a write.
+write_check: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar("write_check", default=None)
+
+
+async def before_write(method: str) -> None:
+    """Run the task's write check before a request that writes (see the module docstring)."""
+    check = write_check.get()
+    if check is not None and method not in READ_METHODS:
+        await check()
 
 
 def status_error(
@@ -160,6 +177,7 @@ class ApiClient:
         what = f"{method} {template}"
 
         async def once() -> Any:
+            await before_write(method)
             resp = await self._send(method, url, what, record_id, params, content, hdrs)
             if resp.status_code >= 300:
                 raise self.map_error(resp, what, record_id)

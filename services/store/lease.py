@@ -8,7 +8,7 @@ token single-flight.
 - A holder that dies leaves a lease that simply expires after its TTL.
 - While held, `renewing()` resets the TTL every third of it, so slow work never outlives its lease;
   if renewal finds the lease gone (expired during a Redis outage, or force-released) it stops and
-  sets `lost`, and the work can check it before writing.
+  sets `lost`; `ensure_held()` raises `LeaseLost` once it is gone, the check before each write.
 - Operators: `holder(redis, name)` answers who holds a lease (its token), `force_release(redis,
   name)` drops it whoever holds it (ops `unlock`; normally never needed).
 
@@ -37,6 +37,14 @@ class LeaseBusy(Exception):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"lease {name} is held by another worker")
+        self.name = name
+
+
+class LeaseLost(Exception):
+    """The lease expired or was taken over while its holder worked: stop before the next write."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"lease {name} was lost while held")
         self.name = name
 
 
@@ -97,6 +105,13 @@ class Lease:
 
     async def owned(self) -> bool:
         return bool(await self._lock.owned())
+
+    async def ensure_held(self) -> None:
+        """Raise `LeaseLost` (and set `lost`) unless the lease is still ours: renewal found it
+        gone, or it expired since the last renewal and someone else may hold it now."""
+        if self.lost or not await self.owned():
+            self.lost = True
+            raise LeaseLost(self.name)
 
     @contextlib.asynccontextmanager
     async def renewing(self) -> AsyncIterator[Lease]:

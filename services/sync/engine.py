@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from services.errors import ApiError, NotFoundError
+from services.http.base import write_check
+from services.store.lease import Lease, LeaseLost
 from services.sync.admission import Admission
 from services.sync.backoff import OwnWrites
 from services.sync.breaker import SYSTEMS
@@ -158,13 +160,15 @@ class SyncEngine:
                 # Run again while events keep arriving, all under the same lock.
                 await self.locks.take_again(record_id)
                 while True:
-                    async with self.locks.renewing(record_id, token):
-                        outcome = await self._sync_locked(record_id, trigger, options)
-                    if not await self.locks.take_again(record_id):
+                    async with self.locks.renewing(record_id, token) as lease:
+                        outcome = await self._sync_leased(lease, record_id, trigger, options)
+                    if outcome.result is Result.LOCKED or not await self.locks.take_again(record_id):
                         break
                     trigger = Trigger.SWEEP
             finally:
                 await self.locks.release(record_id, token)
+            if outcome.result is Result.LOCKED:
+                break  # the lease was lost mid-run: the "again" flag is the new holder's
             # An event that arrived between our last check and the release.
             if not await self.locks.take_again(record_id):
                 break
@@ -193,6 +197,27 @@ class SyncEngine:
         return await self.planner.plan_record(record_id, trigger)
 
     # ------------------------------------------------------------------ under the lock
+    async def _sync_leased(
+        self, lease: Lease, record_id: str, trigger: Trigger, options: SyncOptions
+    ) -> Outcome:
+        """One run whose every write first checks that the lease is still ours: a run that lost
+        it (expired while Redis or the process stalled, or force-released) stops before its next
+        write, so two runs never write one record at once and a create is never POSTed twice."""
+        reset = write_check.set(lease.ensure_held)
+        try:
+            return await self._sync_locked(record_id, trigger, options)
+        except LeaseLost:
+            return await self._lease_lost(record_id)
+        finally:
+            write_check.reset(reset)
+
+    async def _lease_lost(self, record_id: str) -> Outcome:
+        """Recorded, nothing written: whoever holds the lease now runs the record once more."""
+        log.warning("record %s: lease lost mid-sync; stopped before the next write", record_id)
+        await self.deps.stats.count("lease_lost")
+        await self.locks.mark_again(record_id)
+        return Outcome(record_id, Result.LOCKED, reason="lease lost mid-sync")
+
     async def _sync_locked(
         self, record_id: str, trigger: Trigger, options: SyncOptions = DEFAULT_OPTIONS
     ) -> Outcome:

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import fakeredis
 
 from services.errors import NotFoundError, VersionConflictError
+from services.http.base import before_write
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -102,6 +103,7 @@ class FakeEspo(FailurePlan):
         self, entity: str, record_id: str, data: dict[str, Any], *, version_number: int | None = None
     ) -> dict[str, Any]:
         self.calls["update"] += 1
+        await before_write("PUT")  # as the real clients (services/http/base.py)
         self._maybe_fail("update")
         if record_id not in self.records:
             raise NotFoundError("not found", system="espocrm", status_code=404, record_id=record_id)
@@ -138,6 +140,7 @@ class FakeEspo(FailurePlan):
     ) -> dict[str, Any]:
         """A record (backfill --create-in-espocrm) or a stream note (the notifier's channel,
         recorded as (parent id, post))."""
+        await before_write("POST")
         if entity != "Note":
             self.calls["create"] += 1
             self._maybe_fail("create")
@@ -250,6 +253,7 @@ class FakeAdvo(FailurePlan):
 
     async def create_beteiligter(self, payload: dict[str, Any]) -> dict[str, Any]:
         self.calls["create"] += 1
+        await before_write("POST")
         self._maybe_fail("create")
         betnr = self.add(payload)
         if self.lose_create_answer is not None:
@@ -259,6 +263,7 @@ class FakeAdvo(FailurePlan):
 
     async def update_beteiligter(self, betnr: int, payload: dict[str, Any]) -> dict[str, Any]:
         self.calls["update"] += 1
+        await before_write("PUT")
         self._maybe_fail("update")
         if betnr not in self.records:
             raise NotFoundError("not found", system="advoware", status_code=404, record_id=str(betnr))
