@@ -31,7 +31,12 @@ They propagate, fail the Motia event and are retried by its queue, loudly.
 
 Messages carry the system, the HTTP status, the record id and the server's reason text,
 never an API key, password, token or personal data (the server reason is cut short and
-is the server's own validation text, e.g. "field: status, type: valid").
+is the server's own validation text, e.g. "field: status, type: valid", or one of the
+known fixed texts of services/advoware/contract.py). A server's free text that may name a
+person (Advoware's ``Message`` of a 4xx answer) is the error's ``detail``: never part of the
+message, so never in a log line or a traceback; it goes only where the project shows it to
+the firm's staff on purpose, the record's ``syncErrorMessage`` and the notice about it
+(services/sync/outcomes.py `failure_reason`).
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ class ApiErrorDetails(TypedDict, total=False):
     status_code: int | None
     reason: str | None
     record_id: str | None
+    detail: str | None
 
 
 class ApiError(SyncServiceError):
@@ -99,11 +105,13 @@ class ApiError(SyncServiceError):
         status_code: int | None = None,
         reason: str | None = None,
         record_id: str | None = None,
+        detail: str | None = None,
     ) -> None:
         self.system = system
         self.status_code = status_code
         self.reason = _clip(reason)
         self.record_id = record_id
+        self.detail = _clip(detail)  # kept out of the message: see the module docstring
         parts = [f"{system}: {message}"]
         if status_code is not None:
             parts.append(f"status={status_code}")

@@ -133,9 +133,12 @@ class AdvowareClient(ApiClient):
 
     def error_reason(self, resp: httpx.Response) -> str | None:
         found = classify_body_text(resp.text)
-        if found:
-            return found[1]
-        if resp.status_code in (400, 409, 422):
+        return found[1] if found else None
+
+    def error_detail(self, resp: httpx.Response) -> str | None:
+        """The ``Message`` of a 400/409/422 body: it may quote what was sent (a name), so it
+        is the error's detail, for the record's failure reason only, never a log."""
+        if resp.status_code in (400, 409, 422) and not classify_body_text(resp.text):
             return _message(resp)
         return None
 

@@ -309,7 +309,8 @@ class Backfill:
     def _failure(self, action: Action, result: BackfillResult, reason: str, *, transient: bool) -> None:
         result.failures.append({"item": action.item, "action": action.kind.value, "reason": reason})
         result.outcomes["failed"] += 1
-        log.warning("backfill %s %s failed: %s", action.kind.value, action.item, reason)
+        # The reason may carry a server's free text (services/errors.py): the run's report only.
+        log.warning("backfill %s %s failed", action.kind.value, action.item)
         self._consecutive_failures = self._consecutive_failures + 1 if transient else 0
         if self._consecutive_failures >= self.options.max_consecutive_failures:
             raise BackfillAbortedError(

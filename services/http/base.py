@@ -6,7 +6,9 @@ status >= 300 to the error tree and decodes the JSON answer, all under the one
 ``RetryPolicy``. A subclass names its ``system`` and may refine two things:
 
 * ``error_reason(resp)``: the server's explanation (EspoCRM: the ``X-Status-Reason``
-  header; Advoware: the ``Message`` of the body or a known German text),
+  header; Advoware: a known German text of contract.py),
+* ``error_detail(resp)``: its free text that may name a person (Advoware: the ``Message`` of
+  a 4xx body), the error's ``detail``, kept out of messages and logs,
 * ``special_error(resp, what, record_id)``: an error the status table below cannot tell
   (Advoware: a 5xx whose body says the credentials are refused; EspoCRM: a 409 ``modified``).
 
@@ -62,11 +64,19 @@ async def before_write(method: str) -> None:
 
 
 def status_error(
-    resp: httpx.Response, *, what: str, system: str, record_id: str | None = None, reason: str | None = None
+    resp: httpx.Response,
+    *,
+    what: str,
+    system: str,
+    record_id: str | None = None,
+    reason: str | None = None,
+    detail: str | None = None,
 ) -> ApiError:
     """The error-tree class for an HTTP status >= 300 (``what`` is e.g. ``"GET CBeteiligte/{id}"``)."""
     status = resp.status_code
-    kw: dict[str, Any] = {"system": system, "status_code": status, "record_id": record_id, "reason": reason}
+    kw: dict[str, Any] = {
+        "system": system, "status_code": status, "record_id": record_id, "reason": reason, "detail": detail
+    }  # fmt: skip
     if status in (400, 422):
         return ValidationError(f"{what} rejected", **kw)
     if status == 401:
@@ -132,6 +142,11 @@ class ApiClient:
         """The server's explanation of an error answer (short, never personal data)."""
         return None
 
+    def error_detail(self, resp: httpx.Response) -> str | None:
+        """The server's free text about an error answer that may name a person: the error's
+        ``detail``, never in its message or a log (services/errors.py)."""
+        return None
+
     def special_error(self, resp: httpx.Response, what: str, record_id: str | None) -> ApiError | None:
         """An error the status table cannot tell; None leaves it to ``status_error``."""
         return None
@@ -146,7 +161,12 @@ class ApiClient:
         if special is not None:
             return special
         return status_error(
-            resp, what=what, system=self.system, record_id=record_id, reason=self.error_reason(resp)
+            resp,
+            what=what,
+            system=self.system,
+            record_id=record_id,
+            reason=self.error_reason(resp),
+            detail=self.error_detail(resp),
         )
 
     async def request(

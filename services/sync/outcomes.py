@@ -72,7 +72,7 @@ class Outcomes:
         except ApiError as write_exc:
             # EspoCRM itself failed: the record keeps its state (the sweep finds it again).
             log.warning(
-                "record %s: failure not recorded in EspoCRM: %s", ctx.record_id, failure_reason(write_exc)
+                "record %s: failure not recorded in EspoCRM: %s", ctx.record_id, log_reason(write_exc)
             )
             if is_system_failure(write_exc):
                 await self._d.breakers.record_failure(ctx.record_id, write_exc)
@@ -80,7 +80,11 @@ class Outcomes:
         await record_event(self._d.systems.redis, "failure", ctx.record_id, reason)
         await self._d.stats.count("permanent_failures" if permanent else "failures")
         log.warning(
-            "record %s sync failed (attempt %d, %s): %s", ctx.record_id, attempts, target.value, reason
+            "record %s sync failed (attempt %d, %s): %s",
+            ctx.record_id,
+            attempts,
+            target.value,
+            log_reason(exc),
         )
         if permanent:
             label = notify.record_label(
@@ -103,7 +107,7 @@ class Outcomes:
         would retry it 3 more times, and refused logins lock EspoCRM's IP out); nothing is
         written, the record keeps its state and the sweep finds it again."""
         reason = failure_reason(exc)
-        log.warning("record %s: EspoCRM read failed: %s", record_id, reason)
+        log.warning("record %s: EspoCRM read failed: %s", record_id, log_reason(exc))
         if is_system_failure(exc) and await self._d.breakers.record_failure(record_id, exc):
             return Outcome(record_id, Result.WAITING, reason=reason)
         return Outcome(record_id, Result.FAILED, reason=reason)
@@ -297,6 +301,17 @@ class Outcomes:
 
 
 def failure_reason(exc: Exception) -> str:
+    """The failure text for the record's ``syncErrorMessage`` and the notice to staff: with
+    the server's free-text ``detail`` (Advoware's Message), which logs never carry
+    (`log_reason`)."""
+    if isinstance(exc, ApiError):
+        text = log_reason(exc)
+        return f"{text} reason={exc.detail}"[:500] if exc.detail else text
+    return log_reason(exc)
+
+
+def log_reason(exc: Exception) -> str:
+    """The failure text for logs: ids, status and fixed texts, no server free text."""
     if isinstance(exc, ApiError):
         return str(exc)[:500]
     return f"{type(exc).__name__}: {str(exc)[:300]}"

@@ -205,7 +205,9 @@ async def test_400_validation_message(client: AdvowareClient, respx_mock: respx.
     respx_mock.put(f"{URL}/1").respond(400, json={"Message": "Das Feld name ist erforderlich."})
     with pytest.raises(ValidationError) as info:
         await client.update_beteiligter(1, {})
-    assert info.value.reason == "Das Feld name ist erforderlich." and info.value.record_id == "1"
+    # the Message is the error's detail (for the record), never in its text (logs)
+    assert info.value.detail == "Das Feld name ist erforderlich." and info.value.record_id == "1"
+    assert "erforderlich" not in str(info.value)
 
 
 @pytest.mark.parametrize(

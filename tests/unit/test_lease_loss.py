@@ -65,7 +65,7 @@ async def test_a_write_is_not_sent_when_the_task_lost_its_lease() -> None:
     client = Demo(handler)
 
     async def lost() -> None:
-        raise LeaseLost("vmh:lock:r1")
+        raise LeaseLost(keys.record_lock("r1"))
 
     reset = write_check.set(lost)
     try:

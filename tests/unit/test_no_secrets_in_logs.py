@@ -185,3 +185,54 @@ async def test_advoware_logs_and_errors_are_clean(
     assert caplog.records
     assert_clean(caplog.text)
     assert_clean(errors)
+
+
+async def test_advoware_message_of_a_4xx_stays_out_of_logs_and_exception_texts(
+    caplog: pytest.LogCaptureFixture, respx_mock: respx.MockRouter
+) -> None:
+    """Advoware's `Message` may quote what was sent (a name): logs and exception texts carry ids
+    and status only; the text is kept as the error's detail, for the record's failure reason
+    (syncErrorMessage, shown to the firm's staff on purpose) and nowhere else."""
+    from services.errors import ValidationError
+    from services.sync.outcomes import failure_reason, log_reason
+
+    caplog.set_level(logging.DEBUG)
+    settings = SimpleNamespace(
+        ADVOWARE_API_BASE_URL="https://advo.test/",
+        ADVOWARE_SECURITY_URL="https://security.test/",
+        ADVOWARE_PRODUCT_ID=64,
+        ADVOWARE_APP_ID="app-123",
+        ADVOWARE_API_KEY=SecretStr(ADVO_KEY),
+        ADVOWARE_KANZLEI="K1",
+        ADVOWARE_DATABASE="DB",
+        ADVOWARE_USER="bao",
+        ADVOWARE_ROLE=2,
+        ADVOWARE_PASSWORD=SecretStr(ADVO_PASSWORD),
+        ADVOWARE_MAX_CONCURRENCY=2,
+        HTTP_TIMEOUT_SECONDS=5.0,
+    )
+    url = "https://advo.test/api/v1/advonet/Beteiligte"
+    respx_mock.post("https://security.test/api/v1/Token").respond(
+        200, json={"access_token": ADVO_TOKEN, "expires_in": 3600}
+    )
+    message = f"Beteiligter '{PERSON}' ({EMAIL}) ist bereits vorhanden"
+    respx_mock.put(f"{url}/7").respond(400, json={"Message": message})
+    respx_mock.post(url).respond(409, json={"message": message})
+    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    caught: list[ValidationError | Exception] = []
+    async with AdvowareClient(
+        settings, redis, retry=RetryPolicy(sleep=_nosleep, max_attempts=2), limiter=LocalSemaphore(2)
+    ) as c:
+        for call in (
+            lambda: c.update_beteiligter(7, {"name": PERSON}),
+            lambda: c.create_beteiligter({"name": PERSON}),
+        ):
+            with pytest.raises(Exception) as info:
+                await call()
+            caught.append(info.value)
+    await redis.aclose()
+    assert isinstance(caught[0], ValidationError) and caught[0].status_code == 400
+    for exc in caught:
+        assert_clean(exception_texts(exc) + log_reason(exc))
+        assert message in failure_reason(exc)  # the record's syncErrorMessage keeps it
+    assert_clean(caplog.text)
