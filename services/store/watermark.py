@@ -82,3 +82,12 @@ class Watermark:
     async def seed(self, value: datetime) -> bool:
         """Set only if no position exists yet (an existing one belongs to the running polls)."""
         return bool(await self.redis.set(self.name, as_utc(value).isoformat(), nx=True))
+
+
+def next_watermark(mark: datetime, newest_seen: datetime | None, listing_started: datetime) -> datetime:
+    """The position after a complete listing: the newest change stamp seen (the other system's
+    own clock), capped at the listing start (ours), never moving backwards. A system whose clock
+    runs behind ours is then read from its own newest stamp, not from our "now"."""
+    if newest_seen is None:
+        return mark
+    return max(mark, min(newest_seen, listing_started))

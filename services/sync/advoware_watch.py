@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.store import keys
-from services.store.watermark import Watermark
+from services.store.watermark import Watermark, next_watermark
 from services.sync.identity_index import IdentityIndex
 from services.sync.model import ENTITY, Systems
 from services.sync.snapshot import SnapshotStore
@@ -55,14 +55,6 @@ class AdvowareChanges:
     advoware_only: list[int] = field(default_factory=list)  # changed, no EspoCRM record
     rows: int = 0  # changed Advoware rows read
     watermark: datetime | None = None  # to commit after the work was emitted
-
-
-def next_watermark(mark: datetime, newest_seen: datetime | None, listing_started: datetime) -> datetime:
-    """The watermark after a complete listing: the newest change seen, capped at the listing
-    start, never moving backwards."""
-    if newest_seen is None:
-        return mark
-    return max(mark, min(newest_seen, listing_started))
 
 
 @dataclass(kw_only=True)

@@ -6,13 +6,18 @@ create costs a few Redis reads instead of a full Advoware listing.
                                       "register:<number>") -> betnrs
     vmh:identity:state          hash  status building|ready, rows read, started/built at
 
-Kept current from four sides: built once from a full listing (`build`, resumable: it checkpoints
+Kept current from four sides: built once from full listings (`build`, resumable: it checkpoints
 the rows read and a later call continues one page before that, under a lease so one instance
-builds at a time); the Advoware change poll upserts every changed row it reads
+builds at a time; the listing's order is not stable (shared/docs/advoware-api.md), so a slice
+read by offset can miss a party when rows shift, and the build is ready only after a complete
+verification pass that found no party the index did not have yet, at most `MAX_PASSES`); the Advoware change poll upserts every changed row it reads
 (services/sync/advoware_watch.py); the engine upserts what Advoware answers to our own creates
 and updates; and right before a create the identity check reads what changed in Advoware since the
 index was last brought up to date (`refresh`: one listing call with `geaendertAb`, usually one
-short page), so a party a person entered in Advoware a minute ago is found too. A party deleted in Advoware stays in the index until a link to it answers 404
+short page), so a party a person entered in Advoware a minute ago is found too. "Up to date"
+is on Advoware's own clock: the newest `geaendertAm` a refresh saw (capped at our clock, as
+the change poll's watermark), so an Advoware clock running behind ours hides nothing; the
+build starts it `CLOCK_MARGIN` before its own start, which its first refresh reads again. A party deleted in Advoware stays in the index until a link to it answers 404
 (`remove`): a candidate is always read from Advoware before it is linked.
 
 Until the first build has finished (and again after Redis lost the index) `ready()` is False and
@@ -26,7 +31,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from services.beteiligte.identity import Identity, Match, compare, identity_of_advo, lookup_keys
@@ -47,6 +52,12 @@ MISSING = "missing"
 # How often a create waiting for another process's index build looks whether it is done.
 BUSY_POLL_SECONDS = 0.25
 PAGE = 100  # the Advoware listing's page size: the build checkpoints once per page
+# Complete listings a build reads at most: the first, then verification passes until one finds
+# no party the index lacks (the listing's order may shift while it is read by offset).
+MAX_PASSES = 3
+# How far before the build's start (our clock) the first refresh reads Advoware's changes: the
+# changes made while the build read may carry stamps that far behind (Advoware's clock).
+CLOCK_MARGIN = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -104,17 +115,20 @@ class IdentityIndex:
     async def refresh(self, advo: AdvowareApi, tz: ZoneInfo) -> int:
         """Read the Advoware changes since the index was last brought up to date (with the
         polls' overlap) and upsert them; returns the rows read. Only for a ready index."""
-        from services.advoware.timezone import query_since_local
-        from services.store.watermark import WATERMARK_OVERLAP
+        from services.advoware.timezone import local_to_utc, query_since_local
+        from services.store.timestamps import parse_utc
+        from services.store.watermark import WATERMARK_OVERLAP, next_watermark
 
-        fresh = _s(await self.redis.hget(keys.IDENTITY_STATE, "fresh_at") or "")
-        if not fresh:
+        fresh = parse_utc(await self.redis.hget(keys.IDENTITY_STATE, "fresh_at"))
+        if fresh is None:
             return 0
         started = datetime.now(UTC)
-        since = query_since_local(datetime.fromisoformat(fresh), tz, WATERMARK_OVERLAP)
+        since = query_since_local(fresh, tz, WATERMARK_OVERLAP)
         rows = [row async for row in advo.iter_beteiligte(changed_since_local=since)]
         await self.upsert(rows)
-        await self.redis.hset(keys.IDENTITY_STATE, "fresh_at", max(fresh, started.isoformat()))
+        stamps = [local_to_utc(row["geaendertAm"], tz) for row in rows if row.get("geaendertAm")]
+        moved = next_watermark(fresh, max(stamps, default=None), started)
+        await self.redis.hset(keys.IDENTITY_STATE, "fresh_at", moved.isoformat())
         return len(rows)
 
     async def ready(self) -> bool:
@@ -140,13 +154,17 @@ class IdentityIndex:
     # ------------------------------------------------------------------ keeping it current
     async def upsert(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Store the identities of Advoware rows (full records), replacing what they were."""
+        return (await self._upsert(rows))[0]
+
+    async def _upsert(self, rows: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
+        """(rows stored, betnrs the index did not have before)."""
         fresh: dict[int, Identity] = {}
         for row in rows:
             betnr = _betnr(row)
             if betnr is not None:
                 fresh[betnr] = identity_of_advo(row)
         if not fresh:
-            return 0
+            return 0, 0
         old = await self.redis.hmget(keys.IDENTITY_ENTRIES, [str(b) for b in fresh])
         pipe = self.redis.pipeline(transaction=True)
         for (betnr, identity), raw in zip(fresh.items(), old, strict=True):
@@ -158,7 +176,7 @@ class IdentityIndex:
                 pipe.sadd(keys.identity_lookup(lookup), betnr)
             pipe.hset(keys.IDENTITY_ENTRIES, str(betnr), identity.to_json())
         await pipe.execute()
-        return len(fresh)
+        return len(fresh), sum(1 for raw in old if not raw)
 
     async def remove(self, betnr: int) -> None:
         """A party Advoware no longer has (404 when it was about to be linked)."""
@@ -194,19 +212,42 @@ class IdentityIndex:
 
     async def _build_locked(self, advo: AdvowareApi, budget_seconds: float) -> IndexState:
         state = await self.state()
-        now = datetime.now(UTC).isoformat()
         if state.status != BUILDING:
             log.info(
                 "identity index: building from the full Advoware listing (creates wait until it is done)"
             )
+            now = datetime.now(UTC)
             await self.redis.hset(
                 keys.IDENTITY_STATE,
-                mapping={"status": BUILDING, "read": 0, "started_at": now, "fresh_at": now},
+                mapping={
+                    "status": BUILDING,
+                    "read": 0,
+                    "pass": 1,
+                    "pass_new": 0,
+                    "started_at": now.isoformat(),
+                    "fresh_at": (now - CLOCK_MARGIN).isoformat(),
+                },
             )
-            state = IndexState(BUILDING, 0, now)
+        deadline = time.monotonic() + budget_seconds
+        while True:
+            if not await self._read_pass(advo, deadline):
+                return await self.state()
+            if not await self._next_pass():
+                break
+        await self.redis.hset(
+            keys.IDENTITY_STATE, mapping={"status": READY, "built_at": datetime.now(UTC).isoformat()}
+        )
+        done = await self.state()
+        log.info("identity index: ready, %d Advoware parties", done.entries)
+        return done
+
+    async def _read_pass(self, advo: AdvowareApi, deadline: float) -> bool:
+        """Read the current pass on from its checkpoint; True when it reached the listing's end,
+        False when the budget ran out (a later call continues)."""
+        checkpoint = await self.redis.hget(keys.IDENTITY_STATE, "read")
         # Continue one page before the checkpoint: the listing may have shifted a little since.
-        start = max(0, state.read - PAGE)
-        read, batch, deadline = start, [], time.monotonic() + budget_seconds
+        start = max(0, int(checkpoint or 0) - PAGE)
+        read, batch = start, []
         async for row in advo.iter_beteiligte(take=PAGE, start=start):
             batch.append(row)
             read += 1
@@ -215,18 +256,30 @@ class IdentityIndex:
                 batch = []
                 if time.monotonic() > deadline:
                     log.info("identity index: %d Advoware parties read; continuing at the next run", read)
-                    return await self.state()
+                    return False
         await self._checkpoint(batch, read)
-        await self.redis.hset(
-            keys.IDENTITY_STATE, mapping={"status": READY, "built_at": datetime.now(UTC).isoformat()}
-        )
-        done = await self.state()
-        log.info("identity index: ready, %d Advoware parties (%d rows read)", done.entries, read)
-        return done
+        return True
+
+    async def _next_pass(self) -> bool:
+        """After a complete pass: True (and the next pass set up) unless this pass found no
+        party the index lacked, or `MAX_PASSES` were read."""
+        raw = await self.redis.hmget(keys.IDENTITY_STATE, ["pass", "pass_new"])
+        number, new = int(raw[0] or 1), int(raw[1] or 0)
+        if new == 0:
+            return False
+        if number >= MAX_PASSES:
+            log.warning("identity index: pass %d still found %d new parties; ready anyway", number, new)
+            return False
+        log.info("identity index: pass %d found %d new parties; verifying with another pass", number, new)
+        await self.redis.hset(keys.IDENTITY_STATE, mapping={"pass": number + 1, "read": 0, "pass_new": 0})
+        return True
 
     async def _checkpoint(self, batch: list[dict[str, Any]], read: int) -> None:
-        await self.upsert(batch)
-        await self.redis.hset(keys.IDENTITY_STATE, "read", str(read))
+        _stored, new = await self._upsert(batch)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(keys.IDENTITY_STATE, "read", str(read))
+        pipe.hincrby(keys.IDENTITY_STATE, "pass_new", new)
+        await pipe.execute()
         if read and read % (PAGE * 10) == 0:
             log.info("identity index: %d Advoware parties read", read)
 

@@ -4,7 +4,10 @@ upserts, and answering candidates without any Advoware call."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import fakeredis
 import pytest
@@ -13,6 +16,8 @@ from services.beteiligte.identity import Strength, identity_of_content
 from services.store import keys
 from services.sync.identity_index import IdentityIndex
 from tests.support.fakes import FakeAdvo
+
+BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def advo_person(betnr: int, first: str, last: str, born: str | None = None) -> dict[str, Any]:
@@ -69,13 +74,14 @@ async def test_build_from_one_listing_then_answer_from_redis_only(redis: Any) ->
     index = IdentityIndex(redis)
     assert not await index.ready() and (await index.state()).status == "missing"
     state = await index.build(advo)
-    assert state.ready and state.entries == 3 and advo.calls["list"] == 1
+    # the listing, then one verification pass that finds nothing new
+    assert state.ready and state.entries == 3 and advo.calls["list"] == 2
     found = await index.candidates(hans())
     assert [(b, m.strength) for b, m in found] == [(1, Strength.STRONG)]
     assert await index.candidates(hans("1999-09-09")) == []
-    assert advo.calls["list"] == 1 and advo.calls["get"] == 0  # lookups cost no Advoware call
+    assert advo.calls["list"] == 2 and advo.calls["get"] == 0  # lookups cost no Advoware call
     again = await index.build(advo)  # ready: nothing is read again
-    assert again.ready and advo.calls["list"] == 1
+    assert again.ready and advo.calls["list"] == 2
 
 
 async def test_a_build_out_of_budget_resumes_one_page_before_its_checkpoint(redis: Any) -> None:
@@ -118,7 +124,7 @@ async def test_losing_redis_means_not_ready_and_a_fresh_build(redis: Any) -> Non
     await index.build(advo)
     await redis.flushall()
     assert not await index.ready()
-    assert (await index.build(advo)).ready and advo.calls["list"] == 2
+    assert (await index.build(advo)).ready and advo.calls["list"] == 4
 
 
 async def test_a_create_that_finds_another_build_running_waits_for_it(redis: Any) -> None:
@@ -132,3 +138,60 @@ async def test_a_create_that_finds_another_build_running_waits_for_it(redis: Any
     state = await waiter.build(advo, budget_seconds=5)
     assert state.ready
     assert (await first).ready
+
+
+class ShiftingAdvo(FakeAdvo):
+    """A listing whose order shifts while it is read: the first full read misses one party
+    (a row deleted ahead of it moved it back across a page boundary)."""
+
+    def __init__(self, missed: int) -> None:
+        super().__init__()
+        self.missed: int | None = missed
+
+    async def iter_beteiligte(
+        self, *, changed_since_local: str | None = None, take: int = 100, start: int = 0
+    ) -> AsyncIterator[dict[str, Any]]:
+        async for row in super().iter_beteiligte(
+            changed_since_local=changed_since_local, take=take, start=start
+        ):
+            if row["betNr"] == self.missed:
+                continue
+            yield row
+        self.missed = None  # later reads see everything
+
+
+async def test_a_build_whose_listing_shifted_cannot_skip_a_party(redis: Any) -> None:
+    advo = ShiftingAdvo(missed=137)
+    for i in range(1, 251):
+        advo.records[i] = advo_person(i, f"P{i}", "Roth", "1980-01-01")
+    index = IdentityIndex(redis)
+    state = await index.build(advo)
+    assert state.ready and state.entries == 250
+    assert await redis.hget(keys.IDENTITY_ENTRIES, "137")
+
+
+def _local(moment: datetime) -> str:
+    return moment.astimezone(BERLIN).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+async def test_refresh_follows_advowares_clock_when_it_runs_behind(redis: Any) -> None:
+    """Advoware's clock is 10 minutes behind ours. A party created just after a refresh carries
+    a stamp well before our "now": the next refresh must still read it."""
+    behind = timedelta(minutes=10)
+    now = datetime.now(UTC)
+    index = IdentityIndex(redis)
+    await redis.hset(
+        keys.IDENTITY_STATE,
+        mapping={"status": "ready", "fresh_at": (now - timedelta(minutes=30)).isoformat()},
+    )
+    advo = fake_advo(
+        [dict(advo_person(1, "Eva", "Roth"), geaendertAm=_local(now - timedelta(minutes=1) - behind))]
+    )
+    assert await index.refresh(advo, BERLIN) == 1
+    created = dict(
+        advo_person(2, "Hans", "Müller", "1970-01-01"),
+        geaendertAm=_local(now + timedelta(seconds=30) - behind),
+    )
+    advo.records[2] = created
+    await index.refresh(advo, BERLIN)
+    assert [b for b, _ in await index.candidates(hans())] == [2]
