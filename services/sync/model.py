@@ -157,7 +157,8 @@ PARKED = frozenset({SyncStatus.PERMANENTLY_FAILED, SyncStatus.DELETED_IN_ADVOWAR
 
 def stays_parked(status: SyncStatus, espo: Mapping[str, Any], trigger: Trigger) -> bool:
     """Parked for a person. A person's edit (webhook, or the sweep's EspoCRM poll when the webhook
-    never came: `ESPO_EDIT`) or an operator's `sync` / `relink` requeues it: `deleted_in_advoware` with a new betnr syncs with that party (the same betnr still 404 is
+    never came: `ESPO_EDIT`) or an operator's `sync` / `relink` requeues it:
+    `deleted_in_advoware` with a new betnr syncs with that party (the same betnr still 404 is
     left alone without a second note), with betnr cleared goes through the identity check; a
     `conflict` held by the identity check or the backfill (no betnr) only when a person linked it
     (set betnr) or an operator's `sync` says "create it anyway": an unrelated edit would create
