@@ -44,13 +44,16 @@ def rows_for(results: dict[str, Any]) -> list[Row]:
 
 def _deletion_rows(ds: dict[str, Any]) -> list[Row]:
     c = ds["advo_calls_per_hour"]
+    edited = ds.get("edited", 0)
     return [
         (
-            f"7 Advoware deletions noticed per hour, {ds['parties']:,} parties ({ds['deleted']} deleted)",
+            f"7 Advoware deletions and stamp-less edits noticed per hour, {ds['parties']:,} parties "
+            f"({ds['deleted']} deleted, {edited} edited)",
             f"{c['total']:,} calls/h ({c['list_pages']} list pages + {c['reads']} reads + "
-            f"{c['token']} token), found {ds['found']}/{ds['deleted']}, scan {ds['scan_seconds']} s",
+            f"{c['token']} token), found {ds['found']}/{ds['deleted']} deleted, "
+            f"{ds.get('changed', 0)}/{edited} edited, scan {ds['scan_seconds']} s",
             "within 1 h",
-            "all found" if ds["all_found"] else "MISSED",
+            "all found" if ds["all_found"] and ds.get("all_changed_found", True) else "MISSED",
         )
     ]
 

@@ -1,8 +1,10 @@
-"""Figure 7: the cost per hour of noticing Advoware deletions (services/sync/deletions.py)."""
+"""Figure 7: the cost per hour of the hourly full Advoware listing (services/sync/deletions.py):
+noticing deletions, and edits whose `geaendertAm` did not move (the content comparison)."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -11,22 +13,33 @@ from bench.harness import Bench, log
 from bench.scenarios.calls import service_calls
 from sandbox.act import Actor
 from services.store import keys
+from tests.support.sweep_cost import edit_advoware
 
 if TYPE_CHECKING:
     from services.advoware.client import AdvowareClient
     from services.sync.deletions import DeletionScan
 
 
-def deletion_scan(b: Bench, deleted: int = 10) -> dict[str, Any]:
-    """Figure 7: the cost per hour of noticing Advoware deletions (services/sync/deletions.py) for
-    all seeded parties. The betnr index holds every linked pair (as after a backfill or the
-    priming); a person deletes `deleted` parties in Advoware; then one hour of 15-minute sweeps'
-    deletion scans runs with the service's own code and client against the simulator, and each
-    party found missing is read once (the adapter's confirmed 404, as the sync does)."""
+def deletion_scan(b: Bench, deleted: int = 10, edited: int = 10) -> dict[str, Any]:
+    """Figure 7: the cost per hour of the hourly full listing for all seeded parties. Every linked
+    pair has its snapshot and betnr index entry (as after a backfill or the priming, built from
+    the simulator's records); a person deletes `deleted` parties in Advoware and edits `edited`
+    others on a server that leaves `geaendertAm` unchanged (drift `frozen_stamp`: only the
+    content comparison can find them); then one hour of 15-minute sweeps' scans runs with the
+    service's own code and client against the simulator, and each party found missing is read
+    once (the adapter's confirmed 404, as the sync does). Parties found changed are not read:
+    the scan emits them for a sync, whose cost is the ordinary sync's (figure 4)."""
     actor = Actor(b.stack.espo_url, b.stack.advo_url)
     gone = [b.betnr[rid] for rid in b.ids[:deleted]]
+    changed = [b.betnr[rid] for rid in b.ids[deleted : deleted + edited]]
+    asyncio.run(_snapshots(b))  # before the edits: the state both sides agreed on
     for betnr in gone:
         actor.advo_call("DELETE", f"Beteiligte/{betnr}")
+    b.http.post(f"{b.stack.advo_url}/__sandbox/drift", json={"frozen_stamp": True}).raise_for_status()
+    try:
+        edit_advoware(actor, changed, "Dr. Stempel")
+    finally:
+        b.http.post(f"{b.stack.advo_url}/__sandbox/drift", json={"frozen_stamp": False}).raise_for_status()
     _wait_identity_index(b)  # its first build lists Advoware too: not part of this figure
     b.settle(quiet_seconds=1.0)
     mark = b.seq("advo")
@@ -37,13 +50,37 @@ def deletion_scan(b: Bench, deleted: int = 10) -> dict[str, Any]:
             "parties": len(b.ids),
             "deleted": len(gone),
             "all_found": sorted(gone) == out["found"],
+            "edited": len(changed),
+            "all_changed_found": sorted(changed) == out["changed"],
+            "list_pages_of_one_listing": math.ceil((len(b.ids) - len(gone)) / 100) + 1,  # + the empty page
             "advo_calls_per_hour": _calls_of_the_figure(b, mark, gone),
             "seconds": round(time.monotonic() - t0, 1),
         }
     )
-    out["found"] = len(out["found"])
+    out["found"], out["changed"] = len(out["found"]), len(out["changed"])
     log(f"deletion scan: {out}")
     return out
+
+
+async def _snapshots(b: Bench) -> None:
+    """Every seeded pair's snapshot (and so its betnr index entry), from the simulator's records
+    (its admin dump: no service call), the way a sync writes it."""
+    from services.beteiligte import mapper
+    from services.store.connection import connect
+    from services.sync.snapshot import Snapshot, SnapshotStore
+
+    records = b.http.get(f"{b.stack.advo_url}/__sandbox/records", timeout=120).json()["records"]
+    by_betnr = {int(r["betNr"]): r for r in records}
+    redis = connect(b.stack.redis_url)
+    try:
+        store = SnapshotStore(redis)
+        now = datetime.now(UTC).isoformat()
+        for rid in b.ids:
+            content = mapper.from_advo(by_betnr[b.betnr[rid]])
+            snap = Snapshot(rid, b.betnr[rid], content, mapper.content_hash(content), now)
+            await store.put(snap)
+    finally:
+        await redis.aclose()
 
 
 def _wait_identity_index(b: Bench, timeout: float = 600) -> None:
@@ -65,10 +102,6 @@ async def _one_hour(b: Bench) -> dict[str, Any]:
 
     settings = Settings(**b.stack.env)  # type: ignore[arg-type]
     redis = connect(b.stack.redis_url)
-    pipe = redis.pipeline(transaction=False)
-    for rid in b.ids:
-        pipe.set(keys.betnr_index(b.betnr[rid]), rid)
-    await pipe.execute()
     advo = AdvowareClient(settings, redis)
     guard = DeletionGuard(
         redis, share=settings.SYNC_DELETION_BREAKER_SHARE, minimum=settings.SYNC_DELETION_BREAKER_MIN
@@ -77,7 +110,7 @@ async def _one_hour(b: Bench) -> dict[str, Any]:
     scan = DeletionScan(advo=advo, redis=redis, guard=guard, interval=interval)
     await redis.delete(keys.DELETIONS_SCAN)
     try:
-        scans, seconds, found = await _scans_of_one_hour(scan)
+        scans, seconds, found, changed = await _scans_of_one_hour(scan)
         confirmed = await _confirmed_missing(advo, found)
     finally:
         await advo.aclose()
@@ -85,16 +118,18 @@ async def _one_hour(b: Bench) -> dict[str, Any]:
     return {
         "scans": scans,
         "found": sorted(found),
+        "changed": sorted(changed),
         "confirmed": confirmed,
         "scan_seconds": round(seconds, 2),
     }
 
 
-async def _scans_of_one_hour(scan: DeletionScan) -> tuple[int, float, dict[int, str]]:
-    """The 15-minute sweeps of one hour, each scanning when due: scans run, their seconds, and
-    the parties found missing."""
+async def _scans_of_one_hour(scan: DeletionScan) -> tuple[int, float, dict[int, str], dict[int, str]]:
+    """The 15-minute sweeps of one hour, each scanning when due: scans run, their seconds, the
+    parties found missing and those found changed."""
     start = datetime.now(UTC)
     found: dict[int, str] = {}
+    changed: dict[int, str] = {}
     scans, seconds = 0, 0.0
     for tick in range(4):  # the sweeps of one hour
         now = start + timedelta(minutes=15 * tick)
@@ -106,7 +141,8 @@ async def _scans_of_one_hour(scan: DeletionScan) -> tuple[int, float, dict[int, 
         await scan.done(now)
         scans += 1
         found.update(result.missing)
-    return scans, seconds, found
+        changed.update(result.changed)
+    return scans, seconds, found, changed
 
 
 async def _confirmed_missing(advo: AdvowareClient, found: dict[int, str]) -> int:

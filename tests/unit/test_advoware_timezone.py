@@ -178,3 +178,13 @@ def test_other_time_zone() -> None:
     assert local_to_utc("2026-10-25T02:30:00", vienna_is_berlin) == utc(2026, 10, 25, 0, 30)
     london = ZoneInfo("Europe/London")
     assert local_to_utc("2026-10-25T01:30:00", london) == utc(2026, 10, 25, 0, 30)
+
+
+def test_utc_as_the_zone_for_a_server_writing_utc_stamps() -> None:
+    """ADVOWARE_TIMEZONE=UTC (the vendor's own clients write UTC): stamps are read as they are, and
+    the change poll's query is the watermark itself, also across the German DST switch."""
+    utc = ZoneInfo("UTC")
+    assert local_to_utc("2026-10-25T02:30:00", utc) == datetime(2026, 10, 25, 2, 30, tzinfo=UTC)
+    assert not is_ambiguous(datetime(2026, 10, 25, 2, 30), utc)
+    mark = datetime(2026, 3, 29, 2, 30, tzinfo=UTC)
+    assert query_since_local(mark, utc, timedelta(minutes=2)) == "2026-03-29T02:28:00"
