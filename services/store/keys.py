@@ -13,6 +13,7 @@ appears anywhere else in the code.
 | `vmh:intent:<espo id>`                     | string | create intent (JSON)                           | 14 days         |
 | `vmh:unlinked:<espo id>`                   | hash   | pair unlinked after an EspoCRM delete          | none            |
 | `vmh:conflict:pending:<espo id>`           | string | conflicts not yet reported                     | 14 days         |
+| `vmh:conflict:notified:<espo id>:<digest>` | string | a conflict (field, both values) was notified   | 14 days         |
 | `vmh:pending:advoware`                     | zset   | Advoware changes emitted, sync not finished    | none            |
 | `vmh:watermark:advoware` / `:espocrm`      | string | change-poll watermarks (ISO UTC)               | none            |
 | `vmh:sweep:running`                        | string | sweep lease                                    | lease TTL       |
@@ -96,9 +97,16 @@ def pending_conflicts(espo_id: str) -> str:
     return _key("conflict", "pending", espo_id)
 
 
+def conflict_notified(espo_id: str, digest: str) -> str:
+    """`digest`: of the conflict's field and both values (services/sync/stores.py)."""
+    return _key("conflict", "notified", espo_id, digest)
+
+
 # Long enough to outlive any retry schedule; an intent older than this is stale anyway.
 CREATE_INTENT_TTL_SECONDS = 14 * 24 * 3600
 PENDING_CONFLICTS_TTL_SECONDS = 14 * 24 * 3600
+# A notified mark only has to outlive the pending entry that could report its conflict again.
+CONFLICT_NOTIFIED_TTL_SECONDS = PENDING_CONFLICTS_TTL_SECONDS
 
 # ---------------------------------------------------------------- change polls and sweep
 PENDING_ADVOWARE = _key("pending", "advoware")

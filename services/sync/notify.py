@@ -44,6 +44,23 @@ USER_NAME_TTL_SECONDS = 24 * 3600
 
 user_name_key = keys.notify_user_name
 
+# KEYS: the claims, then the outbox and the stats hash; ARGV: the claims' TTL, the notice id and
+# JSON, then counter name / amount pairs. All or nothing: a claim already set ends it.
+_CLAIM_AND_QUEUE = """
+local claims = #KEYS - 2
+for i = 1, claims do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
+end
+for i = 1, claims do
+  redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
+end
+redis.call('HSET', KEYS[claims + 1], ARGV[2], ARGV[3])
+for j = 4, #ARGV, 2 do
+  redis.call('HINCRBY', KEYS[claims + 2], ARGV[j], ARGV[j + 1])
+end
+return 1
+"""
+
 
 class NoticeClient(Protocol):
     async def get(self, entity: str, id: str) -> dict[str, Any]: ...
@@ -77,14 +94,42 @@ class Notifier:
         """Post a notice; on failure keep it in the outbox. Never raises for the channel."""
         await self._redis.hincrby(keys.STATS, "notifications", 1)
         await self._remember(record_id, message)
-        notice = {
+        return await self._deliver(self._notice(record_id, message))
+
+    @staticmethod
+    def _notice(record_id: str | None, message: str) -> dict[str, Any]:
+        return {
             "id": uuid.uuid4().hex,
             "record_id": record_id,
             "message": message,
             "at": datetime.now(UTC).isoformat(),
             "attempts": 0,
         }
-        return await self._deliver(notice)
+
+    async def notify_once(
+        self,
+        record_id: str,
+        message: str,
+        *,
+        claims: Sequence[str],
+        ttl_seconds: int,
+        counters: Mapping[str, int],
+    ) -> bool:
+        """Post a notice at most once per claim: the `claims` keys (none of them set yet; they
+        live `ttl_seconds`), the notice in the outbox and `counters` (vmh:stats) are written in
+        one atomic step; False if a claim was taken already (told before: nothing counted,
+        nothing posted). A worker that dies after that step leaves the notice in the outbox, and
+        the next `retry_pending` posts it."""
+        notice = self._notice(record_id, message)
+        args = [str(ttl_seconds), str(notice["id"]), json.dumps(notice, ensure_ascii=False)]
+        for name, amount in {"notifications": 1, **counters}.items():
+            args += [name, str(amount)]
+        keys_ = [*claims, OUTBOX, keys.STATS]
+        if not await self._redis.eval(_CLAIM_AND_QUEUE, len(keys_), *keys_, *args):
+            return False
+        await self._remember(record_id, message)
+        await self._deliver(notice)
+        return True
 
     async def retry_pending(self, record_id: str | None = None) -> int:
         """Post the notices waiting in the outbox (those about `record_id`, or all); returns

@@ -5,7 +5,11 @@ constructed with the Redis connection, keys from services/store/keys.py.
 - `PendingConflicts`: conflicts whose EspoCRM value is being written to Advoware, until they
   are reported. A PUT can be applied although its answer is lost (timeout, dropped
   connection); the next run then finds both sides equal and sees no conflict, so the person
-  is told from this record instead.
+  is told from this record instead. Each conflict (record, field, both values) is notified once:
+  its notified mark is claimed together with the notice (services/sync/notify.py
+  `Notifier.notify_once`), so a pending entry that outlived its report (a worker killed, a Redis
+  failure before the entry was cleared) is not counted or notified again; a new detection of
+  the same conflict (A -> B -> A) clears the mark and is told again.
 - `PendingAdvoware`: records the Advoware poll emitted whose sync has not finished yet
   (id -> emit time, a sorted set; see services/sync/advoware_watch.py). Cleared when a sync
   records an outcome.
@@ -14,6 +18,7 @@ constructed with the Redis connection, keys from services/store/keys.py.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,10 +36,24 @@ class PendingConflicts:
     redis: Redis
 
     async def put(self, record_id: str, betnr: int, conflicts: Sequence[FieldConflict]) -> None:
+        """Conflicts a plan just found: pending until reported; being a new detection, their
+        notified marks are cleared (a conflict that recurs with the same values is told again)."""
         body = {"betnr": betnr, "conflicts": [[c.field, c.espo_value, c.advo_value] for c in conflicts]}
-        await self.redis.set(
-            keys.pending_conflicts(record_id), json.dumps(body), ex=keys.PENDING_CONFLICTS_TTL_SECONDS
-        )
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(keys.pending_conflicts(record_id), json.dumps(body), ex=keys.PENDING_CONFLICTS_TTL_SECONDS)
+        pipe.delete(*self.notified_keys(record_id, conflicts))
+        await pipe.execute()
+
+    @staticmethod
+    def notified_keys(record_id: str, conflicts: Sequence[FieldConflict]) -> list[str]:
+        return [keys.conflict_notified(record_id, conflict_digest(c)) for c in conflicts]
+
+    async def unreported(self, record_id: str, conflicts: Sequence[FieldConflict]) -> list[FieldConflict]:
+        """Those of `conflicts` not notified yet."""
+        if not conflicts:
+            return []
+        marks = await self.redis.mget(self.notified_keys(record_id, conflicts))
+        return [c for c, mark in zip(conflicts, marks, strict=True) if mark is None]
 
     async def get(self, record_id: str, betnr: int) -> list[FieldConflict]:
         """The pending conflicts of this pair; none if they were about another betnr."""
@@ -51,6 +70,12 @@ class PendingConflicts:
 
     async def delete(self, record_id: str) -> None:
         await self.redis.delete(keys.pending_conflicts(record_id))
+
+
+def conflict_digest(conflict: FieldConflict) -> str:
+    """One conflict's identity: its field and both values (no personal data in the key)."""
+    raw = json.dumps([conflict.field, conflict.espo_value, conflict.advo_value], sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.errors import NotFoundError, TransientError, VersionConflictError
+from services.store import keys
 from services.sync.decide import FieldConflict, MergePlan
 from services.sync.linking import Action
 from services.sync.model import ENTITY, Outcome, RecordContext, Result, SyncDeps, Trigger
@@ -286,13 +287,23 @@ class Updater:
     async def report_conflicts(
         self, record_id: str, betnr: int, conflicts: Sequence[FieldConflict], *, name: str | None = None
     ) -> None:
-        """Count, log and tell a person, once the EspoCRM values are in Advoware."""
+        """Count, log and tell a person, once the EspoCRM values are in Advoware - once per record,
+        field and values: a conflict already notified (its pending entry outlived the report: a
+        worker killed, Redis failing before the entry was cleared) is not counted or told again."""
         from services.sync import notify
 
-        await self.deps.stats.count("conflicts", len(conflicts))
-        await record_event(
-            self.deps.systems.redis, "conflict", record_id, ",".join(c.field for c in conflicts)
-        )
-        label = notify.record_label(record_id, name=name, betnr=betnr)
-        await self.deps.notifier.notify(record_id, notify.conflict_text(label, conflicts))
+        fresh = await self.deps.conflicts.unreported(record_id, conflicts)
+        if fresh:
+            label = notify.record_label(record_id, name=name, betnr=betnr)
+            told = await self.deps.notifier.notify_once(
+                record_id,
+                notify.conflict_text(label, fresh),
+                claims=self.deps.conflicts.notified_keys(record_id, fresh),
+                ttl_seconds=keys.CONFLICT_NOTIFIED_TTL_SECONDS,
+                counters={"conflicts": len(fresh)},
+            )
+            if told:
+                await record_event(
+                    self.deps.systems.redis, "conflict", record_id, ",".join(c.field for c in fresh)
+                )
         await self.deps.conflicts.delete(record_id)
