@@ -60,6 +60,13 @@ def written_fields(content: Mapping[str, Any]) -> list[str]:
     return [f for f in content if f != "kind" and not is_empty(content[f])]
 
 
+def unedited_since_created(party: Mapping[str, Any]) -> bool:
+    """Advoware's change stamp is still its creation stamp (to the second: both are stamped
+    by the create)."""
+    created, changed = party.get("angelegtAm"), party.get("geaendertAm")
+    return bool(created) and str(created)[:19] == str(changed or "")[:19]
+
+
 class Creator:
     def __init__(self, deps: SyncDeps, outcomes: Outcomes, updater: Updater) -> None:
         self._d = deps
@@ -165,7 +172,7 @@ class Creator:
         recovered = decision.ours and intent is not None
         if recovered:
             assert intent is not None
-            await self._recovered(ctx, decision.betnr, intent, saved)
+            await self._recovered(ctx, decision.advo, intent, saved)
         else:
             await record_event(
                 self._d.systems.redis, "linked", ctx.record_id, f"betnr={decision.betnr} ({decision.rule})"
@@ -192,18 +199,27 @@ class Creator:
         return outcome
 
     async def _recovered(
-        self, ctx: RecordContext, betnr: int, intent: CreateIntent, saved: Mapping[str, Any]
+        self, ctx: RecordContext, party: Mapping[str, Any], intent: CreateIntent, saved: Mapping[str, Any]
     ) -> None:
-        """The party an earlier try created: its snapshot is what that try sent (and what the
-        POST answered, when it did), so the sync that follows takes every difference since for
-        an edit on that side. An intent of an earlier version has no `sent`: first-sync rules."""
+        """The party an earlier try created: its snapshot is what that try sent, so the sync that
+        follows takes every difference since for an edit on that side. What Advoware did not store
+        as sent is kept as its baseline and reported (services/sync/verify.py), from the POST's
+        answer when it came, else from the party itself while nobody has edited it since it was
+        created (then it still is the answer: a value Advoware normalised or cut short on create is
+        not a staff edit). An intent of an earlier version has no `sent`: first-sync rules."""
+        from services.beteiligte import mapper
+
+        betnr = as_int(party.get("betNr"))
         log.info("record %s: linked the Advoware party %s an earlier try created", ctx.record_id, betnr)
         await record_event(self._d.systems.redis, "linked", ctx.record_id, f"betnr={betnr} (earlier try)")
         await self._d.stats.count("creates")
-        if intent.sent is None:
+        if intent.sent is None or betnr is None:
             return
+        answer = intent.answer
+        if answer is None and unedited_since_created(party):
+            answer = mapper.from_advo(party)
         check = verify_writes(
-            intent.sent, [], None, advo_fields=written_fields(intent.sent), advo_answer=intent.answer
+            intent.sent, [], None, advo_fields=written_fields(intent.sent), advo_answer=answer
         )
         now = self._d.systems.clock()
         await self._out.store_snapshot(ctx.record_id, betnr, intent.sent, now, saved, None, check.extra)

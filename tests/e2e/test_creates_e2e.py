@@ -8,6 +8,7 @@ closed without an answer). One stack for the module, the cron sweep held off.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -86,7 +87,9 @@ def test_a_lost_post_answer_then_edits_on_both_sides_make_one_party_and_keep_the
     finally:
         clear_advo_faults(stack)
     (betnr,) = advo_named(actor, last)
-    # Staff complete the new party in Advoware: a title and a mobile number.
+    # Staff complete the new party in Advoware: a title and a mobile number. (A person looks at
+    # the new party first: its change stamp, to the second, is no longer its creation stamp.)
+    time.sleep(1.1)
     party = advo_get(actor, betnr)
     for read_only in ("betNr", "geaendertAm", "angelegtAm"):
         party.pop(read_only, None)

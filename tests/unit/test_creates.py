@@ -91,6 +91,30 @@ async def test_a_create_recovered_after_a_failed_write_back_keeps_the_staff_edit
     assert out.result is Result.CREATED and out.betnr == betnr and list(advo.records) == [betnr]
 
 
+async def test_a_lost_answer_of_a_create_advoware_cut_short_makes_no_second_party(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    espo, advo = env["espo"], env["advo"]
+    rid = espo.add({**PERSON_ESPO, "titel": "Dr. med. dent."})
+    real_create = advo.create_beteiligter
+
+    async def cut_short(payload: dict[str, Any]) -> dict[str, Any]:
+        return await real_create({**payload, "titel": payload["titel"][:6]})  # stores "Dr. me"
+
+    monkeypatch.setattr(advo, "create_beteiligter", cut_short)
+    advo.lose_create_answer = UnavailableError("timeout", system="advoware")
+    assert (await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)).result is Result.FAILED
+    env["clock"].tick(600)
+    out = await env["engine"].sync_record(rid, Trigger.SWEEP)
+    (betnr,) = advo.records
+    assert out.result is Result.CREATED and out.betnr == betnr, "a second party"
+    # Advoware's own cut is not a staff edit: the CRM keeps its value, the cut is reported.
+    record = espo.records[rid]
+    assert record["titel"] == "Dr. med. dent." and advo.records[betnr]["titel"] == "Dr. me"
+    assert [n for n in espo.notifications if "nicht alle Werte" in n[1]]
+    assert (await env["engine"].sync_record(rid, Trigger.SWEEP)).result is Result.UNCHANGED
+
+
 async def test_a_retry_runs_the_identity_check_and_links_a_party_entered_meanwhile(
     env: dict[str, Any],
 ) -> None:
