@@ -233,6 +233,7 @@ class AdvoSimulator:
         routes = [
             Route("/api/v1/Token", self.token, methods=["POST"]),
             Route("/api/v1/advonet/Beteiligte", self.collection, methods=["GET", "POST"]),
+            Route("/api/v1/license/KuerzelForProduct/{product}", self.licensed, methods=["GET"]),
             Route("/api/v1/advonet/Beteiligte/{betnr}", self.one, methods=["GET", "PUT", "DELETE"]),
             *admin_routes(
                 self.harness,
@@ -289,6 +290,16 @@ class AdvoSimulator:
             return JSONResponse(result)
 
         return await self.handle(request, run, auth=False)
+
+    async def licensed(self, request: Request) -> Response:
+        """The Kürzel licensed for a product: both sandbox users for the third-party product."""
+
+        async def run(req: Request) -> Response:
+            product = req.path_params["product"]
+            users = sorted(self.store.auth.users) if product == str(cfg.ADVO_PRODUCT) else []
+            return JSONResponse(users)
+
+        return await self.handle(request, run)
 
     def wire(self, record: dict[str, Any]) -> dict[str, Any]:
         """A stored record as this server sends it (sandbox/advoware_drift.py: casing, zone, rowId)."""

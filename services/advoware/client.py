@@ -33,6 +33,7 @@ from services.advoware.concurrency import Limiter, RedisSemaphore
 from services.advoware.contract import (
     BETEILIGTE_PATH,
     FIELD_KEY,
+    LICENSE_PATH,
     MAX_TAKE,
     MESSAGE_FIELDS,
     PARAM_CHANGED_SINCE,
@@ -60,6 +61,7 @@ log = logging.getLogger(__name__)
 
 ALL = "Beteiligte"  # path templates for logs and messages (no ids, no host)
 ONE = "Beteiligte/{betNr}"
+LICENSE = "license/KuerzelForProduct/{product}"
 
 
 class AdvowareSettings(Protocol):
@@ -198,6 +200,18 @@ class AdvowareClient(ApiClient):
         if resp.status_code >= 300:
             raise self.map_error(resp, what, None)
         return json_body(resp, what=what, system=SYSTEM), resp.headers.get("date")
+
+    async def licensed_users(self, product: int) -> list[str] | None:
+        """The Kürzel licensed for `product`, or None when the server does not offer the list (404)."""
+        try:
+            data = await self.request("GET", LICENSE_PATH.format(product=int(product)), template=LICENSE)
+        except NotFoundError:
+            return None
+        if not isinstance(data, list):
+            raise ContractError(
+                f"GET {LICENSE}: the answer is not a JSON array", system=SYSTEM, status_code=200
+            )
+        return [str(item) for item in data]
 
     async def probe(self) -> None:
         """One cheap authenticated read (a one-record page); raises the error tree when the

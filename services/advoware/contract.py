@@ -11,6 +11,9 @@ from __future__ import annotations
 # --- endpoints (§2.1) -------------------------------------------------------------------
 BETEILIGTE_PATH = "api/v1/advonet/Beteiligte"  # on the API base (connector or relay)
 LOGIN_PATH = "api/v1/Token"  # on the security gateway
+# The Kürzel licensed for a product (seen on the relay for the vendor's own product 1; a server
+# may not offer it): the day-one licence check of `check-advoware`.
+LICENSE_PATH = "api/v1/license/KuerzelForProduct/{product}"
 
 # --- listing (§2.1, §2.4) ----------------------------------------------------------------
 PARAM_SKIP = "skip"

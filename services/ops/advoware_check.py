@@ -5,6 +5,7 @@ away from Part 2"). Read-only: a login and a few listing pages, never a write.
 | topic        | looked at                                         | error (writes or syncs fail) when       |
 |--------------|---------------------------------------------------|-----------------------------------------|
 | login        | the token request and the first listing page      | refused, not activated, offline, 404    |
+| licence      | the Kürzel licensed for the product, if listed    | the user is not among them              |
 | listing      | the answer's shape                                | not an array, items without `betNr`     |
 | fields       | names and casing of the first page's items        | no `name` (every write needs it)        |
 | rowId        | whether the server sends a row version            | never (the hourly scan compares content)|
@@ -61,6 +62,16 @@ class SampleSource(Protocol):
         self, *, skip: int = 0, take: int = MAX_TAKE, changed_since_local: str | None = None
     ) -> tuple[Any, str | None]: ...
 
+    async def licensed_users(self, product: int) -> list[str] | None: ...
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who the service signs in as (ADVOWARE_USER, ADVOWARE_PRODUCT_ID): the licence check's subject."""
+
+    user: str
+    product: int
+
 
 def exit_code(findings: list[Finding]) -> int:
     return 1 if any(f.severity == "error" for f in findings) else 0
@@ -76,7 +87,8 @@ async def check_configured(settings: Settings) -> list[Finding]:
     redis = connect(settings.REDIS_URL)
     client = AdvowareClient(settings, redis)
     try:
-        return await check_advoware(client, settings.timezone)
+        account = Account(settings.ADVOWARE_USER, settings.ADVOWARE_PRODUCT_ID)
+        return await check_advoware(client, settings.timezone, account)
     except (RedisError, OSError) as exc:  # the token cache: nothing was asked of Advoware
         fix = "start Redis or correct REDIS_URL"
         return [Finding("error", "redis", f"unreachable ({type(exc).__name__})", fix)]
@@ -85,7 +97,7 @@ async def check_configured(settings: Settings) -> list[Finding]:
         await redis.aclose()
 
 
-async def check_advoware(client: SampleSource, tz: ZoneInfo) -> list[Finding]:
+async def check_advoware(client: SampleSource, tz: ZoneInfo, account: Account) -> list[Finding]:
     """Every finding about the server behind `client`; `tz` is ADVOWARE_TIMEZONE."""
     out: list[Finding] = []
     try:
@@ -94,7 +106,8 @@ async def check_advoware(client: SampleSource, tz: ZoneInfo) -> list[Finding]:
         return [_login_failure(exc)]
     if not isinstance(page, list):
         return [Finding("error", "listing", "the listing answer is not a JSON array", _CONTRACT_FIX)]
-    out.append(Finding("info", "login", "token issued and the listing answered: licence and activation ok"))
+    out.append(Finding("info", "login", "token issued and the listing answered: App-ID and user activated"))
+    out.append(await _licence(client, account))
     if not page:
         out.append(Finding("warning", "fields", "the server lists no Beteiligte: nothing to compare yet"))
         return out
@@ -132,6 +145,23 @@ def _login_failure(exc: ApiError) -> Finding:
     if isinstance(exc, ValidationError):
         return Finding("error", "page size", f"the listing refuses take={MAX_TAKE}: {reason}", _CONTRACT_FIX)
     return Finding("error", "listing", f"the listing failed: {reason}", _CONTRACT_FIX)
+
+
+async def _licence(client: SampleSource, account: Account) -> Finding:
+    """Is the user's Kürzel among those licensed for the product (where the server lists them)?"""
+    try:
+        users = await client.licensed_users(account.product)
+    except ApiError as exc:
+        return Finding(
+            "warning", "licence", f"the licence list failed: {exc}", "ask the vendor about the licence"
+        )
+    if users is None:
+        return Finding("info", "licence", "the server offers no licence list; the login above is the check")
+    if account.user.casefold() not in {u.casefold() for u in users}:
+        text = f"the user {account.user} is not among the {len(users)} Kürzel licensed for product {account.product}"
+        fix = f"ask advoware GmbH to license {account.user} for product {account.product}, or use a licensed Kürzel"
+        return Finding("error", "licence", text, fix)
+    return Finding("info", "licence", f"{account.user} is licensed for product {account.product}")
 
 
 def _fields(page: list[Any]) -> list[Finding]:
