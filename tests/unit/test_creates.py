@@ -186,3 +186,47 @@ async def test_create_it_anyway_still_links_the_party_an_earlier_try_made(env: d
     env["clock"].tick(600)
     out = await env["engine"].sync_record(rid, Trigger.MANUAL)
     assert out.betnr == betnr and list(advo.records) == [betnr]
+
+
+async def test_a_create_waiting_too_long_for_the_same_party_is_left_for_the_sweep(
+    env: dict[str, Any],
+) -> None:
+    from services.beteiligte import mapper
+    from services.sync.claims import Claims
+    from services.sync.create import claim_keys
+
+    espo, advo, linker = env["espo"], env["advo"], env["engine"].deps.linker
+    linker.claims = Claims(env["redis"], 30, wait_seconds=0.2)
+    rid = espo.add(dict(PERSON_ESPO))
+    async with Claims(env["redis"], 30).hold(claim_keys(mapper.from_espo(PERSON_ESPO), None)):
+        out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)  # another record's create
+    assert out.result is Result.SKIPPED and advo.calls["create"] == 0
+    assert espo.records[rid]["syncStatus"] == "pending_sync"  # the sweep's pending source finds it
+    assert (await env["engine"].sync_record(rid, Trigger.SWEEP)).result is Result.CREATED
+
+
+async def test_a_claim_lost_during_the_identity_check_stops_the_create_before_the_post(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.store import keys
+    from services.store.lease import force_release
+
+    env = fake_env(SYNC_LOCK_TTL_SECONDS=0.6)
+    espo, advo, linker = env["espo"], env["advo"], env["engine"].deps.linker
+    real_check = linker.before_create
+
+    async def claim_expires_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        decision = await real_check(*args, **kwargs)
+        for name in await env["redis"].keys(keys.identity_claim("*")):
+            await force_release(env["redis"], name)  # e.g. expired during a Redis outage
+        await asyncio.sleep(0.4)  # the renewal notices
+        return decision
+
+    monkeypatch.setattr(linker, "before_create", claim_expires_meanwhile)
+    rid = espo.add(dict(PERSON_ESPO))
+    out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)
+    assert out.result is Result.FAILED and advo.calls["create"] == 0, "POSTed without the claim"
+    monkeypatch.setattr(linker, "before_create", real_check)
+    env["clock"].tick(600)
+    assert (await env["engine"].sync_record(rid, Trigger.SWEEP)).result is Result.CREATED
+    assert len(advo.records) == 1
