@@ -14,6 +14,9 @@ The split that matters to the sync is ``retryable``:
         ├── TransientError            retryable = True: try again later (``retry_after``: the server's wish)
         │   ├── UnavailableError      5xx, connector offline ("nicht angemeldet"), network, timeout
         │   │   ├── ConnectFailedError      the request never left this process (safe to resend a POST)
+        │   │   ├── ConnectorOfflineError   Advoware's "nicht angemeldet": not passed on (safe to resend)
+        │   │   ├── ConnectionLostError     the connection broke before an answer (reset, closed)
+        │   │   ├── ResponseTimeoutError    sent, but no answer in time
         │   │   └── NotFoundUnconfirmedError a 404 that a second read or the listing did not confirm
         │   ├── RateLimitedError      429
         │   └── ContractError         the answer contradicts the assumed contract (paging, ids)
@@ -152,6 +155,21 @@ class ConnectFailedError(UnavailableError):
 
     Safe to retry even for a POST: nothing was sent, so nothing can have been created.
     """
+
+
+class ConnectorOfflineError(UnavailableError):
+    """Advoware's connector answered "Die Kanzlei … ist nicht angemeldet": the request reached the
+    gateway but was never passed on to the firm's server, so nothing was carried out (a POST
+    may be resent) and every other request fails alike until the connector is back."""
+
+
+class ConnectionLostError(UnavailableError):
+    """The connection broke before an answer came (reset by the peer, closed mid-answer). The
+    request may have been carried out: a POST is not resent."""
+
+
+class ResponseTimeoutError(UnavailableError):
+    """The request was sent but no answer came within the timeout. It may have been carried out."""
 
 
 class NotFoundUnconfirmedError(UnavailableError):

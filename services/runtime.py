@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from services.ops.metrics import Metrics
     from services.ops.recorder import SyncRecorder
     from services.sync.advoware_watch import AdvowareWatch
-    from services.sync.breaker import CircuitBreakers
+    from services.sync.breaker import CircuitBreakers, Probe
     from services.sync.deletions import DeletionGuard
     from services.sync.engine import SyncEngine
     from services.sync.model import Systems
@@ -112,7 +112,7 @@ def build_runtime(
     count = (lambda result: metrics.inc("vmh_notices", result=result)) if metrics is not None else None
     notifier = Notifier(espo, redis, s.ESPOCRM_NOTIFY_USER_ID, s.ESPOCRM_NOTIFY_USER_NAME, count=count)
     recorder, alert = _monitoring(s, redis, notifier, metrics) if metrics is not None else (None, None)
-    breakers, deletions = _breakers(s, redis, clock, alert)
+    breakers, deletions = _breakers(s, redis, clock, alert, probes=_probes(espo, advo))
     config = SyncConfig(
         max_attempts=s.SYNC_MAX_ATTEMPTS,
         lock_ttl_seconds=s.SYNC_LOCK_TTL_SECONDS,
@@ -170,20 +170,21 @@ def _monitoring(
     return recorder, alert
 
 
+def _probes(espo: EspoCrm, advo: Advoware) -> dict[str, Probe]:
+    from services.sync.breaker import system_probes
+    from services.sync.model import ENTITY
+
+    return system_probes(espo, advo, ENTITY)
+
+
 def _breakers(
-    settings: Settings, redis: Redis, clock: Clock, alert: Alert | None
+    settings: Settings, redis: Redis, clock: Clock, alert: Alert | None, *, probes: dict[str, Probe]
 ) -> tuple[CircuitBreakers, DeletionGuard]:
     from services.sync.breaker import CircuitBreakers
     from services.sync.deletions import DeletionGuard
 
     s = settings
-    breakers = CircuitBreakers(
-        redis,
-        threshold=s.SYNC_BREAKER_THRESHOLD,
-        window=timedelta(seconds=s.SYNC_BREAKER_WINDOW_SECONDS),
-        alert=alert,
-        clock=clock,
-    )
+    breakers = CircuitBreakers(redis, probes=probes, alert=alert, clock=clock)
     deletions = DeletionGuard(
         redis,
         share=s.SYNC_DELETION_BREAKER_SHARE,

@@ -87,10 +87,6 @@ class Settings(BaseSettings):
     SYNC_STALE_SYNCING_SECONDS: float = Field(default=300.0, ge=1, le=86400)
     # Back-off of `failed` records: base * 2**(attempts-1), capped at 6 h.
     SYNC_RETRY_BASE_SECONDS: float = Field(default=600.0, gt=0, le=86400)
-    # Circuit breaker per system: this many distinct records failing with a transient error
-    # (no success in between, within the window) open it; an auth failure opens it at once.
-    SYNC_BREAKER_THRESHOLD: int = Field(default=5, ge=1, le=1000)
-    SYNC_BREAKER_WINDOW_SECONDS: float = Field(default=900.0, ge=1, le=86400)
     # Bulk-404 breaker: more than this share of the records checked since the sweep (and at
     # least SYNC_DELETION_BREAKER_MIN of them) answering 404 holds all deletions for a person.
     SYNC_DELETION_BREAKER_SHARE: float = Field(default=0.2, gt=0, le=1)

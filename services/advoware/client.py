@@ -48,12 +48,14 @@ from services.advoware.token import SYSTEM, TokenProvider
 from services.errors import (
     ApiError,
     AuthError,
+    ConnectorOfflineError,
     ContractError,
     NotFoundError,
     NotFoundUnconfirmedError,
     UnavailableError,
 )
 from services.http.base import ApiClient, ClientOptions
+from services.http.retry import parse_retry_after
 from services.http.transport import json_body
 from services.store import keys
 
@@ -146,15 +148,25 @@ class AdvowareClient(ApiClient):
 
     def special_error(self, resp: httpx.Response, what: str, record_id: str | None) -> ApiError | None:
         found = classify_body_text(resp.text) if resp.status_code >= 500 else None
-        if found and found[0] == "auth":
-            return AuthError(
-                f"{what} refused (configuration)",
+        if found is None:
+            return None
+        kind, reason = found
+        if kind == "offline":  # the connector never passed the request on (safe to repeat)
+            return ConnectorOfflineError(
+                f"{what} not passed on (connector offline)",
                 system=SYSTEM,
                 status_code=resp.status_code,
-                reason=found[1],
+                reason=reason,
                 record_id=record_id,
+                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
             )
-        return None
+        return AuthError(
+            f"{what} refused (configuration)",
+            system=SYSTEM,
+            status_code=resp.status_code,
+            reason=reason,
+            record_id=record_id,
+        )
 
     # ------------------------------------------------------------------ Beteiligte
     async def get_beteiligter(self, betnr: int) -> dict[str, Any]:

@@ -4,15 +4,26 @@
 
 * exponential back-off (``base_delay * 2**n``, capped at ``max_delay``) with jitter,
 * a ``TransientError.retry_after`` from the server (429, 503) replaces the computed delay,
-* bounded by ``max_attempts`` *and* ``total_timeout`` (a wait that would end past the
-  total budget is not started: the last error is raised at once, so the caller's queue
-  can reschedule instead of a worker sleeping),
+* bounded by ``max_attempts`` (``unsent_attempts`` for a request provably not carried out,
+  below) *and* ``total_timeout`` (a wait that would end past the total budget is not started:
+  the last error is raised at once, so the caller's queue can reschedule instead of a worker
+  sleeping),
 * a non-idempotent call (POST) is never retried unless the caller says ``idempotent=True``,
-  with one exception: ``ConnectFailedError``. It is raised when the TCP/TLS connection
-  could not be established (or no pooled connection became free), so the request never
-  left this process and the server cannot have acted on it; sending it again cannot
-  create a duplicate. A read timeout or a dropped connection *after* sending is different:
-  the server may have processed the request, so those are only retried when idempotent.
+  or the failure proves the request was not carried out (``not_carried_out``):
+
+| failure                                  | why nothing was carried out                       | POST resent |
+|------------------------------------------|---------------------------------------------------|-------------|
+| ``ConnectFailedError`` (refused, connect | the request never left this process              | yes         |
+| timeout, no pooled connection, no token) |                                                   |             |
+| ``ConnectorOfflineError`` (Advoware 503  | the gateway answered for the connector, which     | yes         |
+| "nicht angemeldet")                      | never passed the request on                       |             |
+| ``RateLimitedError`` with ``Retry-After``| the server refused it and said when to come back  | yes         |
+| 429 without ``Retry-After``, 5xx, read   | the server may have acted on it                   | no          |
+| timeout, connection lost after sending   |                                                   |             |
+
+  The unsent kinds are repeated up to ``unsent_attempts`` times (a connector restart answers
+  "nicht angemeldet" for several seconds; five in a row must not cost the record its sync),
+  every other transient failure up to ``max_attempts``.
 
 The policy does not need httpx (steps that only retry do not pay its import).
 """
@@ -28,7 +39,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-from services.errors import ConnectFailedError, TransientError
+from services.errors import ConnectFailedError, ConnectorOfflineError, RateLimitedError, TransientError
 from services.http.observe import current_observer, report_retry
 
 log = logging.getLogger(__name__)
@@ -38,9 +49,17 @@ T = TypeVar("T")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
+def not_carried_out(exc: TransientError) -> bool:
+    """True if the failure proves the server did not act on the request (the table above)."""
+    if isinstance(exc, ConnectFailedError | ConnectorOfflineError):
+        return True
+    return isinstance(exc, RateLimitedError) and exc.retry_after is not None
+
+
 @dataclass
 class RetryPolicy:
     max_attempts: int = 4
+    unsent_attempts: int = 6
     base_delay: float = 0.5
     max_delay: float = 30.0
     total_timeout: float = 60.0
@@ -70,9 +89,10 @@ class RetryPolicy:
             try:
                 return await call()
             except TransientError as exc:
-                if not idempotent and not isinstance(exc, ConnectFailedError):
+                unsent = not_carried_out(exc)
+                if not idempotent and not unsent:
                     raise
-                if attempt >= self.max_attempts:
+                if attempt >= (max(self.max_attempts, self.unsent_attempts) if unsent else self.max_attempts):
                     log.warning(
                         "giving up after %d attempts: %s status=%s",
                         attempt,

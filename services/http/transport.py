@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from services.errors import ConnectFailedError, UnavailableError
+from services.errors import (
+    ConnectFailedError,
+    ConnectionLostError,
+    ResponseTimeoutError,
+    UnavailableError,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -27,7 +32,10 @@ def transport_error(exc: Exception, *, system: str, record_id: str | None = None
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return ConnectFailedError(f"connection failed ({name})", system=system, record_id=record_id)
     if isinstance(exc, httpx.TimeoutException):
-        return UnavailableError(f"timeout ({name})", system=system, record_id=record_id)
+        return ResponseTimeoutError(f"timeout ({name})", system=system, record_id=record_id)
+    if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
+        # Reset or closed by the peer (ReadError, WriteError, CloseError, "server disconnected").
+        return ConnectionLostError(f"connection lost ({name})", system=system, record_id=record_id)
     return UnavailableError(f"transport error ({name})", system=system, record_id=record_id)
 
 

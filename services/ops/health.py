@@ -7,6 +7,8 @@ and the alerts.
 | `espocrm`      | unreachable, or the API key refused (401/403)      |                                     |
 | `espocrm_setup`| writes would fail: entity, field, enum value, type | stream, concurrency control, webhooks|
 | `advoware`     | no token obtainable, or the API does not answer    |                                     |
+|                | (either: its circuit breaker is open - reported    |                                     |
+|                | from it with the records waiting, not called)      |                                     |
 | `sweep`        | last completed sweep older than two intervals      | no sweep completed yet              |
 | `queue`        |                                                    | dead-lettered events (BullMQ DLQ)   |
 | `records`      |                                                    | records permanently_failed/conflict |
@@ -195,13 +197,18 @@ class HealthDeps:
     alerts_active: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None
     # EspoCRM's set-up (services/ops/espocrm_check.py), checked when EspoCRM answers.
     espocrm_setup: Callable[[], Awaitable[Check]] | None = None
+    # The circuit breakers' report (services/sync/breaker.py): a system whose breaker is open
+    # is reported from it and not called (its probe, every minute, is all it is sent).
+    breakers: Callable[[], Awaitable[dict[str, Any]]] | None = None
 
 
 async def run_checks(deps: HealthDeps, *, now: datetime | None = None) -> HealthReport:
     now = now or datetime.now(UTC)
     redis_check = await _guard(lambda: check_redis(deps.redis))
+    breakers = await _breakers(deps) if redis_check.state == OK else {}
     espo_check, advo_check = await asyncio.gather(
-        _guard(lambda: check_espocrm(deps.espo)), _guard(lambda: check_advoware(deps.advo))
+        _system_check(breakers.get("espocrm"), lambda: check_espocrm(deps.espo)),
+        _system_check(breakers.get("advoware"), lambda: check_advoware(deps.advo)),
     )
     checks: dict[str, Check] = {"redis": redis_check, "espocrm": espo_check, "advoware": advo_check}
     if deps.espocrm_setup is not None and espo_check.state != FAIL:
@@ -218,6 +225,32 @@ async def run_checks(deps: HealthDeps, *, now: datetime | None = None) -> Health
         if active:
             checks["alerts"] = Check(WARN, {"active": [a["name"] for a in active]})
     return HealthReport(checked_at=now.isoformat(), checks=checks)
+
+
+async def _breakers(deps: HealthDeps) -> dict[str, Any]:
+    if deps.breakers is None:
+        return {}
+    try:
+        return await asyncio.wait_for(deps.breakers(), CHECK_TIMEOUT_SECONDS)
+    except Exception:  # reported by the redis check; the systems are then checked directly
+        return {}
+
+
+async def _system_check(breaker: dict[str, Any] | None, probe: Callable[[], Awaitable[Check]]) -> Check:
+    """A system's check: from its open breaker (records waiting, since when) without a call,
+    else the check itself, with the records still waiting for it."""
+    waiting = {k: breaker[k] for k in ("waiting", "oldest_waiting_since") if breaker and breaker.get(k)}
+    if breaker and breaker.get("open"):
+        problem = "credentials" if breaker.get("kind") == "auth" else "unreachable"
+        detail = {
+            "problem": problem,
+            "breaker_open_since": breaker.get("since"),
+            "reason": breaker.get("reason"),
+        }
+        return Check(FAIL, {**detail, "records_waiting": breaker.get("waiting", 0), **waiting})
+    check = await _guard(probe)
+    check.detail.update({("records_waiting" if k == "waiting" else k): v for k, v in waiting.items()})
+    return check
 
 
 def conditions(report: HealthReport) -> dict[str, str | None]:

@@ -53,6 +53,7 @@ async def check(rt: Runtime) -> HealthReport:
     notices waiting in the outbox (the per-minute watch and an authenticated health request)."""
     from services.ops import alerts as alerting
     from services.ops.health import HealthDeps, conditions, run_checks
+    from services.sync.breaker import BreakerStates
 
     notifier = notifier_for(rt)
     alerts = alerts_for(rt, notifier)
@@ -65,6 +66,7 @@ async def check(rt: Runtime) -> HealthReport:
             sweep_overdue=timedelta(seconds=rt.settings.ALERT_SWEEP_OVERDUE_SECONDS),
             alerts_active=alerts.active,
             espocrm_setup=lambda: espocrm_setup_check(rt),
+            breakers=BreakerStates(rt.redis).report,
         )
     )
     if report.checks["redis"].state != "fail":

@@ -36,8 +36,9 @@ appears anywhere else in the code.
 | `vmh:links:audit`                          | string | last "one betnr, one record" check (JSON)      | none            |
 | `vmh:own:espocrm`                          | hash   | espo id -> modifiedAt of our last EspoCRM write| none            |
 | `vmh:breaker:<system>`                     | string | circuit breaker open (JSON: since, kind, why)  | until the probe |
-| `vmh:breaker:<system>:run`                 | zset   | records failing transiently, no success since  | window          |
-| `vmh:breaker:<system>:waiting`             | set    | records held while open, released on close     | until released  |
+| `vmh:breaker:<system>:held`                | zset   | records waiting for the system (id -> since)   | until released  |
+| `vmh:breaker:<system>:probe`               | string | last probe: pending / ok / down, and when      | 2 min           |
+| `vmh:breaker:deletions:waiting`            | set    | deletions held by the bulk-404 guard           | until released  |
 | `vmh:deletions:window`                     | hash   | Advoware reads / 404s since the sweep started  | next sweep      |
 | `vmh:deletions:confirmed`                  | set    | held 404s a person confirmed as deletions      | 1 day           |
 | `vmh:deletions:scan`                       | string | start of the last complete deletion scan       | none            |
@@ -192,11 +193,21 @@ def breaker(system: str) -> str:
     return _key("breaker", system)
 
 
-def breaker_run(system: str) -> str:
-    return _key("breaker", system, "run")
+def breaker_held(system: str) -> str:
+    return _key("breaker", system, "held")
+
+
+def breaker_probe(system: str) -> str:
+    return _key("breaker", system, "probe")
+
+
+# At most one probe of a system per this many seconds, across processes (~2 a minute).
+BREAKER_PROBE_SPACING_SECONDS = 30
 
 
 def breaker_waiting(system: str) -> str:
+    """The bulk-404 guard's held deletions (services/sync/deletions.py); for the systems it is
+    the set of records an earlier version held (drained once on release)."""
     return _key("breaker", system, "waiting")
 
 

@@ -1,7 +1,8 @@
 """Whether a record is synced now: the checks before any write.
 
-- A system's circuit breaker is open: nothing is sent there; the record waits for the
-  sweep's probe and is released when the system answers again (services/sync/breaker.py).
+- A system's circuit breaker is open: nothing is sent there; the record waits (no attempt
+  counted) and is released the moment the every-minute probe finds the system answering again
+  (services/sync/breaker.py).
 - Parked for a person (`PARKED`): left alone unless the trigger may requeue it
   (`stays_parked`).
 - `failed` and found by a sweep source: waits out its back-off unless someone edited it
@@ -10,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -17,6 +19,8 @@ from typing import Any
 from services.sync.backoff import retry_due_at
 from services.sync.model import PARKED, Outcome, Result, SyncDeps, Trigger, stays_parked
 from services.sync.states import SyncStatus, transition
+
+log = logging.getLogger(__name__)
 
 
 class Admission:
@@ -29,8 +33,10 @@ class Admission:
         blocked = await self._d.breakers.open_states()
         if not blocked:
             return None
-        # A system is down or refuses us: send nothing, wait for the sweep's probe.
+        # A system is down or refuses us: send nothing; the every-minute probe releases it.
         await self._d.breakers.hold(sorted(blocked), record_id)
+        since = ", ".join(f"{s} since {blocked[s].since}" for s in sorted(blocked))
+        log.info("record %s waits for %s (unavailable; nothing sent, no attempt counted)", record_id, since)
         return Outcome(record_id, Result.WAITING, reason="circuit open: " + ",".join(sorted(blocked)))
 
     async def admit(

@@ -1,40 +1,42 @@
 """Circuit breakers, one per system (EspoCRM, Advoware), shared by every process via Redis.
 
 A whole system being down or refusing our credentials is not a per-record matter: counting it
-as each record's failure burns every record's attempts during an outage (permanently_failed
-after a couple of hours) and, for refused credentials, hammers the login until EspoCRM locks
-the IP out. So:
+as each record's failure burns every record's attempts during an outage and makes a record
+wait out a back-off long after the system is back; for refused credentials it hammers the
+login until EspoCRM locks the IP out. Which failures point at the system is the table of
+services/sync/fault.py. The breaker:
 
 | event                                               | breaker                                 |
 |-----------------------------------------------------|-----------------------------------------|
-| AuthError from system S (401/403 after renewal)      | opens at once                           |
-| TransientError from S for `threshold` distinct       | opens; those records move to "waiting"  |
-| records within `window`, no success of S in between  |                                         |
-| a sync that reached S and succeeded                  | the failure run of S is reset           |
-| open: a sync wants S                                 | nothing is sent; the record waits       |
-| sweep: S open                                        | one cheap probe; else nothing else runs |
-| probe answers                                        | closed; waiting records released at    |
-|                                                      | once (no back-off)                      |
+| a sync fails with a `SYSTEM`/`CREDENTIALS` fault,   | one confirming probe: it fails -> opens |
+| breaker closed                                      | at once, the record waits (held); it    |
+|                                                     | answers -> the record's own failure     |
+| a sync wants S while S is open                      | nothing is sent; the record waits       |
+| every minute (cron) and every sweep, S open         | one probe; nothing else is sent to S    |
+| a probe answers                                     | closed; every waiting record released   |
+|                                                     | at once, oldest first (no back-off)     |
+| every minute, S closed, records still held          | released (held in a race with a probe)  |
 
-A transient error of one record (a 5xx for that record only) does not trip it: other records'
-successes reset the run, and the record follows its own back-off (services/sync/backoff.py).
+Probes are spaced: one per system per `BREAKER_PROBE_SPACING_SECONDS` across all processes
+(at most ~2 a minute). A failure that finds a probe of the last 30 s answered is the record's
+own; one that finds it failed or still running waits with the others.
 
-Keys: `vmh:breaker:<system>` (JSON: since, kind, reason; present = open),
-`vmh:breaker:<system>:run` (sorted set record id -> failure time, the current failure run),
-`vmh:breaker:<system>:waiting` (set of record ids to release when it closes).
+Keys (services/store/keys.py): `vmh:breaker:<system>` (JSON: since, kind, reason; present =
+open), `vmh:breaker:<system>:held` (zset record id -> since, the records waiting for it),
+`vmh:breaker:<system>:probe` (the last probe's answer, for 30 s).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import KW_ONLY, dataclass
-from datetime import datetime, timedelta
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from dataclasses import KW_ONLY, dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from services.errors import ApiError, AuthError, TransientError
+from services.errors import ApiError, AuthError
 from services.store import keys
 from services.store.timestamps import utc_now
 from services.sync.notify import record_event
@@ -42,11 +44,15 @@ from services.sync.notify import record_event
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from services.sync.ports import AdvowareApi, EspoLister
+
 log = logging.getLogger(__name__)
 
 # (condition, detail, active) -> None: an alert condition starts (active) or ends. The
 # composition root maps it to the ops alerts (services/ops/alerts.py: one notice per condition).
 Alert = Callable[[str, str, bool], Awaitable[None]]
+# One cheap read of a system; raises the error tree when it does not answer.
+Probe = Callable[[], Awaitable[None]]
 
 
 def condition(system: str, kind: str) -> str:
@@ -60,6 +66,26 @@ class System(StrEnum):
 
 
 SYSTEMS = (System.ESPOCRM, System.ADVOWARE)
+SYSTEM_NAMES = frozenset(s.value for s in SYSTEMS)
+
+
+class ProbeAnswer(StrEnum):
+    ANSWERED = "ok"
+    DOWN = "down"
+    PENDING = "pending"  # another process's probe is under way
+
+
+# The probe slot, compare-and-set: the last probe's "answer@time" if it is younger than the
+# spacing (ARGV[2] seconds, by the breakers' clock: ARGV[1]); else take the slot ("pending").
+_TAKE_PROBE = """
+local last = redis.call('GET', KEYS[1])
+if last then
+  local at = tonumber(string.match(last, '@(.+)$'))
+  if at and tonumber(ARGV[1]) - at < tonumber(ARGV[2]) then return last end
+end
+redis.call('SET', KEYS[1], 'pending@' .. ARGV[1], 'EX', ARGV[3])
+return false
+"""
 
 
 @dataclass(frozen=True)
@@ -73,14 +99,37 @@ class BreakerState:
         return {"since": self.since, "kind": self.kind, "reason": self.reason}
 
 
-def is_system_failure(exc: BaseException) -> bool:
-    """Errors that may mean the whole system is unavailable (as opposed to bad data)."""
-    return isinstance(exc, TransientError | AuthError)
+@dataclass(frozen=True)
+class Release:
+    """What one round of probes found: systems still unavailable, and the records to sync now
+    (oldest waiting first; empty while any system is still unavailable)."""
+
+    blocked: list[str]
+    ids: list[str]
+
+
+def system_probes(espo: EspoLister, advo: AdvowareApi, entity: str) -> dict[str, Probe]:
+    """The probe of each system: one record of the listing each (authenticated, cheap)."""
+
+    async def espocrm() -> None:
+        await espo.list(entity, select="id", max_size=1)
+
+    async def advoware() -> None:
+        rows = advo.iter_beteiligte(take=1)
+        try:
+            async for _ in rows:
+                break
+        finally:
+            # The listing is a generator (the client's, a fake's): close it now, not when collected.
+            if isinstance(rows, AsyncGenerator):
+                await rows.aclose()
+
+    return {System.ESPOCRM.value: espocrm, System.ADVOWARE.value: advoware}
 
 
 @dataclass
 class BreakerStates:
-    """The breakers as they stand: all a reader (the status report) needs."""
+    """The breakers as they stand: all a reader (the status report, health) needs."""
 
     redis: Redis
 
@@ -99,83 +148,86 @@ class BreakerStates:
         return out
 
     async def report(self) -> dict[str, Any]:
-        """For the status endpoint: per system open/closed, since, reason, records waiting."""
+        """Per system: open/closed, since, reason, the records waiting and since when the
+        oldest waits (status endpoint, health)."""
         states = await self.open_states()
         out: dict[str, Any] = {}
         for system in SYSTEMS:
             state = states.get(system.value)
-            waiting = int(await self.redis.scard(keys.breaker_waiting(system)))
+            held = keys.breaker_held(system)
+            waiting = int(await self.redis.zcard(held))
+            oldest = await self.redis.zrange(held, 0, 0, withscores=True)
             out[system.value] = {
                 "open": state is not None,
                 "waiting": waiting,
                 **(state.as_dict() if state else {}),
             }
+            if oldest:
+                since = datetime.fromtimestamp(float(oldest[0][1]), tz=UTC)
+                out[system.value]["oldest_waiting_since"] = since.isoformat()
         return out
 
 
 @dataclass
 class CircuitBreakers(BreakerStates):
-    """`threshold` and `window`: SYNC_BREAKER_THRESHOLD and SYNC_BREAKER_WINDOW_SECONDS (Settings)."""
+    """`probes`: the cheap read of each system (`system_probes`, built by services/runtime.py)."""
 
     _: KW_ONLY
-    threshold: int
-    window: timedelta
+    probes: Mapping[str, Probe] = field(default_factory=dict)
     clock: Callable[[], datetime] = utc_now
     alert: Alert | None = None
 
-    def __post_init__(self) -> None:
-        self.threshold = max(1, self.threshold)
-
     # ------------------------------------------------------------------ the engine's side
     async def hold(self, systems: list[str], record_id: str) -> None:
-        """A record that could not be sent because a breaker is open: released when it closes."""
+        """A record waits for these systems: released, oldest first, when they answer again."""
+        now = self.clock().timestamp()
         pipe = self.redis.pipeline(transaction=False)
         for system in systems:
-            pipe.sadd(keys.breaker_waiting(system), record_id)
+            pipe.zadd(keys.breaker_held(system), {record_id: now}, nx=True)
         await pipe.execute()
 
-    async def record_success(self, *systems: str) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        for system in systems:
-            pipe.delete(keys.breaker_run(system))
-        await pipe.execute()
-
-    async def record_failure(self, record_id: str, exc: ApiError) -> bool:
-        """Count a system-level failure of `record_id`; True if the breaker of that system is
-        open now (the record then waits for it to close)."""
+    async def confirm(self, exc: ApiError, record_id: str | None) -> bool:
+        """A failure of a sync that points at the system (services/sync/fault.py `SYSTEM`,
+        `CREDENTIALS`): True if the system is unavailable (the breaker is open now and
+        `record_id` waits for it); False if a probe answered (the failure is the record's)."""
         system = exc.system
-        if system not in {s.value for s in SYSTEMS} or not is_system_failure(exc):
+        if system not in SYSTEM_NAMES:
             return False
-        now = self.clock()
-        run = keys.breaker_run(system)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.zadd(run, {record_id: now.timestamp()})
-        pipe.zremrangebyscore(run, "-inf", (now - self.window).timestamp())
-        pipe.zcard(run)
-        pipe.expire(run, int(self.window.total_seconds()) + 60)
-        pipe.exists(keys.breaker(system))
-        _, _, run_length, _, already_open = await pipe.execute()
-        if already_open:
+        if not await self.redis.exists(keys.breaker(system)):
+            answer, probe_error = await self.probe(system)
+            if answer is ProbeAnswer.ANSWERED:
+                log.info("%s answered a probe: the failure of %s is the record's own", system, record_id)
+                return False
+            if answer is ProbeAnswer.DOWN:
+                await self._trip(system, probe_error or exc)
+        if record_id is not None:
             await self.hold([system], record_id)
-            return True
-        if isinstance(exc, AuthError) or int(run_length) >= self.threshold:
-            await self._trip(system, "auth" if isinstance(exc, AuthError) else "unavailable", exc)
-            return True
-        return False
+        return True
 
-    async def _trip(self, system: str, kind: str, exc: ApiError) -> None:
-        reason = str(exc)[:300]
+    async def probe(self, system: str) -> tuple[ProbeAnswer, ApiError | None]:
+        """Probe `system` unless it was probed in the last 30 s (then that probe's answer)."""
+        key = keys.breaker_probe(system)
+        now = self.clock().timestamp()
+        spacing = keys.BREAKER_PROBE_SPACING_SECONDS
+        last = await self.redis.eval(_TAKE_PROBE, 1, key, repr(now), str(spacing), str(spacing * 4))
+        if last:
+            answer = str(last).partition("@")[0]
+            return (ProbeAnswer(answer) if answer in set(ProbeAnswer) else ProbeAnswer.PENDING), None
+        error: ApiError | None = None
+        try:
+            await self.probes[system]()
+        except ApiError as exc:
+            error = exc
+        answer_now = ProbeAnswer.ANSWERED if error is None else ProbeAnswer.DOWN
+        await self.redis.set(key, f"{answer_now.value}@{now!r}", ex=spacing * 4)
+        log.info("probe of %s: %s", system, "answered" if error is None else failure_text(error))
+        return answer_now, error
+
+    async def _trip(self, system: str, exc: ApiError) -> None:
+        kind = "auth" if isinstance(exc, AuthError) else "unavailable"
+        reason = failure_text(exc)
         state = json.dumps({"since": self.clock().isoformat(), "kind": kind, "reason": reason})
-        first = await self.redis.set(keys.breaker(system), state, nx=True)
-        # The records of the failure run wait for the probe (and are released without back-off).
-        run = keys.breaker_run(system)
-        members = await self.redis.zrange(run, 0, -1)
-        pipe = self.redis.pipeline(transaction=True)
-        if members:
-            pipe.sadd(keys.breaker_waiting(system), *members)
-        pipe.delete(run)
-        await pipe.execute()
-        if not first:
+        if not await self.redis.set(keys.breaker(system), state, nx=True):
             return
         log.error("circuit breaker for %s opened (%s): %s", system, kind, reason)
         await record_event(self.redis, "breaker_open", system, reason)
@@ -189,25 +241,54 @@ class CircuitBreakers(BreakerStates):
         except Exception as exc:  # an alert must never fail the caller
             log.warning("breaker alert %s failed: %s", name, type(exc).__name__)
 
-    # ------------------------------------------------------------------ the sweep's side
-    async def close(self, system: str) -> list[str]:
-        """The probe answered: close the breaker and hand back every waiting record."""
-        was_open = await self.redis.delete(keys.breaker(system))
-        ids = await self.take_waiting(system)
-        if was_open:
-            log.warning("circuit breaker for %s closed; releasing %d waiting records", system, len(ids))
-            await record_event(self.redis, "breaker_closed", system, f"released={len(ids)}")
-            for kind in ("auth", "unavailable"):
-                await self._alert(condition(system, kind), "", active=False)
-        return ids
+    # ------------------------------------------------------------------ the cron's side
+    async def release(self) -> Release:
+        """Every minute and every sweep: probe each open breaker (spaced), close those that
+        answer, and hand back every waiting record, oldest first - none while a system is
+        still unavailable (every sync needs both)."""
+        states = await self.open_states()
+        blocked = []
+        for system in SYSTEMS:
+            if system.value not in states:
+                continue
+            answer, error = await self.probe(system.value)
+            if answer is ProbeAnswer.ANSWERED:
+                await self._close(system.value)
+            else:
+                log.warning(
+                    "%s still unavailable: %s", system.value, failure_text(error) if error else answer.value
+                )
+                blocked.append(system.value)
+        if blocked:
+            return Release(blocked, [])
+        return Release([], await self._take_held())
 
-    async def take_waiting(self, system: str) -> list[str]:
+    async def _close(self, system: str) -> None:
+        if not await self.redis.delete(keys.breaker(system)):
+            return
+        waiting = int(await self.redis.zcard(keys.breaker_held(system)))
+        log.warning("circuit breaker for %s closed; releasing %d waiting records", system, waiting)
+        await record_event(self.redis, "breaker_closed", system, f"released={waiting}")
+        for kind in ("auth", "unavailable"):
+            await self._alert(condition(system, kind), "", active=False)
+
+    async def _take_held(self) -> list[str]:
+        """Every held record of every system, oldest first (each once), and forget them."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.smembers(keys.breaker_waiting(system))
-        pipe.delete(keys.breaker_waiting(system), keys.breaker_run(system))
-        members, _ = await pipe.execute()
-        return sorted(str(m) for m in members)
+        for system in SYSTEMS:
+            pipe.zrange(keys.breaker_held(system), 0, -1, withscores=True)
+            pipe.smembers(keys.breaker_waiting(system))  # held by an earlier version
+            pipe.delete(keys.breaker_held(system), keys.breaker_waiting(system))
+        answers = await pipe.execute()
+        since: dict[str, float] = {}
+        for i in range(0, len(answers), 3):
+            held, legacy = answers[i], answers[i + 1]
+            for member, score in held:
+                since[str(member)] = min(float(score), since.get(str(member), float(score)))
+            for member in legacy:
+                since.setdefault(str(member), 0.0)
+        return sorted(since, key=lambda rid: (since[rid], rid))
 
-    async def trip(self, system: str, exc: ApiError) -> None:
-        """Open at once (a sweep probe or listing hit an auth failure)."""
-        await self._trip(system, "auth" if isinstance(exc, AuthError) else "unavailable", exc)
+
+def failure_text(exc: ApiError) -> str:
+    return str(exc)[:300]

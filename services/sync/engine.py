@@ -22,7 +22,6 @@ from services.http.base import write_check
 from services.store.lease import Lease, LeaseLost
 from services.sync.admission import Admission
 from services.sync.backoff import OwnWrites
-from services.sync.breaker import SYSTEMS
 from services.sync.claims import Claims
 from services.sync.create import Creator
 from services.sync.identity_index import IdentityIndex
@@ -245,6 +244,4 @@ class SyncEngine:
                 outcome = await self.updater.update(ctx, betnr, trigger)
         except RECORDED_ERRORS as exc:
             return await self.outcomes.record_error(ctx, exc)
-        if outcome.result is not Result.WAITING:
-            await self.breakers.record_success(*SYSTEMS)
         return outcome

@@ -2,8 +2,10 @@
 this module (and from here through `states.transition`, the one choke point).
 
 - `finish`: clean + advowareLastSync + cleared error, together with the sync's own changes.
-- `record_error`: an API or mapping error -> `failed` (retried by the sweep with back-off) or
-  `permanently_failed` (notified); auth errors never count as attempts.
+- `record_error`: an API or mapping error, by whose fault it is (services/sync/fault.py): the
+  system's, confirmed by a probe -> `waiting` (held for the system, no attempt counted, the
+  record `pending_sync` with the reason); the record's -> `failed` (retried with back-off) or,
+  for refused data, `permanently_failed` (notified).
 - `deleted_in_advoware`, `unlinked`: the two ends where the pair no longer exists.
 - `mark_syncing`, `store_snapshot`: the bookkeeping around a write.
 """
@@ -15,10 +17,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from services.errors import ApiError, AuthError, FatalError, InvalidDataError, NotFoundError, TransientError
+from services.errors import ApiError, FatalError, InvalidDataError, NotFoundError, TransientError
 from services.store import keys
 from services.sync import notify
-from services.sync.breaker import is_system_failure
+from services.sync.breaker import System
+from services.sync.fault import Fault, classify, is_system_fault
 from services.sync.linking import LinkDecision
 from services.sync.model import ENTITY, Outcome, RecordContext, Result, SyncDeps, as_int
 from services.sync.notify import record_event
@@ -42,25 +45,48 @@ class Outcomes:
     async def record_error(
         self, ctx: RecordContext, exc: TransientError | FatalError | InvalidDataError
     ) -> Outcome:
-        """Classify an error of this run and record it on the record."""
-        if isinstance(exc, AuthError):
-            # Configuration, not data (wrong password, App-ID not activated): every record
-            # fails alike. The breaker opens at once; nothing is sent until the probe passes.
-            log.error("authentication with %s failed; check the credentials in the settings", exc.system)
-            await self._d.breakers.record_failure(ctx.record_id, exc)
-            return await self.record_failure(ctx, exc, permanent=False, count_attempt=False)
-        if isinstance(exc, TransientError):
-            waiting = await self._d.breakers.record_failure(ctx.record_id, exc)
-            return await self.record_failure(ctx, exc, permanent=False, count_attempt=not waiting)
-        # FatalError (e.g. a 400 with the server's reason) or InvalidDataError (the mapper
-        # refused to produce a payload): invalid data a person must fix.
-        return await self.record_failure(ctx, exc, permanent=True)
+        """Classify an error of this run (services/sync/fault.py) and record it on the record."""
+        fault = classify(exc)
+        if fault in (Fault.SYSTEM, Fault.CREDENTIALS):
+            assert isinstance(exc, ApiError)
+            if fault is Fault.CREDENTIALS:
+                log.error("authentication with %s failed; check the credentials in the settings", exc.system)
+            if await self._d.breakers.confirm(exc, ctx.record_id):
+                return await self.waiting(ctx, exc)
+            # A probe answered: the failure is this record's own (back-off, attempt counted).
+        # DATA: FatalError (e.g. a 400 with the server's reason) or InvalidDataError (the
+        # mapper refused to produce a payload): invalid data a person must fix.
+        return await self.record_failure(ctx, exc, permanent=fault is Fault.DATA)
 
-    async def record_failure(
-        self, ctx: RecordContext, exc: Exception, *, permanent: bool, count_attempt: bool = True
-    ) -> Outcome:
-        attempts = int(ctx.espo.get("syncRetryCount") or 0) + (1 if count_attempt else 0)
-        if not permanent and count_attempt and attempts >= self.max_attempts:
+    async def waiting(self, ctx: RecordContext, exc: ApiError) -> Outcome:
+        """The system is unavailable (its breaker is open, the record is held for it): no
+        attempt counted, released the moment a probe answers. The record says so in EspoCRM
+        (`pending_sync` and why) unless EspoCRM is the system that is down."""
+        reason = failure_reason(exc)
+        log.warning(
+            "record %s waits for %s (unavailable; no attempt counted): %s",
+            ctx.record_id,
+            exc.system,
+            log_reason(exc),
+        )
+        if exc.system != SYSTEM_ESPOCRM:
+            target = transition(SyncStatus.SYNCING, SyncStatus.PENDING_SYNC)
+            try:
+                await self.write_espo(
+                    ctx, {"syncStatus": target.value, "syncErrorMessage": waiting_text(exc)}
+                )
+            except ApiError as write_exc:  # EspoCRM failed too: the record keeps its state
+                log.warning(
+                    "record %s: waiting not recorded in EspoCRM: %s", ctx.record_id, log_reason(write_exc)
+                )
+                if is_system_fault(write_exc):
+                    await self._d.breakers.confirm(write_exc, ctx.record_id)
+        await self._d.stats.count("waiting")
+        return Outcome(ctx.record_id, Result.WAITING, reason=reason, writes=ctx.writes)
+
+    async def record_failure(self, ctx: RecordContext, exc: Exception, *, permanent: bool) -> Outcome:
+        attempts = int(ctx.espo.get("syncRetryCount") or 0) + 1
+        if not permanent and attempts >= self.max_attempts:
             permanent = True
         target = SyncStatus.PERMANENTLY_FAILED if permanent else SyncStatus.FAILED
         transition(SyncStatus.SYNCING, target)
@@ -74,8 +100,8 @@ class Outcomes:
             log.warning(
                 "record %s: failure not recorded in EspoCRM: %s", ctx.record_id, log_reason(write_exc)
             )
-            if is_system_failure(write_exc):
-                await self._d.breakers.record_failure(ctx.record_id, write_exc)
+            if is_system_fault(write_exc) and await self._d.breakers.confirm(write_exc, ctx.record_id):
+                return Outcome(ctx.record_id, Result.WAITING, reason=reason, writes=ctx.writes)
             return Outcome(ctx.record_id, Result.FAILED, reason=reason, writes=ctx.writes)
         await record_event(self._d.systems.redis, "failure", ctx.record_id, reason)
         await self._d.stats.count("permanent_failures" if permanent else "failures")
@@ -108,7 +134,8 @@ class Outcomes:
         written, the record keeps its state and the sweep finds it again."""
         reason = failure_reason(exc)
         log.warning("record %s: EspoCRM read failed: %s", record_id, log_reason(exc))
-        if is_system_failure(exc) and await self._d.breakers.record_failure(record_id, exc):
+        if is_system_fault(exc) and await self._d.breakers.confirm(exc, record_id):
+            log.warning("record %s waits for %s (unavailable; no attempt counted)", record_id, exc.system)
             return Outcome(record_id, Result.WAITING, reason=reason)
         return Outcome(record_id, Result.FAILED, reason=reason)
 
@@ -298,6 +325,19 @@ class Outcomes:
                 extra={k: v for k, v in (extra or {}).items() if v},
             )
         )
+
+
+SYSTEM_ESPOCRM = System.ESPOCRM.value
+SYSTEM_LABELS = {System.ESPOCRM.value: "EspoCRM", System.ADVOWARE.value: "Advoware"}
+
+
+def waiting_text(exc: ApiError) -> str:
+    """What a waiting record says in EspoCRM (syncErrorMessage): for staff, in German."""
+    name = SYSTEM_LABELS.get(exc.system, exc.system)
+    return (
+        f"Wartet auf {name}: {name} ist nicht erreichbar ({failure_reason(exc)[:200]}). "
+        f"Der Datensatz wird synchronisiert, sobald {name} wieder antwortet (kein Fehlversuch gezählt)."
+    )
 
 
 def failure_reason(exc: Exception) -> str:

@@ -40,8 +40,18 @@ ALLOWED_TRANSITIONS: dict[SyncStatus, frozenset[SyncStatus]] = {
     S.CLEAN: frozenset({S.SYNCING, S.DIRTY, S.PENDING_SYNC}),
     S.FAILED: frozenset({S.SYNCING, S.PENDING_SYNC, S.DIRTY}),
     S.CONFLICT: frozenset({S.SYNCING, S.CLEAN, S.PENDING_SYNC}),
+    # `syncing -> pending_sync`: a system became unavailable mid-sync; the record waits for it
+    # (services/sync/breaker.py) without an attempt counted.
     S.SYNCING: frozenset(
-        {S.SYNCING, S.CLEAN, S.FAILED, S.PERMANENTLY_FAILED, S.DELETED_IN_ADVOWARE, S.CONFLICT}
+        {
+            S.SYNCING,
+            S.CLEAN,
+            S.FAILED,
+            S.PERMANENTLY_FAILED,
+            S.DELETED_IN_ADVOWARE,
+            S.CONFLICT,
+            S.PENDING_SYNC,
+        }
     ),
     # Terminal until a person (or `retry-failed`) requeues the record.
     S.DELETED_IN_ADVOWARE: frozenset({S.PENDING_SYNC, S.SYNCING}),

@@ -16,10 +16,11 @@ Sources (each paged, none capped, each costing calls in proportion to what it fi
    missing from it, and those whose row differs from the snapshot (by rowId or content), so
    an edit whose stamp is missing, late or in another zone still arrives within the hour.
 
-Before any of that, the circuit breakers (services/sync/breaker.py): a system whose breaker
-is open gets one cheap probe; if it still fails, the sweep collects and emits nothing (every
-sync needs both systems) and keeps its watermarks; if it answers, the breaker closes and the
-records that waited are emitted at once (trigger `retry_now`: no back-off to wait out).
+Before any of that, the circuit breakers (services/sync/breaker.py `release`, which the
+every-minute cron runs too): a system whose breaker is open gets one cheap (spaced) probe; if
+it still fails, the sweep collects and emits nothing (every sync needs both systems) and keeps
+its watermarks; if it answers, the breaker closes and the records that waited are emitted at
+once, oldest first (trigger `retry_now`: no back-off to wait out).
 
 Watermarks are committed only after the found work was emitted (`commit`), and move to
 the newest change actually seen, never to "now": a crash mid-sweep re-reads, and an
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -40,8 +41,9 @@ from services.store import keys
 from services.store.lease import Lease
 from services.store.watermark import Watermark
 from services.sync.backoff import OwnWrites, retry_due_at
-from services.sync.breaker import CircuitBreakers, System, is_system_failure
+from services.sync.breaker import CircuitBreakers
 from services.sync.deletions import DeletionGuard, DeletionScan
+from services.sync.fault import is_system_fault
 from services.sync.model import ENTITY, Systems, Trigger
 from services.sync.snapshot import SnapshotStore
 from services.sync.states import SyncStatus
@@ -150,47 +152,22 @@ class Sweeper:
             await self._collect_advoware_changes(plan, now)
             await self._collect_advoware_deletions(plan, now)
         except ApiError as exc:
-            # The sweep's reads count like a record's failure (a whole system down opens it).
-            if is_system_failure(exc):
-                await self.breakers.record_failure("sweep", exc)
+            # A sweep's read that points at the system is confirmed by a probe like a record's.
+            if is_system_fault(exc):
+                await self.breakers.confirm(exc, None)
             raise
         log.info("sweep found %d records: %s", len(plan.work), json.dumps(plan.counts, sort_keys=True))
         return plan
 
     async def _probe_breakers(self, plan: SweepPlan) -> bool:
-        """One cheap call per open breaker; True if every system may be used (then the records
-        that waited are released into the plan)."""
-        states = await self.breakers.open_states()
-        for system in System:
-            if system.value not in states:
-                continue
-            try:
-                await self._probe(system)
-            except ApiError as exc:
-                log.warning("sweep: %s still unavailable: %s", system.value, str(exc)[:200])
-                plan.blocked.append(system.value)
-        if plan.blocked:
+        """One (spaced) probe per open breaker; True if every system may be used (then the
+        records that waited are released into the plan)."""
+        release = await self.breakers.release()
+        plan.blocked.extend(release.blocked)
+        if release.blocked:
             return False
-        for system in System:
-            if system.value in states:
-                ids = await self.breakers.close(system.value)
-            else:  # held just as the breaker closed (a race with the last probe)
-                ids = await self.breakers.take_waiting(system.value)
-            plan.add("released", ids, Trigger.RETRY_NOW)
+        plan.add("released", release.ids, Trigger.RETRY_NOW)
         return True
-
-    async def _probe(self, system: System) -> None:
-        if system is System.ESPOCRM:
-            await self.systems.espo.list(ENTITY, select="id", max_size=1)
-            return
-        rows = self.systems.advo.iter_beteiligte(take=1)
-        try:
-            async for _ in rows:
-                break
-        finally:
-            # The listing is a generator (the client's, a fake's): close it now, not when collected.
-            if isinstance(rows, AsyncGenerator):
-                await rows.aclose()
 
     async def _ids(self, where: list[dict[str, Any]], select: str = "id") -> list[dict[str, Any]]:
         return [row async for row in self.systems.espo.iterate(ENTITY, where=where, select=select)]

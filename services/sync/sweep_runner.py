@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from services.events import Emit, sync_check
 from services.store.lease import LeaseBusy
+from services.sync.breaker import BreakerStates, System
 from services.sync.dispatch import SYNC_CHECK_BATCH
 from services.sync.identity_index import IdentityIndex
+from services.sync.model import Trigger
 
 if TYPE_CHECKING:
     from services.runtime import Runtime, RuntimeFactory
@@ -18,6 +20,27 @@ log = logging.getLogger(__name__)
 
 # Time one run spends on building the identity index before it checkpoints and returns.
 INDEX_BUILD_BUDGET_SECONDS = 50.0
+
+
+async def run_breaker_release(emit: Emit, *, runtime: RuntimeFactory) -> dict[str, Any]:
+    """Every minute: probe each system whose breaker is open (spaced: at most ~2 probes a
+    minute, services/sync/breaker.py) and, once every system answers, emit the records that
+    waited for one, oldest first, at once (trigger `retry_now`: no back-off). Costs two Redis
+    reads when no breaker is open and no record waits."""
+    async with runtime() as rt:
+        release = await rt.breakers.release()
+    for start in range(0, len(release.ids), SYNC_CHECK_BATCH):
+        ids = release.ids[start : start + SYNC_CHECK_BATCH]
+        await emit(sync_check(ids, Trigger.RETRY_NOW.value))
+    out: dict[str, Any] = {"released": len(release.ids)}
+    if release.blocked:
+        out["unavailable"] = release.blocked
+    return out
+
+
+async def _advoware_open(redis: Any) -> bool:
+    """Nothing but the probe is sent to Advoware while its breaker is open (no index build)."""
+    return System.ADVOWARE.value in await BreakerStates(redis).open_states()
 
 
 async def run_index_build(emit: Emit, *, runtime: RuntimeFactory) -> dict[str, Any]:
@@ -29,6 +52,8 @@ async def run_index_build(emit: Emit, *, runtime: RuntimeFactory) -> dict[str, A
         index = IdentityIndex(rt.redis)
         if await index.ready():
             return {"identity_index": "ready"}
+        if await _advoware_open(rt.redis):
+            return {"identity_index": "waiting for Advoware"}
         state = await index.build(rt.advo, budget_seconds=INDEX_BUILD_BUDGET_SECONDS)
     if not state.ready:
         return {"identity_index": state.describe()}
@@ -50,8 +75,10 @@ async def run_sweep(emit: Emit, *, runtime: RuntimeFactory, cron_tick: bool = Fa
         await _report_server_config(rt.redis)
         try:
             async with sweeper.lease():
-                # Creates wait for the identity index: finish (or continue) building it first.
-                await IdentityIndex(rt.redis).build(rt.advo, budget_seconds=INDEX_BUILD_BUDGET_SECONDS)
+                # Creates wait for the identity index: finish (or continue) building it first
+                # (not while Advoware is unavailable: then the sweep's probe is all it gets).
+                if not await _advoware_open(rt.redis):
+                    await IdentityIndex(rt.redis).build(rt.advo, budget_seconds=INDEX_BUILD_BUDGET_SECONDS)
                 started = time.monotonic()
                 plan = await sweeper.collect()
                 batches = plan.batches(SYNC_CHECK_BATCH)

@@ -303,16 +303,18 @@ async def test_auth_failure_never_parks_records_as_permanently_failed(env: dict[
     from services.errors import AuthError
 
     rid, _ = await linked(env)
-    env["advo"].fail_next["get"] = [AuthError("refused", system="advoware", status_code=401)]
+    env["advo"].down = AuthError("refused", system="advoware", status_code=401)
     out = await env["engine"].sync_record(rid, Trigger.SWEEP)
-    assert out.result is Result.FAILED  # recorded on the record, attempt not counted
+    # The probe is refused too: the breaker opens, the record waits, no attempt counted.
+    assert out.result is Result.WAITING
     assert env["espo"].records[rid]["syncRetryCount"] == 0
     for _ in range(5):  # more than max_attempts (3): the open breaker sends nothing
         env["clock"].tick(6 * 3600)
         out = await env["engine"].sync_record(rid, Trigger.SWEEP)
         assert out.result is Result.WAITING
     assert env["advo"].calls["get"] == 1
-    assert env["espo"].records[rid]["syncStatus"] == "failed"
+    assert env["espo"].records[rid]["syncStatus"] == "pending_sync"
+    assert env["espo"].records[rid]["syncErrorMessage"].startswith("Wartet auf Advoware")
 
 
 async def test_events_arriving_during_a_rerun_are_still_under_the_lock(env: dict[str, Any]) -> None:

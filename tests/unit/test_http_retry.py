@@ -8,8 +8,11 @@ import pytest
 from services.errors import (
     AuthError,
     ConflictError,
+    ConnectionLostError,
+    ConnectorOfflineError,
     NotFoundError,
     RateLimitedError,
+    ResponseTimeoutError,
     UnavailableError,
     ValidationError,
 )
@@ -146,10 +149,58 @@ async def test_non_idempotent_call_is_not_retried() -> None:
     assert calls["n"] == 1
 
 
-async def test_non_idempotent_rate_limited_is_not_retried() -> None:
+async def test_non_idempotent_rate_limited_without_retry_after_is_not_retried() -> None:
     t = FakeTime()
-    call, calls = failing([RateLimitedError("x", retry_after=1, system="x", status_code=429)])
+    call, calls = failing([RateLimitedError("x", system="x", status_code=429)])
     with pytest.raises(RateLimitedError):
+        await policy(t).run(call, idempotent=False)
+    assert calls["n"] == 1
+
+
+async def test_post_refused_with_retry_after_is_repeated_after_the_wait() -> None:
+    """A 429 with Retry-After was refused, not carried out: the POST is sent again after it."""
+    t = FakeTime()
+    call, calls = failing([RateLimitedError("x", retry_after=3, system="x", status_code=429)])
+    assert await policy(t).run(call, idempotent=False) == "ok"
+    assert calls["n"] == 2 and t.sleeps == [3]
+
+
+def offline() -> ConnectorOfflineError:
+    return ConnectorOfflineError(
+        "POST Beteiligte not passed on", system="advoware", status_code=503, reason="nicht angemeldet"
+    )
+
+
+async def test_post_answered_nicht_angemeldet_five_times_is_repeated_until_it_passes() -> None:
+    """The connector never passed those five on: the sixth goes through, within the sync."""
+    t = FakeTime()
+    call, calls = failing([offline() for _ in range(5)])
+    assert await policy(t).run(call, idempotent=False) == "ok"
+    assert calls["n"] == 6
+    assert sum(t.sleeps) < 20
+
+
+async def test_unsent_repeats_are_bounded() -> None:
+    t = FakeTime()
+    call, calls = failing([offline() for _ in range(20)])
+    with pytest.raises(ConnectorOfflineError):
+        await policy(t).run(call, idempotent=False)
+    assert calls["n"] == RetryPolicy().unsent_attempts
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ConnectionLostError("connection lost (ReadError)", system="advoware"),
+        ResponseTimeoutError("timeout (ReadTimeout)", system="advoware"),
+        UnavailableError("POST unavailable", system="advoware", status_code=503),
+    ],
+    ids=["reset", "read-timeout", "plain-503"],
+)
+async def test_post_that_may_have_been_carried_out_is_not_repeated(exc: Exception) -> None:
+    t = FakeTime()
+    call, calls = failing([exc])
+    with pytest.raises(type(exc)):
         await policy(t).run(call, idempotent=False)
     assert calls["n"] == 1
 

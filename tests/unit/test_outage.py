@@ -15,15 +15,14 @@ from typing import Any
 
 import pytest
 
-from services.errors import AuthError, UnavailableError, ValidationError
+from services.errors import AuthError, ConnectorOfflineError, UnavailableError, ValidationError
 from services.sync.model import Result, Trigger
 from services.sync.sweep import Sweeper
 from tests.support.fakes import Clock, FakeAdvo, FakeEspo, fake_env, fake_redis
-from tests.support.runtime import fake_runtime, settings_with
+from tests.support.runtime import fake_runtime
 from tests.unit.test_engine import PERSON_ESPO
 
 SWEEP_EVERY = timedelta(minutes=15)
-BREAKER_WINDOW = timedelta(seconds=settings_with().SYNC_BREAKER_WINDOW_SECONDS)
 
 
 @pytest.fixture
@@ -189,41 +188,148 @@ async def test_a_persons_later_edit_of_a_parked_record_is_found_by_the_sweep(env
     assert advo.records[betnr]["titel"] == "Dr. Korrigiert" and espo.records[rid]["syncStatus"] == "clean"
 
 
-async def test_breaker_alerts_once_and_clears_on_close() -> None:
-    from services.sync.breaker import CircuitBreakers
+def offline() -> ConnectorOfflineError:
+    return ConnectorOfflineError(
+        "POST Beteiligte not passed on", system="advoware", status_code=503, reason="nicht angemeldet"
+    )
 
-    redis = fake_redis()
+
+async def test_one_record_is_enough_to_open_the_breaker_and_be_released_at_once(
+    env: dict[str, Any],
+) -> None:
+    """A person creates one client while Advoware answers "nicht angemeldet": one confirming
+    probe opens the breaker, the record waits (no attempt, says so), and the first probe that
+    answers releases it - not its back-off, not a 15-minute sweep."""
+    espo, advo, rt = env["espo"], env["advo"], env["rt"]
+    advo.down = offline()
+    rid = espo.add({**PERSON_ESPO, "lastName": "Eilig"})
+    out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)
+    assert out.result is Result.WAITING
+    record = espo.records[rid]
+    assert record["syncStatus"] == "pending_sync" and int(record.get("syncRetryCount") or 0) == 0
+    assert record["syncErrorMessage"].startswith("Wartet auf Advoware")
+    report = await rt.breakers.report()
+    assert report["advoware"]["open"] and report["advoware"]["waiting"] == 1
+    assert "oldest_waiting_since" in report["advoware"]
+
+    advance(env, timedelta(minutes=1))
+    assert (await rt.breakers.release()).blocked == ["advoware"]  # the minute's probe: still down
+    advo.down = None
+    advance(env, timedelta(minutes=1))
+    release = await rt.breakers.release()
+    assert release.blocked == [] and release.ids == [rid]
+    (done,) = await env["engine"].sync_many(release.ids, Trigger.RETRY_NOW)
+    assert done.result is Result.CREATED
+    assert espo.records[rid]["syncStatus"] == "clean" and not espo.records[rid]["syncErrorMessage"]
+    assert (await rt.breakers.report())["advoware"] == {"open": False, "waiting": 0}
+
+
+async def test_a_probe_that_answers_makes_it_the_records_own_failure(env: dict[str, Any]) -> None:
+    """A 503 for one record while the listing answers: the record's failure, with back-off."""
+    espo, advo, rt = env["espo"], env["advo"], env["rt"]
+    (rid,) = await linked_records(env, 1)
+    espo.edit(rid, titel="Dr. Eins")
+    advo.fail_next["update"] = [UnavailableError("busy", system="advoware", status_code=503)]
+    out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
+    assert out.result is Result.FAILED
+    assert espo.records[rid]["syncStatus"] == "failed" and espo.records[rid]["syncRetryCount"] == 1
+    assert await rt.breakers.open_states() == {}
+    advance(env, timedelta(minutes=1))
+    assert (await rt.breakers.release()).ids == []  # nothing held: it waits out its back-off
+
+
+async def test_refused_data_opens_nothing_and_sends_no_probe(env: dict[str, Any]) -> None:
+    espo, advo = env["espo"], env["advo"]
+    (rid,) = await linked_records(env, 1)
+    espo.edit(rid, titel="Dr. Ungültig")
+    advo.fail_next["update"] = [ValidationError("bad", system="advoware", status_code=400)]
+    lists = advo.calls["list"]
+    out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
+    assert out.result is Result.PERMANENTLY_FAILED
+    assert advo.calls["list"] == lists and await env["rt"].breakers.open_states() == {}
+
+
+async def test_while_open_only_spaced_probes_are_sent(env: dict[str, Any]) -> None:
+    espo, advo, rt = env["espo"], env["advo"], env["rt"]
+    ids = await linked_records(env, 2)
+    advo.down = offline()
+    espo.edit(ids[0], titel="Dr. A")
+    assert (await env["engine"].sync_record(ids[0], Trigger.WEBHOOK_UPDATE)).result is Result.WAITING
+    calls = sum(advo.calls.values())
+    espo.edit(ids[1], titel="Dr. B")  # a second edit: held without sending anything
+    assert (await env["engine"].sync_record(ids[1], Trigger.WEBHOOK_UPDATE)).result is Result.WAITING
+    await rt.breakers.release()  # within 30 s of the confirming probe: no new probe
+    assert sum(advo.calls.values()) == calls
+    advance(env, timedelta(seconds=30))
+    await rt.breakers.release()
+    await rt.breakers.release()
+    assert sum(advo.calls.values()) == calls + 1
+    assert {espo.records[r]["syncRetryCount"] or 0 for r in ids} == {0}
+
+
+async def test_released_oldest_first(env: dict[str, Any]) -> None:
+    rt = env["rt"]
+    for rid, system in (("c", "advoware"), ("a", "espocrm"), ("b", "advoware"), ("a", "advoware")):
+        await rt.breakers.hold([system], rid)
+        advance(env, timedelta(seconds=5))
+    assert (await rt.breakers.release()).ids == ["c", "a", "b"]
+
+
+async def test_breaker_alerts_once_and_clears_on_close(env: dict[str, Any]) -> None:
+    from services.sync.breaker import CircuitBreakers, system_probes
+    from services.sync.model import ENTITY
+
     seen: list[tuple[str, bool]] = []
 
     async def alert(condition: str, detail: str, active: bool) -> None:
         seen.append((condition, active))
 
-    breakers = CircuitBreakers(redis, threshold=3, window=BREAKER_WINDOW, alert=alert)
-    down = UnavailableError("offline", system="advoware", status_code=503)
-    assert not await breakers.record_failure("a", down)
-    assert not await breakers.record_failure("a", down)  # the same record again: one of three
-    assert not await breakers.record_failure("b", down)
-    assert await breakers.record_failure("c", down)
-    assert await breakers.record_failure("d", down)  # already open: held, no second alert
+    advo = env["advo"]
+    breakers = CircuitBreakers(
+        env["redis"],
+        probes=system_probes(env["espo"], advo, ENTITY),
+        alert=alert,
+        clock=lambda: env["clock"].now,
+    )
+    advo.down = offline()
+    assert await breakers.confirm(offline(), "a")
+    advance(env, timedelta(minutes=1))
+    assert await breakers.confirm(offline(), "b")  # already open: held, no second alert
     assert seen == [("advoware_unreachable", True)]
-    assert (await breakers.report())["advoware"]["open"] is True
-    assert await breakers.close("advoware") == ["a", "b", "c", "d"]
+    advo.down = None
+    assert (await breakers.release()).ids == ["a", "b"]
     assert seen[1:] == [("advoware_credentials", False), ("advoware_unreachable", False)]
-    assert (await breakers.report())["advoware"] == {"open": False, "waiting": 0}
 
 
-async def test_a_success_in_between_resets_the_failure_run() -> None:
-    from services.sync.breaker import CircuitBreakers
+async def test_refused_credentials_open_the_breaker_as_auth(env: dict[str, Any]) -> None:
+    rt, espo = env["rt"], env["espo"]
+    espo.down = AuthError("401", system="espocrm", status_code=401)
+    assert await rt.breakers.confirm(espo.down, "x")
+    assert (await rt.breakers.open_states())["espocrm"].kind == "auth"
 
-    redis = fake_redis()
-    breakers = CircuitBreakers(redis, threshold=2, window=BREAKER_WINDOW)
-    down = UnavailableError("500", system="advoware", status_code=500)
-    for rid in ("a", "b", "c"):
-        assert not await breakers.record_failure(rid, down)
-        await breakers.record_success("advoware")  # other records sync fine meanwhile
-    assert await breakers.open_states() == {}
-    assert await breakers.record_failure("x", AuthError("401", system="espocrm", status_code=401))
-    assert set(await breakers.open_states()) == {"espocrm"}
+
+async def test_health_reports_an_open_breaker_without_calling_the_system(env: dict[str, Any]) -> None:
+    from services.ops.health import FAIL, HealthDeps, run_checks
+    from services.sync.breaker import BreakerStates
+
+    advo, rt = env["advo"], env["rt"]
+    advo.down = offline()
+    assert await rt.breakers.confirm(offline(), "r1")
+    calls = sum(advo.calls.values())
+    report = await run_checks(
+        HealthDeps(
+            redis=env["redis"],
+            espo=env["espo"],
+            advo=advo,
+            notifier=rt.notifier,
+            sweep_overdue=timedelta(hours=1),
+            breakers=BreakerStates(env["redis"]).report,
+        )
+    )
+    check = report.checks["advoware"]
+    assert check.state == FAIL and check.detail["problem"] == "unreachable"
+    assert check.detail["records_waiting"] == 1 and check.detail["breaker_open_since"]
+    assert sum(advo.calls.values()) == calls
 
 
 async def test_one_sweep_per_tick_across_instances() -> None:
