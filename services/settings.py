@@ -91,7 +91,8 @@ class Settings(BaseSettings):
     # least SYNC_DELETION_BREAKER_MIN of them) answering 404 holds all deletions for a person.
     SYNC_DELETION_BREAKER_SHARE: float = Field(default=0.2, gt=0, le=1)
     SYNC_DELETION_BREAKER_MIN: int = Field(default=5, ge=1, le=100000)
-    # Deletions in Advoware are looked for with one complete listing this often, seconds.
+    # One complete Advoware listing this often, seconds: deleted parties, and edits whose
+    # geaendertAm did not show them (each linked row compared with its snapshot).
     SYNC_DELETION_SCAN_SECONDS: float = Field(default=3600.0, ge=60, le=7 * 86400)
     # The Advoware record is read again right before a full-replace PUT when the sync's first
     # read is older than this (a person's Advoware edit in between is then not overwritten).
