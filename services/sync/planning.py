@@ -4,12 +4,13 @@ only - no lock, no write anywhere. Used by the update path (services/sync/update
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from services.errors import NotFoundError
+from services.errors import ApiError, NotFoundError
 from services.sync.decide import MergePlan, decide
 from services.sync.model import ENTITY, PARKED, SyncDeps, Trigger, as_int, stays_parked
 from services.sync.snapshot import Snapshot
@@ -19,8 +20,10 @@ from services.sync.verify import ADVO_BASELINE, ESPO_BASELINE
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
-# Without a snapshot, a change time within this window after advowareLastSync is taken to
-# be our own metadata write, not a person's edit.
+log = logging.getLogger(__name__)
+
+# Without a snapshot and without knowing who saved last, a change time within this window
+# after advowareLastSync is taken to be our own write, not a person's edit (`espo_changed`).
 OWN_WRITE_TOLERANCE = timedelta(seconds=30)
 
 
@@ -43,6 +46,7 @@ class RecordPlan:
 class Planner:
     def __init__(self, deps: SyncDeps) -> None:
         self._d = deps
+        self._own_user: str | None = None
 
     async def plan_pair(
         self,
@@ -64,7 +68,10 @@ class Planner:
             mapper.from_espo(espo),
             mapper.from_advo(advo),
             dict(base) if base is not None else (snap.content if snap else None),
-            espo_changed_since_sync=espo_changed(espo),
+            # Only read without a snapshot: the API user is looked up only then.
+            espo_changed_since_sync=(
+                espo_changed(espo, await self.own_user()) if snap is None and base is None else None
+            ),
             advo_changed_since_sync=advo_changed(espo, advo, self._d.systems.tz),
             # Fields a write did not apply: compared with what that side stored (verify.py).
             advo_baseline=snap.extra.get(ADVO_BASELINE) if snap else None,
@@ -72,6 +79,21 @@ class Planner:
             directions=self._d.directions,
         )
         return plan, snap
+
+    async def own_user(self) -> str | None:
+        """The id of the EspoCRM user the service writes as (`GET App/user`, once per process:
+        planning writes nothing, not even a cache); None if EspoCRM does not say
+        (`espo_changed` then uses its time rule only)."""
+        if self._own_user is None:
+            try:
+                answer = await self._d.systems.espo.get("App", "user")
+            except ApiError as exc:
+                log.warning("EspoCRM did not name the API user (App/user: %s)", exc.status_code)
+                return None
+            user = answer.get("user") if isinstance(answer, Mapping) else None
+            own = user.get("id") if isinstance(user, Mapping) else None
+            self._own_user = str(own) if own else None
+        return self._own_user
 
     async def plan_record(self, record_id: str, trigger: Trigger = Trigger.MANUAL) -> RecordPlan:
         """The dry run of `SyncEngine.sync_record`: GETs only, no lock, no write anywhere."""
@@ -151,11 +173,25 @@ def synced_until(now: datetime, advo: Mapping[str, Any] | None, tz: ZoneInfo) ->
     return max(now, local_to_utc(stamp, tz))
 
 
-def espo_changed(espo: Mapping[str, Any]) -> bool | None:
-    """Edited in EspoCRM since the last sync (None: not known, no timestamps)."""
+def espo_changed(espo: Mapping[str, Any], own_user: str | None = None) -> bool | None:
+    """Edited in EspoCRM since the last sync (None: not known, no timestamps).
+
+    The record's last save says who saved last (`modifiedById`; `own_user`: the service's API
+    user): someone else's save came after the service's last write, which it would otherwise be
+    - an edit, however soon after the sync; the service's own last save of a `clean` record is
+    its sync (or a note after it) - no edit, however long the sync's EspoCRM write took. Otherwise
+    (the API user not known, or the service's last save was a failure or hold write, possibly
+    after an edit): modifiedAt against advowareLastSync, with OWN_WRITE_TOLERANCE for the time
+    between taking advowareLastSync and EspoCRM storing the write."""
     from services.espocrm.datetime import parse_espo_datetime
 
     last, modified = espo.get("advowareLastSync"), espo.get("modifiedAt")
     if not last or not modified:
         return None
+    saved_by = espo.get("modifiedById")
+    if own_user and saved_by:
+        if saved_by != own_user:
+            return True
+        if espo.get("syncStatus") == SyncStatus.CLEAN.value:
+            return False
     return parse_espo_datetime(modified) > parse_espo_datetime(last) + OWN_WRITE_TOLERANCE

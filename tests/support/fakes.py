@@ -41,6 +41,8 @@ def _espo_dt(dt: datetime) -> str:
 
 
 FAKE_USER_NAME = "jdoe"
+FAKE_API_USER_ID = "66a0api0user00001"  # the EspoCRM user the service writes as
+FAKE_PERSON_ID = "66a0person0000001"  # a person saving in EspoCRM
 
 
 class FailurePlan:
@@ -87,9 +89,13 @@ class FakeEspo(FailurePlan):
         """A person edits the record (no webhook here; tests trigger the sync directly)."""
         self.records[rid].update(changes)
         self.records[rid]["modifiedAt"] = _espo_dt(self.clock.tick())
+        self.records[rid]["modifiedById"] = FAKE_PERSON_ID
         self.records[rid]["versionNumber"] = int(self.records[rid].get("versionNumber") or 0) + 1
 
     async def get(self, entity: str, record_id: str) -> dict[str, Any]:
+        if entity == "App" and record_id == "user":  # GET App/user: the API user the service is
+            self.calls["get_app_user"] += 1
+            return {"user": {"id": FAKE_API_USER_ID, "userName": "advoware-sync"}}
         if entity == "User":  # the notify user's name lookup
             self.calls["get_user"] += 1
             return {"id": record_id, "userName": FAKE_USER_NAME, "isActive": True}
@@ -133,6 +139,7 @@ class FakeEspo(FailurePlan):
             primary = next((p for p in data["phoneNumberData"] if p.get("primary")), None)
             rec["phoneNumber"] = primary["phoneNumber"] if primary else None
         rec["modifiedAt"] = _espo_dt(self.clock.tick())
+        rec["modifiedById"] = FAKE_API_USER_ID
         return copy.deepcopy(rec)
 
     async def create(

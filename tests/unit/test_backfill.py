@@ -426,7 +426,7 @@ async def test_dry_run_plans_everything_and_writes_nothing(world: dict[str, Any]
     result = await backfill(w).run(dry_run=True)
     # Nothing written anywhere: only reads on both APIs, Redis untouched.
     assert espo_writes(w["espo"]) == 0 and advo_writes(w["advo"]) == 0
-    assert set(w["espo"].calls) <= {"get", "list"} and set(w["advo"].calls) <= {"get", "list"}
+    assert set(w["espo"].calls) <= {"get", "get_app_user", "list"} and set(w["advo"].calls) <= {"get", "list"}
     assert w["espo"].records == espo_before and w["advo"].records == advo_before
     assert await redis_dump(w["redis"]) == redis_before
     c = result.plan.counts()
