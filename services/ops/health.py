@@ -6,6 +6,7 @@ and the alerts.
 | `redis`        | PING fails                                         |                                     |
 | `espocrm`      | unreachable, or the API key refused (401/403)      |                                     |
 | `espocrm_setup`| writes would fail: entity, field, enum value, type | stream, concurrency control, webhooks|
+| `advoware_contract` |                                               | the start-up check-advoware found some |
 | `advoware`     | no token obtainable, or the API does not answer    |                                     |
 |                | (either: its circuit breaker is open - reported    |                                     |
 |                | from it with the records waiting, not called)      |                                     |
@@ -200,6 +201,8 @@ class HealthDeps:
     # The circuit breakers' report (services/sync/breaker.py): a system whose breaker is open
     # is reported from it and not called (its probe, every minute, is all it is sent).
     breakers: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    # What the start-up check-advoware found (services/ops/preflight.py keeps it in Redis).
+    advoware_contract: Callable[[], Awaitable[Check]] | None = None
 
 
 async def run_checks(deps: HealthDeps, *, now: datetime | None = None) -> HealthReport:
@@ -217,6 +220,8 @@ async def run_checks(deps: HealthDeps, *, now: datetime | None = None) -> Health
         checks["sweep"] = await _guard(lambda: check_sweep(deps.redis, deps.sweep_overdue, now))
         checks["queue"] = await _guard(lambda: check_queue(deps.redis))
         checks["notices"] = await _guard(lambda: check_notices(deps.notifier, deps.redis))
+        if deps.advoware_contract is not None:
+            checks["advoware_contract"] = await _guard(deps.advoware_contract)
     records = espo_check.detail.get("records") or {}
     if records.get("permanently_failed") or records.get("conflict"):
         espo_check.state = WARN

@@ -67,6 +67,7 @@ async def check(rt: Runtime) -> HealthReport:
             alerts_active=alerts.active,
             espocrm_setup=lambda: espocrm_setup_check(rt),
             breakers=BreakerStates(rt.redis).report,
+            advoware_contract=lambda: advoware_contract_check(rt.redis),
         )
     )
     if report.checks["redis"].state != "fail":
@@ -87,6 +88,26 @@ async def espocrm_setup_check(rt: Runtime) -> HealthCheck:
         return Check("ok")
     state = "fail" if any(p.level == FAIL for p in problems) else "warn"
     return Check(state, {"problems": [p.line() for p in problems]})
+
+
+async def advoware_contract_check(redis: Redis) -> HealthCheck:
+    """What `make serve`'s start-up check-advoware found (kept in Redis): warn while it found
+    something, never fail (whether Advoware answers now is the `advoware` check's)."""
+    from services.ops.health import Check
+
+    raw = await redis.get(keys.ADVOWARE_CHECK_LAST)
+    if not raw:
+        return Check("ok", {"note": "not checked yet: make serve checks at start, or run check-advoware"})
+    record = json.loads(raw)
+    lines = [
+        f"{f['severity']} {f['topic']}: {f['text']}" + (f" - fix: {f['fix']}" if f.get("fix") else "")
+        for f in record.get("findings") or []
+        if f.get("severity") != "info"
+    ]
+    detail: dict[str, Any] = {"checked_at": record.get("at")}
+    if lines:
+        detail["findings"] = lines
+    return Check("warn" if lines else "ok", detail)
 
 
 async def claim_watch_tick(redis: Redis, now: datetime | None = None) -> bool:

@@ -5,8 +5,10 @@ check, each problem one line with its fix:
   field, an enum value, a type, a length) stops the start with exit status 1; the rest warns.
 - The notice channel: a broken one does not stop the service (the sync works, notices wait in
   the outbox).
-- Advoware: `ADVOWARE_CHECK` below is where the read-only check of the connected server
-  (`check-advoware`) is called once it exists.
+- Advoware (services/ops/advoware_check.py, `check-advoware`, read-only): an error finding
+  stops the start (refused credentials, a listing the adapter cannot read), except Advoware or
+  Redis not answering (the circuit breaker waits for them); warnings are printed. The findings
+  are kept in Redis, so `status` and `/vmh/health` show them with the time of the check.
 
 EspoCRM or Redis not reachable at start: said, and the service starts anyway (/vmh/health shows
 it later). Exit 2: the settings themselves are invalid.
@@ -16,10 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from services.ops.advoware_check import Finding
     from services.ops.espocrm_check import Problem
 
 EXIT_OK, EXIT_WRITES_FAIL, EXIT_CONFIG = 0, 1, 2
@@ -87,9 +89,47 @@ def notices_preflight() -> None:
         )
 
 
-# The Advoware check (issue 22, `check-advoware`) is built separately; once it exists its
-# preflight entry is called here: a function returning an exit status like espocrm_preflight.
-ADVOWARE_CHECK: Callable[[], int] | None = None
+# Error findings that say "not now" rather than "never": the service starts and waits.
+NOT_ANSWERING = ("Advoware does not answer", "unreachable")
+
+
+async def check_advoware_contract() -> list[Finding]:
+    """`check-advoware`'s findings, kept for `status` and `/vmh/health` (best effort)."""
+    import json
+    from datetime import UTC, datetime
+
+    from services.ops.advoware_check import check_configured
+    from services.runtime import open_redis
+    from services.settings import get_settings
+    from services.store import keys
+
+    settings = get_settings()
+    findings = await check_configured(settings)
+    record = {"at": datetime.now(UTC).isoformat(), "findings": [f.as_dict() for f in findings]}
+    try:
+        async with open_redis(settings) as redis:
+            await redis.set(keys.ADVOWARE_CHECK_LAST, json.dumps(record))
+    except Exception as exc:  # Redis down: the findings are printed all the same
+        print(f"advoware: findings not kept ({type(exc).__name__})", file=sys.stderr)
+    return findings
+
+
+def advoware_preflight() -> int:
+    try:
+        findings = asyncio.run(check_advoware_contract())
+    except Exception as exc:
+        print(f"advoware: not checked ({type(exc).__name__}); /vmh/health shows it later", file=sys.stderr)
+        return EXIT_OK
+    for finding in findings:
+        if finding.severity != "info":
+            print(f"advoware: {finding.line()}", file=sys.stderr)
+    blocking = [f for f in findings if f.severity == "error" and not f.text.startswith(NOT_ANSWERING)]
+    if blocking:
+        print("advoware: not starting - syncs would fail against this server (see above)", file=sys.stderr)
+        return EXIT_WRITES_FAIL
+    if not any(f.severity != "info" for f in findings):
+        print("advoware: the server sends what the service expects")
+    return EXIT_OK
 
 
 def main() -> int:
@@ -101,10 +141,8 @@ def main() -> int:
     except ConfigurationError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG
-    status = espocrm_preflight()
+    status = max(espocrm_preflight(), advoware_preflight())
     notices_preflight()
-    if ADVOWARE_CHECK is not None:
-        status = max(status, ADVOWARE_CHECK())
     return status
 
 

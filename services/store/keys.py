@@ -52,6 +52,7 @@ appears anywhere else in the code.
 | `vmh:alert:active` / `:condition:<name>`   | set / hash | alert conditions and their state           | until cleared   |
 | `vmh:watch:tick:<YYYYmmddHHMM>`            | string | one ops watch per tick across instances        | 1 h             |
 | `vmh:health:last`                          | string | the last health report (JSON)                  | 15 s            |
+| `vmh:advoware:check`                       | string | findings of the start-up check-advoware (JSON) | none            |
 
 Losing any of them (Redis restarted empty) is survivable; docs/architecture.md ("Redis
 restarted empty") says what each loss costs and how the service rebuilds it.
@@ -230,6 +231,7 @@ METRICS = _key("metrics")
 NOTIFY_OUTBOX = _key("notify", "outbox")
 ALERT_ACTIVE = _key("alert", "active")
 HEALTH_LAST = _key("health", "last")
+ADVOWARE_CHECK_LAST = _key("advoware", "check")
 
 
 def watch_tick(tick: str) -> str:

@@ -126,7 +126,17 @@ def test_day_one_from_an_empty_espocrm_to_a_synced_party(day_one: DayOne) -> Non
     day_one.cleanup.callback(stop_process_group, motia)
     wait_for_port(stack.motia_port, 180, motia)
     _wait_ready(stack)
-    assert "espocrm: set up as the service needs it" in stack.log_text("motia")
+    log = stack.log_text("motia")
+    assert "espocrm: set up as the service needs it" in log
+    assert "advoware: WARNING fields: the server lists no Beteiligte" in log  # the check-advoware part ran
+
+    # The same checks in /vmh/health's detail and in `status`.
+    token = {"Authorization": f"Bearer {cfg.SYNC_ADMIN_TOKEN}"}
+    health = httpx.get(f"{stack.motia_url}/vmh/health", headers=token, timeout=60).json()
+    assert health["checks"]["espocrm_setup"] == {"state": "ok"}
+    assert health["checks"]["advoware_contract"]["state"] == "warn"
+    status = day_one.run(PY, "-m", "services.ops", "status")
+    assert "espocrm_setup" in status.stdout and "advoware_contract" in status.stdout, status.stderr
 
     actor = Actor(stack.espo_url, stack.advo_url)
     created = actor.espo.post(

@@ -3,10 +3,13 @@ and the fakes: each problem one line with its fix; what makes writes fail is `fa
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
 
+import fakeredis
 import httpx
 import pytest
 
@@ -14,9 +17,13 @@ from sandbox import config as cfg
 from sandbox.espocrm import EspoSimulator
 from services.espocrm.client import EspoCrmClient
 from services.espocrm.schema import ENTITY
+from services.ops import advoware_check, preflight
+from services.ops.advoware_check import Finding
 from services.ops.espocrm_check import FAIL, WARN, check_espocrm
+from services.ops.monitor import advoware_contract_check
 from services.ops.monitor import check as health_check
 from tests.support.fakes import fake_env
+from tests.support.runtime import settings_with
 
 WEBHOOK_IDS = {wid for wid, _ in cfg.WEBHOOKS.values()}
 BASE = "http://127.0.0.1:3000"  # the sandbox's default webhook base is this service
@@ -101,3 +108,41 @@ async def test_records_without_version_number_warn_and_health_shows_the_check() 
     setup = report.checks["espocrm_setup"]
     assert setup.state == WARN and report.healthy
     assert any("versionNumber" in line for line in setup.detail["problems"])
+
+
+def test_advoware_preflight_stops_on_what_fails_syncs_and_keeps_the_findings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The start-up check-advoware: an error stops `make serve` unless Advoware merely does not
+    answer; the findings are kept in Redis and `/vmh/health` (and `status`) show them."""
+    server = fakeredis.FakeServer()
+
+    @asynccontextmanager
+    async def fake_redis(_settings: Any = None) -> AsyncIterator[Any]:
+        yield fakeredis.FakeAsyncRedis(server=server, decode_responses=True)
+
+    findings: list[Finding] = []
+
+    async def configured(_settings: Any) -> list[Finding]:
+        return findings
+
+    monkeypatch.setattr(advoware_check, "check_configured", configured)
+    monkeypatch.setattr("services.runtime.open_redis", fake_redis)
+    monkeypatch.setattr("services.settings.get_settings", lambda: settings_with())
+
+    findings[:] = [Finding("error", "fields", "no `name` field: every write sends it", "fix the contract")]
+    assert preflight.advoware_preflight() == preflight.EXIT_WRITES_FAIL
+    assert "advoware: ERROR   fields: no `name` field" in capsys.readouterr().err
+    findings[:] = [Finding("error", "login", "Advoware does not answer: 503", "start the Manager")]
+    assert preflight.advoware_preflight() == preflight.EXIT_OK  # the breaker waits for it
+    findings[:] = [Finding("info", "login", "ok"), Finding("warning", "rowId", "not sent", "nothing to do")]
+    assert preflight.advoware_preflight() == preflight.EXIT_OK
+
+    async def shown() -> Any:
+        async with fake_redis() as redis:
+            return await advoware_contract_check(redis)
+
+    check = asyncio.run(shown())
+    assert check.state == WARN and check.detail["findings"] == [
+        "warning rowId: not sent - fix: nothing to do"
+    ]
