@@ -135,8 +135,8 @@ def test_day_one_from_an_empty_espocrm_to_a_synced_party(day_one: DayOne) -> Non
     health = httpx.get(f"{stack.motia_url}/vmh/health", headers=token, timeout=60).json()
     assert health["checks"]["espocrm_setup"] == {"state": "ok"}
     assert health["checks"]["advoware_contract"]["state"] == "warn"
-    status = day_one.run(PY, "-m", "services.ops", "status")
-    assert "espocrm_setup" in status.stdout and "advoware_contract" in status.stdout, status.stderr
+    report = day_one.run(PY, "-m", "services.ops", "status")
+    assert "espocrm_setup" in report.stdout and "advoware_contract" in report.stdout, report.stderr
 
     actor = Actor(stack.espo_url, stack.advo_url)
     created = actor.espo.post(
