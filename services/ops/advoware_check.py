@@ -134,6 +134,8 @@ def _login_failure(exc: ApiError) -> Finding:
         fix = fixes.get(reason, "check ADVOWARE_APP_ID, ADVOWARE_API_KEY, ADVOWARE_USER, ADVOWARE_PASSWORD")
         return Finding("error", "login", f"refused: {reason}", fix)
     if isinstance(exc, UnavailableError):
+        # "Advoware does not answer" (and "unreachable" for Redis) are what make serve's preflight
+        # recognises as "not reachable now" rather than "differs" (services/ops/preflight.py).
         return Finding(
             "error",
             "login",
