@@ -2,7 +2,8 @@
 
 A CRM phone entry EspoCRM accepts but the sync cannot read (an extension, a remark) is never
 synced; when an Advoware-side phone change makes the sync rewrite `phoneNumberData`, the entry
-stays in EspoCRM exactly as typed."""
+stays in EspoCRM exactly as typed. A person's edit back to an earlier value (A -> B -> A) sends
+a webhook body with the first one's bytes; it is a new edit, not a redelivery."""
 
 from __future__ import annotations
 
@@ -74,3 +75,53 @@ def test_unreadable_crm_phone_entries_survive_an_advoware_phone_change(stack: St
         [("+49 89 7654321", "Mobile", True), (EXTENSION, "Office", False), (REMARK, "Home", False)]
     )
     assert "App. 7" not in stack.log_text("motia") and "nur abends" not in stack.log_text("motia")
+
+
+def _signed_update(items: list[dict[str, Any]]) -> tuple[bytes, dict[str, str]]:
+    """An update-webhook body as EspoCRM sends it (PHP JSON), signed with the update secret."""
+    import json
+
+    from sandbox.signing import webhook_signature
+    from tests.support.processes import PROJECT_ROOT
+    from tests.support.stack import read_dotenv
+
+    sandbox = read_dotenv(PROJECT_ROOT / "sandbox" / "sandbox.env")
+    secrets = dict(pair.split(":", 1) for pair in sandbox["ESPOCRM_WEBHOOK_SECRETS"].split(","))
+    webhook_id = next(i for i, s in secrets.items() if "update" in s)
+    raw = json.dumps(items, separators=(",", ":"), ensure_ascii=True).replace("/", "\\/").encode()
+    headers = {
+        "Content-Type": "application/json",
+        "Signature": webhook_signature(webhook_id, secrets[webhook_id], raw),
+    }
+    return raw, headers
+
+
+def _deliver(stack: Stack, items: list[dict[str, Any]]) -> dict[str, Any]:
+    raw, headers = _signed_update(items)
+    resp = httpx.post(
+        f"{stack.motia_url}/vmh/webhook/beteiligte/update", content=raw, headers=headers, timeout=30
+    )
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+def test_an_edit_back_to_an_earlier_value_is_not_taken_for_a_redelivery(stack: Stack, actor: Actor) -> None:
+    """A -> B -> A in EspoCRM: the third webhook body has the first one's bytes; it is a new edit
+    and reaches Advoware (no sweep runs here: only the webhook path can bring it)."""
+    hold_cron(stack)
+    rid = espo_create(actor, {"beteiligterTyp": "Person", "salutationName": "Ms.", "lastName": "Hinundher"})
+    betnr = wait_linked(actor, rid)["betnr"]
+    httpx.post(f"{stack.espo_url}/__sandbox/webhooks/settings", json={"paused": True}, timeout=30)
+    try:
+        for titel in ("Dr.", "Prof.", "Dr."):
+            actor.espo.put(f"CBeteiligte/{rid}", json={"titel": titel}).raise_for_status()
+            answer = _deliver(stack, [{"titel": titel, "id": rid}])
+            assert answer == {"accepted": 1}, (titel, answer)
+            wait_until(
+                lambda t=titel: actor.advo_call("GET", f"Beteiligte/{betnr}").json()["titel"] == t,
+                timeout=60,
+                message=f"titel {titel} in Advoware",
+            )
+            wait_until(lambda: espo_get(actor, rid)["syncStatus"] == "clean", message="clean")
+    finally:
+        httpx.post(f"{stack.espo_url}/__sandbox/webhooks/settings", json={"paused": False}, timeout=30)
