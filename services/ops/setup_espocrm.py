@@ -58,6 +58,7 @@ class SetupResult:
     changes: list[str]
     secrets: dict[str, str] = field(default_factory=dict)  # webhook id -> secretKey
     complete: bool = True  # every webhook known (a dry run cannot know the new ones' secrets)
+    unreadable: list[str] = field(default_factory=list)  # re-used webhooks whose secret EspoCRM withheld
 
     def secrets_line(self) -> str:
         return f"{WEBHOOK_VARIABLE}=" + ",".join(f"{wid}:{key}" for wid, key in self.secrets.items())
@@ -140,7 +141,10 @@ async def webhook_changes(api: ApiClient, base_url: str, result: SetupResult) ->
             changes.append(_create_webhook(api, event, url, result))
             continue
         hook = mine[0]
-        result.secrets[str(hook["id"])] = str(hook.get("secretKey") or "")
+        if hook.get("secretKey"):
+            result.secrets[str(hook["id"])] = str(hook["secretKey"])
+        else:
+            result.unreadable.append(str(hook["id"]))
         fix = {k: True for k in ("isActive", "skipOwn") if not hook.get(k)}
         if fix:
             names = " and ".join(f"{k} on" for k in fix)
@@ -185,8 +189,8 @@ async def run_setup(
 
 
 def write_env_line(path: Path, line: str) -> None:
-    """Set the variable of `line` in the dotenv `path` (replaced in place, else appended); a new
-    file is created readable by its owner only."""
+    """Set the variable of `line` in the dotenv `path` (replaced in place, else appended); the
+    file is left readable by its owner only (it holds secrets)."""
     name = line.split("=", 1)[0]
     pattern = re.compile(rf"^\s*(export\s+)?{re.escape(name)}\s*=")
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
@@ -256,7 +260,18 @@ def _report(result: SetupResult, args: Any, out: TextIO) -> None:
             f"{n} change(s) made\n" if n else "nothing to change: EspoCRM is set up as the service needs it\n"
         )
     lines = [result.secrets_line(), f"SYNC_PUBLIC_URL={args.url.rstrip('/')}"]
-    if not result.complete:
+    if result.unreadable:
+        ids = ", ".join(result.unreadable)
+        out.write(
+            f"{WEBHOOK_VARIABLE}: EspoCRM did not show the secret key of webhook(s) {ids}; copy it from "
+            "Administration > Webhooks into the line: "
+        )
+        pairs = [
+            *(f"{w}:{k}" for w, k in result.secrets.items()),
+            *(f"{w}:<secretKey>" for w in result.unreadable),
+        ]
+        out.write(f"{WEBHOOK_VARIABLE}=" + ",".join(pairs) + "\n")
+    elif not result.complete:
         out.write(f"{WEBHOOK_VARIABLE}: known once the webhooks exist (run without --dry-run)\n")
     elif args.write_env and not args.dry_run:
         for line in lines:

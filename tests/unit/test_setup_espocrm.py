@@ -14,6 +14,7 @@ import pytest
 
 from sandbox import config as cfg
 from sandbox.espocrm import EspoSimulator
+from services.espocrm import admin as admin_calls
 from services.espocrm.schema import ENTITY, FIELDS
 from services.espocrm.schema_check import differences
 from services.ops import cli, setup_espocrm
@@ -164,3 +165,21 @@ async def test_a_wrong_admin_password_changes_nothing(
     err = capsys.readouterr().err
     assert code == 1 and writes == [] and "unauthenticated" in err
     assert "not-the-password" not in err
+
+
+async def test_a_reused_webhook_whose_secret_is_withheld_is_named_not_guessed(
+    espo: EspoSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (await setup(espo))[0] == 0
+    read_whole = admin_calls.webhooks
+
+    async def without_secrets(client: Any, *, whole: bool = True) -> list[dict[str, Any]]:
+        return [
+            {k: v for k, v in w.items() if k != "secretKey"} for w in await read_whole(client, whole=whole)
+        ]
+
+    monkeypatch.setattr(admin_calls, "webhooks", without_secrets)
+    code, out, writes = await setup(espo, "--write-env", "service.env")
+    assert code == 0 and writes == [] and not Path("service.env").exists()
+    line = next(ln for ln in out.splitlines() if "did not show the secret key" in ln)
+    assert all(f"{h.id}:<secretKey>" in line for h in espo.dispatcher.webhooks.values())
