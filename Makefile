@@ -87,16 +87,19 @@ bench: install
 	$(PY) -m bench $(BENCH_ARGS)
 
 # The long chaos run (the short variant is part of `make test`): thousands of edits against two
-# instances on one Redis, every fault kind, instance kills and Redis restarts. Prints the figures
+# instances on one Redis, every fault kind (lost answers included), people's saves during syncs,
+# duplicate records, instance kills, Redis restarts and a FLUSHALL mid-burst. Prints the figures
 # (also written to <pytest tmp>/chaos-figures.json). Override e.g. `make chaos CHAOS_ITERATIONS=10`.
 CHAOS_ITERATIONS     ?= 55
 CHAOS_RECORDS        ?= 40
 CHAOS_INSTANCE_KILLS ?= 3
 CHAOS_REDIS_RESTARTS ?= 2
+CHAOS_REDIS_FLUSHES  ?= 1
 CHAOS_SEED           ?= 8
 chaos: install
 	CHAOS_ITERATIONS=$(CHAOS_ITERATIONS) CHAOS_RECORDS=$(CHAOS_RECORDS) \
 	CHAOS_INSTANCE_KILLS=$(CHAOS_INSTANCE_KILLS) CHAOS_REDIS_RESTARTS=$(CHAOS_REDIS_RESTARTS) \
+	CHAOS_REDIS_FLUSHES=$(CHAOS_REDIS_FLUSHES) \
 	CHAOS_SEED=$(CHAOS_SEED) $(VENV)/bin/pytest -q -s -p no:cacheprovider tests/chaos/test_convergence.py
 
 clean:

@@ -67,6 +67,9 @@ class Record:
     betnr: int | None = None
     deleted_in_advoware: bool = False
     created_in_chaos: bool = False
+    # Two EspoCRM records of one party, created together (a double entry): the number of their
+    # pair. Exactly one of them may get the Advoware party; the other is held as a duplicate.
+    pair: int | None = None
     # canonical field -> (canonical expected value, description of the edit)
     expected: dict[str, Any] = field(default_factory=dict)
     conflicts: list[dict[str, Any]] = field(default_factory=list)  # conflict pairs, in order

@@ -14,7 +14,11 @@ Advoware; new records) in bursts, while
   instance is killed (SIGKILL of the whole runtime) right after a burst and restarted after the
   next settle (`CHAOS_INSTANCE_KILLS`, default 1);
 - optionally Redis is restarted empty at a quiet point (`CHAOS_REDIS_RESTARTS`, default 0; the
-  long `make chaos` run sets it).
+  long `make chaos` run sets it), and emptied by FLUSHALL while a burst's work is in flight
+  (`CHAOS_REDIS_FLUSHES`, default 0);
+- the moments between the steps (tests/chaos/hazards.py): answers lost after the request was
+  carried out, a person's EspoCRM save while its sync runs (optimistic concurrency on), two
+  EspoCRM records of one party created at once.
 
 Between bursts the test waits until nothing is in flight (no queued job, webhook or sync
 worker, no request a simulator still holds) and runs a sweep, still under faults. People act
@@ -27,8 +31,10 @@ sweeps run until the system is quiescent, and the checks run:
 - every linked pair is equal on all synced fields (mapper.diff == {});
 - no Advoware record exists twice (every Advoware record is linked to exactly one EspoCRM
   record; no two share content); the service never deleted anything in Advoware;
-- every edit that did not conflict is present; every same-field conflict was resolved with the
-  EspoCRM value and a notification names the overwritten Advoware value;
+- every edit that did not conflict is present (a save during a sync included); every same-field
+  conflict was resolved with the EspoCRM value and a notification names the overwritten
+  Advoware value; no conflict notice names anything else (no false conflict);
+- of each pair of records of one party, one is linked and the other held as a duplicate;
 - records deleted in Advoware are `deleted_in_advoware`; no record is left `syncing`,
   pending, dirty, failed or permanently failed.
 
@@ -55,6 +61,13 @@ import pytest
 from services.beteiligte import mapper
 from tests.chaos.cluster import Cluster, Instance
 from tests.chaos.harness import Probe
+from tests.chaos.hazards import (
+    ADVO_LOST_ANSWERS,
+    ESPO_LOST_ANSWERS,
+    SLOW_READS,
+    false_conflicts,
+    held_pairs,
+)
 from tests.chaos.people import People, clear_faults, service_faults, set_faults
 from tests.chaos.scenario import (
     Record,
@@ -76,6 +89,7 @@ INITIAL_RECORDS = int(os.environ.get("CHAOS_RECORDS", "12"))
 CONVERGE_TIMEOUT = 180.0
 INSTANCE_KILLS = int(os.environ.get("CHAOS_INSTANCE_KILLS", "1"))
 REDIS_RESTARTS = int(os.environ.get("CHAOS_REDIS_RESTARTS", "0"))
+REDIS_FLUSHES = int(os.environ.get("CHAOS_REDIS_FLUSHES", "0"))
 
 
 def spread(count: int, bursts: int, offset: float = 0.0) -> set[int]:
@@ -122,6 +136,7 @@ class Scenario:
         self.timeline: list[dict[str, Any]] = []
         self.counters_before_restarts: Counter[str] = Counter()
         self.twins: list[tuple[str, dict[str, Any]]] = []  # (kind, EspoCRM body) existing in Advoware
+        self.pairs: dict[int, list[str]] = {}  # duplicate pairs: number -> their two record ids
 
     # ------------------------------------------------------------------ people's actions
     def existing_in_advoware(self, kind: str) -> None:
@@ -131,6 +146,48 @@ class Scenario:
         resp = self.people.advo_call("POST", None, json=advo_twin(body))
         assert resp.status_code == 201, resp.text
         self.twins.append((kind, body))
+
+    def create_pair(self) -> set[str]:
+        """Two EspoCRM records of one person, saved one right after the other (a double entry)."""
+        self.labels += 1
+        body = initial_espo("person", f"Chaos{self.labels:03d}", self.values)
+        number = len(self.pairs) + 1
+        rids = [self.create("person", in_chaos=True, body=body).rid for _ in range(2)]
+        for rid in rids:
+            self.records[rid].pair = number
+            self.records[rid].owner = {}  # nobody edits them: which one is linked depends on timing
+        self.pairs[number] = rids
+        self.figures["duplicate_pairs"] += 1
+        return set(rids)
+
+    def save_during_sync(self, touched: set[str]) -> None:
+        """A person saves an EspoCRM-owned field of records whose syncs are in flight (Advoware
+        reads slowed so that the save lands between a sync's read and its write)."""
+        candidates = [
+            self.records[r]
+            for r in sorted(touched)
+            if self.records[r].betnr
+            and not self.records[r].deleted_in_advoware
+            and "E" in self.records[r].owner.values()
+        ]
+        if not candidates:
+            return
+        set_faults(self.stack.advo_url, service_faults("advo", SLOW_READS))
+        time.sleep(0.6)  # the webhooks of the burst are delivered and their syncs are reading
+        for rec in self.rng.sample(candidates, k=min(2, len(candidates))):
+            name = self.rng.choice([n for n, o in rec.owner.items() if o == "E"])
+            saved = mapper.from_espo(
+                self.people.espo_edit(rec.rid, espo_change(name, self.values.for_field(name)))
+            )
+            rec.expected[name] = saved[name]
+            self.figures["saves_during_sync"] += 1
+
+    def flush_redis(self) -> None:
+        """FLUSHALL while the burst's syncs run: leases, intents, snapshots, queues all gone."""
+        self.counters_before_restarts.update(self.probe.stats())
+        self.probe.redis.flushall()
+        self.figures["redis_flushes"] += 1
+        self.timeline.append({"redis_flushed": True, "at": time.time()})
 
     def create(self, kind: str, in_chaos: bool, body: dict[str, Any] | None = None) -> Record:
         if body is None:
@@ -153,7 +210,7 @@ class Scenario:
         """One burst of concurrent edits: Advoware edits first, then EspoCRM edits and creates."""
         self.timeline.append({"burst": number, "at": time.time()})
         espo_now = self.people.espo_records()
-        live = [r for r in self.records.values() if not r.deleted_in_advoware]
+        live = [r for r in self.records.values() if not r.deleted_in_advoware and r.pair is None]
         for rec in live:
             rec.betnr = espo_now[rec.rid].get("betnr") or rec.betnr
         chosen = self.rng.sample(live, k=min(len(live), max(4, len(live) * 2 // 3)))
@@ -244,6 +301,8 @@ class Scenario:
             for kind, body in (self.twins.pop(), self.twins.pop()):
                 touched.add(self.create(kind, in_chaos=True, body=body).rid)
                 self.figures["creates_existing_in_advoware"] += 1
+        if number in (1, 3):
+            touched |= self.create_pair()
         return touched
 
     # ------------------------------------------------------------------ chaos
@@ -335,9 +394,10 @@ def divergent_pairs(
     return divergent, espo, advo
 
 
-def quiescent(counts: dict[str, int]) -> bool:
-    busy = ("pending_sync", "dirty", "failed", "syncing", "conflict", "no_status")
-    return all(counts.get(s, 0) == 0 for s in busy)
+def quiescent(counts: dict[str, int], held: int) -> bool:
+    """Nothing left to do; `held`: the records held as duplicates (`conflict` by design)."""
+    busy = ("pending_sync", "dirty", "failed", "syncing", "no_status")
+    return all(counts.get(s, 0) == 0 for s in busy) and counts.get("conflict", 0) <= held
 
 
 # The long `make chaos` run scales with its bursts; the short one stays well under this.
@@ -350,6 +410,10 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
         f"{chaos_stack.espo_url}/__sandbox/webhooks/settings",
         json={"shuffle": True, "shuffle_items": True, "batch_size": 4},
         timeout=30,
+    ).raise_for_status()
+    # Optimistic concurrency control on, as the README's EspoCRM setup says.
+    httpx.post(
+        f"{chaos_stack.espo_url}/__sandbox/versioning", json={"enabled": True}, timeout=30
     ).raise_for_status()
 
     # ---- phase 0: the firm's records, created in EspoCRM, synced without faults
@@ -377,10 +441,11 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
     setup_s = time.monotonic() - started
 
     # ---- phase 1: bursts of edits under faults
-    set_faults(chaos_stack.advo_url, fault_rules("advo", ADVO_FAULTS, SEED))
-    set_faults(chaos_stack.espo_url, fault_rules("espo", ESPO_FAULTS, SEED))
+    set_faults(chaos_stack.advo_url, fault_rules("advo", ADVO_LOST_ANSWERS + ADVO_FAULTS, SEED))
+    set_faults(chaos_stack.espo_url, fault_rules("espo", ESPO_LOST_ANSWERS + ESPO_FAULTS, SEED))
     kill_at = spread(INSTANCE_KILLS, BURSTS, offset=0.5)
     redis_at = spread(REDIS_RESTARTS, BURSTS)
+    flush_at = spread(REDIS_FLUSHES, BURSTS, offset=0.25)
     for number in range(BURSTS):
         last = number == BURSTS - 1
         # One kill early on, one in the last burst (recovered only after the faults stop).
@@ -389,6 +454,10 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
             sc.slow_advoware_writes()
         touched = sc.burst(number)
         sc.redeliver()
+        if not last:
+            sc.save_during_sync(touched)
+        if number in flush_at:
+            sc.flush_redis()
         if kill:
             t = time.monotonic()
             sc.kill_during(touched)
@@ -424,7 +493,7 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
         time.sleep(1.0)
         counts = probe.status_counts()
         divergent, espo, advo = divergent_pairs(people, sc.records)
-        if quiescent(counts) and not divergent:
+        if quiescent(counts, held=len(sc.pairs)) and not divergent:
             break
         assert time.monotonic() < deadline, f"no convergence: counts={counts} divergent={divergent}"
         probe.sweep()
@@ -439,8 +508,11 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
         failures.append(
             f"permanently failed: {[i for i, r in espo.items() if r['syncStatus'] == 'permanently_failed']}"
         )
+    failures += held_pairs(espo, sc.pairs)
     for rec in sc.records.values():
         row = espo[rec.rid]
+        if rec.pair is not None:
+            continue  # checked as a pair above
         if rec.deleted_in_advoware:
             if row.get("syncStatus") != "deleted_in_advoware":
                 failures.append(f"{rec.rid}: deleted in Advoware but {row.get('syncStatus')}")
@@ -453,6 +525,8 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
         for r in espo.values()
         if r.get("betnr") and r.get("syncStatus") != "deleted_in_advoware"
     )
+    # A held duplicate holds no betnr, so a second party made for it shows as an orphan (or as
+    # same content) below.
     twice_linked = [b for b, n in linked.items() if n > 1]
     orphans = sorted(set(advo) - set(linked))
     by_content = Counter(mapper.content_hash(mapper.from_advo(r)) for r in advo.values())
@@ -474,6 +548,7 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
             if field_differs(name, final, value):
                 missing_edits.append((rec.rid, name, value, final.get(name)))
     notes = probe.notifications()
+    false_notices = false_conflicts({r.rid: r.conflicts for r in sc.records.values()}, notes)
     conflicts_notified = conflicts_superseded = 0
     missing_notes = []
     for rec in sc.records.values():
@@ -518,6 +593,8 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
             "advoware_deletes": sc.figures["advo_deletes"],
             "creates": sc.figures["creates"],
             "creates_existing_in_advoware": sc.figures["creates_existing_in_advoware"],
+            "duplicate_pairs_created_together": sc.figures["duplicate_pairs"],
+            "espocrm_saves_during_a_sync": sc.figures["saves_during_sync"],
         },
         "faults_injected": {
             "total": sum(v for k, v in faults_by_kind.items() if not k.endswith(":latency")),
@@ -543,6 +620,7 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
             "notified": conflicts_notified,
             "superseded_before_sync": conflicts_superseded,
             "missing_notification": len(missing_notes),
+            "false_conflict_notices": len(false_notices),
         },
         "result": {
             "divergent_records": len(divergent),
@@ -565,6 +643,7 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
             # the holder ran once more (never both at once).
             "lock_contention": log.count("is being synced elsewhere"),
             "cron_ticks_left_to_the_other_instance": log.count("another instance runs this tick"),
+            "redis_flushed_mid_burst": sc.figures["redis_flushes"],
         },
         "service_counters": stats,
         "timeline": sc.timeline,
@@ -597,10 +676,17 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
     assert duplicates == 0, {"twice_linked": twice_linked, "orphans": orphans, "same_content": same_content}
     assert not missing_edits, missing_edits
     assert not missing_notes, missing_notes
+    assert not false_notices, false_notices
     assert not failures, failures
     assert statuses.get("syncing", 0) == 0
     assert sc.figures["workers_killed"] >= 2
     assert figures["faults_injected"]["total"] >= 20, figures["faults_injected"]
+    # The moments between the steps really happened (none of the checks above is vacuous).
+    assert faults_by_kind["advoware:lost_answer"] >= 1 and faults_by_kind["espocrm:lost_answer"] >= 1, (
+        faults_by_kind
+    )
+    assert sc.figures["saves_during_sync"] >= 1 and sc.figures["duplicate_pairs"] >= 1, sc.figures
+    assert sc.figures["redis_flushes"] == len(flush_at)
     assert sc.figures["conflict_pairs"] >= 2
     # The planned same-field conflicts were resolved as conflicts, none spurious. A pair counted as
     # superseded (a later pair on that field came before any sync could see it) may still have
