@@ -65,6 +65,16 @@ ROUTES: dict[str, OpsRoute] = {
         "BeteiligteRetryFailed",
         "Requeues failed and permanently_failed records and emits sync checks (admin token)",
     ),
+    "/vmh/beteiligte/sync/restore": OpsRoute(
+        "POST",
+        "BeteiligteRestore",
+        "Put the Advoware value a conflict overwrote back on both sides; refused if it changed since (admin token)",
+    ),
+    "/vmh/beteiligte/sync/forget": OpsRoute(
+        "POST",
+        "BeteiligteForget",
+        "Erase the service's copies of one record's personal data in Redis (admin token)",
+    ),
     "/vmh/beteiligte/sync/unlock": OpsRoute(
         "POST",
         "BeteiligteUnlock",

@@ -30,6 +30,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from services.backfill.runner import BackfillOptions
 from services.ops.cli_output import (
+    EXIT_BUSY,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
     print_backfill,
     print_json,
     print_plan,
@@ -41,8 +45,6 @@ from services.ops.cli_output import (
 if TYPE_CHECKING:
     from services.backfill.plan import Progress
     from services.runtime import Runtime, RuntimeFactory
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record_commands(sub)
     _add_bulk_commands(sub)
     _add_lock_commands(sub)
+    from services.ops.cli_privacy import add_parsers as add_privacy_parsers
     from services.ops.setup_espocrm import add_parser as add_setup_parser
 
+    add_privacy_parsers(sub)
     add_setup_parser(sub)
     return p
 
@@ -349,7 +353,9 @@ async def run(args: argparse.Namespace, out: TextIO, runtime_factory: RuntimeFac
         async with runtime_factory() as rt:
             if args.command in WITH_PROGRESS:
                 return int(await WITH_PROGRESS[args.command](rt, args, out, progress))
-            return int(await COMMANDS[args.command](rt, args, out))
+            from services.ops.cli_privacy import COMMANDS as PRIVACY_COMMANDS
+
+            return int(await {**COMMANDS, **PRIVACY_COMMANDS}[args.command](rt, args, out))
     except ConfigurationError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE

@@ -11,6 +11,10 @@ if TYPE_CHECKING:
     from services.backfill.runner import BackfillResult
 
 
+# The exit codes of `python -m services.ops` (docs/ops.md).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
+
+
 def print_json(data: Any, out: TextIO) -> None:
     out.write(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n")
 

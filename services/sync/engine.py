@@ -182,9 +182,15 @@ class SyncEngine:
 
     async def handle_espo_delete(self, record_id: str) -> Outcome:
         """EspoCRM record deleted: unlink (Advoware is never touched); see `Outcomes.unlinked`."""
+        from services.sync.forget import forget
+
         outcome = await self.outcomes.unlinked(record_id)
         if self.recorder is not None:
             await self.recorder.after_sync(outcome, "delete")
+        if outcome.result is Result.UNLINKED:
+            # The record is gone from EspoCRM: so are the service's copies of its personal data
+            # (snapshot, history, ...). The deletion notice still waiting for delivery stays.
+            await forget(self.systems.redis, record_id, keep_outbox=True)
         return outcome
 
     async def plan_pair(

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from services.errors import OperationError
 from services.store import keys
 from services.store.lease import Lease, holder
 
@@ -51,6 +52,20 @@ class RecordLocks:
 
     async def extend(self, record_id: str, token: str) -> bool:
         return await self.lease(record_id, token).extend()
+
+    @contextlib.asynccontextmanager
+    async def holding(self, record_id: str) -> AsyncIterator[Lease]:
+        """An operator's action on one record: the lock taken (or OperationError 409 when a sync
+        holds it), renewed while the action works, released at the end even when it raises.
+        A sync event arriving meanwhile marks "again" and runs after it."""
+        lease = self.lease(record_id)
+        if not await lease.acquire():
+            raise OperationError(f"record {record_id} is being synced right now; try again in a moment", 409)
+        try:
+            async with lease.renewing():
+                yield lease
+        finally:
+            await lease.release()
 
     @contextlib.asynccontextmanager
     async def renewing(self, record_id: str, token: str) -> AsyncIterator[Lease]:

@@ -295,6 +295,8 @@ def test_step_configs_are_valid() -> None:
         "ops_retry_failed_api_step.py",
         "ops_unlock_api_step.py",
         "ops_relink_api_step.py",
+        "ops_restore_api_step.py",
+        "ops_forget_api_step.py",
     }
     for path in STEPS:
         config = load_step(path).config
@@ -309,6 +311,19 @@ async def test_steps_need_the_admin_token(path: Path, token: str) -> None:
     for headers in ({}, {"authorization": "Bearer wrong"}):
         resp = await mod.handler({"headers": headers, "body": {"id": "x"}}, Ctx(mod.config["emits"]))
         assert resp["status"] == 401
+
+
+async def test_restore_and_forget_steps(world: World, token: str) -> None:
+    rid, _ = await world.alinked()
+    auth = {"authorization": f"Bearer {token}"}
+    restore = load_step(ROOT / "steps" / "vmh" / "ops_restore_api_step.py")
+    bad = await restore.handler({"headers": auth, "body": {"id": rid}}, Ctx([]))
+    assert bad["status"] == 400 and "field" in bad["body"]["error"]
+    none = await restore.handler({"headers": auth, "body": {"id": rid, "field": "title"}}, Ctx([]))
+    assert none["status"] == 404 and "no conflict" in none["body"]["error"]
+    forget = load_step(ROOT / "steps" / "vmh" / "ops_forget_api_step.py")
+    done = await forget.handler({"headers": auth, "body": {"id": rid}}, Ctx([]))
+    assert done["status"] == 200 and done["body"]["id"] == rid and done["body"]["keysDeleted"]
 
 
 async def test_sync_record_step(world: World, token: str) -> None:

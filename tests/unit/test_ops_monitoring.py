@@ -384,7 +384,9 @@ async def test_every_sync_is_recorded_and_a_permanent_failure_alerts_once_and_re
     )
 
 
-async def test_an_excluded_record_is_never_written_and_the_delete_is_recorded(wired: dict[str, Any]) -> None:
+async def test_an_excluded_record_is_never_written_and_its_delete_erases_its_history(
+    wired: dict[str, Any],
+) -> None:
     from services.sync.model import Trigger
     from tests.unit.test_engine import PERSON_ESPO
 
@@ -394,10 +396,12 @@ async def test_an_excluded_record_is_never_written_and_the_delete_is_recorded(wi
         out = await engine.sync_record(rid, trigger)
         assert out.reason == "excluded by a person"
     assert not advo.records and not espo.updates
+    assert len(await wired["history"].entries(rid)) == 4  # each decision recorded
     del espo.records[rid]
-    await engine.handle_espo_delete(rid)
-    entries = await wired["history"].entries(rid)
-    assert entries[0]["trigger"] == "delete" and len(entries) == 5
+    out = await engine.handle_espo_delete(rid)
+    assert out.result.value == "unlinked"
+    # The record is gone from EspoCRM: the service forgets its copies, the history included.
+    assert await wired["history"].entries(rid) == []
 
 
 async def test_history_by_betnr_answers_404_for_an_unknown_or_ambiguous_betnr() -> None:
