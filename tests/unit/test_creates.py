@@ -206,20 +206,24 @@ async def test_a_create_waiting_too_long_for_the_same_party_is_left_for_the_swee
 
 
 async def test_a_claim_lost_during_the_identity_check_stops_the_create_before_the_post(
-    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from services.store import keys
     from services.store.lease import force_release
+    from services.sync.claims import Claims
 
-    env = fake_env(SYNC_LOCK_TTL_SECONDS=0.6)
     espo, advo, linker = env["espo"], env["advo"], env["engine"].deps.linker
+    linker.claims = Claims(env["redis"], 0.6)  # renewed every 0.2 s
     real_check = linker.before_create
 
     async def claim_expires_meanwhile(*args: Any, **kwargs: Any) -> Any:
         decision = await real_check(*args, **kwargs)
-        for name in await env["redis"].keys(keys.identity_claim("*")):
-            await force_release(env["redis"], name)  # e.g. expired during a Redis outage
-        await asyncio.sleep(0.4)  # the renewal notices
+        held = kwargs["held"]
+        for lease in held.leases:
+            await force_release(env["redis"], lease.name)  # e.g. expired during a Redis outage
+        for _ in range(100):  # until the renewal notices
+            if any(lease.lost for lease in held.leases):
+                break
+            await asyncio.sleep(0.05)
         return decision
 
     monkeypatch.setattr(linker, "before_create", claim_expires_meanwhile)
