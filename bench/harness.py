@@ -168,13 +168,20 @@ def bench_stack(
     latency_ms: int,
     extra_env: dict[str, str] | None = None,
     webhooks: bool = True,
+    serve: bool = False,
 ) -> Iterator[Bench]:
+    """`serve`: the service started the way `make serve` starts it (scripts/serve.sh, no
+    Workbench login: the Workbench is off) instead of `motia start`."""
     log_dir.mkdir(parents=True, exist_ok=True)
     args = ["--records", str(records), "--no-demo", "--latency-ms", str(latency_ms)]
     if not webhooks:
         args.append("--no-webhooks")  # bulk set-up edits as a person must not queue 10,000 webhooks
+    env = dict(extra_env or {})
+    if serve:
+        env.update({"WORKBENCH_USER": "", "WORKBENCH_PASSWORD": ""})
+    command = ["bash", "scripts/serve.sh"] if serve else None
     t0 = time.monotonic()
-    with run_stack(log_dir, sandbox_args=args, extra_env=extra_env or {}) as stack:
+    with run_stack(log_dir, sandbox_args=args, extra_env=env, command=command) as stack:
         log(f"stack up in {time.monotonic() - t0:.1f}s (motia {stack.motia_url}, logs {log_dir})")
         hold_cron(stack, hours=4, holder="held-by-bench")
         with httpx.Client(timeout=60) as http:

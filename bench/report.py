@@ -39,7 +39,33 @@ def rows_for(results: dict[str, Any]) -> list[Row]:
         rows += _memory_rows(rc["memory_mb"])
     if f.get("deletion_scan"):
         rows += _deletion_rows(f["deletion_scan"])
+    if f.get("unsigned_flood"):
+        rows += _flood_rows(f["unsigned_flood"])
     return rows
+
+
+def _flood_rows(fl: dict[str, Any]) -> list[Row]:
+    fig, quiet, flood, cpu = fl["flood"], fl["edit_quiet_s"], fl["edit_flood_s"], fl["cpu_seconds"]
+    service = (cpu["motia_node"] + cpu["python_steps"]) / max(cpu["wall"], 0.1)
+    # An upper bound: the node process's CPU over the flood (the edits' share included).
+    node_ms = 1000 * cpu["motia_node"] / max(fig["answered"], 1)
+    return [
+        (
+            f"8 Unsigned webhook flood, {fl['in_flight']} in flight, {fl['seconds']} s (make serve)",
+            f"{_f(fig['per_second'], 1)} answered/s ({fig['answered']:,}, "
+            f"{'all 401' if fl['all_401'] else 'NOT all 401: ' + str(fig['statuses'])}); "
+            f"service CPU {service:.2f} cores, node <= {node_ms:.1f} ms per refusal",
+            "every one 401",
+            "ok" if fl["all_401"] else "FAILED",
+        ),
+        (
+            "8 Edit -> Advoware with / without the flood (middle edit; p50 of all)",
+            f"{_f(fl['edit_middle_s'], 2)} s (p50 {_f(flood['p50'], 2)} s, max {_f(flood['max'], 2)} s) / "
+            f"p50 {_f(quiet['p50'], 2)} s",
+            "< 2 s",
+            _ratio((fl["edit_middle_s"] or 99) / 2) + " of target",
+        ),
+    ]
 
 
 def _deletion_rows(ds: dict[str, Any]) -> list[Row]:

@@ -2,7 +2,8 @@
 that breaks is reported in the results' `errors` and the others still run.
 
 Stack A (enough pairs for the webhook batches, 0 ms latency, webhooks on): figures 1, 2, 4.
-Stack B (`--records` pairs, `--latency-ms`, Advoware cap `--cap`, no webhooks): 3, 5, 6, 7."""
+Stack B (`--records` pairs, `--latency-ms`, Advoware cap `--cap`, no webhooks): 3, 5, 6, 7.
+Stack C (`make serve`'s start script, a few pairs, 0 ms latency, webhooks on): 8."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from bench.scenarios.deletion_scan import deletion_scan
 from bench.scenarios.edits import edits
 from bench.scenarios.reconcile import reconcile
 from bench.scenarios.sweep_cost import sweep_cost
+from bench.scenarios.unsigned_flood import unsigned_flood
 from bench.scenarios.webhook_ack import webhook_ack
 
 Results = dict[str, Any]
@@ -37,6 +39,7 @@ class Plan:
     cap: int
     edits: int
     batches: int
+    flood_seconds: int
     changed: tuple[int, ...]
     log_dir: Path
 
@@ -50,6 +53,7 @@ class Plan:
             cap=a.cap,
             edits=a.edits or (20 if a.quick else 40),
             batches=a.batches,
+            flood_seconds=a.flood_seconds,
             changed=(10, 100) if records < 5000 else (10, 1000),
             log_dir=Path(a.log_dir or tempfile.mkdtemp(prefix="vmh-bench-")),
         )
@@ -61,6 +65,7 @@ class Plan:
             "cap": self.cap,
             "edits": self.edits,
             "batches": self.batches,
+            "flood_seconds": self.flood_seconds,
             "changed": list(self.changed),
             "only": sorted(self.only),
         }
@@ -72,6 +77,8 @@ def run_figures(plan: Plan, results: Results) -> None:
         _on_stack_a(plan, results)
     if plan.only & {3, 5, 6, 7}:
         _on_stack_b(plan, results)
+    if 8 in plan.only:
+        _on_stack_c(plan, results)
 
 
 def _on_stack_a(plan: Plan, results: Results) -> None:
@@ -114,6 +121,15 @@ def _on_stack_b(plan: Plan, results: Results) -> None:
             _attempt(results, "sweep_cost", lambda: sweep_cost(b, plan.changed, reconciled))
         if 7 in plan.only:
             _attempt(results, "deletion_scan", lambda: deletion_scan(b))
+
+
+def _on_stack_c(plan: Plan, results: Results) -> None:
+    log("stack C: make serve, 0 ms latency (figure 8)")
+    with (
+        _reported(results, "stack_c", "stack C"),
+        bench_stack(plan.log_dir / "stack-c", records=20, latency_ms=0, serve=True) as b,
+    ):
+        _attempt(results, "unsigned_flood", lambda: unsigned_flood(b, plan.flood_seconds))
 
 
 def _attempt(results: Results, name: str, scenario: Callable[[], dict[str, Any]]) -> None:

@@ -26,6 +26,10 @@
 //    scripts/motia-port-gate.mjs): default deny on the one port. The gate is the first express
 //    middleware and the first check of every WebSocket upgrade; only routes of the project's own
 //    API steps pass to their step (which authenticates: webhook signature, ops token). See there.
+//    A webhook request is checked in the gate itself (signature, size, content type, shape)
+//    before any step process starts; one that passes arrives with its body already parsed
+//    (req._body), so the body parsers skip it and the raw body is kept for the step
+//    (port-gate-raw-body: the reset of req.rawBody spares a body the gate parsed).
 // 8. bullmq-prefix (motia/dist/start.mjs): `motia dev` (make run) keeps BullMQ queues under
 //    "motia:events", `motia start` (make serve) under "motia"; the queues plugin of a start on a
 //    Redis a dev had used read "events:<queue>" as a queue name and crashed ("Queue name cannot
@@ -199,6 +203,13 @@ const patches = [
     name: 'port-gate-step-tag',
     from: '\t\tconst handler = asyncHandler(step);\n',
     to: '\t\tconst handler = asyncHandler(step);\n\t\thandler.motiaStep = step;\n',
+    file: SERVER,
+    all: false,
+  },
+  {
+    name: 'port-gate-raw-body',
+    from: '\tapp.use((req, _, next) => {\n\t\treq.rawBody = "";\n',
+    to: '\tapp.use((req, _, next) => {\n\t\tif (!req._body) req.rawBody = "";\n',
     file: SERVER,
     all: false,
   },

@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -56,9 +57,17 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+# Strict base64: the port gate (scripts/motia-port-gate.mjs) uses the same pattern, so both
+# refuse the same headers (Python's own strict mode still takes surplus "=" after a full group).
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+
 def _b64(value: str) -> bytes:
+    text = value.strip(" \t")  # HTTP's optional whitespace around a header value, nothing else
+    if not _BASE64.fullmatch(text):
+        raise WebhookSignatureError("malformed signature")
     try:
-        return base64.b64decode(value.strip(), validate=True)
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise WebhookSignatureError("malformed signature") from None
 

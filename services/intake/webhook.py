@@ -1,15 +1,21 @@
 """EspoCRM webhook intake: verify, validate, de-duplicate; the API steps only emit.
 
-Answers (EspoCRM's retry rules decide these, see shared/docs/espocrm-api.md §1.3):
+Answers (EspoCRM's retry rules decide these, see shared/docs/espocrm-api.md §1.3), checked
+in this order:
+- 413 for a body over the limit;
 - 401 for a missing or wrong signature (EspoCRM retries 401, so a secret rotation that
   lags behind loses nothing);
-- 400 for a body that is not a JSON array of 1-50 objects with string ids (not retried:
-  resending the same bytes cannot help);
-- 413 for a body over the limit;
+- 415 for a content type other than `application/json` (utf-8) or a content coding;
+- 400 for a body that is not a JSON array of 1-50 objects with string ids, or nested deeper
+  than 64 levels (not retried: resending the same bytes cannot help);
 - 200 with the accepted ids otherwise, also for a redelivered batch (answered from the
   de-duplication record, nothing emitted twice; equal bytes after a later edit or sync of
   one of its records are a new edit, see `is_redelivery`);
 - never 410 (it would unsubscribe the webhook) and never 5xx for bad input.
+
+The port gate (scripts/motia-port-gate.mjs) runs the same checks in Node before any step
+process starts, so a refused request costs no Python process; this module checks again
+(defence in depth). Both are run against one vector file, tests/support/webhook_vectors.json.
 
 Only record ids leave this module: attribute *values* from the body are never logged or
 put on the event bus (Motia keeps event data in Redis and shows it in the Workbench).
@@ -32,6 +38,7 @@ if TYPE_CHECKING:
 MAX_BATCH = 50
 MAX_BODY_BYTES = 1_000_000
 MAX_ID_LENGTH = 64
+MAX_DEPTH = 64  # Motia's body-depth patch refuses deeper bodies anyway
 
 
 @dataclass
@@ -63,11 +70,16 @@ def parse_and_verify(
         webhook_id = verify_signature(raw, headers, secrets)
     except WebhookSignatureError as exc:
         return _refuse(401, f"signature rejected: {exc.reason}")
+    refused = _content_type_refusal(headers)
+    if refused:
+        return _refuse(415, refused)
     try:
-        items = json.loads(raw)
+        items = json.loads(raw.decode("utf-8").removeprefix("\ufeff"), parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError):
         return _refuse(400, "body is not valid JSON")
     except RecursionError:
+        return _refuse(400, "body is nested too deeply")
+    if _too_deep(items):
         return _refuse(400, "body is nested too deeply")
     if not isinstance(items, list):
         return _refuse(400, "body must be a JSON array of records")
@@ -93,6 +105,42 @@ def parse_and_verify(
     result.changed_attributes = {k: sorted(set(v))[:50] for k, v in changed.items()}
     result.dedup_key = keys.webhook_delivery(event, hashlib.sha256(raw).hexdigest())
     return result
+
+
+def _not_json(constant: str) -> Any:
+    """NaN and Infinity are no JSON (Python's parser takes them, the gate's does not)."""
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    return next((str(v) for k, v in headers.items() if k.lower() == name), "")
+
+
+def _content_type_refusal(headers: Mapping[str, str]) -> str | None:
+    """What EspoCRM sends: `application/json`, at most a utf-8 charset, no content coding."""
+    media, *params = _header(headers, "content-type").split(";")
+    for param in params:
+        name, sep, value = param.partition("=")
+        if sep and name.strip().lower() == "charset":
+            if value.strip().removeprefix('"').removesuffix('"').lower() not in ("utf-8", "utf8"):
+                return "content type must be application/json (utf-8)"
+    if media.strip().lower() != "application/json":
+        return "content type must be application/json (utf-8)"
+    if _header(headers, "content-encoding").strip().lower() not in ("", "identity"):
+        return "content encoding not supported"
+    return None
+
+
+def _too_deep(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, (list, dict)):
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 async def is_redelivery(redis: Redis, result: IntakeResult) -> bool:

@@ -5,6 +5,11 @@ API-step router, the plugins' routes and the Workbench's middleware, written onc
 not from a list here. Without credentials every one is refused (401/403/404) except the three
 signed EspoCRM webhooks (and the health probe's bare 200/503); the ops API works with its token,
 the Workbench with its login, and `POST /emit` without a login emits nothing (seen in Redis).
+
+Issue 21: a webhook request that fails the intake's checks is answered by the gate itself, with
+the Python intake's answer, and no step process starts (the intake's "webhook refused" log line
+never appears); under a short flood of unsigned requests a real edit still syncs within 2 s (the
+30 s flood is bench figure 8).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import base64
 import json
 import re
 import socket
+import time
 import uuid
 from typing import Any
 
@@ -20,7 +26,12 @@ import httpx
 import pytest
 import redis
 
+from sandbox.act import Actor
+from sandbox.signing import webhook_signature
+from services.intake.config import parse_webhook_secrets
+from services.intake.webhook import parse_and_verify
 from tests.e2e.conftest import Served, signed_update_batch
+from tests.support.flood import Flood, edit_seconds, linked_person
 from tests.support.processes import PROJECT_ROOT, listening_ports
 from tests.support.stack import read_dotenv, wait_until
 
@@ -33,6 +44,8 @@ ADMIN = {"Authorization": f"Bearer {SANDBOX['SYNC_ADMIN_TOKEN']}"}
 GATE_REFUSED = {401, 403, 404}
 # The Workbench's middleware (Vite, SPA fallback) has no route list: these stand for it, with
 # every asset the Workbench page itself references (test_workbench_assets_need_the_login).
+# What the Python intake logs for every request it refuses, and for every batch it accepts.
+REFUSED_LINE, ACCEPTED_LINE = "webhook refused", "webhook accepted"
 MIDDLEWARE_PROBES = ["/", "/index.html", "/src/main.tsx", "/@vite/client", "/icon.png", "/no/such/page"]
 
 
@@ -207,3 +220,73 @@ def test_emit_without_login_emits_nothing(served: Served) -> None:
     assert send(served, "POST", "/emit", json=event, auth=served.login).status_code == 200
     wait_until(lambda: _redis_mentions(r, control), timeout=60, message="the logged-in emit in Redis")
     assert _redis_mentions(r, probe) == []
+
+
+def _refused_requests() -> list[tuple[str, bytes, dict[str, str]]]:
+    """Requests the intake refuses, one per answer and reason (headers as a sender sends them)."""
+    secrets = parse_webhook_secrets(SANDBOX["ESPOCRM_WEBHOOK_SECRETS"])
+    webhook_id, secret = next((i, s) for i, s in secrets.items() if "update" in s)
+    json_type = {"Content-Type": "application/json"}
+
+    def signed(raw: bytes, content_type: str = "application/json") -> dict[str, str]:
+        return {"Content-Type": content_type, "Signature": webhook_signature(webhook_id, secret, raw)}
+
+    one = b'[{"id":"gate00000000000a1"}]'
+    many = json.dumps([{"id": f"gate{n:013x}"} for n in range(51)]).encode()
+    huge = b'[{"id":"a1","x":"' + b"x" * 1_000_100 + b'"}]'
+    unknown_id = webhook_signature("6650a1b2c3d4e5f99", secret, one)
+    return [
+        ("unsigned", one, json_type),
+        ("wrong secret", one, {**json_type, "Signature": webhook_signature(webhook_id, "x" + secret, one)}),
+        ("unknown webhook id", one, {**json_type, "Signature": unknown_id}),
+        ("garbage legacy header", one, {**json_type, "X-Signature": "AAAA"}),
+        ("over 1 MB", huge, signed(huge)),
+        ("signed text/plain", one, signed(one, "text/plain")),
+        ("signed, not an array", b'{"id":"a1"}', signed(b'{"id":"a1"}')),
+        ("signed, 51 items", many, signed(many)),
+        ("signed, invalid id", b'[{"id":"a b"}]', signed(b'[{"id":"a b"}]')),
+    ]
+
+
+def test_refused_webhooks_get_the_intakes_answer_and_start_no_step(served: Served) -> None:
+    log = served.stack.log_text
+    secrets = parse_webhook_secrets(SANDBOX["ESPOCRM_WEBHOOK_SECRETS"])
+    refused_before, accepted_before = log("motia").count(REFUSED_LINE), log("motia").count(ACCEPTED_LINE)
+    for name, raw, headers in _refused_requests():
+        resp = send(served, "POST", "/vmh/webhook/beteiligte/update", content=raw, headers=headers)
+        intake = parse_and_verify("update", raw, {k.lower(): v for k, v in headers.items()}, secrets)
+        assert intake.status != 200, name
+        assert (resp.status_code, resp.json()) == (intake.status, intake.body), name
+    # The control: a signed batch does reach the step, whose log line shows up in this log.
+    raw, headers = signed_update_batch("gate-")
+    accepted = send(served, "POST", "/vmh/webhook/beteiligte/update", content=raw, headers=headers)
+    assert accepted.status_code == 200, accepted.text
+    wait_until(lambda: log("motia").count(ACCEPTED_LINE) > accepted_before, timeout=30, message="accepted")
+    assert log("motia").count(REFUSED_LINE) == refused_before  # no step ran for any refused request
+    assert "[port-gate] webhook requests refused before any step ran" in log("motia")
+
+
+def test_unsigned_flood_is_refused_and_a_real_edit_still_syncs_in_2_seconds(served: Served) -> None:
+    """The short, bounded load test (loopback only): 15 s of unsigned requests, 20 in flight; a
+    person's edit 3 s in reaches Advoware within 2 s, while the flood still runs. On a machine that
+    is busy anyway (the suite's other stacks, other users) an edit alone already takes longer and
+    varies by half either way: then the bound is twice the slower of two edits without the flood,
+    measured right before. The old intake answered none of the flood in time (each request a
+    Python process) and took 7 times as long for the edit on a quiet machine."""
+    actor = Actor(served.stack.espo_url, served.stack.advo_url)
+    rid, betnr = linked_person(actor, "Floodgate")
+    quiet = [edit_seconds(actor, rid, betnr, f"Dr. Ruhe {n}", timeout=30) for n in range(2)]
+    assert None not in quiet, quiet
+    slowest_quiet = max(q for q in quiet if q is not None)
+    refused_before = served.stack.log_text("motia").count(REFUSED_LINE)
+    flood = Flood(served.stack.motia_url, seconds=15, in_flight=20)
+    time.sleep(3)
+    seconds = edit_seconds(actor, rid, betnr, "Dr. Flut", timeout=30)
+    still_flooding = flood.proc.poll() is None
+    figures = flood.result()
+    assert figures["errors"] == 0 and figures["statuses"] == {"401": figures["answered"]}, figures
+    # Beyond its burst the flooding source waits 1 s per answer: about 20 answers a second.
+    assert 20 <= figures["per_second"] < 100, figures
+    assert served.stack.log_text("motia").count(REFUSED_LINE) == refused_before  # no step started
+    assert still_flooding, ("the edit outlasted the flood", seconds, figures)
+    assert seconds is not None and seconds < max(2.0, 2 * slowest_quiet), (seconds, quiet, figures)

@@ -23,7 +23,10 @@ def php_json(items: Any) -> bytes:
 
 def sign(raw: bytes, webhook_id: str = "wh1", secret: str = "secret-one") -> dict[str, str]:
     digest = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-    return {"signature": base64.b64encode(f"{webhook_id}:{digest}".encode()).decode()}
+    return {
+        "content-type": "application/json",
+        "signature": base64.b64encode(f"{webhook_id}:{digest}".encode()).decode(),
+    }
 
 
 def test_valid_batch_is_accepted_with_ids_in_order_and_deduplicated() -> None:

@@ -33,7 +33,13 @@ class Logger:
 
 def request(ids: list[str]) -> dict[str, Any]:
     body = php_json([{"id": i} for i in ids])
-    return {"rawBody": body.decode(), "headers": {"signature": webhook_signature(WEBHOOK_ID, SECRET, body)}}
+    return {
+        "rawBody": body.decode(),
+        "headers": {
+            "content-type": "application/json",
+            "signature": webhook_signature(WEBHOOK_ID, SECRET, body),
+        },
+    }
 
 
 @pytest.fixture(autouse=True)
