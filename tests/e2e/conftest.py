@@ -11,6 +11,7 @@ import pytest
 
 from sandbox.signing import webhook_signature
 from tests.support.processes import PROJECT_ROOT
+from tests.support.shared_stack import StackDefaults, reset_modes, reset_stack
 from tests.support.stack import Stack, read_dotenv, run_stack
 
 
@@ -27,12 +28,41 @@ def signed_update_batch(id_prefix: str) -> tuple[bytes, dict[str, str]]:
     }
 
 
+@dataclass
+class Shared:
+    """The e2e package's one running stack and the simulator settings it started with."""
+
+    stack: Stack
+    defaults: StackDefaults
+
+
 @pytest.fixture(scope="package")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Real Redis + sandbox simulators + real Motia runtime for the e2e package."""
+def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    """Real Redis + sandbox simulators (demo data) + real Motia runtime with the default settings,
+    started once for the e2e package at first use. Tests take `stack` or `module_stack`."""
     log_dir: Path = tmp_path_factory.mktemp("stack")
-    with run_stack(log_dir) as s:
-        yield s
+    # Its own TMPDIR: Motia hands large request bodies to the Python step through a temp file
+    # (scripts/patch-motia-core.mjs, large-args); a test can check none is left behind.
+    tmp = tmp_path_factory.mktemp("stack-tmpdir")
+    with run_stack(log_dir, extra_env={"TMPDIR": str(tmp)}) as s:
+        yield Shared(s, StackDefaults.read(s))
+
+
+@pytest.fixture(scope="module")
+def module_stack(shared_stack: Shared, request: pytest.FixtureRequest) -> Stack:
+    """The shared stack with fresh data for this module: as just started on an empty Redis
+    (tests/support/shared_stack.py). A `sandbox(...)` mark chooses the simulators' records."""
+    marker = request.node.get_closest_marker("sandbox")
+    reset_stack(shared_stack.stack, shared_stack.defaults, **(marker.kwargs if marker else {}))
+    return shared_stack.stack
+
+
+@pytest.fixture
+def stack(module_stack: Stack, shared_stack: Shared) -> Stack:
+    """The module's fresh stack, with the simulators' run-time modes (faults, drift, latency,
+    webhook settings) back to the start and no cron tick held, for this test."""
+    reset_modes(module_stack, shared_stack.defaults)
+    return module_stack
 
 
 WORKBENCH_LOGIN = ("kanzlei-it", "e2e-workbench-login-0815")

@@ -16,11 +16,12 @@ import pytest
 from sandbox.act import Actor
 from tests.e2e.test_sync_e2e import ADMIN, create_person, espo_get, sweep
 from tests.support.stack import Stack, wait_until
+from tests.support.sweep_cost import wait_quiet
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def actor(stack: Stack) -> Actor:
     return Actor(stack.espo_url, stack.advo_url)
 
@@ -47,6 +48,9 @@ def linked(stack: Stack, actor: Actor, rid: str) -> int:
         return False
 
     wait_until(done, timeout=120, interval=3.0, message=f"record {rid} linked and clean")
+    # A sweep above may have queued one more sync of the record: let it run now, not in the
+    # middle of the test's next step (it would notice a deletion before the test's own sync).
+    wait_quiet(stack)
     return int(espo_get(actor, rid)["betnr"])
 
 

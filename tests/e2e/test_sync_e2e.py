@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 ADMIN = {"Authorization": "Bearer sandbox-admin-token"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def actor(stack: Stack) -> Actor:
     return Actor(stack.espo_url, stack.advo_url)
 
@@ -165,8 +165,8 @@ def test_bad_webhooks_are_refused_with_a_reason(
 
 
 def test_ops_endpoints_need_the_admin_token(stack: Stack) -> None:
-    assert httpx.get(f"{stack.motia_url}/vmh/beteiligte/sync/status").status_code == 401
-    assert httpx.post(f"{stack.motia_url}/vmh/beteiligte/sync/sweep").status_code == 401
+    assert httpx.get(f"{stack.motia_url}/vmh/beteiligte/sync/status", timeout=30).status_code == 401
+    assert httpx.post(f"{stack.motia_url}/vmh/beteiligte/sync/sweep", timeout=30).status_code == 401
     ok = httpx.get(f"{stack.motia_url}/vmh/beteiligte/sync/status", headers=ADMIN, timeout=30)
     assert ok.status_code == 200 and "counts" in ok.json()
     assert json.dumps(ok.json()).count("sandbox-") == 0  # no credentials in the report

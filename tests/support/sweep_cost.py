@@ -81,19 +81,20 @@ def summarise(espo: list[dict[str, Any]], advo: list[dict[str, Any]]) -> dict[st
 # --------------------------------------------------------------------------- stack helpers
 
 
-def hold_cron(stack: Stack, hours: int = 3, holder: str = "held-by-test") -> None:
-    """Claim the cron sweep's and the ops watch's ticks for the next hours, so only our own
-    sweeps (and health checks) run: none lands in the middle of a measurement."""
+def hold_cron(stack: Stack, hours: int = 3, holder: str = "held-by-test", minutes: int | None = None) -> None:
+    """Claim the cron sweep's and the ops watch's ticks for the next hours (or `minutes`), so only
+    our own sweeps (and health checks) run: none lands in the middle of a measurement."""
     import redis
 
+    span = hours * 60 if minutes is None else minutes
     r = redis.Redis.from_url(stack.redis_url)
     try:
         now = datetime.now(UTC).replace(second=0, microsecond=0)
         pipe = r.pipeline()
-        for minute in range(hours * 60):
+        for minute in range(span):
             tick = (now + timedelta(minutes=minute)).strftime("%Y%m%d%H%M")
-            pipe.set(keys.sweep_tick(tick), holder, ex=hours * 3600)
-            pipe.set(keys.watch_tick(tick), holder, ex=hours * 3600)
+            pipe.set(keys.sweep_tick(tick), holder, ex=span * 60)
+            pipe.set(keys.watch_tick(tick), holder, ex=span * 60)
         pipe.execute()
     finally:
         r.close()
