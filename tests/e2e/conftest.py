@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from sandbox.act import Actor
 from sandbox.signing import webhook_signature
 from tests.support.processes import PROJECT_ROOT
 from tests.support.shared_stack import StackDefaults, reset_modes, reset_stack
@@ -63,6 +64,12 @@ def stack(module_stack: Stack, shared_stack: Shared) -> Stack:
     webhook settings) back to the start and no cron tick held, for this test."""
     reset_modes(module_stack, shared_stack.defaults)
     return module_stack
+
+
+@pytest.fixture
+def actor(stack: Stack) -> Actor:
+    """A person in both systems (EspoCRM anna.admin, Advoware ANNA) on `stack`."""
+    return Actor(stack.espo_url, stack.advo_url)
 
 
 WORKBENCH_LOGIN = ("kanzlei-it", "e2e-workbench-login-0815")

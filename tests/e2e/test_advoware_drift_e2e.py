@@ -22,11 +22,6 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def actor(stack: Stack) -> Actor:
-    return Actor(stack.espo_url, stack.advo_url)
-
-
-@pytest.fixture
 def drift(stack: Stack) -> Iterator[Any]:
     def set_drift(**modes: Any) -> None:
         resp = httpx.post(f"{stack.advo_url}/__sandbox/drift", json=modes, timeout=10)

@@ -20,11 +20,6 @@ pytestmark = pytest.mark.e2e
 ADMIN = {"Authorization": "Bearer sandbox-admin-token"}
 
 
-@pytest.fixture
-def actor(stack: Stack) -> Actor:
-    return Actor(stack.espo_url, stack.advo_url)
-
-
 def calls(base: str, since: int = 0) -> tuple[int, list[dict[str, Any]]]:
     data = httpx.get(f"{base}/__sandbox/calls", params={"since": since}).json()
     return int(data["seq"]), data["calls"]

@@ -22,11 +22,6 @@ EXTENSION = "030 1234-56 App. 7"
 REMARK = "0171 2345678 nur abends"
 
 
-@pytest.fixture(scope="module")
-def actor(stack: Stack) -> Actor:
-    return Actor(stack.espo_url, stack.advo_url)
-
-
 def _phones(record: dict[str, Any]) -> list[tuple[str, str, bool]]:
     return sorted((p["phoneNumber"], p["type"], p["primary"]) for p in record["phoneNumberData"])
 
