@@ -3,12 +3,14 @@
 Faithful to shared/docs/espocrm-api.md. Everything lives in memory; the app is a Starlette app.
 One module per concern:
 
-- `schema`     the entity: field kinds, output order, defaults, users, `EspoError`, ids
+- `schema`     what every part shares: system attributes, formats, users, `EspoError`, ids
+- `metadata`   the live entity definition (the project's one schema, or none with --no-entity)
 - `query`      PHP-style query strings, search parameters, the `where` compiler
 - `validation` input validation and the email/phone multi-value merge
 - `store`      records, the betnr index, search, save/delete, authentication
 - `notes`      stream notes with @mentions, notifications
 - `routes`     the /api/v1 REST handlers
+- `admin_api`  the administration API: Entity Manager, Field Manager, Metadata
 - `app`        `EspoSimulator`: the Starlette app with the webhook dispatcher and admin endpoints
 """
 
