@@ -16,6 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from services.errors import AuthError
 from services.espocrm.schema import ENTITY, WEBHOOK_EVENTS, WEBHOOK_PATH
 from services.espocrm.schema_check import Difference, differences
 
@@ -56,11 +57,18 @@ async def check_espocrm(
     espo: EspoSetupReader, *, webhook_ids: Collection[str], public_url: str | None
 ) -> list[Problem]:
     """Every problem found, schema first; [] when EspoCRM is set up as the service needs it."""
-    found = differences(await espo.metadata())
+    try:
+        found = differences(await espo.metadata())
+    except AuthError as exc:
+        return [_forbidden("the entity definitions (GET Metadata)", exc)]
     problems = [_schema_problem(d) for d in found]
     if any(d.kind == "entity" for d in found):
         return problems  # no entity: no webhooks or records to look at
-    problems += webhook_problems(await espo.webhooks(), webhook_ids, public_url)
+    try:
+        hooks = await espo.webhooks()
+    except AuthError as exc:
+        return [*problems, _forbidden("its webhooks (the Webhooks scope)", exc)]
+    problems += webhook_problems(hooks, webhook_ids, public_url)
     if not any(d.kind == "concurrency" for d in found):
         problems += await _version_problems(espo)
     return problems
@@ -117,6 +125,17 @@ def _hook_problems(hook: dict[str, Any], event: str, public_url: str | None) -> 
         want = expected or f"<SYNC_PUBLIC_URL>{path}"
         out.append(Problem(WARN, f"webhook {wid} ({ENTITY}.{event}) posts to {url}, not to {want}", SETUP))
     return out
+
+
+def _forbidden(what: str, exc: AuthError) -> Problem:
+    """A 403 (401 is the `espocrm` check's): the API user may not read it, so it is not checked."""
+    if exc.status_code != 403:
+        raise exc
+    return Problem(
+        WARN,
+        f"the API user may not read {what}: this part of the set-up is not checked",
+        "give the API user read access to it in its role, or run setup-espocrm --dry-run with an admin's login",
+    )
 
 
 async def _version_problems(espo: EspoSetupReader) -> list[Problem]:

@@ -146,3 +146,22 @@ def test_advoware_preflight_stops_on_what_fails_syncs_and_keeps_the_findings(
     assert check.state == WARN and check.detail["findings"] == [
         "warning rowId: not sent - fix: nothing to do"
     ]
+
+
+async def test_what_the_api_user_may_not_read_is_named_not_failed() -> None:
+    from services.errors import AuthError
+
+    env = fake_env()
+    espo = env["espo"]
+
+    async def forbidden() -> list[dict[str, Any]]:
+        raise AuthError("GET Webhook forbidden", system="espocrm", status_code=403)
+
+    espo.webhooks = forbidden
+    found = await check_espocrm(espo, webhook_ids=set(), public_url=None)
+    assert [(p.level, p.message) for p in found] == [
+        (
+            WARN,
+            "the API user may not read its webhooks (the Webhooks scope): this part of the set-up is not checked",
+        )
+    ]
