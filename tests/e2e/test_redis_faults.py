@@ -22,6 +22,7 @@ from sandbox.act import Actor
 from sandbox.signing import php_json, webhook_signature
 from tests.e2e.test_sync_e2e import ADMIN, create_person, espo_get, sweep, wait_linked
 from tests.support.stack import Stack, run_stack, wait_until
+from tests.support.sweep_cost import edit_advoware
 
 pytestmark = pytest.mark.e2e
 
@@ -157,3 +158,54 @@ def test_redis_restarted_empty_mid_run_loses_no_edit_and_duplicates_nothing(
     assert espo_get(actor, advo_side)["betnr"] == advo_betnr
     assert espo_get(actor, advo_side)["titel"] == "Dr. rer. nat."  # the Advoware edit stayed
     assert advo(actor, edited_betnr)["vorname"] == "Käte"  # the EspoCRM edit stayed
+
+
+def test_after_redis_came_back_empty_one_sided_edits_sync_without_a_conflict_notice(
+    faulty: Stack, actor: Actor
+) -> None:
+    """Issue 20: the service's own last PUT (advowareLastSync was taken before it) made a one-sided
+    EspoCRM edit look like a conflict once the snapshot was gone; here both one-sided edits arrive,
+    right after the restart, and nobody is told of a conflict."""
+    in_espo = create_person(actor, lastName="Einseitig-Espo")
+    in_advo = create_person(actor, lastName="Einseitig-Advo")
+    wait_until(
+        lambda: sweep(faulty)
+        and espo_get(actor, in_espo).get("betnr")
+        and espo_get(actor, in_advo).get("betnr"),
+        timeout=90,
+        interval=2.0,
+        message="both records linked",
+    )
+    betnrs = {rid: wait_linked(actor, rid)["betnr"] for rid in (in_espo, in_advo)}
+    # Each pair's last sync wrote to Advoware: its PUT's stamp is the newest on the Advoware side.
+    for rid in betnrs:
+        actor.espo.put(f"CBeteiligte/{rid}", json={"titel": "Dr."}).raise_for_status()
+    wait_until(
+        lambda: all(advo(actor, b)["titel"] == "Dr." for b in betnrs.values())
+        and all(espo_get(actor, rid)["syncStatus"] == "clean" for rid in betnrs),
+        timeout=60,
+        message="the CRM edits synced",
+    )
+    restart_redis_empty(faulty)
+    wait_runtime_reconnected(faulty)
+    # Right away (well within the 30 s the old time rule gave our own writes): one edit per side.
+    actor.espo.put(f"CBeteiligte/{in_espo}", json={"firstName": "Henrike"}).raise_for_status()
+    edit_advoware(actor, [betnrs[in_advo]], "Prof.")
+
+    def arrived() -> bool:
+        sweep(faulty)  # the Advoware poll (its watermark is gone: it reads 24 h back)
+        return bool(
+            advo(actor, betnrs[in_espo])["vorname"] == "Henrike"
+            and espo_get(actor, in_advo).get("titel") == "Prof."
+        )
+
+    wait_until(arrived, timeout=90, interval=2.0, message="both one-sided edits synced")
+    for rid in betnrs:
+        wait_until(lambda rid=rid: espo_get(actor, rid)["syncStatus"] == "clean", timeout=30, message="clean")
+    assert (
+        espo_get(actor, in_espo)["firstName"] == "Henrike"
+        and advo(actor, betnrs[in_advo])["titel"] == "Prof."
+    )
+    notes = httpx.get(f"{faulty.espo_url}/__sandbox/notes", timeout=30).json()["notes"]
+    conflicts = [n for n in notes if n.get("parentId") in betnrs and "Konflikt" in str(n.get("post"))]
+    assert not conflicts, conflicts
