@@ -73,9 +73,8 @@ def quiet(stack: Stack, seconds: float = 2.0) -> None:
     wait_until(still, timeout=60, interval=0.1, message="the service is quiet")
 
 
-def test_a_save_between_the_syncs_read_and_write_is_kept_and_named(
-    stack: Stack, actor: Actor, versioned_and_slow: None
-) -> None:
+@pytest.mark.usefixtures("versioned_and_slow")
+def test_a_save_between_the_syncs_read_and_write_is_kept_and_named(stack: Stack, actor: Actor) -> None:
     rid = create_person(actor, lastName="Versionsfenster", titel="Dr.")
     betnr = wait_linked(actor, rid)["betnr"]
     assert isinstance(espo_get(actor, rid).get("versionNumber"), int)
