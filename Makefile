@@ -74,14 +74,20 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# The unit tier (no processes of its own to share) runs on every core; the rest runs in one
+# process, where the e2e tests share one started stack (tests/e2e/conftest.py).
+UNIT_TIER := tests/unit tests/sandbox
+
 test-unit: install
-	$(VENV)/bin/pytest -q tests/unit tests/sandbox
+	$(VENV)/bin/pytest -q --numprocesses auto $(UNIT_TIER)
 
 test-e2e: install
 	$(VENV)/bin/pytest -q tests/integration tests/e2e
 
+# Lint, types, the unit tier, then everything else under tests/: the first that fails stops it.
 test: install lint typecheck
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+	$(VENV)/bin/pytest -q -p no:cacheprovider --numprocesses auto $(UNIT_TIER)
+	$(VENV)/bin/pytest -q -p no:cacheprovider $(addprefix --ignore=,$(UNIT_TIER)) tests
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)

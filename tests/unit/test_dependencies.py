@@ -21,7 +21,8 @@ LOCAL_PACKAGES = set(CODE_DIRS)
 
 # distribution -> how it is used: ("import", module) a Python import somewhere in CODE_DIRS;
 # ("tool", name) run by the Makefile; ("pytest-ini", key) a pytest plugin enabled by an ini option;
-# ("needed-by", requirement) not imported, but required by that declared requirement's extra.
+# ("needed-by", requirement) not imported, but required by that declared requirement's extra;
+# ("pytest-option", flag) a pytest plugin whose command-line option the Makefile passes.
 USES: dict[str, tuple[str, str]] = {
     "httpx": ("import", "httpx"),
     "redis": ("import", "redis"),
@@ -33,6 +34,7 @@ USES: dict[str, tuple[str, str]] = {
     "pytest": ("import", "pytest"),
     "pytest-asyncio": ("pytest-ini", "asyncio_mode"),
     "pytest-timeout": ("pytest-ini", "timeout"),
+    "pytest-xdist": ("pytest-option", "--numprocesses"),
     "respx": ("import", "respx"),
     "fakeredis": ("import", "fakeredis"),
     "lupa": ("needed-by", "fakeredis[lua]"),  # fakeredis runs the Lua scripts (token, semaphore) with it
@@ -105,6 +107,7 @@ def test_every_declared_distribution_is_used() -> None:
             "tool": lambda w: re.search(rf"\$\(VENV\)/bin/{w}\b", makefile) is not None,
             "pytest-ini": lambda w: w in ini,
             "needed-by": lambda w: any(r.startswith(w + "==") for r in requirements()),
+            "pytest-option": lambda w: re.search(rf"\$\(VENV\)/bin/pytest .*{w}\b", makefile) is not None,
         }[kind](what)
         if not used:
             unused.append(f"{dist} ({kind} {what})")
