@@ -25,11 +25,6 @@ pytestmark = pytest.mark.e2e
 ADVOWARE_LATENCY_MS = 3000
 
 
-@pytest.fixture(scope="module")
-def actor(stack: Stack) -> Actor:
-    return Actor(stack.espo_url, stack.advo_url)
-
-
 @pytest.fixture
 def versioned_and_slow(stack: Stack) -> Iterator[None]:
     """EspoCRM's optimistic concurrency on, Advoware slow; both back as they were afterwards
