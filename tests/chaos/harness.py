@@ -197,6 +197,16 @@ class Probe:
     def stats(self) -> dict[str, int]:
         return {k: int(v) for k, v in self.redis.hgetall(keys.STATS).items()}
 
+    def flush_keeping_stats(self) -> dict[str, int]:
+        """FLUSHALL, returning the counters it wiped, read in the same transaction: a count the
+        service makes between a separate read and the flush would be lost, and the conflict
+        count is compared exactly with the scenario's plan."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hgetall(keys.STATS)
+        pipe.flushall()
+        stats, _ = pipe.execute()
+        return {k: int(v) for k, v in stats.items()}
+
     def notifications(self) -> list[dict[str, Any]]:
         """The service's notification log (vmh:notifications) and the notes EspoCRM received."""
         out = [json.loads(raw) for raw in self.redis.lrange(keys.NOTIFICATIONS, 0, -1)]

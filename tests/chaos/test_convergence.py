@@ -184,8 +184,7 @@ class Scenario:
 
     def flush_redis(self) -> None:
         """FLUSHALL while the burst's syncs run: leases, intents, snapshots, queues all gone."""
-        self.counters_before_restarts.update(self.probe.stats())
-        self.probe.redis.flushall()
+        self.counters_before_restarts.update(self.probe.flush_keeping_stats())
         self.figures["redis_flushes"] += 1
         self.timeline.append({"redis_flushed": True, "at": time.time()})
 
