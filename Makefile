@@ -45,7 +45,7 @@ $(STAMP_DIR)/node: package.json package-lock.json
 	@touch $@
 
 # The core patches (idempotent): again after every npm ci, and whenever a patch is added.
-$(STAMP_DIR)/motia-patches: $(STAMP_DIR)/node scripts/patch-motia-core.sh scripts/patch-motia-core.mjs scripts/motia-port-gate.mjs
+$(STAMP_DIR)/motia-patches: $(STAMP_DIR)/node scripts/patch-motia-core.sh scripts/patch-motia-core.mjs scripts/motia-port-gate.mjs scripts/vmh-webhook-check.mjs
 	sh scripts/patch-motia-core.sh
 	@touch $@
 

@@ -23,7 +23,7 @@
 //    the call stack in JSON.stringify (and would in the Python runner's json.loads): 500.
 //    Bodies nested deeper than 64 levels are refused with 400 before any step runs.
 // 7. port-gate (server.mjs, socket-server.mjs + vmh-port-gate.mjs copied from
-//    scripts/motia-port-gate.mjs): default deny on the one port. The gate is the first express
+//    scripts/motia-port-gate.mjs, vmh-webhook-check.mjs from scripts/): default deny on the one port. The gate is the first express
 //    middleware and the first check of every WebSocket upgrade; only routes of the project's own
 //    API steps pass to their step (which authenticates: webhook signature, ops token). See there.
 //    A webhook request is checked in the gate itself (signature, size, content type, shape)
@@ -91,8 +91,12 @@ const FLOWS_CONFIG_STREAM = path.join(CORE, 'streams/flows-config-stream.mjs')
 const FLOWS_CONFIG_ENDPOINT = path.join(CORE, 'endpoints/flows-config-endpoint.mjs')
 const UI_PANEL = path.join(NM, '@motiadev/ui/dist/components/ui/collapsible-panel.js')
 const VITE_DEPS_CACHE = path.join(NM, '@motiadev/workbench/node_modules/.vite')
-const GATE_SOURCE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'motia-port-gate.mjs')
-const GATE = path.join(CORE, 'vmh-port-gate.mjs')
+const SCRIPTS = path.dirname(fileURLToPath(import.meta.url))
+// The gate's modules, copied next to server.mjs (the webhook check keeps its name: the gate imports it).
+const MODULES = [
+  { name: 'port-gate-module', source: path.join(SCRIPTS, 'motia-port-gate.mjs'), target: path.join(CORE, 'vmh-port-gate.mjs') },
+  { name: 'webhook-check-module', source: path.join(SCRIPTS, 'vmh-webhook-check.mjs'), target: path.join(CORE, 'vmh-webhook-check.mjs') },
+]
 
 const patches = [
   {
@@ -389,15 +393,19 @@ if (LIST) {
 let failed = false
 for (const p of patches) if (!p.to) throw new Error(`patch ${p.name}: an empty replacement can never be recognised as applied`)
 
-// The gate module itself: a copy of scripts/motia-port-gate.mjs next to server.mjs.
+// The gate's modules themselves: copies of scripts/motia-port-gate.mjs and its webhook check.
 if (!existsSync(CORE)) {
   console.error(`patch-motia-core: ${CORE} not found`)
   failed = true
-} else if (existsSync(GATE) && readFileSync(GATE, 'utf8') === readFileSync(GATE_SOURCE, 'utf8')) {
-  console.log('patch-motia-core: port-gate-module already applied')
 } else {
-  writeFileSync(GATE, readFileSync(GATE_SOURCE, 'utf8'))
-  console.log('patch-motia-core: port-gate-module applied')
+  for (const m of MODULES) {
+    if (existsSync(m.target) && readFileSync(m.target, 'utf8') === readFileSync(m.source, 'utf8')) {
+      console.log(`patch-motia-core: ${m.name} already applied`)
+    } else {
+      writeFileSync(m.target, readFileSync(m.source, 'utf8'))
+      console.log(`patch-motia-core: ${m.name} applied`)
+    }
+  }
 }
 
 for (const p of patches) {

@@ -57,7 +57,7 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-# Strict base64: the port gate (scripts/motia-port-gate.mjs) uses the same pattern, so both
+# Strict base64: the port gate (scripts/vmh-webhook-check.mjs) uses the same pattern, so both
 # refuse the same headers (Python's own strict mode still takes surplus "=" after a full group).
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 

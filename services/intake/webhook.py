@@ -13,9 +13,9 @@ in this order:
   one of its records are a new edit, see `is_redelivery`);
 - never 410 (it would unsubscribe the webhook) and never 5xx for bad input.
 
-The port gate (scripts/motia-port-gate.mjs) runs the same checks in Node before any step
-process starts, so a refused request costs no Python process; this module checks again
-(defence in depth). Both are run against one vector file, tests/support/webhook_vectors.json.
+The port gate (scripts/motia-port-gate.mjs, its check in scripts/vmh-webhook-check.mjs) runs
+the same checks in Node before any step process starts, so a refused request costs no Python
+process; this module checks again (defence in depth). Both are run against one vector file, tests/support/webhook_vectors.json.
 
 Only record ids leave this module: attribute *values* from the body are never logged or
 put on the event bus (Motia keeps event data in Redis and shows it in the Workbench).

@@ -31,7 +31,7 @@ def test_installed_core_has_the_slowdown_fix_and_body_limit() -> None:
 
 NODE_MODULES = ROOT / "node_modules"
 SCRIPT = ROOT / "scripts" / "patch-motia-core.mjs"
-GATE_COPY = "@motiadev/core/dist/src/vmh-port-gate.mjs"
+GATE_COPIES = ("@motiadev/core/dist/src/vmh-port-gate.mjs", "@motiadev/core/dist/src/vmh-webhook-check.mjs")
 
 
 def _node() -> str:
@@ -54,7 +54,7 @@ def _run(node_modules: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _copy_patched_files(dest: Path) -> list[str]:
-    files = sorted({str(p["file"]) for p in _patches()} | {GATE_COPY})
+    files = sorted({str(p["file"]) for p in _patches()} | set(GATE_COPIES))
     for rel in files:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +69,7 @@ def test_installed_runtime_has_every_patch_of_the_script(tmp_path: Path) -> None
     proc = _run(tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
-    assert len(lines) == len(_patches()) + 1  # + the gate module copy
+    assert len(lines) == len(_patches()) + len(GATE_COPIES)  # + the gate modules copied
     assert all(line.endswith("already applied") for line in lines), lines
 
 
@@ -78,7 +78,8 @@ def test_patch_script_fixes_an_unpatched_copy_and_is_idempotent(tmp_path: Path) 
     the script: each patch is applied and the files equal the installed ones; a second run
     changes nothing."""
     files = _copy_patched_files(tmp_path)
-    (tmp_path / GATE_COPY).unlink()
+    for copy in GATE_COPIES:
+        (tmp_path / copy).unlink()
     patches = _patches()
     for p in reversed(patches):
         target = tmp_path / str(p["file"])
@@ -95,7 +96,7 @@ def test_patch_script_fixes_an_unpatched_copy_and_is_idempotent(tmp_path: Path) 
     applied = [
         line for line in first.stdout.splitlines() if line.endswith(" applied") and "already" not in line
     ]
-    assert len(applied) == len(patches) + 1, first.stdout
+    assert len(applied) == len(patches) + len(GATE_COPIES), first.stdout
     for rel in files:
         assert (tmp_path / rel).read_bytes() == (NODE_MODULES / rel).read_bytes(), rel
     second = _run(tmp_path)

@@ -14,6 +14,7 @@ from tests.support import webhook_vectors
 
 ROOT = Path(__file__).resolve().parents[2]
 GATE = ROOT / "scripts" / "motia-port-gate.mjs"
+CHECK = ROOT / "scripts" / "vmh-webhook-check.mjs"
 
 # Builds a router like Motia's (each handler tagged with its step, as the core patch does) and
 # returns the gate's decision (next / status) for each request.
@@ -169,10 +170,10 @@ def test_gate_decisions(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- the webhook check
-# The gate's checkWebhook against the vector file the Python intake is tested with
+# The gate's checkWebhook (scripts/vmh-webhook-check.mjs) against the vector file the Python intake is tested with
 # (tests/unit/test_webhook_vectors.py): same status, same error text, same ids.
 VECTOR_SCRIPT = r"""
-import { checkWebhook, parseWebhookSecrets } from %(gate)s
+import { checkWebhook, parseWebhookSecrets } from %(check)s
 import { readFileSync } from 'node:fs'
 const vectors = JSON.parse(readFileSync(%(vectors)s, 'utf8'))
 const secrets = parseWebhookSecrets(vectors.secrets)
@@ -201,7 +202,7 @@ def _node_json(tmp_path: Path, name: str, source: str) -> Any:
 def test_gate_answers_each_webhook_vector_as_the_python_intake_does(tmp_path: Path) -> None:
     vectors = webhook_vectors.load()
     source = VECTOR_SCRIPT % {
-        "gate": json.dumps(GATE.as_uri()),
+        "check": json.dumps(CHECK.as_uri()),
         "vectors": json.dumps(str(webhook_vectors.VECTORS_FILE)),
     }
     answers = _node_json(tmp_path, "vectors.mjs", source)
