@@ -8,6 +8,14 @@ While on, every record carries `versionNumber` (1 when created or when versionin
 `modified`, body `{"values": {…stored values of the written fields…}, "versionNumber": current}`,
 when `n` differs from the stored version *and* a written field differs from its stored value
 (EspoCRM's rule: a write that changes nothing the other writer changed passes).
+
+Compared with EspoCRM's own check (Record Service `processConcurrencyControl`, since 8.x
+`ConcurrencyControl/OptimisticProcessor`): the same rule - no check without a stored version or
+with the version sent; 409 only when a written attribute differs from its stored value. EspoCRM
+also skips read-only fields and fields marked `optimisticConcurrencyControlIgnore` (none of the
+fields the service writes), and its `values` list every attribute of a differing field. Records
+that existed before the setting was switched on get version 1 here; what EspoCRM gives them is not
+verified (a record returned without `versionNumber` is written without the check).
 """
 
 from __future__ import annotations
