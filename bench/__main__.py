@@ -11,7 +11,8 @@ Advoware PUT at 0 ms; 3 reconcile throughput of N changed records vs. the API-bo
 4 API calls per synced edit and echo writes; 5 sweep cost with 10 (and 1,000) changed;
 6 peak memory during 3; 7 cost per hour of noticing Advoware deletions; 8 (issue 21) unsigned
 webhook requests answered per second at 20 in flight against `make serve`, and a person's edit
-with and without that flood. See docs/performance.md.
+with and without that flood; 9 (issue 21) recovery after an Advoware outage: every record
+waiting, seconds until all clean. See docs/performance.md.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--latency-ms", type=int, default=50, help="simulated API latency for 3 and 5 (default 50)"
     )
     p.add_argument("--cap", type=int, default=4, help="ADVOWARE_MAX_CONCURRENCY for 3 and 5 (default 4)")
-    p.add_argument("--only", default="1,2,3,4,5,6,7,8", help="comma-separated figures, e.g. 1,2 or 3,6")
+    p.add_argument("--only", default="1,2,3,4,5,6,7,8,9", help="comma-separated figures, e.g. 1,2 or 3,6")
     p.add_argument("--edits", type=int, help="person edits for figures 2 and 4 (default 40; quick 20)")
     p.add_argument("--batches", type=int, default=30, help="webhook batches of 50 for figure 1 (default 30)")
     p.add_argument(

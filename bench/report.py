@@ -41,6 +41,8 @@ def rows_for(results: dict[str, Any]) -> list[Row]:
         rows += _deletion_rows(f["deletion_scan"])
     if f.get("unsigned_flood"):
         rows += _flood_rows(f["unsigned_flood"])
+    if f.get("recovery"):
+        rows += _recovery_rows(f["recovery"])
     return rows
 
 
@@ -65,6 +67,20 @@ def _flood_rows(fl: dict[str, Any]) -> list[Row]:
             "< 2 s",
             _ratio((fl["edit_middle_s"] or 99) / 2) + " of target",
         ),
+    ]
+
+
+def _recovery_rows(rv: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            f"9 Recovery: {rv['records']:,} records waiting for Advoware, {rv['latency_ms']} ms/call, "
+            f"cap {rv['cap']}: from Advoware back to all clean",
+            f"{_f(rv['seconds_to_clean'])} s ({_f(rv['seconds_to_release'])} s to the probe + "
+            f"{_f(rv['seconds_release_to_clean'])} s), {rv['completed']:,} clean",
+            f"limit {_f(rv['ideal_seconds'])} s = {rv['records']:,}x{rv['advo_calls_per_record']:.2f}"
+            f"x{rv['latency_ms'] / 1000:g}s/{rv['cap']}",
+            f"{_ratio(rv['ratio_to_limit'])} of limit ({_ratio(rv['ratio_to_limit_after_release'])} after the probe)",
+        )
     ]
 
 

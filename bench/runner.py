@@ -2,7 +2,8 @@
 that breaks is reported in the results' `errors` and the others still run.
 
 Stack A (enough pairs for the webhook batches, 0 ms latency, webhooks on): figures 1, 2, 4.
-Stack B (`--records` pairs, `--latency-ms`, Advoware cap `--cap`, no webhooks): 3, 5, 6, 7.
+Stack B (`--records` pairs, `--latency-ms`, Advoware cap `--cap`, no webhooks): 3, 5, 6, 7, 9
+(9 last: it leaves every record edited once more).
 Stack C (`make serve`'s start script, a few pairs, 0 ms latency, webhooks on): 8."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from bench.harness import bench_stack, log
 from bench.scenarios.deletion_scan import deletion_scan
 from bench.scenarios.edits import edits
 from bench.scenarios.reconcile import reconcile
+from bench.scenarios.recovery import recovery
 from bench.scenarios.sweep_cost import sweep_cost
 from bench.scenarios.unsigned_flood import unsigned_flood
 from bench.scenarios.webhook_ack import webhook_ack
@@ -75,7 +77,7 @@ def run_figures(plan: Plan, results: Results) -> None:
     """Measure the planned figures into `results["figures"]` (failures into its `errors`)."""
     if plan.only & {1, 2, 4}:
         _on_stack_a(plan, results)
-    if plan.only & {3, 5, 6, 7}:
+    if plan.only & {3, 5, 6, 7, 9}:
         _on_stack_b(plan, results)
     if 8 in plan.only:
         _on_stack_c(plan, results)
@@ -101,7 +103,7 @@ def _on_stack_b(plan: Plan, results: Results) -> None:
     env = {"ADVOWARE_MAX_CONCURRENCY": str(plan.cap)}
     log(
         f"stack B: {plan.records} pairs, {plan.latency_ms} ms latency, Advoware cap {plan.cap} "
-        "(figures 3, 5, 6, 7)"
+        "(figures 3, 5, 6, 7, 9)"
     )
     with (
         _reported(results, "stack_b", "stack B"),
@@ -121,6 +123,8 @@ def _on_stack_b(plan: Plan, results: Results) -> None:
             _attempt(results, "sweep_cost", lambda: sweep_cost(b, plan.changed, reconciled))
         if 7 in plan.only:
             _attempt(results, "deletion_scan", lambda: deletion_scan(b))
+        if 9 in plan.only:
+            _attempt(results, "recovery", lambda: recovery(b, plan.cap))
 
 
 def _on_stack_c(plan: Plan, results: Results) -> None:

@@ -13,7 +13,7 @@ is taken within a Redis round trip (a bulk sync keeps the slots busy instead of 
 polling back-off), Redis wakes the longest-waiting client first, and a crashed holder's expired
 lease is noticed when it expires. A stale wake-up token only causes one extra acquire attempt. Within one process at most ``limit`` tasks wait in Redis at a time (a local
 gate): a process can never hold more slots than that, and the others wait without Redis
-traffic. After ``acquire_timeout`` an acquirer raises ``UnavailableError`` (retryable).
+traffic. After ``acquire_timeout`` an acquirer raises ``ConnectFailedError`` (retryable: never sent).
 
 Hand-over: a bulk sync runs many records concurrently in one process. When a call ends while
 another task of the same process waits at the gate, the slot goes straight to that task (no
@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
-from services.errors import UnavailableError
+from services.errors import ConnectFailedError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -120,7 +120,9 @@ class RedisSemaphore:
                 return token
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise UnavailableError(
+                # Never sent (like a pool timeout): safe to repeat, and when Advoware hangs every
+                # slot, a sign of the system (services/sync/fault.py; a probe decides).
+                raise ConnectFailedError(
                     f"no concurrency slot within {self.acquire_timeout:.0f}s (limit {self.limit})",
                     system="advoware",
                 )

@@ -34,7 +34,9 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
@@ -47,6 +49,21 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+# Set by `single_attempt()`: every call of this task is sent once, whatever the policy says.
+_SINGLE_ATTEMPT: ContextVar[bool] = ContextVar("single_attempt", default=False)
+
+
+@contextmanager
+def single_attempt() -> Iterator[None]:
+    """Within this block (this task only), no call is repeated: a circuit breaker's probe is
+    one request, and its answer - not a retry - decides whether the system is back."""
+    token = _SINGLE_ATTEMPT.set(True)
+    try:
+        yield
+    finally:
+        _SINGLE_ATTEMPT.reset(token)
 
 
 def not_carried_out(exc: TransientError) -> bool:
@@ -90,9 +107,10 @@ class RetryPolicy:
                 return await call()
             except TransientError as exc:
                 unsent = not_carried_out(exc)
-                if not idempotent and not unsent:
+                if (not idempotent and not unsent) or _SINGLE_ATTEMPT.get():
                     raise
-                if attempt >= (max(self.max_attempts, self.unsent_attempts) if unsent else self.max_attempts):
+                bound = max(self.max_attempts, self.unsent_attempts) if unsent else self.max_attempts
+                if attempt >= bound:
                     log.warning(
                         "giving up after %d attempts: %s status=%s",
                         attempt,
@@ -114,7 +132,7 @@ class RetryPolicy:
                 log.info(
                     "retry %d/%d in %.2fs after %s status=%s",
                     attempt,
-                    self.max_attempts - 1,
+                    bound - 1,
                     delay,
                     type(exc).__name__,
                     exc.status_code,

@@ -202,8 +202,11 @@ def breaker_probe(system: str) -> str:
     return _key("breaker", system, "probe")
 
 
-# At most one probe of a system per this many seconds, across processes (~2 a minute).
+# Probes of a system are spaced across processes: a failure's confirming probe reuses an answer
+# younger than 30 s; the every-minute cron (and a sweep at the same tick) one younger than 10 s,
+# so the cron still probes every minute after a confirming probe (at most 2 probes a minute).
 BREAKER_PROBE_SPACING_SECONDS = 30
+BREAKER_RELEASE_SPACING_SECONDS = 10
 
 
 def breaker_waiting(system: str) -> str:

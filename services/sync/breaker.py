@@ -17,9 +17,11 @@ services/sync/fault.py. The breaker:
 |                                                     | at once, oldest first (no back-off)     |
 | every minute, S closed, records still held          | released (held in a race with a probe)  |
 
-Probes are spaced: one per system per `BREAKER_PROBE_SPACING_SECONDS` across all processes
-(at most ~2 a minute). A failure that finds a probe of the last 30 s answered is the record's
-own; one that finds it failed or still running waits with the others.
+Probes are spaced across all processes and sent once (no retry): a failure's confirming probe
+reuses an answer younger than 30 s, the every-minute cron one younger than 10 s (so it probes
+every minute, and a confirming probe plus the cron make at most 2 probes a minute). A failure
+that finds a probe of the last 30 s answered is the record's own; one that finds it failed or
+still running waits with the others.
 
 Keys (services/store/keys.py): `vmh:breaker:<system>` (JSON: since, kind, reason; present =
 open), `vmh:breaker:<system>:held` (zset record id -> since, the records waiting for it),
@@ -37,6 +39,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from services.errors import ApiError, AuthError
+from services.http.retry import single_attempt
 from services.store import keys
 from services.store.timestamps import utc_now
 from services.sync.notify import record_event
@@ -109,16 +112,19 @@ class Release:
 
 
 def system_probes(espo: EspoLister, advo: AdvowareApi, entity: str) -> dict[str, Probe]:
-    """The probe of each system: one record of the listing each (authenticated, cheap)."""
+    """The probe of each system: one record of the listing each (authenticated, cheap), sent
+    once (no retry: at most ~2 requests a minute reach a system that is down)."""
 
     async def espocrm() -> None:
-        await espo.list(entity, select="id", max_size=1)
+        with single_attempt():  # one request: its answer decides, not a retry
+            await espo.list(entity, select="id", max_size=1)
 
     async def advoware() -> None:
         rows = advo.iter_beteiligte(take=1)
         try:
-            async for _ in rows:
-                break
+            with single_attempt():
+                async for _ in rows:
+                    break
         finally:
             # The listing is a generator (the client's, a fake's): close it now, not when collected.
             if isinstance(rows, AsyncGenerator):
@@ -204,12 +210,15 @@ class CircuitBreakers(BreakerStates):
             await self.hold([system], record_id)
         return True
 
-    async def probe(self, system: str) -> tuple[ProbeAnswer, ApiError | None]:
-        """Probe `system` unless it was probed in the last 30 s (then that probe's answer)."""
+    async def probe(
+        self, system: str, spacing: int = keys.BREAKER_PROBE_SPACING_SECONDS
+    ) -> tuple[ProbeAnswer, ApiError | None]:
+        """Probe `system` unless it was probed in the last `spacing` seconds (then that
+        probe's answer)."""
         key = keys.breaker_probe(system)
         now = self.clock().timestamp()
-        spacing = keys.BREAKER_PROBE_SPACING_SECONDS
-        last = await self.redis.eval(_TAKE_PROBE, 1, key, repr(now), str(spacing), str(spacing * 4))
+        ttl = keys.BREAKER_PROBE_SPACING_SECONDS * 4
+        last = await self.redis.eval(_TAKE_PROBE, 1, key, repr(now), str(spacing), str(ttl))
         if last:
             answer = str(last).partition("@")[0]
             return (ProbeAnswer(answer) if answer in set(ProbeAnswer) else ProbeAnswer.PENDING), None
@@ -219,7 +228,7 @@ class CircuitBreakers(BreakerStates):
         except ApiError as exc:
             error = exc
         answer_now = ProbeAnswer.ANSWERED if error is None else ProbeAnswer.DOWN
-        await self.redis.set(key, f"{answer_now.value}@{now!r}", ex=spacing * 4)
+        await self.redis.set(key, f"{answer_now.value}@{now!r}", ex=ttl)
         log.info("probe of %s: %s", system, "answered" if error is None else failure_text(error))
         return answer_now, error
 
@@ -251,7 +260,7 @@ class CircuitBreakers(BreakerStates):
         for system in SYSTEMS:
             if system.value not in states:
                 continue
-            answer, error = await self.probe(system.value)
+            answer, error = await self.probe(system.value, keys.BREAKER_RELEASE_SPACING_SECONDS)
             if answer is ProbeAnswer.ANSWERED:
                 await self._close(system.value)
             else:

@@ -4,7 +4,8 @@ the record's (its data, or something about this one record)? Pure: an error in, 
 | error (services/errors.py)                  | what it says                              | fault         |
 |---------------------------------------------|-------------------------------------------|---------------|
 | `ConnectFailedError`                        | connection refused, connect timeout, no   | `SYSTEM`      |
-|                                             | pooled connection, no token               |               |
+|                                             | pooled connection or Advoware concurrency |               |
+|                                             | slot in time (all of them busy), no token |               |
 | `ConnectionLostError`                       | connection reset / closed before answering| `SYSTEM`      |
 | `ResponseTimeoutError`                      | sent, no answer in time (a hung server)   | `SYSTEM`      |
 | `ConnectorOfflineError`                     | Advoware's "nicht angemeldet"             | `SYSTEM`      |
@@ -13,8 +14,8 @@ the record's (its data, or something about this one record)? Pure: an error in, 
 | `AuthError`                                 | 401/403 after renewal, refused credentials| `CREDENTIALS` |
 | `NotFoundUnconfirmedError`                  | a 404 the listing did not confirm         | `RECORD`      |
 | `UnavailableError`, other status (500, ...)  | the server failed on this request         | `RECORD`      |
-| `UnavailableError`, no status               | our side (no concurrency slot, token      | `RECORD`      |
-|                                             | lease), or an answer that is not JSON     |               |
+| `UnavailableError`, no status               | our side (the token lease), or an answer  | `RECORD`      |
+|                                             | that is not JSON                          |               |
 | `RateLimitedError` (429)                    | too many requests: slow down, not down    | `RECORD`      |
 | `ContractError`                             | an answer the contract rules out          | `RECORD`      |
 | `ValidationError`, `ConflictError`, other   | the server refused this record's data     | `DATA`        |

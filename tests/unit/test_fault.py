@@ -109,8 +109,8 @@ async def test_a_500_is_the_records(respx_mock: respx.MockRouter) -> None:
 
 
 def test_unavailable_without_status_is_the_records() -> None:
-    # Our own side: no concurrency slot in time, a token lease, an answer that is not JSON.
-    exc = UnavailableError("no concurrency slot within 30s (limit 4)", system="advoware")
+    # Our own side (the token lease), or an answer that is not JSON.
+    exc = UnavailableError("timed out waiting for the token lease", system="advoware")
     assert classify(exc) is Fault.RECORD
 
 

@@ -212,6 +212,20 @@ async def test_connect_failure_is_retried_even_when_not_idempotent() -> None:
     assert calls["n"] == 2
 
 
+async def test_a_probe_is_sent_once() -> None:
+    """A circuit breaker's probe (`single_attempt`): one request, even for a failure the policy
+    would repeat six times; calls outside the block keep their retries."""
+    from services.http.retry import single_attempt
+
+    t = FakeTime()
+    call, calls = failing([offline() for _ in range(3)])
+    with single_attempt(), pytest.raises(ConnectorOfflineError):
+        await policy(t).run(call, idempotent=True)
+    assert calls["n"] == 1 and t.sleeps == []
+    assert await policy(t).run(call, idempotent=True) == "ok"
+    assert calls["n"] == 4
+
+
 def test_parse_retry_after() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("") is None
