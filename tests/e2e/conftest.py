@@ -41,12 +41,19 @@ class Shared:
 def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     """Real Redis + sandbox simulators (demo data) + real Motia runtime with the default settings,
     started once for the e2e package at first use. Tests take `stack` or `module_stack`."""
-    log_dir: Path = tmp_path_factory.mktemp("stack")
     # Its own TMPDIR: Motia hands large request bodies to the Python step through a temp file
     # (scripts/patch-motia-core.mjs, large-args); a test can check none is left behind.
     tmp = tmp_path_factory.mktemp("stack-tmpdir")
-    with run_stack(log_dir, extra_env={"TMPDIR": str(tmp)}) as s:
-        yield Shared(s, StackDefaults.read(s))
+    for _attempt in range(3):
+        log_dir: Path = tmp_path_factory.mktemp("stack")
+        with run_stack(log_dir, extra_env={"TMPDIR": str(tmp)}) as s:
+            # Another stack on this machine took the spare port between its choice and Motia's
+            # start: Motia then listens elsewhere ("Port N was in use") and every call is refused.
+            if "was in use" in s.log_text("motia"):
+                continue
+            yield Shared(s, StackDefaults.read(s))
+            return
+    pytest.fail("Motia found its port taken three times")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 EspoCRM records of one person - in one webhook batch, or as two deliveries at the same moment -
 make one Advoware party, the second record held as a duplicate. Real Motia, real Redis, the
 simulators (the Advoware simulator's `lost_answer` fault: the POST is carried out, the connection
-closed without an answer). One stack for the module, the cron sweep held off.
+closed without an answer). The shared e2e stack, fresh for the module, the cron sweep held off.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tests.e2e.test_link_e2e import (
     unique,
 )
 from tests.support.processes import PROJECT_ROOT
-from tests.support.stack import Stack, read_dotenv, run_stack, wait_until
+from tests.support.stack import Stack, read_dotenv, wait_until
 from tests.support.sweep_cost import hold_cron, sweep, wait_quiet
 
 pytestmark = pytest.mark.e2e
@@ -38,12 +38,11 @@ MOBILE = {"kommKz": 3, "tlf": "+49 171 5550100", "bemerkung": None, "online": Fa
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with run_stack(tmp_path_factory.mktemp("creates-stack")) as s:
-        hold_cron(s)
-        sweep(s)  # the demo's pending records are created; the identity index is built
-        wait_quiet(s)
-        yield s
+def stack(module_stack: Stack) -> Stack:
+    hold_cron(module_stack)
+    sweep(module_stack)  # the demo's pending records are created; the identity index is built
+    wait_quiet(module_stack)
+    return module_stack
 
 
 @pytest.fixture(scope="module")

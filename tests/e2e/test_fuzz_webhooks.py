@@ -21,7 +21,7 @@ import json
 import os
 import string
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,9 @@ from sandbox import config as cfg
 from sandbox.act import Actor
 from sandbox.signing import webhook_signature, webhook_x_signature
 from services.store import keys
-from tests.support.stack import Stack, espo_create, espo_get, run_stack, wait_linked, wait_until
+from tests.support.stack import Stack, espo_create, espo_get, wait_linked, wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.sandbox(demo=False)]
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 EVENTS = ("create", "update", "delete")
@@ -59,15 +59,18 @@ def post_signed(http: httpx.Client, raw: bytes, endpoint: str = "update") -> htt
 
 
 @pytest.fixture(scope="module")
-def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    # Its own TMPDIR: Motia hands large request bodies to the Python step through a temp file
-    # (scripts/patch-motia-core.mjs, large-args); none may be left behind.
-    tmp = tmp_path_factory.mktemp("fuzz-tmpdir")
-    with run_stack(
-        tmp_path_factory.mktemp("fuzz-stack"), sandbox_args=["--no-demo"], extra_env={"TMPDIR": str(tmp)}
-    ) as stack:
-        stack.env["FUZZ_TMPDIR"] = str(tmp)
-        yield stack
+def fuzz_stack(module_stack: Stack) -> Stack:
+    """The shared e2e stack with empty simulators (the module's `sandbox` mark). Its TMPDIR is
+    its own (tests/e2e/conftest.py): Motia hands large request bodies to the Python step through
+    a temp file there (scripts/patch-motia-core.mjs, large-args); none may be left behind."""
+    return module_stack
+
+
+@pytest.fixture(scope="module")
+def motia_log(fuzz_stack: Stack) -> Callable[[], str]:
+    """Motia's log from this module's start on (the stack ran other modules before)."""
+    start = len(fuzz_stack.log_text("motia"))
+    return lambda: fuzz_stack.log_text("motia")[start:]
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +300,7 @@ def test_fuzzed_webhooks_get_4xx_with_a_reason_or_200(
 
 
 def test_valid_traffic_in_between_was_fully_processed(
-    actor: Actor, valid_record: dict[str, Any], fuzz_stack: Stack
+    actor: Actor, valid_record: dict[str, Any], motia_log: Callable[[], str]
 ) -> None:
     assert STATS["examples"] >= EXAMPLES * 0.9, "the fuzz test must run first"
     betnr, titel = valid_record["betnr"], valid_record["titel"]
@@ -306,7 +309,7 @@ def test_valid_traffic_in_between_was_fully_processed(
     wait_until(lambda: espo_get(actor, valid_record["id"])["syncStatus"] == "clean", message="clean")
     late = wait_linked(actor, valid_record["late_id"])
     assert advo_record(actor, late["betnr"])["name"] == "Fuzzlate"
-    assert "Traceback" not in fuzz_stack.log_text("motia")
+    assert "Traceback" not in motia_log()
 
 
 def test_body_over_one_megabyte_is_413(http: httpx.Client) -> None:
@@ -320,7 +323,7 @@ def test_body_over_one_megabyte_is_413(http: httpx.Client) -> None:
         check_refusal(resp)
 
 
-def test_batch_limits(http: httpx.Client, fuzz_stack: Stack) -> None:
+def test_batch_limits(http: httpx.Client, fuzz_stack: Stack, motia_log: Callable[[], str]) -> None:
     def post(items: list[dict[str, Any]]) -> httpx.Response:
         raw = json.dumps(items).encode()
         resp = post_signed(http, raw)
@@ -341,9 +344,9 @@ def test_batch_limits(http: httpx.Client, fuzz_stack: Stack) -> None:
     ok = post(full)
     assert ok.status_code == 200, ok.text[:300]
     assert ok.json() == {"accepted": 50}
-    assert "E2BIG" not in fuzz_stack.log_text("motia")
+    assert "E2BIG" not in motia_log()
     # The request body went to the step through a private temp file, removed right away.
-    tmp = Path(fuzz_stack.env["FUZZ_TMPDIR"])
+    tmp = Path(fuzz_stack.env["TMPDIR"])
     wait_until(lambda: not list(tmp.glob("motia-args-*")), timeout=10, message="temp files removed")
 
 
@@ -357,7 +360,11 @@ def test_deeply_nested_json_is_400_not_a_crash(http: httpx.Client, fuzz_stack: S
 
 
 def test_signed_batch_replayed_to_the_delete_endpoint_does_not_unlink(
-    http: httpx.Client, actor: Actor, valid_record: dict[str, Any], fuzz_stack: Stack
+    http: httpx.Client,
+    actor: Actor,
+    valid_record: dict[str, Any],
+    fuzz_stack: Stack,
+    motia_log: Callable[[], str],
 ) -> None:
     """EspoCRM signs only the body; a captured update batch replayed to /delete (signed with the
     update webhook's secret) must not unlink a record that still exists."""
@@ -368,7 +375,7 @@ def test_signed_batch_replayed_to_the_delete_endpoint_does_not_unlink(
     assert resp.status_code in (200, 401, 403), resp.text
     if resp.status_code == 200:  # accepted: wait until the delete event has run
         wait_until(
-            lambda: f"{rid}: unlinked" in (log := fuzz_stack.log_text("motia")) or f"{rid}: skipped" in log,
+            lambda: f"{rid}: unlinked" in (log := motia_log()) or f"{rid}: skipped" in log,
             timeout=60,
             message="the replayed delete event ran",
         )

@@ -1,7 +1,7 @@
 """End to end, link integrity (issue 13): one party, one Advoware record - never duplicated, never
-blanked, always relinkable. Real Motia, real Redis, the simulators; one stack for the module, the
-cron sweep held off (sweeps run when a test asks). Each test makes its own parties (unique names),
-so the tests do not depend on each other.
+blanked, always relinkable. Real Motia, real Redis, the simulators; the shared e2e stack with fresh
+data for the module, the cron sweep held off (sweeps run when a test asks). Each test makes its own
+parties (unique names), so the tests do not depend on each other.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,7 +17,7 @@ import redis
 
 from sandbox.act import Actor
 from services.store import keys
-from tests.support.stack import Stack, run_stack, wait_until
+from tests.support.stack import Stack, wait_until
 from tests.support.sweep_cost import ADMIN, hold_cron, log_seq, ops, service_calls, sweep, wait_quiet
 
 pytestmark = pytest.mark.e2e
@@ -26,12 +25,11 @@ _n = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with run_stack(tmp_path_factory.mktemp("link-stack")) as s:
-        hold_cron(s)
-        sweep(s)  # the demo's pending records are created; the identity index is built
-        wait_quiet(s)
-        yield s
+def stack(module_stack: Stack) -> Stack:
+    hold_cron(module_stack)
+    sweep(module_stack)  # the demo's pending records are created; the identity index is built
+    wait_quiet(module_stack)
+    return module_stack
 
 
 @pytest.fixture(scope="module")
