@@ -65,6 +65,22 @@ class Probe:
                 total += int(self.redis.llen(name) if kind == "list" else self.redis.zcard(name))
         return total
 
+    def open_job_details(self) -> list[str]:
+        """Where the open jobs are and what they carry (for the message of a wait that timed out)."""
+        out = []
+        for meta in self.redis.scan_iter("motia:*:meta", count=500):
+            base = meta[: -len(":meta")]
+            for suffix, kind in OPEN_JOB_KEYS:
+                name = f"{base}:{suffix}"
+                ids = self.redis.lrange(name, 0, 5) if kind == "list" else self.redis.zrange(name, 0, 5)
+                for job_id in ids:
+                    job = self.redis.hgetall(f"{base}:{job_id}")
+                    out.append(
+                        f"{name} job {job_id}: attempts={job.get('attemptsMade')} "
+                        f"data={str(job.get('data'))[:200]} failed={str(job.get('failedReason'))[:200]}"
+                    )
+        return out
+
     def webhooks_pending(self) -> int:
         data = httpx.get(f"{self.stack.espo_url}/__sandbox/webhooks?log=0", timeout=30).json()
         return int(sum(data["pending"].values()) + data["retrying"])
@@ -93,7 +109,7 @@ class Probe:
             time.sleep(0.2)
         raise AssertionError(
             f"not quiet after {timeout}s: jobs={self.open_jobs()} webhooks={self.webhooks_pending()} "
-            f"step processes={self.step_processes()}"
+            f"step processes={self.step_processes()}; open: {self.open_job_details()}"
         )
 
     # ------------------------------------------------------------------ ops
