@@ -15,8 +15,9 @@ it finds that party, sees it linked to the first record, and is held as a duplic
 - Lock order: identity claims first, in sorted order, then betnr claims, in sorted order; a
   holder of a betnr claim never waits for an identity claim. So no two holders wait for each
   other, and a wait is bounded anyway (`wait_seconds`, then `ClaimBusy`).
-- A claim lost while held (expired during a Redis outage, force-released) makes `check()`
-  raise `ClaimLost` before the next write: a second record may be past its check by then.
+- A claim lost while held (expired during a Redis outage or a stall, force-released) makes
+  `check()` raise `ClaimLost` before the next write, whether or not the renewal has noticed yet
+  (it asks Redis who holds each claim): a second record may be past its check by then.
 """
 
 from __future__ import annotations
@@ -79,10 +80,14 @@ class HeldClaims:
         """Claim `betnr` too (after the identity claims: the lock order above)."""
         await self.take(keys.betnr_claim(betnr))
 
-    def check(self) -> None:
-        """Raise `ClaimLost` if any claim expired while held (call right before a write)."""
-        if any(lease.lost for lease in self.leases):
-            raise ClaimLost
+    async def check(self) -> None:
+        """Raise `ClaimLost` unless every claim is still ours (call right before a write): the
+        renewal found one gone, or it expired since the last renewal (a stalled process or
+        Redis; renewal runs only every third of the TTL) and another record may hold it now."""
+        for lease in self.leases:
+            if lease.lost or not await lease.owned():
+                lease.lost = True
+                raise ClaimLost
 
     async def release(self) -> None:
         try:

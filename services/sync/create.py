@@ -135,7 +135,7 @@ class Creator:
     async def _create(self, ctx: RecordContext, content: dict[str, Any], held: HeldClaims) -> Outcome:
         from services.beteiligte import mapper
 
-        held.check()
+        await held.check()
         betnr, created = await self._post(ctx, content)
         await self._d.linker.index.upsert([created])
         # The snapshot follows what Advoware answered to the POST: a field it did not store is reported.
@@ -143,7 +143,7 @@ class Creator:
             content, [], None, advo_fields=written_fields(content), advo_answer=mapper.from_advo(created)
         )
         now = self._d.systems.clock()
-        held.check()
+        await held.check()
         saved = await self._out.finish(
             ctx, {"betnr": betnr}, now, advo=created, message=check.message(content)
         )
@@ -164,7 +164,7 @@ class Creator:
         earlier try sent when that try made the party, else by the first-sync rules (nothing on
         either side is lost; services/sync/decide.py)."""
         assert decision.betnr is not None and decision.advo is not None
-        held.check()
+        await held.check()
         await self._out.mark_syncing(ctx)
         saved = await self._out.write_espo(ctx, {"betnr": decision.betnr}, versioned=True)
         ctx.espo["betnr"] = decision.betnr

@@ -42,7 +42,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -113,16 +112,15 @@ class EarlierTry:
     created_since_local: str  # Advoware local time: a party created since may be that try's
     sent: Mapping[str, Any] | None  # the content it POSTed (the record may have been renamed since)
 
-    def made(self, betnr: int, row: Mapping[str, Any]) -> bool:
-        """Did that try create this party?"""
+    def made(self, betnr: int, row: Mapping[str, Any], tz: ZoneInfo) -> bool:
+        """Did that try create this party? The stamps compared as instants (`tz`: Advoware's
+        zone): a stamp that carries an offset or `Z` is converted, not read as local time."""
+        from services.advoware.timezone import local_to_utc
+
         if self.betnr is not None:
             return betnr == self.betnr
         created = row.get("angelegtAm") or row.get("geaendertAm")
-        return bool(created) and _local(str(created)) >= _local(self.created_since_local)
-
-
-def _local(value: str) -> datetime:
-    return datetime.fromisoformat(value).replace(tzinfo=None)
+        return bool(created) and local_to_utc(str(created), tz) >= local_to_utc(self.created_since_local, tz)
 
 
 class Linker:
@@ -151,7 +149,7 @@ class Linker:
         if waiting is not None:
             return waiting
         records, candidates = await self._read_candidates(content, earlier)
-        ours = [b for b, row in records.items() if earlier is not None and earlier.made(b, row)]
+        ours = [b for b, row in records.items() if earlier is not None and earlier.made(b, row, self.tz)]
         if len(ours) == 1:
             decision = LinkDecision(
                 Action.LINK, betnr=ours[0], rule="created by an earlier try of this create", ours=True

@@ -59,14 +59,28 @@ async def test_claims_are_released_when_the_work_raises(redis: Any) -> None:
 async def test_a_claim_lost_while_held_stops_the_next_write(redis: Any) -> None:
     claims = Claims(redis, 0.3, wait_seconds=0.2)
     async with claims.hold(["person:k"]) as held:
-        held.check()
+        await held.check()
         await force_release(redis, keys.identity_claim("person:k"))  # e.g. expired in an outage
         for _ in range(100):  # until the renewal (every 0.1 s) notices
             if held.leases[0].lost:
                 break
             await asyncio.sleep(0.05)
         with pytest.raises(ClaimLost):
-            held.check()
+            await held.check()
+
+
+async def test_a_claim_another_record_holds_now_stops_the_write_before_the_renewal_notices(
+    redis: Any,
+) -> None:
+    # The claim expired while this holder stalled (renewal runs only every third of the TTL) and
+    # another record of the same party took it: the check before the POST must see that at once.
+    claims = Claims(redis, 30, wait_seconds=0.2)
+    async with claims.hold(["person:k"]) as held:
+        await force_release(redis, keys.identity_claim("person:k"))
+        async with claims.hold(["person:k"]):  # the other record's create, past its check
+            assert not held.leases[0].lost  # the renewal has not run since
+            with pytest.raises(ClaimLost):
+                await held.check()
 
 
 async def test_the_uniqueness_check_waits_for_a_create_linking_the_same_betnr() -> None:

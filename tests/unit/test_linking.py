@@ -12,7 +12,7 @@ from services.beteiligte.identity import Match, Strength
 from services.store import keys
 from services.sync.claims import Claims
 from services.sync.identity_index import IdentityIndex
-from services.sync.linking import Action, Linker, choose
+from services.sync.linking import Action, EarlierTry, Linker, choose
 from services.sync.verify import carry_baseline, message, unapplied
 from tests.support.fakes import BERLIN, FakeAdvo, FakeEspo
 from tests.unit.test_identity_index import advo_person
@@ -139,3 +139,15 @@ async def test_a_party_entered_in_advoware_since_the_last_poll_is_found_before_t
     advo.records[11] = advo_person(11, "Hans", "Müller", "1970-01-01")  # not in the index yet
     decision = await linker.before_create("e1", HANS)
     assert decision.action is Action.LINK and decision.betnr == 11
+
+
+def test_an_earlier_try_s_party_is_recognised_by_its_creation_instant_also_when_stamped_with_an_offset() -> (
+    None
+):
+    # The intent was written at 10:00 UTC, 12:00 in Berlin (summer); a server that stamps with an
+    # offset ("Z") created the party at 10:30 UTC. Read as local time, 10:30 would be before 12:00.
+    earlier = EarlierTry(None, "2026-07-01T12:00:00", HANS)
+    assert earlier.made(4711, {"angelegtAm": "2026-07-01T10:30:00Z"}, BERLIN)
+    assert earlier.made(4711, {"angelegtAm": "2026-07-01T12:30:00"}, BERLIN)  # the contract's local form
+    assert not earlier.made(4711, {"angelegtAm": "2026-07-01T09:30:00Z"}, BERLIN)  # 11:30 in Berlin: older
+    assert not earlier.made(4711, {"angelegtAm": "2026-07-01T11:59:59"}, BERLIN)
