@@ -38,9 +38,9 @@ async def cmd_restore(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int
 
 async def cmd_forget(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
     from services.ops.cli_output import EXIT_OK, print_json
-    from services.sync.forget import forget
+    from services.sync.forget import forget_locked
 
-    done = await forget(rt.redis, args.id)
+    done = await forget_locked(rt.engine.locks, args.id)
     if args.json:
         print_json(done.as_dict(), out)
     else:

@@ -182,15 +182,22 @@ class SyncEngine:
 
     async def handle_espo_delete(self, record_id: str) -> Outcome:
         """EspoCRM record deleted: unlink (Advoware is never touched); see `Outcomes.unlinked`."""
+        from services.errors import OperationError
         from services.sync.forget import forget
 
-        outcome = await self.outcomes.unlinked(record_id)
-        if self.recorder is not None:
-            await self.recorder.after_sync(outcome, "delete")
-        if outcome.result is Result.UNLINKED:
-            # The record is gone from EspoCRM: so are the service's copies of its personal data
-            # (snapshot, history, ...). The deletion notice still waiting for delivery stays.
-            await forget(self.systems.redis, record_id, keep_outbox=True)
+        try:
+            # Under the record's lock: a sync still running would write its history or intent
+            # back after the forget below. It finishes first (a sync is seconds; bounded wait).
+            async with self.locks.holding(record_id, wait=self.locks.ttl_seconds):
+                outcome = await self.outcomes.unlinked(record_id)
+                if self.recorder is not None:
+                    await self.recorder.after_sync(outcome, "delete")
+                if outcome.result is Result.UNLINKED:
+                    # The record is gone from EspoCRM: so are the service's copies of its personal
+                    # data (snapshot, history, ...). The deletion notice waiting for delivery stays.
+                    await forget(self.systems.redis, record_id, keep_outbox=True)
+        except OperationError:  # still locked after the wait: BullMQ retries the delete event
+            raise TimeoutError(f"record {record_id} still locked by a sync; delete retried") from None
         return outcome
 
     async def plan_pair(

@@ -34,6 +34,8 @@ from services.store import keys
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from services.sync.lock import RecordLocks
+
 # Lists whose JSON entries name a record by "id".
 _EVENT_LISTS = (keys.NOTIFICATIONS,)
 
@@ -126,10 +128,17 @@ async def _drop_hash_entries(redis: Redis, name: str, record_id: str) -> int:
     return removed
 
 
-async def forget_request(redis: Redis, body: Any) -> dict[str, Any]:
+async def forget_locked(locks: RecordLocks, record_id: str) -> Forgotten:
+    """`forget` under the record's lock (409 while a sync holds it): a sync running meanwhile
+    would write its history or intent back after the erasure."""
+    async with locks.holding(record_id):
+        return await forget(locks.redis, record_id)
+
+
+async def forget_request(locks: RecordLocks, body: Any) -> dict[str, Any]:
     """`POST /vmh/beteiligte/sync/forget` with `{"id": "<EspoCRM id>"}`."""
     from services.errors import OperationError
 
     if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not body["id"].strip():
         raise OperationError('expected {"id": "<EspoCRM id>"}')
-    return (await forget(redis, body["id"].strip())).as_dict()
+    return (await forget_locked(locks, body["id"].strip())).as_dict()

@@ -54,12 +54,12 @@ class RecordLocks:
         return await self.lease(record_id, token).extend()
 
     @contextlib.asynccontextmanager
-    async def holding(self, record_id: str) -> AsyncIterator[Lease]:
-        """An operator's action on one record: the lock taken (or OperationError 409 when a sync
-        holds it), renewed while the action works, released at the end even when it raises.
-        A sync event arriving meanwhile marks "again" and runs after it."""
+    async def holding(self, record_id: str, wait: float = 0.0) -> AsyncIterator[Lease]:
+        """An operator's action on one record: the lock taken (waiting up to `wait` seconds for a
+        sync that holds it, then OperationError 409), renewed while the action works, released
+        at the end even when it raises. A sync event arriving meanwhile marks "again"."""
         lease = self.lease(record_id)
-        if not await lease.acquire():
+        if not await lease.acquire(wait=wait):
             raise OperationError(f"record {record_id} is being synced right now; try again in a moment", 409)
         try:
             async with lease.renewing():

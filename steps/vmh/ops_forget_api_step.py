@@ -13,4 +13,6 @@ async def handler(req, context):
     from services.runtime import open_runtime
     from services.sync.forget import forget_request
 
-    return await answer(context, lambda rt: forget_request(rt.redis, req.get("body")), runtime=open_runtime)
+    return await answer(
+        context, lambda rt: forget_request(rt.engine.locks, req.get("body")), runtime=open_runtime
+    )

@@ -178,3 +178,34 @@ async def test_an_espocrm_delete_forgets_the_record_by_itself(env: dict[str, Any
     assert await traces_of(env["redis"], rid) == []
     assert betnr in env["advo"].records  # the Advoware party stays, by design
     assert any(str(betnr) in msg for _, msg in env["espo"].notifications)  # and staff are told
+
+
+async def test_forget_waits_for_no_sync_and_refuses_while_one_holds_the_record(env: dict[str, Any]) -> None:
+    """A sync running meanwhile would write the history or intent back after the erasure."""
+    from services.sync.forget import forget_locked
+
+    rid, _ = await conflicted(env)
+    token = await env["engine"].locks.acquire(rid)
+    assert token
+    with pytest.raises(OperationError) as exc:
+        await forget_locked(env["engine"].locks, rid)
+    assert exc.value.status == 409 and await env["redis"].exists(keys.snapshot(rid))
+    await env["engine"].locks.release(rid, token)
+    await forget_locked(env["engine"].locks, rid)
+    assert await traces_of(env["redis"], rid) == []
+
+
+async def test_an_espocrm_delete_waits_for_the_running_sync_before_it_forgets(env: dict[str, Any]) -> None:
+    import asyncio
+
+    rid, _ = await conflicted(env)
+    del env["espo"].records[rid]
+    token = await env["engine"].locks.acquire(rid)
+    assert token
+    delete = asyncio.create_task(env["engine"].handle_espo_delete(rid))
+    await asyncio.sleep(0.3)
+    assert not delete.done()  # waits for the sync's lock
+    await env["redis"].lpush(keys.history(rid), json.dumps({"at": "x", "written": "by the sync"}))
+    await env["engine"].locks.release(rid, token)
+    await asyncio.wait_for(delete, 10)
+    assert await traces_of(env["redis"], rid) == []
