@@ -212,7 +212,9 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
     from services.advoware.client import AdvowareClient
     from services.espocrm.client import EspoCrmClient
     from services.http.observe import set_observer
+    from services.http.retry import set_system_down
     from services.ops.metrics import Metrics
+    from services.store import keys
 
     settings = settings or get_settings()
     async with open_redis(settings) as redis:
@@ -220,9 +222,15 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
         advo = AdvowareClient(settings, redis)
         metrics = Metrics(redis)
         set_observer(metrics)  # every API call of this process -> vmh_api_calls / latency histogram
+
+        async def breaker_open(system: str) -> bool:
+            return bool(await redis.exists(keys.breaker(system)))
+
+        set_system_down(breaker_open)  # no repeat to a system whose breaker opened meanwhile
         try:
             yield build_runtime(settings, espo=espo, advo=advo, redis=redis, metrics=metrics)
         finally:
+            set_system_down(None)
             set_observer(None)
             await espo.aclose()
             await advo.aclose()

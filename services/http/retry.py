@@ -24,6 +24,9 @@
   The unsent kinds are repeated up to ``unsent_attempts`` times (a connector restart answers
   "nicht angemeldet" for several seconds; five in a row must not cost the record its sync),
   every other transient failure up to ``max_attempts``.
+* nothing is repeated to a system whose circuit breaker opened meanwhile (``set_system_down``):
+  a request in flight when the outage is confirmed gives up at its next failure, so only the
+  probe reaches a system that is down.
 
 The policy does not need httpx (steps that only retry do not pay its import).
 """
@@ -64,6 +67,28 @@ def single_attempt() -> Iterator[None]:
         yield
     finally:
         _SINGLE_ATTEMPT.reset(token)
+
+
+# Asked before each repeat: True when the failing system is known to be unavailable (its circuit
+# breaker is open, services/sync/breaker.py), so the repeat is not sent. Installed per process by
+# the composition root (services/runtime.py `open_runtime`); None: always repeat.
+SystemDown = Callable[[str], Awaitable[bool]]
+_SYSTEM_DOWN: SystemDown | None = None
+
+
+def set_system_down(check: SystemDown | None) -> None:
+    global _SYSTEM_DOWN
+    _SYSTEM_DOWN = check
+
+
+async def _system_down(system: str) -> bool:
+    if _SYSTEM_DOWN is None:
+        return False
+    try:
+        return await _SYSTEM_DOWN(system)
+    except Exception as exc:  # the check must never turn a retry into another error
+        log.warning("system-down check failed: %s", type(exc).__name__)
+        return False
 
 
 def not_carried_out(exc: TransientError) -> bool:
@@ -110,7 +135,7 @@ class RetryPolicy:
                 if (not idempotent and not unsent) or _SINGLE_ATTEMPT.get():
                     raise
                 bound = max(self.max_attempts, self.unsent_attempts) if unsent else self.max_attempts
-                if attempt >= bound:
+                if attempt >= bound or await _system_down(exc.system):
                     log.warning(
                         "giving up after %d attempts: %s status=%s",
                         attempt,

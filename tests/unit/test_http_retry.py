@@ -226,6 +226,31 @@ async def test_a_probe_is_sent_once() -> None:
     assert calls["n"] == 4
 
 
+async def test_nothing_is_repeated_to_a_system_whose_breaker_opened() -> None:
+    """A request in flight when the outage is confirmed (another record's probe opened the
+    breaker) gives up at its next failure instead of repeating it up to six times."""
+    from services.http.retry import set_system_down
+
+    down: set[str] = set()
+
+    async def breaker_open(system: str) -> bool:
+        return system in down
+
+    t = FakeTime()
+    call, calls = failing([offline() for _ in range(6)])
+    set_system_down(breaker_open)
+    try:
+        down.add("advoware")
+        with pytest.raises(ConnectorOfflineError):
+            await policy(t).run(call, idempotent=True)
+        assert calls["n"] == 1
+        down.clear()  # closed again: the usual repeats
+        assert await policy(t).run(call, idempotent=True) == "ok"
+        assert calls["n"] == 7
+    finally:
+        set_system_down(None)
+
+
 def test_parse_retry_after() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("") is None
