@@ -4,6 +4,7 @@ import endpointPlugin from '@motiadev/plugin-endpoint/plugin'
 import logsPlugin from '@motiadev/plugin-logs/plugin'
 import observabilityPlugin from '@motiadev/plugin-observability/plugin'
 import statesPlugin from '@motiadev/plugin-states/plugin'
+import syncConsolePlugin from './plugins/sync-console/plugin'
 
 // Motia and the sync service share one Redis (REDIS_URL): an operator runs one, not two.
 // Motia keeps its keys under motia:* and bull:*, the service under vmh:*.
@@ -21,6 +22,7 @@ function redisFromUrl(raw: string | undefined) {
 }
 
 export default defineConfig({
-  plugins: [observabilityPlugin, statesPlugin, endpointPlugin, logsPlugin, bullmqPlugin],
+  // syncConsolePlugin: the "Sync" tab (plugins/sync-console; docs/ops.md "The Sync tab").
+  plugins: [observabilityPlugin, statesPlugin, endpointPlugin, logsPlugin, bullmqPlugin, syncConsolePlugin],
   redis: redisFromUrl(process.env.REDIS_URL),
 })

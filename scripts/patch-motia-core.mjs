@@ -64,6 +64,10 @@
 //    answered 503 (Retry-After: 60) at once instead of hanging on the trace write until Redis
 //    returns. EspoCRM retries a 503 (shared/docs/espocrm-api.md §1.3), so a webhook batch sent
 //    during a Redis outage is delivered again later rather than lost or timed out.
+// 15. local-plugins-served (workbench middleware.js): Vite served files of the project only from
+//    steps/, src/ and tutorial/ (server.fs.allow), so a local Workbench plugin
+//    (`packageName: '~/plugins/<folder>'`, the "Sync" tab in plugins/sync-console) answered 403
+//    in both `motia dev` and `motia start`. plugins/ is now allowed too.
 //
 // Usage: node scripts/patch-motia-core.mjs [NODE_MODULES_DIR]   (default: ./node_modules)
 //        node scripts/patch-motia-core.mjs --list   (the patches as JSON, file paths relative
@@ -270,6 +274,13 @@ const patches = [
       '\t\t\tworkbenchBasePlugin(workbenchBase),\n' +
       '\t\t\t...hmr ? [] : [{ name: "vmh-no-hmr-client", transform(code, id) { if (!id.includes("vite/dist/client/client.mjs")) return null; const call = "transport.connect(createHMRHandler(handleMessage));"; if (!code.includes(call)) throw new Error("vmh-no-hmr-client: Vite client changed, review the patch"); return code.replace(call, "/* vmh: no HMR server in motia start */"); } }]\n' +
       '\t\t],\n',
+    file: MIDDLEWARE,
+    all: false,
+  },
+  {
+    name: 'local-plugins-served',
+    from: '\t\t\t\tpath.join(process.cwd(), "./tutorial"),\n',
+    to: '\t\t\t\tpath.join(process.cwd(), "./tutorial"),\n\t\t\t\tpath.join(process.cwd(), "./plugins"),\n',
     file: MIDDLEWARE,
     all: false,
   },

@@ -75,6 +75,21 @@ ROUTES: dict[str, OpsRoute] = {
         "BeteiligteForget",
         "Erase the service's copies of one record's personal data in Redis (admin token)",
     ),
+    "/vmh/beteiligte/sync/attention": OpsRoute(
+        "GET",
+        "BeteiligteNeedsPerson",
+        "The records that need a person, with reason, since and actions; recent conflicts (admin token)",
+    ),
+    "/vmh/beteiligte/sync/exclude": OpsRoute(
+        "POST",
+        "BeteiligteExclude",
+        "A person excludes a record from the sync, or includes it again and syncs it (admin token)",
+    ),
+    "/vmh/beteiligte/sync/deletions": OpsRoute(
+        "POST",
+        "BeteiligteHeldDeletions",
+        "Held deletions (bulk 404): show, release (sync again) or confirm them (admin token)",
+    ),
     "/vmh/beteiligte/sync/unlock": OpsRoute(
         "POST",
         "BeteiligteUnlock",

@@ -270,14 +270,9 @@ async def cmd_unlock(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def cmd_deletions(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
-    from services.sync.model import Trigger
+    from services.ops.console import deletions
 
-    guard = rt.deletions
-    result: dict[str, Any] = {"held_since": await guard.state(), "held": await guard.held()}
-    if args.release or args.confirm:
-        ids = await guard.release(confirm=args.confirm)
-        outcomes = await rt.engine.sync_many(ids, Trigger.RETRY_NOW) if ids else []
-        result["synced"] = {o.record_id: o.result.value for o in outcomes}
+    result = await deletions(rt, release=args.release, confirm=args.confirm)
     if args.json:
         print_json(result, out)
         return EXIT_OK

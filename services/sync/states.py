@@ -64,18 +64,30 @@ ALLOWED_TRANSITIONS: dict[SyncStatus, frozenset[SyncStatus]] = {
 # Statuses only a person sets (in EspoCRM); no transition of the service leads there.
 SET_BY_PERSON: frozenset[SyncStatus] = frozenset({S.EXCLUDED})
 
+# A person's moves (the operator's console, services/ops/console.py) besides the service's own:
+# exclude a record from any state but `syncing` (a worker holds it; wait for its outcome).
+# Re-including is the service's own `excluded -> pending_sync`.
+PERSON_TRANSITIONS: dict[SyncStatus, frozenset[SyncStatus]] = {
+    status: frozenset({S.EXCLUDED}) for status in SyncStatus if status not in (S.SYNCING, S.EXCLUDED)
+}
+
 
 class IllegalTransition(RuntimeError):
     """A status change that the state machine forbids: always a bug in the caller."""
 
 
-def can_transition(current: SyncStatus, target: SyncStatus) -> bool:
+def can_transition(current: SyncStatus, target: SyncStatus, *, by_person: bool = False) -> bool:
+    if by_person and target in PERSON_TRANSITIONS.get(current, frozenset()):
+        return True
     return target in ALLOWED_TRANSITIONS[current]
 
 
-def transition(current: SyncStatus | str | None, target: SyncStatus) -> SyncStatus:
-    """Return `target` if moving there from `current` is allowed, else raise IllegalTransition."""
+def transition(
+    current: SyncStatus | str | None, target: SyncStatus, *, by_person: bool = False
+) -> SyncStatus:
+    """Return `target` if moving there from `current` is allowed (`by_person`: also a person's
+    moves, PERSON_TRANSITIONS), else raise IllegalTransition."""
     cur = current if isinstance(current, SyncStatus) else SyncStatus.parse(current)
-    if not can_transition(cur, target):
+    if not can_transition(cur, target, by_person=by_person):
         raise IllegalTransition(f"syncStatus {cur.value} -> {target.value} is not allowed")
     return target

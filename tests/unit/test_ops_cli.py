@@ -297,6 +297,8 @@ def test_step_configs_are_valid() -> None:
         "ops_relink_api_step.py",
         "ops_restore_api_step.py",
         "ops_forget_api_step.py",
+        "ops_exclude_api_step.py",
+        "ops_deletions_api_step.py",
     }
     for path in STEPS:
         config = load_step(path).config

@@ -45,3 +45,19 @@ def test_blank_status_is_pending() -> None:
 def test_unknown_status_is_refused() -> None:
     with pytest.raises(ValueError):
         transition("bogus", SyncStatus.SYNCING)
+
+
+def test_a_person_may_exclude_from_any_state_but_syncing() -> None:
+    from services.sync.states import PERSON_TRANSITIONS
+
+    for status in SyncStatus:
+        if status in (SyncStatus.SYNCING, SyncStatus.EXCLUDED):
+            with pytest.raises(IllegalTransition):
+                transition(status, SyncStatus.EXCLUDED, by_person=True)
+        else:
+            assert transition(status, SyncStatus.EXCLUDED, by_person=True) is SyncStatus.EXCLUDED
+            with pytest.raises(IllegalTransition):
+                transition(status, SyncStatus.EXCLUDED)  # never the service's own move
+    # A person's moves lead only to excluded; the way back is the service's own requeue.
+    assert {t for targets in PERSON_TRANSITIONS.values() for t in targets} == {SyncStatus.EXCLUDED}
+    assert transition(SyncStatus.EXCLUDED, SyncStatus.PENDING_SYNC) is SyncStatus.PENDING_SYNC
