@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -51,3 +52,13 @@ async def test_health_without_settings_is_a_bare_503(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr("services.settings.get_settings", broken)
     mod = load_step(ROOT / "steps" / "vmh" / "monitor_health_api_step.py")
     assert await mod.handler({"headers": {}}, Ctx([])) == {"status": 503, "body": {"healthy": False}}
+
+
+def test_every_step_of_a_flow_has_its_place_in_the_workbench_layout() -> None:
+    """A step missing from motia-workbench.json is drawn by Motia far off the others; the
+    Workbench's fit-to-view then shrinks every label of the flow below legibility (the restore
+    and forget steps did: 5 px, tests/e2e/test_workbench_view.py)."""
+    placed = {f["id"]: set(f["config"]) for f in json.loads((ROOT / "motia-workbench.json").read_text())}
+    for path in sorted((ROOT / "steps" / "vmh").glob("*_step.py")):
+        for flow in load_step(path).config.get("flows", []):
+            assert f"steps/vmh/{path.name}" in placed.get(flow, set()), (flow, path.name)
