@@ -145,7 +145,10 @@ def open_tab(browser: Browser, served: Served, theme: str) -> None:
     )
     browser.goto(served.stack.motia_url + "/")
     browser.wait_for("!!document.querySelector('[data-testid=\"sync-link\"]')", timeout=240)
-    browser.click('[data-testid="sync-link"]')
+    browser.pump(1.0)
+    # The Workbench keeps the last tab open across reloads; clicking the open one would fold it.
+    if browser.evaluate("document.querySelector('[data-testid=\"sync-link\"]').dataset.state") != "active":
+        browser.click('[data-testid="sync-link"]')
     browser.wait_for(
         "document.querySelectorAll('[data-testid=\"needs-person-row\"]').length > 0", timeout=120
     )
@@ -180,6 +183,10 @@ def session(
         open_tab(browser, served, "light")
         out["rows"] = browser.evaluate(ROWS)
         out["fits_light"] = browser.evaluate(FITS)
+        browser.evaluate(
+            "document.querySelector('[data-testid=\"needs-person\"]').scrollIntoView({block: 'start'})"
+        )
+        browser.pump(0.3)
         browser.screenshot(light)
         # Advoware answers again; a person presses "sync now" on the failed record.
         httpx.delete(f"{served.stack.advo_url}/__sandbox/faults", timeout=30).raise_for_status()
