@@ -25,25 +25,10 @@ from starlette.routing import Route
 from sandbox import config as cfg
 from sandbox.admin import admin_routes, json_or_empty
 from sandbox.advoware_auth import AdvoError, TokenAuth
-from sandbox.advoware_drift import Drift, drift_route
+from sandbox.advoware_drift import FIELDS, Drift, drift_route
 from sandbox.common import Fault, Harness, HarnessMiddleware, Send, send_json
 from sandbox.seed import seed_for
 
-FIELDS = [
-    "betNr",
-    "rechtsform",
-    "anrede",
-    "titel",
-    "vorname",
-    "name",
-    "zusatz",
-    "geburtsdatum",
-    "handelsRegisterNummer",
-    "registergericht",
-    "kommunikation",
-    "angelegtAm",
-    "geaendertAm",
-]
 WRITABLE_STR = [f for f in FIELDS if f not in ("betNr", "kommunikation", "angelegtAm", "geaendertAm")]
 ANREDEN = {"Herr", "Frau", "Divers", "Firma"}
 MAX_TAKE = 100

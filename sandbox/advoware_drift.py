@@ -38,7 +38,8 @@ from sandbox.admin import json_or_empty
 
 STAMPS = ("geaendertAm", "angelegtAm")
 ROW_ID = "rowId"
-WIRE_FIELDS = (
+# The simulated party's fields, as the assumed contract names them (shared/docs/advoware-api.md).
+FIELDS = [
     "betNr",
     "rechtsform",
     "anrede",
@@ -52,8 +53,8 @@ WIRE_FIELDS = (
     "kommunikation",
     "angelegtAm",
     "geaendertAm",
-    ROW_ID,
-)
+]
+WIRE_FIELDS = (*FIELDS, ROW_ID)
 KOMM_FIELDS = ("kommKz", "tlf", "bemerkung", "online")
 
 
