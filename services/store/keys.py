@@ -11,6 +11,7 @@ appears anywhere else in the code.
 | `vmh:snap:<espo id>`                       | string | last-synced snapshot (JSON)                    | none            |
 | `vmh:betnr:<betnr>`                        | string | betnr -> espo id index of the snapshots        | none            |
 | `vmh:intent:<espo id>`                     | string | create intent (JSON)                           | 14 days         |
+| `vmh:create:unresolved:<lookup key>`       | set    | espo ids whose create intent holds this key    | 14 days         |
 | `vmh:unlinked:<espo id>`                   | hash   | pair unlinked after an EspoCRM delete          | none            |
 | `vmh:conflict:pending:<espo id>`           | string | conflicts not yet reported                     | 14 days         |
 | `vmh:conflict:notified:<espo id>:<digest>` | string | a conflict (field, both values) was notified   | 14 days         |
@@ -102,6 +103,12 @@ def pending_conflicts(espo_id: str) -> str:
 def conflict_notified(espo_id: str, digest: str) -> str:
     """`digest`: of the conflict's field and both values (services/sync/stores.py)."""
     return _key("conflict", "notified", espo_id, digest)
+
+
+def unresolved_create(lookup_key: str) -> str:
+    """The records with a create intent (POST outcome not settled) on this identity lookup key
+    (services/sync/intents.py): another record's create of the same party waits for them."""
+    return _key("create", "unresolved", lookup_key)
 
 
 # Long enough to outlive any retry schedule; an intent older than this is stale anyway.

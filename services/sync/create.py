@@ -25,7 +25,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from services.errors import TransientError, VersionConflictError
+from services.errors import FatalError, TransientError, VersionConflictError
 from services.sync.claims import ClaimBusy, HeldClaims
 from services.sync.decide import is_empty
 from services.sync.intents import CreateIntent
@@ -114,6 +114,16 @@ class Creator:
         # a party an earlier try of this create made is still linked rather than made twice.
         anyway = ctx.held_before and ctx.trigger is Trigger.MANUAL
         if intent is not None or not anyway:
+            other = await self._d.intents.unresolved_other(ctx.record_id, claim_keys(content, intent))
+            if other is not None:
+                # Its POST may still be carried out: checking now could find nothing and POST a
+                # second party. Left as it is (like ClaimBusy): the sweep comes back.
+                log.info("record %s: waits for record %s's unsettled create", ctx.record_id, other)
+                return Outcome(
+                    ctx.record_id,
+                    Result.SKIPPED,
+                    reason=f"create waits: record {other}'s create of the same party is not settled",
+                )
             earlier = None
             if intent is not None:
                 tz = self._d.systems.tz
@@ -235,7 +245,13 @@ class Creator:
         await self._out.mark_syncing(ctx)
         intent = CreateIntent(ctx.record_id, started_at=self._d.systems.clock().isoformat(), sent=content)
         await self._d.intents.put(intent)
-        created = await self._d.systems.advo.create_beteiligter(payload)
+        try:
+            created = await self._d.systems.advo.create_beteiligter(payload)
+        except FatalError:
+            # Advoware refused the POST: nothing was created, the outcome is settled (its marks
+            # would keep other records' creates of the same party waiting).
+            await self._d.intents.delete(ctx.record_id)
+            raise
         ctx.advo_writes += 1
         betnr = as_int(created.get("betNr"))
         if betnr is None:

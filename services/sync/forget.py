@@ -7,7 +7,7 @@ EspoCRM record, key by key from the registry (services/store/keys.py):
 | what                                   | key                                        |
 |----------------------------------------|--------------------------------------------|
 | last-synced snapshot (names, contacts) | `vmh:snap:<id>`, its `vmh:betnr:<betnr>`   |
-| create intent (content sent)           | `vmh:intent:<id>`                          |
+| create intent (content sent)           | `vmh:intent:<id>`, its `vmh:create:unresolved:*` marks |
 | history (values old -> new)            | `vmh:history:<id>`                         |
 | conflicts waiting / notified marks     | `vmh:conflict:pending:<id>`, `…:notified:<id>:*` |
 | notices waiting for delivery           | entries of `vmh:notify:outbox` for the id  |
@@ -58,10 +58,14 @@ async def forget(redis: Redis, record_id: str, *, keep_outbox: bool = False) -> 
     """Remove the record's traces (see the module doc). `keep_outbox`: leave its notices that
     still wait for delivery (the automatic forget after a delete: the deletion notice must
     still reach a person; the outbox drops it once delivered)."""
+    from services.sync.intents import IntentStore
+
     done = Forgotten(record_id)
     await _drop_snapshot(redis, record_id, done)
+    # With its marks: another record's create of the same party no longer waits for this one.
+    if await IntentStore(redis).delete(record_id):
+        done.keys_deleted.append(keys.create_intent(record_id))
     per_record = [
-        keys.create_intent(record_id),
         keys.history(record_id),
         keys.pending_conflicts(record_id),
         keys.unlinked(record_id),

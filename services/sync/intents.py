@@ -11,11 +11,20 @@ record's identity - even after staff completed it in Advoware, and links it. The
 gives that link its baseline: what was sent (and what Advoware answered), never Advoware's
 current content, so edits made on either side since the POST are synced as edits
 (services/sync/create.py).
+
+While a record's intent lives, its create's outcome is not settled: a POST whose answer was lost
+may still be carried out by Advoware later (a slow server finishes a request the client gave up
+on). So each lookup key of what was sent names the record (`keys.unresolved_create`), and
+another record's create of the same identity waits (`IntentStore.unresolved_other`, under the
+claims, services/sync/create.py) instead of finding nothing and POSTing a second party. The
+marks go with the intent (`delete`: resolved, held, unlinked, forgotten); a mark whose record
+has no intent any more (expired, an older version's delete) is dropped when found.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -61,9 +70,43 @@ class IntentStore:
         return CreateIntent(**json.loads(raw))
 
     async def put(self, intent: CreateIntent) -> None:
-        await self.redis.set(
-            keys.create_intent(intent.espo_id), json.dumps(asdict(intent)), ex=keys.CREATE_INTENT_TTL_SECONDS
-        )
+        ttl = keys.CREATE_INTENT_TTL_SECONDS
+        # Marked before the intent is stored: an intent is never without its marks.
+        for lookup in _sent_keys(intent.sent):
+            await self.redis.sadd(keys.unresolved_create(lookup), intent.espo_id)
+            await self.redis.expire(keys.unresolved_create(lookup), ttl)
+        await self.redis.set(keys.create_intent(intent.espo_id), json.dumps(asdict(intent)), ex=ttl)
 
-    async def delete(self, espo_id: str) -> None:
-        await self.redis.delete(keys.create_intent(espo_id))
+    async def delete(self, espo_id: str) -> bool:
+        """Drop the intent and its marks; True if there was one."""
+        raw = await self.redis.get(keys.create_intent(espo_id))
+        sent = None
+        if raw:
+            try:
+                sent = json.loads(raw).get("sent")
+            except (TypeError, ValueError, AttributeError):
+                sent = None  # unreadable: its marks are dropped as stale when found
+        for lookup in _sent_keys(sent):
+            await self.redis.srem(keys.unresolved_create(lookup), espo_id)
+        return bool(await self.redis.delete(keys.create_intent(espo_id)))
+
+    async def unresolved_other(self, espo_id: str, lookup_keys: Iterable[str]) -> str | None:
+        """Another record whose create of an identity sharing one of `lookup_keys` is not
+        settled (it has an intent), or None. Marks of records without an intent are dropped."""
+        for lookup in sorted(set(lookup_keys)):
+            name = keys.unresolved_create(lookup)
+            for member in sorted(await self.redis.smembers(name)):
+                other = member if isinstance(member, str) else member.decode()
+                if other == espo_id:
+                    continue
+                if await self.redis.exists(keys.create_intent(other)):
+                    return other
+                await self.redis.srem(name, other)
+        return None
+
+
+def _sent_keys(sent: Mapping[str, Any] | None) -> list[str]:
+    """The identity lookup keys of what a create sent (the keys it claimed, create.claim_keys)."""
+    from services.beteiligte.identity import identity_of_content, lookup_keys
+
+    return lookup_keys(identity_of_content(sent)) if sent else []

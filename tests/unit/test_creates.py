@@ -234,3 +234,73 @@ async def test_a_claim_lost_during_the_identity_check_stops_the_create_before_th
     env["clock"].tick(600)
     assert (await env["engine"].sync_record(rid, Trigger.SWEEP)).result is Result.CREATED
     assert len(advo.records) == 1
+
+
+def late_first_create(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """A slow Advoware: the first POST times out for the client, and the server carries it out
+    later (when the test appends the payload's party: `advo.add(late.pop())`)."""
+    from services.errors import ResponseTimeoutError
+
+    advo, real = env["advo"], env["advo"].create_beteiligter
+    late: list[dict[str, Any]] = []
+
+    async def slow_server(payload: dict[str, Any]) -> dict[str, Any]:
+        if advo.calls["create"] == 0:
+            advo.calls["create"] += 1
+            late.append(copy.deepcopy(payload))
+            raise ResponseTimeoutError("read timeout", system="advoware")
+        return await real(payload)
+
+    monkeypatch.setattr(advo, "create_beteiligter", slow_server)
+    return late
+
+
+async def test_a_create_answered_late_keeps_another_records_create_of_the_party_waiting(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chaos run's sequence: A's POST times out but Advoware creates A's party later; B, of
+    the same person, must not find nothing in between and POST a second party."""
+    espo, advo, engine = env["espo"], env["advo"], env["engine"]
+    first, second = espo.add(dict(PERSON_ESPO)), espo.add(copy.deepcopy(PERSON_ESPO))
+    late = late_first_create(env, monkeypatch)
+    assert (await engine.sync_record(first, Trigger.WEBHOOK_CREATE)).result is Result.FAILED
+    out = await engine.sync_record(second, Trigger.WEBHOOK_CREATE)
+    assert advo.calls["create"] == 1, "B POSTed while A's POST may still be carried out: two parties"
+    assert out.result is Result.SKIPPED and first in (out.reason or ""), out
+    assert espo.records[second]["syncStatus"] == "pending_sync"  # the sweep's pending source
+    advo.add(late.pop())  # the slow server finishes A's POST
+    env["clock"].tick(600)
+    a = await engine.sync_record(first, Trigger.SWEEP)  # not kept waiting by its own mark
+    assert a.result is Result.CREATED and len(advo.records) == 1, "a second Advoware party"
+    b = await engine.sync_record(second, Trigger.SWEEP)
+    (betnr,) = advo.records
+    assert a.betnr == betnr and b.result is Result.HELD and espo.records[second]["syncStatus"] == "conflict"
+    assert first in espo.records[second]["syncErrorMessage"]
+    assert advo.calls["create"] == 1
+
+
+async def test_a_mark_whose_record_has_no_intent_any_more_keeps_nobody_waiting(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.store import keys
+
+    espo, advo, engine, redis = env["espo"], env["advo"], env["engine"], env["redis"]
+    first, second = espo.add(dict(PERSON_ESPO)), espo.add(copy.deepcopy(PERSON_ESPO))
+    late_first_create(env, monkeypatch)  # never carried out
+    await engine.sync_record(first, Trigger.WEBHOOK_CREATE)
+    await redis.delete(keys.create_intent(first))  # e.g. expired; its marks left behind
+    assert (await engine.sync_record(second, Trigger.WEBHOOK_CREATE)).result is Result.CREATED
+    assert len(advo.records) == 1
+    async for name in redis.scan_iter(match=keys.unresolved_create("*")):
+        assert first not in await redis.smembers(name), "the stale mark was not dropped"
+
+
+async def test_a_post_advoware_refused_keeps_nobody_waiting(env: dict[str, Any]) -> None:
+    from services.errors import ValidationError
+
+    espo, advo, engine = env["espo"], env["advo"], env["engine"]
+    first, second = espo.add(dict(PERSON_ESPO)), espo.add(copy.deepcopy(PERSON_ESPO))
+    advo.fail_next["create"] = [ValidationError("refused", system="advoware", status_code=400)]
+    assert (await engine.sync_record(first, Trigger.WEBHOOK_CREATE)).result is Result.PERMANENTLY_FAILED
+    assert await engine.intents.get(first) is None  # nothing was created: nothing to wait for
+    assert (await engine.sync_record(second, Trigger.WEBHOOK_CREATE)).result is Result.CREATED

@@ -209,3 +209,49 @@ async def test_an_espocrm_delete_waits_for_the_running_sync_before_it_forgets(en
     await env["engine"].locks.release(rid, token)
     await asyncio.wait_for(delete, 10)
     assert await traces_of(env["redis"], rid) == []
+
+
+async def unsettled_create_and_a_waiting_duplicate(env: dict[str, Any]) -> tuple[str, str]:
+    """Record A's POST timed out (its outcome unknown); B, of the same person, waits for it."""
+    from services.errors import ResponseTimeoutError
+    from services.sync.model import Result
+
+    espo, engine = env["espo"], env["engine"]
+    first, second = espo.add(dict(PERSON_ESPO)), espo.add(dict(PERSON_ESPO))
+    env["advo"].fail_next["create"] = [ResponseTimeoutError("read timeout", system="advoware")]
+    assert (await engine.sync_record(first, Trigger.WEBHOOK_CREATE)).result is Result.FAILED
+    assert (await engine.sync_record(second, Trigger.WEBHOOK_CREATE)).result is Result.SKIPPED
+    return first, second
+
+
+async def unsettled_marks(redis: Any, record_id: str) -> list[str]:
+    """The unsettled-create marks naming the record (B's history names it too, by id: B's)."""
+    return [
+        name
+        async for name in redis.scan_iter(match=keys.unresolved_create("*"))
+        if record_id in await redis.smembers(name)
+    ]
+
+
+async def test_forget_of_a_record_with_an_unsettled_create_lets_the_other_create(
+    env: dict[str, Any],
+) -> None:
+    from services.sync.model import Result
+
+    first, second = await unsettled_create_and_a_waiting_duplicate(env)
+    done = await forget(env["redis"], first)
+    assert keys.create_intent(first) in done.keys_deleted
+    assert await unsettled_marks(env["redis"], first) == []
+    assert (await env["engine"].sync_record(second, Trigger.SWEEP)).result is Result.CREATED
+
+
+async def test_an_espocrm_delete_of_a_record_with_an_unsettled_create_lets_the_other_create(
+    env: dict[str, Any],
+) -> None:
+    from services.sync.model import Result
+
+    first, second = await unsettled_create_and_a_waiting_duplicate(env)
+    del env["espo"].records[first]
+    await env["engine"].handle_espo_delete(first)
+    assert await unsettled_marks(env["redis"], first) == []
+    assert (await env["engine"].sync_record(second, Trigger.SWEEP)).result is Result.CREATED
