@@ -241,9 +241,13 @@ def flows(stack: Stack, people: People, rdb: Any) -> dict[str, Any]:
 
     # A delete in EspoCRM (unlink, notification), and the ops answers.
     other = people.espo_create({**PERSON, "lastName": "Zqxdelete", "emailAddressData": []})
-    wait_status(people, other, "clean")
+    other_betnr = wait_status(people, other, "clean")["betnr"]
     people.espo_delete(other)
-    wait_until(lambda: rdb.exists(keys.unlinked(other)), message="unlinked")
+    # Handled: unlinked, and its copies forgotten with it (063c839: the unlink mark too), so the
+    # pair's snapshot and betnr index are gone.
+    wait_until(
+        lambda: not rdb.exists(keys.snapshot(other), keys.betnr_index(other_betnr)), message="unlinked"
+    )
     sweep(stack)
     wait_until(
         lambda: str(advo_field(people, betnr, "titel")) == "Prof. Zqxtitel"
