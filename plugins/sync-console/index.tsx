@@ -72,9 +72,13 @@ const errorOf = (a: Answer | undefined) =>
 function summary(c: Json): string {
   if (c.problem) return String(c.problem)
   if (Array.isArray(c.problems) && c.problems.length) return `${c.problems.length} problem(s)`
-  const parts = Object.entries(c)
-    .filter(([k, v]) => k !== 'state' && v !== null && typeof v !== 'object')
-    .map(([k, v]) => `${k.replace(/_/g, ' ')} ${v}`)
+  // Scalars, and the non-zero counts of a flat object of numbers (e.g. espocrm's records).
+  const parts = Object.entries(c).flatMap(([k, v]): string[] => {
+    if (k === 'state' || v === null) return []
+    if (typeof v !== 'object') return [`${k.replace(/_/g, ' ')} ${v}`]
+    const counts = Object.entries(v as Json).filter(([, n]) => typeof n === 'number' && n > 0)
+    return counts.map(([name, n]) => `${name.replace(/_/g, ' ')} ${n}`)
+  })
   return parts.slice(0, 3).join(' · ')
 }
 
