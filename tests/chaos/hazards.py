@@ -80,3 +80,17 @@ def held_pairs(espo: dict[str, dict[str, Any]], pairs: dict[int, list[str]]) -> 
             shown = [(r["id"], r.get("syncStatus"), r.get("betnr")) for r in rows]
             problems.append(f"pair {number}: {shown}")
     return problems
+
+
+def unexpected_conflicts(espo: dict[str, dict[str, Any]], pairs: dict[int, list[str]]) -> list[str]:
+    """The records in `conflict` beyond one held record per duplicate pair: id, syncStatus and
+    syncErrorMessage (it names the rule and the candidates), so a failure explains itself."""
+    expected: set[str] = set()
+    for rids in pairs.values():
+        held = [r for r in rids if espo.get(r, {}).get("syncStatus") == "conflict"]
+        expected.update(held[:1])
+    return [
+        f"{rid} {row.get('syncStatus')}: {row.get('syncErrorMessage')}"
+        for rid, row in sorted(espo.items())
+        if row.get("syncStatus") == "conflict" and rid not in expected
+    ]

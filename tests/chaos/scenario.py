@@ -27,6 +27,16 @@ from services.beteiligte.normalize import RECHTSFORMEN
 PERSON_FIELDS = ("title", "first_name", "last_name", "birth_date", "emails", "phones")
 COMPANY_FIELDS = ("company_name", "legal_form", "register_number", "register_court", "emails", "phones")
 CONFLICTABLE = {"title", "first_name", "last_name", "company_name", "register_court", "register_number"}
+# The fields the identity rule compares (services/beteiligte/identity.py; contacts aside).
+IDENTITY_FIELDS = {
+    "first_name",
+    "last_name",
+    "birth_date",
+    "company_name",
+    "legal_form",
+    "register_number",
+    "register_court",
+}
 
 FIRST = [
     "Jürgen",
@@ -70,6 +80,11 @@ class Record:
     # Two EspoCRM records of one party, created together (a double entry): the number of their
     # pair. Exactly one of them may get the Advoware party; the other is held as a duplicate.
     pair: int | None = None
+    # The EspoCRM twin of a party a person entered in Advoware first (`existing_in_advoware`).
+    # Until it is linked, a person edits none of its identity fields: a twin renamed in EspoCRM
+    # before its first sync is no longer the same party by the identity rule (a new name with
+    # the same register entry is only a WEAK match: held for a person, by design).
+    twin: bool = False
     # canonical field -> (canonical expected value, description of the edit)
     expected: dict[str, Any] = field(default_factory=dict)
     conflicts: list[dict[str, Any]] = field(default_factory=list)  # conflict pairs, in order
@@ -229,6 +244,11 @@ def advo_twin(body: dict[str, Any]) -> dict[str, Any]:
     """The Advoware party of the same person or company as the EspoCRM `body` (entered there by a
     person before the EspoCRM record exists): the service must link it, never create a second."""
     return mapper.to_advo_payload(mapper.from_espo(body), None)
+
+
+def editable(rec: Record, name: str) -> bool:
+    """May a person edit field `name` of `rec` in EspoCRM now (see `Record.twin`)?"""
+    return not (rec.twin and rec.betnr is None and name in IDENTITY_FIELDS)
 
 
 def assign_owners(kind: str, rng: random.Random, with_conflict: bool) -> dict[str, str]:

@@ -67,6 +67,7 @@ from tests.chaos.hazards import (
     SLOW_READS,
     false_conflicts,
     held_pairs,
+    unexpected_conflicts,
 )
 from tests.chaos.people import People, clear_faults, service_faults, set_faults
 from tests.chaos.scenario import (
@@ -75,6 +76,7 @@ from tests.chaos.scenario import (
     advo_change,
     advo_twin,
     assign_owners,
+    editable,
     espo_change,
     field_differs,
     initial_espo,
@@ -231,7 +233,7 @@ class Scenario:
                 continue
             for name in self.rng.sample(fields, k=self.rng.randint(1, 3)):
                 owner = rec.owner[name]
-                if owner == "E":
+                if owner == "E" and editable(rec, name):
                     espo_plans.setdefault(rec.rid, []).append((name, self.values.for_field(name)))
                 elif owner == "A" and linked:
                     advo_plans.setdefault(rec.rid, []).append((name, self.values.for_field(name)))
@@ -298,7 +300,9 @@ class Scenario:
                 touched.add(self.create(kind, in_chaos=True).rid)
         if number in (1, 3) and self.twins:  # creates of parties that already exist in Advoware
             for kind, body in (self.twins.pop(), self.twins.pop()):
-                touched.add(self.create(kind, in_chaos=True, body=body).rid)
+                twin = self.create(kind, in_chaos=True, body=body)
+                twin.twin = True
+                touched.add(twin.rid)
                 self.figures["creates_existing_in_advoware"] += 1
         if number in (1, 3):
             touched |= self.create_pair()
@@ -472,8 +476,13 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
         if sc.figures["workers_killed"] >= 2:
             break
         sc.slow_advoware_writes()
-        rec = next(r for r in sc.records.values() if not r.deleted_in_advoware and "E" in r.owner.values())
-        name = next(n for n, o in rec.owner.items() if o == "E")
+        rec, name = next(
+            (r, n)
+            for r in sc.records.values()
+            if not r.deleted_in_advoware
+            for n, o in r.owner.items()
+            if o == "E" and editable(r, n)
+        )
         saved = mapper.from_espo(people.espo_edit(rec.rid, espo_change(name, sc.values.for_field(name))))
         rec.expected[name] = saved[name]
         sc.figures["espo_edits"] += 1
@@ -494,7 +503,10 @@ def test_sync_converges_under_faults(chaos_stack: Cluster, tmp_path_factory: pyt
         divergent, espo, advo = divergent_pairs(people, sc.records)
         if quiescent(counts, held=len(sc.pairs)) and not divergent:
             break
-        assert time.monotonic() < deadline, f"no convergence: counts={counts} divergent={divergent}"
+        assert time.monotonic() < deadline, (
+            f"no convergence: counts={counts} divergent={divergent} "
+            f"unexpected conflicts: {unexpected_conflicts(espo, sc.pairs)}"
+        )
         probe.sweep()
         time.sleep(1.0)
     converge_s = time.monotonic() - started - setup_s - chaos_s
