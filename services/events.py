@@ -26,6 +26,11 @@ WEBHOOK_TOPICS: dict[WebhookEvent, str] = {
 }
 SYNC_CHECK_TOPIC = "vmh.beteiligte.sync_check"
 SYNC_TOPICS: tuple[str, ...] = (*WEBHOOK_TOPICS.values(), SYNC_CHECK_TOPIC)
+# How long a runtime's BullMQ lock on a sync job lasts (Motia's queue `visibilityTimeout`; the
+# runtime renews it every half of that while it lives). Motia's default, 900 s, kept the jobs a
+# killed runtime had in flight locked - unprocessed - for 15 minutes. BullMQ's own default: another
+# runtime's stalled check (every 30 s) takes them over within about a minute.
+SYNC_JOB_LOCK_SECONDS = 30
 
 
 class SyncEvent(TypedDict):

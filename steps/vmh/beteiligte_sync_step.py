@@ -1,6 +1,6 @@
 """The one sync step: every vmh.beteiligte.* event ends here (lock, compare, write)."""
 
-from services.events import SYNC_TOPICS
+from services.events import SYNC_JOB_LOCK_SECONDS, SYNC_TOPICS
 from services.logbridge import motia_logging
 from services.sync.dispatch import handle_sync_event, lower_priority
 
@@ -12,6 +12,8 @@ config = {
     "emits": [],
     "virtualEmits": [{"topic": "advoware.beteiligte.write", "label": "reads, writes"}],
     "flows": ["vmh", "vmh-ops"],
+    # A killed runtime's jobs are taken over when this lock runs out (services/events.py).
+    "infrastructure": {"queue": {"visibilityTimeout": SYNC_JOB_LOCK_SECONDS}},
 }
 
 

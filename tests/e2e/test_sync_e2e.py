@@ -166,3 +166,28 @@ def test_ops_endpoints_need_the_admin_token(stack: Stack) -> None:
     ok = httpx.get(f"{stack.motia_url}/vmh/beteiligte/sync/status", headers=ADMIN, timeout=30)
     assert ok.status_code == 200 and "counts" in ok.json()
     assert json.dumps(ok.json()).count("sandbox-") == 0  # no credentials in the report
+
+
+def test_a_running_sync_job_is_locked_for_seconds_not_minutes(stack: Stack, actor: Actor) -> None:
+    """A runtime killed mid-sync leaves the jobs it ran locked until their BullMQ lock runs out;
+    only then does another runtime take them over. Motia's default lock, 900 s, left them
+    unprocessed for 15 minutes (the chaos test's instance kill): the sync step sets its own."""
+    from redis import Redis
+
+    from services.events import SYNC_JOB_LOCK_SECONDS
+
+    slow = {"kind": "latency", "latency_ms": 2500, "next_n": None, "match": {"path": "Beteiligte"}}
+    httpx.post(f"{stack.advo_url}/__sandbox/faults", json=slow, timeout=30).raise_for_status()
+    client: Any = Redis.from_url(stack.redis_url, decode_responses=True)  # its stubs: Awaitable | T
+    try:
+        create_person(actor, lastName="Sperrfrist")  # its sync waits on the slowed Advoware calls
+
+        def lock_ttls() -> list[int]:
+            locks = client.scan_iter("motia:*.BeteiligteSync:*:lock", count=1000)
+            return [t for t in (int(client.pttl(k)) for k in locks) if t > 0]
+
+        ttls = wait_until(lock_ttls, timeout=60, message="a running sync job's lock")
+    finally:
+        httpx.delete(f"{stack.advo_url}/__sandbox/faults", timeout=30).raise_for_status()
+        client.close()
+    assert max(ttls) <= SYNC_JOB_LOCK_SECONDS * 1000, ttls
