@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from services.runtime import Runtime, RuntimeFactory
 
 OPS_FLOW = "vmh-ops"
+# The routes behind the Workbench's Sync tab (plugins/sync-console) and its per-record actions: a
+# flow of their own, so each flow fits the Workbench's view with legible labels.
+CONSOLE_FLOW = "vmh-console"
 
 
 @dataclass(frozen=True)
@@ -69,26 +72,31 @@ ROUTES: dict[str, OpsRoute] = {
         "POST",
         "BeteiligteRestore",
         "Put the Advoware value a conflict overwrote back on both sides; refused if it changed since (admin token)",
+        flow=CONSOLE_FLOW,
     ),
     "/vmh/beteiligte/sync/forget": OpsRoute(
         "POST",
         "BeteiligteForget",
         "Erase the service's copies of one record's personal data in Redis (admin token)",
+        flow=CONSOLE_FLOW,
     ),
     "/vmh/beteiligte/sync/attention": OpsRoute(
         "GET",
         "BeteiligteNeedsPerson",
         "The records that need a person, with reason, since and actions; recent conflicts (admin token)",
+        flow=CONSOLE_FLOW,
     ),
     "/vmh/beteiligte/sync/exclude": OpsRoute(
         "POST",
         "BeteiligteExclude",
         "A person excludes a record from the sync, or includes it again and syncs it (admin token)",
+        flow=CONSOLE_FLOW,
     ),
     "/vmh/beteiligte/sync/deletions": OpsRoute(
         "POST",
         "BeteiligteHeldDeletions",
         "Held deletions (bulk 404): show, release (sync again) or confirm them (admin token)",
+        flow=CONSOLE_FLOW,
     ),
     "/vmh/beteiligte/sync/unlock": OpsRoute(
         "POST",
