@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from services.sync.advoware_watch import AdvowareWatch
     from services.sync.breaker import CircuitBreakers, Probe
     from services.sync.deletions import DeletionGuard
+    from services.sync.deps import Systems
     from services.sync.engine import SyncEngine
-    from services.sync.model import Systems
     from services.sync.notify import Notifier
     from services.sync.ports import Advoware, EspoCrm
     from services.sync.sweep import Sweeper
@@ -104,8 +104,9 @@ def build_runtime(
     `metrics` (the service always; unit tests of the sync without), every sync is recorded
     (history, metrics, waiting notices: services/ops/recorder.py) and the breakers' conditions
     go through the ops alerts."""
+    from services.sync.deps import Systems
     from services.sync.engine import SyncEngine
-    from services.sync.model import SyncConfig, Systems
+    from services.sync.model import SyncConfig
     from services.sync.notify import Notifier
 
     s = settings

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from services.backfill.plan import PARK_PREFIX, Action
 from services.errors import ApiError
-from services.sync.model import ENTITY, Systems, as_int
+from services.sync.deps import Systems
+from services.sync.model import ENTITY, as_int
 from services.sync.states import SyncStatus, can_transition, transition
 
 if TYPE_CHECKING:

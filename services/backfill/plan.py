@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from services.backfill.matching import Ambiguity, Link, MatchReport, match_records
 from services.sync.decide import change_rows
-from services.sync.model import ENTITY, Systems, as_int
+from services.sync.deps import Systems
+from services.sync.model import ENTITY, as_int
 from services.sync.states import SyncStatus
 
 if TYPE_CHECKING:

@@ -26,7 +26,8 @@ from services.backfill.plan import (
 )
 from services.backfill.state import BackfillLock, RunLog
 from services.errors import ApiError, BackfillAbortedError, TransientError
-from services.sync.model import Outcome, Result, SyncOptions, Systems, Trigger
+from services.sync.deps import Systems
+from services.sync.model import Outcome, Result, SyncOptions, Trigger
 
 if TYPE_CHECKING:
     from services.sync.advoware_watch import AdvowareWatch
@@ -194,7 +195,7 @@ class Backfill:
         """Every create passes the identity check (services/sync/linking.py), which waits while
         the identity index is incomplete: build it to the end first, so that no create of this
         run is skipped (a skipped create would be checkpointed as done)."""
-        index = self.engine.deps.linker.index
+        index = self.engine.linker.index
         deadline = asyncio.get_running_loop().time() + INDEX_WAIT_SECONDS
         while not (await index.build(self.systems.advo)).ready:
             if asyncio.get_running_loop().time() > deadline:

@@ -152,12 +152,12 @@ async def recent_conflicts(rt: Runtime) -> list[dict[str, Any]]:
     """The newest same-field conflicts (from the records' histories), newest first, each with
     both values and whether a restore is still the newest conflict on that field."""
     from services.ops.history import history_for
-    from services.sync.notify import recent_events
+    from services.sync.stores import RecentEvents
 
     history = history_for(rt.redis, rt.settings)
     seen: set[str] = set()
     out: list[dict[str, Any]] = []
-    for event in await recent_events(rt.redis, "conflict", RECENT_CONFLICTS):
+    for event in await RecentEvents(rt.redis).read("conflict", RECENT_CONFLICTS):
         rid = str(event.get("id"))
         if rid in seen:
             continue

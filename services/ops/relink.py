@@ -34,7 +34,7 @@ async def relink(engine: SyncEngine, record_id: str, betnr: int) -> dict[str, An
         raise OperationError(f"betnr {betnr} does not exist in Advoware", 404) from None
     # Under the betnr's claim: a create linking the same betnr right now is not missed.
     try:
-        async with engine.deps.linker.claims.hold(betnrs=[betnr]):
+        async with engine.linker.claims.hold(betnrs=[betnr]):
             previous = await _point_at(engine, record_id, betnr)
     except ClaimBusy:
         raise OperationError(f"betnr {betnr} is being linked right now; try again in a moment", 409) from None
@@ -46,7 +46,7 @@ async def relink(engine: SyncEngine, record_id: str, betnr: int) -> dict[str, An
 async def _point_at(engine: SyncEngine, record_id: str, betnr: int) -> Any:
     """Write `betnr` to the record (requeued as pending_sync) unless another record holds it;
     the betnr it had."""
-    others = await engine.deps.linker.other_holders(record_id, betnr)
+    others = await engine.linker.other_holders(record_id, betnr)
     if others:
         raise OperationError(
             f"betnr {betnr} is already the link of EspoCRM record(s) {', '.join(others)}", 409

@@ -12,29 +12,42 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from datetime import timedelta
-from typing import Any
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from services.sync.backoff import retry_due_at
-from services.sync.model import PARKED, Outcome, Result, SyncDeps, Trigger, stays_parked
+from services.sync.model import PARKED, Outcome, Result, Trigger, stays_parked
 from services.sync.states import SyncStatus, transition
+
+if TYPE_CHECKING:
+    from services.sync.backoff import OwnWrites
+    from services.sync.breaker import CircuitBreakers
 
 log = logging.getLogger(__name__)
 
 
 class Admission:
-    def __init__(self, deps: SyncDeps, *, retry_base: timedelta) -> None:
-        self._d = deps
+    def __init__(
+        self,
+        *,
+        breakers: CircuitBreakers,
+        own_writes: OwnWrites,
+        clock: Callable[[], datetime],
+        retry_base: timedelta,
+    ) -> None:
+        self._breakers = breakers
+        self._own_writes = own_writes
+        self._clock = clock
         self.retry_base = retry_base
 
     async def circuit_open(self, record_id: str) -> Outcome | None:
         """An outcome `WAITING` if a system's breaker is open (the record is held for it)."""
-        blocked = await self._d.breakers.open_states()
+        blocked = await self._breakers.open_states()
         if not blocked:
             return None
         # A system is down or refuses us: send nothing; the every-minute probe releases it.
-        await self._d.breakers.hold(sorted(blocked), record_id)
+        await self._breakers.hold(sorted(blocked), record_id)
         since = ", ".join(f"{s} since {blocked[s].since}" for s in sorted(blocked))
         log.info("record %s waits for %s (unavailable; nothing sent, no attempt counted)", record_id, since)
         return Outcome(record_id, Result.WAITING, reason="circuit open: " + ",".join(sorted(blocked)))
@@ -57,7 +70,7 @@ class Admission:
     async def _backoff_holds(self, espo: Mapping[str, Any], trigger: Trigger) -> bool:
         if trigger not in (Trigger.SWEEP, Trigger.DAILY_CHECK):
             return False
-        if not await self._d.own_writes.untouched_since_our_write(espo):
+        if not await self._own_writes.untouched_since_our_write(espo):
             return False
         due = retry_due_at(espo, self.retry_base)
-        return due is not None and due > self._d.systems.clock()
+        return due is not None and due > self._clock()

@@ -34,8 +34,9 @@ from typing import Any
 
 from services.store import keys
 from services.store.watermark import Watermark, next_watermark
+from services.sync.deps import Systems
 from services.sync.identity_index import IdentityIndex
-from services.sync.model import ENTITY, Systems
+from services.sync.model import ENTITY
 from services.sync.snapshot import SnapshotStore
 from services.sync.stores import PendingAdvoware
 

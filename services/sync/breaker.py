@@ -42,7 +42,7 @@ from services.errors import ApiError, AuthError
 from services.http.retry import single_attempt
 from services.store import keys
 from services.store.timestamps import utc_now
-from services.sync.notify import record_event
+from services.sync.stores import RecentEvents
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -239,7 +239,7 @@ class CircuitBreakers(BreakerStates):
         if not await self.redis.set(keys.breaker(system), state, nx=True):
             return
         log.error("circuit breaker for %s opened (%s): %s", system, kind, reason)
-        await record_event(self.redis, "breaker_open", system, reason)
+        await RecentEvents(self.redis).record("breaker_open", system, reason)
         await self._alert(condition(system, kind), reason, active=True)
 
     async def _alert(self, name: str, detail: str, *, active: bool) -> None:
@@ -277,7 +277,7 @@ class CircuitBreakers(BreakerStates):
             return
         waiting = int(await self.redis.zcard(keys.breaker_held(system)))
         log.warning("circuit breaker for %s closed; releasing %d waiting records", system, waiting)
-        await record_event(self.redis, "breaker_closed", system, f"released={waiting}")
+        await RecentEvents(self.redis).record("breaker_closed", system, f"released={waiting}")
         for kind in ("auth", "unavailable"):
             await self._alert(condition(system, kind), "", active=False)
 

@@ -23,18 +23,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.errors import FatalError, TransientError, VersionConflictError
 from services.sync.claims import ClaimBusy, HeldClaims
 from services.sync.decide import is_empty
 from services.sync.intents import CreateIntent
 from services.sync.linking import Action, EarlierTry, LinkDecision
-from services.sync.model import Outcome, RecordContext, Result, SyncDeps, Trigger, as_int
-from services.sync.notify import record_event
+from services.sync.model import Outcome, RecordContext, Result, Trigger, as_int
 from services.sync.outcomes import Outcomes
 from services.sync.update import Updater
 from services.sync.verify import verify_writes
+
+if TYPE_CHECKING:
+    from services.sync.deps import CreateDeps
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ def unedited_since_created(party: Mapping[str, Any]) -> bool:
 
 
 class Creator:
-    def __init__(self, deps: SyncDeps, outcomes: Outcomes, updater: Updater) -> None:
+    def __init__(self, deps: CreateDeps, outcomes: Outcomes, updater: Updater) -> None:
         self._d = deps
         self._out = outcomes
         self._updater = updater
@@ -184,9 +186,7 @@ class Creator:
             assert intent is not None
             await self._recovered(ctx, decision.advo, intent, saved)
         else:
-            await record_event(
-                self._d.systems.redis, "linked", ctx.record_id, f"betnr={decision.betnr} ({decision.rule})"
-            )
+            await self._d.recent.record("linked", ctx.record_id, f"betnr={decision.betnr} ({decision.rule})")
             await self._d.stats.count("links")
             log.info(
                 "record %s: the party exists in Advoware (betnr %s, %s); linked instead of created",
@@ -221,7 +221,7 @@ class Creator:
 
         betnr = as_int(party.get("betNr"))
         log.info("record %s: linked the Advoware party %s an earlier try created", ctx.record_id, betnr)
-        await record_event(self._d.systems.redis, "linked", ctx.record_id, f"betnr={betnr} (earlier try)")
+        await self._d.recent.record("linked", ctx.record_id, f"betnr={betnr} (earlier try)")
         await self._d.stats.count("creates")
         if intent.sent is None or betnr is None:
             return

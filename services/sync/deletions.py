@@ -56,8 +56,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from services.store import keys
 from services.store.timestamps import utc_now
 from services.sync.breaker import Alert
-from services.sync.notify import record_event
 from services.sync.snapshot import SnapshotStore, advoware_change
+from services.sync.stores import RecentEvents
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -145,7 +145,7 @@ class DeletionGuard:
         if not await self.redis.set(keys.breaker(GUARD), state, nx=True):
             return
         log.error("deletions held (bulk 404): %s", reason)
-        await record_event(self.redis, "breaker_open", GUARD, reason)
+        await RecentEvents(self.redis).record("breaker_open", GUARD, reason)
         await self._alert(reason, active=True)
 
     async def _alert(self, detail: str, *, active: bool) -> None:
@@ -170,8 +170,8 @@ class DeletionGuard:
         if confirm and ids:
             await self.redis.sadd(keys.DELETIONS_CONFIRMED, *ids)
             await self.redis.expire(keys.DELETIONS_CONFIRMED, keys.DELETIONS_CONFIRMED_TTL_SECONDS)
-        await record_event(
-            self.redis, "breaker_closed", GUARD, f"{'confirmed' if confirm else 'released'}={len(ids)}"
+        await RecentEvents(self.redis).record(
+            "breaker_closed", GUARD, f"{'confirmed' if confirm else 'released'}={len(ids)}"
         )
         await self._alert("", active=False)
         log.warning(

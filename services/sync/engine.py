@@ -24,6 +24,7 @@ from services.sync.admission import Admission
 from services.sync.backoff import OwnWrites
 from services.sync.claims import Claims
 from services.sync.create import Creator
+from services.sync.deps import CreateDeps, OutcomeDeps, PlanningDeps, Systems, UpdateDeps
 from services.sync.identity_index import IdentityIndex
 from services.sync.intents import IntentStore
 from services.sync.linking import Linker
@@ -34,9 +35,7 @@ from services.sync.model import (
     RecordContext,
     Result,
     SyncConfig,
-    SyncDeps,
     SyncOptions,
-    Systems,
     Trigger,
     as_int,
 )
@@ -44,7 +43,7 @@ from services.sync.outcomes import RECORDED_ERRORS, Outcomes
 from services.sync.planning import Planner, RecordPlan
 from services.sync.snapshot import Snapshot, SnapshotStore
 from services.sync.states import SyncStatus, transition
-from services.sync.stores import PendingAdvoware, PendingConflicts, SyncStats
+from services.sync.stores import PendingAdvoware, PendingConflicts, RecentEvents, SyncStats
 from services.sync.update import Updater
 
 if TYPE_CHECKING:
@@ -81,38 +80,72 @@ class SyncEngine:
         self.locks = RecordLocks(redis, self.config.lock_ttl_seconds)
         self.snapshots = SnapshotStore(redis)
         self.intents = IntentStore(redis)
-        self.deps = SyncDeps(
-            systems=self.systems,
-            locks=self.locks,
-            snapshots=self.snapshots,
-            intents=self.intents,
-            notifier=self.notifier,
-            conflicts=PendingConflicts(redis),
-            pending_advoware=PendingAdvoware(redis),
-            stats=SyncStats(redis),
-            breakers=self.breakers,
-            deletions=self.deletions,
-            own_writes=OwnWrites(redis),
-            linker=Linker(
-                espo=self.systems.espo,
-                advo=self.systems.advo,
-                index=IdentityIndex(redis),
-                tz=self.systems.tz,
-                claims=Claims(redis, self.config.lock_ttl_seconds),
-            ),
-            directions=self.directions,
-            recorder=self.recorder,
+        self.linker = Linker(
+            espo=self.systems.espo,
+            advo=self.systems.advo,
+            index=IdentityIndex(redis),
+            tz=self.systems.tz,
+            claims=Claims(redis, self.config.lock_ttl_seconds),
         )
-        self.admission = Admission(self.deps, retry_base=self.config.retry_base)
-        self.outcomes = Outcomes(self.deps, max_attempts=self.config.max_attempts)
-        self.planner = Planner(self.deps)
+        self.pending_advoware = PendingAdvoware(redis)
+        self.stats = SyncStats(redis)
+        self._build_parts(RecentEvents(redis), OwnWrites(redis), PendingConflicts(redis))
+
+    def _build_parts(self, recent: RecentEvents, own_writes: OwnWrites, conflicts: PendingConflicts) -> None:
+        """Each part of a run, given only what it uses (services/sync/deps.py)."""
+        self.admission = Admission(
+            breakers=self.breakers,
+            own_writes=own_writes,
+            clock=self.systems.clock,
+            retry_base=self.config.retry_base,
+        )
+        self.outcomes = Outcomes(
+            OutcomeDeps(
+                systems=self.systems,
+                snapshots=self.snapshots,
+                intents=self.intents,
+                pending_advoware=self.pending_advoware,
+                own_writes=own_writes,
+                stats=self.stats,
+                recent=recent,
+                notifier=self.notifier,
+                breakers=self.breakers,
+                recorder=self.recorder,
+            ),
+            max_attempts=self.config.max_attempts,
+        )
+        self.planner = Planner(
+            PlanningDeps(
+                systems=self.systems,
+                snapshots=self.snapshots,
+                intents=self.intents,
+                index=self.linker.index,
+                directions=self.directions,
+            )
+        )
         self.updater = Updater(
-            deps=self.deps,
+            deps=UpdateDeps(
+                systems=self.systems,
+                linker=self.linker,
+                deletions=self.deletions,
+                conflicts=conflicts,
+                notifier=self.notifier,
+                stats=self.stats,
+                recent=recent,
+            ),
             planner=self.planner,
             outcomes=self.outcomes,
             reread_after_seconds=self.config.advoware_reread_after_seconds,
         )
-        self.creator = Creator(self.deps, self.outcomes, self.updater)
+        creates = CreateDeps(
+            systems=self.systems,
+            locks=self.locks,
+            intents=self.intents,
+            linker=self.linker,
+            stats=self.stats,
+            recent=recent,
+        )
+        self.creator = Creator(creates, self.outcomes, self.updater)
 
     # ------------------------------------------------------------------ entry points
     async def sync_many(
@@ -177,7 +210,7 @@ class SyncEngine:
             trigger = Trigger.SWEEP
         assert outcome is not None
         if outcome.result is not Result.LOCKED:
-            await self.deps.pending_advoware.discard(record_id)
+            await self.pending_advoware.discard(record_id)
         return outcome
 
     async def handle_espo_delete(self, record_id: str) -> Outcome:
@@ -226,7 +259,7 @@ class SyncEngine:
     async def _lease_lost(self, record_id: str) -> Outcome:
         """Recorded, nothing written: whoever holds the lease now runs the record once more."""
         log.warning("record %s: lease lost mid-sync; stopped before the next write", record_id)
-        await self.deps.stats.count("lease_lost")
+        await self.stats.count("lease_lost")
         await self.locks.mark_again(record_id)
         return Outcome(record_id, Result.LOCKED, reason="lease lost mid-sync")
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.store import keys
 from services.sync.model import ENTITY, as_int
-from services.sync.notify import record_event
+from services.sync.stores import RecentEvents
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -72,7 +72,9 @@ class LinkAudit:
             log.error("betnr %s is linked to %d EspoCRM records: %s", betnr, len(ids), ", ".join(ids))
             if reported.get(str(betnr)) == ids:
                 continue  # told already
-            await record_event(self.redis, "duplicate_link", ids[0], f"betnr={betnr} records={','.join(ids)}")
+            await RecentEvents(self.redis).record(
+                "duplicate_link", ids[0], f"betnr={betnr} records={','.join(ids)}"
+            )
             for record_id in ids:
                 await self.notifier.notify(record_id, duplicate_text(betnr, ids))
         summary = {

@@ -1,36 +1,18 @@
 """The vocabulary of one record's sync: why it runs (`Trigger`), how it ended (`Result`,
-`Outcome`), what a run carries along (`RecordContext`), what the orchestrating parts share
-(`Systems`, `SyncDeps`) and which states wait for a person (`PARKED`, `stays_parked`). No I/O
-here."""
+`Outcome`), what a run carries along (`RecordContext`), its tunables and options (`SyncConfig`,
+`SyncOptions`) and which states wait for a person (`PARKED`, `stays_parked`). No I/O here; what
+the parts are given is services/sync/deps.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from services.sync.decide import MergePlan
 from services.sync.states import SyncStatus
-
-if TYPE_CHECKING:
-    from zoneinfo import ZoneInfo
-
-    from redis.asyncio import Redis
-
-    from services.beteiligte.fieldmap import Direction
-    from services.ops.recorder import SyncRecorder
-    from services.sync.backoff import OwnWrites
-    from services.sync.breaker import CircuitBreakers
-    from services.sync.deletions import DeletionGuard
-    from services.sync.intents import IntentStore
-    from services.sync.linking import Linker
-    from services.sync.lock import RecordLocks
-    from services.sync.notify import Notifier
-    from services.sync.ports import AdvowareApi, EspoListingApi
-    from services.sync.snapshot import SnapshotStore
-    from services.sync.stores import PendingAdvoware, PendingConflicts, SyncStats
 
 ENTITY = "CBeteiligte"
 
@@ -115,41 +97,6 @@ class RecordContext:
     @property
     def deleted_before(self) -> bool:
         return self.espo.get("syncStatus") == SyncStatus.DELETED_IN_ADVOWARE.value
-
-
-@dataclass(frozen=True)
-class Systems:
-    """The two systems, Redis, the firm's time zone and the clock: what the engine, the sweep,
-    the Advoware change poll and the backfill all work with. Built once per execution by the
-    composition root (services/runtime.py `Runtime.systems`)."""
-
-    espo: EspoListingApi
-    advo: AdvowareApi
-    redis: Redis
-    tz: ZoneInfo
-    clock: Callable[[], datetime]
-
-
-@dataclass(frozen=True)
-class SyncDeps:
-    """The collaborators every part of a sync shares (built once by `SyncEngine`)."""
-
-    systems: Systems
-    locks: RecordLocks
-    snapshots: SnapshotStore
-    intents: IntentStore
-    notifier: Notifier
-    conflicts: PendingConflicts
-    pending_advoware: PendingAdvoware
-    stats: SyncStats
-    breakers: CircuitBreakers
-    deletions: DeletionGuard
-    own_writes: OwnWrites
-    linker: Linker
-    # Per-field direction (field map + SYNC_FIELD_DIRECTIONS); None: every field two-way.
-    directions: Mapping[str, Direction] | None = None
-    # History, metrics, waiting notices and alerts after each sync (services/ops/recorder.py).
-    recorder: SyncRecorder | None = None
 
 
 PARKED = frozenset({SyncStatus.PERMANENTLY_FAILED, SyncStatus.DELETED_IN_ADVOWARE, SyncStatus.CONFLICT})

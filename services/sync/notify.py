@@ -31,13 +31,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from services.errors import ApiError, NotFoundError
 from services.store import keys
 from services.sync.model import ENTITY
+from services.sync.stores import RECENT_LIMIT
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
-RECENT_LIMIT = 100
 OUTBOX = keys.NOTIFY_OUTBOX  # hash: notice id -> JSON
 USER_NAME_TTL_SECONDS = 24 * 3600
 
@@ -315,19 +315,3 @@ def permanently_failed_text(label: str, attempts: int, reason: str) -> str:
         f"Der Abgleich von {label} mit Advoware ist endgültig fehlgeschlagen (nach {attempts} "
         f"Versuch(en)). Grund: {reason}. Bitte Daten prüfen und den Abgleich erneut anstoßen."
     )
-
-
-async def record_event(redis: Redis, kind: str, record_id: str, reason: str | None = None) -> None:
-    """Append to the recent-events list shown by `status` (failures, conflicts, deletes)."""
-    entry: dict[str, Any] = {"at": datetime.now(UTC).isoformat(), "kind": kind, "id": record_id}
-    if reason:
-        entry["reason"] = reason
-    pipe = redis.pipeline(transaction=False)
-    pipe.lpush(keys.recent(kind), json.dumps(entry))
-    pipe.ltrim(keys.recent(kind), 0, RECENT_LIMIT - 1)
-    await pipe.execute()
-
-
-async def recent_events(redis: Redis, kind: str, limit: int = 20) -> Sequence[dict[str, Any]]:
-    raws = await redis.lrange(keys.recent(kind), 0, limit - 1)
-    return [json.loads(r) for r in raws]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.errors import ApiError, FatalError, InvalidDataError, NotFoundError, TransientError
 from services.store import keys
@@ -23,10 +23,12 @@ from services.sync import notify
 from services.sync.breaker import System
 from services.sync.fault import Fault, classify, is_system_fault
 from services.sync.linking import LinkDecision
-from services.sync.model import ENTITY, Outcome, RecordContext, Result, SyncDeps, as_int
-from services.sync.notify import record_event
+from services.sync.model import ENTITY, Outcome, RecordContext, Result, as_int
 from services.sync.snapshot import Snapshot, row_id
 from services.sync.states import SyncStatus, transition
+
+if TYPE_CHECKING:
+    from services.sync.deps import OutcomeDeps
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ RECORDED_ERRORS = (TransientError, FatalError, InvalidDataError)
 
 
 class Outcomes:
-    def __init__(self, deps: SyncDeps, *, max_attempts: int) -> None:
+    def __init__(self, deps: OutcomeDeps, *, max_attempts: int) -> None:
         self._d = deps
         self.max_attempts = max_attempts
 
@@ -103,7 +105,7 @@ class Outcomes:
             if is_system_fault(write_exc) and await self._d.breakers.confirm(write_exc, ctx.record_id):
                 return Outcome(ctx.record_id, Result.WAITING, reason=reason, writes=ctx.writes)
             return Outcome(ctx.record_id, Result.FAILED, reason=reason, writes=ctx.writes)
-        await record_event(self._d.systems.redis, "failure", ctx.record_id, reason)
+        await self._d.recent.record("failure", ctx.record_id, reason)
         await self._d.stats.count("permanent_failures" if permanent else "failures")
         log.warning(
             "record %s sync failed (attempt %d, %s): %s",
@@ -153,7 +155,7 @@ class Outcomes:
             },
         )
         await self._d.snapshots.delete(ctx.record_id)
-        await record_event(self._d.systems.redis, "deleted_in_advoware", ctx.record_id, f"betnr={betnr}")
+        await self._d.recent.record("deleted_in_advoware", ctx.record_id, f"betnr={betnr}")
         label = notify.record_label(ctx.record_id, name=ctx.espo.get("name"), betnr=betnr)
         await self._d.notifier.notify(ctx.record_id, notify.deleted_in_advoware_text(label, betnr))
         await self._d.stats.count("deleted_in_advoware")
@@ -185,7 +187,7 @@ class Outcomes:
         )
         await d.snapshots.delete(record_id)
         await d.intents.delete(record_id)
-        await record_event(d.systems.redis, "unlinked", record_id, f"betnr={betnr}" if betnr else None)
+        await d.recent.record("unlinked", record_id, f"betnr={betnr}" if betnr else None)
         if betnr:
             name = notify.display_name(snap.content) if snap else None
             label = notify.record_label(record_id, name=name, betnr=betnr)
@@ -244,9 +246,7 @@ class Outcomes:
         since `finish` carried Advoware's) and a person gets a note."""
         if espo_only:
             await self.write_espo(ctx, {"syncErrorMessage": message})
-        await record_event(
-            self._d.systems.redis, "unapplied", ctx.record_id, ",".join(fields)
-        )  # names, no values
+        await self._d.recent.record("unapplied", ctx.record_id, ",".join(fields))  # names, no values
         await self._d.stats.count("unapplied_writes")
         await self._d.notifier.notify(ctx.record_id, message)
         log.warning("record %s: a write was not fully applied (reported on the record)", ctx.record_id)
@@ -261,7 +261,7 @@ class Outcomes:
         if ctx.espo.get("syncErrorMessage") == decision.message and ctx.held_before:
             return outcome
         await self.write_espo(ctx, {"syncStatus": target.value, "syncErrorMessage": decision.message})
-        await record_event(self._d.systems.redis, "held", ctx.record_id, decision.message[:300])
+        await self._d.recent.record("held", ctx.record_id, decision.message[:300])
         await self._d.stats.count("held")
         for record_id in (ctx.record_id, *decision.related):
             await self._d.notifier.notify(record_id, f"Datensatz {ctx.record_id}: {decision.message}")

@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from services.errors import ApiError, NotFoundError
 from services.sync.decide import MergePlan, decide
-from services.sync.model import ENTITY, PARKED, SyncDeps, Trigger, as_int, stays_parked
+from services.sync.model import ENTITY, PARKED, Trigger, as_int, stays_parked
 from services.sync.snapshot import Snapshot
 from services.sync.states import SyncStatus
 from services.sync.verify import ADVO_BASELINE, ESPO_BASELINE
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
+
+    from services.sync.deps import PlanningDeps
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ class RecordPlan:
 
 
 class Planner:
-    def __init__(self, deps: SyncDeps) -> None:
+    def __init__(self, deps: PlanningDeps) -> None:
         self._d = deps
         self._own_user: str | None = None
 
@@ -133,7 +135,7 @@ class Planner:
         from services.beteiligte.identity import identity_of_content
         from services.sync.linking import Action, choose
 
-        index = self._d.linker.index
+        index = self._d.index
         if content is None or not await index.ready():
             out.reason = "the identity index is not ready: the create would wait for it"
             return

@@ -11,8 +11,8 @@ from services.store import keys
 from services.store.server_check import check_server
 from services.sync.breaker import BreakerStates
 from services.sync.model import ENTITY
-from services.sync.notify import recent_events
 from services.sync.states import SyncStatus
+from services.sync.stores import RecentEvents
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -56,13 +56,13 @@ async def status_report(espo: EspoListingApi, redis: Redis) -> dict[str, Any]:
             {"id": r.get("id"), "syncStatus": r.get("syncStatus"), "since": r.get("modifiedAt")}
             for r in oldest
         ],
-        "recent_failures": list(await recent_events(redis, "failure", 20)),
-        "recent_conflicts": list(await recent_events(redis, "conflict", 20)),
+        "recent_failures": list(await RecentEvents(redis).read("failure", 20)),
+        "recent_conflicts": list(await RecentEvents(redis).read("conflict", 20)),
         # Records held for a person by the identity check / betnr uniqueness (reason: ids, betNrs,
         # rules), parties linked instead of created, and writes a system did not fully apply.
-        "recent_held": list(await recent_events(redis, "held", 20)),
-        "recent_linked": list(await recent_events(redis, "linked", 20)),
-        "recent_unapplied": list(await recent_events(redis, "unapplied", 20)),
+        "recent_held": list(await RecentEvents(redis).read("held", 20)),
+        "recent_linked": list(await RecentEvents(redis).read("linked", 20)),
+        "recent_unapplied": list(await RecentEvents(redis).read("unapplied", 20)),
         **await _link_audit(redis),
         "last_sweep": json.loads(last_sweep) if last_sweep else None,
         "watermarks": {
@@ -86,7 +86,7 @@ async def _link_audit(redis: Any) -> dict[str, Any]:
     """The daily "one betnr, one record" check (services/sync/link_audit.py): betnr -> ids."""
     raw = await redis.get(keys.LINK_AUDIT)
     return {
-        "recent_duplicate_links": list(await recent_events(redis, "duplicate_link", 20)),
+        "recent_duplicate_links": list(await RecentEvents(redis).read("duplicate_link", 20)),
         "link_audit": json.loads(raw) if raw else None,
     }
 

@@ -14,6 +14,8 @@ constructed with the Redis connection, keys from services/store/keys.py.
   (id -> emit time, a sorted set; see services/sync/advoware_watch.py). Cleared when a sync
   records an outcome.
 - `SyncStats`: the counters `status` shows (one hash).
+- `RecentEvents`: the recent-events lists `status` and the console show (failures, conflicts,
+  deletes, breakers), the newest `RECENT_LIMIT` of each kind.
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from services.store import keys
 from services.sync.decide import FieldConflict
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+RECENT_LIMIT = 100  # entries kept per recent-events list (and in the notices list)
 
 
 @dataclass(frozen=True)
@@ -104,3 +109,22 @@ class SyncStats:
 
     async def all(self) -> dict[str, int]:
         return {k: int(v) for k, v in (await self.redis.hgetall(keys.STATS)).items()}
+
+
+@dataclass(frozen=True)
+class RecentEvents:
+    redis: Redis
+
+    async def record(self, kind: str, record_id: str, reason: str | None = None) -> None:
+        """Append to the recent-events list shown by `status` (failures, conflicts, deletes)."""
+        entry: dict[str, Any] = {"at": datetime.now(UTC).isoformat(), "kind": kind, "id": record_id}
+        if reason:
+            entry["reason"] = reason
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lpush(keys.recent(kind), json.dumps(entry))
+        pipe.ltrim(keys.recent(kind), 0, RECENT_LIMIT - 1)
+        await pipe.execute()
+
+    async def read(self, kind: str, limit: int = 20) -> Sequence[dict[str, Any]]:
+        raws = await self.redis.lrange(keys.recent(kind), 0, limit - 1)
+        return [json.loads(r) for r in raws]

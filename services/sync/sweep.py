@@ -43,8 +43,9 @@ from services.store.watermark import Watermark
 from services.sync.backoff import OwnWrites, retry_due_at
 from services.sync.breaker import CircuitBreakers
 from services.sync.deletions import DeletionGuard, DeletionScan
+from services.sync.deps import Systems
 from services.sync.fault import is_system_fault
-from services.sync.model import ENTITY, Systems, Trigger
+from services.sync.model import ENTITY, Trigger
 from services.sync.snapshot import SnapshotStore
 from services.sync.states import SyncStatus
 

@@ -27,19 +27,21 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.errors import NotFoundError, TransientError, VersionConflictError
 from services.store import keys
 from services.sync.decide import FieldConflict, MergePlan
 from services.sync.linking import Action
-from services.sync.model import ENTITY, Outcome, RecordContext, Result, SyncDeps, Trigger
-from services.sync.notify import record_event
+from services.sync.model import ENTITY, Outcome, RecordContext, Result, Trigger
 from services.sync.outcomes import Outcomes
 from services.sync.planning import Planner
 from services.sync.snapshot import Snapshot, row_id
 from services.sync.states import SyncStatus
 from services.sync.verify import Verification, answered_fields, verify_writes
+
+if TYPE_CHECKING:
+    from services.sync.deps import UpdateDeps
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ def base_after_write(
 
 @dataclass(kw_only=True)
 class Updater:
-    deps: SyncDeps
+    deps: UpdateDeps
     planner: Planner
     outcomes: Outcomes
     reread_after_seconds: float  # SYNC_ADVOWARE_REREAD_SECONDS
@@ -303,7 +305,5 @@ class Updater:
                 counters={"conflicts": len(fresh)},
             )
             if told:
-                await record_event(
-                    self.deps.systems.redis, "conflict", record_id, ",".join(c.field for c in fresh)
-                )
+                await self.deps.recent.record("conflict", record_id, ",".join(c.field for c in fresh))
         await self.deps.conflicts.delete(record_id)

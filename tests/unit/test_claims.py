@@ -85,7 +85,7 @@ async def test_a_claim_another_record_holds_now_stops_the_write_before_the_renew
 
 async def test_the_uniqueness_check_waits_for_a_create_linking_the_same_betnr() -> None:
     env = fake_env()
-    linker = env["engine"].deps.linker
+    linker = env["engine"].linker
     held_elsewhere = Claims(env["redis"], 30)
     async with held_elsewhere.hold(betnrs=[4711]):
         waiting = asyncio.create_task(linker.unique_link("r2", 4711))

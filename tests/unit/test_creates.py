@@ -195,7 +195,7 @@ async def test_a_create_waiting_too_long_for_the_same_party_is_left_for_the_swee
     from services.sync.claims import Claims
     from services.sync.create import claim_keys
 
-    espo, advo, linker = env["espo"], env["advo"], env["engine"].deps.linker
+    espo, advo, linker = env["espo"], env["advo"], env["engine"].linker
     linker.claims = Claims(env["redis"], 30, wait_seconds=0.2)
     rid = espo.add(dict(PERSON_ESPO))
     async with Claims(env["redis"], 30).hold(claim_keys(mapper.from_espo(PERSON_ESPO), None)):
@@ -211,7 +211,7 @@ async def test_a_claim_lost_during_the_identity_check_stops_the_create_before_th
     from services.store.lease import force_release
     from services.sync.claims import Claims
 
-    espo, advo, linker = env["espo"], env["advo"], env["engine"].deps.linker
+    espo, advo, linker = env["espo"], env["advo"], env["engine"].linker
     linker.claims = Claims(env["redis"], 0.6)  # renewed every 0.2 s
     real_check = linker.before_create
 

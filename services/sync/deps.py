@@ -1,0 +1,97 @@
+"""What the parts of a sync are given: `Systems` (the two systems, Redis, time zone, clock) and
+one narrow view per part, naming exactly the collaborators that part touches, so its constructor
+tells a reader what it reads and writes. `SyncEngine` builds them (services/sync/engine.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    from redis.asyncio import Redis
+
+    from services.beteiligte.fieldmap import Direction
+    from services.ops.recorder import SyncRecorder
+    from services.sync.backoff import OwnWrites
+    from services.sync.breaker import CircuitBreakers
+    from services.sync.deletions import DeletionGuard
+    from services.sync.identity_index import IdentityIndex
+    from services.sync.intents import IntentStore
+    from services.sync.linking import Linker
+    from services.sync.lock import RecordLocks
+    from services.sync.notify import Notifier
+    from services.sync.ports import AdvowareApi, EspoListingApi
+    from services.sync.snapshot import SnapshotStore
+    from services.sync.stores import PendingAdvoware, PendingConflicts, RecentEvents, SyncStats
+
+
+@dataclass(frozen=True)
+class Systems:
+    """The two systems, Redis, the firm's time zone and the clock: what the engine, the sweep,
+    the Advoware change poll and the backfill all work with. Built once per execution by the
+    composition root (services/runtime.py `Runtime.systems`)."""
+
+    espo: EspoListingApi
+    advo: AdvowareApi
+    redis: Redis
+    tz: ZoneInfo
+    clock: Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class PlanningDeps:
+    """services/sync/planning.py: reads both systems, the snapshot, an earlier create's intent
+    and the identity index; writes nothing."""
+
+    systems: Systems
+    snapshots: SnapshotStore
+    intents: IntentStore
+    index: IdentityIndex
+    # Per-field direction (field map + SYNC_FIELD_DIRECTIONS); None: every field two-way.
+    directions: Mapping[str, Direction] | None
+
+
+@dataclass(frozen=True)
+class OutcomeDeps:
+    """services/sync/outcomes.py: every status write of a sync and its bookkeeping."""
+
+    systems: Systems
+    snapshots: SnapshotStore
+    intents: IntentStore
+    pending_advoware: PendingAdvoware
+    own_writes: OwnWrites
+    stats: SyncStats
+    recent: RecentEvents
+    notifier: Notifier
+    breakers: CircuitBreakers
+    # History, metrics, waiting notices and alerts after each sync (services/ops/recorder.py).
+    recorder: SyncRecorder | None
+
+
+@dataclass(frozen=True)
+class UpdateDeps:
+    """services/sync/update.py: a linked pair's read, writes and conflict reports."""
+
+    systems: Systems
+    linker: Linker
+    deletions: DeletionGuard
+    conflicts: PendingConflicts
+    notifier: Notifier
+    stats: SyncStats
+    recent: RecentEvents
+
+
+@dataclass(frozen=True)
+class CreateDeps:
+    """services/sync/create.py: a record without betnr, under its identity's claims."""
+
+    systems: Systems
+    locks: RecordLocks
+    intents: IntentStore
+    linker: Linker
+    stats: SyncStats
+    recent: RecentEvents
