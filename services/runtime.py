@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
     from services.backfill.plan import ProgressFactory
     from services.backfill.runner import Backfill, BackfillOptions
-    from services.ops.metrics import Metrics
     from services.ops.recorder import SyncRecorder
+    from services.store.counters import Metrics
     from services.sync.advoware_watch import AdvowareWatch
     from services.sync.breaker import CircuitBreakers, Probe
     from services.sync.deletions import DeletionGuard
@@ -104,14 +104,17 @@ def build_runtime(
     `metrics` (the service always; unit tests of the sync without), every sync is recorded
     (history, metrics, waiting notices: services/ops/recorder.py) and the breakers' conditions
     go through the ops alerts."""
+    from services.store.counters import Metrics
     from services.sync.deps import Systems
     from services.sync.engine import SyncEngine
     from services.sync.model import SyncConfig
     from services.sync.notify import Notifier
 
     s = settings
-    count = (lambda result: metrics.inc("vmh_notices", result=result)) if metrics is not None else None
-    notifier = Notifier(espo, redis, s.ESPOCRM_NOTIFY_USER_ID, s.ESPOCRM_NOTIFY_USER_NAME, count=count)
+    # Without the service's metrics (unit tests of the sync) the counts still reach vmh:stats;
+    # the Prometheus observations of this instance are then never flushed.
+    counting = metrics if metrics is not None else Metrics(redis)
+    notifier = Notifier(espo, redis, s.ESPOCRM_NOTIFY_USER_ID, s.ESPOCRM_NOTIFY_USER_NAME, metrics=counting)
     recorder, alert = _monitoring(s, redis, notifier, metrics) if metrics is not None else (None, None)
     breakers, deletions = _breakers(s, redis, clock, alert, probes=_probes(espo, advo))
     config = SyncConfig(
@@ -128,6 +131,7 @@ def build_runtime(
         deletions=deletions,
         recorder=recorder,
         directions=s.field_directions,
+        metrics=counting,
     )
     return Runtime(
         settings=s,
@@ -214,8 +218,8 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
     from services.espocrm.client import EspoCrmClient
     from services.http.observe import set_observer
     from services.http.retry import set_system_down
-    from services.ops.metrics import Metrics
     from services.store import keys
+    from services.store.counters import Metrics
 
     settings = settings or get_settings()
     async with open_redis(settings) as redis:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.errors import NotFoundError, OperationError
 from services.store import keys
+from services.store.counters import EventKind
 from services.sync.breaker import SYSTEMS
 from services.sync.model import ENTITY, Trigger
 from services.sync.states import IllegalTransition, SyncStatus, transition
@@ -157,7 +158,7 @@ async def recent_conflicts(rt: Runtime) -> list[dict[str, Any]]:
     history = history_for(rt.redis, rt.settings)
     seen: set[str] = set()
     out: list[dict[str, Any]] = []
-    for event in await RecentEvents(rt.redis).read("conflict", RECENT_CONFLICTS):
+    for event in await RecentEvents(rt.redis).read(EventKind.CONFLICT, RECENT_CONFLICTS):
         rid = str(event.get("id"))
         if rid in seen:
             continue

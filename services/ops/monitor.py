@@ -127,7 +127,8 @@ async def cached_health(redis: Redis) -> bool | None:
 async def metrics_text(rt: Runtime) -> str:
     """The Prometheus exposition: stored counters plus gauges read now."""
     from services.ops.health import queue_depths
-    from services.ops.metrics import render, stored
+    from services.ops.metrics import render
+    from services.store.counters import stored
     from services.store.watermark import Watermark
 
     waiting, dead, _ = await queue_depths(rt.redis)

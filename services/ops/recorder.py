@@ -13,10 +13,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.ops.history import HistoryEntry, HistoryStore, direction_of
+from services.store.counters import MetricName
 
 if TYPE_CHECKING:
     from services.ops.alerts import Alerts
-    from services.ops.metrics import Metrics
+    from services.store.counters import Metrics
     from services.sync.notify import Notifier
 
 log = logging.getLogger(__name__)
@@ -84,9 +85,9 @@ class SyncRecorder:
 
     async def after_sync(self, outcome: OutcomeLike, trigger: str) -> None:
         result = str(getattr(outcome.result, "value", outcome.result))
-        self.metrics.inc("vmh_syncs", trigger=trigger, result=result)
+        self.metrics.inc(MetricName.SYNCS, trigger=trigger, result=result)
         if outcome.plan is not None and outcome.plan.conflicts:
-            self.metrics.inc("vmh_conflicts", float(len(outcome.plan.conflicts)))
+            self.metrics.inc(MetricName.CONFLICTS, float(len(outcome.plan.conflicts)))
         if result in ("locked",):
             return  # the holder records its own run
         try:

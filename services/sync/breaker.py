@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from services.errors import ApiError, AuthError
 from services.http.retry import single_attempt
 from services.store import keys
+from services.store.counters import EventKind
 from services.store.timestamps import utc_now
 from services.sync.stores import RecentEvents
 
@@ -239,7 +240,7 @@ class CircuitBreakers(BreakerStates):
         if not await self.redis.set(keys.breaker(system), state, nx=True):
             return
         log.error("circuit breaker for %s opened (%s): %s", system, kind, reason)
-        await RecentEvents(self.redis).record("breaker_open", system, reason)
+        await RecentEvents(self.redis).record(EventKind.BREAKER_OPEN, system, reason)
         await self._alert(condition(system, kind), reason, active=True)
 
     async def _alert(self, name: str, detail: str, *, active: bool) -> None:
@@ -277,7 +278,7 @@ class CircuitBreakers(BreakerStates):
             return
         waiting = int(await self.redis.zcard(keys.breaker_held(system)))
         log.warning("circuit breaker for %s closed; releasing %d waiting records", system, waiting)
-        await RecentEvents(self.redis).record("breaker_closed", system, f"released={waiting}")
+        await RecentEvents(self.redis).record(EventKind.BREAKER_CLOSED, system, f"released={waiting}")
         for kind in ("auth", "unavailable"):
             await self._alert(condition(system, kind), "", active=False)
 

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from services.errors import FatalError, TransientError, VersionConflictError
+from services.store.counters import EventKind, Stat
 from services.sync.claims import ClaimBusy, HeldClaims
 from services.sync.decide import is_empty
 from services.sync.intents import CreateIntent
@@ -165,7 +166,7 @@ class Creator:
                 ctx, check.message(content) or "", sorted(check.advo_missing), espo_only=False
             )
         await self._d.intents.delete(ctx.record_id)
-        await self._d.stats.count("creates")
+        await self._d.metrics.count(Stat.CREATES)
         log.info("record %s created in Advoware as betnr %s", ctx.record_id, betnr)
         return Outcome(ctx.record_id, Result.CREATED, betnr=betnr, writes=ctx.writes)
 
@@ -186,8 +187,10 @@ class Creator:
             assert intent is not None
             await self._recovered(ctx, decision.advo, intent, saved)
         else:
-            await self._d.recent.record("linked", ctx.record_id, f"betnr={decision.betnr} ({decision.rule})")
-            await self._d.stats.count("links")
+            await self._d.recent.record(
+                EventKind.LINKED, ctx.record_id, f"betnr={decision.betnr} ({decision.rule})"
+            )
+            await self._d.metrics.count(Stat.LINKS)
             log.info(
                 "record %s: the party exists in Advoware (betnr %s, %s); linked instead of created",
                 ctx.record_id,
@@ -221,8 +224,8 @@ class Creator:
 
         betnr = as_int(party.get("betNr"))
         log.info("record %s: linked the Advoware party %s an earlier try created", ctx.record_id, betnr)
-        await self._d.recent.record("linked", ctx.record_id, f"betnr={betnr} (earlier try)")
-        await self._d.stats.count("creates")
+        await self._d.recent.record(EventKind.LINKED, ctx.record_id, f"betnr={betnr} (earlier try)")
+        await self._d.metrics.count(Stat.CREATES)
         if intent.sent is None or betnr is None:
             return
         answer = intent.answer

@@ -54,6 +54,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.store import keys
+from services.store.counters import EventKind
 from services.store.timestamps import utc_now
 from services.sync.breaker import Alert
 from services.sync.snapshot import SnapshotStore, advoware_change
@@ -145,7 +146,7 @@ class DeletionGuard:
         if not await self.redis.set(keys.breaker(GUARD), state, nx=True):
             return
         log.error("deletions held (bulk 404): %s", reason)
-        await RecentEvents(self.redis).record("breaker_open", GUARD, reason)
+        await RecentEvents(self.redis).record(EventKind.BREAKER_OPEN, GUARD, reason)
         await self._alert(reason, active=True)
 
     async def _alert(self, detail: str, *, active: bool) -> None:
@@ -171,7 +172,7 @@ class DeletionGuard:
             await self.redis.sadd(keys.DELETIONS_CONFIRMED, *ids)
             await self.redis.expire(keys.DELETIONS_CONFIRMED, keys.DELETIONS_CONFIRMED_TTL_SECONDS)
         await RecentEvents(self.redis).record(
-            "breaker_closed", GUARD, f"{'confirmed' if confirm else 'released'}={len(ids)}"
+            EventKind.BREAKER_CLOSED, GUARD, f"{'confirmed' if confirm else 'released'}={len(ids)}"
         )
         await self._alert("", active=False)
         log.warning(

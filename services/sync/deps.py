@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from services.beteiligte.fieldmap import Direction
     from services.ops.recorder import SyncRecorder
+    from services.store.counters import Metrics
     from services.sync.backoff import OwnWrites
     from services.sync.breaker import CircuitBreakers
     from services.sync.deletions import DeletionGuard
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from services.sync.notify import Notifier
     from services.sync.ports import AdvowareApi, EspoListingApi
     from services.sync.snapshot import SnapshotStore
-    from services.sync.stores import PendingAdvoware, PendingConflicts, RecentEvents, SyncStats
+    from services.sync.stores import PendingAdvoware, PendingConflicts, RecentEvents
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class OutcomeDeps:
     intents: IntentStore
     pending_advoware: PendingAdvoware
     own_writes: OwnWrites
-    stats: SyncStats
+    metrics: Metrics
     recent: RecentEvents
     notifier: Notifier
     breakers: CircuitBreakers
@@ -81,7 +82,7 @@ class UpdateDeps:
     deletions: DeletionGuard
     conflicts: PendingConflicts
     notifier: Notifier
-    stats: SyncStats
+    metrics: Metrics
     recent: RecentEvents
 
 
@@ -93,5 +94,5 @@ class CreateDeps:
     locks: RecordLocks
     intents: IntentStore
     linker: Linker
-    stats: SyncStats
+    metrics: Metrics
     recent: RecentEvents

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.errors import ApiError, NotFoundError
 from services.http.base import write_check
+from services.store.counters import Metrics, Stat
 from services.store.lease import Lease, LeaseLost
 from services.sync.admission import Admission
 from services.sync.backoff import OwnWrites
@@ -43,7 +44,7 @@ from services.sync.outcomes import RECORDED_ERRORS, Outcomes
 from services.sync.planning import Planner, RecordPlan
 from services.sync.snapshot import Snapshot, SnapshotStore
 from services.sync.states import SyncStatus, transition
-from services.sync.stores import PendingAdvoware, PendingConflicts, RecentEvents, SyncStats
+from services.sync.stores import PendingAdvoware, PendingConflicts, RecentEvents
 from services.sync.update import Updater
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ class SyncEngine:
     recorder: SyncRecorder | None
     # Per-field direction (field map + SYNC_FIELD_DIRECTIONS); None: every field two-way.
     directions: Mapping[str, Direction] | None
+    # The counters (services/store/counters.py): the runtime's, flushed when it closes.
+    metrics: Metrics
 
     def __post_init__(self) -> None:
         redis = self.systems.redis
@@ -88,7 +91,6 @@ class SyncEngine:
             claims=Claims(redis, self.config.lock_ttl_seconds),
         )
         self.pending_advoware = PendingAdvoware(redis)
-        self.stats = SyncStats(redis)
         self._build_parts(RecentEvents(redis), OwnWrites(redis), PendingConflicts(redis))
 
     def _build_parts(self, recent: RecentEvents, own_writes: OwnWrites, conflicts: PendingConflicts) -> None:
@@ -106,7 +108,7 @@ class SyncEngine:
                 intents=self.intents,
                 pending_advoware=self.pending_advoware,
                 own_writes=own_writes,
-                stats=self.stats,
+                metrics=self.metrics,
                 recent=recent,
                 notifier=self.notifier,
                 breakers=self.breakers,
@@ -130,7 +132,7 @@ class SyncEngine:
                 deletions=self.deletions,
                 conflicts=conflicts,
                 notifier=self.notifier,
-                stats=self.stats,
+                metrics=self.metrics,
                 recent=recent,
             ),
             planner=self.planner,
@@ -142,7 +144,7 @@ class SyncEngine:
             locks=self.locks,
             intents=self.intents,
             linker=self.linker,
-            stats=self.stats,
+            metrics=self.metrics,
             recent=recent,
         )
         self.creator = Creator(creates, self.outcomes, self.updater)
@@ -259,7 +261,7 @@ class SyncEngine:
     async def _lease_lost(self, record_id: str) -> Outcome:
         """Recorded, nothing written: whoever holds the lease now runs the record once more."""
         log.warning("record %s: lease lost mid-sync; stopped before the next write", record_id)
-        await self.stats.count("lease_lost")
+        await self.metrics.count(Stat.LEASE_LOST)
         await self.locks.mark_again(record_id)
         return Outcome(record_id, Result.LOCKED, reason="lease lost mid-sync")
 

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from services.store import keys
+from services.store.counters import EventKind
 from services.sync.model import ENTITY, as_int
 from services.sync.stores import RecentEvents
 
@@ -73,7 +74,7 @@ class LinkAudit:
             if reported.get(str(betnr)) == ids:
                 continue  # told already
             await RecentEvents(self.redis).record(
-                "duplicate_link", ids[0], f"betnr={betnr} records={','.join(ids)}"
+                EventKind.DUPLICATE_LINK, ids[0], f"betnr={betnr} records={','.join(ids)}"
             )
             for record_id in ids:
                 await self.notifier.notify(record_id, duplicate_text(betnr, ids))

@@ -24,12 +24,13 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.errors import ApiError, NotFoundError
 from services.store import keys
+from services.store.counters import Metrics, Stat
 from services.sync.model import ENTITY
 from services.sync.stores import RECENT_LIMIT
 
@@ -67,9 +68,6 @@ class NoticeClient(Protocol):
     async def create(self, entity: str, data: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
-Counter = Callable[[str], None]
-
-
 class ChannelError(Exception):
     """The notice channel cannot work as configured (the message names what is missing)."""
 
@@ -82,17 +80,18 @@ class Notifier:
         user_id: str | None,
         user_name: str | None = None,
         *,
-        count: Counter | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._espo = espo
         self._redis = redis
         self._user_id = user_id
         self._user_name = user_name
-        self._count = count or (lambda _result: None)
+        # Without the runtime's (tests of the notices alone) the counts still reach vmh:stats.
+        self._metrics = metrics or Metrics(redis)
 
     async def notify(self, record_id: str | None, message: str) -> bool:
         """Post a notice; on failure keep it in the outbox. Never raises for the channel."""
-        await self._redis.hincrby(keys.STATS, "notifications", 1)
+        await self._metrics.count(Stat.NOTIFICATIONS)
         await self._remember(record_id, message)
         return await self._deliver(self._notice(record_id, message))
 
@@ -113,7 +112,7 @@ class Notifier:
         *,
         claims: Sequence[str],
         ttl_seconds: int,
-        counters: Mapping[str, int],
+        counters: Mapping[Stat, int],
     ) -> bool:
         """Post a notice at most once per claim: the `claims` keys (none of them set yet; they
         live `ttl_seconds`), the notice in the outbox and `counters` (vmh:stats) are written in
@@ -122,7 +121,7 @@ class Notifier:
         the next `retry_pending` posts it."""
         notice = self._notice(record_id, message)
         args = [str(ttl_seconds), str(notice["id"]), json.dumps(notice, ensure_ascii=False)]
-        for name, amount in {"notifications": 1, **counters}.items():
+        for name, amount in {Stat.NOTIFICATIONS: 1, **counters}.items():
             args += [name, str(amount)]
         keys_ = [*claims, OUTBOX, keys.STATS]
         if not await self._redis.eval(_CLAIM_AND_QUEUE, len(keys_), *keys_, *args):
@@ -198,8 +197,8 @@ class Notifier:
             notice["attempts"] = int(notice.get("attempts", 0)) + 1
             notice["error"] = str(exc)[:300]
             await self._redis.hset(OUTBOX, notice_id, json.dumps(notice, ensure_ascii=False))
-            await self._redis.hincrby(keys.STATS, "notifications_failed", 1)
-            self._count("failed")
+            await self._metrics.count(Stat.NOTIFICATIONS_FAILED)
+            self._metrics.notice("failed")
             log.warning(
                 "notice about record %s not delivered (attempt %d, kept for retry): %s",
                 record_id,
@@ -208,7 +207,7 @@ class Notifier:
             )
             return False
         await self._redis.hdel(OUTBOX, notice_id)
-        self._count("sent")
+        self._metrics.notice("sent")
         log.info("notified the notify user about record %s", record_id)
         return True
 

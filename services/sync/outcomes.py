@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.errors import ApiError, FatalError, InvalidDataError, NotFoundError, TransientError
 from services.store import keys
+from services.store.counters import EventKind, Stat
 from services.sync import notify
 from services.sync.breaker import System
 from services.sync.fault import Fault, classify, is_system_fault
@@ -83,7 +84,7 @@ class Outcomes:
                 )
                 if is_system_fault(write_exc):
                     await self._d.breakers.confirm(write_exc, ctx.record_id)
-        await self._d.stats.count("waiting")
+        await self._d.metrics.count(Stat.WAITING)
         return Outcome(ctx.record_id, Result.WAITING, reason=reason, writes=ctx.writes)
 
     async def record_failure(self, ctx: RecordContext, exc: Exception, *, permanent: bool) -> Outcome:
@@ -105,8 +106,8 @@ class Outcomes:
             if is_system_fault(write_exc) and await self._d.breakers.confirm(write_exc, ctx.record_id):
                 return Outcome(ctx.record_id, Result.WAITING, reason=reason, writes=ctx.writes)
             return Outcome(ctx.record_id, Result.FAILED, reason=reason, writes=ctx.writes)
-        await self._d.recent.record("failure", ctx.record_id, reason)
-        await self._d.stats.count("permanent_failures" if permanent else "failures")
+        await self._d.recent.record(EventKind.FAILURE, ctx.record_id, reason)
+        await self._d.metrics.count(Stat.PERMANENT_FAILURES if permanent else Stat.FAILURES)
         log.warning(
             "record %s sync failed (attempt %d, %s): %s",
             ctx.record_id,
@@ -155,10 +156,10 @@ class Outcomes:
             },
         )
         await self._d.snapshots.delete(ctx.record_id)
-        await self._d.recent.record("deleted_in_advoware", ctx.record_id, f"betnr={betnr}")
+        await self._d.recent.record(EventKind.DELETED_IN_ADVOWARE, ctx.record_id, f"betnr={betnr}")
         label = notify.record_label(ctx.record_id, name=ctx.espo.get("name"), betnr=betnr)
         await self._d.notifier.notify(ctx.record_id, notify.deleted_in_advoware_text(label, betnr))
-        await self._d.stats.count("deleted_in_advoware")
+        await self._d.metrics.count(Stat.DELETED_IN_ADVOWARE)
         log.info(
             "record %s: betnr %s not found in Advoware; marked deleted_in_advoware", ctx.record_id, betnr
         )
@@ -187,7 +188,7 @@ class Outcomes:
         )
         await d.snapshots.delete(record_id)
         await d.intents.delete(record_id)
-        await d.recent.record("unlinked", record_id, f"betnr={betnr}" if betnr else None)
+        await d.recent.record(EventKind.UNLINKED, record_id, f"betnr={betnr}" if betnr else None)
         if betnr:
             name = notify.display_name(snap.content) if snap else None
             label = notify.record_label(record_id, name=name, betnr=betnr)
@@ -246,8 +247,8 @@ class Outcomes:
         since `finish` carried Advoware's) and a person gets a note."""
         if espo_only:
             await self.write_espo(ctx, {"syncErrorMessage": message})
-        await self._d.recent.record("unapplied", ctx.record_id, ",".join(fields))  # names, no values
-        await self._d.stats.count("unapplied_writes")
+        await self._d.recent.record(EventKind.UNAPPLIED, ctx.record_id, ",".join(fields))  # names, no values
+        await self._d.metrics.count(Stat.UNAPPLIED_WRITES)
         await self._d.notifier.notify(ctx.record_id, message)
         log.warning("record %s: a write was not fully applied (reported on the record)", ctx.record_id)
 
@@ -261,8 +262,8 @@ class Outcomes:
         if ctx.espo.get("syncErrorMessage") == decision.message and ctx.held_before:
             return outcome
         await self.write_espo(ctx, {"syncStatus": target.value, "syncErrorMessage": decision.message})
-        await self._d.recent.record("held", ctx.record_id, decision.message[:300])
-        await self._d.stats.count("held")
+        await self._d.recent.record(EventKind.HELD, ctx.record_id, decision.message[:300])
+        await self._d.metrics.count(Stat.HELD)
         for record_id in (ctx.record_id, *decision.related):
             await self._d.notifier.notify(record_id, f"Datensatz {ctx.record_id}: {decision.message}")
         log.warning(
@@ -286,7 +287,7 @@ class Outcomes:
         else:
             saved = await self._d.systems.espo.update(ENTITY, ctx.record_id, data)
         ctx.espo_writes += 1
-        await self._d.stats.count("espo_writes")
+        await self._d.metrics.count(Stat.ESPO_WRITES)
         if "syncStatus" in data:
             ctx.espo["syncStatus"] = data["syncStatus"]
         saved = saved if isinstance(saved, dict) else {}

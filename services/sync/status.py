@@ -8,6 +8,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from services.store import keys
+from services.store.counters import EventKind, Metrics
 from services.store.server_check import check_server
 from services.sync.breaker import BreakerStates
 from services.sync.model import ENTITY
@@ -49,27 +50,27 @@ async def status_report(espo: EspoListingApi, redis: Redis) -> dict[str, Any]:
         max_size=5,
     )
     last_sweep = await redis.get(keys.SWEEP_LAST)
-    stats = await redis.hgetall(keys.STATS)
+    stats = await Metrics(redis).stats()
     return {
         "counts": counts,
         "oldest_pending": [
             {"id": r.get("id"), "syncStatus": r.get("syncStatus"), "since": r.get("modifiedAt")}
             for r in oldest
         ],
-        "recent_failures": list(await RecentEvents(redis).read("failure", 20)),
-        "recent_conflicts": list(await RecentEvents(redis).read("conflict", 20)),
+        "recent_failures": list(await RecentEvents(redis).read(EventKind.FAILURE, 20)),
+        "recent_conflicts": list(await RecentEvents(redis).read(EventKind.CONFLICT, 20)),
         # Records held for a person by the identity check / betnr uniqueness (reason: ids, betNrs,
         # rules), parties linked instead of created, and writes a system did not fully apply.
-        "recent_held": list(await RecentEvents(redis).read("held", 20)),
-        "recent_linked": list(await RecentEvents(redis).read("linked", 20)),
-        "recent_unapplied": list(await RecentEvents(redis).read("unapplied", 20)),
+        "recent_held": list(await RecentEvents(redis).read(EventKind.HELD, 20)),
+        "recent_linked": list(await RecentEvents(redis).read(EventKind.LINKED, 20)),
+        "recent_unapplied": list(await RecentEvents(redis).read(EventKind.UNAPPLIED, 20)),
         **await _link_audit(redis),
         "last_sweep": json.loads(last_sweep) if last_sweep else None,
         "watermarks": {
             "advoware": await redis.get(keys.WATERMARK_ADVOWARE),
             "espocrm": await redis.get(keys.WATERMARK_ESPOCRM),
         },
-        "counters": {k: int(v) for k, v in stats.items()},
+        "counters": stats,
         # Advoware changes emitted by a sweep whose sync has not finished (re-emitted if stuck).
         "advoware_unfinished": int(await redis.zcard(keys.PENDING_ADVOWARE)),
         # Per system: open (nothing is sent there until the sweep's probe answers), since,
@@ -86,7 +87,7 @@ async def _link_audit(redis: Any) -> dict[str, Any]:
     """The daily "one betnr, one record" check (services/sync/link_audit.py): betnr -> ids."""
     raw = await redis.get(keys.LINK_AUDIT)
     return {
-        "recent_duplicate_links": list(await RecentEvents(redis).read("duplicate_link", 20)),
+        "recent_duplicate_links": list(await RecentEvents(redis).read(EventKind.DUPLICATE_LINK, 20)),
         "link_audit": json.loads(raw) if raw else None,
     }
 

@@ -13,7 +13,6 @@ constructed with the Redis connection, keys from services/store/keys.py.
 - `PendingAdvoware`: records the Advoware poll emitted whose sync has not finished yet
   (id -> emit time, a sorted set; see services/sync/advoware_watch.py). Cleared when a sync
   records an outcome.
-- `SyncStats`: the counters `status` shows (one hash).
 - `RecentEvents`: the recent-events lists `status` and the console show (failures, conflicts,
   deletes, breakers), the newest `RECENT_LIMIT` of each kind.
 """
@@ -28,6 +27,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from services.store import keys
+from services.store.counters import EventKind
 from services.sync.decide import FieldConflict
 
 if TYPE_CHECKING:
@@ -101,21 +101,10 @@ class PendingAdvoware:
 
 
 @dataclass(frozen=True)
-class SyncStats:
-    redis: Redis
-
-    async def count(self, name: str, amount: int = 1) -> None:
-        await self.redis.hincrby(keys.STATS, name, amount)
-
-    async def all(self) -> dict[str, int]:
-        return {k: int(v) for k, v in (await self.redis.hgetall(keys.STATS)).items()}
-
-
-@dataclass(frozen=True)
 class RecentEvents:
     redis: Redis
 
-    async def record(self, kind: str, record_id: str, reason: str | None = None) -> None:
+    async def record(self, kind: EventKind, record_id: str, reason: str | None = None) -> None:
         """Append to the recent-events list shown by `status` (failures, conflicts, deletes)."""
         entry: dict[str, Any] = {"at": datetime.now(UTC).isoformat(), "kind": kind, "id": record_id}
         if reason:
@@ -125,6 +114,6 @@ class RecentEvents:
         pipe.ltrim(keys.recent(kind), 0, RECENT_LIMIT - 1)
         await pipe.execute()
 
-    async def read(self, kind: str, limit: int = 20) -> Sequence[dict[str, Any]]:
+    async def read(self, kind: EventKind, limit: int = 20) -> Sequence[dict[str, Any]]:
         raws = await self.redis.lrange(keys.recent(kind), 0, limit - 1)
         return [json.loads(r) for r in raws]

@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from services.events import Emit, sync_check
+from services.store.counters import MetricName
 from services.store.lease import LeaseBusy
 from services.sync.breaker import BreakerStates, System
 from services.sync.dispatch import SYNC_CHECK_BATCH
@@ -86,7 +87,7 @@ async def run_sweep(emit: Emit, *, runtime: RuntimeFactory, cron_tick: bool = Fa
                     await emit(sync_check(ids, trigger.value))
                 await sweeper.commit(plan)
                 if rt.metrics is not None:
-                    rt.metrics.record("vmh_sweep_duration_seconds", time.monotonic() - started)
+                    rt.metrics.record(MetricName.SWEEP_DURATION, time.monotonic() - started)
                 await _check_links(rt)
         except LeaseBusy:
             return {"skipped": "a sweep is already running"}

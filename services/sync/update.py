@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.errors import NotFoundError, TransientError, VersionConflictError
 from services.store import keys
+from services.store.counters import EventKind, Stat
 from services.sync.decide import FieldConflict, MergePlan
 from services.sync.linking import Action
 from services.sync.model import ENTITY, Outcome, RecordContext, Result, Trigger
@@ -94,7 +95,7 @@ class Updater:
             if isinstance(result, Outcome):
                 return result
             base = result.base if result.base is not None else base
-            await self.deps.stats.count("replans")
+            await self.deps.metrics.count(Stat.REPLANS)
             log.info(
                 "record %s: %s; reading again (%d/%d)", ctx.record_id, result.why, attempt + 1, MAX_REPLANS
             )
@@ -191,7 +192,7 @@ class Updater:
             await self.outcomes.store_snapshot(ctx.record_id, betnr, plan.merged, now, saved, advo, extra)
         if pending:  # an earlier run's write was applied although its answer was lost
             await self.report_conflicts(ctx.record_id, betnr, pending, name=ctx.espo.get("name"))
-        await self.deps.stats.count("unchanged")
+        await self.deps.metrics.count(Stat.UNCHANGED)
         return Outcome(ctx.record_id, Result.UNCHANGED, plan=plan, betnr=betnr, writes=ctx.writes)
 
     async def _write(
@@ -274,7 +275,7 @@ class Updater:
         ]
         if conflicts:
             await self.report_conflicts(ctx.record_id, betnr, conflicts, name=ctx.espo.get("name"))
-        await self.deps.stats.count("updates")
+        await self.deps.metrics.count(Stat.UPDATES)
         log.info(
             "record %s synced (betnr %s): to_advoware=%s to_espocrm=%s conflicts=%d basis=%s",
             ctx.record_id,
@@ -302,8 +303,8 @@ class Updater:
                 notify.conflict_text(label, fresh),
                 claims=self.deps.conflicts.notified_keys(record_id, fresh),
                 ttl_seconds=keys.CONFLICT_NOTIFIED_TTL_SECONDS,
-                counters={"conflicts": len(fresh)},
+                counters={Stat.CONFLICTS: len(fresh)},
             )
             if told:
-                await self.deps.recent.record("conflict", record_id, ",".join(c.field for c in fresh))
+                await self.deps.recent.record(EventKind.CONFLICT, record_id, ",".join(c.field for c in fresh))
         await self.deps.conflicts.delete(record_id)

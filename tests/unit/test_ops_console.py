@@ -27,8 +27,8 @@ from tests.unit.test_engine import PERSON_ESPO
 @pytest.fixture
 def env() -> dict[str, Any]:
     """The fakes' world with the ops recorder (history) wired in, as the service runs."""
-    from services.ops.metrics import Metrics
     from services.runtime import build_runtime
+    from services.store.counters import Metrics
     from tests.support.runtime import settings_with
 
     world = fake_env()

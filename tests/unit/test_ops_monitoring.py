@@ -17,9 +17,10 @@ from services.errors import AuthError, UnavailableError
 from services.ops.alerts import Alerts
 from services.ops.health import HealthDeps, conditions, run_checks
 from services.ops.history import HistoryEntry, HistoryStore
-from services.ops.metrics import Metrics, counter_value, render, stored
+from services.ops.metrics import render
 from services.ops.recorder import entry_for_outcome
 from services.store import keys
+from services.store.counters import MetricName, Metrics, counter_value, stored
 from services.sync.decide import FieldConflict, decide
 from services.sync.notify import OUTBOX, Notifier, conflict_text, outbox_summary, record_label
 from tests.support.fakes import FAKE_USER_NAME, FakeAdvo, FakeEspo
@@ -74,14 +75,14 @@ def test_history_entry_names_old_and_new_values_and_the_winner() -> None:
 async def test_metrics_parse_with_the_prometheus_parser_and_add_up_across_processes(redis: Any) -> None:
     for _ in range(2):  # two handler processes, each with its own buffer
         m = Metrics(redis)
-        m.inc("vmh_syncs", trigger="update", result="updated")
+        m.inc(MetricName.SYNCS, trigger="update", result="updated")
         m.observe("advoware", "GET", "2xx", 0.07)
         m.observe("espocrm", "PUT", "error", 12.0)
         await m.flush()
-    assert await counter_value(redis, "vmh_syncs", trigger="update", result="updated") == 2
+    assert await counter_value(redis, MetricName.SYNCS, trigger="update", result="updated") == 2
     text = render(await stored(redis), {"vmh_queue_depth": ("depth", {(): 3}, ())}).decode()
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    syncs = families["vmh_syncs"].samples
+    syncs = families[MetricName.SYNCS].samples
     assert any(s.labels == {"trigger": "update", "result": "updated"} and s.value == 2 for s in syncs)
     hist = {
         (s.name, s.labels.get("le"), s.labels["system"]): s.value
@@ -95,7 +96,7 @@ async def test_metrics_parse_with_the_prometheus_parser_and_add_up_across_proces
 
 def test_labels_are_checked() -> None:
     with pytest.raises(ValueError):
-        Metrics(fakeredis.FakeAsyncRedis()).inc("vmh_syncs", trigger="x")
+        Metrics(fakeredis.FakeAsyncRedis()).inc(MetricName.SYNCS, trigger="x")
 
 
 # --------------------------------------------------------------------------- alerts
@@ -168,14 +169,17 @@ async def test_an_undelivered_notice_waits_in_the_outbox_and_is_retried(
     espo = FakeEspo()
     rid = espo.add({"name": "X"})
     espo.fail_next["notify"] = [UnavailableError("down", system="espocrm", status_code=503)]
-    counted: list[str] = []
-    notifier = Notifier(espo, redis, "u1", None, count=counted.append)
+    metrics = Metrics(redis)
+    notifier = Notifier(espo, redis, "u1", None, metrics=metrics)
     assert not await notifier.notify(rid, "Konflikt")
     summary = await outbox_summary(redis)
     assert summary["waiting"] == 1 and summary["records"] == [rid] and "Konflikt" not in json.dumps(summary)
     assert await notifier.retry_pending("other") == 0
     assert await notifier.retry_pending(rid) == 1
-    assert await redis.hlen(OUTBOX) == 0 and counted == ["failed", "sent"]
+    await metrics.flush()
+    assert await redis.hlen(OUTBOX) == 0
+    assert await counter_value(redis, MetricName.NOTICES, result="failed") == 1
+    assert await counter_value(redis, MetricName.NOTICES, result="sent") == 1
     assert espo.notifications == [(rid, f"@{FAKE_USER_NAME} Konflikt")]
     assert rid in caplog.text and "Konflikt" not in caplog.text  # ids in logs, never the text
 
@@ -310,7 +314,7 @@ async def test_http_retries_and_sweep_durations_are_counted(redis: Any) -> None:
         assert await RetryPolicy(sleep=no_sleep).run(flaky, idempotent=True) == "ok"
     finally:
         set_observer(None)
-    m.record("vmh_sweep_duration_seconds", 42.0)
+    m.record(MetricName.SWEEP_DURATION, 42.0)
     await m.flush()
     families = {f.name: f for f in text_string_to_metric_families(render(await stored(redis), {}).decode())}
     assert [
@@ -380,7 +384,8 @@ async def test_every_sync_is_recorded_and_a_permanent_failure_alerts_once_and_re
     assert "Pflichtfeld" in entries[-1]["error"]["reason"]
     await wired["metrics"].flush()
     assert (
-        await counter_value(wired["redis"], "vmh_syncs", trigger="create", result="permanently_failed") == 1
+        await counter_value(wired["redis"], MetricName.SYNCS, trigger="create", result="permanently_failed")
+        == 1
     )
 
 

@@ -60,8 +60,8 @@ def test_both_sides_still_hold_the_winner_restores_the_overwritten_value() -> No
 @pytest.fixture
 def env() -> dict[str, Any]:
     """The fakes' world with the ops recorder (history) wired in, as the service runs."""
-    from services.ops.metrics import Metrics
     from services.runtime import build_runtime
+    from services.store.counters import Metrics
     from tests.support.runtime import settings_with
 
     world = fake_env()
