@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from services.backfill.plan import PARK_PREFIX, Action
 from services.errors import ApiError
 from services.sync.deps import Systems
+from services.sync.linking import records_with_betnr
 from services.sync.model import ENTITY, as_int
 from services.sync.states import SyncStatus, can_transition, transition
 
@@ -98,14 +99,9 @@ class ItemActions:
         from services.beteiligte import mapper
 
         assert action.betnr is not None
-        existing = [
-            r
-            async for r in self.systems.espo.iterate(
-                ENTITY, where=[{"type": "equals", "attribute": "betnr", "value": action.betnr}], select="id"
-            )
-        ]
+        existing = await records_with_betnr(self.systems.espo, action.betnr)
         if existing:
-            return str(existing[0]["id"]), False
+            return existing[0], False
         advo = await self.systems.advo.get_beteiligter(action.betnr)
         content = mapper.from_advo(advo)
         data = mapper.to_espo_patch(content, mapper.CANONICAL_FIELDS)

@@ -69,20 +69,15 @@ def parse_record_request(body: Any) -> RecordRequest:
 # --------------------------------------------------------------------------- sync one record
 
 
-async def find_by_betnr(espo: EspoListingApi, betnr: int) -> list[str]:
-    return [
-        str(r["id"])
-        async for r in espo.iterate(
-            ENTITY, where=[{"type": "equals", "attribute": "betnr", "value": betnr}], select="id"
-        )
-    ]
-
-
 async def resolve_record(espo: EspoListingApi, record_id: str | None, betnr: int | None) -> str:
+    """The record an operator means: its id, or the one EspoCRM record carrying `betnr` (404
+    when none does, 409 when several do)."""
+    from services.sync.linking import records_with_betnr
+
     if record_id:
         return record_id
     assert betnr is not None
-    ids = await find_by_betnr(espo, betnr)
+    ids = await records_with_betnr(espo, betnr)
     if not ids:
         raise OperationError(
             f"no EspoCRM record is linked to betnr {betnr} (Advoware-only: see `backfill --dry-run`)", 404

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from services.errors import OperationError
 from services.store import keys
-from services.sync.model import ENTITY
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -149,13 +148,13 @@ async def metrics_text(rt: Runtime) -> str:
 
 
 async def record_history(rt: Runtime, record_id: str | None, betnr: int | None) -> tuple[str, list[Any]]:
-    """(EspoCRM id, entries newest first) for an id or a betnr; an unknown or ambiguous betnr
-    raises OperationError with status 404."""
-    if record_id is None:
-        assert betnr is not None
-        record_id = await _id_for_betnr(rt, betnr)
+    """(EspoCRM id, entries newest first) for an id or a betnr; an unknown betnr raises
+    OperationError with status 404, an ambiguous one 409 (services/ops/actions.py
+    `resolve_record`, as for every operator's tool)."""
+    from services.ops.actions import resolve_record
     from services.ops.history import history_for
 
+    record_id = await resolve_record(rt.espo, record_id, betnr)
     return record_id, await history_for(rt.redis, rt.settings).entries(record_id)
 
 
@@ -173,20 +172,3 @@ async def history_request(rt: Runtime, query: Mapping[str, Any]) -> dict[str, An
         raise OperationError("give exactly one of ?id=<EspoCRM id> and ?betnr=<number>")
     rid, entries = await record_history(rt, record_id or None, int(betnr) if betnr else None)
     return {"id": rid, "entries": entries}
-
-
-async def _id_for_betnr(rt: Runtime, betnr: int) -> str:
-    from services.sync.snapshot import SnapshotStore
-
-    found = await SnapshotStore(rt.redis).espo_id_for_betnr(betnr)
-    if found:
-        return found
-    _, rows = await rt.espo.list(
-        ENTITY,
-        where=[{"type": "equals", "attribute": "betnr", "value": betnr}],
-        select="id",
-        max_size=2,
-    )
-    if len(rows) != 1:
-        raise OperationError(f"betnr {betnr}: {len(rows)} EspoCRM records", 404)
-    return str(rows[0]["id"])

@@ -249,8 +249,14 @@ class Linker:
         )
 
     async def other_holders(self, record_id: str, betnr: int) -> list[str]:
-        """Other EspoCRM records carrying `betnr` (one EspoCRM query: EspoCRM is the truth about
-        links; a snapshot may be lost or belong to a record relinked since)."""
-        where = [{"type": "equals", "attribute": "betnr", "value": betnr}]
-        holders = {str(row["id"]) async for row in self.espo.iterate(ENTITY, where=where, select="id")}
-        return sorted(holders - {record_id})
+        """Other EspoCRM records carrying `betnr`."""
+        return [i for i in await records_with_betnr(self.espo, betnr) if i != record_id]
+
+
+async def records_with_betnr(espo: EspoApi, betnr: int) -> list[str]:
+    """The one betnr -> record lookup: the ids of the EspoCRM records carrying `betnr`, sorted
+    (one EspoCRM query: EspoCRM is the truth about links; a snapshot may be lost or belong to a
+    record relinked since). The betnr uniqueness check, the operators' tools and the backfill
+    all ask here."""
+    where = [{"type": "equals", "attribute": "betnr", "value": betnr}]
+    return sorted({str(row["id"]) async for row in espo.iterate(ENTITY, where=where, select="id")})

@@ -151,3 +151,33 @@ def test_an_earlier_try_s_party_is_recognised_by_its_creation_instant_also_when_
     assert earlier.made(4711, {"angelegtAm": "2026-07-01T12:30:00"}, BERLIN)  # the contract's local form
     assert not earlier.made(4711, {"angelegtAm": "2026-07-01T09:30:00Z"}, BERLIN)  # 11:30 in Berlin: older
     assert not earlier.made(4711, {"angelegtAm": "2026-07-01T11:59:59"}, BERLIN)
+
+
+async def test_records_with_betnr_is_the_one_lookup_every_caller_uses() -> None:
+    """services/sync/linking.py `records_with_betnr`: none, one, several (sorted); the betnr
+    uniqueness check and the operators' `resolve_record` answer from it (the backfill's create too:
+    test_backfill's rerun test)."""
+    from services.errors import OperationError
+    from services.ops.actions import resolve_record
+    from services.sync.linking import records_with_betnr
+
+    espo = FakeEspo()
+    assert await records_with_betnr(espo, 5) == []
+    with pytest.raises(OperationError) as none:
+        await resolve_record(espo, None, 5)
+    assert none.value.status == 404
+    first = espo.add({"lastName": "A", "betnr": 5})
+    espo.add({"lastName": "B", "betnr": 6})
+    assert await records_with_betnr(espo, 5) == [first]
+    assert await resolve_record(espo, None, 5) == first
+    second = espo.add({"lastName": "C", "betnr": 5})
+    both = await records_with_betnr(espo, 5)
+    assert both == sorted([first, second])
+    with pytest.raises(OperationError) as several:
+        await resolve_record(espo, None, 5)
+    assert several.value.status == 409
+    redis: Any = fakeredis.FakeAsyncRedis(decode_responses=True)
+    linker = Linker(
+        espo=espo, advo=FakeAdvo(), index=IdentityIndex(redis), tz=BERLIN, claims=Claims(redis, 30)
+    )
+    assert await linker.other_holders(first, 5) == [second]

@@ -409,7 +409,7 @@ async def test_an_excluded_record_is_never_written_and_its_delete_erases_its_his
     assert await wired["history"].entries(rid) == []
 
 
-async def test_history_by_betnr_answers_404_for_an_unknown_or_ambiguous_betnr() -> None:
+async def test_history_by_betnr_answers_404_for_an_unknown_and_409_for_an_ambiguous_betnr() -> None:
     from services.errors import OperationError
     from services.ops.monitor import history_request
     from tests.support.fakes import fake_env
@@ -418,12 +418,14 @@ async def test_history_by_betnr_answers_404_for_an_unknown_or_ambiguous_betnr() 
     rt = env["rt"]
     with pytest.raises(OperationError) as unknown:
         await history_request(rt, {"betnr": "424242"})
-    assert unknown.value.status == 404 and "0 EspoCRM records" in str(unknown.value)
+    assert unknown.value.status == 404 and "no EspoCRM record is linked to betnr 424242" in str(unknown.value)
     for _ in range(2):
         env["espo"].add({"firstName": "Doppelt", "lastName": "Vorhanden", "betnr": 777})
     with pytest.raises(OperationError) as ambiguous:
         await history_request(rt, {"betnr": ["777", "1"]})  # a repeated parameter: the first counts
-    assert ambiguous.value.status == 404 and "2 EspoCRM records" in str(ambiguous.value)
+    assert ambiguous.value.status == 409 and "several EspoCRM records" in str(
+        ambiguous.value
+    )  # as the actions
     with pytest.raises(OperationError) as neither:
         await history_request(rt, {})
     assert neither.value.status == 400
