@@ -46,6 +46,7 @@ __all__ = [
     "content_hash",
     "describe",
     "diff",
+    "field_prints",
     "from_advo",
     "from_espo",
     "get_changed_fields",
@@ -110,6 +111,18 @@ def content_hash(content: Mapping[str, Any]) -> str:
     """sha256 (hex) of the comparison form: stable across processes, key order and formatting."""
     blob = json.dumps(comparison_form(content), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def field_prints(content: Mapping[str, Any]) -> dict[str, str]:
+    """Field -> a short hash (12 hex) of its comparison form: equal prints mean "no change", as
+    `diff` decides it. No value can be read back from a print (services/sync/fingerprint.py)."""
+    form = comparison_form(content)
+    return {
+        name: hashlib.sha256(
+            json.dumps(form[name], sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        ).hexdigest()[:12]
+        for name in CANONICAL_FIELDS
+    }
 
 
 def get_changed_fields(espo: Mapping[str, Any], advo: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:

@@ -65,6 +65,7 @@ class EspoBeteiligte(BaseModel):
     advowareDeletedAt: str | None = None
     syncErrorMessage: str | None = None
     syncRetryCount: int | None = None
+    syncFingerprint: str | None = None
     createdAt: str | None = None
     modifiedAt: str | None = None
 

@@ -58,6 +58,9 @@ class FieldDef:
     required: bool = False
     #: `name` comes with every `Base` entity: checked and updated, never created.
     builtin: bool = False
+    #: Missing, the service still works (EspoCRM drops an undefined attribute from a write):
+    #: the start-up check warns instead of failing; the setup creates it like any other.
+    optional: bool = False
 
     def metadata(self) -> dict[str, Any]:
         """The field's `entityDefs` definition (also the Field Manager's request body, with `name`)."""
@@ -128,6 +131,15 @@ FIELDS: tuple[FieldDef, ...] = (
     FieldDef("advowareDeletedAt", "datetime", "In Advoware gelöscht am", "UTC `YYYY-MM-DD HH:MM:SS`"),
     FieldDef("syncErrorMessage", "text", "Sync-Fehler", "German text for staff, up to ~1,100 characters"),
     FieldDef("syncRetryCount", "int", "Sync-Versuche", "default 0", default=0),
+    FieldDef(
+        "syncFingerprint",
+        "text",
+        "Sync-Abgleichsstand",
+        "written by the service only: a short hash per synced field as the last sync left both "
+        "sides (no values; services/sync/fingerprint.py); not for layouts; without it, edits "
+        "on both sides after Redis lost its data are reported as conflicts",
+        optional=True,
+    ),
 )
 FIELDS_BY_NAME: dict[str, FieldDef] = {f.name: f for f in FIELDS}
 

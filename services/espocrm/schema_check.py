@@ -6,12 +6,15 @@ turns each into a change (or refuses), the start-up check into a problem line wi
 | difference      | means                                                   | writes fail? | setup          |
 |-----------------|---------------------------------------------------------|--------------|----------------|
 | `entity`        | no entity `CBeteiligte`                                 | yes          | createEntity   |
-| `field`         | a field the service reads or writes is missing          | yes          | create field   |
+| `field`         | a field the service reads or writes is missing          | yes (1)      | create field   |
 | `type`          | a field has a type the service cannot write             | yes          | refuses        |
 | `options`       | enum values (phone types) the service writes are missing| yes          | add the values |
 | `length`        | a text field is shorter than what the service writes    | yes          | widen it       |
 | `stream`        | the entity's stream is off (notices cannot be posted)   | no           | updateEntity   |
 | `concurrency`   | optimistic concurrency control is off                   | no           | updateEntity   |
+
+(1) Not for an `optional` field (`syncFingerprint`): EspoCRM drops an undefined attribute from a
+write, so the service works without it, with less evidence after Redis lost its data (a warning).
 
 Compatible types: the schema's own, and varchar ⇄ text (both take text; the length decides).
 Options or fields an instance has beyond the schema are fine and never removed.
@@ -23,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.espocrm.schema import ENTITY, FIELDS, FieldDef
+from services.espocrm.schema import ENTITY, FIELDS, FIELDS_BY_NAME, FieldDef
 
 #: The longest `syncErrorMessage` the service writes (services/sync/verify.py caps its text at
 #: 1,000 characters; the outcome reasons are shorter), for a text field an instance made varchar.
@@ -44,6 +47,8 @@ class Difference:
 
     @property
     def fails_writes(self) -> bool:
+        if self.kind == "field" and self.field in FIELDS_BY_NAME and FIELDS_BY_NAME[self.field].optional:
+            return False  # EspoCRM drops an undefined attribute from a write
         return self.kind in FAILS_WRITES
 
     def describe(self) -> str:

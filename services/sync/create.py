@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.errors import FatalError, TransientError, VersionConflictError
 from services.store.counters import EventKind, Stat
+from services.sync import fingerprint
 from services.sync.claims import ClaimBusy, HeldClaims
 from services.sync.decide import is_empty
 from services.sync.intents import CreateIntent
@@ -34,7 +35,7 @@ from services.sync.linking import Action, EarlierTry, LinkDecision
 from services.sync.model import Outcome, RecordContext, Result, Trigger, as_int
 from services.sync.outcomes import Outcomes
 from services.sync.update import Updater
-from services.sync.verify import verify_writes
+from services.sync.verify import ADVO_BASELINE, verify_writes
 
 if TYPE_CHECKING:
     from services.sync.deps import CreateDeps
@@ -158,7 +159,12 @@ class Creator:
         now = self._d.systems.clock()
         await held.check()
         saved = await self._out.finish(
-            ctx, {"betnr": betnr}, now, advo=created, message=check.message(content)
+            ctx,
+            {"betnr": betnr},
+            now,
+            advo=created,
+            message=check.message(content),
+            prints=fingerprint.of(betnr, content, check.extra.get(ADVO_BASELINE)),
         )
         await self._out.store_snapshot(ctx.record_id, betnr, content, now, saved, created, check.extra)
         if check.advo_missing:

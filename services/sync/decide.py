@@ -29,6 +29,11 @@ betnr typed in by a person, a Redis that was emptied) the first sync never destr
 | kind differs (person vs company)           | the whole record follows the rows above as one    |
 |                                            | field (no gap filling across kinds)               |
 
+Without a snapshot but with the record's fingerprint (services/sync/fingerprint.py: a hash per
+field and side as the last sync left them, kept on the EspoCRM record), `fields_changed` says
+per field which side changed it, and the snapshot table above applies (basis `fingerprint`);
+a field that differs although neither side changed it is a known divergence and left alone.
+
 "Changed since sync" is the caller's comparison of each side's change time with advowareLastSync
 (None = unknown). Write verification: a field Advoware did not store as sent is compared on the
 Advoware side with what it did store (`advo_baseline`, from the snapshot; `espo_baseline` the
@@ -63,6 +68,7 @@ DiffFn = Callable[[Mapping[str, Any], Mapping[str, Any]], set[str]]
 class Basis(StrEnum):
     SNAPSHOT = "snapshot"  # field-by-field against the last-synced snapshot
     EQUAL = "equal"  # no snapshot needed: both sides already agree
+    FINGERPRINT = "fingerprint"  # no snapshot: field-by-field against the record's fingerprint
     FIRST_SYNC = "first_sync"  # no snapshot, content differs: the no-data-loss rules
 
 
@@ -154,6 +160,7 @@ def decide(
     advo_changed_since_sync: bool | None = None,
     advo_baseline: Mapping[str, Any] | None = None,
     espo_baseline: Mapping[str, Any] | None = None,
+    fields_changed: tuple[set[str], set[str]] | None = None,
     diff: DiffFn = _default_diff,
     directions: Mapping[str, Direction] | None = None,
 ) -> MergePlan:
@@ -162,6 +169,8 @@ def decide(
     `snapshot` is the content at the end of the last sync, or None. The two
     `*_changed_since_sync` flags are only read without a snapshot (None = unknown).
     `advo_baseline` / `espo_baseline` override snapshot fields for that side (write verification).
+    `fields_changed`: (fields EspoCRM changed, fields Advoware changed) by the record's
+    fingerprint, read only without a snapshot.
     `directions`: canonical field -> Direction for fields that are not two-way.
     """
     plan = functools.partial(_plan, directions=directions or {})
@@ -181,6 +190,12 @@ def decide(
         )
     if not differing:
         return MergePlan(basis=Basis.SNAPSHOT if snapshot is not None else Basis.EQUAL, merged=dict(espo))
+    if snapshot is None and fields_changed is not None:
+        espo_changed, advo_changed = fields_changed
+        changed = differing & (espo_changed | advo_changed)  # the rest: a known divergence
+        return plan(
+            Basis.FINGERPRINT, espo, advo, _snapshot_rules(changed, espo_changed, advo_changed), {}, diff
+        )
     if espo_changed_since_sync is True and advo_changed_since_sync is False:
         winner = Rule.ESPO_NEWER
     elif advo_changed_since_sync is True and espo_changed_since_sync is False:
@@ -189,6 +204,13 @@ def decide(
         winner = Rule.CONFLICT
     if "kind" in differing:  # a person in one system, a company in the other: no field mixing
         return plan(Basis.FIRST_SYNC, espo, advo, dict.fromkeys(differing, winner), {}, diff)
+    return plan(Basis.FIRST_SYNC, espo, advo, *_first_sync_rules(espo, advo, differing, winner), diff)
+
+
+def _first_sync_rules(
+    espo: Mapping[str, Any], advo: Mapping[str, Any], differing: set[str], winner: Rule
+) -> tuple[dict[str, Rule], dict[str, Any]]:
+    """The no-snapshot rules of each differing field (module docstring), and the merged lists."""
     rules: dict[str, Rule] = {}
     values: dict[str, Any] = {}
     for name in sorted(differing):
@@ -203,7 +225,7 @@ def decide(
             rules[name], values[name] = Rule.UNION, union(first, second, item, norm)
         else:
             rules[name] = winner
-    return plan(Basis.FIRST_SYNC, espo, advo, rules, values, diff)
+    return rules, values
 
 
 def _snapshot_rules(differing: set[str], espo_changed: set[str], advo_changed: set[str]) -> dict[str, Rule]:

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 from services.errors import ApiError, FatalError, InvalidDataError, NotFoundError, TransientError
 from services.store import keys
 from services.store.counters import EventKind, Stat
-from services.sync import notify
+from services.sync import fingerprint, notify
 from services.sync.breaker import System
 from services.sync.fault import Fault, classify, is_system_fault
+from services.sync.fingerprint import Fingerprint
 from services.sync.linking import LinkDecision
 from services.sync.model import ENTITY, Outcome, RecordContext, Result, as_int
 from services.sync.snapshot import Snapshot, row_id
@@ -216,6 +217,7 @@ class Outcomes:
         *,
         advo: Mapping[str, Any] | None,
         message: str | None = None,
+        prints: Fingerprint | None = None,
     ) -> dict[str, Any]:
         """Write the sync's EspoCRM changes together with clean status and advowareLastSync.
         Sent with the versionNumber of the read the decision was based on (or of this run's own
@@ -223,7 +225,9 @@ class Outcomes:
         saved the record since: the caller reads again and decides again (services/sync/update.py).
         `now`: taken after the Advoware write; `advo`: the Advoware record both sides now agree
         with (its stamp bounds advowareLastSync, planning.synced_until). `message`
-        (syncErrorMessage) reports what a write did not apply (services/sync/verify.py)."""
+        (syncErrorMessage) reports what a write did not apply (services/sync/verify.py). `prints`:
+        the fingerprint of what both sides hold now, written with the values it describes
+        (services/sync/fingerprint.py)."""
         from services.espocrm.datetime import format_espo_datetime
         from services.sync.planning import synced_until
 
@@ -237,6 +241,8 @@ class Outcomes:
                 "syncRetryCount": 0,
             }
         )
+        if prints is not None:
+            body[fingerprint.FIELD] = prints.encode()
         return await self.write_espo(ctx, body, versioned=True)
 
     async def report_unapplied(

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from services.errors import ApiError, NotFoundError
+from services.sync import fingerprint
 from services.sync.decide import MergePlan, decide
 from services.sync.model import ENTITY, PARKED, Trigger, as_int, stays_parked
 from services.sync.snapshot import Snapshot
@@ -66,18 +67,24 @@ class Planner:
         snap = await self._d.snapshots.get(record_id)
         if snap is not None and snap.betnr != betnr:
             snap = None  # relinked by a person: the old snapshot belongs to another pair
+        espo_content, advo_content = mapper.from_espo(espo), mapper.from_advo(advo)
+        # No snapshot (Redis emptied): the record's fingerprint still says who changed each field.
+        prints = fingerprint.read(espo, betnr) if snap is None and base is None else None
         plan = decide(
-            mapper.from_espo(espo),
-            mapper.from_advo(advo),
+            espo_content,
+            advo_content,
             dict(base) if base is not None else (snap.content if snap else None),
             # Only read without a snapshot: the API user is looked up only then.
             espo_changed_since_sync=(
-                espo_changed(espo, await self.own_user()) if snap is None and base is None else None
+                espo_changed(espo, await self.own_user())
+                if snap is None and base is None and not prints
+                else None
             ),
             advo_changed_since_sync=advo_changed(espo, advo, self._d.systems.tz),
             # Fields a write did not apply: compared with what that side stored (verify.py).
             advo_baseline=snap.extra.get(ADVO_BASELINE) if snap else None,
             espo_baseline=snap.extra.get(ESPO_BASELINE) if snap else None,
+            fields_changed=prints.changed(espo_content, advo_content) if prints else None,
             directions=self._d.directions,
         )
         return plan, snap

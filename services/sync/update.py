@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from services.errors import NotFoundError, TransientError, VersionConflictError
 from services.store import keys
 from services.store.counters import EventKind, Stat
+from services.sync import fingerprint
 from services.sync.decide import FieldConflict, MergePlan
 from services.sync.linking import Action
 from services.sync.model import ENTITY, Outcome, RecordContext, Result, Trigger
@@ -39,7 +40,7 @@ from services.sync.outcomes import Outcomes
 from services.sync.planning import Planner
 from services.sync.snapshot import Snapshot, row_id
 from services.sync.states import SyncStatus
-from services.sync.verify import Verification, answered_fields, verify_writes
+from services.sync.verify import ADVO_BASELINE, Verification, answered_fields, verify_writes
 
 if TYPE_CHECKING:
     from services.sync.deps import UpdateDeps
@@ -174,7 +175,9 @@ class Updater:
         saved = ctx.espo
         if ctx.status is not SyncStatus.CLEAN or trigger is Trigger.DAILY_CHECK:
             try:  # status / last-check metadata only
-                saved = await self.outcomes.finish(ctx, {}, now, advo=advo)
+                saved = await self.outcomes.finish(
+                    ctx, {}, now, advo=advo, prints=agreed_prints(betnr, plan, snap)
+                )
             except VersionConflictError:
                 return Replan("the EspoCRM record was saved since it was read (409)")
         if (
@@ -236,9 +239,10 @@ class Updater:
             else {}
         )
         now = self.deps.systems.clock()  # after the Advoware write: advowareLastSync follows it
+        prints = fingerprint.of(betnr, plan.merged, advo_check.extra.get(ADVO_BASELINE))
         try:
             saved = await self.outcomes.finish(
-                ctx, patch, now, advo=advo_after, message=advo_check.message(plan.merged)
+                ctx, patch, now, advo=advo_after, message=advo_check.message(plan.merged), prints=prints
             )
         except VersionConflictError:
             return Replan("the EspoCRM record was saved meanwhile (409)", base_after_write(base, snap, plan))
@@ -308,3 +312,9 @@ class Updater:
             if told:
                 await self.deps.recent.record(EventKind.CONFLICT, record_id, ",".join(c.field for c in fresh))
         await self.deps.conflicts.delete(record_id)
+
+
+def agreed_prints(betnr: int, plan: MergePlan, snap: Snapshot | None) -> fingerprint.Fingerprint:
+    """The fingerprint of a pair that already agrees (`plan.merged`), keeping the Advoware
+    divergence the snapshot knows of."""
+    return fingerprint.of(betnr, plan.merged, snap.extra.get(ADVO_BASELINE) if snap else None)

@@ -165,18 +165,19 @@ def test_after_redis_came_back_empty_one_sided_edits_sync_without_a_conflict_not
 ) -> None:
     """Issue 20: the service's own last PUT (advowareLastSync was taken before it) made a one-sided
     EspoCRM edit look like a conflict once the snapshot was gone; here both one-sided edits arrive,
-    right after the restart, and nobody is told of a conflict."""
+    right after the restart, and nobody is told of a conflict. The third record is edited on both
+    sides, in different fields, before its sync: per record "both changed", which made both
+    fields conflicts and reverted the Advoware edit; the record's fingerprint tells them apart."""
     in_espo = create_person(actor, lastName="Einseitig-Espo")
     in_advo = create_person(actor, lastName="Einseitig-Advo")
+    in_both = create_person(actor, lastName="Beidseitig")
     wait_until(
-        lambda: sweep(faulty)
-        and espo_get(actor, in_espo).get("betnr")
-        and espo_get(actor, in_advo).get("betnr"),
+        lambda: sweep(faulty) and all(espo_get(actor, r).get("betnr") for r in (in_espo, in_advo, in_both)),
         timeout=90,
         interval=2.0,
-        message="both records linked",
+        message="the records linked",
     )
-    betnrs = {rid: wait_linked(actor, rid)["betnr"] for rid in (in_espo, in_advo)}
+    betnrs = {rid: wait_linked(actor, rid)["betnr"] for rid in (in_espo, in_advo, in_both)}
     # Each pair's last sync wrote to Advoware: its PUT's stamp is the newest on the Advoware side.
     for rid in betnrs:
         actor.espo.put(f"CBeteiligte/{rid}", json={"titel": "Dr."}).raise_for_status()
@@ -190,21 +191,26 @@ def test_after_redis_came_back_empty_one_sided_edits_sync_without_a_conflict_not
     wait_runtime_reconnected(faulty)
     # Right away (well within the 30 s the old time rule gave our own writes): one edit per side.
     actor.espo.put(f"CBeteiligte/{in_espo}", json={"firstName": "Henrike"}).raise_for_status()
-    edit_advoware(actor, [betnrs[in_advo]], "Prof.")
+    edit_advoware(actor, [betnrs[in_advo], betnrs[in_both]], "Prof.")
+    actor.espo.put(f"CBeteiligte/{in_both}", json={"firstName": "Jolanda"}).raise_for_status()
 
     def arrived() -> bool:
         sweep(faulty)  # the Advoware poll (its watermark is gone: it reads 24 h back)
         return bool(
             advo(actor, betnrs[in_espo])["vorname"] == "Henrike"
             and espo_get(actor, in_advo).get("titel") == "Prof."
+            and advo(actor, betnrs[in_both])["vorname"] == "Jolanda"
+            and espo_get(actor, in_both).get("titel") == "Prof."
         )
 
-    wait_until(arrived, timeout=90, interval=2.0, message="both one-sided edits synced")
+    wait_until(arrived, timeout=90, interval=2.0, message="every one-sided edit synced")
     for rid in betnrs:
         wait_until(lambda rid=rid: espo_get(actor, rid)["syncStatus"] == "clean", timeout=30, message="clean")
     assert (
         espo_get(actor, in_espo)["firstName"] == "Henrike"
         and advo(actor, betnrs[in_advo])["titel"] == "Prof."
+        and advo(actor, betnrs[in_both])["titel"] == "Prof."  # not reverted by the CRM's "Dr."
+        and advo(actor, betnrs[in_both])["vorname"] == "Jolanda"
     )
     notes = httpx.get(f"{faulty.espo_url}/__sandbox/notes", timeout=30).json()["notes"]
     conflicts = [n for n in notes if n.get("parentId") in betnrs and "Konflikt" in str(n.get("post"))]

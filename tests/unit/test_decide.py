@@ -98,3 +98,23 @@ def test_snapshot_matching_neither_side_is_a_conflict_not_a_silent_pick() -> Non
     s = {**BASE, "title": "Mag."}
     p = plan(e, a, s)
     assert p.to_advo == {"title"} and len(p.conflicts) == 1
+
+
+def test_no_snapshot_fingerprint_decides_field_by_field() -> None:
+    """The fingerprint table (services/sync/fingerprint.py): each row once, in one record whose
+    record-level times say "both changed" (which alone would make every field a conflict)."""
+    e = {**BASE, "first_name": "Käthe", "last_name": "Meier", "emails": ["x@y.de"]}
+    a = {**BASE, "title": "Dr.", "last_name": "Schulz", "emails": ["a@b.de", "c@d.de"]}
+    changed = ({"first_name", "last_name"}, {"title", "last_name"})  # emails: neither (known divergence)
+    p = plan(e, a, None, fields_changed=changed, espo_changed_since_sync=True, advo_changed_since_sync=True)
+    assert p.basis is Basis.FINGERPRINT
+    assert p.merged["first_name"] == "Käthe" and "first_name" in p.to_advo  # E changed
+    assert p.merged["title"] == "Dr." and "title" in p.to_espo  # A changed
+    assert [c.field for c in p.conflicts] == ["last_name"] and p.merged["last_name"] == "Meier"  # both
+    assert "emails" not in p.to_advo | p.to_espo  # neither: left as the last sync left it
+
+
+def test_a_fingerprint_is_not_read_beside_a_snapshot() -> None:
+    a = {**BASE, "title": "Dr."}
+    p = plan(dict(BASE), a, dict(BASE), fields_changed=({"title"}, set()))
+    assert p.basis is Basis.SNAPSHOT and p.to_espo == {"title"}

@@ -76,7 +76,13 @@ async def test_espocrm_edit_is_one_advoware_write_and_no_echo(env: dict[str, Any
     assert env["advo"].records[betnr]["zusatz"] == "c/o Kanzlei"
     # EspoCRM only got sync metadata.
     data_keys = {k for _, d in env["espo"].updates for k in d}
-    assert data_keys <= {"syncStatus", "advowareLastSync", "syncErrorMessage", "syncRetryCount"}
+    assert data_keys <= {
+        "syncStatus",
+        "advowareLastSync",
+        "syncErrorMessage",
+        "syncRetryCount",
+        "syncFingerprint",
+    }
     # The echo: the poller / a redelivery looks again and finds nothing to do.
     env["espo"].updates.clear()
     again = await env["engine"].sync_record(rid, Trigger.SWEEP)
@@ -272,6 +278,7 @@ async def test_holder_runs_again_for_events_that_came_in(env: dict[str, Any]) ->
 async def test_no_snapshot_advoware_newer_wins(env: dict[str, Any]) -> None:
     rid, betnr = await linked(env)
     await env["redis"].flushall()  # Redis emptied: no snapshot
+    del env["espo"].records[rid]["syncFingerprint"]  # an instance without the field: the time rules
     env["clock"].tick(120)
     env["advo"].edit(betnr, titel="Prof. Dr.")
     out = await env["engine"].sync_record(rid, Trigger.SWEEP)
@@ -280,9 +287,12 @@ async def test_no_snapshot_advoware_newer_wins(env: dict[str, Any]) -> None:
     assert await SnapshotStore(env["redis"]).get(rid) is not None
 
 
-async def test_no_snapshot_both_changed_is_conflict_espocrm_wins(env: dict[str, Any]) -> None:
+@pytest.mark.parametrize("prints", [True, False])
+async def test_no_snapshot_both_changed_is_conflict_espocrm_wins(env: dict[str, Any], prints: bool) -> None:
     rid, betnr = await linked(env)
     await env["redis"].flushall()
+    if not prints:
+        del env["espo"].records[rid]["syncFingerprint"]
     env["clock"].tick(120)
     env["advo"].edit(betnr, titel="Prof. Dr.")
     env["espo"].edit(rid, titel="Dr. med.")
@@ -297,7 +307,7 @@ async def test_daily_check_writes_only_last_sync_metadata(env: dict[str, Any]) -
     out = await env["engine"].sync_record(rid, Trigger.DAILY_CHECK)
     assert out.result is Result.UNCHANGED and env["advo"].calls["update"] == 0
     assert [set(d) for _, d in env["espo"].updates] == [
-        {"syncStatus", "advowareLastSync", "syncErrorMessage", "syncRetryCount"}
+        {"syncStatus", "advowareLastSync", "syncErrorMessage", "syncRetryCount", "syncFingerprint"}
     ]
 
 

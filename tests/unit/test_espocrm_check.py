@@ -72,6 +72,17 @@ async def test_a_missing_enum_value_fails_naming_field_and_value(sim: EspoSimula
     assert len(fails) == 3
 
 
+async def test_a_missing_fingerprint_field_only_warns_and_says_what_it_costs(sim: EspoSimulator) -> None:
+    """An instance set up before the field existed: writes still pass (EspoCRM drops undefined
+    attributes), so the service starts, with a warning that names the fix."""
+    sim.store.versioning.switch(True, sim.store.records.values())
+    sim.store.defs.remove_field("syncFingerprint")
+    found = await problems(sim)
+    assert [p.level for p in found] == [WARN]
+    assert f"{ENTITY} has no field syncFingerprint (text)" in found[0].line()
+    assert "setup-espocrm" in found[0].line()
+
+
 async def test_no_entity_is_one_failure(sim: EspoSimulator) -> None:
     sim.store.defs.reset(False)
     found = await problems(sim)
