@@ -13,7 +13,12 @@ is taken within a Redis round trip (a bulk sync keeps the slots busy instead of 
 polling back-off), Redis wakes the longest-waiting client first, and a crashed holder's expired
 lease is noticed when it expires. A stale wake-up token only causes one extra acquire attempt. Within one process at most ``limit`` tasks wait in Redis at a time (a local
 gate): a process can never hold more slots than that, and the others wait without Redis
-traffic. After ``acquire_timeout`` an acquirer raises ``ConnectFailedError`` (retryable: never sent).
+traffic. An acquirer raises ``ConnectFailedError`` (retryable: never sent) when no slot turned over
+for ``acquire_timeout``: the oldest holder stayed the same, so every slot is stuck in a call that
+does not end (a hung Advoware, services/sync/fault.py). While slots do turn over it keeps waiting
+its turn, however long the queue: a burst of 1,000 records released after an outage is a queue
+behind an answering Advoware, not a failure (bench figure 9 measured records that waited 60 s in
+such a queue counted as failed and left to a 10-minute back-off).
 
 Hand-over: a bulk sync runs many records concurrently in one process. When a call ends while
 another task of the same process waits at the gate, the slot goes straight to that task (no
@@ -39,6 +44,11 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
+
+# A later oldest-lease end than this beyond the last one seen means another holder is now the
+# oldest (the earlier one released): seconds, well above the jitter of deriving it from
+# `lease_left` and a Redis round trip.
+TURNOVER_SLACK = 0.5
 
 _ACQUIRE = """
 local t = redis.call('TIME')
@@ -114,11 +124,17 @@ class RedisSemaphore:
     async def acquire(self) -> str:
         deadline = time.monotonic() + self.acquire_timeout
         delay = self._poll_initial
+        oldest_ends: float | None = None  # when the oldest holder's lease ends, as last seen
         while True:
             token, lease_left = await self._try()
             if token is not None:
                 return token
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            if oldest_ends is None or now + lease_left > oldest_ends + TURNOVER_SLACK:
+                if oldest_ends is not None:  # the oldest holder left: slots turn over, keep waiting
+                    deadline = now + self.acquire_timeout
+                oldest_ends = now + lease_left
+            remaining = deadline - now
             if remaining <= 0:
                 # Never sent (like a pool timeout): safe to repeat, and when Advoware hangs every
                 # slot, a sign of the system (services/sync/fault.py; a probe decides).

@@ -4,8 +4,9 @@ the record's (its data, or something about this one record)? Pure: an error in, 
 | error (services/errors.py)                  | what it says                              | fault         |
 |---------------------------------------------|-------------------------------------------|---------------|
 | `ConnectFailedError`                        | connection refused, connect timeout, no   | `SYSTEM`      |
-|                                             | pooled connection or Advoware concurrency |               |
-|                                             | slot in time (all of them busy), no token |               |
+|                                             | pooled connection, no Advoware concurrency|               |
+|                                             | slot while none turned over (every one    |               |
+|                                             | stuck in a call), no token                |               |
 | `ConnectionLostError`                       | connection reset / closed before answering| `SYSTEM`      |
 | `ResponseTimeoutError`                      | sent, no answer in time (a hung server)   | `SYSTEM`      |
 | `ConnectorOfflineError`                     | Advoware's "nicht angemeldet"             | `SYSTEM`      |
