@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from services.sync.advoware_watch import AdvowareWatch
     from services.sync.breaker import CircuitBreakers, Probe
     from services.sync.deletions import DeletionGuard
-    from services.sync.deps import Systems
+    from services.sync.deps import Stores, Systems
     from services.sync.engine import SyncEngine
     from services.sync.notify import Notifier
     from services.sync.ports import Advoware, EspoCrm
@@ -55,6 +55,8 @@ class Runtime:
     breakers: CircuitBreakers
     deletions: DeletionGuard
     engine: SyncEngine
+    # Every Redis store (services/sync/deps.py): steps, ops and the CLI take theirs from here.
+    stores: Stores
     # This execution's observations (services/ops/metrics.py), flushed to Redis when it closes.
     metrics: Metrics | None = None
 
@@ -70,6 +72,7 @@ class Runtime:
         s = self.settings
         return Sweeper(
             systems=self.systems,
+            stores=self.stores,
             watch=self.watch(),
             stale_syncing_age=timedelta(seconds=s.SYNC_STALE_SYNCING_SECONDS),
             retry_base=timedelta(seconds=s.SYNC_RETRY_BASE_SECONDS),
@@ -81,7 +84,7 @@ class Runtime:
     def watch(self) -> AdvowareWatch:
         from services.sync.advoware_watch import AdvowareWatch
 
-        return AdvowareWatch(systems=self.systems)
+        return AdvowareWatch(systems=self.systems, stores=self.stores)
 
     def backfill(self, options: BackfillOptions, progress: ProgressFactory) -> Backfill:
         from services.backfill.runner import Backfill
@@ -117,6 +120,7 @@ def build_runtime(
     notifier = Notifier(espo, redis, s.ESPOCRM_NOTIFY_USER_ID, s.ESPOCRM_NOTIFY_USER_NAME, metrics=counting)
     recorder, alert = _monitoring(s, redis, notifier, metrics) if metrics is not None else (None, None)
     breakers, deletions = _breakers(s, redis, clock, alert, probes=_probes(espo, advo))
+    stores = build_stores(redis, lock_ttl_seconds=s.SYNC_LOCK_TTL_SECONDS)
     config = SyncConfig(
         max_attempts=s.SYNC_MAX_ATTEMPTS,
         lock_ttl_seconds=s.SYNC_LOCK_TTL_SECONDS,
@@ -125,6 +129,7 @@ def build_runtime(
     )
     engine = SyncEngine(
         systems=Systems(espo=espo, advo=advo, redis=redis, tz=s.timezone, clock=clock),
+        stores=stores,
         config=config,
         notifier=notifier,
         breakers=breakers,
@@ -143,7 +148,40 @@ def build_runtime(
         breakers=breakers,
         deletions=deletions,
         engine=engine,
+        stores=stores,
         metrics=metrics,
+    )
+
+
+def build_stores(redis: Redis, *, lock_ttl_seconds: float) -> Stores:
+    """Every Redis store, once per execution: the only place they are built."""
+    from services.store.service_records import CronTicks
+    from services.store.watermark import Watermark
+    from services.sync.backoff import OwnWrites
+    from services.sync.breaker import BreakerStates
+    from services.sync.claims import Claims
+    from services.sync.deps import Stores
+    from services.sync.identity_index import IdentityIndex
+    from services.sync.intents import IntentStore
+    from services.sync.lock import RecordLocks
+    from services.sync.snapshot import SnapshotStore
+    from services.sync.stores import PendingAdvoware, PendingConflicts, RecentEvents, UnlinkedMarks
+
+    return Stores(
+        locks=RecordLocks(redis, lock_ttl_seconds),
+        snapshots=SnapshotStore(redis),
+        intents=IntentStore(redis),
+        conflicts=PendingConflicts(redis),
+        pending_advoware=PendingAdvoware(redis),
+        recent=RecentEvents(redis),
+        unlinked=UnlinkedMarks(redis),
+        own_writes=OwnWrites(redis),
+        index=IdentityIndex(redis),
+        claims=Claims(redis, lock_ttl_seconds),
+        breakers=BreakerStates(redis),
+        ticks=CronTicks(redis),
+        espo_watermark=Watermark.espocrm(redis),
+        advo_watermark=Watermark.advoware(redis),
     )
 
 
@@ -218,8 +256,8 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
     from services.espocrm.client import EspoCrmClient
     from services.http.observe import set_observer
     from services.http.retry import set_system_down
-    from services.store import keys
     from services.store.counters import Metrics
+    from services.sync.breaker import BreakerStates
 
     settings = settings or get_settings()
     async with open_redis(settings) as redis:
@@ -229,7 +267,7 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
         set_observer(metrics)  # every API call of this process -> vmh_api_calls / latency histogram
 
         async def breaker_open(system: str) -> bool:
-            return bool(await redis.exists(keys.breaker(system)))
+            return await BreakerStates(redis).is_open(system)
 
         set_system_down(breaker_open)  # no repeat to a system whose breaker opened meanwhile
         try:

@@ -31,16 +31,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from services.errors import NotFoundError, OperationError
-from services.store import keys
 from services.store.counters import EventKind
 from services.sync.breaker import SYSTEMS
 from services.sync.model import ENTITY, Trigger
 from services.sync.states import IllegalTransition, SyncStatus, transition
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
     from services.runtime import Runtime
+    from services.sync.breaker import BreakerStates
     from services.sync.deletions import DeletionGuard
 
 log = logging.getLogger(__name__)
@@ -113,18 +111,16 @@ async def _parked(rt: Runtime) -> tuple[int, list[dict[str, Any]]]:
     return int(total), items
 
 
-async def _waiting(redis: Redis) -> list[dict[str, Any]]:
+async def _waiting(breakers: BreakerStates) -> list[dict[str, Any]]:
     """Records held by an open (or just closed) breaker until their system answers again."""
-    from services.sync.breaker import BreakerStates
-
-    states = await BreakerStates(redis).open_states()
+    states = await breakers.open_states()
     items = []
     for system in SYSTEMS:
         state = states.get(system.value)
         why = f"waiting for {system.value}" + (f": {state.reason}" if state else "")
-        for rid, score in await redis.zrange(keys.breaker_held(system), 0, LIST_LIMIT - 1, withscores=True):
-            since = datetime.fromtimestamp(float(score), tz=UTC).isoformat()
-            items.append(_item("waiting", str(rid), why, since, system=system.value))
+        for rid, score in await breakers.held(system, LIST_LIMIT):
+            since = datetime.fromtimestamp(score, tz=UTC).isoformat()
+            items.append(_item("waiting", rid, why, since, system=system.value))
     return items
 
 
@@ -138,7 +134,7 @@ async def needs_person(rt: Runtime) -> dict[str, Any]:
     """`GET /vmh/beteiligte/sync/attention`: every record that waits for a person (module doc),
     the recent conflicts, and the deletion guard's state."""
     total, parked = await _parked(rt)
-    waiting = await _waiting(rt.redis)
+    waiting = await _waiting(rt.stores.breakers)
     held = await _held_deletions(rt.deletions)
     return {
         "records": parked + waiting + held,
@@ -153,12 +149,11 @@ async def recent_conflicts(rt: Runtime) -> list[dict[str, Any]]:
     """The newest same-field conflicts (from the records' histories), newest first, each with
     both values and whether a restore is still the newest conflict on that field."""
     from services.ops.history import history_for
-    from services.sync.stores import RecentEvents
 
     history = history_for(rt.redis, rt.settings)
     seen: set[str] = set()
     out: list[dict[str, Any]] = []
-    for event in await RecentEvents(rt.redis).read(EventKind.CONFLICT, RECENT_CONFLICTS):
+    for event in await rt.stores.recent.read(EventKind.CONFLICT, RECENT_CONFLICTS):
         rid = str(event.get("id"))
         if rid in seen:
             continue

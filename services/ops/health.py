@@ -22,14 +22,13 @@ report holds ids, counts and reasons only (no names, no values).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from services.errors import ApiError, AuthError
-from services.store import keys
+from services.store.service_records import last_sweep, ping, queue_depths
 from services.sync.model import ENTITY
 
 if TYPE_CHECKING:
@@ -39,8 +38,6 @@ if TYPE_CHECKING:
     from services.sync.ports import AdvoProbe, EspoLister
 
 CHECK_TIMEOUT_SECONDS = 10.0
-BULLMQ_PREFIX = "motia:"
-SWEEP_LAST = keys.SWEEP_LAST
 OK, WARN, FAIL = "ok", "warn", "fail"
 
 
@@ -90,7 +87,7 @@ async def _guard(probe: Callable[[], Awaitable[Check]]) -> Check:
 
 
 async def check_redis(redis: Redis) -> Check:
-    await redis.ping()
+    await ping(redis)
     return Check(OK)
 
 
@@ -133,10 +130,9 @@ async def check_advoware(advo: AdvoProbe) -> Check:
 
 
 async def check_sweep(redis: Redis, overdue: timedelta, now: datetime) -> Check:
-    raw = await redis.get(SWEEP_LAST)
-    if not raw:
+    last = await last_sweep(redis).get()
+    if not last:
         return Check(WARN, {"problem": "no sweep completed yet"})
-    last = json.loads(raw)
     at = datetime.fromisoformat(str(last["at"]))
     age = (now - at).total_seconds()
     detail = {"last_completed": last["at"], "age_seconds": round(age)}
@@ -145,28 +141,6 @@ async def check_sweep(redis: Redis, overdue: timedelta, now: datetime) -> Check:
             FAIL, {**detail, "problem": f"no sweep completed for over {round(overdue.total_seconds())} s"}
         )
     return Check(OK, detail)
-
-
-async def queue_depths(redis: Redis) -> tuple[int, int, dict[str, int]]:
-    """(waiting events, dead-lettered events, per queue) from BullMQ's keys in the same Redis."""
-    queues: set[str] = set()
-    async for name in redis.scan_iter(match=f"{BULLMQ_PREFIX}*:meta", count=1000):
-        queues.add(str(name)[: -len(":meta")])
-    waiting = dead = 0
-    per_queue: dict[str, int] = {}
-    for base in sorted(queues):
-        pipe = redis.pipeline(transaction=False)
-        pipe.llen(f"{base}:wait")
-        pipe.llen(f"{base}:paused")
-        pipe.zcard(f"{base}:prioritized")
-        pipe.zcard(f"{base}:delayed")
-        depth = sum(int(n) for n in await pipe.execute())
-        per_queue[base[len(BULLMQ_PREFIX) :]] = depth
-        if base.endswith(".dlq"):
-            dead += depth
-        else:
-            waiting += depth
-    return waiting, dead, per_queue
 
 
 async def check_queue(redis: Redis) -> Check:

@@ -5,13 +5,13 @@ Steps and the CLI call these with an open `Runtime`; nothing here imports Motia.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from services.errors import OperationError
 from services.store import keys
+from services.store.service_records import CronTicks, JsonRecord, advoware_check
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -22,10 +22,14 @@ if TYPE_CHECKING:
     from services.runtime import Runtime
     from services.sync.notify import Notifier
 
-HEALTH_LAST = keys.HEALTH_LAST
 # An unauthenticated probe (a load balancer every few seconds) reuses a report this young,
 # so nobody without the token can make the service call EspoCRM and Advoware at will.
 HEALTH_CACHE_SECONDS = 15
+
+
+def health_cache(redis: Redis) -> JsonRecord:
+    """The last health report, kept `HEALTH_CACHE_SECONDS` for unauthenticated probes."""
+    return JsonRecord(redis, keys.HEALTH_LAST, HEALTH_CACHE_SECONDS)
 
 
 def notifier_for(rt: Runtime) -> Notifier:
@@ -52,7 +56,6 @@ async def check(rt: Runtime) -> HealthReport:
     notices waiting in the outbox (the per-minute watch and an authenticated health request)."""
     from services.ops import alerts as alerting
     from services.ops.health import HealthDeps, conditions, run_checks
-    from services.sync.breaker import BreakerStates
 
     notifier = notifier_for(rt)
     alerts = alerts_for(rt, notifier)
@@ -65,7 +68,7 @@ async def check(rt: Runtime) -> HealthReport:
             sweep_overdue=timedelta(seconds=rt.settings.ALERT_SWEEP_OVERDUE_SECONDS),
             alerts_active=alerts.active,
             espocrm_setup=lambda: espocrm_setup_check(rt),
-            breakers=BreakerStates(rt.redis).report,
+            breakers=rt.stores.breakers.report,
             advoware_contract=lambda: advoware_contract_check(rt.redis),
         )
     )
@@ -73,7 +76,7 @@ async def check(rt: Runtime) -> HealthReport:
         await alerting.apply(alerts, conditions(report), {"sweep_overdue": timedelta(0)})
         if report.checks.get("espocrm") and report.checks["espocrm"].state != "fail":
             await notifier.retry_pending()
-        await rt.redis.set(HEALTH_LAST, json.dumps(report.as_dict()), ex=HEALTH_CACHE_SECONDS)
+        await health_cache(rt.redis).put(report.as_dict())
     return report
 
 
@@ -94,10 +97,9 @@ async def advoware_contract_check(redis: Redis) -> HealthCheck:
     something, never fail (whether Advoware answers now is the `advoware` check's)."""
     from services.ops.health import Check
 
-    raw = await redis.get(keys.ADVOWARE_CHECK_LAST)
-    if not raw:
+    record = await advoware_check(redis).get()
+    if not record:
         return Check("ok", {"note": "not checked yet: make serve checks at start, or run check-advoware"})
-    record = json.loads(raw)
     lines = [
         f"{f['severity']} {f['topic']}: {f['text']}" + (f" - fix: {f['fix']}" if f.get("fix") else "")
         for f in record.get("findings") or []
@@ -112,32 +114,32 @@ async def advoware_contract_check(redis: Redis) -> HealthCheck:
 async def claim_watch_tick(redis: Redis, now: datetime | None = None) -> bool:
     """One watch per cron tick across instances (and tests hold the ticks, like the sweep's)."""
     tick = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M")
-    return bool(await redis.set(keys.watch_tick(tick), "1", nx=True, ex=keys.SWEEP_TICK_TTL_SECONDS))
+    return await CronTicks(redis).claim_watch(tick)
 
 
 async def cached_health(redis: Redis) -> bool | None:
     """The last report's verdict if it is young enough, else None."""
-    raw = await redis.get(HEALTH_LAST)
-    if not raw:
+    report = await health_cache(redis).get()
+    if not report:
         return None
-    return bool(json.loads(raw).get("healthy"))
+    return bool(report.get("healthy"))
 
 
 async def metrics_text(rt: Runtime) -> str:
     """The Prometheus exposition: stored counters plus gauges read now."""
-    from services.ops.health import queue_depths
     from services.ops.metrics import render
     from services.store.counters import stored
-    from services.store.watermark import Watermark
+    from services.store.service_records import queue_depths
+    from services.sync.notify import outbox_waiting
 
     waiting, dead, _ = await queue_depths(rt.redis)
     now = datetime.now(UTC)
     lag: dict[tuple[str, ...], float] = {}
-    for poll, mark in (("advoware", Watermark.advoware(rt.redis)), ("espocrm", Watermark.espocrm(rt.redis))):
+    for poll, mark in (("advoware", rt.stores.advo_watermark), ("espocrm", rt.stores.espo_watermark)):
         value = await mark.stored()
         if value is not None:
             lag[(poll,)] = max(0.0, (now - value).total_seconds())
-    outbox = await rt.redis.hlen(keys.NOTIFY_OUTBOX)
+    outbox = await outbox_waiting(rt.redis)
     gauges: dict[str, Any] = {
         "vmh_queue_depth": ("Events waiting in the Motia queues", {(): waiting}, ()),
         "vmh_dead_letters": ("Events in the Motia dead-letter queues", {(): dead}, ()),

@@ -95,20 +95,19 @@ NOT_ANSWERING = ("Advoware does not answer", "unreachable")
 
 async def check_advoware_contract() -> list[Finding]:
     """`check-advoware`'s findings, kept for `status` and `/vmh/health` (best effort)."""
-    import json
     from datetime import UTC, datetime
 
     from services.ops.advoware_check import check_configured
     from services.runtime import open_redis
     from services.settings import get_settings
-    from services.store import keys
+    from services.store.service_records import advoware_check
 
     settings = get_settings()
     findings = await check_configured(settings)
     record = {"at": datetime.now(UTC).isoformat(), "findings": [f.as_dict() for f in findings]}
     try:
         async with open_redis(settings) as redis:
-            await redis.set(keys.ADVOWARE_CHECK_LAST, json.dumps(record))
+            await advoware_check(redis).put(record)
     except Exception as exc:  # Redis down: the findings are printed all the same
         print(f"advoware: findings not kept ({type(exc).__name__})", file=sys.stderr)
     return findings

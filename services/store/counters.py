@@ -11,7 +11,7 @@ Two Redis hashes hold them, for two readers:
   adds them to the hash in a single pipeline (the composition root flushes when a runtime
   closes).
 
-The recent-events lists `status` shows (services/sync/notify.py `record_event`) are named by
+The recent-events lists `status` shows (services/sync/stores.py `RecentEvents`) are named by
 `EventKind`.
 
 | family                                   | type      | labels                  |

@@ -51,9 +51,14 @@ class Watermark:
     def advoware(cls, redis: Redis, **kw: timedelta) -> Watermark:
         return cls(redis, keys.WATERMARK_ADVOWARE, **kw)
 
+    async def raw(self) -> str | None:
+        """The committed position as stored (shown by `status`)."""
+        value = await self.redis.get(self.name)
+        return str(value) if value else None
+
     async def stored(self) -> datetime | None:
         """The committed position (UTC), or None if missing or unreadable."""
-        raw = await self.redis.get(self.name)
+        raw = await self.raw()
         if not raw:
             return None
         value = parse_utc(raw)

@@ -32,13 +32,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.store import keys
-from services.store.watermark import Watermark, next_watermark
-from services.sync.deps import Systems
-from services.sync.identity_index import IdentityIndex
+from services.store.watermark import next_watermark
+from services.sync.deps import Stores, Systems
 from services.sync.model import ENTITY
-from services.sync.snapshot import SnapshotStore
-from services.sync.stores import PendingAdvoware
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +59,12 @@ class AdvowareWatch:
     """Built by the composition root (services/runtime.py `Runtime.watch`)."""
 
     systems: Systems
+    stores: Stores
 
     def __post_init__(self) -> None:
-        redis = self.systems.redis
-        self.pending = PendingAdvoware(redis)
-        self.mark = Watermark.advoware(redis)
-        self.snapshots = SnapshotStore(redis)
+        self.pending = self.stores.pending_advoware
+        self.mark = self.stores.advo_watermark
+        self.snapshots = self.stores.snapshots
 
     async def watermark(self, now: datetime) -> datetime:
         return await self.mark.read(now)
@@ -80,7 +76,7 @@ class AdvowareWatch:
         # The sweep started before the listing: `now` is a safe (earlier) cap for the watermark.
         out = AdvowareChanges(rows=len(rows), watermark=next_watermark(mark, newest, now))
         # Every changed row read keeps the identity index current (Redis only, no API call).
-        await IdentityIndex(self.systems.redis).upsert(rows.values())
+        await self.stores.index.upsert(rows.values())
         changed, unlinked = await self._changed_pairs(rows)
         found, out.advoware_only = await self._by_betnr(unlinked)
         out.ids = changed + found
@@ -118,7 +114,7 @@ class AdvowareWatch:
         from services.beteiligte import mapper
 
         betnrs = list(rows)
-        linked = await self.systems.redis.mget([keys.betnr_index(b) for b in betnrs]) if betnrs else []
+        linked = await self.snapshots.espo_ids_for_betnrs(betnrs)
         snaps = await self.snapshots.get_many([str(i) for i in linked if i])
         changed: list[str] = []
         unlinked: list[int] = []

@@ -154,6 +154,14 @@ class BreakerStates:
                     out[system.value] = BreakerState(system.value, "", "unavailable", "unreadable state")
         return out
 
+    async def is_open(self, system: str) -> bool:
+        return bool(await self.redis.exists(keys.breaker(system)))
+
+    async def held(self, system: System, limit: int) -> list[tuple[str, float]]:
+        """The first `limit` records held for `system`, oldest first: (id, since as a timestamp)."""
+        rows = await self.redis.zrange(keys.breaker_held(system), 0, limit - 1, withscores=True)
+        return [(str(rid), float(score)) for rid, score in rows]
+
     async def report(self) -> dict[str, Any]:
         """Per system: open/closed, since, reason, the records waiting and since when the
         oldest waits (status endpoint, health)."""

@@ -91,13 +91,14 @@ class Creator:
     async def _try(self, ctx: RecordContext) -> Outcome:
         from services.beteiligte import mapper
         from services.store import keys
+        from services.store.lease import holder
 
         content = mapper.from_espo(ctx.espo)
         intent = await self._d.intents.get(ctx.record_id)
         if (
             intent is None
             and ctx.options.defer_creates
-            and await self._d.systems.redis.exists(keys.BACKFILL_RUNNING)
+            and await holder(self._d.systems.redis, keys.BACKFILL_RUNNING) is not None
         ):
             # The backfill may be about to link this record to an existing Advoware record.
             log.info("record %s: create deferred while a backfill runs", ctx.record_id)

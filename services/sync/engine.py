@@ -22,14 +22,9 @@ from services.http.base import write_check
 from services.store.counters import Metrics, Stat
 from services.store.lease import Lease, LeaseLost
 from services.sync.admission import Admission
-from services.sync.backoff import OwnWrites
-from services.sync.claims import Claims
 from services.sync.create import Creator
-from services.sync.deps import CreateDeps, OutcomeDeps, PlanningDeps, Systems, UpdateDeps
-from services.sync.identity_index import IdentityIndex
-from services.sync.intents import IntentStore
+from services.sync.deps import CreateDeps, OutcomeDeps, PlanningDeps, Stores, Systems, UpdateDeps
 from services.sync.linking import Linker
-from services.sync.lock import RecordLocks
 from services.sync.model import (
     ENTITY,
     Outcome,
@@ -42,9 +37,8 @@ from services.sync.model import (
 )
 from services.sync.outcomes import RECORDED_ERRORS, Outcomes
 from services.sync.planning import Planner, RecordPlan
-from services.sync.snapshot import Snapshot, SnapshotStore
+from services.sync.snapshot import Snapshot
 from services.sync.states import SyncStatus, transition
-from services.sync.stores import PendingAdvoware, PendingConflicts, RecentEvents
 from services.sync.update import Updater
 
 if TYPE_CHECKING:
@@ -66,6 +60,7 @@ class SyncEngine:
     collaborator and value explicitly; the stores and the parts of a run are built from them."""
 
     systems: Systems
+    stores: Stores
     config: SyncConfig
     notifier: Notifier
     breakers: CircuitBreakers
@@ -78,76 +73,40 @@ class SyncEngine:
     metrics: Metrics
 
     def __post_init__(self) -> None:
-        redis = self.systems.redis
+        st = self.stores
         # The stores callers reach through the engine too (ops tools, the backfill).
-        self.locks = RecordLocks(redis, self.config.lock_ttl_seconds)
-        self.snapshots = SnapshotStore(redis)
-        self.intents = IntentStore(redis)
+        self.locks = st.locks
+        self.snapshots = st.snapshots
+        self.intents = st.intents
+        self.pending_advoware = st.pending_advoware
         self.linker = Linker(
             espo=self.systems.espo,
             advo=self.systems.advo,
-            index=IdentityIndex(redis),
+            index=st.index,
             tz=self.systems.tz,
-            claims=Claims(redis, self.config.lock_ttl_seconds),
+            claims=st.claims,
         )
-        self.pending_advoware = PendingAdvoware(redis)
-        self._build_parts(RecentEvents(redis), OwnWrites(redis), PendingConflicts(redis))
-
-    def _build_parts(self, recent: RecentEvents, own_writes: OwnWrites, conflicts: PendingConflicts) -> None:
-        """Each part of a run, given only what it uses (services/sync/deps.py)."""
+        # Each part of a run, given only what it uses (services/sync/deps.py).
         self.admission = Admission(
             breakers=self.breakers,
-            own_writes=own_writes,
+            own_writes=st.own_writes,
             clock=self.systems.clock,
             retry_base=self.config.retry_base,
         )
         self.outcomes = Outcomes(
-            OutcomeDeps(
-                systems=self.systems,
-                snapshots=self.snapshots,
-                intents=self.intents,
-                pending_advoware=self.pending_advoware,
-                own_writes=own_writes,
-                metrics=self.metrics,
-                recent=recent,
-                notifier=self.notifier,
-                breakers=self.breakers,
-                recorder=self.recorder,
-            ),
+            OutcomeDeps.of(self.systems, st, self.metrics, self.notifier, self.breakers, self.recorder),
             max_attempts=self.config.max_attempts,
         )
-        self.planner = Planner(
-            PlanningDeps(
-                systems=self.systems,
-                snapshots=self.snapshots,
-                intents=self.intents,
-                index=self.linker.index,
-                directions=self.directions,
-            )
-        )
+        self.planner = Planner(PlanningDeps.of(self.systems, st, self.directions))
         self.updater = Updater(
-            deps=UpdateDeps(
-                systems=self.systems,
-                linker=self.linker,
-                deletions=self.deletions,
-                conflicts=conflicts,
-                notifier=self.notifier,
-                metrics=self.metrics,
-                recent=recent,
-            ),
+            deps=UpdateDeps.of(self.systems, st, self.metrics, self.linker, self.deletions, self.notifier),
             planner=self.planner,
             outcomes=self.outcomes,
             reread_after_seconds=self.config.advoware_reread_after_seconds,
         )
-        creates = CreateDeps(
-            systems=self.systems,
-            locks=self.locks,
-            intents=self.intents,
-            linker=self.linker,
-            metrics=self.metrics,
-            recent=recent,
+        self.creator = Creator(
+            CreateDeps.of(self.systems, st, self.metrics, self.linker), self.outcomes, self.updater
         )
-        self.creator = Creator(creates, self.outcomes, self.updater)
 
     # ------------------------------------------------------------------ entry points
     async def sync_many(

@@ -235,6 +235,11 @@ class Notifier:
         await pipe.execute()
 
 
+async def outbox_waiting(redis: Redis) -> int:
+    """How many notices wait in the outbox for another attempt."""
+    return int(await redis.hlen(OUTBOX))
+
+
 async def outbox_summary(redis: Redis) -> dict[str, Any]:
     """How many notices wait for delivery and since when (no texts: they hold personal data)."""
     raw = await redis.hvals(OUTBOX)

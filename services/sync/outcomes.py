@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from services.errors import ApiError, FatalError, InvalidDataError, NotFoundError, TransientError
-from services.store import keys
 from services.store.counters import EventKind, Stat
 from services.sync import fingerprint, notify
 from services.sync.breaker import System
@@ -183,10 +182,7 @@ class Outcomes:
         intent = await d.intents.get(record_id)
         betnr = snap.betnr if snap else (intent.betnr if intent else None)
         await d.pending_advoware.discard(record_id)
-        await d.systems.redis.hset(
-            keys.unlinked(record_id),
-            mapping={"at": d.systems.clock().isoformat(), "betnr": str(betnr) if betnr else ""},
-        )
+        await d.unlinked.put(record_id, d.systems.clock(), betnr)
         await d.snapshots.delete(record_id)
         await d.intents.delete(record_id)
         await d.recent.record(EventKind.UNLINKED, record_id, f"betnr={betnr}" if betnr else None)

@@ -95,6 +95,12 @@ class SnapshotStore:
         value = await self.redis.get(keys.betnr_index(betnr))
         return str(value) if value else None
 
+    async def espo_ids_for_betnrs(self, betnrs: list[int]) -> list[str | None]:
+        """The linked EspoCRM id of each betnr, in order (None: not linked)."""
+        if not betnrs:
+            return []
+        return [str(v) if v else None for v in await self.redis.mget([keys.betnr_index(b) for b in betnrs])]
+
     async def get_many(self, espo_ids: list[str]) -> dict[str, Snapshot]:
         if not espo_ids:
             return {}

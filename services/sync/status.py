@@ -3,17 +3,18 @@ Ids, counts and reasons only: no names or contact data."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from services.store import keys
 from services.store.counters import EventKind, Metrics
 from services.store.server_check import check_server
+from services.store.service_records import JsonRecord, last_sweep
+from services.store.watermark import Watermark
 from services.sync.breaker import BreakerStates
 from services.sync.model import ENTITY
 from services.sync.states import SyncStatus
-from services.sync.stores import RecentEvents
+from services.sync.stores import PendingAdvoware, RecentEvents
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -49,7 +50,6 @@ async def status_report(espo: EspoListingApi, redis: Redis) -> dict[str, Any]:
         order="asc",
         max_size=5,
     )
-    last_sweep = await redis.get(keys.SWEEP_LAST)
     stats = await Metrics(redis).stats()
     return {
         "counts": counts,
@@ -65,14 +65,14 @@ async def status_report(espo: EspoListingApi, redis: Redis) -> dict[str, Any]:
         "recent_linked": list(await RecentEvents(redis).read(EventKind.LINKED, 20)),
         "recent_unapplied": list(await RecentEvents(redis).read(EventKind.UNAPPLIED, 20)),
         **await _link_audit(redis),
-        "last_sweep": json.loads(last_sweep) if last_sweep else None,
+        "last_sweep": await last_sweep(redis).get(),
         "watermarks": {
-            "advoware": await redis.get(keys.WATERMARK_ADVOWARE),
-            "espocrm": await redis.get(keys.WATERMARK_ESPOCRM),
+            "advoware": await Watermark.advoware(redis).raw(),
+            "espocrm": await Watermark.espocrm(redis).raw(),
         },
         "counters": stats,
         # Advoware changes emitted by a sweep whose sync has not finished (re-emitted if stuck).
-        "advoware_unfinished": int(await redis.zcard(keys.PENDING_ADVOWARE)),
+        "advoware_unfinished": await PendingAdvoware(redis).count(),
         # Per system: open (nothing is sent there until the sweep's probe answers), since,
         # reason and the records waiting to be released.
         "breakers": await BreakerStates(redis).report(),
@@ -85,10 +85,9 @@ async def status_report(espo: EspoListingApi, redis: Redis) -> dict[str, Any]:
 
 async def _link_audit(redis: Any) -> dict[str, Any]:
     """The daily "one betnr, one record" check (services/sync/link_audit.py): betnr -> ids."""
-    raw = await redis.get(keys.LINK_AUDIT)
     return {
         "recent_duplicate_links": list(await RecentEvents(redis).read(EventKind.DUPLICATE_LINK, 20)),
-        "link_audit": json.loads(raw) if raw else None,
+        "link_audit": await JsonRecord(redis, keys.LINK_AUDIT).get(),
     }
 
 

@@ -39,14 +39,13 @@ from typing import TYPE_CHECKING, Any
 from services.errors import ApiError
 from services.store import keys
 from services.store.lease import Lease
-from services.store.watermark import Watermark
-from services.sync.backoff import OwnWrites, retry_due_at
+from services.store.service_records import last_sweep
+from services.sync.backoff import retry_due_at
 from services.sync.breaker import CircuitBreakers
 from services.sync.deletions import DeletionGuard, DeletionScan
-from services.sync.deps import Systems
+from services.sync.deps import Stores, Systems
 from services.sync.fault import is_system_fault
 from services.sync.model import ENTITY, Trigger
-from services.sync.snapshot import SnapshotStore
 from services.sync.states import SyncStatus
 
 if TYPE_CHECKING:
@@ -111,6 +110,7 @@ class Sweeper:
     tunables from `Settings` and the service's breakers, deletion guard and Advoware poll."""
 
     systems: Systems
+    stores: Stores
     watch: AdvowareWatch  # the Advoware change poll (source 6)
     stale_syncing_age: timedelta  # SYNC_STALE_SYNCING_SECONDS
     retry_base: timedelta  # SYNC_RETRY_BASE_SECONDS
@@ -123,17 +123,15 @@ class Sweeper:
         self.deletion_scan = DeletionScan(
             advo=self.systems.advo, redis=redis, guard=self.deletions, interval=self.deletion_scan_interval
         )
-        self.snapshots = SnapshotStore(redis)
-        self.own_writes = OwnWrites(redis)
-        self.espo_watermark = Watermark.espocrm(redis)
+        self.snapshots = self.stores.snapshots
+        self.own_writes = self.stores.own_writes
+        self.espo_watermark = self.stores.espo_watermark
         self.advo_watermark = self.watch.mark
 
     # ------------------------------------------------------------------ locking
     async def claim_tick(self, tick: str) -> bool:
         """One cron run per tick across all `make serve` instances sharing the Redis."""
-        return bool(
-            await self.systems.redis.set(keys.sweep_tick(tick), "1", nx=True, ex=keys.SWEEP_TICK_TTL_SECONDS)
-        )
+        return await self.stores.ticks.claim_sweep(tick)
 
     def lease(self) -> Lease:
         """The sweep's lease: one sweep at a time; `async with` renews it while the sweep runs."""
@@ -278,7 +276,4 @@ class Sweeper:
             await self.espo_watermark.commit(plan.espo_watermark)
         if plan.deletion_scan_started is not None:
             await self.deletion_scan.done(plan.deletion_scan_started)
-        await self.systems.redis.set(
-            keys.SWEEP_LAST,
-            json.dumps({"at": datetime.now(UTC).isoformat(), **plan.summary()}),
-        )
+        await last_sweep(self.systems.redis).put({"at": datetime.now(UTC).isoformat(), **plan.summary()})

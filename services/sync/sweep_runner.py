@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 from services.events import Emit, sync_check
 from services.store.counters import MetricName
 from services.store.lease import LeaseBusy
-from services.sync.breaker import BreakerStates, System
+from services.sync.breaker import System
 from services.sync.dispatch import SYNC_CHECK_BATCH
-from services.sync.identity_index import IdentityIndex
 from services.sync.model import Trigger
 
 if TYPE_CHECKING:
@@ -39,9 +38,9 @@ async def run_breaker_release(emit: Emit, *, runtime: RuntimeFactory) -> dict[st
     return out
 
 
-async def _advoware_open(redis: Any) -> bool:
+async def _advoware_open(rt: Runtime) -> bool:
     """Nothing but the probe is sent to Advoware while its breaker is open (no index build)."""
-    return System.ADVOWARE.value in await BreakerStates(redis).open_states()
+    return System.ADVOWARE.value in await rt.stores.breakers.open_states()
 
 
 async def run_index_build(emit: Emit, *, runtime: RuntimeFactory) -> dict[str, Any]:
@@ -50,10 +49,10 @@ async def run_index_build(emit: Emit, *, runtime: RuntimeFactory) -> dict[str, A
     claims the minute's tick like the cron sweep: with several instances one runs it, and a
     tick already claimed (by the 15-minute cron, or held by a test) is not swept again."""
     async with runtime() as rt:
-        index = IdentityIndex(rt.redis)
+        index = rt.stores.index
         if await index.ready():
             return {"identity_index": "ready"}
-        if await _advoware_open(rt.redis):
+        if await _advoware_open(rt):
             return {"identity_index": "waiting for Advoware"}
         state = await index.build(rt.advo, budget_seconds=INDEX_BUILD_BUDGET_SECONDS)
     if not state.ready:
@@ -78,8 +77,8 @@ async def run_sweep(emit: Emit, *, runtime: RuntimeFactory, cron_tick: bool = Fa
             async with sweeper.lease():
                 # Creates wait for the identity index: finish (or continue) building it first
                 # (not while Advoware is unavailable: then the sweep's probe is all it gets).
-                if not await _advoware_open(rt.redis):
-                    await IdentityIndex(rt.redis).build(rt.advo, budget_seconds=INDEX_BUILD_BUDGET_SECONDS)
+                if not await _advoware_open(rt):
+                    await rt.stores.index.build(rt.advo, budget_seconds=INDEX_BUILD_BUDGET_SECONDS)
                 started = time.monotonic()
                 plan = await sweeper.collect()
                 batches = plan.batches(SYNC_CHECK_BATCH)
