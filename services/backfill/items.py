@@ -34,11 +34,9 @@ class ItemActions:
         """Hold an ambiguous EspoCRM record as `conflict` under its lock (the engine leaves it
         until a person links it or an operator runs `sync`)."""
         assert action.espo_id is not None
-        locks = self.engine.locks
-        token = await locks.acquire(action.espo_id)
-        if token is None:
-            return None  # being synced right now: the rerun holds it
-        try:
+        async with self.engine.locks.holding_if_free(action.espo_id) as lease:
+            if lease is None:
+                return None  # being synced right now: the rerun holds it
             current = SyncStatus.parse(
                 (await self.systems.espo.get(ENTITY, action.espo_id)).get("syncStatus")
             )
@@ -54,8 +52,6 @@ class ItemActions:
                 action.espo_id,
                 {"syncStatus": SyncStatus.CONFLICT.value, "syncErrorMessage": action.detail},
             )
-        finally:
-            await locks.release(action.espo_id, token)
         return "park:held"
 
     async def unhold(self, action: Action) -> None:

@@ -195,16 +195,13 @@ async def requeue_failed(
         if dry_run:
             requeued.append(rid)
             continue
-        token = await engine.locks.acquire(rid)
-        if token is None:
-            busy.append(rid)  # being retried right now
-            continue
-        try:
+        async with engine.locks.holding_if_free(rid) as lease:
+            if lease is None:
+                busy.append(rid)  # being retried right now
+                continue
             await espo.update(
                 ENTITY, rid, {"syncStatus": target.value, "syncRetryCount": 0, "syncErrorMessage": None}
             )
-        finally:
-            await engine.locks.release(rid, token)
         requeued.append(rid)
         if on_progress:
             on_progress(1)

@@ -51,10 +51,7 @@ async def _point_at(engine: SyncEngine, record_id: str, betnr: int) -> Any:
         raise OperationError(
             f"betnr {betnr} is already the link of EspoCRM record(s) {', '.join(others)}", 409
         )
-    token = await engine.locks.acquire(record_id)
-    if token is None:
-        raise OperationError(f"record {record_id} is being synced right now; try again in a moment", 409)
-    try:
+    async with engine.locks.holding(record_id):
         try:
             record = await engine.systems.espo.get(ENTITY, record_id)
         except NotFoundError:
@@ -70,8 +67,6 @@ async def _point_at(engine: SyncEngine, record_id: str, betnr: int) -> Any:
                 ) from None
         await engine.systems.espo.update(ENTITY, record_id, patch)
         await engine.snapshots.delete(record_id)  # it belonged to the old pair
-    finally:
-        await engine.locks.release(record_id, token)
     return record.get("betnr")
 
 

@@ -58,9 +58,21 @@ class RecordLocks:
         """An operator's action on one record: the lock taken (waiting up to `wait` seconds for a
         sync that holds it, then OperationError 409), renewed while the action works, released
         at the end even when it raises. A sync event arriving meanwhile marks "again"."""
+        async with self.holding_if_free(record_id, wait) as lease:
+            if lease is None:
+                raise OperationError(
+                    f"record {record_id} is being synced right now; try again in a moment", 409
+                )
+            yield lease
+
+    @contextlib.asynccontextmanager
+    async def holding_if_free(self, record_id: str, wait: float = 0.0) -> AsyncIterator[Lease | None]:
+        """`holding` for a batch that skips a busy record: None (nothing held, nothing to release)
+        when a sync still holds it after `wait` seconds."""
         lease = self.lease(record_id)
         if not await lease.acquire(wait=wait):
-            raise OperationError(f"record {record_id} is being synced right now; try again in a moment", 409)
+            yield None
+            return
         try:
             async with lease.renewing():
                 yield lease

@@ -50,3 +50,27 @@ async def test_record_lock_renewal_outlives_the_ttl(redis: Any) -> None:
     assert not lease.lost
     assert await force_release(redis, keys.record_lock("r2"))  # ops `unlock`
     assert not await locks.release("r2", token)
+
+
+async def test_record_holding_for_an_operator_and_for_a_batch(redis: Any) -> None:
+    """`holding` refuses a busy record (409); `holding_if_free` skips it (None, nothing taken
+    or released); both release their own hold at the end, also when the work raises."""
+    from services.errors import OperationError
+
+    locks = RecordLocks(redis, ttl_seconds=5)
+    token = await locks.acquire("r3")
+    assert token is not None
+    with pytest.raises(OperationError) as refused:
+        async with locks.holding("r3"):
+            pass
+    assert refused.value.status == 409
+    async with locks.holding_if_free("r3") as lease:
+        assert lease is None
+    assert await locks.holder("r3") == token  # the sync's hold untouched
+    assert await locks.release("r3", token)
+    with pytest.raises(RuntimeError):
+        async with locks.holding_if_free("r3") as lease:
+            assert lease is not None
+            assert await locks.holder("r3") == lease.token
+            raise RuntimeError("the action failed")
+    assert await locks.holder("r3") is None
