@@ -8,6 +8,8 @@ short: remove dead code instead of listing it, and say why for every entry.
 config  # Motia step modules: read by the runtime
 handler  # Motia step modules: called by the runtime
 model_config  # pydantic / pydantic-settings model options
+settings_customise_sources  # pydantic-settings hook: the sources of a model (services/settings.py)
+_load_env_vars  # pydantic-settings EnvSettingsSource hook: where its values come from
 pytestmark  # pytest module-level marks
 capture_signals  # uvicorn.Server hook overridden in sandbox/server.py
 should_exit  # uvicorn.Server flag that stops the server loop

@@ -123,9 +123,8 @@ def build_runtime(
     stores = build_stores(redis, lock_ttl_seconds=s.SYNC_LOCK_TTL_SECONDS)
     config = SyncConfig(
         max_attempts=s.SYNC_MAX_ATTEMPTS,
-        lock_ttl_seconds=s.SYNC_LOCK_TTL_SECONDS,
         retry_base=timedelta(seconds=s.SYNC_RETRY_BASE_SECONDS),
-        advoware_reread_after_seconds=s.SYNC_ADVOWARE_REREAD_SECONDS,
+        advoware_reread_after=timedelta(seconds=s.SYNC_ADVOWARE_REREAD_SECONDS),
     )
     engine = SyncEngine(
         systems=Systems(espo=espo, advo=advo, redis=redis, tz=s.timezone, clock=clock),

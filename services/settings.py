@@ -1,6 +1,8 @@
-"""Settings: the only module that reads the environment (and an optional `.env`).
+"""Settings: every variable the service reads, its default and its rules, validated at once.
 
-Every variable is documented in `.env.example`. `load_settings()` turns pydantic's
+What is validated is read by services/environment.py (the process environment over an optional
+`.env`), this model's only source; the webhook intake reads its two values there directly,
+without pydantic. Every variable is documented in `.env.example` and the README's table. `load_settings()` turns pydantic's
 validation report into one `ConfigurationError` whose message names each bad variable,
 so start-up fails fast and says what to fix (`python -m services.settings` is the check
 `make serve` runs before starting Motia).
@@ -14,14 +16,28 @@ from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
+from services.environment import (
+    DEFAULT_REDIS_URL,
+    ENV_FILE,
+    check_redis_url,
+    parse_webhook_secrets,
+    read_environment,
+)
 from services.errors import ConfigurationError
-from services.intake.config import DEFAULT_REDIS_URL, parse_webhook_secrets
 
 WORKBENCH_PASSWORD_MIN = 12
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from services.beteiligte.fieldmap import Direction
 
 
@@ -31,11 +47,42 @@ def http_url(value: str) -> str:
     return value
 
 
-class Settings(BaseSettings):
+class EnvironmentSource(EnvSettingsSource):
+    """pydantic-settings' environment source, reading through services/environment.py (the
+    process environment over `.env`) instead of its own two readers."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env_file: str | Path | None) -> None:
+        self._env_file = env_file
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> dict[str, str | None]:
+        return read_environment(self._env_file)
+
+
+class FromEnvironment(BaseSettings):
+    """Settings read through services/environment.py only (`_env_file=None`: without `.env`)."""
+
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+        env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore", case_sensitive=True
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # EnvironmentSource replaces pydantic-settings' environment and `.env` readers; no
+        # secrets directory is read.
+        del env_settings, file_secret_settings
+        env_file = getattr(dotenv_settings, "env_file", ENV_FILE)  # the `_env_file` a caller gave
+        return init_settings, EnvironmentSource(settings_cls, env_file if isinstance(env_file, str) else None)
+
+
+class Settings(FromEnvironment):
     # --- EspoCRM -------------------------------------------------------------------
     ESPOCRM_API_BASE_URL: str = Field(description="e.g. https://crm.example.de/api/v1")
     ESPOCRM_API_KEY: SecretStr
@@ -80,6 +127,14 @@ class Settings(BaseSettings):
     SYNC_MAX_ATTEMPTS: int = Field(default=8, ge=1, le=100)
     # HTTP timeout per call, seconds.
     HTTP_TIMEOUT_SECONDS: float = Field(default=15.0, gt=0, le=120)
+    # The retry policy of every API call (services/http/retry.py): attempts of a call that
+    # failed transiently, of one provably never carried out (connect failed, connector offline),
+    # the back-off's first and longest wait, and the budget of all tries of one call.
+    HTTP_RETRY_MAX_ATTEMPTS: int = Field(default=4, ge=1, le=20)
+    HTTP_RETRY_UNSENT_ATTEMPTS: int = Field(default=6, ge=1, le=50)
+    HTTP_RETRY_BASE_DELAY_SECONDS: float = Field(default=0.5, gt=0, le=60)
+    HTTP_RETRY_MAX_DELAY_SECONDS: float = Field(default=30.0, gt=0, le=600)
+    HTTP_RETRY_TOTAL_SECONDS: float = Field(default=60.0, gt=0, le=3600)
     # Per-record lock lifetime, seconds. The holder renews it while it works, so this only
     # bounds how long a crashed worker blocks its record.
     SYNC_LOCK_TTL_SECONDS: float = Field(default=120.0, ge=3, le=3600)
@@ -148,9 +203,7 @@ class Settings(BaseSettings):
     @field_validator("REDIS_URL")
     @classmethod
     def _redis_url(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        return value
+        return check_redis_url(value)  # the intake's check too
 
     @field_validator("WORKBENCH_PASSWORD")
     @classmethod
@@ -178,14 +231,10 @@ class Settings(BaseSettings):
         return secret.get_secret_value() if secret is not None else None
 
 
-class SetupSettings(BaseSettings):
+class SetupSettings(FromEnvironment):
     """What `python -m services.ops setup-espocrm` reads: the API user (the webhooks are its own)
     and, optionally, an admin's login. Nothing else is needed on day one: the webhook secrets
     are what it prints. The admin's password is used for the one run and never written anywhere."""
-
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
-    )
 
     ESPOCRM_API_BASE_URL: str
     ESPOCRM_API_KEY: SecretStr
@@ -193,6 +242,11 @@ class SetupSettings(BaseSettings):
     ESPOCRM_ADMIN_USER: str | None = None
     ESPOCRM_ADMIN_PASSWORD: SecretStr | None = None
     HTTP_TIMEOUT_SECONDS: float = Settings.model_fields["HTTP_TIMEOUT_SECONDS"].default
+    HTTP_RETRY_MAX_ATTEMPTS: int = Settings.model_fields["HTTP_RETRY_MAX_ATTEMPTS"].default
+    HTTP_RETRY_UNSENT_ATTEMPTS: int = Settings.model_fields["HTTP_RETRY_UNSENT_ATTEMPTS"].default
+    HTTP_RETRY_BASE_DELAY_SECONDS: float = Settings.model_fields["HTTP_RETRY_BASE_DELAY_SECONDS"].default
+    HTTP_RETRY_MAX_DELAY_SECONDS: float = Settings.model_fields["HTTP_RETRY_MAX_DELAY_SECONDS"].default
+    HTTP_RETRY_TOTAL_SECONDS: float = Settings.model_fields["HTTP_RETRY_TOTAL_SECONDS"].default
 
     @field_validator("ESPOCRM_API_BASE_URL")
     @classmethod

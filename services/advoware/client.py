@@ -55,7 +55,7 @@ from services.errors import (
     UnavailableError,
 )
 from services.http.base import ApiClient, ClientOptions
-from services.http.retry import parse_retry_after
+from services.http.retry import RetrySettings, parse_retry_after
 from services.http.transport import json_body
 from services.store import keys
 
@@ -66,7 +66,7 @@ ONE = "Beteiligte/{betNr}"
 LICENSE = "license/KuerzelForProduct/{product}"
 
 
-class AdvowareSettings(Protocol):
+class AdvowareSettings(RetrySettings, Protocol):
     ADVOWARE_API_BASE_URL: str
     ADVOWARE_SECURITY_URL: str
     ADVOWARE_PRODUCT_ID: int
@@ -100,7 +100,11 @@ class AdvowareClient(ApiClient):
         timeout = settings.HTTP_TIMEOUT_SECONDS
         limit = settings.ADVOWARE_MAX_CONCURRENCY
         super().__init__(
-            settings.ADVOWARE_API_BASE_URL, timeout=timeout, max_connections=max(limit, 2), **options
+            settings.ADVOWARE_API_BASE_URL,
+            timeout=timeout,
+            settings=settings,
+            max_connections=max(limit, 2),
+            **options,
         )
         self.tokens = TokenProvider(
             http=self._http,

@@ -18,6 +18,7 @@ import httpx
 from services.errors import OperationError
 from services.espocrm.schema import ENTITY, ENTITY_NAME, ENTITY_TYPE, LABEL_PLURAL, LABEL_SINGULAR, FieldDef
 from services.http.base import ApiClient, ClientOptions
+from services.http.retry import RetrySettings
 
 SYSTEM = "espocrm"
 
@@ -47,9 +48,16 @@ class EspoAdminClient(_Espo):
     """An EspoCRM admin's session: creates and updates the entity and its fields."""
 
     def __init__(
-        self, base_url: str, user: str, password: str, *, timeout: float, **options: Unpack[ClientOptions]
+        self,
+        base_url: str,
+        user: str,
+        password: str,
+        *,
+        timeout: float,
+        settings: RetrySettings,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        super().__init__(base_url, timeout=timeout, **options)
+        super().__init__(base_url, timeout=timeout, settings=settings, **options)
         self.auth = PasswordAuth(user, password)
 
     async def metadata(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import httpx
 from services.errors import ApiError, UnavailableError, VersionConflictError
 from services.espocrm.auth import ApiKeyAuth, HmacAuth, hmac_authorization
 from services.http.base import ApiClient, ClientOptions
+from services.http.retry import RetrySettings
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -36,7 +37,7 @@ VERSION_CONFLICT_REASON = "modified"  # X-Status-Reason of a 409 version conflic
 __all__ = ["MAX_PAGE_SIZE", "SYSTEM", "EspoCrmClient", "hmac_authorization"]
 
 
-class EspoCrmSettings(Protocol):
+class EspoCrmSettings(RetrySettings, Protocol):
     ESPOCRM_API_BASE_URL: str
     ESPOCRM_API_KEY: SecretStr
     ESPOCRM_API_SECRET: SecretStr | None  # None: X-Api-Key authentication, else HMAC
@@ -51,7 +52,9 @@ class EspoCrmClient(ApiClient):
     system = SYSTEM
 
     def __init__(self, settings: EspoCrmSettings, **options: Unpack[ClientOptions]) -> None:
-        super().__init__(settings.ESPOCRM_API_BASE_URL, timeout=settings.HTTP_TIMEOUT_SECONDS, **options)
+        super().__init__(
+            settings.ESPOCRM_API_BASE_URL, timeout=settings.HTTP_TIMEOUT_SECONDS, settings=settings, **options
+        )
         api_key = settings.ESPOCRM_API_KEY.get_secret_value()
         secret = settings.ESPOCRM_API_SECRET
         api_secret = secret.get_secret_value() if secret is not None else None

@@ -46,7 +46,7 @@ from services.errors import (
     ValidationError,
 )
 from services.http.observe import Observer, current_observer, report
-from services.http.retry import IDEMPOTENT_METHODS, RetryPolicy, parse_retry_after
+from services.http.retry import IDEMPOTENT_METHODS, RetryPolicy, RetrySettings, parse_retry_after
 from services.http.transport import json_body, new_async_client, transport_error
 
 log = logging.getLogger(__name__)
@@ -115,13 +115,14 @@ class ApiClient:
         base_url: str,
         *,
         timeout: float,
+        settings: RetrySettings,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
         max_connections: int = 10,
         observer: Observer | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or RetryPolicy.from_settings(settings)
         self._http = new_async_client(timeout=timeout, transport=transport, max_connections=max_connections)
         self._observer = observer
 

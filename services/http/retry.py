@@ -28,6 +28,8 @@
   a request in flight when the outage is confirmed gives up at its next failure, so only the
   probe reaches a system that is down.
 
+Its numbers are settings (HTTP_RETRY_*, services/settings.py, where their defaults are
+written): a client builds its policy from the settings it is given (`RetryPolicy.from_settings`).
 The policy does not need httpx (steps that only retry do not pay its import).
 """
 
@@ -42,7 +44,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from services.errors import ConnectFailedError, ConnectorOfflineError, RateLimitedError, TransientError
 from services.http.observe import current_observer, report_retry
@@ -98,17 +100,45 @@ def not_carried_out(exc: TransientError) -> bool:
     return isinstance(exc, RateLimitedError) and exc.retry_after is not None
 
 
-@dataclass
+class RetrySettings(Protocol):
+    """The settings a retry policy is built from (services/settings.py `Settings`)."""
+
+    HTTP_RETRY_MAX_ATTEMPTS: int
+    HTTP_RETRY_UNSENT_ATTEMPTS: int
+    HTTP_RETRY_BASE_DELAY_SECONDS: float
+    HTTP_RETRY_MAX_DELAY_SECONDS: float
+    HTTP_RETRY_TOTAL_SECONDS: float
+
+
+@dataclass(kw_only=True)
 class RetryPolicy:
-    max_attempts: int = 4
-    unsent_attempts: int = 6
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-    total_timeout: float = 60.0
+    max_attempts: int
+    unsent_attempts: int
+    base_delay: float
+    max_delay: float
+    total_timeout: float
     jitter: bool = True
     # Injectable for tests.
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+
+    @classmethod
+    def from_settings(
+        cls,
+        s: RetrySettings,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> RetryPolicy:
+        return cls(
+            max_attempts=s.HTTP_RETRY_MAX_ATTEMPTS,
+            unsent_attempts=s.HTTP_RETRY_UNSENT_ATTEMPTS,
+            base_delay=s.HTTP_RETRY_BASE_DELAY_SECONDS,
+            max_delay=s.HTTP_RETRY_MAX_DELAY_SECONDS,
+            total_timeout=s.HTTP_RETRY_TOTAL_SECONDS,
+            sleep=sleep,
+            clock=clock,
+        )
 
     def backoff(self, retry_number: int) -> float:
         """Delay before retry number ``retry_number`` (1 = first retry), without Retry-After."""

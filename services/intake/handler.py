@@ -73,9 +73,10 @@ def raw_body(req: Mapping[str, Any]) -> bytes:
 async def handle_webhook(
     event: WebhookEvent, req: Mapping[str, Any], emit: Emit, logger: Any
 ) -> dict[str, Any]:
-    from services.intake.config import redis_url, webhook_secrets
+    from services.environment import read_environment, redis_url, webhook_secrets
 
-    secrets = webhook_secrets()  # pydantic-free: this answer is on EspoCRM's clock
+    env = read_environment()  # pydantic-free: this answer is on EspoCRM's clock
+    secrets = webhook_secrets(env)
     headers = {str(k).lower(): str(v) for k, v in (req.get("headers") or {}).items()}
     result = parse_and_verify(event, raw_body(req), headers, secrets)
     if result.status != 200:
@@ -84,7 +85,7 @@ async def handle_webhook(
         )
         return result.response()
     try:
-        duplicate = await _accept(event, result, emit, redis_url())
+        duplicate = await _accept(event, result, emit, redis_url(env))
     except QueueUnavailable as exc:
         logger.warn(
             "webhook not accepted: Redis unavailable; EspoCRM will retry",

@@ -239,7 +239,9 @@ async def command(args: Any, out: TextIO, transport: httpx.AsyncBaseTransport | 
     user, password = admin_login(args.admin_user, settings)
     base, timeout = settings.ESPOCRM_API_BASE_URL, settings.HTTP_TIMEOUT_SECONDS
     async with (
-        EspoAdminClient(base, user, password, timeout=timeout, transport=transport) as admin,
+        EspoAdminClient(
+            base, user, password, timeout=timeout, settings=settings, transport=transport
+        ) as admin,
         EspoCrmClient(settings, transport=transport) as api,
     ):
         try:

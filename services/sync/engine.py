@@ -102,7 +102,7 @@ class SyncEngine:
             deps=UpdateDeps.of(self.systems, st, self.metrics, self.linker, self.deletions, self.notifier),
             planner=self.planner,
             outcomes=self.outcomes,
-            reread_after_seconds=self.config.advoware_reread_after_seconds,
+            reread_after=self.config.advoware_reread_after,
         )
         self.creator = Creator(
             CreateDeps.of(self.systems, st, self.metrics, self.linker), self.outcomes, self.updater

@@ -59,9 +59,8 @@ class SyncConfig:
     are written) by the composition root, services/runtime.py."""
 
     max_attempts: int  # SYNC_MAX_ATTEMPTS: attempts before permanently_failed
-    lock_ttl_seconds: float  # SYNC_LOCK_TTL_SECONDS
     retry_base: timedelta  # SYNC_RETRY_BASE_SECONDS: back-off of failed records
-    advoware_reread_after_seconds: float  # SYNC_ADVOWARE_REREAD_SECONDS: re-read before a PUT
+    advoware_reread_after: timedelta  # SYNC_ADVOWARE_REREAD_SECONDS: re-read before a PUT
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ Concurrent edits while a sync runs (docs/architecture.md, "Concurrent edits"):
   base of those fields (no spurious conflict). Their save becomes an ordinary EspoCRM edit, or a
   conflict (EspoCRM wins, the Advoware value named in the notice): never silently overwritten;
 - the Advoware record is read again right before the full-replace PUT when the first read is
-  older than `reread_after_seconds` (SYNC_ADVOWARE_REREAD_SECONDS); changed content -> decide again.
+  older than `reread_after` (SYNC_ADVOWARE_REREAD_SECONDS); changed content -> decide again.
 
 At most MAX_REPLANS times; a record still changing under us is then `failed` (back-off).
 """
@@ -27,6 +27,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from services.errors import NotFoundError, TransientError, VersionConflictError
@@ -74,7 +75,7 @@ class Updater:
     deps: UpdateDeps
     planner: Planner
     outcomes: Outcomes
-    reread_after_seconds: float  # SYNC_ADVOWARE_REREAD_SECONDS
+    reread_after: timedelta  # SYNC_ADVOWARE_REREAD_SECONDS
 
     async def update(
         self,
@@ -148,7 +149,7 @@ class Updater:
         read again; None if its synced content changed since (decide again)."""
         from services.beteiligte import mapper
 
-        if time.monotonic() - read_at <= self.reread_after_seconds:
+        if time.monotonic() - read_at <= self.reread_after.total_seconds():
             return advo
         try:
             fresh = await self.deps.systems.advo.get_beteiligter(betnr)

@@ -28,7 +28,7 @@ import redis
 
 from sandbox.act import Actor
 from sandbox.signing import webhook_signature
-from services.intake.config import parse_webhook_secrets
+from services.environment import parse_webhook_secrets
 from services.intake.webhook import parse_and_verify
 from tests.e2e.conftest import Served, signed_update_batch
 from tests.support.flood import Flood, edit_seconds, linked_person

@@ -18,6 +18,7 @@ from services.errors import UnavailableError
 from services.store import keys
 from services.store.connection import connect
 from tests.support.processes import RedisServer
+from tests.support.retry import RETRY_SETTINGS
 
 
 def semaphore_key(client: AdvowareClient) -> str:
@@ -64,6 +65,7 @@ def settings(kanzlei: str, cap: int) -> SimpleNamespace:
         ADVOWARE_PASSWORD="pw",
         ADVOWARE_MAX_CONCURRENCY=cap,
         HTTP_TIMEOUT_SECONDS=5.0,
+        **RETRY_SETTINGS,
     )
 
 

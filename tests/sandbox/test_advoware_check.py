@@ -17,9 +17,9 @@ from sandbox import config as cfg
 from sandbox.advoware import AdvoSimulator
 from services.advoware.client import AdvowareClient
 from services.advoware.concurrency import LocalSemaphore
-from services.http.retry import RetryPolicy
 from services.ops.advoware_check import Account, Finding, check_advoware, exit_code
 from services.settings import Settings
+from tests.support.retry import default_retry
 
 BERLIN, UTC_ZONE = ZoneInfo("Europe/Berlin"), ZoneInfo("UTC")
 ACCOUNT = Account(cfg.ADVO_USER, cfg.ADVO_PRODUCT)
@@ -55,7 +55,7 @@ async def client(advo: AdvoSimulator) -> AsyncIterator[AdvowareClient]:
         Settings(_env_file=None, **env),  # type: ignore[call-arg]
         redis,
         transport=httpx.ASGITransport(app=with_date_header(advo.app)),
-        retry=RetryPolicy(sleep=_nosleep),
+        retry=default_retry(sleep=_nosleep),
         limiter=LocalSemaphore(4),
     )
     yield c

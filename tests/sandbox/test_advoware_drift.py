@@ -15,9 +15,9 @@ from sandbox.advoware import AdvoSimulator
 from services.advoware.client import AdvowareClient
 from services.advoware.concurrency import LocalSemaphore
 from services.errors import ContractError, NotFoundError, NotFoundUnconfirmedError
-from services.http.retry import RetryPolicy
 from services.settings import Settings
 from tests.sandbox.test_advoware import BASE, bearer
+from tests.support.retry import default_retry
 
 WIRE_MODES_OFF = {"frozen_stamp": False, "pascal_case": False, "utc_stamps": False, "row_id": False}
 
@@ -39,7 +39,7 @@ async def client(advo: AdvoSimulator) -> AsyncIterator[AdvowareClient]:
         settings,
         redis,
         transport=httpx.ASGITransport(app=advo.app),
-        retry=RetryPolicy(sleep=_nosleep),
+        retry=default_retry(sleep=_nosleep),
         limiter=LocalSemaphore(4),
     )
     yield c

@@ -10,8 +10,8 @@ from sandbox import config as cfg
 from sandbox.espocrm import EspoSimulator
 from services.errors import VersionConflictError
 from services.espocrm.client import EspoCrmClient
-from services.http.retry import RetryPolicy
 from tests.sandbox.conftest import API, HUMAN
+from tests.support.retry import default_retry
 from tests.unit.test_espocrm_client import espo_settings
 
 URL = "/api/v1/CBeteiligte"
@@ -67,7 +67,7 @@ async def test_client_raises_version_conflict_against_the_simulator(
     async with EspoCrmClient(
         espo_settings(base_url="http://espo.test/api/v1", api_key=cfg.ESPO_API_KEY),
         transport=httpx.ASGITransport(app=espo.app),
-        retry=RetryPolicy(sleep=_nosleep),
+        retry=default_retry(sleep=_nosleep),
     ) as client:
         with pytest.raises(VersionConflictError) as info:
             await client.update("CBeteiligte", rid, {"firstName": "Anne"}, version_number=1)

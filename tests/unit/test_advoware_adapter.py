@@ -19,7 +19,7 @@ from services.advoware.client import AdvowareClient
 from services.advoware.concurrency import LocalSemaphore
 from services.advoware.paging import PageGuard
 from services.errors import ContractError, NotFoundError, NotFoundUnconfirmedError, TransientError
-from services.http.retry import RetryPolicy
+from tests.support.retry import default_retry
 from tests.unit.test_advoware_client import TOKEN_URL, URL, settings
 
 pytestmark = pytest.mark.respx(assert_all_called=False)
@@ -32,7 +32,7 @@ async def _nosleep(_: float) -> None:
 @pytest.fixture
 async def client() -> AsyncIterator[AdvowareClient]:
     redis = fakeredis.FakeAsyncRedis(decode_responses=True)
-    c = AdvowareClient(settings(), redis, retry=RetryPolicy(sleep=_nosleep), limiter=LocalSemaphore(4))
+    c = AdvowareClient(settings(), redis, retry=default_retry(sleep=_nosleep), limiter=LocalSemaphore(4))
     yield c
     await c.aclose()
     await redis.aclose()
@@ -271,7 +271,7 @@ async def test_token_and_api_calls_are_reported_to_the_observer(respx_mock: resp
     redis = fakeredis.FakeAsyncRedis(decode_responses=True)
     respx_mock.get(f"{URL}/1").mock(side_effect=[httpx.Response(401), httpx.Response(200, json={"betNr": 1})])
     async with AdvowareClient(
-        settings(), redis, retry=RetryPolicy(sleep=_nosleep), limiter=LocalSemaphore(1), observer=Recorder()
+        settings(), redis, retry=default_retry(sleep=_nosleep), limiter=LocalSemaphore(1), observer=Recorder()
     ) as c:
         assert await c.get_beteiligter(1) == {"betNr": 1}
     await redis.aclose()

@@ -24,9 +24,9 @@ from services.errors import (
     UnavailableError,
     ValidationError,
 )
-from services.http import RetryPolicy
 from services.store import keys
 from tests.support.fakes import RecordedSleeps
+from tests.support.retry import RETRY_SETTINGS, default_retry
 
 API = "https://connector.test:88/"
 URL = API + "api/v1/advonet/Beteiligte"
@@ -49,6 +49,7 @@ def settings(**over: Any) -> SimpleNamespace:
         "ADVOWARE_PASSWORD": SecretStr("pw-secret-1"),
         "ADVOWARE_MAX_CONCURRENCY": 4,
         "HTTP_TIMEOUT_SECONDS": 5.0,
+        **RETRY_SETTINGS,
     }
     base.update(over)
     return SimpleNamespace(**base)
@@ -60,7 +61,7 @@ async def _nosleep(_: float) -> None:
 
 @pytest.fixture
 async def client(redis: fakeredis.FakeAsyncRedis) -> AsyncIterator[AdvowareClient]:
-    c = AdvowareClient(settings(), redis, retry=RetryPolicy(sleep=_nosleep), limiter=LocalSemaphore(4))
+    c = AdvowareClient(settings(), redis, retry=default_retry(sleep=_nosleep), limiter=LocalSemaphore(4))
     yield c
     await c.aclose()
 
@@ -258,7 +259,7 @@ async def test_429_retry_after(redis: fakeredis.FakeAsyncRedis, respx_mock: resp
         ]
     )
     async with AdvowareClient(
-        settings(), redis, retry=RetryPolicy(sleep=sleeps), limiter=LocalSemaphore(1)
+        settings(), redis, retry=default_retry(sleep=sleeps), limiter=LocalSemaphore(1)
     ) as c:
         assert (await c.get_beteiligter(7))["betNr"] == 7
     assert sleeps == [3.0] and route.call_count == 2
@@ -286,7 +287,7 @@ async def test_transport_errors(client: AdvowareClient, respx_mock: respx.MockRo
         await client.get_beteiligter(7)
     # A connection never made is repeated more often: it was provably not carried out.
     unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-    assert route.call_count == (RetryPolicy().unsent_attempts if unsent else RetryPolicy().max_attempts)
+    assert route.call_count == (default_retry().unsent_attempts if unsent else default_retry().max_attempts)
 
 
 async def test_default_limiter_is_redis_semaphore(redis: fakeredis.FakeAsyncRedis) -> None:

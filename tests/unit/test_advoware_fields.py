@@ -15,7 +15,7 @@ from services.advoware.client import AdvowareClient
 from services.advoware.concurrency import LocalSemaphore
 from services.advoware.fields import canonical, spelling
 from services.beteiligte import mapper
-from services.http.retry import RetryPolicy
+from tests.support.retry import default_retry
 from tests.unit.test_advoware_client import TOKEN_URL, URL, settings
 
 ONE = URL + "/100001"
@@ -59,7 +59,7 @@ async def _nosleep(_: float) -> None:
 @pytest.fixture
 async def client() -> AsyncIterator[AdvowareClient]:
     redis = fakeredis.FakeAsyncRedis(decode_responses=True)
-    c = AdvowareClient(settings(), redis, retry=RetryPolicy(sleep=_nosleep), limiter=LocalSemaphore(4))
+    c = AdvowareClient(settings(), redis, retry=default_retry(sleep=_nosleep), limiter=LocalSemaphore(4))
     yield c
     await c.aclose()
     await redis.aclose()

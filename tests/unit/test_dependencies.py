@@ -55,7 +55,7 @@ MODULE_DIST = {
 # Imported on purpose as a part of a declared library, so pinned through it (checked below):
 # module -> (its distribution, the declared distribution that requires it).
 PROVIDED_BY = {
-    "dotenv": ("python-dotenv", "pydantic-settings"),  # services/intake/config.py reads .env the same way
+    "dotenv": ("python-dotenv", "pydantic-settings"),  # services/environment.py reads .env the same way
 }
 # Imported only inside `try: … except ImportError`, never installed by us: not a dependency.
 OPTIONAL_PROBES = {"sniffio"}  # services/http.py records its absence once for httpcore

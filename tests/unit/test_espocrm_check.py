@@ -23,6 +23,7 @@ from services.ops.espocrm_check import FAIL, WARN, check_espocrm
 from services.ops.monitor import advoware_contract_check
 from services.ops.monitor import check as health_check
 from tests.support.fakes import fake_env
+from tests.support.retry import RETRY_SETTINGS
 from tests.support.runtime import settings_with
 
 WEBHOOK_IDS = {wid for wid, _ in cfg.WEBHOOKS.values()}
@@ -42,6 +43,7 @@ async def problems(sim: EspoSimulator, public_url: str | None = BASE) -> list[An
         ESPOCRM_API_KEY=SimpleNamespace(get_secret_value=lambda: cfg.ESPO_API_KEY),
         ESPOCRM_API_SECRET=None,
         HTTP_TIMEOUT_SECONDS=5.0,
+        **RETRY_SETTINGS,
     )
     async with EspoCrmClient(settings, transport=httpx.ASGITransport(app=sim.app)) as espo:
         return await check_espocrm(espo, webhook_ids=WEBHOOK_IDS, public_url=public_url)

@@ -28,6 +28,7 @@ from services.espocrm.datetime import (
 )
 from services.http import ConnectFailedError, RetryPolicy
 from tests.support.fakes import RecordedSleeps
+from tests.support.retry import RETRY_SETTINGS, default_retry
 from tests.support.vectors import ESPO_HMAC_HEADER, ESPO_HMAC_REQUEST
 
 BASE = "http://crm.test/api/v1"
@@ -39,7 +40,7 @@ async def _nosleep(_: float) -> None:
 
 
 def fast_retry(**kw: object) -> RetryPolicy:
-    return RetryPolicy(sleep=_nosleep, **kw)  # type: ignore[arg-type]
+    return default_retry(sleep=_nosleep, **kw)
 
 
 def espo_settings(
@@ -51,6 +52,7 @@ def espo_settings(
         ESPOCRM_API_KEY=SecretStr(api_key),
         ESPOCRM_API_SECRET=SecretStr(api_secret) if api_secret is not None else None,
         HTTP_TIMEOUT_SECONDS=timeout,
+        **RETRY_SETTINGS,
     )
 
 
@@ -286,7 +288,7 @@ async def test_429_retry_after_is_honoured() -> None:
             httpx.Response(200, json={"id": "abc"}),
         ]
     )
-    async with EspoCrmClient(espo_settings(), retry=RetryPolicy(sleep=sleeps)) as c:
+    async with EspoCrmClient(espo_settings(), retry=default_retry(sleep=sleeps)) as c:
         assert (await c.get("CBeteiligte", "abc"))["id"] == "abc"
     assert sleeps == [2.0] and route.call_count == 2
 
@@ -352,7 +354,7 @@ async def test_transport_errors_become_unavailable(client: EspoCrmClient, exc: E
     with pytest.raises(UnavailableError):
         await client.get("CBeteiligte", "abc")
     # A connection never made is repeated more often: it was provably not carried out.
-    policy = RetryPolicy()
+    policy = default_retry()
     unsent = isinstance(exc, httpx.ConnectError)
     assert route.call_count == (policy.unsent_attempts if unsent else policy.max_attempts)
 

@@ -21,9 +21,9 @@ from services.errors import (
     UnavailableError,
     ValidationError,
 )
-from services.http.retry import RetryPolicy
 from services.sync.fault import Fault, classify, is_system_fault
 from tests.support.fakes import fake_redis
+from tests.support.retry import default_retry
 from tests.unit.test_advoware_client import TOKEN_URL, URL, settings
 
 pytestmark = pytest.mark.respx(assert_all_called=False)
@@ -38,7 +38,7 @@ async def advoware_error(respx_mock: respx.MockRouter, answer: Any) -> ApiError:
     respx_mock.post(TOKEN_URL).respond(200, json={"access_token": "t", "expires_in": 3600})
     route = respx_mock.get(URL)
     route.mock(side_effect=answer) if isinstance(answer, Exception) else route.respond(**answer)
-    retry = RetryPolicy(max_attempts=1, unsent_attempts=1)
+    retry = default_retry(max_attempts=1, unsent_attempts=1)
     async with AdvowareClient(settings(), fake_redis(), retry=retry, limiter=LocalSemaphore(1)) as client:
         with pytest.raises(ApiError) as info:
             await client.probe()

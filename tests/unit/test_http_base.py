@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import httpx
@@ -12,8 +13,8 @@ from services import errors as e
 from services.espocrm.auth import ApiKeyAuth, HmacAuth
 from services.http import set_observer
 from services.http.base import ApiClient, status_error
-from services.http.retry import RetryPolicy
 from tests.support.fakes import RecordedSleeps
+from tests.support.retry import RETRY_SETTINGS, default_retry
 
 BASE = "http://api.test/api/v1/"
 
@@ -43,8 +44,9 @@ class Demo(ApiClient):
         super().__init__(
             BASE,
             timeout=5,
+            settings=SimpleNamespace(**RETRY_SETTINGS),
             transport=httpx.MockTransport(handler),
-            retry=RetryPolicy(sleep=_nosleep, jitter=False),
+            retry=default_retry(sleep=_nosleep, jitter=False),
             **kw,
         )
         self.auth = ApiKeyAuth("k-1")
@@ -132,7 +134,7 @@ async def test_error_reason_hook_and_retry_after_drive_the_retry() -> None:
     )
     sleeps = RecordedSleeps()
     async with Demo(handler) as c:
-        c._retry = RetryPolicy(sleep=sleeps)
+        c._retry = default_retry(sleep=sleeps)
         assert await c.request("GET", "Thing", template="Thing") == []
     assert sleeps == [2.0] and len(seen) == 2
 

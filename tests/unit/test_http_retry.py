@@ -17,6 +17,7 @@ from services.errors import (
     ValidationError,
 )
 from services.http import ConnectFailedError, RetryPolicy, parse_retry_after
+from tests.support.retry import default_retry
 
 
 class FakeTime:
@@ -33,7 +34,7 @@ class FakeTime:
 
 
 def policy(t: FakeTime, **kw: object) -> RetryPolicy:
-    return RetryPolicy(sleep=t.sleep, clock=t.clock, **kw)  # type: ignore[arg-type]
+    return default_retry(sleep=t.sleep, clock=t.clock, **kw)
 
 
 def failing(errors: list[Exception], result: str = "ok"):
@@ -185,7 +186,7 @@ async def test_unsent_repeats_are_bounded() -> None:
     call, calls = failing([offline() for _ in range(20)])
     with pytest.raises(ConnectorOfflineError):
         await policy(t).run(call, idempotent=False)
-    assert calls["n"] == RetryPolicy().unsent_attempts
+    assert calls["n"] == default_retry().unsent_attempts
 
 
 @pytest.mark.parametrize(

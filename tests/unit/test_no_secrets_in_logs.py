@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from services.advoware.client import AdvowareClient
 from services.advoware.concurrency import LocalSemaphore
 from services.espocrm.client import EspoCrmClient, hmac_authorization
-from services.http import RetryPolicy
+from tests.support.retry import RETRY_SETTINGS, default_retry
 from tests.unit.test_espocrm_client import espo_settings
 
 ESPO = "http://crm.test/api/v1"
@@ -95,7 +95,7 @@ async def test_espocrm_logs_and_errors_are_clean(
     respx_mock.post(f"{ESPO}/Notification").respond(403)
     respx_mock.post(f"{ESPO}/Note").respond(200, json={"id": "n"})
     settings = espo_settings(base_url=ESPO, api_key=ESPO_KEY, api_secret=ESPO_SECRET if hmac_mode else None)
-    async with EspoCrmClient(settings, retry=RetryPolicy(sleep=_nosleep)) as c:
+    async with EspoCrmClient(settings, retry=default_retry(sleep=_nosleep)) as c:
         errors = await run_all(
             [
                 lambda: c.get("CBeteiligte", "abc"),
@@ -141,6 +141,7 @@ async def test_advoware_logs_and_errors_are_clean(
         ADVOWARE_PASSWORD=SecretStr(ADVO_PASSWORD),
         ADVOWARE_MAX_CONCURRENCY=2,
         HTTP_TIMEOUT_SECONDS=5.0,
+        **RETRY_SETTINGS,
     )
     url = "https://advo.test/api/v1/advonet/Beteiligte"
     token_route = respx_mock.post("https://security.test/api/v1/Token").mock(
@@ -163,7 +164,7 @@ async def test_advoware_logs_and_errors_are_clean(
     respx_mock.post(url).respond(409, text=PERSON)
     redis = fakeredis.FakeAsyncRedis(decode_responses=True)
     async with AdvowareClient(
-        settings, redis, retry=RetryPolicy(sleep=_nosleep, max_attempts=2), limiter=LocalSemaphore(2)
+        settings, redis, retry=default_retry(sleep=_nosleep, max_attempts=2), limiter=LocalSemaphore(2)
     ) as c:
         errors = await run_all(
             [
@@ -210,6 +211,7 @@ async def test_advoware_message_of_a_4xx_stays_out_of_logs_and_exception_texts(
         ADVOWARE_PASSWORD=SecretStr(ADVO_PASSWORD),
         ADVOWARE_MAX_CONCURRENCY=2,
         HTTP_TIMEOUT_SECONDS=5.0,
+        **RETRY_SETTINGS,
     )
     url = "https://advo.test/api/v1/advonet/Beteiligte"
     respx_mock.post("https://security.test/api/v1/Token").respond(
@@ -221,7 +223,7 @@ async def test_advoware_message_of_a_4xx_stays_out_of_logs_and_exception_texts(
     redis = fakeredis.FakeAsyncRedis(decode_responses=True)
     caught: list[ValidationError | Exception] = []
     async with AdvowareClient(
-        settings, redis, retry=RetryPolicy(sleep=_nosleep, max_attempts=2), limiter=LocalSemaphore(2)
+        settings, redis, retry=default_retry(sleep=_nosleep, max_attempts=2), limiter=LocalSemaphore(2)
     ) as c:
         for call in (
             lambda: c.update_beteiligter(7, {"name": PERSON}),

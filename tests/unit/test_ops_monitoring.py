@@ -24,6 +24,7 @@ from services.store.counters import MetricName, Metrics, counter_value, stored
 from services.sync.decide import FieldConflict, decide
 from services.sync.notify import OUTBOX, Notifier, conflict_text, outbox_summary, record_label
 from tests.support.fakes import FAKE_USER_NAME, FakeAdvo, FakeEspo
+from tests.support.retry import default_retry
 
 
 @pytest.fixture
@@ -294,7 +295,6 @@ def test_two_way_fields_keep_the_merge_table() -> None:
 
 async def test_http_retries_and_sweep_durations_are_counted(redis: Any) -> None:
     from services.http.observe import set_observer
-    from services.http.retry import RetryPolicy
 
     m = Metrics(redis)
     calls = 0
@@ -311,7 +311,7 @@ async def test_http_retries_and_sweep_durations_are_counted(redis: Any) -> None:
 
     set_observer(m)
     try:
-        assert await RetryPolicy(sleep=no_sleep).run(flaky, idempotent=True) == "ok"
+        assert await default_retry(sleep=no_sleep).run(flaky, idempotent=True) == "ok"
     finally:
         set_observer(None)
     m.record(MetricName.SWEEP_DURATION, 42.0)

@@ -127,3 +127,53 @@ def test_workbench_login_is_read(clean_env: pytest.MonkeyPatch) -> None:
         s.WORKBENCH_PASSWORD is not None
         and s.WORKBENCH_PASSWORD.get_secret_value() == "correct horse battery"
     )
+
+
+def test_readme_table_lists_every_variable() -> None:
+    text = (ROOT / "README.md").read_text()
+    first_cells = re.findall(r"^\| ([^|]*`[A-Z][A-Z0-9_]+`[^|]*)\|", text, flags=re.M)
+    names = {n for cell in first_cells for n in re.findall(r"`([A-Z][A-Z0-9_]+)`", cell)}
+    assert set(Settings.model_fields) - names == set()
+
+
+def test_one_reader_of_the_environment_for_settings_and_the_intake(clean_env: pytest.MonkeyPatch) -> None:
+    """services/environment.py is `Settings`' only source and the intake's reader: the process
+    environment wins over `.env`, and both see the same values."""
+    from services.environment import read_environment, redis_url, webhook_secrets
+
+    (Path.cwd() / ".env").write_text(
+        "".join(f"{k}={v}\n" for k, v in REQUIRED.items()) + "REDIS_URL=redis://dotenv:6379/0\n",
+        encoding="utf-8",
+    )
+    clean_env.setenv("ESPOCRM_WEBHOOK_SECRETS", "w9:from-env")
+    s = load_settings()
+    env = read_environment()
+    assert s.webhook_secret("w9") == "from-env" and webhook_secrets(env) == {"w9": "from-env"}
+    assert s.REDIS_URL == redis_url(env) == "redis://dotenv:6379/0"
+    with pytest.raises(ValueError, match="ESPOCRM_API_KEY"):  # `_env_file=None`: the environment alone
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+async def test_the_clients_retry_as_the_settings_say(clean_env: pytest.MonkeyPatch) -> None:
+    """The retry policy's numbers are settings (HTTP_RETRY_*): a client built from `Settings`
+    gives up after HTTP_RETRY_MAX_ATTEMPTS tries."""
+    import httpx
+
+    from services.errors import UnavailableError
+    from services.espocrm.client import EspoCrmClient
+
+    for k, v in REQUIRED.items():
+        clean_env.setenv(k, v)
+    clean_env.setenv("HTTP_RETRY_MAX_ATTEMPTS", "2")
+    clean_env.setenv("HTTP_RETRY_BASE_DELAY_SECONDS", "0.01")
+    s = load_settings()
+    tries: list[str] = []
+
+    def down(request: httpx.Request) -> httpx.Response:
+        tries.append(request.url.path)
+        return httpx.Response(503)
+
+    async with EspoCrmClient(s, transport=httpx.MockTransport(down)) as espo:
+        with pytest.raises(UnavailableError):
+            await espo.get("CBeteiligte", "r1")
+    assert len(tries) == 2

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.intake.config import parse_webhook_secrets
+from services.environment import parse_webhook_secrets
 from services.intake.webhook import parse_and_verify
 from tests.support import webhook_vectors
 
