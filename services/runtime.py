@@ -164,7 +164,7 @@ def build_stores(redis: Redis, *, lock_ttl_seconds: float) -> Stores:
     from services.sync.intents import IntentStore
     from services.sync.lock import RecordLocks
     from services.sync.snapshot import SnapshotStore
-    from services.sync.stores import PendingAdvoware, PendingConflicts, RecentEvents, UnlinkedMarks
+    from services.sync.stores import PendingAdvoware, PendingConflicts, RecentEvents
 
     return Stores(
         locks=RecordLocks(redis, lock_ttl_seconds),
@@ -173,7 +173,6 @@ def build_stores(redis: Redis, *, lock_ttl_seconds: float) -> Stores:
         conflicts=PendingConflicts(redis),
         pending_advoware=PendingAdvoware(redis),
         recent=RecentEvents(redis),
-        unlinked=UnlinkedMarks(redis),
         own_writes=OwnWrites(redis),
         index=IdentityIndex(redis),
         claims=Claims(redis, lock_ttl_seconds),

@@ -12,7 +12,8 @@ appears anywhere else in the code.
 | `vmh:betnr:<betnr>`                        | string | betnr -> espo id index of the snapshots        | none            |
 | `vmh:intent:<espo id>`                     | string | create intent (JSON)                           | 14 days         |
 | `vmh:create:unresolved:<lookup key>`       | set    | espo ids whose create intent holds this key    | 14 days         |
-| `vmh:unlinked:<espo id>`                   | hash   | pair unlinked after an EspoCRM delete          | none            |
+| `vmh:unlinked:<espo id>`                   | hash   | not written any more (the unlink is a recent   | none            |
+|                                            |        | event); `forget` erases older versions' marks  |                 |
 | `vmh:conflict:pending:<espo id>`           | string | conflicts not yet reported                     | 14 days         |
 | `vmh:conflict:notified:<espo id>:<digest>` | string | a conflict (field, both values) was notified   | 14 days         |
 | `vmh:pending:advoware`                     | zset   | Advoware changes emitted, sync not finished    | none            |

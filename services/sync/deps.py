@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from services.sync.notify import Notifier
     from services.sync.ports import AdvowareApi, EspoListingApi
     from services.sync.snapshot import SnapshotStore
-    from services.sync.stores import PendingAdvoware, PendingConflicts, RecentEvents, UnlinkedMarks
+    from services.sync.stores import PendingAdvoware, PendingConflicts, RecentEvents
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,6 @@ class Stores:
     conflicts: PendingConflicts
     pending_advoware: PendingAdvoware
     recent: RecentEvents
-    unlinked: UnlinkedMarks
     own_writes: OwnWrites
     index: IdentityIndex
     claims: Claims
@@ -97,7 +96,6 @@ class OutcomeDeps:
     own_writes: OwnWrites
     metrics: Metrics
     recent: RecentEvents
-    unlinked: UnlinkedMarks
     notifier: Notifier
     breakers: CircuitBreakers
     # History, metrics, waiting notices and alerts after each sync (services/ops/recorder.py).
@@ -115,7 +113,7 @@ class OutcomeDeps:
     ) -> OutcomeDeps:
         # Positional, in field order: every field has a type of its own, so mypy checks the order.
         return cls(
-            systems, s.snapshots, s.intents, s.pending_advoware, s.own_writes, metrics, s.recent, s.unlinked,
+            systems, s.snapshots, s.intents, s.pending_advoware, s.own_writes, metrics, s.recent,
             notifier, breakers, recorder,
         )  # fmt: skip
 

@@ -182,7 +182,6 @@ class Outcomes:
         intent = await d.intents.get(record_id)
         betnr = snap.betnr if snap else (intent.betnr if intent else None)
         await d.pending_advoware.discard(record_id)
-        await d.unlinked.put(record_id, d.systems.clock(), betnr)
         await d.snapshots.delete(record_id)
         await d.intents.delete(record_id)
         await d.recent.record(EventKind.UNLINKED, record_id, f"betnr={betnr}" if betnr else None)

@@ -13,7 +13,6 @@ constructed with the Redis connection, keys from services/store/keys.py.
 - `PendingAdvoware`: records the Advoware poll emitted whose sync has not finished yet
   (id -> emit time, a sorted set; see services/sync/advoware_watch.py). Cleared when a sync
   records an outcome.
-- `UnlinkedMarks`: a record deleted in EspoCRM and unlinked: when, from which betnr.
 - `RecentEvents`: the recent-events lists `status` and the console show (failures, conflicts,
   deletes, breakers), the newest `RECENT_LIMIT` of each kind.
 """
@@ -118,13 +117,3 @@ class RecentEvents:
     async def read(self, kind: EventKind, limit: int = 20) -> Sequence[dict[str, Any]]:
         raws = await self.redis.lrange(keys.recent(kind), 0, limit - 1)
         return [json.loads(r) for r in raws]
-
-
-@dataclass(frozen=True)
-class UnlinkedMarks:
-    redis: Redis
-
-    async def put(self, record_id: str, at: datetime, betnr: int | None) -> None:
-        await self.redis.hset(
-            keys.unlinked(record_id), mapping={"at": at.isoformat(), "betnr": str(betnr) if betnr else ""}
-        )

@@ -34,6 +34,7 @@ from services.errors import NotFoundError, TransientError, VersionConflictError
 from services.store import keys
 from services.store.counters import EventKind, Stat
 from services.sync import fingerprint
+from services.sync.claims import ClaimBusy
 from services.sync.decide import FieldConflict, MergePlan
 from services.sync.linking import Action
 from services.sync.model import ENTITY, Outcome, RecordContext, Result, Trigger
@@ -136,7 +137,14 @@ class Updater:
         if snap is None and base is None and not unique_checked:
             # The first sync of this pair (a typed-in, copied or relinked betnr; Redis lost):
             # the betnr must not be another record's link.
-            decision = await self.deps.linker.unique_link(ctx.record_id, betnr)
+            try:
+                decision = await self.deps.linker.unique_link(ctx.record_id, betnr)
+            except ClaimBusy as exc:
+                # Another record creates or links this betnr right now: like a create that meets a
+                # busy claim, left as it is (no attempt counted); its next trigger or the sweep
+                # asks again once that settled.
+                log.info("record %s: %s; the sweep tries again", ctx.record_id, exc)
+                return Outcome(ctx.record_id, Result.SKIPPED, betnr=betnr, reason=str(exc))
             if decision.action is Action.HOLD:
                 return await self.outcomes.hold(ctx, decision)
         pending = await self.deps.conflicts.get(ctx.record_id, betnr)
