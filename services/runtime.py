@@ -11,7 +11,7 @@ does not pay for httpx/pydantic imports.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from services.backfill.plan import ProgressFactory
     from services.backfill.runner import Backfill, BackfillOptions
+    from services.conditions import Alert, AlertCondition
     from services.ops.recorder import SyncRecorder
     from services.store.counters import Metrics
     from services.sync.advoware_watch import AdvowareWatch
@@ -183,9 +184,6 @@ def build_stores(redis: Redis, *, lock_ttl_seconds: float) -> Stores:
     )
 
 
-Alert = Callable[[str, str, bool], Awaitable[None]]
-
-
 def _monitoring(
     settings: Settings, redis: Redis, notifier: Notifier, metrics: Metrics
 ) -> tuple[SyncRecorder, Alert]:
@@ -199,7 +197,7 @@ def _monitoring(
         history=history_for(redis, settings), metrics=metrics, notifier=notifier, alerts=alerts
     )
 
-    async def alert(condition: str, detail: str, active: bool) -> None:
+    async def alert(condition: AlertCondition, detail: str, active: bool) -> None:
         """Breakers' conditions go through the ops alerts: one notice each, shared with the
         health watch's (same names); held deletions are alerted at once."""
         if not active:

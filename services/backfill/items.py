@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.backfill.plan import PARK_PREFIX, Action
 from services.errors import ApiError
+from services.espocrm.fields import SYNC_ERROR_MESSAGE, SYNC_RETRY_COUNT, SYNC_STATUS
 from services.sync.deps import Systems
 from services.sync.linking import records_with_betnr
 from services.sync.model import ENTITY, as_int
@@ -37,9 +38,7 @@ class ItemActions:
         async with self.engine.locks.holding_if_free(action.espo_id) as lease:
             if lease is None:
                 return None  # being synced right now: the rerun holds it
-            current = SyncStatus.parse(
-                (await self.systems.espo.get(ENTITY, action.espo_id)).get("syncStatus")
-            )
+            current = SyncStatus.parse((await self.systems.espo.get(ENTITY, action.espo_id)).get(SYNC_STATUS))
             # As a worker would: current -> (pending_sync ->) syncing -> conflict.
             via = (
                 current
@@ -50,7 +49,7 @@ class ItemActions:
             await self.systems.espo.update(
                 ENTITY,
                 action.espo_id,
-                {"syncStatus": SyncStatus.CONFLICT.value, "syncErrorMessage": action.detail},
+                {SYNC_STATUS: SyncStatus.CONFLICT.value, SYNC_ERROR_MESSAGE: action.detail},
             )
         return "park:held"
 
@@ -58,14 +57,14 @@ class ItemActions:
         """A record held by an earlier backfill that is no longer ambiguous: release it."""
         assert action.espo_id is not None
         row = await self.systems.espo.get(ENTITY, action.espo_id)
-        if row.get("syncStatus") == SyncStatus.CONFLICT and str(row.get("syncErrorMessage") or "").startswith(
+        if row.get(SYNC_STATUS) == SyncStatus.CONFLICT and str(row.get(SYNC_ERROR_MESSAGE) or "").startswith(
             PARK_PREFIX
         ):
             transition(SyncStatus.CONFLICT, SyncStatus.PENDING_SYNC)
             await self.systems.espo.update(
                 ENTITY,
                 action.espo_id,
-                {"syncStatus": SyncStatus.PENDING_SYNC.value, "syncErrorMessage": None},
+                {SYNC_STATUS: SyncStatus.PENDING_SYNC.value, SYNC_ERROR_MESSAGE: None},
             )
 
     async def link(self, action: Action) -> None:
@@ -78,13 +77,13 @@ class ItemActions:
         if current is not None:
             raise LinkChanged(action.espo_id)
         data: dict[str, Any] = {"betnr": action.betnr}
-        status = SyncStatus.parse(row.get("syncStatus"))
+        status = SyncStatus.parse(row.get(SYNC_STATUS))
         if status in (SyncStatus.PERMANENTLY_FAILED, SyncStatus.CONFLICT, SyncStatus.DELETED_IN_ADVOWARE):
             data.update(
                 {
-                    "syncStatus": transition(status, SyncStatus.PENDING_SYNC).value,
-                    "syncErrorMessage": None,
-                    "syncRetryCount": 0,
+                    SYNC_STATUS: transition(status, SyncStatus.PENDING_SYNC).value,
+                    SYNC_ERROR_MESSAGE: None,
+                    SYNC_RETRY_COUNT: 0,
                 }
             )
         await self.systems.espo.update(ENTITY, action.espo_id, data)
@@ -101,6 +100,6 @@ class ItemActions:
         advo = await self.systems.advo.get_beteiligter(action.betnr)
         content = mapper.from_advo(advo)
         data = mapper.to_espo_patch(content, mapper.CANONICAL_FIELDS)
-        data.update({"betnr": action.betnr, "syncStatus": SyncStatus.PENDING_SYNC.value})
+        data.update({"betnr": action.betnr, SYNC_STATUS: SyncStatus.PENDING_SYNC.value})
         created = await self.systems.espo.create(ENTITY, data, skip_duplicate_check=True)
         return str(created["id"]), True

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.backfill.matching import Ambiguity, Link, MatchReport, match_records
+from services.espocrm.fields import ADVOWARE_LAST_SYNC, SYNC_ERROR_MESSAGE, SYNC_STATUS
 from services.sync.decide import change_rows
 from services.sync.deps import Systems
 from services.sync.model import ENTITY, as_int
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
 # What the matching needs from an EspoCRM list row (lists carry only the primary e-mail/phone).
 ESPO_SELECT = (
     "id,name,firstName,lastName,salutationName,beteiligterTyp,titel,geburtsdatum,rechtsform,"
-    "handelsregisterNummer,registergericht,emailAddress,phoneNumber,betnr,syncStatus,"
-    "syncErrorMessage,modifiedAt,advowareLastSync"
+    "handelsregisterNummer,registergericht,emailAddress,phoneNumber,betnr,"
+    f"{SYNC_STATUS},{SYNC_ERROR_MESSAGE},modifiedAt,{ADVOWARE_LAST_SYNC}"
 )
 # syncErrorMessage of a record the backfill holds as a possible duplicate.
 PARK_PREFIX = "Backfill:"
@@ -211,7 +212,7 @@ class BackfillPlanner:
             if (
                 snap is not None
                 and snap.betnr == link.betnr
-                and row.get("syncStatus") == SyncStatus.CLEAN
+                and row.get(SYNC_STATUS) == SyncStatus.CLEAN
                 and snap.content_hash == mapper.content_hash(mapper.from_advo(advo_by_nr[link.betnr]))
             ):
                 in_sync.append(link)
@@ -259,7 +260,7 @@ def _park_actions(report: MatchReport, espo_by_id: Mapping[str, Mapping[str, Any
     for rid, amb in sorted(report.ambiguous_espo_ids().items()):
         row = espo_by_id[rid]
         reason = park_message(amb)
-        if row.get("syncStatus") == SyncStatus.CONFLICT and row.get("syncErrorMessage") == reason:
+        if row.get(SYNC_STATUS) == SyncStatus.CONFLICT and row.get(SYNC_ERROR_MESSAGE) == reason:
             continue  # already held with this reason
         actions.append(Action(ActionKind.PARK, f"e:{rid}", espo_id=rid, detail=reason))
     return actions

@@ -20,6 +20,14 @@ from typing import Any
 
 from services.advoware.kommkz import ESPO_PHONE_TYPES
 from services.beteiligte.normalize import ESPO_RECHTSFORMEN, ESPO_SALUTATIONS
+from services.espocrm.fields import (
+    ADVOWARE_DELETED_AT,
+    ADVOWARE_LAST_SYNC,
+    SYNC_ERROR_MESSAGE,
+    SYNC_FINGERPRINT,
+    SYNC_RETRY_COUNT,
+    SYNC_STATUS,
+)
 
 #: The name given to EspoCRM's Entity Manager; EspoCRM prefixes custom entities with `C`.
 ENTITY_NAME = "Beteiligte"
@@ -121,18 +129,18 @@ FIELDS: tuple[FieldDef, ...] = (
     ),
     FieldDef("betnr", "int", "Advoware betNr", "the linked Advoware party"),
     _enum(
-        "syncStatus",
+        SYNC_STATUS,
         "Sync-Status",
         SYNC_STATUSES,
         "`excluded` is set by staff; `pending_sync` brings a record back",
         default="pending_sync",
     ),
-    FieldDef("advowareLastSync", "datetime", "Letzter Abgleich", "UTC `YYYY-MM-DD HH:MM:SS`"),
-    FieldDef("advowareDeletedAt", "datetime", "In Advoware gelöscht am", "UTC `YYYY-MM-DD HH:MM:SS`"),
-    FieldDef("syncErrorMessage", "text", "Sync-Fehler", "German text for staff, up to ~1,100 characters"),
-    FieldDef("syncRetryCount", "int", "Sync-Versuche", "default 0", default=0),
+    FieldDef(ADVOWARE_LAST_SYNC, "datetime", "Letzter Abgleich", "UTC `YYYY-MM-DD HH:MM:SS`"),
+    FieldDef(ADVOWARE_DELETED_AT, "datetime", "In Advoware gelöscht am", "UTC `YYYY-MM-DD HH:MM:SS`"),
+    FieldDef(SYNC_ERROR_MESSAGE, "text", "Sync-Fehler", "German text for staff, up to ~1,100 characters"),
+    FieldDef(SYNC_RETRY_COUNT, "int", "Sync-Versuche", "default 0", default=0),
     FieldDef(
-        "syncFingerprint",
+        SYNC_FINGERPRINT,
         "text",
         "Sync-Abgleichsstand",
         "written by the service only: a short hash per synced field as the last sync left both "

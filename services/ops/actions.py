@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from services.errors import OperationError
+from services.espocrm.fields import SYNC_ERROR_MESSAGE, SYNC_RETRY_COUNT, SYNC_STATUS
 from services.sync.decide import change_rows
 from services.sync.model import ENTITY, Trigger
 from services.sync.planning import RecordPlan
@@ -167,8 +168,8 @@ async def list_failed(
         r
         async for r in espo.iterate(
             ENTITY,
-            where=[{"type": "in", "attribute": "syncStatus", "value": [s.value for s in statuses]}],
-            select="id,syncStatus,syncRetryCount",
+            where=[{"type": "in", "attribute": SYNC_STATUS, "value": [s.value for s in statuses]}],
+            select=f"id,{SYNC_STATUS},{SYNC_RETRY_COUNT}",
         )
     ]
 
@@ -189,7 +190,7 @@ async def requeue_failed(
     busy: list[str] = []
     by_status: dict[str, int] = {}
     for row in rows:
-        rid, status = str(row["id"]), SyncStatus.parse(row.get("syncStatus"))
+        rid, status = str(row["id"]), SyncStatus.parse(row.get(SYNC_STATUS))
         by_status[status.value] = by_status.get(status.value, 0) + 1
         target = transition(status, SyncStatus.PENDING_SYNC)
         if dry_run:
@@ -200,7 +201,7 @@ async def requeue_failed(
                 busy.append(rid)  # being retried right now
                 continue
             await espo.update(
-                ENTITY, rid, {"syncStatus": target.value, "syncRetryCount": 0, "syncErrorMessage": None}
+                ENTITY, rid, {SYNC_STATUS: target.value, SYNC_RETRY_COUNT: 0, SYNC_ERROR_MESSAGE: None}
             )
         requeued.append(rid)
         if on_progress:

@@ -1,28 +1,30 @@
 """Alerts: one notice per condition when it starts to matter, and one when it is over.
 
-A condition is a name (`advoware_unreachable`, `espocrm_credentials`, `sweep_overdue`,
-`record_failed:<id>`) held in Redis while it lasts:
+A condition (services/conditions.py `AlertCondition`: `advoware_unreachable`,
+`espocrm_credentials`, `sweep_overdue`, `record_failed` of a record, ...) is held in Redis by its
+name while it lasts:
 
 | call                              | condition state          | effect                                  |
 |-----------------------------------|--------------------------|-----------------------------------------|
-| `raise_condition(name, detail)`   | unknown                  | remembered with its start time          |
-| `raise_condition(name, detail)`   | known, shorter than `after` | nothing                              |
-| `raise_condition(name, detail)`   | known, `after` reached, not alerted | one alert notice (HSETNX: once across processes) |
+| `raise_condition(cond, detail)`   | unknown                  | remembered with its start time          |
+| `raise_condition(cond, detail)`   | known, shorter than `after` | nothing                              |
+| `raise_condition(cond, detail)`   | known, `after` reached, not alerted | one alert notice (HSETNX: once across processes) |
 | `raise_condition(...)` again      | alerted                  | nothing (no storm)                      |
-| `clear_condition(name)`           | alerted                  | forgotten; one recovery notice          |
-| `clear_condition(name)`           | not alerted / unknown    | forgotten silently                      |
+| `clear_condition(cond)`           | alerted                  | forgotten; one recovery notice          |
+| `clear_condition(cond)`           | not alerted / unknown    | forgotten silently                      |
 
 Whoever detects a condition calls these (the per-minute ops watch from the health checks, the
-sync outcome for `record_failed:<id>`); `after` defaults to `ALERT_AFTER_SECONDS`.
+sync outcome for a record's `record_failed`); `after` defaults to `ALERT_AFTER_SECONDS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from services.conditions import AlertCondition, ConditionKind
 from services.store import keys
 from services.store.timestamps import utc_now
 
@@ -34,48 +36,44 @@ class Notice(Protocol):
     async def notify(self, record_id: str | None, message: str) -> bool: ...
 
 
-TEXTS: dict[str, tuple[str, str]] = {
-    # prefix of the condition name -> (alert text, recovery text); {detail} / {since} filled in
-    "advoware_unreachable": (
+TEXTS: dict[ConditionKind, tuple[str, str]] = {
+    # condition kind -> (alert text, recovery text); {detail} / {since} filled in
+    ConditionKind.ADVOWARE_UNREACHABLE: (
         "Advoware ist seit {since} nicht erreichbar ({detail}). Der Abgleich wartet und holt alles nach.",
         "Advoware ist wieder erreichbar; der Abgleich läuft wieder.",
     ),
-    "advoware_credentials": (
+    ConditionKind.ADVOWARE_CREDENTIALS: (
         "Advoware lehnt seit {since} die Zugangsdaten ab ({detail}). Bitte die Einstellungen prüfen.",
         "Advoware nimmt die Zugangsdaten wieder an; der Abgleich läuft wieder.",
     ),
-    "espocrm_unreachable": (
+    ConditionKind.ESPOCRM_UNREACHABLE: (
         "EspoCRM ist seit {since} nicht erreichbar ({detail}). Der Abgleich wartet und holt alles nach.",
         "EspoCRM ist wieder erreichbar; der Abgleich läuft wieder.",
     ),
-    "espocrm_credentials": (
+    ConditionKind.ESPOCRM_CREDENTIALS: (
         "EspoCRM lehnt seit {since} den API-Schlüssel ab ({detail}). Bitte die Einstellungen prüfen.",
         "EspoCRM nimmt den API-Schlüssel wieder an; der Abgleich läuft wieder.",
     ),
-    "sweep_overdue": (
+    ConditionKind.SWEEP_OVERDUE: (
         "Der regelmäßige Abgleich ist seit {since} nicht mehr abgeschlossen worden ({detail}).",
         "Der regelmäßige Abgleich läuft wieder.",
     ),
-    "advoware_deletions_held": (
+    ConditionKind.DELETIONS_HELD: (
         "Advoware meldet seit {since} auffällig viele Beteiligte als nicht vorhanden ({detail}). Es wird "
         "nichts als gelöscht markiert, bis eine Person die Einstellungen geprüft hat "
         "(python -m services.ops deletions --release oder --confirm).",
         "Die zurückgehaltenen Löschungen wurden von einer Person freigegeben.",
     ),
-    "record_failed": (
+    ConditionKind.RECORD_FAILED: (
         "{detail}",
         "Der zuvor endgültig fehlgeschlagene Beteiligte wurde wieder erfolgreich abgeglichen.",
     ),
 }
 
 
-def _texts(name: str) -> tuple[str, str]:
-    return TEXTS.get(name.split(":", 1)[0], ("Störung: {detail} (seit {since})", "Störung behoben."))
-
-
-def _record_of(name: str) -> str | None:
-    kind, _, rest = name.partition(":")
-    return rest if kind == "record_failed" and rest else None
+def _record_of(condition: AlertCondition) -> str | None:
+    """The record a notice is about (a record's condition), else None (a note to nobody's record)."""
+    return condition.subject if condition.kind is ConditionKind.RECORD_FAILED else None
 
 
 @dataclass(frozen=True)
@@ -88,8 +86,11 @@ class Alerts:
     after: timedelta
     clock: Callable[[], datetime] = utc_now
 
-    async def raise_condition(self, name: str, detail: str, *, after: timedelta | None = None) -> bool:
-        """Note that `name` holds; True when this call sent the alert notice."""
+    async def raise_condition(
+        self, condition: AlertCondition, detail: str, *, after: timedelta | None = None
+    ) -> bool:
+        """Note that `condition` holds; True when this call sent the alert notice."""
+        name = condition.name
         ckey = keys.alert_condition(name)
         now = self.clock()
         pipe = self.redis.pipeline(transaction=True)
@@ -105,12 +106,13 @@ class Alerts:
             return False
         if not await self.redis.hsetnx(ckey, "alerted", now.isoformat()):
             return False  # another process sent it
-        text, _ = _texts(name)
-        await self.notice.notify(_record_of(name), text.format(detail=detail, since=_local(since)))
+        text, _ = TEXTS[condition.kind]
+        await self.notice.notify(_record_of(condition), text.format(detail=detail, since=_local(since)))
         return True
 
-    async def clear_condition(self, name: str) -> bool:
-        """Note that `name` no longer holds; True when this call sent the recovery notice."""
+    async def clear_condition(self, condition: AlertCondition) -> bool:
+        """Note that `condition` no longer holds; True when this call sent the recovery notice."""
+        name = condition.name
         ckey = keys.alert_condition(name)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hget(ckey, "alerted")
@@ -119,8 +121,8 @@ class Alerts:
         alerted, deleted, _ = await pipe.execute()
         if not alerted or not deleted:
             return False
-        _, text = _texts(name)
-        await self.notice.notify(_record_of(name), text)
+        _, text = TEXTS[condition.kind]
+        await self.notice.notify(_record_of(condition), text)
         return True
 
     async def active(self) -> list[dict[str, Any]]:
@@ -135,13 +137,17 @@ class Alerts:
         return out
 
 
-async def apply(alerts: Alerts, conditions: dict[str, str | None], after: dict[str, timedelta]) -> None:
+async def apply(
+    alerts: Alerts,
+    conditions: Mapping[AlertCondition, str | None],
+    after: Mapping[AlertCondition, timedelta],
+) -> None:
     """Raise every condition with a detail, clear every one mapped to None."""
-    for name, detail in conditions.items():
+    for condition, detail in conditions.items():
         if detail is None:
-            await alerts.clear_condition(name)
+            await alerts.clear_condition(condition)
         else:
-            await alerts.raise_condition(name, detail, after=after.get(name))
+            await alerts.raise_condition(condition, detail, after=after.get(condition))
 
 
 def _local(moment: datetime) -> str:

@@ -7,6 +7,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
+from services.espocrm.fields import SYNC_STATUS
+
 if TYPE_CHECKING:
     from services.backfill.runner import BackfillResult
 
@@ -48,7 +50,7 @@ def print_status(report: dict[str, Any], out: TextIO) -> None:
     table([(k, v) for k, v in report["counts"].items()], out)
     _rows_or_none(
         "Oldest pending work",
-        [(r["id"], r["syncStatus"], f"since {r['since']}") for r in report["oldest_pending"]],
+        [(r["id"], r[SYNC_STATUS], f"since {r['since']}") for r in report["oldest_pending"]],
         out,
     )
     _rows_or_none(

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from services.errors import NotFoundError, OperationError
+from services.espocrm.fields import SYNC_ERROR_MESSAGE, SYNC_STATUS
 from services.store.counters import EventKind
 from services.sync.breaker import SYSTEMS
 from services.sync.model import ENTITY, Trigger
@@ -93,16 +94,16 @@ def _espo_time(raw: Any) -> str | None:
 async def _parked(rt: Runtime) -> tuple[int, list[dict[str, Any]]]:
     total, rows = await rt.espo.list(
         ENTITY,
-        where=[{"type": "in", "attribute": "syncStatus", "value": [s.value for s in NEEDS_PERSON]}],
-        select="id,syncStatus,syncErrorMessage,modifiedAt,betnr",
+        where=[{"type": "in", "attribute": SYNC_STATUS, "value": [s.value for s in NEEDS_PERSON]}],
+        select=f"id,{SYNC_STATUS},{SYNC_ERROR_MESSAGE},modifiedAt,betnr",
         order_by="modifiedAt",
         order="asc",
         max_size=LIST_LIMIT,
     )
     items = []
     for row in rows:
-        kind = str(row.get("syncStatus"))
-        reason = row.get("syncErrorMessage")
+        kind = str(row.get(SYNC_STATUS))
+        reason = row.get(SYNC_ERROR_MESSAGE)
         if kind == SyncStatus.EXCLUDED.value and not reason:
             reason = "excluded from the sync by a person"
         items.append(
@@ -192,7 +193,7 @@ async def set_excluded(rt: Runtime, record_id: str, *, excluded: bool) -> dict[s
             record = await rt.espo.get(ENTITY, record_id)
         except NotFoundError:
             raise OperationError(f"no EspoCRM record {record_id}", 404) from None
-        current = SyncStatus.parse(record.get("syncStatus"))
+        current = SyncStatus.parse(record.get(SYNC_STATUS))
         if not excluded and current is not SyncStatus.EXCLUDED:
             raise OperationError(f"record {record_id} is {current.value}, not excluded", 409)
         try:
@@ -201,7 +202,7 @@ async def set_excluded(rt: Runtime, record_id: str, *, excluded: bool) -> dict[s
             raise OperationError(
                 f"record {record_id} is {current.value}; try again in a moment", 409
             ) from None
-        await rt.espo.update(ENTITY, record_id, {"syncStatus": target.value, "syncErrorMessage": None})
+        await rt.espo.update(ENTITY, record_id, {SYNC_STATUS: target.value, SYNC_ERROR_MESSAGE: None})
         await history_for(rt.redis, rt.settings).add(
             record_id,
             HistoryEntry(
@@ -214,7 +215,7 @@ async def set_excluded(rt: Runtime, record_id: str, *, excluded: bool) -> dict[s
             ),
         )
     log.info("record %s %s by a person (was %s)", record_id, target.value, current.value)
-    result: dict[str, Any] = {"id": record_id, "syncStatus": target.value, "was": current.value}
+    result: dict[str, Any] = {"id": record_id, SYNC_STATUS: target.value, "was": current.value}
     if not excluded:
         result["sync"] = outcome_dict(await rt.engine.sync_record(record_id, Trigger.MANUAL))
     return result

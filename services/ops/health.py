@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from services.conditions import AlertCondition, ConditionKind
 from services.errors import ApiError, AuthError
+from services.espocrm.fields import SYNC_STATUS
 from services.store.service_records import last_sweep, ping, queue_depths
 from services.sync.model import ENTITY
 
@@ -97,15 +99,15 @@ async def check_espocrm(espo: EspoLister) -> Check:
     for status in ("failed", "permanently_failed", "conflict"):
         total, _ = await espo.list(
             ENTITY,
-            where=[{"type": "equals", "attribute": "syncStatus", "value": status}],
+            where=[{"type": "equals", "attribute": SYNC_STATUS, "value": status}],
             select="id",
             max_size=1,
         )
         counts[status] = int(total)
     _, oldest = await espo.list(
         ENTITY,
-        where=[{"type": "in", "attribute": "syncStatus", "value": ["pending_sync", "dirty", "failed"]}],
-        select="id,syncStatus,modifiedAt",
+        where=[{"type": "in", "attribute": SYNC_STATUS, "value": ["pending_sync", "dirty", "failed"]}],
+        select=f"id,{SYNC_STATUS},modifiedAt",
         order_by="modifiedAt",
         order="asc",
         max_size=1,
@@ -113,7 +115,7 @@ async def check_espocrm(espo: EspoLister) -> Check:
     pending = (
         {
             "id": oldest[0].get("id"),
-            "syncStatus": oldest[0].get("syncStatus"),
+            SYNC_STATUS: oldest[0].get(SYNC_STATUS),
             "since": oldest[0].get("modifiedAt"),
         }
         if oldest
@@ -232,22 +234,24 @@ async def _system_check(breaker: dict[str, Any] | None, probe: Callable[[], Awai
     return check
 
 
-def conditions(report: HealthReport) -> dict[str, str | None]:
-    """The alert conditions this report shows (name -> detail) or clears (name -> None)."""
-    out: dict[str, str | None] = {}
+def conditions(report: HealthReport) -> dict[AlertCondition, str | None]:
+    """The alert conditions this report shows (condition -> detail) or clears (-> None)."""
+    out: dict[AlertCondition, str | None] = {}
     for system in ("espocrm", "advoware"):
         check = report.checks.get(system)
         if check is None:
             continue
         problem = check.detail.get("problem") if check.state == FAIL else None
         reason = str(check.detail.get("status") or check.detail.get("reason") or "")
-        out[f"{system}_unreachable"] = (
+        out[AlertCondition.system(system, credentials=False)] = (
             (reason or "keine Antwort") if problem in ("unreachable", "error") else None
         )
-        out[f"{system}_credentials"] = (reason or "abgelehnt") if problem == "credentials" else None
+        out[AlertCondition.system(system, credentials=True)] = (
+            (reason or "abgelehnt") if problem == "credentials" else None
+        )
     sweep = report.checks.get("sweep")
     if sweep is not None:
-        out["sweep_overdue"] = (
+        out[AlertCondition(ConditionKind.SWEEP_OVERDUE)] = (
             f"letzter Lauf {sweep.detail.get('last_completed')}" if sweep.state == FAIL else None
         )
     return out

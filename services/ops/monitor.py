@@ -54,6 +54,7 @@ def alerts_for(rt: Runtime, notifier: Notifier | None = None) -> Alerts:
 async def check(rt: Runtime) -> HealthReport:
     """Run every health check now, raise/clear the alert conditions it shows, and post the
     notices waiting in the outbox (the per-minute watch and an authenticated health request)."""
+    from services.conditions import AlertCondition, ConditionKind
     from services.ops import alerts as alerting
     from services.ops.health import HealthDeps, conditions, run_checks
 
@@ -73,7 +74,9 @@ async def check(rt: Runtime) -> HealthReport:
         )
     )
     if report.checks["redis"].state != "fail":
-        await alerting.apply(alerts, conditions(report), {"sweep_overdue": timedelta(0)})
+        await alerting.apply(
+            alerts, conditions(report), {AlertCondition(ConditionKind.SWEEP_OVERDUE): timedelta(0)}
+        )
         if report.checks.get("espocrm") and report.checks["espocrm"].state != "fail":
             await notifier.retry_pending()
         await health_cache(rt.redis).put(report.as_dict())

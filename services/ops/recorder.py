@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from services.conditions import AlertCondition
 from services.ops.history import HistoryEntry, HistoryStore, direction_of
 from services.store.counters import MetricName
+from services.sync.model import Result
 
 if TYPE_CHECKING:
     from services.ops.alerts import Alerts
@@ -23,9 +25,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# A sync that left the record in step with Advoware (a permanent failure's alert ends).
+SETTLED = frozenset({Result.CREATED, Result.UPDATED, Result.UNCHANGED})
+FAILED = frozenset({Result.FAILED, Result.PERMANENTLY_FAILED})
+
+
 class OutcomeLike(Protocol):
     record_id: str
-    result: Any
+    result: Result
     plan: Any
     betnr: int | None
     reason: str | None
@@ -56,14 +63,12 @@ def entry_for_outcome(outcome: OutcomeLike, trigger: str, at: datetime) -> Histo
         winner = "advoware"
     else:
         winner = None
-    result = str(getattr(outcome.result, "value", outcome.result))
-    error = (
-        {"reason": outcome.reason} if result in ("failed", "permanently_failed") and outcome.reason else None
-    )
+    result = Result(outcome.result)
+    error = {"reason": outcome.reason} if result in FAILED and outcome.reason else None
     return HistoryEntry(
         at=at.isoformat(),
         trigger=trigger,
-        result=result,
+        result=result.value,
         direction=direction_of(to_advo, to_espo),
         fields_to_advoware=tuple(to_advo),
         fields_to_espocrm=tuple(to_espo),
@@ -84,23 +89,25 @@ class SyncRecorder:
     alerts: Alerts
 
     async def after_sync(self, outcome: OutcomeLike, trigger: str) -> None:
-        result = str(getattr(outcome.result, "value", outcome.result))
-        self.metrics.inc(MetricName.SYNCS, trigger=trigger, result=result)
+        result = Result(outcome.result)
+        self.metrics.inc(MetricName.SYNCS, trigger=trigger, result=result.value)
         if outcome.plan is not None and outcome.plan.conflicts:
             self.metrics.inc(MetricName.CONFLICTS, float(len(outcome.plan.conflicts)))
-        if result in ("locked",):
+        if result is Result.LOCKED:
             return  # the holder records its own run
         try:
             await self.history.add(outcome.record_id, entry_for_outcome(outcome, trigger, datetime.now(UTC)))
-            if result in ("created", "updated", "unchanged"):
-                await self.alerts.clear_condition(f"record_failed:{outcome.record_id}")
+            if result in SETTLED:
+                await self.alerts.clear_condition(AlertCondition.record_failed(outcome.record_id))
                 await self.notifier.retry_pending(outcome.record_id)
         except Exception as exc:  # never fail a finished sync for its bookkeeping
             log.warning("recording the sync of %s failed: %s", outcome.record_id, type(exc).__name__)
 
     async def permanently_failed(self, record_id: str, message: str) -> None:
         """One notice per record reaching permanently_failed (and one when it syncs again)."""
-        await self.alerts.raise_condition(f"record_failed:{record_id}", message, after=timedelta(0))
+        await self.alerts.raise_condition(
+            AlertCondition.record_failed(record_id), message, after=timedelta(0)
+        )
 
     async def flush(self) -> None:
         await self.metrics.flush()

@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from services.errors import NotFoundError, OperationError
+from services.espocrm.fields import SYNC_ERROR_MESSAGE, SYNC_STATUS
 from services.ops.actions import outcome_dict
 from services.sync.claims import ClaimBusy
 from services.sync.model import ENTITY, Trigger
@@ -56,11 +57,11 @@ async def _point_at(engine: SyncEngine, record_id: str, betnr: int) -> Any:
             record = await engine.systems.espo.get(ENTITY, record_id)
         except NotFoundError:
             raise OperationError(f"no EspoCRM record {record_id}", 404) from None
-        status = SyncStatus.parse(record.get("syncStatus"))
-        patch: dict[str, Any] = {"betnr": betnr, "syncErrorMessage": None}
+        status = SyncStatus.parse(record.get(SYNC_STATUS))
+        patch: dict[str, Any] = {"betnr": betnr, SYNC_ERROR_MESSAGE: None}
         if status is not SyncStatus.PENDING_SYNC:
             try:
-                patch["syncStatus"] = transition(status, SyncStatus.PENDING_SYNC).value
+                patch[SYNC_STATUS] = transition(status, SyncStatus.PENDING_SYNC).value
             except IllegalTransition:
                 raise OperationError(
                     f"record {record_id} is {status.value}; cannot requeue it", 409

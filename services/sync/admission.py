@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from services.espocrm.fields import SYNC_STATUS
 from services.sync.backoff import retry_due_at
 from services.sync.model import PARKED, Outcome, Result, Trigger, stays_parked
 from services.sync.states import SyncStatus, transition
@@ -56,7 +57,7 @@ class Admission:
         self, record_id: str, espo: Mapping[str, Any], trigger: Trigger
     ) -> tuple[SyncStatus, Outcome | None]:
         """(the status the run starts from, or an outcome `SKIPPED` that ends it)."""
-        status = SyncStatus.parse(espo.get("syncStatus"))
+        status = SyncStatus.parse(espo.get(SYNC_STATUS))
         if status is SyncStatus.EXCLUDED:  # a person took it out of the sync: left alone
             return status, Outcome(record_id, Result.SKIPPED, reason="excluded by a person")
         if status in PARKED:

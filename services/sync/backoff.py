@@ -26,6 +26,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from services.espocrm.fields import SYNC_RETRY_COUNT
 from services.store import keys
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def retry_due_at(record: Mapping[str, Any], base: timedelta) -> datetime | None:
     modified = record.get("modifiedAt")
     if not modified:
         return None
-    return parse_espo_datetime(modified) + retry_delay(int(record.get("syncRetryCount") or 0), base)
+    return parse_espo_datetime(modified) + retry_delay(int(record.get(SYNC_RETRY_COUNT) or 0), base)
 
 
 class OwnWrites:

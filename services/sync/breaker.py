@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from services.conditions import Alert, AlertCondition
 from services.errors import ApiError, AuthError
 from services.http.retry import single_attempt
 from services.store import keys
@@ -52,16 +53,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# (condition, detail, active) -> None: an alert condition starts (active) or ends. The
-# composition root maps it to the ops alerts (services/ops/alerts.py: one notice per condition).
-Alert = Callable[[str, str, bool], Awaitable[None]]
 # One cheap read of a system; raises the error tree when it does not answer.
 Probe = Callable[[], Awaitable[None]]
-
-
-def condition(system: str, kind: str) -> str:
-    """The alert condition of an open breaker, e.g. `advoware_unreachable`, `espocrm_credentials`."""
-    return f"{system}_{'credentials' if kind == 'auth' else 'unreachable'}"
 
 
 class System(StrEnum):
@@ -249,15 +242,15 @@ class CircuitBreakers(BreakerStates):
             return
         log.error("circuit breaker for %s opened (%s): %s", system, kind, reason)
         await RecentEvents(self.redis).record(EventKind.BREAKER_OPEN, system, reason)
-        await self._alert(condition(system, kind), reason, active=True)
+        await self._alert(AlertCondition.system(system, credentials=kind == "auth"), reason, active=True)
 
-    async def _alert(self, name: str, detail: str, *, active: bool) -> None:
+    async def _alert(self, condition: AlertCondition, detail: str, *, active: bool) -> None:
         if self.alert is None:
             return
         try:
-            await self.alert(name, detail, active)
+            await self.alert(condition, detail, active)
         except Exception as exc:  # an alert must never fail the caller
-            log.warning("breaker alert %s failed: %s", name, type(exc).__name__)
+            log.warning("breaker alert %s failed: %s", condition.name, type(exc).__name__)
 
     # ------------------------------------------------------------------ the cron's side
     async def release(self) -> Release:
@@ -287,8 +280,8 @@ class CircuitBreakers(BreakerStates):
         waiting = int(await self.redis.zcard(keys.breaker_held(system)))
         log.warning("circuit breaker for %s closed; releasing %d waiting records", system, waiting)
         await RecentEvents(self.redis).record(EventKind.BREAKER_CLOSED, system, f"released={waiting}")
-        for kind in ("auth", "unavailable"):
-            await self._alert(condition(system, kind), "", active=False)
+        for credentials in (True, False):
+            await self._alert(AlertCondition.system(system, credentials=credentials), "", active=False)
 
     async def _take_held(self) -> list[str]:
         """Every held record of every system, oldest first (each once), and forget them."""

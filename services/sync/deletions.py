@@ -53,10 +53,10 @@ from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from services.conditions import Alert, AlertCondition, ConditionKind
 from services.store import keys
 from services.store.counters import EventKind
 from services.store.timestamps import utc_now
-from services.sync.breaker import Alert
 from services.sync.snapshot import SnapshotStore, advoware_change
 from services.sync.stores import RecentEvents
 
@@ -69,7 +69,7 @@ GUARD = "deletions"
 INDEX_CHUNK = 1000
 COMPARE_CHUNK = 500  # linked listing rows compared with their snapshots per Redis round trip
 
-CONDITION = "advoware_deletions_held"  # the alert condition while deletions are held
+CONDITION = AlertCondition(ConditionKind.DELETIONS_HELD)  # the alert condition while deletions are held
 
 
 class ListingApi(Protocol):

@@ -33,8 +33,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from services.espocrm.fields import SYNC_FINGERPRINT
+
 #: The EspoCRM field (services/espocrm/schema.py).
-FIELD = "syncFingerprint"
+FIELD = SYNC_FINGERPRINT
 VERSION = 1
 
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+from services.espocrm.fields import SYNC_STATUS
 from services.sync.decide import MergePlan
 from services.sync.states import SyncStatus
 
@@ -91,11 +92,11 @@ class RecordContext:
     @property
     def held_before(self) -> bool:
         """The record was held as `conflict` when this run read it (before admission)."""
-        return self.espo.get("syncStatus") == SyncStatus.CONFLICT.value
+        return self.espo.get(SYNC_STATUS) == SyncStatus.CONFLICT.value
 
     @property
     def deleted_before(self) -> bool:
-        return self.espo.get("syncStatus") == SyncStatus.DELETED_IN_ADVOWARE.value
+        return self.espo.get(SYNC_STATUS) == SyncStatus.DELETED_IN_ADVOWARE.value
 
 
 PARKED = frozenset({SyncStatus.PERMANENTLY_FAILED, SyncStatus.DELETED_IN_ADVOWARE, SyncStatus.CONFLICT})

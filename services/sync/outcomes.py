@@ -18,6 +18,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from services.errors import ApiError, FatalError, InvalidDataError, NotFoundError, TransientError
+from services.espocrm.fields import (
+    ADVOWARE_DELETED_AT,
+    ADVOWARE_LAST_SYNC,
+    SYNC_ERROR_MESSAGE,
+    SYNC_RETRY_COUNT,
+    SYNC_STATUS,
+)
 from services.store.counters import EventKind, Stat
 from services.sync import fingerprint, notify
 from services.sync.breaker import System
@@ -75,9 +82,7 @@ class Outcomes:
         if exc.system != SYSTEM_ESPOCRM:
             target = transition(SyncStatus.SYNCING, SyncStatus.PENDING_SYNC)
             try:
-                await self.write_espo(
-                    ctx, {"syncStatus": target.value, "syncErrorMessage": waiting_text(exc)}
-                )
+                await self.write_espo(ctx, {SYNC_STATUS: target.value, SYNC_ERROR_MESSAGE: waiting_text(exc)})
             except ApiError as write_exc:  # EspoCRM failed too: the record keeps its state
                 log.warning(
                     "record %s: waiting not recorded in EspoCRM: %s", ctx.record_id, log_reason(write_exc)
@@ -88,7 +93,7 @@ class Outcomes:
         return Outcome(ctx.record_id, Result.WAITING, reason=reason, writes=ctx.writes)
 
     async def record_failure(self, ctx: RecordContext, exc: Exception, *, permanent: bool) -> Outcome:
-        attempts = int(ctx.espo.get("syncRetryCount") or 0) + 1
+        attempts = int(ctx.espo.get(SYNC_RETRY_COUNT) or 0) + 1
         if not permanent and attempts >= self.max_attempts:
             permanent = True
         target = SyncStatus.PERMANENTLY_FAILED if permanent else SyncStatus.FAILED
@@ -96,7 +101,7 @@ class Outcomes:
         reason = failure_reason(exc)
         try:
             await self.write_espo(
-                ctx, {"syncStatus": target.value, "syncErrorMessage": reason, "syncRetryCount": attempts}
+                ctx, {SYNC_STATUS: target.value, SYNC_ERROR_MESSAGE: reason, SYNC_RETRY_COUNT: attempts}
             )
         except ApiError as write_exc:
             # EspoCRM itself failed: the record keeps its state (the sweep finds it again).
@@ -150,9 +155,9 @@ class Outcomes:
         await self.write_espo(
             ctx,
             {
-                "syncStatus": target.value,
-                "advowareDeletedAt": format_espo_datetime(self._d.systems.clock()),
-                "syncErrorMessage": f"Advoware-Beteiligter {betnr} existiert nicht mehr (404).",
+                SYNC_STATUS: target.value,
+                ADVOWARE_DELETED_AT: format_espo_datetime(self._d.systems.clock()),
+                SYNC_ERROR_MESSAGE: f"Advoware-Beteiligter {betnr} existiert nicht mehr (404).",
             },
         )
         await self._d.snapshots.delete(ctx.record_id)
@@ -200,9 +205,9 @@ class Outcomes:
         with the version read, like every write of the chain that ends in `finish`: a person's
         save since the read raises VersionConflictError (the caller reads again and decides
         again) instead of being laundered into the version `finish` sends."""
-        if ctx.espo.get("syncStatus") == SyncStatus.SYNCING.value:
+        if ctx.espo.get(SYNC_STATUS) == SyncStatus.SYNCING.value:
             return
-        await self.write_espo(ctx, {"syncStatus": SyncStatus.SYNCING.value}, versioned=True)
+        await self.write_espo(ctx, {SYNC_STATUS: SyncStatus.SYNCING.value}, versioned=True)
 
     async def finish(
         self,
@@ -230,10 +235,10 @@ class Outcomes:
         body = dict(data)
         body.update(
             {
-                "syncStatus": target.value,
-                "advowareLastSync": format_espo_datetime(synced_until(now, advo, self._d.systems.tz)),
-                "syncErrorMessage": message,
-                "syncRetryCount": 0,
+                SYNC_STATUS: target.value,
+                ADVOWARE_LAST_SYNC: format_espo_datetime(synced_until(now, advo, self._d.systems.tz)),
+                SYNC_ERROR_MESSAGE: message,
+                SYNC_RETRY_COUNT: 0,
             }
         )
         if prints is not None:
@@ -247,7 +252,7 @@ class Outcomes:
         record says so (syncErrorMessage; written here when only EspoCRM's answer differed,
         since `finish` carried Advoware's) and a person gets a note."""
         if espo_only:
-            await self.write_espo(ctx, {"syncErrorMessage": message})
+            await self.write_espo(ctx, {SYNC_ERROR_MESSAGE: message})
         await self._d.recent.record(EventKind.UNAPPLIED, ctx.record_id, ",".join(fields))  # names, no values
         await self._d.metrics.count(Stat.UNAPPLIED_WRITES)
         await self._d.notifier.notify(ctx.record_id, message)
@@ -260,9 +265,9 @@ class Outcomes:
         reason: nothing is written twice."""
         target = transition(SyncStatus.SYNCING, SyncStatus.CONFLICT)
         outcome = Outcome(ctx.record_id, Result.HELD, betnr=decision.betnr, reason=decision.message)
-        if ctx.espo.get("syncErrorMessage") == decision.message and ctx.held_before:
+        if ctx.espo.get(SYNC_ERROR_MESSAGE) == decision.message and ctx.held_before:
             return outcome
-        await self.write_espo(ctx, {"syncStatus": target.value, "syncErrorMessage": decision.message})
+        await self.write_espo(ctx, {SYNC_STATUS: target.value, SYNC_ERROR_MESSAGE: decision.message})
         await self._d.recent.record(EventKind.HELD, ctx.record_id, decision.message[:300])
         await self._d.metrics.count(Stat.HELD)
         for record_id in (ctx.record_id, *decision.related):
@@ -289,8 +294,8 @@ class Outcomes:
             saved = await self._d.systems.espo.update(ENTITY, ctx.record_id, data)
         ctx.espo_writes += 1
         await self._d.metrics.count(Stat.ESPO_WRITES)
-        if "syncStatus" in data:
-            ctx.espo["syncStatus"] = data["syncStatus"]
+        if SYNC_STATUS in data:
+            ctx.espo[SYNC_STATUS] = data[SYNC_STATUS]
         saved = saved if isinstance(saved, dict) else {}
         if sent is not None and "versionNumber" in saved:
             # Only a versioned write that passed proves nobody saved since the read: the next

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from services.errors import ApiError, NotFoundError
+from services.espocrm.fields import ADVOWARE_LAST_SYNC, SYNC_STATUS
 from services.sync import fingerprint
 from services.sync.decide import MergePlan, decide
 from services.sync.model import ENTITY, PARKED, Trigger, as_int, stays_parked
@@ -112,7 +113,7 @@ class Planner:
             espo = await self._d.systems.espo.get(ENTITY, record_id)
         except NotFoundError:
             return RecordPlan(record_id, "not_found", reason="not in EspoCRM")
-        status = SyncStatus.parse(espo.get("syncStatus"))
+        status = SyncStatus.parse(espo.get(SYNC_STATUS))
         betnr = as_int(espo.get("betnr"))
         out = RecordPlan(record_id, "update", status=status.value, betnr=betnr, espo=mapper.from_espo(espo))
         if status in PARKED and stays_parked(status, espo, trigger):
@@ -161,7 +162,7 @@ def advo_changed(espo: Mapping[str, Any], advo: Mapping[str, Any], tz: ZoneInfo)
     from services.advoware.timezone import local_to_utc
     from services.espocrm.datetime import parse_espo_datetime
 
-    last, changed = espo.get("advowareLastSync"), advo.get("geaendertAm")
+    last, changed = espo.get(ADVOWARE_LAST_SYNC), advo.get("geaendertAm")
     if not last or not changed:
         return None
     return local_to_utc(changed, tz).replace(microsecond=0) > parse_espo_datetime(last)
@@ -194,13 +195,13 @@ def espo_changed(espo: Mapping[str, Any], own_user: str | None = None) -> bool |
     between taking advowareLastSync and EspoCRM storing the write."""
     from services.espocrm.datetime import parse_espo_datetime
 
-    last, modified = espo.get("advowareLastSync"), espo.get("modifiedAt")
+    last, modified = espo.get(ADVOWARE_LAST_SYNC), espo.get("modifiedAt")
     if not last or not modified:
         return None
     saved_by = espo.get("modifiedById")
     if own_user and saved_by:
         if saved_by != own_user:
             return True
-        if espo.get("syncStatus") == SyncStatus.CLEAN.value:
+        if espo.get(SYNC_STATUS) == SyncStatus.CLEAN.value:
             return False
     return parse_espo_datetime(modified) > parse_espo_datetime(last) + OWN_WRITE_TOLERANCE

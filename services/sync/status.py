@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from services.espocrm.fields import SYNC_STATUS
 from services.store import keys
 from services.store.counters import EventKind, Metrics
 from services.store.server_check import check_server
@@ -27,13 +28,13 @@ async def status_report(espo: EspoListingApi, redis: Redis) -> dict[str, Any]:
     for status in SyncStatus:
         total, _ = await espo.list(
             ENTITY,
-            where=[{"type": "equals", "attribute": "syncStatus", "value": status.value}],
+            where=[{"type": "equals", "attribute": SYNC_STATUS, "value": status.value}],
             select="id",
             max_size=1,
         )
         counts[status.value] = int(total)
     total_unset, _ = await espo.list(
-        ENTITY, where=[{"type": "isNull", "attribute": "syncStatus"}], select="id", max_size=1
+        ENTITY, where=[{"type": "isNull", "attribute": SYNC_STATUS}], select="id", max_size=1
     )
     counts["no_status"] = int(total_unset)
     _, oldest = await espo.list(
@@ -41,11 +42,11 @@ async def status_report(espo: EspoListingApi, redis: Redis) -> dict[str, Any]:
         where=[
             {
                 "type": "in",
-                "attribute": "syncStatus",
+                "attribute": SYNC_STATUS,
                 "value": [SyncStatus.PENDING_SYNC, SyncStatus.DIRTY, SyncStatus.FAILED],
             }
         ],
-        select="id,syncStatus,modifiedAt",
+        select=f"id,{SYNC_STATUS},modifiedAt",
         order_by="modifiedAt",
         order="asc",
         max_size=5,
@@ -54,8 +55,7 @@ async def status_report(espo: EspoListingApi, redis: Redis) -> dict[str, Any]:
     return {
         "counts": counts,
         "oldest_pending": [
-            {"id": r.get("id"), "syncStatus": r.get("syncStatus"), "since": r.get("modifiedAt")}
-            for r in oldest
+            {"id": r.get("id"), SYNC_STATUS: r.get(SYNC_STATUS), "since": r.get("modifiedAt")} for r in oldest
         ],
         "recent_failures": list(await RecentEvents(redis).read(EventKind.FAILURE, 20)),
         "recent_conflicts": list(await RecentEvents(redis).read(EventKind.CONFLICT, 20)),

@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from services.errors import ApiError
+from services.espocrm.fields import ADVOWARE_LAST_SYNC, SYNC_RETRY_COUNT, SYNC_STATUS
 from services.store import keys
 from services.store.lease import Lease
 from services.store.service_records import last_sweep
@@ -173,22 +174,22 @@ class Sweeper:
 
     async def _collect_statuses(self, plan: SweepPlan, now: datetime) -> None:
         pending = await self._ids(
-            [{"type": "in", "attribute": "syncStatus", "value": [SyncStatus.PENDING_SYNC, SyncStatus.DIRTY]}]
+            [{"type": "in", "attribute": SYNC_STATUS, "value": [SyncStatus.PENDING_SYNC, SyncStatus.DIRTY]}]
         )
         plan.add("pending_or_dirty", (r["id"] for r in pending))
-        unset = await self._ids([{"type": "isNull", "attribute": "syncStatus"}])
+        unset = await self._ids([{"type": "isNull", "attribute": SYNC_STATUS}])
         plan.add("no_status", (r["id"] for r in unset))
 
         failed = await self._ids(
-            [{"type": "equals", "attribute": "syncStatus", "value": SyncStatus.FAILED}],
-            select="id,syncRetryCount,modifiedAt",
+            [{"type": "equals", "attribute": SYNC_STATUS, "value": SyncStatus.FAILED}],
+            select=f"id,{SYNC_RETRY_COUNT},modifiedAt",
         )
         due = [r["id"] for r in failed if (at := retry_due_at(r, self.retry_base)) is None or at <= now]
         plan.add("failed_due", due)
 
         stale = await self._ids(
             [
-                {"type": "equals", "attribute": "syncStatus", "value": SyncStatus.SYNCING},
+                {"type": "equals", "attribute": SYNC_STATUS, "value": SyncStatus.SYNCING},
                 {
                     "type": "before",
                     "attribute": "modifiedAt",
@@ -200,14 +201,14 @@ class Sweeper:
 
         old_clean = await self._ids(
             [
-                {"type": "equals", "attribute": "syncStatus", "value": SyncStatus.CLEAN},
-                {"type": "before", "attribute": "advowareLastSync", "value": _espo_dt(now - DAILY_CHECK_AGE)},
+                {"type": "equals", "attribute": SYNC_STATUS, "value": SyncStatus.CLEAN},
+                {"type": "before", "attribute": ADVOWARE_LAST_SYNC, "value": _espo_dt(now - DAILY_CHECK_AGE)},
             ]
         )
         never = await self._ids(
             [
-                {"type": "equals", "attribute": "syncStatus", "value": SyncStatus.CLEAN},
-                {"type": "isNull", "attribute": "advowareLastSync"},
+                {"type": "equals", "attribute": SYNC_STATUS, "value": SyncStatus.CLEAN},
+                {"type": "isNull", "attribute": ADVOWARE_LAST_SYNC},
             ]
         )
         plan.add("daily_check", [r["id"] for r in old_clean] + [r["id"] for r in never], Trigger.DAILY_CHECK)
@@ -224,7 +225,7 @@ class Sweeper:
                     "value": _espo_dt(self.espo_watermark.read_from(mark)),
                 }
             ],
-            select="id,modifiedAt,syncStatus",
+            select=f"id,modifiedAt,{SYNC_STATUS}",
         )
         snaps = await self.snapshots.get_many([r["id"] for r in rows])
         own = await self.own_writes.get_many([r["id"] for r in rows])
@@ -237,7 +238,7 @@ class Sweeper:
             snap = snaps.get(row["id"])
             if (snap is not None and snap.espo_modified_at == modified) or own.get(row["id"]) == modified:
                 continue  # our own last write (data, status or failure metadata): no one's edit
-            if row.get("syncStatus") in (SyncStatus.PERMANENTLY_FAILED, SyncStatus.DELETED_IN_ADVOWARE):
+            if row.get(SYNC_STATUS) in (SyncStatus.PERMANENTLY_FAILED, SyncStatus.DELETED_IN_ADVOWARE):
                 parked.append(row["id"])  # parked, and a person edited it since: requeued
                 continue
             changed.append(row["id"])

@@ -13,6 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.beteiligte.fieldmap import Direction, effective_directions, parse_directions
+from services.conditions import AlertCondition, ConditionKind
 from services.errors import AuthError, UnavailableError
 from services.ops.alerts import Alerts
 from services.ops.health import HealthDeps, conditions, run_checks
@@ -116,17 +117,19 @@ async def test_one_alert_per_condition_past_the_threshold_and_one_recovery(redis
     now = [datetime(2026, 7, 1, 10, 0, tzinfo=UTC)]
     told = Told()
     alerts = Alerts(redis, told, after=timedelta(minutes=30), clock=lambda: now[0])
-    assert not await alerts.raise_condition("advoware_unreachable", "timeout")
+    assert not await alerts.raise_condition(AlertCondition.system("advoware", credentials=False), "timeout")
     now[0] += timedelta(minutes=29)
-    assert not await alerts.raise_condition("advoware_unreachable", "timeout")
+    assert not await alerts.raise_condition(AlertCondition.system("advoware", credentials=False), "timeout")
     now[0] += timedelta(minutes=2)
-    assert await alerts.raise_condition("advoware_unreachable", "timeout")
+    assert await alerts.raise_condition(AlertCondition.system("advoware", credentials=False), "timeout")
     for _ in range(3):
-        assert not await alerts.raise_condition("advoware_unreachable", "timeout")
+        assert not await alerts.raise_condition(
+            AlertCondition.system("advoware", credentials=False), "timeout"
+        )
     assert len(told.notices) == 1 and "Advoware ist seit" in told.notices[0][1]
     assert [a["name"] for a in await alerts.active()] == ["advoware_unreachable"]
-    assert await alerts.clear_condition("advoware_unreachable")
-    assert not await alerts.clear_condition("advoware_unreachable")
+    assert await alerts.clear_condition(AlertCondition.system("advoware", credentials=False))
+    assert not await alerts.clear_condition(AlertCondition.system("advoware", credentials=False))
     assert len(told.notices) == 2 and "wieder erreichbar" in told.notices[1][1]
     assert await alerts.active() == []
 
@@ -134,9 +137,9 @@ async def test_one_alert_per_condition_past_the_threshold_and_one_recovery(redis
 async def test_a_short_outage_clears_silently_and_immediate_conditions_alert_at_once(redis: Any) -> None:
     told = Told()
     alerts = Alerts(redis, told, after=timedelta(minutes=30))
-    await alerts.raise_condition("espocrm_unreachable", "x")
-    assert not await alerts.clear_condition("espocrm_unreachable")
-    assert await alerts.raise_condition("record_failed:r1", "Text", after=timedelta(0))
+    await alerts.raise_condition(AlertCondition.system("espocrm", credentials=False), "x")
+    assert not await alerts.clear_condition(AlertCondition.system("espocrm", credentials=False))
+    assert await alerts.raise_condition(AlertCondition.record_failed("r1"), "Text", after=timedelta(0))
     assert told.notices == [("r1", "Text")]
 
 
@@ -226,11 +229,11 @@ async def test_health_is_healthy_without_a_sweep_yet_and_fails_when_advoware_ref
     report = await run_checks(deps(redis, espo, advo))
     assert report.healthy and report.checks["sweep"].state == "warn"
     assert report.checks["espocrm"].detail["records"]["permanently_failed"] == 1
-    assert conditions(report)["advoware_unreachable"] is None
+    assert conditions(report)[AlertCondition.system("advoware", credentials=False)] is None
     advo.tokens.fail = AuthError("token refused", system="advoware", status_code=401)
     report = await run_checks(deps(redis, espo, advo))
     assert not report.healthy and report.checks["advoware"].detail["problem"] == "credentials"
-    assert conditions(report)["advoware_credentials"] == "401"
+    assert conditions(report)[AlertCondition.system("advoware", credentials=True)] == "401"
 
 
 async def test_an_old_sweep_is_unhealthy(redis: Any) -> None:
@@ -238,7 +241,7 @@ async def test_an_old_sweep_is_unhealthy(redis: Any) -> None:
     await redis.set(keys.SWEEP_LAST, json.dumps({"at": old}))
     report = await run_checks(deps(redis, FakeEspo(), FakeAdvo()))
     assert not report.healthy and report.checks["sweep"].state == "fail"
-    assert conditions(report)["sweep_overdue"]
+    assert conditions(report)[AlertCondition(ConditionKind.SWEEP_OVERDUE)]
 
 
 # --------------------------------------------------------------------------- field directions

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from services.conditions import AlertCondition
 from services.errors import AuthError, ConnectorOfflineError, UnavailableError, ValidationError
 from services.sync.model import Result, Trigger
 from services.sync.sweep import Sweeper
@@ -281,8 +282,8 @@ async def test_breaker_alerts_once_and_clears_on_close(env: dict[str, Any]) -> N
 
     seen: list[tuple[str, bool]] = []
 
-    async def alert(condition: str, detail: str, active: bool) -> None:
-        seen.append((condition, active))
+    async def alert(condition: AlertCondition, detail: str, active: bool) -> None:
+        seen.append((condition.name, active))
 
     advo = env["advo"]
     breakers = CircuitBreakers(
