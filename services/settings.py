@@ -127,14 +127,6 @@ class Settings(FromEnvironment):
     SYNC_MAX_ATTEMPTS: int = Field(default=8, ge=1, le=100)
     # HTTP timeout per call, seconds.
     HTTP_TIMEOUT_SECONDS: float = Field(default=15.0, gt=0, le=120)
-    # The retry policy of every API call (services/http/retry.py): attempts of a call that
-    # failed transiently, of one provably never carried out (connect failed, connector offline),
-    # the back-off's first and longest wait, and the budget of all tries of one call.
-    HTTP_RETRY_MAX_ATTEMPTS: int = Field(default=4, ge=1, le=20)
-    HTTP_RETRY_UNSENT_ATTEMPTS: int = Field(default=6, ge=1, le=50)
-    HTTP_RETRY_BASE_DELAY_SECONDS: float = Field(default=0.5, gt=0, le=60)
-    HTTP_RETRY_MAX_DELAY_SECONDS: float = Field(default=30.0, gt=0, le=600)
-    HTTP_RETRY_TOTAL_SECONDS: float = Field(default=60.0, gt=0, le=3600)
     # Per-record lock lifetime, seconds. The holder renews it while it works, so this only
     # bounds how long a crashed worker blocks its record.
     SYNC_LOCK_TTL_SECONDS: float = Field(default=120.0, ge=3, le=3600)
@@ -164,6 +156,16 @@ class Settings(FromEnvironment):
     # Per-field direction overrides, e.g. "geburtsdatum:advoware,titel:both" (fields by canonical or
     # EspoCRM name; both | espocrm (EspoCRM -> Advoware only) | advoware (Advoware -> EspoCRM only) | none).
     SYNC_FIELD_DIRECTIONS: str = ""
+
+    # --- The retry policy of every API call (services/http/retry.py) ----------------
+    # Attempts of a call that failed transiently, of one provably never carried out (connect
+    # failed, connector offline), the back-off's first and longest wait, and the budget of all
+    # tries of one call.
+    HTTP_RETRY_MAX_ATTEMPTS: int = Field(default=4, ge=1, le=20)
+    HTTP_RETRY_UNSENT_ATTEMPTS: int = Field(default=6, ge=1, le=50)
+    HTTP_RETRY_BASE_DELAY_SECONDS: float = Field(default=0.5, gt=0, le=60)
+    HTTP_RETRY_MAX_DELAY_SECONDS: float = Field(default=30.0, gt=0, le=600)
+    HTTP_RETRY_TOTAL_SECONDS: float = Field(default=60.0, gt=0, le=3600)
 
     @field_validator("SYNC_FIELD_DIRECTIONS")
     @classmethod
