@@ -2,7 +2,9 @@
 
 - here: `redis_server`, one real redis-server per test session (started on a spare port,
   stopped by PID);
-- tests/unit/conftest.py: `redis`, a fresh fakeredis per test;
+- tests/unit/conftest.py: `redis`, a fresh fakeredis per test; `world`, the unit tests' one typed
+  world (tests/support/runtime.py `World`: clock, fakeredis, fake EspoCRM and Advoware, the
+  service's runtime with its metrics), its Settings overrides from `pytest.mark.world(...)`;
 - tests/integration/conftest.py: `redis`, a connection to the session's real redis-server;
 - tests/sandbox/conftest.py, tests/e2e/conftest.py, tests/chaos/conftest.py: the simulators and
   the started stacks of those folders.
@@ -22,7 +24,7 @@ existing one has those settings (`served` for `make serve`). How the reset works
 tests/support/shared_stack.py.
 
 Plain helpers (not fixtures) live in tests/support/: `fakes.py` (fake clients, `Clock`,
-`fake_redis()`, `fake_env()` — the engine's unit-test world), `stack.py` and `processes.py`
+`fake_redis()`), `runtime.py` (`fake_runtime`, `World`, `fake_world()` for a world built in a test), `stack.py` and `processes.py`
 (started processes), `sweep_cost.py` (call-log measurements shared with bench/).
 """
 

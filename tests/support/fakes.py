@@ -299,16 +299,3 @@ class FakeAdvo(FailurePlan):
 def fake_redis() -> fakeredis.FakeAsyncRedis:
     """A fresh in-memory Redis that decodes to str, as services.store.connection.connect does."""
     return fakeredis.FakeAsyncRedis(decode_responses=True)
-
-
-def fake_env(**settings: Any) -> dict[str, Any]:
-    """The unit tests' world: one clock, an in-memory Redis, fake EspoCRM and Advoware on that
-    clock, and the service's wiring over them (services/runtime.py; Berlin time, the clock's
-    now) with `settings` overriding the Settings defaults, e.g. SYNC_MAX_ATTEMPTS=3."""
-    from tests.support.runtime import fake_runtime
-
-    clock = Clock()
-    redis = fake_redis()
-    espo, advo = FakeEspo(clock), FakeAdvo(clock)
-    rt = fake_runtime(espo, advo, redis, clock, **settings)
-    return {"clock": clock, "redis": redis, "espo": espo, "advo": advo, "engine": rt.engine, "rt": rt}

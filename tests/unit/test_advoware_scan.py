@@ -17,7 +17,7 @@ from services.sync.model import Result
 from services.sync.snapshot import Snapshot, advoware_change
 from services.sync.verify import ADVO_BASELINE
 from tests.support.fakes import Clock, FakeAdvo, FakeEspo, fake_redis
-from tests.support.runtime import fake_runtime
+from tests.support.runtime import World, fake_runtime
 from tests.unit.test_outage import advance, linked_records, sweep
 
 PERSON = {"anrede": "Frau", "vorname": "Erika", "name": "Muster", "kommunikation": []}
@@ -95,49 +95,44 @@ class FrozenStampAdvo(FakeAdvo):
         self._bump(betnr)
 
 
-def world(*, row_ids: bool = False) -> dict[str, Any]:
+def scan_world(*, row_ids: bool = False) -> World:
     clock, redis = Clock(), fake_redis()
     espo, advo = FakeEspo(clock), FrozenStampAdvo(clock, row_ids=row_ids)
-    rt = fake_runtime(espo, advo, redis, clock, ESPOCRM_NOTIFY_USER_ID="u1")
-    return {
-        "clock": clock,
-        "redis": redis,
-        "espo": espo,
-        "advo": advo,
-        "engine": rt.engine,
-        "sweeper": rt.sweeper(),
-    }
+    return World(
+        clock, redis, espo, advo, fake_runtime(espo, advo, redis, clock, ESPOCRM_NOTIFY_USER_ID="u1")
+    )
 
 
-async def settled(env: dict[str, Any], n: int) -> list[str]:
+async def settled(world: World, n: int) -> list[str]:
     """`n` linked, synced records whose creation lies behind the change poll's overlap window: a
     later edit of one more record moved the poll's watermark on, as ordinary edits do."""
-    *ids, mover = await linked_records(env, n + 1)
-    advance(env)
-    await sweep(env)  # the first sweep: the first scan too
-    advance(env)
-    env["advo"].edit(int(env["espo"].records[mover]["betnr"]), zusatz="moved on")
-    await sweep(env)
-    advance(env)
-    await sweep(env)
+    *ids, mover = await linked_records(world, n + 1)
+    advance(world)
+    await sweep(world)  # the first sweep: the first scan too
+    advance(world)
+    world.advo.edit(int(world.espo.records[mover]["betnr"]), zusatz="moved on")
+    await sweep(world)
+    advance(world)
+    await sweep(world)
     return ids
 
 
 @pytest.mark.parametrize("row_ids", [False, True], ids=["by-content", "by-rowId"])
 async def test_an_edit_the_stamp_hides_arrives_within_one_scan_interval(row_ids: bool) -> None:
-    env = world(row_ids=row_ids)
-    espo, advo = env["espo"], env["advo"]
-    ids = await settled(env, 5)
+    world = scan_world(row_ids=row_ids)
+    espo, advo = world.espo, world.advo
+    assert isinstance(advo, FrozenStampAdvo)
+    ids = await settled(world, 5)
     edited = ids[2]
     betnr = int(espo.records[edited]["betnr"])
     advo.edit_keeping_stamp(betnr, titel="Dr. Stempel")
-    interval = env["sweeper"].deletion_scan.interval
+    interval = world.rt.sweeper().deletion_scan.interval
     synced: dict[str, Result] = {}
     elapsed = timedelta(0)
     while elapsed < interval + timedelta(minutes=15) and espo.records[edited].get("titel") != "Dr. Stempel":
-        advance(env)
+        advance(world)
         elapsed += timedelta(minutes=15)
-        synced.update(await sweep(env))
+        synced.update(await sweep(world))
     # Before: only the daily check (24 h) would have read it; the stamp poll cannot see it.
     assert espo.records[edited]["titel"] == "Dr. Stempel"
     assert elapsed <= interval + timedelta(minutes=15)
@@ -146,12 +141,12 @@ async def test_an_edit_the_stamp_hides_arrives_within_one_scan_interval(row_ids:
 
 @pytest.mark.parametrize("row_ids", [False, True], ids=["by-content", "by-rowId"])
 async def test_the_scan_costs_no_advoware_call_beyond_the_listing(row_ids: bool) -> None:
-    env = world(row_ids=row_ids)
-    advo = env["advo"]
-    await settled(env, 20)
-    scan = env["sweeper"].deletion_scan
+    world = scan_world(row_ids=row_ids)
+    advo = world.advo
+    await settled(world, 20)
+    scan = world.rt.sweeper().deletion_scan
     before = dict(advo.calls)
-    result = await scan.run(env["clock"].now)
+    result = await scan.run(world.clock.now)
     assert result.linked == 21 and result.listed == 21  # with the one that moved the watermark
     assert result.changed == {} and result.missing == {}
     spent = {k: v - before.get(k, 0) for k, v in advo.calls.items() if v != before.get(k, 0)}
@@ -159,14 +154,15 @@ async def test_the_scan_costs_no_advoware_call_beyond_the_listing(row_ids: bool)
 
 
 async def test_a_row_id_change_without_a_content_change_is_synced_once() -> None:
-    env = world(row_ids=True)
-    espo, advo = env["espo"], env["advo"]
-    ids = await settled(env, 3)
+    world = scan_world(row_ids=True)
+    espo, advo = world.espo, world.advo
+    assert isinstance(advo, FrozenStampAdvo)
+    ids = await settled(world, 3)
     betnr = int(espo.records[ids[0]]["betnr"])
     advo.edit_keeping_stamp(betnr, aktenvermerk="unmapped field")  # a field the sync does not own
-    scan = env["sweeper"].deletion_scan
-    first = await scan.run(env["clock"].now)
+    scan = world.rt.sweeper().deletion_scan
+    first = await scan.run(world.clock.now)
     assert first.changed == {betnr: ids[0]} and first.reasons == {"rowId": 1}
-    out = await env["engine"].sync_record(ids[0])
+    out = await world.engine.sync_record(ids[0])
     assert out.result is Result.UNCHANGED  # nothing to write; the snapshot takes the new rowId
-    assert (await scan.run(env["clock"].now)).changed == {}
+    assert (await scan.run(world.clock.now)).changed == {}

@@ -5,34 +5,29 @@ next trigger asks again (a reviewer found it counted as a failed attempt with a 
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from services.sync.claims import Claims
 from services.sync.model import Result, Trigger
-from tests.support.fakes import fake_env
+from tests.support.runtime import World
 from tests.unit.test_concurrent_edits import linked
 
-
-@pytest.fixture
-def env() -> dict[str, Any]:
-    return fake_env(ESPOCRM_NOTIFY_USER_ID="u1")
+pytestmark = pytest.mark.world(ESPOCRM_NOTIFY_USER_ID="u1")
 
 
-async def test_a_busy_betnr_claim_leaves_the_first_sync_of_a_pair_as_it_is(env: dict[str, Any]) -> None:
-    espo = env["espo"]
-    rid, betnr = await linked(env)
-    await env["redis"].flushall()  # no snapshot: the next sync is the pair's first, it checks the betnr
+async def test_a_busy_betnr_claim_leaves_the_first_sync_of_a_pair_as_it_is(world: World) -> None:
+    espo = world.espo
+    rid, betnr = await linked(world)
+    await world.redis.flushall()  # no snapshot: the next sync is the pair's first, it checks the betnr
     espo.edit(rid, firstName="Käthe")
     before = dict(espo.records[rid])
-    other = Claims(env["redis"], 30)
+    other = Claims(world.redis, 30)
     async with other.hold(betnrs=[betnr]):  # another record's create links this betnr right now
-        env["engine"].linker.claims = Claims(env["redis"], 30, wait_seconds=0.1)
-        out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
+        world.engine.linker.claims = Claims(world.redis, 30, wait_seconds=0.1)
+        out = await world.engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)
     assert out.result is Result.SKIPPED and "being created or linked" in (out.reason or "")
     after = espo.records[rid]
     assert after["syncStatus"] == before["syncStatus"] and int(after.get("syncRetryCount") or 0) == 0
-    assert env["advo"].records[betnr]["vorname"] != "Käthe"  # nothing written
-    out = await env["engine"].sync_record(rid, Trigger.SWEEP)  # the claim is free again
-    assert out.result is Result.UPDATED and env["advo"].records[betnr]["vorname"] == "Käthe"
+    assert world.advo.records[betnr]["vorname"] != "Käthe"  # nothing written
+    out = await world.engine.sync_record(rid, Trigger.SWEEP)  # the claim is free again
+    assert out.result is Result.UPDATED and world.advo.records[betnr]["vorname"] == "Käthe"

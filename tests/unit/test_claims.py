@@ -17,7 +17,7 @@ from services.sync.claims import ClaimBusy, ClaimLost, Claims
 from services.sync.link_audit import LinkAudit
 from services.sync.status import status_report
 from services.sync.sweep_runner import run_sweep
-from tests.support.fakes import fake_env
+from tests.support.runtime import fake_world
 from tests.unit.test_sweep_runner import factory
 
 
@@ -84,14 +84,14 @@ async def test_a_claim_another_record_holds_now_stops_the_write_before_the_renew
 
 
 async def test_the_uniqueness_check_waits_for_a_create_linking_the_same_betnr() -> None:
-    env = fake_env()
-    linker = env["engine"].linker
-    held_elsewhere = Claims(env["redis"], 30)
+    world = fake_world()
+    linker = world.engine.linker
+    held_elsewhere = Claims(world.redis, 30)
     async with held_elsewhere.hold(betnrs=[4711]):
         waiting = asyncio.create_task(linker.unique_link("r2", 4711))
         await asyncio.sleep(0.2)
         assert not waiting.done(), "asked while another record was linking 4711"
-        env["espo"].add({"id": "r1", "betnr": 4711})  # the create's write-back, before it lets go
+        world.espo.add({"id": "r1", "betnr": 4711})  # the create's write-back, before it lets go
     decision = await waiting
     assert decision.action.value == "hold" and decision.related == ("r1",)
 
@@ -100,28 +100,28 @@ async def test_relink_waits_for_a_create_linking_the_same_betnr() -> None:
     from services.errors import OperationError
     from services.ops.relink import relink
 
-    env = fake_env()
-    betnr = env["advo"].add({"rechtsform": None, "vorname": "Ida", "name": "Link", "kommunikation": []})
-    rid = env["espo"].add({"beteiligterTyp": "Person", "firstName": "Ida", "lastName": "Link"})
-    async with Claims(env["redis"], 30).hold(betnrs=[betnr]):
-        waiting = asyncio.create_task(relink(env["engine"], rid, betnr))
+    world = fake_world()
+    betnr = world.advo.add({"rechtsform": None, "vorname": "Ida", "name": "Link", "kommunikation": []})
+    rid = world.espo.add({"beteiligterTyp": "Person", "firstName": "Ida", "lastName": "Link"})
+    async with Claims(world.redis, 30).hold(betnrs=[betnr]):
+        waiting = asyncio.create_task(relink(world.engine, rid, betnr))
         await asyncio.sleep(0.2)
         assert not waiting.done(), "relinked while a create was linking the same betnr"
-        other = env["espo"].add({"betnr": betnr})  # that create's write-back
+        other = world.espo.add({"betnr": betnr})  # that create's write-back
     with pytest.raises(OperationError) as refused:
         await waiting
     assert refused.value.status == 409 and other in str(refused.value)
 
 
 async def test_the_link_check_reports_a_betnr_held_by_two_records_once() -> None:
-    env = fake_env(ESPOCRM_NOTIFY_USER_ID="u1")
-    espo, clock = env["espo"], env["clock"]
+    world = fake_world(ESPOCRM_NOTIFY_USER_ID="u1")
+    espo, clock = world.espo, world.clock
     a, b = espo.add({"betnr": 7, "lastName": "A"}), espo.add({"betnr": 7, "lastName": "B"})
     espo.add({"betnr": 8, "lastName": "C"})
-    audit = LinkAudit(espo=espo, redis=env["redis"], notifier=env["rt"].notifier)
+    audit = LinkAudit(espo=espo, redis=world.redis, notifier=world.rt.notifier)
     assert await audit.run_if_due(clock.now) == {7: sorted([a, b])}
     assert {parent for parent, _ in espo.notifications} == {a, b}
-    report = await status_report(espo, env["redis"])
+    report = await status_report(espo, world.redis)
     assert report["link_audit"]["duplicates"] == {"7": sorted([a, b])}
     assert report["recent_duplicate_links"][0]["reason"] == f"betnr=7 records={','.join(sorted([a, b]))}"
     assert await audit.run_if_due(clock.tick(60)) is None  # once a day
@@ -131,12 +131,12 @@ async def test_the_link_check_reports_a_betnr_held_by_two_records_once() -> None
 
 
 async def test_the_sweep_runs_the_link_check() -> None:
-    env = fake_env(ESPOCRM_NOTIFY_USER_ID="u1")
-    a, b = env["espo"].add({"betnr": 9, "lastName": "A"}), env["espo"].add({"betnr": 9, "lastName": "B"})
+    world = fake_world(ESPOCRM_NOTIFY_USER_ID="u1")
+    a, b = world.espo.add({"betnr": 9, "lastName": "A"}), world.espo.add({"betnr": 9, "lastName": "B"})
 
     async def emit(event: Emitted) -> None:
         pass
 
-    await run_sweep(emit, runtime=factory(env["rt"]))
-    audit = await LinkAudit(espo=env["espo"], redis=env["redis"], notifier=env["rt"].notifier).last()
+    await run_sweep(emit, runtime=factory(world.rt))
+    audit = await LinkAudit(espo=world.espo, redis=world.redis, notifier=world.rt.notifier).last()
     assert audit is not None and audit["duplicates"] == {"9": sorted([a, b])}

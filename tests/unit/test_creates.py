@@ -12,26 +12,23 @@ import pytest
 
 from services.errors import UnavailableError
 from services.sync.model import Result, Trigger
-from tests.support.fakes import fake_env
 from tests.support.records import espo_email
-from tests.support.runtime import fake_runtime
+from tests.support.runtime import World, fake_runtime
 from tests.unit.test_engine import PERSON_ESPO
 
 MOBILE = {"kommKz": 3, "tlf": "+49 171 5550100", "bemerkung": None, "online": False}
 
 
-@pytest.fixture
-def env() -> dict[str, Any]:
-    return fake_env(ESPOCRM_NOTIFY_USER_ID="u1", SYNC_MAX_ATTEMPTS=5)
+pytestmark = pytest.mark.world(ESPOCRM_NOTIFY_USER_ID="u1", SYNC_MAX_ATTEMPTS=5)
 
 
 def digits(record: dict[str, Any]) -> set[str]:
     return {re.sub(r"\D", "", p["phoneNumber"]) for p in record.get("phoneNumberData") or []}
 
 
-def slow_creates(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def slow_creates(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """Advoware takes a moment to answer a POST: long enough for another record's sync to run."""
-    advo, real = env["advo"], env["advo"].create_beteiligter
+    advo, real = world.advo, world.advo.create_beteiligter
 
     async def slow(payload: dict[str, Any]) -> dict[str, Any]:
         await asyncio.sleep(0.05)
@@ -41,18 +38,18 @@ def slow_creates(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_a_lost_answer_then_staff_and_crm_edits_link_the_one_party_and_keep_both(
-    env: dict[str, Any],
+    world: World,
 ) -> None:
-    espo, advo = env["espo"], env["advo"]
+    espo, advo = world.espo, world.advo
     rid = espo.add(dict(PERSON_ESPO))
     advo.lose_create_answer = UnavailableError("timeout", system="advoware")
-    assert (await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)).result is Result.FAILED
+    assert (await world.engine.sync_record(rid, Trigger.WEBHOOK_CREATE)).result is Result.FAILED
     (betnr,) = advo.records
     # Staff complete the new party in Advoware; a person edits the e-mail in the CRM.
     advo.edit(betnr, titel="Prof. Dr.", kommunikation=[*advo.records[betnr]["kommunikation"], MOBILE])
     espo.edit(rid, emailAddress="neu@example.de", emailAddressData=[espo_email("neu@example.de")])
-    env["clock"].tick(600)
-    out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
+    world.clock.tick(600)
+    out = await world.engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)
     assert out.result is Result.CREATED and out.betnr == betnr
     assert list(advo.records) == [betnr] and advo.calls["create"] == 1, "no second party"
     record, party = espo.records[rid], advo.records[betnr]
@@ -64,13 +61,13 @@ async def test_a_lost_answer_then_staff_and_crm_edits_link_the_one_party_and_kee
     mails = {k["tlf"] for k in party["kommunikation"] if k["kommKz"] in (4, 8)}
     assert mails == {"neu@example.de"} and record["emailAddress"] == "neu@example.de"
     assert not [n for n in espo.notifications if "Konflikt" in n[1] or "beide" in n[1]]
-    assert await env["engine"].intents.get(rid) is None
+    assert await world.engine.intents.get(rid) is None
 
 
 async def test_a_create_recovered_after_a_failed_write_back_keeps_the_staff_edit(
-    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    espo, advo = env["espo"], env["advo"]
+    espo, advo = world.espo, world.advo
     rid = espo.add(dict(PERSON_ESPO))
     real_update = espo.update
 
@@ -80,21 +77,21 @@ async def test_a_create_recovered_after_a_failed_write_back_keeps_the_staff_edit
         return await real_update(entity, record_id, data, **kw)
 
     monkeypatch.setattr(espo, "update", write_back_fails)
-    assert (await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)).result is Result.FAILED
+    assert (await world.engine.sync_record(rid, Trigger.WEBHOOK_CREATE)).result is Result.FAILED
     (betnr,) = advo.records
     monkeypatch.setattr(espo, "update", real_update)
     advo.edit(betnr, titel="Prof. Dr.")  # staff, before the retry
-    env["clock"].tick(600)
-    out = await env["engine"].sync_record(rid, Trigger.SWEEP)
+    world.clock.tick(600)
+    out = await world.engine.sync_record(rid, Trigger.SWEEP)
     assert advo.records[betnr]["titel"] == "Prof. Dr.", "the staff edit was reverted"
     assert espo.records[rid]["titel"] == "Prof. Dr." and espo.records[rid]["betnr"] == betnr
     assert out.result is Result.CREATED and out.betnr == betnr and list(advo.records) == [betnr]
 
 
 async def test_a_lost_answer_of_a_create_advoware_cut_short_makes_no_second_party(
-    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    espo, advo = env["espo"], env["advo"]
+    espo, advo = world.espo, world.advo
     rid = espo.add({**PERSON_ESPO, "titel": "Dr. med. dent."})
     real_create = advo.create_beteiligter
 
@@ -103,65 +100,65 @@ async def test_a_lost_answer_of_a_create_advoware_cut_short_makes_no_second_part
 
     monkeypatch.setattr(advo, "create_beteiligter", cut_short)
     advo.lose_create_answer = UnavailableError("timeout", system="advoware")
-    assert (await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)).result is Result.FAILED
-    env["clock"].tick(600)
-    out = await env["engine"].sync_record(rid, Trigger.SWEEP)
+    assert (await world.engine.sync_record(rid, Trigger.WEBHOOK_CREATE)).result is Result.FAILED
+    world.clock.tick(600)
+    out = await world.engine.sync_record(rid, Trigger.SWEEP)
     (betnr,) = advo.records
     assert out.result is Result.CREATED and out.betnr == betnr, "a second party"
     # Advoware's own cut is not a staff edit: the CRM keeps its value, the cut is reported.
     record = espo.records[rid]
     assert record["titel"] == "Dr. med. dent." and advo.records[betnr]["titel"] == "Dr. me"
     assert [n for n in espo.notifications if "nicht alle Werte" in n[1]]
-    assert (await env["engine"].sync_record(rid, Trigger.SWEEP)).result is Result.UNCHANGED
+    assert (await world.engine.sync_record(rid, Trigger.SWEEP)).result is Result.UNCHANGED
 
 
 async def test_a_retry_runs_the_identity_check_and_links_a_party_entered_meanwhile(
-    env: dict[str, Any],
+    world: World,
 ) -> None:
-    espo, advo = env["espo"], env["advo"]
+    espo, advo = world.espo, world.advo
     rid = espo.add(dict(PERSON_ESPO))
     advo.fail_next["create"] = [UnavailableError("timeout", system="advoware")]  # never arrived
-    assert (await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)).result is Result.FAILED
-    assert advo.records == {} and await env["engine"].intents.get(rid) is not None
+    assert (await world.engine.sync_record(rid, Trigger.WEBHOOK_CREATE)).result is Result.FAILED
+    assert advo.records == {} and await world.engine.intents.get(rid) is not None
     entered = advo.add(
         {"rechtsform": None, "anrede": "Herr", "vorname": "Jürgen", "name": "Müßig", "titel": "Prof.",
          "geburtsdatum": "1970-03-29", "kommunikation": []}
     )  # fmt: skip
-    env["clock"].tick(600)
-    out = await env["engine"].sync_record(rid, Trigger.SWEEP)
+    world.clock.tick(600)
+    out = await world.engine.sync_record(rid, Trigger.SWEEP)
     assert out.betnr == entered and list(advo.records) == [entered], "no second party"
     assert espo.records[rid]["betnr"] == entered and espo.records[rid]["syncStatus"] == "clean"
 
 
 async def test_two_records_of_one_person_in_one_batch_make_one_party_and_hold_the_second(
-    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    espo, advo = env["espo"], env["advo"]
+    espo, advo = world.espo, world.advo
     first, second = espo.add(dict(PERSON_ESPO)), espo.add(copy.deepcopy(PERSON_ESPO))
-    slow_creates(env, monkeypatch)
-    outs = {o.record_id: o for o in await env["engine"].sync_many([first, second], Trigger.WEBHOOK_CREATE)}
+    slow_creates(world, monkeypatch)
+    outs = {o.record_id: o for o in await world.engine.sync_many([first, second], Trigger.WEBHOOK_CREATE)}
     assert len(advo.records) == 1, "a second Advoware party"
-    assert_one_created_one_held(env, outs, first, second)
+    assert_one_created_one_held(world, outs, first, second)
 
 
 async def test_two_simultaneous_deliveries_of_one_person_make_one_party(
-    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two processes (two engines on the one Redis), one record each, at the same moment."""
-    espo, advo = env["espo"], env["advo"]
+    espo, advo = world.espo, world.advo
     first, second = espo.add(dict(PERSON_ESPO)), espo.add(copy.deepcopy(PERSON_ESPO))
-    slow_creates(env, monkeypatch)
-    other = fake_runtime(espo, advo, env["redis"], env["clock"], ESPOCRM_NOTIFY_USER_ID="u1").engine
+    slow_creates(world, monkeypatch)
+    other = fake_runtime(espo, advo, world.redis, world.clock, ESPOCRM_NOTIFY_USER_ID="u1").engine
     done = await asyncio.gather(
-        env["engine"].sync_record(first, Trigger.WEBHOOK_CREATE),
+        world.engine.sync_record(first, Trigger.WEBHOOK_CREATE),
         other.sync_record(second, Trigger.WEBHOOK_CREATE),
     )
     assert len(advo.records) == 1, "a second Advoware party"
-    assert_one_created_one_held(env, {o.record_id: o for o in done}, first, second)
+    assert_one_created_one_held(world, {o.record_id: o for o in done}, first, second)
 
 
-def assert_one_created_one_held(env: dict[str, Any], outs: dict[str, Any], first: str, second: str) -> None:
-    espo, advo = env["espo"], env["advo"]
+def assert_one_created_one_held(world: World, outs: dict[str, Any], first: str, second: str) -> None:
+    espo, advo = world.espo, world.advo
     (betnr,) = advo.records
     results = sorted(o.result.value for o in outs.values())
     assert results == ["created", "held"], results
@@ -176,50 +173,50 @@ def assert_one_created_one_held(env: dict[str, Any], outs: dict[str, Any], first
     assert {held, linked} <= {parent for parent, _ in espo.notifications}
 
 
-async def test_create_it_anyway_still_links_the_party_an_earlier_try_made(env: dict[str, Any]) -> None:
-    espo, advo = env["espo"], env["advo"]
+async def test_create_it_anyway_still_links_the_party_an_earlier_try_made(world: World) -> None:
+    espo, advo = world.espo, world.advo
     rid = espo.add(dict(PERSON_ESPO))
     advo.lose_create_answer = UnavailableError("timeout", system="advoware")
-    await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)
+    await world.engine.sync_record(rid, Trigger.WEBHOOK_CREATE)
     (betnr,) = advo.records
     espo.records[rid]["syncStatus"] = "conflict"  # e.g. held meanwhile; an operator: `sync <id>`
-    env["clock"].tick(600)
-    out = await env["engine"].sync_record(rid, Trigger.MANUAL)
+    world.clock.tick(600)
+    out = await world.engine.sync_record(rid, Trigger.MANUAL)
     assert out.betnr == betnr and list(advo.records) == [betnr]
 
 
 async def test_a_create_waiting_too_long_for_the_same_party_is_left_for_the_sweep(
-    env: dict[str, Any],
+    world: World,
 ) -> None:
     from services.beteiligte import mapper
     from services.sync.claims import Claims
     from services.sync.create import claim_keys
 
-    espo, advo, linker = env["espo"], env["advo"], env["engine"].linker
-    linker.claims = Claims(env["redis"], 30, wait_seconds=0.2)
+    espo, advo, linker = world.espo, world.advo, world.engine.linker
+    linker.claims = Claims(world.redis, 30, wait_seconds=0.2)
     rid = espo.add(dict(PERSON_ESPO))
-    async with Claims(env["redis"], 30).hold(claim_keys(mapper.from_espo(PERSON_ESPO), None)):
-        out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)  # another record's create
+    async with Claims(world.redis, 30).hold(claim_keys(mapper.from_espo(PERSON_ESPO), None)):
+        out = await world.engine.sync_record(rid, Trigger.WEBHOOK_CREATE)  # another record's create
     assert out.result is Result.SKIPPED and advo.calls["create"] == 0
     assert espo.records[rid]["syncStatus"] == "pending_sync"  # the sweep's pending source finds it
-    assert (await env["engine"].sync_record(rid, Trigger.SWEEP)).result is Result.CREATED
+    assert (await world.engine.sync_record(rid, Trigger.SWEEP)).result is Result.CREATED
 
 
 async def test_a_claim_lost_during_the_identity_check_stops_the_create_before_the_post(
-    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from services.store.lease import force_release
     from services.sync.claims import Claims
 
-    espo, advo, linker = env["espo"], env["advo"], env["engine"].linker
-    linker.claims = Claims(env["redis"], 0.6)  # renewed every 0.2 s
+    espo, advo, linker = world.espo, world.advo, world.engine.linker
+    linker.claims = Claims(world.redis, 0.6)  # renewed every 0.2 s
     real_check = linker.before_create
 
     async def claim_expires_meanwhile(*args: Any, **kwargs: Any) -> Any:
         decision = await real_check(*args, **kwargs)
         held = kwargs["held"]
         for lease in held.leases:
-            await force_release(env["redis"], lease.name)  # e.g. expired during a Redis outage
+            await force_release(world.redis, lease.name)  # e.g. expired during a Redis outage
         for _ in range(100):  # until the renewal notices
             if any(lease.lost for lease in held.leases):
                 break
@@ -228,20 +225,20 @@ async def test_a_claim_lost_during_the_identity_check_stops_the_create_before_th
 
     monkeypatch.setattr(linker, "before_create", claim_expires_meanwhile)
     rid = espo.add(dict(PERSON_ESPO))
-    out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)
+    out = await world.engine.sync_record(rid, Trigger.WEBHOOK_CREATE)
     assert out.result is Result.FAILED and advo.calls["create"] == 0, "POSTed without the claim"
     monkeypatch.setattr(linker, "before_create", real_check)
-    env["clock"].tick(600)
-    assert (await env["engine"].sync_record(rid, Trigger.SWEEP)).result is Result.CREATED
+    world.clock.tick(600)
+    assert (await world.engine.sync_record(rid, Trigger.SWEEP)).result is Result.CREATED
     assert len(advo.records) == 1
 
 
-def late_first_create(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+def late_first_create(world: World, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """A slow Advoware: the first POST times out for the client, and the server carries it out
     later (when the test appends the payload's party: `advo.add(late.pop())`)."""
     from services.errors import ResponseTimeoutError
 
-    advo, real = env["advo"], env["advo"].create_beteiligter
+    advo, real = world.advo, world.advo.create_beteiligter
     late: list[dict[str, Any]] = []
 
     async def slow_server(payload: dict[str, Any]) -> dict[str, Any]:
@@ -256,20 +253,20 @@ def late_first_create(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> l
 
 
 async def test_a_create_answered_late_keeps_another_records_create_of_the_party_waiting(
-    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The chaos run's sequence: A's POST times out but Advoware creates A's party later; B, of
     the same person, must not find nothing in between and POST a second party."""
-    espo, advo, engine = env["espo"], env["advo"], env["engine"]
+    espo, advo, engine = world.espo, world.advo, world.engine
     first, second = espo.add(dict(PERSON_ESPO)), espo.add(copy.deepcopy(PERSON_ESPO))
-    late = late_first_create(env, monkeypatch)
+    late = late_first_create(world, monkeypatch)
     assert (await engine.sync_record(first, Trigger.WEBHOOK_CREATE)).result is Result.FAILED
     out = await engine.sync_record(second, Trigger.WEBHOOK_CREATE)
     assert advo.calls["create"] == 1, "B POSTed while A's POST may still be carried out: two parties"
     assert out.result is Result.SKIPPED and first in (out.reason or ""), out
     assert espo.records[second]["syncStatus"] == "pending_sync"  # the sweep's pending source
     advo.add(late.pop())  # the slow server finishes A's POST
-    env["clock"].tick(600)
+    world.clock.tick(600)
     a = await engine.sync_record(first, Trigger.SWEEP)  # not kept waiting by its own mark
     assert a.result is Result.CREATED and len(advo.records) == 1, "a second Advoware party"
     b = await engine.sync_record(second, Trigger.SWEEP)
@@ -280,13 +277,13 @@ async def test_a_create_answered_late_keeps_another_records_create_of_the_party_
 
 
 async def test_a_mark_whose_record_has_no_intent_any_more_keeps_nobody_waiting(
-    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from services.store import keys
 
-    espo, advo, engine, redis = env["espo"], env["advo"], env["engine"], env["redis"]
+    espo, advo, engine, redis = world.espo, world.advo, world.engine, world.redis
     first, second = espo.add(dict(PERSON_ESPO)), espo.add(copy.deepcopy(PERSON_ESPO))
-    late_first_create(env, monkeypatch)  # never carried out
+    late_first_create(world, monkeypatch)  # never carried out
     await engine.sync_record(first, Trigger.WEBHOOK_CREATE)
     await redis.delete(keys.create_intent(first))  # e.g. expired; its marks left behind
     assert (await engine.sync_record(second, Trigger.WEBHOOK_CREATE)).result is Result.CREATED
@@ -295,10 +292,10 @@ async def test_a_mark_whose_record_has_no_intent_any_more_keeps_nobody_waiting(
         assert first not in await redis.smembers(name), "the stale mark was not dropped"
 
 
-async def test_a_post_advoware_refused_keeps_nobody_waiting(env: dict[str, Any]) -> None:
+async def test_a_post_advoware_refused_keeps_nobody_waiting(world: World) -> None:
     from services.errors import ValidationError
 
-    espo, advo, engine = env["espo"], env["advo"], env["engine"]
+    espo, advo, engine = world.espo, world.advo, world.engine
     first, second = espo.add(dict(PERSON_ESPO)), espo.add(copy.deepcopy(PERSON_ESPO))
     advo.fail_next["create"] = [ValidationError("refused", system="advoware", status_code=400)]
     assert (await engine.sync_record(first, Trigger.WEBHOOK_CREATE)).result is Result.PERMANENTLY_FAILED

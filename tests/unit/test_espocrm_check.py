@@ -22,9 +22,8 @@ from services.ops.advoware_check import Finding
 from services.ops.espocrm_check import FAIL, WARN, check_espocrm
 from services.ops.monitor import advoware_contract_check
 from services.ops.monitor import check as health_check
-from tests.support.fakes import fake_env
 from tests.support.retry import RETRY_SETTINGS
-from tests.support.runtime import settings_with
+from tests.support.runtime import fake_world, settings_with
 
 WEBHOOK_IDS = {wid for wid, _ in cfg.WEBHOOKS.values()}
 BASE = "http://127.0.0.1:3000"  # the sandbox's default webhook base is this service
@@ -111,13 +110,13 @@ async def test_webhook_problems_are_warnings_naming_the_webhook(sim: EspoSimulat
 
 
 async def test_records_without_version_number_warn_and_health_shows_the_check() -> None:
-    env = fake_env()
-    espo = env["espo"]
+    world = fake_world()
+    espo = world.espo
     rid = espo.add({"name": "A"})
     del espo.records[rid]["versionNumber"]
     found = await check_espocrm(espo, webhook_ids=set(), public_url=None)
     assert any("records come without versionNumber" in p.message for p in found)
-    report = await health_check(env["rt"])
+    report = await health_check(world.rt)
     setup = report.checks["espocrm_setup"]
     assert setup.state == WARN and report.healthy
     assert any("versionNumber" in line for line in setup.detail["problems"])
@@ -164,13 +163,13 @@ def test_advoware_preflight_stops_on_what_fails_syncs_and_keeps_the_findings(
 async def test_what_the_api_user_may_not_read_is_named_not_failed() -> None:
     from services.errors import AuthError
 
-    env = fake_env()
-    espo = env["espo"]
+    world = fake_world()
+    espo = world.espo
 
     async def forbidden() -> list[dict[str, Any]]:
         raise AuthError("GET Webhook forbidden", system="espocrm", status_code=403)
 
-    espo.webhooks = forbidden
+    espo.webhooks = forbidden  # type: ignore[method-assign]  # a fake patched for this test
     found = await check_espocrm(espo, webhook_ids=set(), public_url=None)
     assert [(p.level, p.message) for p in found] == [
         (

@@ -20,40 +20,27 @@ from services.ops.console import (
     set_excluded,
 )
 from services.sync.model import Trigger
-from tests.support.fakes import fake_env
+from tests.support.runtime import World
 from tests.unit.test_engine import PERSON_ESPO
 
-
-@pytest.fixture
-def env() -> dict[str, Any]:
-    """The fakes' world with the ops recorder (history) wired in, as the service runs."""
-    from services.runtime import build_runtime
-    from services.store.counters import Metrics
-    from tests.support.runtime import settings_with
-
-    world = fake_env()
-    clock, redis = world["clock"], world["redis"]
-    clock.now = datetime.now(UTC)
-    rt = build_runtime(
-        settings_with(ESPOCRM_NOTIFY_USER_ID="u1"),
-        espo=world["espo"],
-        advo=world["advo"],
-        redis=redis,
-        clock=lambda: clock.now,
-        metrics=Metrics(redis),
-    )
-    return {**world, "rt": rt, "engine": rt.engine}
+pytestmark = pytest.mark.world(ESPOCRM_NOTIFY_USER_ID="u1")
 
 
-async def linked(env: dict[str, Any], **changes: Any) -> tuple[str, int]:
-    rid = env["espo"].add({**PERSON_ESPO, **changes})
-    out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_CREATE)
+@pytest.fixture(autouse=True)
+def real_time(world: World) -> None:
+    """History entries are kept by age: the world's clock starts at the real now."""
+    world.clock.now = datetime.now(UTC)
+
+
+async def linked(world: World, **changes: Any) -> tuple[str, int]:
+    rid = world.espo.add({**PERSON_ESPO, **changes})
+    out = await world.engine.sync_record(rid, Trigger.WEBHOOK_CREATE)
     assert out.betnr is not None
     return rid, out.betnr
 
 
-def park(env: dict[str, Any], rid: str, status: str, reason: str) -> None:
-    env["espo"].records[rid].update(syncStatus=status, syncErrorMessage=reason)
+def park(world: World, rid: str, status: str, reason: str) -> None:
+    world.espo.records[rid].update(syncStatus=status, syncErrorMessage=reason)
 
 
 # --------------------------------------------------------------------------- the actions table
@@ -80,17 +67,17 @@ def test_actions_per_kind(kind: str, actions: tuple[str, ...]) -> None:
 
 
 async def test_needs_person_lists_each_parked_record_with_reason_since_and_actions(
-    env: dict[str, Any],
+    world: World,
 ) -> None:
-    failed, _ = await linked(env, lastName="Eins", name="A Eins")
-    gone, _ = await linked(env, lastName="Zwei", name="A Zwei")
-    held, _ = await linked(env, lastName="Drei", name="A Drei")
-    clean, _ = await linked(env, lastName="Vier", name="A Vier")
-    park(env, failed, "failed", "Advoware antwortete 500")
-    park(env, gone, "deleted_in_advoware", "betNr 7 gibt es in Advoware nicht mehr")
-    park(env, held, "conflict", "Dublette: gleiche Person wie 42")
-    await env["rt"].breakers.hold(["advoware"], "waiting-1")
-    report = await needs_person(env["rt"])
+    failed, _ = await linked(world, lastName="Eins", name="A Eins")
+    gone, _ = await linked(world, lastName="Zwei", name="A Zwei")
+    held, _ = await linked(world, lastName="Drei", name="A Drei")
+    clean, _ = await linked(world, lastName="Vier", name="A Vier")
+    park(world, failed, "failed", "Advoware antwortete 500")
+    park(world, gone, "deleted_in_advoware", "betNr 7 gibt es in Advoware nicht mehr")
+    park(world, held, "conflict", "Dublette: gleiche Person wie 42")
+    await world.rt.breakers.hold(["advoware"], "waiting-1")
+    report = await needs_person(world.rt)
     by_id = {r["id"]: r for r in report["records"]}
     assert clean not in by_id
     assert by_id[failed]["kind"] == "failed" and by_id[failed]["reason"] == "Advoware antwortete 500"
@@ -101,28 +88,28 @@ async def test_needs_person_lists_each_parked_record_with_reason_since_and_actio
     assert report["parked_total"] == 3 and report["deletions"]["held"] == 0
 
 
-async def test_held_deletions_are_listed_and_released_by_a_person(env: dict[str, Any]) -> None:
-    rid, betnr = await linked(env)
-    del env["advo"].records[betnr]
-    guard = env["rt"].deletions
+async def test_held_deletions_are_listed_and_released_by_a_person(world: World) -> None:
+    rid, betnr = await linked(world)
+    del world.advo.records[betnr]
+    guard = world.rt.deletions
     await guard.check_scan(guard.minimum, guard.minimum)  # every linked party missing: tripped
     assert not await guard.allow(rid)
-    report = await needs_person(env["rt"])
+    report = await needs_person(world.rt)
     item = next(r for r in report["records"] if r["id"] == rid)
     assert item["kind"] == "held_deletion" and item["actions"] == ["release", "confirm"]
     assert item["since"] == report["deletions"]["held_since"]["since"]
-    assert (await deletions_request(env["rt"], {"action": "show"}))["held"] == [rid]
-    done = await deletions(env["rt"], confirm=True)
+    assert (await deletions_request(world.rt, {"action": "show"}))["held"] == [rid]
+    done = await deletions(world.rt, confirm=True)
     assert done["synced"] == {rid: "deleted_in_advoware"}
-    assert not (await deletions(env["rt"]))["held"]
+    assert not (await deletions(world.rt))["held"]
 
 
-async def test_recent_conflicts_carry_both_values_newest_first(env: dict[str, Any]) -> None:
-    rid, betnr = await linked(env)
-    env["advo"].edit(betnr, name="Schulze")
-    env["espo"].edit(rid, lastName="Meier", name="Jürgen Meier")
-    await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
-    conflicts = await recent_conflicts(env["rt"])
+async def test_recent_conflicts_carry_both_values_newest_first(world: World) -> None:
+    rid, betnr = await linked(world)
+    world.advo.edit(betnr, name="Schulze")
+    world.espo.edit(rid, lastName="Meier", name="Jürgen Meier")
+    await world.engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)
+    conflicts = await recent_conflicts(world.rt)
     assert conflicts[0] == {
         "id": rid,
         "at": conflicts[0]["at"],
@@ -131,25 +118,25 @@ async def test_recent_conflicts_carry_both_values_newest_first(env: dict[str, An
         "advoware_overwritten": "Schulze",
         "newest": True,
     }
-    assert (await needs_person(env["rt"]))["conflicts"] == conflicts
+    assert (await needs_person(world.rt))["conflicts"] == conflicts
 
 
 # --------------------------------------------------------------------------- exclude / include
 
 
 async def test_exclude_then_include_goes_through_the_state_machine_and_the_history(
-    env: dict[str, Any],
+    world: World,
 ) -> None:
-    rid, _ = await linked(env)
-    done = await set_excluded(env["rt"], rid, excluded=True)
+    rid, _ = await linked(world)
+    done = await set_excluded(world.rt, rid, excluded=True)
     assert done == {"id": rid, "syncStatus": "excluded", "was": "clean"}
-    assert env["espo"].records[rid]["syncStatus"] == "excluded"
-    item = next(r for r in (await needs_person(env["rt"]))["records"] if r["id"] == rid)
+    assert world.espo.records[rid]["syncStatus"] == "excluded"
+    item = next(r for r in (await needs_person(world.rt))["records"] if r["id"] == rid)
     assert item["actions"] == ["include"] and "person" in item["reason"]
-    back = await exclude_request(env["rt"], {"id": rid, "excluded": False})
+    back = await exclude_request(world.rt, {"id": rid, "excluded": False})
     assert back["syncStatus"] == "pending_sync" and back["sync"]["result"] in ("updated", "unchanged")
-    assert env["espo"].records[rid]["syncStatus"] == "clean"
-    entries = await env["engine"].recorder.history.entries(rid)  # newest first
+    assert world.espo.records[rid]["syncStatus"] == "clean"
+    entries = await world.history.entries(rid)  # newest first
     decisions = [(e["result"], e["extra"]) for e in entries if e["trigger"] == "person"]
     assert decisions == [
         ("included", {"decided_by": "person", "was": "excluded"}),
@@ -158,33 +145,33 @@ async def test_exclude_then_include_goes_through_the_state_machine_and_the_histo
 
 
 async def test_exclude_is_refused_while_syncing_and_include_only_for_an_excluded_record(
-    env: dict[str, Any],
+    world: World,
 ) -> None:
-    rid, _ = await linked(env)
+    rid, _ = await linked(world)
     with pytest.raises(OperationError) as exc:
-        await set_excluded(env["rt"], rid, excluded=False)
+        await set_excluded(world.rt, rid, excluded=False)
     assert exc.value.status == 409 and "not excluded" in str(exc.value)
-    env["espo"].records[rid]["syncStatus"] = "syncing"
+    world.espo.records[rid]["syncStatus"] = "syncing"
     with pytest.raises(OperationError) as exc:
-        await set_excluded(env["rt"], rid, excluded=True)
+        await set_excluded(world.rt, rid, excluded=True)
     assert exc.value.status == 409
-    assert await env["engine"].locks.acquire(rid)
+    assert await world.engine.locks.acquire(rid)
     with pytest.raises(OperationError) as exc:
-        await set_excluded(env["rt"], rid, excluded=True)
+        await set_excluded(world.rt, rid, excluded=True)
     assert exc.value.status == 409 and "being synced" in str(exc.value)
 
 
 @pytest.mark.parametrize(
     "body", [None, {}, {"id": "x"}, {"id": " ", "excluded": True}, {"id": "x", "excluded": 1}]
 )
-async def test_bad_exclude_requests_are_refused(env: dict[str, Any], body: Any) -> None:
+async def test_bad_exclude_requests_are_refused(world: World, body: Any) -> None:
     with pytest.raises(OperationError) as exc:
-        await exclude_request(env["rt"], body)
+        await exclude_request(world.rt, body)
     assert exc.value.status == 400
 
 
 @pytest.mark.parametrize("body", [None, {}, {"action": "drop"}])
-async def test_bad_deletions_requests_are_refused(env: dict[str, Any], body: Any) -> None:
+async def test_bad_deletions_requests_are_refused(world: World, body: Any) -> None:
     with pytest.raises(OperationError) as exc:
-        await deletions_request(env["rt"], body)
+        await deletions_request(world.rt, body)
     assert exc.value.status == 400

@@ -26,6 +26,7 @@ from services.sync.decide import FieldConflict, decide
 from services.sync.notify import OUTBOX, Notifier, conflict_text, outbox_summary, record_label
 from tests.support.fakes import FAKE_USER_NAME, FakeAdvo, FakeEspo
 from tests.support.retry import default_retry
+from tests.support.runtime import World, fake_world
 
 
 @pytest.fixture
@@ -334,43 +335,15 @@ async def test_http_retries_and_sweep_durations_are_counted(redis: Any) -> None:
 # --------------------------------------------------------------------------- the engine with the recorder
 
 
-@pytest.fixture
-def wired() -> dict[str, Any]:
-    from services.ops.history import history_for
-    from services.runtime import build_runtime
-    from tests.support.fakes import Clock, fake_redis
-    from tests.support.runtime import settings_with
-
-    clock, redis = Clock(), fake_redis()
-    espo, advo = FakeEspo(clock), FakeAdvo(clock)
-    metrics = Metrics(redis)
-    rt = build_runtime(
-        settings_with(ESPOCRM_NOTIFY_USER_ID="u1"),
-        espo=espo,
-        advo=advo,
-        redis=redis,
-        clock=lambda: clock.now,
-        metrics=metrics,
-    )
-    history = history_for(redis, rt.settings)  # the recorder's store, as the runtime builds it
-    return {
-        "espo": espo,
-        "advo": advo,
-        "redis": redis,
-        "engine": rt.engine,
-        "metrics": metrics,
-        "history": history,
-    }
-
-
+@pytest.mark.world(ESPOCRM_NOTIFY_USER_ID="u1")
 async def test_every_sync_is_recorded_and_a_permanent_failure_alerts_once_and_recovers(
-    wired: dict[str, Any],
+    world: World,
 ) -> None:
     from services.errors import ValidationError
     from services.sync.model import Trigger
     from tests.unit.test_engine import PERSON_ESPO
 
-    espo, advo, engine = wired["espo"], wired["advo"], wired["engine"]
+    espo, advo, engine = world.espo, world.advo, world.engine
     rid = espo.add(dict(PERSON_ESPO))
     advo.fail_next["create"] = [
         ValidationError("refused", system="advoware", status_code=400, reason="Pflichtfeld")
@@ -382,48 +355,47 @@ async def test_every_sync_is_recorded_and_a_permanent_failure_alerts_once_and_re
     espo.edit(rid, syncStatus="pending_sync")
     assert (await engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)).betnr is not None
     assert sum("wieder erfolgreich" in m for _, m in espo.notifications) == 1
-    entries = await wired["history"].entries(rid)
+    entries = await world.history.entries(rid)
     assert [e["result"] for e in entries] == ["created", "skipped", "permanently_failed"]
     assert "Pflichtfeld" in entries[-1]["error"]["reason"]
-    await wired["metrics"].flush()
+    await world.metrics.flush()
     assert (
-        await counter_value(wired["redis"], MetricName.SYNCS, trigger="create", result="permanently_failed")
-        == 1
+        await counter_value(world.redis, MetricName.SYNCS, trigger="create", result="permanently_failed") == 1
     )
 
 
+@pytest.mark.world(ESPOCRM_NOTIFY_USER_ID="u1")
 async def test_an_excluded_record_is_never_written_and_its_delete_erases_its_history(
-    wired: dict[str, Any],
+    world: World,
 ) -> None:
     from services.sync.model import Trigger
     from tests.unit.test_engine import PERSON_ESPO
 
-    espo, advo, engine = wired["espo"], wired["advo"], wired["engine"]
+    espo, advo, engine = world.espo, world.advo, world.engine
     rid = espo.add({**PERSON_ESPO, "syncStatus": "excluded"})
     for trigger in (Trigger.WEBHOOK_CREATE, Trigger.WEBHOOK_UPDATE, Trigger.SWEEP, Trigger.MANUAL):
         out = await engine.sync_record(rid, trigger)
         assert out.reason == "excluded by a person"
     assert not advo.records and not espo.updates
-    assert len(await wired["history"].entries(rid)) == 4  # each decision recorded
+    assert len(await world.history.entries(rid)) == 4  # each decision recorded
     del espo.records[rid]
     out = await engine.handle_espo_delete(rid)
     assert out.result.value == "unlinked"
     # The record is gone from EspoCRM: the service forgets its copies, the history included.
-    assert await wired["history"].entries(rid) == []
+    assert await world.history.entries(rid) == []
 
 
 async def test_history_by_betnr_answers_404_for_an_unknown_and_409_for_an_ambiguous_betnr() -> None:
     from services.errors import OperationError
     from services.ops.monitor import history_request
-    from tests.support.fakes import fake_env
 
-    env = fake_env()
-    rt = env["rt"]
+    world = fake_world()
+    rt = world.rt
     with pytest.raises(OperationError) as unknown:
         await history_request(rt, {"betnr": "424242"})
     assert unknown.value.status == 404 and "no EspoCRM record is linked to betnr 424242" in str(unknown.value)
     for _ in range(2):
-        env["espo"].add({"firstName": "Doppelt", "lastName": "Vorhanden", "betnr": 777})
+        world.espo.add({"firstName": "Doppelt", "lastName": "Vorhanden", "betnr": 777})
     with pytest.raises(OperationError) as ambiguous:
         await history_request(rt, {"betnr": ["777", "1"]})  # a repeated parameter: the first counts
     assert ambiguous.value.status == 409 and "several EspoCRM records" in str(

@@ -17,15 +17,13 @@ from services.sync import fingerprint
 from services.sync.decide import Basis
 from services.sync.model import Result, Trigger
 from services.sync.planning import advo_changed, espo_changed, synced_until
-from tests.support.fakes import fake_env
+from tests.support.runtime import World
 from tests.unit.test_concurrent_edits import linked
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-@pytest.fixture
-def env() -> dict[str, Any]:
-    return fake_env(ESPOCRM_NOTIFY_USER_ID="u1")
+pytestmark = pytest.mark.world(ESPOCRM_NOTIFY_USER_ID="u1")
 
 
 @pytest.fixture(params=["fingerprint", "no_fingerprint_field"])
@@ -36,13 +34,13 @@ def prints(request: pytest.FixtureRequest) -> bool:
 
 
 async def sync_a_crm_edit_to_advoware(
-    env: dict[str, Any], *, put_waits: float = 0.0, then: float = 120.0, prints: bool = True
+    world: World, *, put_waits: float = 0.0, then: float = 120.0, prints: bool = True
 ) -> tuple[str, int]:
     """A linked pair whose last sync wrote to Advoware (the service's own PUT is the newest
     Advoware stamp); `put_waits`: seconds the PUT waited (for an Advoware slot, a retry);
     `then`: seconds until the next edit; `prints`: the record keeps its fingerprint."""
-    espo, advo, clock = env["espo"], env["advo"], env["clock"]
-    rid, betnr = await linked(env)
+    espo, advo, clock = world.espo, world.advo, world.clock
+    rid, betnr = await linked(world)
     espo.edit(rid, titel="Prof.")
     original = advo.update_beteiligter
 
@@ -50,11 +48,11 @@ async def sync_a_crm_edit_to_advoware(
         clock.tick(put_waits)
         return await original(number, payload)
 
-    advo.update_beteiligter = slow_put
-    out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
+    advo.update_beteiligter = slow_put  # type: ignore[assignment,method-assign]  # a fake patched for this test
+    out = await world.engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)
     assert out.result is Result.UPDATED and advo.records[betnr]["titel"] == "Prof."
-    advo.update_beteiligter = original
-    await env["redis"].flushall()  # Redis restarted empty: no snapshot, no pending state
+    advo.update_beteiligter = original  # type: ignore[method-assign]  # a fake patched for this test
+    await world.redis.flushall()  # Redis restarted empty: no snapshot, no pending state
     assert fingerprint.read(espo.records[rid], betnr) is not None
     if not prints:
         del espo.records[rid][fingerprint.FIELD]
@@ -64,75 +62,75 @@ async def sync_a_crm_edit_to_advoware(
 
 @pytest.mark.parametrize("then", [120.0, 2.0])  # also right after the sync (within the tolerance)
 async def test_a_crm_only_edit_after_redis_was_emptied_is_no_conflict(
-    env: dict[str, Any], then: float, prints: bool
+    world: World, then: float, prints: bool
 ) -> None:
-    espo, advo = env["espo"], env["advo"]
-    rid, betnr = await sync_a_crm_edit_to_advoware(env, then=then, prints=prints)
+    espo, advo = world.espo, world.advo
+    rid, betnr = await sync_a_crm_edit_to_advoware(world, then=then, prints=prints)
     espo.edit(rid, firstName="Käthe")
-    out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
+    out = await world.engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)
     assert out.plan is not None and not out.plan.conflicts
     assert advo.records[betnr]["vorname"] == "Käthe" and advo.records[betnr]["titel"] == "Prof."
     assert not espo.notifications
 
 
 async def test_an_advoware_only_edit_after_a_slow_sync_and_an_empty_redis_arrives(
-    env: dict[str, Any], prints: bool
+    world: World, prints: bool
 ) -> None:
     """The last sync waited 45 s for its PUT (longer than the EspoCRM-side tolerance): its own
     EspoCRM write must not look like a CRM edit, or Advoware's edit would be reverted."""
-    espo, advo = env["espo"], env["advo"]
-    rid, betnr = await sync_a_crm_edit_to_advoware(env, put_waits=45, prints=prints)
+    espo, advo = world.espo, world.advo
+    rid, betnr = await sync_a_crm_edit_to_advoware(world, put_waits=45, prints=prints)
     advo.edit(betnr, vorname="Käthe")
-    out = await env["engine"].sync_record(rid, Trigger.SWEEP)
+    out = await world.engine.sync_record(rid, Trigger.SWEEP)
     assert out.plan is not None and not out.plan.conflicts
     assert espo.records[rid]["firstName"] == "Käthe" and advo.records[betnr]["vorname"] == "Käthe"
     assert not espo.notifications
 
 
 async def test_edits_of_different_fields_on_both_sides_after_redis_was_emptied_are_no_conflict(
-    env: dict[str, Any],
+    world: World,
 ) -> None:
     """A person changes the first name in EspoCRM, staff the birth date in Advoware, and Redis
     lost the snapshot before the sync: per record both sides changed, so without the fingerprint
     every differing field was a conflict notice (the long chaos run's false notices)."""
-    espo, advo = env["espo"], env["advo"]
-    rid, betnr = await sync_a_crm_edit_to_advoware(env)
+    espo, advo = world.espo, world.advo
+    rid, betnr = await sync_a_crm_edit_to_advoware(world)
     espo.edit(rid, firstName="Käthe")
     advo.edit(betnr, geburtsdatum="1971-04-30T00:00:00")
-    out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
+    out = await world.engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)
     assert out.plan is not None and out.plan.basis is Basis.FINGERPRINT and not out.plan.conflicts
     assert advo.records[betnr]["vorname"] == "Käthe" and espo.records[rid]["geburtsdatum"] == "1971-04-30"
     assert advo.records[betnr]["titel"] == "Prof." and espo.records[rid]["titel"] == "Prof."
     assert not espo.notifications
     # The sync wrote a fresh fingerprint: once more, nothing is left to do.
-    await env["redis"].flushall()
-    again = await env["engine"].sync_record(rid, Trigger.SWEEP)
+    await world.redis.flushall()
+    again = await world.engine.sync_record(rid, Trigger.SWEEP)
     assert again.plan is not None and again.plan.is_noop and not espo.notifications
 
 
 async def test_the_same_field_edited_on_both_sides_after_redis_was_emptied_is_a_conflict(
-    env: dict[str, Any],
+    world: World,
 ) -> None:
-    espo, advo = env["espo"], env["advo"]
-    rid, betnr = await sync_a_crm_edit_to_advoware(env)
+    espo, advo = world.espo, world.advo
+    rid, betnr = await sync_a_crm_edit_to_advoware(world)
     espo.edit(rid, firstName="Käthe")
     advo.edit(betnr, vorname="Katharina", geburtsdatum="1971-04-30T00:00:00")
-    out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
+    out = await world.engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)
     assert out.plan is not None and out.plan.basis is Basis.FINGERPRINT
     assert [c.field for c in out.plan.conflicts] == ["first_name"]  # EspoCRM wins, a person is told
     assert advo.records[betnr]["vorname"] == "Käthe" and espo.records[rid]["geburtsdatum"] == "1971-04-30"
     assert any("Katharina" in m for _, m in espo.notifications)
 
 
-async def test_a_fingerprint_of_another_pair_is_not_used(env: dict[str, Any]) -> None:
+async def test_a_fingerprint_of_another_pair_is_not_used(world: World) -> None:
     """A person typed another betnr into the record: its fingerprint describes the old pair."""
-    espo = env["espo"]
-    rid, betnr = await sync_a_crm_edit_to_advoware(env)
+    espo = world.espo
+    rid, betnr = await sync_a_crm_edit_to_advoware(world)
     assert fingerprint.read(espo.records[rid], betnr + 1) is None
     other = espo.records[rid][fingerprint.FIELD].replace(f'"b":{betnr}', f'"b":{betnr + 1}')
     espo.records[rid][fingerprint.FIELD] = other
     espo.edit(rid, firstName="Käthe")
-    out = await env["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
+    out = await world.engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)
     assert out.plan is not None and out.plan.basis is Basis.FIRST_SYNC  # the time rules decide
     assert fingerprint.read(espo.records[rid], betnr) is not None  # and the sync wrote its own
     assert fingerprint.read({fingerprint.FIELD: "not json"}, betnr) is None

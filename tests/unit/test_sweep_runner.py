@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 
@@ -15,7 +14,7 @@ from services.runtime import Runtime, RuntimeFactory
 from services.store import keys
 from services.sync.identity_index import IdentityIndex
 from services.sync.sweep_runner import run_index_build, run_sweep
-from tests.support.fakes import fake_env
+from tests.support.runtime import World
 from tests.unit.test_engine import PERSON_ESPO
 
 
@@ -27,50 +26,52 @@ def factory(rt: Runtime) -> RuntimeFactory:
     return open_rt
 
 
+@pytest.fixture(autouse=True)
+def waiting_create(world: World) -> None:
+    world.espo.add({**PERSON_ESPO, "lastName": "Wartet"})  # a create waiting for the index
+
+
 @pytest.fixture
-def env() -> dict[str, Any]:
-    env = fake_env()
-    env["emitted"] = []
-    env["espo"].add({**PERSON_ESPO, "lastName": "Wartet"})  # a create waiting for the index
-    return env
+def emitted() -> list[Emitted]:
+    return []
 
 
-async def emit_into(env: dict[str, Any], event: Emitted) -> None:
+async def emit_into(emitted: list[Emitted], event: Emitted) -> None:
     assert event["topic"] == SYNC_CHECK_TOPIC
-    env["emitted"].append(event)
+    emitted.append(event)
 
 
-def tick_key(env: dict[str, Any]) -> str:
-    return keys.sweep_tick(env["clock"].now.strftime("%Y%m%d%H%M"))
+def tick_key(world: World) -> str:
+    return keys.sweep_tick(world.clock.now.strftime("%Y%m%d%H%M"))
 
 
-async def test_a_completed_index_build_sweeps_at_once(env: dict[str, Any]) -> None:
-    summary = await run_index_build(lambda e: emit_into(env, e), runtime=factory(env["rt"]))
+async def test_a_completed_index_build_sweeps_at_once(world: World, emitted: list[Emitted]) -> None:
+    summary = await run_index_build(lambda e: emit_into(emitted, e), runtime=factory(world.rt))
     assert summary["identity_index"].startswith("ready (")
-    assert summary["sweep"]["events"] == len(env["emitted"]) >= 1
-    assert await IdentityIndex(env["redis"]).ready()
-    assert await env["redis"].get(tick_key(env)) is not None  # the minute's tick is claimed
+    assert summary["sweep"]["events"] == len(emitted) >= 1
+    assert await IdentityIndex(world.redis).ready()
+    assert await world.redis.get(tick_key(world)) is not None  # the minute's tick is claimed
 
 
-async def test_the_follow_up_sweep_skips_a_claimed_tick(env: dict[str, Any]) -> None:
-    await env["redis"].set(tick_key(env), "held-by-test")
-    summary = await run_index_build(lambda e: emit_into(env, e), runtime=factory(env["rt"]))
+async def test_the_follow_up_sweep_skips_a_claimed_tick(world: World, emitted: list[Emitted]) -> None:
+    await world.redis.set(tick_key(world), "held-by-test")
+    summary = await run_index_build(lambda e: emit_into(emitted, e), runtime=factory(world.rt))
     assert summary["identity_index"].startswith("ready (")  # the index is built all the same
     assert summary["sweep"] == {"skipped": "another instance runs this tick"}
-    assert env["emitted"] == []
+    assert emitted == []
 
 
-async def test_a_ready_index_costs_no_sweep(env: dict[str, Any]) -> None:
-    await run_index_build(lambda e: emit_into(env, e), runtime=factory(env["rt"]))
-    env["emitted"].clear()
-    env["clock"].tick(60)
-    assert await run_index_build(lambda e: emit_into(env, e), runtime=factory(env["rt"])) == {
+async def test_a_ready_index_costs_no_sweep(world: World, emitted: list[Emitted]) -> None:
+    await run_index_build(lambda e: emit_into(emitted, e), runtime=factory(world.rt))
+    emitted.clear()
+    world.clock.tick(60)
+    assert await run_index_build(lambda e: emit_into(emitted, e), runtime=factory(world.rt)) == {
         "identity_index": "ready"
     }
-    assert env["emitted"] == []
+    assert emitted == []
 
 
-async def test_an_operators_sweep_ignores_the_tick(env: dict[str, Any]) -> None:
-    await env["redis"].set(tick_key(env), "held-by-test")
-    summary = await run_sweep(lambda e: emit_into(env, e), runtime=factory(env["rt"]))
-    assert summary["events"] == len(env["emitted"]) >= 1
+async def test_an_operators_sweep_ignores_the_tick(world: World, emitted: list[Emitted]) -> None:
+    await world.redis.set(tick_key(world), "held-by-test")
+    summary = await run_sweep(lambda e: emit_into(emitted, e), runtime=factory(world.rt))
+    assert summary["events"] == len(emitted) >= 1
