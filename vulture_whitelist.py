@@ -23,6 +23,7 @@ daemon_threads  # socketserver.ThreadingMixIn option
 log_message  # http.server.BaseHTTPRequestHandler logging hook
 auth_flow  # httpx.Auth: called by httpx per request (services/espocrm/auth.py)
 async_auth_flow  # httpx.Auth: called by httpx.AsyncClient per request (services/advoware/auth.py)
+connected  # fakeredis.FakeServer flag: False makes every command fail as a Redis gone (tests)
 
 # External formats: part of a documented table or stored shape, not read by name.
 INTERNET  # Advoware kommKz code table (services/advoware/kommkz.py), complete on purpose

@@ -4,6 +4,18 @@ Every function takes the pieces it needs (clients, engine, Redis) and returns pl
 JSON-able dicts, so the CLI prints them and an API step returns them unchanged. Logs carry
 record ids and counts only; the field-by-field dry-run plan (`plan_dict`) carries values,
 because an operator asked for exactly that record (see docs/ops.md).
+
+The write actions here at their edges (tests/unit/test_ops_edges.py; failures answered as
+services/ops/answers.py says, never an unhandled error):
+
+| action | moment                                          | outcome                                         |
+|--------|-------------------------------------------------|-------------------------------------------------|
+| retry  | a record's write answer is lost                 | 503; a repeat requeues the rest (the first is pending_sync already) |
+| retry  | a person excludes a listed record meanwhile     | read again under the lock: left excluded (`moved`) |
+| retry  | a sync holds a listed record                    | left alone (`busy`)                             |
+| retry  | Redis emptied afterwards                        | nothing lost: pending_sync lives in EspoCRM; the sweep syncs it |
+| retry  | EspoCRM down now                                | 503, nothing written                            |
+| unlock | Redis down now                                  | 503; a repeat releases (then answers released: false) |
 """
 
 from __future__ import annotations
@@ -184,29 +196,42 @@ async def requeue_failed(
 ) -> dict[str, Any]:
     """Set failed / permanently_failed records to pending_sync (retry count reset), each under
     its record lock through the state machine. The caller then syncs them (CLI) or emits them
-    (API step); the sweep would pick them up anyway."""
-    rows = await list_failed(espo, statuses)
-    requeued: list[str] = []
-    busy: list[str] = []
-    by_status: dict[str, int] = {}
-    for row in rows:
-        rid, status = str(row["id"]), SyncStatus.parse(row.get(SYNC_STATUS))
-        by_status[status.value] = by_status.get(status.value, 0) + 1
+    (API step); the sweep would pick them up anyway. A record whose status changed since the
+    listing (a person excluded it, a sync fixed it) is left as it is now, under `moved`."""
+    from services.ops.answers import reported
+
+    with reported("retry of the failed records"):
+        rows = await list_failed(espo, statuses)
+        report: dict[str, Any] = {"dryRun": dry_run, "found": len(rows), "by_status": {}}
+        report.update(requeued=[], busy=[], moved=[])
+        for row in rows:
+            rid, status = str(row["id"]), SyncStatus.parse(row.get(SYNC_STATUS))
+            report["by_status"][status.value] = report["by_status"].get(status.value, 0) + 1
+            transition(status, SyncStatus.PENDING_SYNC)
+            kept = "requeued" if dry_run else await _requeue_one(espo, engine, rid, statuses)
+            report[kept].append(rid)
+            if kept == "requeued" and not dry_run and on_progress:
+                on_progress(1)
+    return report
+
+
+async def _requeue_one(
+    espo: EspoListingApi, engine: SyncEngine, rid: str, statuses: tuple[SyncStatus, ...]
+) -> str:
+    """Where a listed record goes: "requeued", "busy" (being retried right now) or "moved" (its
+    status changed since the listing: read again under the lock, so that a person's exclude
+    meanwhile is not overwritten)."""
+    async with engine.locks.holding_if_free(rid) as lease:
+        if lease is None:
+            return "busy"
+        status = SyncStatus.parse((await espo.get(ENTITY, rid)).get(SYNC_STATUS))
+        if status not in statuses:
+            return "moved"
         target = transition(status, SyncStatus.PENDING_SYNC)
-        if dry_run:
-            requeued.append(rid)
-            continue
-        async with engine.locks.holding_if_free(rid) as lease:
-            if lease is None:
-                busy.append(rid)  # being retried right now
-                continue
-            await espo.update(
-                ENTITY, rid, {SYNC_STATUS: target.value, SYNC_RETRY_COUNT: 0, SYNC_ERROR_MESSAGE: None}
-            )
-        requeued.append(rid)
-        if on_progress:
-            on_progress(1)
-    return {"dryRun": dry_run, "found": len(rows), "by_status": by_status, "requeued": requeued, "busy": busy}
+        await espo.update(
+            ENTITY, rid, {SYNC_STATUS: target.value, SYNC_RETRY_COUNT: 0, SYNC_ERROR_MESSAGE: None}
+        )
+    return "requeued"
 
 
 # --------------------------------------------------------------------------- unlock
@@ -218,16 +243,18 @@ async def unlock(
     """Release a lock by force. Normally never needed: record locks expire after their TTL
     (the holder renews them while it works), the sweep lock after 10 min, the backfill lock
     after 2 min or at once when its process is gone."""
+    from services.ops.answers import reported
     from services.store import keys
     from services.store.lease import force_release
 
     released: dict[str, bool] = {}
-    if record_id:
-        released[f"record:{record_id}"] = await force_release(redis, keys.record_lock(record_id))
-    if sweep:
-        released["sweep"] = await force_release(redis, keys.SWEEP_RUNNING)
-    if backfill:
-        released["backfill"] = await force_release(redis, keys.BACKFILL_RUNNING)
+    with reported("unlock"):
+        if record_id:
+            released[f"record:{record_id}"] = await force_release(redis, keys.record_lock(record_id))
+        if sweep:
+            released["sweep"] = await force_release(redis, keys.SWEEP_RUNNING)
+        if backfill:
+            released["backfill"] = await force_release(redis, keys.BACKFILL_RUNNING)
     for name, was in released.items():
         if was:
             log.warning("ops unlock: %s released by force", name)

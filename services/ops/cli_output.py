@@ -267,6 +267,8 @@ def print_retry(report: dict[str, Any], outcomes: Sequence[dict[str, Any]], args
     out.write(f"{verb} {len(report['requeued'])} of {report['found']} record(s) {report['by_status']}\n")
     if report["busy"]:
         out.write(f"  being synced right now (left alone): {', '.join(report['busy'])}\n")
+    if report["moved"]:
+        out.write(f"  no longer failed (changed since listed, left alone): {', '.join(report['moved'])}\n")
     if args.dry_run:
         table([(i,) for i in report["requeued"]], out)
     elif args.queue_only:

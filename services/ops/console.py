@@ -19,6 +19,21 @@ Which actions a record offers (`actions_for`), by why it waits for a person:
 | `waiting`             | the open breaker's reason             | sync, unlock                     |
 | `held_deletion`       | the deletion guard's reason           | release, confirm (all held ones) |
 
+A person's decisions at their edges (tests/unit/test_ops_edges.py; failures answered as
+services/ops/answers.py says, never an unhandled error):
+
+| action   | moment                                   | outcome                                            |
+|----------|------------------------------------------|----------------------------------------------------|
+| exclude  | the EspoCRM write's answer is lost       | 503 "may have been carried out"; a repeat answers excluded (was: excluded) |
+| exclude  | a person saves the record meanwhile      | the edit stays (only syncStatus is written)        |
+| include  | EspoCRM 409 on the write                 | 409 "saved just now; try again"; still excluded, include again |
+| include  | the write's answer is lost               | 503; a repeat answers 409 "pending_sync, not excluded": the sweep syncs it |
+| exclude  | Redis emptied afterwards                 | stays excluded (the status lives in EspoCRM)       |
+| include  | Advoware down now / a minute ago         | pending_sync, waiting for Advoware: the breaker's probe releases and syncs it |
+| both     | EspoCRM or Redis down now                | 503, nothing written                               |
+| release  | Advoware down now                        | the guard closes; the records wait for Advoware (listed as `waiting`); a repeat finds none held |
+| release  | Redis down now                           | 503; the records stay held for the next release    |
+
 "since": the record's last change in EspoCRM (its status was written then), for a waiting record
 the time it started waiting, for a held deletion the time the guard tripped.
 """
@@ -183,53 +198,68 @@ async def recent_conflicts(rt: Runtime) -> list[dict[str, Any]]:
 
 async def set_excluded(rt: Runtime, record_id: str, *, excluded: bool) -> dict[str, Any]:
     """Exclude a record from the sync (any state but syncing), or include it again: requeued as
-    pending_sync and synced at once. Through the state machine; recorded in the history."""
+    pending_sync and synced at once. Through the state machine; recorded in the history. Safe
+    to run again (services/ops/answers.py; a second exclude finds the record excluded and
+    answers so, a second include finds it no longer excluded: 409 with its status)."""
     from services.ops.actions import outcome_dict
+    from services.ops.answers import reported
+
+    with reported(f"{'exclude' if excluded else 'include'} of record {record_id}"):
+        async with rt.engine.locks.holding(record_id):
+            current = await _write_excluded(rt, record_id, excluded=excluded)
+        target = SyncStatus.EXCLUDED if excluded else SyncStatus.PENDING_SYNC
+        result: dict[str, Any] = {"id": record_id, SYNC_STATUS: target.value, "was": current.value}
+        if not excluded:
+            result["sync"] = outcome_dict(await rt.engine.sync_record(record_id, Trigger.MANUAL))
+    return result
+
+
+async def _write_excluded(rt: Runtime, record_id: str, *, excluded: bool) -> SyncStatus:
+    """Under the record's lock: the status write and its history entry; the status it had."""
     from services.ops.history import HistoryEntry, history_for
 
     target = SyncStatus.EXCLUDED if excluded else SyncStatus.PENDING_SYNC
-    async with rt.engine.locks.holding(record_id):
-        try:
-            record = await rt.espo.get(ENTITY, record_id)
-        except NotFoundError:
-            raise OperationError(f"no EspoCRM record {record_id}", 404) from None
-        current = SyncStatus.parse(record.get(SYNC_STATUS))
-        if not excluded and current is not SyncStatus.EXCLUDED:
-            raise OperationError(f"record {record_id} is {current.value}, not excluded", 409)
-        try:
-            transition(current, target, by_person=True)
-        except IllegalTransition:
-            raise OperationError(
-                f"record {record_id} is {current.value}; try again in a moment", 409
-            ) from None
-        await rt.espo.update(ENTITY, record_id, {SYNC_STATUS: target.value, SYNC_ERROR_MESSAGE: None})
-        await history_for(rt.redis, rt.settings).add(
-            record_id,
-            HistoryEntry(
-                at=rt.clock().isoformat(),
-                trigger="person",
-                result="excluded" if excluded else "included",
-                betnr=record.get("betnr"),
-                reason=f"a person {'excluded the record from' if excluded else 'included the record in'} the sync",
-                extra={"decided_by": "person", "was": current.value},
-            ),
-        )
+    try:
+        record = await rt.espo.get(ENTITY, record_id)
+    except NotFoundError:
+        raise OperationError(f"no EspoCRM record {record_id}", 404) from None
+    current = SyncStatus.parse(record.get(SYNC_STATUS))
+    if excluded and current is SyncStatus.EXCLUDED:
+        return current  # already excluded (a repeated request, or its answer was lost)
+    if not excluded and current is not SyncStatus.EXCLUDED:
+        raise OperationError(f"record {record_id} is {current.value}, not excluded", 409)
+    try:
+        transition(current, target, by_person=True)
+    except IllegalTransition:
+        raise OperationError(f"record {record_id} is {current.value}; try again in a moment", 409) from None
+    await rt.espo.update(ENTITY, record_id, {SYNC_STATUS: target.value, SYNC_ERROR_MESSAGE: None})
+    await history_for(rt.redis, rt.settings).add(
+        record_id,
+        HistoryEntry(
+            at=rt.clock().isoformat(),
+            trigger="person",
+            result="excluded" if excluded else "included",
+            betnr=record.get("betnr"),
+            reason=f"a person {'excluded the record from' if excluded else 'included the record in'} the sync",
+            extra={"decided_by": "person", "was": current.value},
+        ),
+    )
     log.info("record %s %s by a person (was %s)", record_id, target.value, current.value)
-    result: dict[str, Any] = {"id": record_id, SYNC_STATUS: target.value, "was": current.value}
-    if not excluded:
-        result["sync"] = outcome_dict(await rt.engine.sync_record(record_id, Trigger.MANUAL))
-    return result
+    return current
 
 
 async def deletions(rt: Runtime, *, release: bool = False, confirm: bool = False) -> dict[str, Any]:
     """The deletion guard's state and held records; with `release` / `confirm` a person's way out
     (services/sync/deletions.py): the held records sync again at once."""
+    from services.ops.answers import reported
+
     guard = rt.deletions
-    result: dict[str, Any] = {"held_since": await guard.state(), "held": await guard.held()}
-    if release or confirm:
-        ids = await guard.release(confirm=confirm)
-        outcomes = await rt.engine.sync_many(ids, Trigger.RETRY_NOW) if ids else []
-        result["synced"] = {o.record_id: o.result.value for o in outcomes}
+    with reported("release of the held deletions"):
+        result: dict[str, Any] = {"held_since": await guard.state(), "held": await guard.held()}
+        if release or confirm:
+            ids = await guard.release(confirm=confirm)
+            outcomes = await rt.engine.sync_many(ids, Trigger.RETRY_NOW) if ids else []
+            result["synced"] = {o.record_id: o.result.value for o in outcomes}
     return result
 
 

@@ -5,6 +5,17 @@ The way out of `deleted_in_advoware` after staff merged parties in Advoware, of 
 by the identity check or the betnr uniqueness check once a person knows the right party, and of
 any wrong link. The same checks as the live sync: the party must exist in Advoware and must not
 be another EspoCRM record's link.
+
+At its edges (tests/unit/test_ops_edges.py; failures answered as services/ops/answers.py says):
+
+| moment                                  | outcome                                                    |
+|-----------------------------------------|------------------------------------------------------------|
+| the EspoCRM write's answer is lost      | 503 "may have been carried out"; a repeat relinks and syncs the new pair |
+| a person saves the record meanwhile     | the edit stays (only betnr / syncStatus are written)       |
+| EspoCRM 409 on the write                | 409 "try again"; the record keeps its old betnr            |
+| Redis emptied afterwards                | the betnr is still refused to another record (EspoCRM holds the links) |
+| Advoware down now                       | 503 before anything is written                             |
+| Advoware down after the write           | the pair waits for Advoware (breaker), as any sync         |
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from services.errors import NotFoundError, OperationError
 from services.espocrm.fields import SYNC_ERROR_MESSAGE, SYNC_STATUS
 from services.ops.actions import outcome_dict
+from services.ops.answers import reported
 from services.sync.claims import ClaimBusy
 from services.sync.model import ENTITY, Trigger
 from services.sync.states import IllegalTransition, SyncStatus, transition
@@ -29,18 +41,21 @@ BAD_RELINK_BODY = 'body must be {"id": "<EspoCRM id>", "betnr": <positive int>}'
 
 
 async def relink(engine: SyncEngine, record_id: str, betnr: int) -> dict[str, Any]:
-    try:
-        await engine.systems.advo.get_beteiligter(betnr)
-    except NotFoundError:
-        raise OperationError(f"betnr {betnr} does not exist in Advoware", 404) from None
-    # Under the betnr's claim: a create linking the same betnr right now is not missed.
-    try:
-        async with engine.linker.claims.hold(betnrs=[betnr]):
-            previous = await _point_at(engine, record_id, betnr)
-    except ClaimBusy:
-        raise OperationError(f"betnr {betnr} is being linked right now; try again in a moment", 409) from None
-    log.info("relink: record %s -> betnr %s (was %s)", record_id, betnr, previous)
-    outcome = await engine.sync_record(record_id, Trigger.MANUAL)
+    with reported(f"relink of record {record_id} to betnr {betnr}"):
+        try:
+            await engine.systems.advo.get_beteiligter(betnr)
+        except NotFoundError:
+            raise OperationError(f"betnr {betnr} does not exist in Advoware", 404) from None
+        # Under the betnr's claim: a create linking the same betnr right now is not missed.
+        try:
+            async with engine.linker.claims.hold(betnrs=[betnr]):
+                previous = await _point_at(engine, record_id, betnr)
+        except ClaimBusy:
+            raise OperationError(
+                f"betnr {betnr} is being linked right now; try again in a moment", 409
+            ) from None
+        log.info("relink: record %s -> betnr %s (was %s)", record_id, betnr, previous)
+        outcome = await engine.sync_record(record_id, Trigger.MANUAL)
     return {"relinked": True, "previousBetnr": previous, **outcome_dict(outcome)}
 
 
@@ -67,7 +82,10 @@ async def _point_at(engine: SyncEngine, record_id: str, betnr: int) -> Any:
                     f"record {record_id} is {status.value}; cannot requeue it", 409
                 ) from None
         await engine.systems.espo.update(ENTITY, record_id, patch)
-        await engine.snapshots.delete(record_id)  # it belonged to the old pair
+        # It belonged to the old pair. Left behind when the write's answer is lost: the planner
+        # ignores a snapshot of another betnr (planning.py), and the old pair keeps it when the
+        # write was not carried out.
+        await engine.snapshots.delete(record_id)
     return record.get("betnr")
 
 

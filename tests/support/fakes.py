@@ -7,7 +7,7 @@ import builtins
 import copy
 import itertools
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -47,16 +47,29 @@ FAKE_PERSON_ID = "66a0person0000001"  # a person saving in EspoCRM
 
 class FailurePlan:
     """Scripted failures of a fake client: `fail_next[op]` raises its exceptions one call at a
-    time; while `down` is set, every call raises it (the system is down or refuses us)."""
+    time; while `down` is set, every call raises it (the system is down or refuses us);
+    `meanwhile[op]` runs its callbacks one call at a time just before the call takes effect
+    (a person saves between an action's read and its write); `lose_answer[op]` carries the
+    next call out and then raises its exception (the answer never arrived)."""
 
     def __init__(self) -> None:
         self.fail_next: dict[str, list[Exception]] = {}
         self.down: Exception | None = None
+        self.meanwhile: dict[str, list[Callable[[], Any]]] = {}
+        self.lose_answer: dict[str, list[Exception]] = {}
 
     def _maybe_fail(self, op: str) -> None:
+        callbacks = self.meanwhile.get(op)
+        if callbacks:
+            callbacks.pop(0)()
         if self.down is not None:
             raise self.down
         queue = self.fail_next.get(op)
+        if queue:
+            raise queue.pop(0)
+
+    def _maybe_lose_answer(self, op: str) -> None:
+        queue = self.lose_answer.get(op)
         if queue:
             raise queue.pop(0)
 
@@ -140,6 +153,7 @@ class FakeEspo(FailurePlan):
             rec["phoneNumber"] = primary["phoneNumber"] if primary else None
         rec["modifiedAt"] = _espo_dt(self.clock.tick())
         rec["modifiedById"] = FAKE_API_USER_ID
+        self._maybe_lose_answer("update")
         return copy.deepcopy(rec)
 
     async def create(
