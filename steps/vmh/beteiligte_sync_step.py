@@ -17,12 +17,13 @@ config = {
 }
 
 
-async def handler(data, context):
+async def handler(data, context, runtime=None):
+    # `runtime`: Motia passes none (the real services.runtime.open_runtime); tests hand in theirs.
     from services.runtime import open_runtime
 
     lower_priority(data)  # bulk events only: they yield the CPU to webhook answers
     with motia_logging(context.logger):
-        outcomes = await handle_sync_event(data, open_runtime)
+        outcomes = await handle_sync_event(data, runtime or open_runtime)
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.result.value] = counts.get(o.result.value, 0) + 1

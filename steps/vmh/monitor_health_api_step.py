@@ -9,7 +9,8 @@ config = ops_route("/vmh/health")
 UNHEALTHY = {"status": 503, "body": {"healthy": False}}
 
 
-async def handler(req, context):
+async def handler(req, context, runtime=None):
+    # `runtime`: Motia passes none (the real services.runtime.open_runtime); tests hand in theirs.
     from services.errors import ConfigurationError
     from services.logbridge import motia_logging
     from services.settings import get_settings
@@ -23,7 +24,7 @@ async def handler(req, context):
     from services.runtime import open_runtime
 
     with motia_logging(context.logger):
-        async with open_runtime(settings) as rt:
+        async with (runtime or open_runtime)(settings) as rt:
             healthy = None if authorised else await cached_health(rt.redis)
             report = None
             if healthy is None:

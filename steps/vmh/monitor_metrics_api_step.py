@@ -6,11 +6,14 @@ from services.intake.ops_api import admin_token, answer, ops_route
 config = ops_route("/vmh/metrics")
 
 
-async def handler(req, context):
+async def handler(req, context, runtime=None):
+    # `runtime`: Motia passes none (the real services.runtime.open_runtime); tests hand in theirs.
     if not is_authorised(req.get("headers") or {}, admin_token()):
         return UNAUTHORISED
     from services.ops.metrics import CONTENT_TYPE
     from services.ops.monitor import metrics_text
     from services.runtime import open_runtime
 
-    return await answer(context, metrics_text, headers={"Content-Type": CONTENT_TYPE}, runtime=open_runtime)
+    return await answer(
+        context, metrics_text, headers={"Content-Type": CONTENT_TYPE}, runtime=runtime or open_runtime
+    )

@@ -9,11 +9,12 @@ from services.sync.sweep_runner import run_sweep
 config = ops_route("/vmh/beteiligte/sync/sweep", emits=[SYNC_CHECK_TOPIC])
 
 
-async def handler(req, context):
+async def handler(req, context, runtime=None):
+    # `runtime`: Motia passes none (the real services.runtime.open_runtime); tests hand in theirs.
     if not is_authorised(req.get("headers") or {}, admin_token()):
         return UNAUTHORISED
     from services.runtime import open_runtime
 
     with motia_logging(context.logger):
-        summary = await run_sweep(context.emit, runtime=open_runtime)
+        summary = await run_sweep(context.emit, runtime=runtime or open_runtime)
     return {"status": 200, "body": summary}

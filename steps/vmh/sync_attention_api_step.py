@@ -9,10 +9,11 @@ from services.intake.ops_api import admin_token, answer, ops_route
 config = ops_route("/vmh/beteiligte/sync/attention")
 
 
-async def handler(req, context):
+async def handler(req, context, runtime=None):
+    # `runtime`: Motia passes none (the real services.runtime.open_runtime); tests hand in theirs.
     if not is_authorised(req.get("headers") or {}, admin_token()):
         return UNAUTHORISED
     from services.ops.console import needs_person
     from services.runtime import open_runtime
 
-    return await answer(context, needs_person, runtime=open_runtime)
+    return await answer(context, needs_person, runtime=runtime or open_runtime)

@@ -261,18 +261,11 @@ STEPS = sorted((ROOT / "steps" / "vmh").glob("ops_*_step.py"))
 
 
 @pytest.fixture
-def token(monkeypatch: pytest.MonkeyPatch, world: World) -> str:
-    """For the API steps: Motia calls their handlers, so no factory can be handed in; their
-    `open_runtime` / `open_redis` and settings are patched to the world's fakes instead."""
-
-    @asynccontextmanager
-    async def open_redis(settings: Any = None) -> AsyncIterator[Any]:
-        yield world.redis()
-
+def token(monkeypatch: pytest.MonkeyPatch) -> str:
+    """For the API steps: their admin token from the settings, patched; the runtime is handed
+    to each handler (`runtime=world.open_runtime`), as Motia hands none and the step opens the real one."""
     settings = SimpleNamespace(SYNC_ADMIN_TOKEN=SimpleNamespace(get_secret_value=lambda: "t0ken"))
     monkeypatch.setattr("services.settings.get_settings", lambda: settings)
-    monkeypatch.setattr("services.runtime.open_runtime", world.open_runtime)
-    monkeypatch.setattr("services.runtime.open_redis", open_redis)
     return "t0ken"
 
 
@@ -329,12 +322,14 @@ async def test_restore_and_forget_steps(world: World, token: str) -> None:
     rid, _ = await world.alinked()
     auth = {"authorization": f"Bearer {token}"}
     restore = load_step(ROOT / "steps" / "vmh" / "ops_restore_api_step.py")
-    bad = await restore.handler({"headers": auth, "body": {"id": rid}}, Ctx([]))
+    bad = await restore.handler({"headers": auth, "body": {"id": rid}}, Ctx([]), runtime=world.open_runtime)
     assert bad["status"] == 400 and "field" in bad["body"]["error"]
-    none = await restore.handler({"headers": auth, "body": {"id": rid, "field": "title"}}, Ctx([]))
+    none = await restore.handler(
+        {"headers": auth, "body": {"id": rid, "field": "title"}}, Ctx([]), runtime=world.open_runtime
+    )
     assert none["status"] == 404 and "no conflict" in none["body"]["error"]
     forget = load_step(ROOT / "steps" / "vmh" / "ops_forget_api_step.py")
-    done = await forget.handler({"headers": auth, "body": {"id": rid}}, Ctx([]))
+    done = await forget.handler({"headers": auth, "body": {"id": rid}}, Ctx([]), runtime=world.open_runtime)
     assert done["status"] == 200 and done["body"]["id"] == rid and done["body"]["keysDeleted"]
 
 
@@ -343,13 +338,15 @@ async def test_sync_record_step(world: World, token: str) -> None:
     world.advo.edit(betnr, titel="Dr.")
     mod = load_step(ROOT / "steps" / "vmh" / "ops_sync_record_api_step.py")
     auth = {"authorization": f"Bearer {token}"}
-    bad = await mod.handler({"headers": auth, "body": {"nope": 1}}, Ctx([]))
+    bad = await mod.handler({"headers": auth, "body": {"nope": 1}}, Ctx([]), runtime=world.open_runtime)
     assert bad["status"] == 400 and "error" in bad["body"]
-    missing = await mod.handler({"headers": auth, "body": {"betnr": 99}}, Ctx([]))
+    missing = await mod.handler({"headers": auth, "body": {"betnr": 99}}, Ctx([]), runtime=world.open_runtime)
     assert missing["status"] == 404
-    plan = await mod.handler({"headers": auth, "body": {"id": rid, "dryRun": True}}, Ctx([]))
+    plan = await mod.handler(
+        {"headers": auth, "body": {"id": rid, "dryRun": True}}, Ctx([]), runtime=world.open_runtime
+    )
     assert plan["status"] == 200 and plan["body"]["fields"][0]["field"] == "title" and writes(world) == 0
-    done = await mod.handler({"headers": auth, "body": {"betnr": betnr}}, Ctx([]))
+    done = await mod.handler({"headers": auth, "body": {"betnr": betnr}}, Ctx([]), runtime=world.open_runtime)
     assert done["status"] == 200 and done["body"]["result"] == "updated"
     assert world.espo.records[rid]["titel"] == "Dr."
 
@@ -359,7 +356,9 @@ async def test_retry_failed_step_emits_sync_checks(world: World, token: str) -> 
     world.espo.records[rid].update(syncStatus="permanently_failed", syncRetryCount=8)
     mod = load_step(ROOT / "steps" / "vmh" / "ops_retry_failed_api_step.py")
     ctx = Ctx(mod.config["emits"])
-    resp = await mod.handler({"headers": {"authorization": f"Bearer {token}"}, "body": None}, ctx)
+    resp = await mod.handler(
+        {"headers": {"authorization": f"Bearer {token}"}, "body": None}, ctx, runtime=world.open_runtime
+    )
     assert resp["status"] == 200 and resp["body"]["requeued"] == [rid] and resp["body"]["events"] == 1
     assert ctx.emitted == [
         {"topic": "vmh.beteiligte.sync_check", "data": {"ids": [rid], "trigger": "sync_check"}}
@@ -371,7 +370,9 @@ async def test_unlock_step(world: World, token: str) -> None:
     assert await world.engine(world.redis()).locks.acquire("abc")
     mod = load_step(ROOT / "steps" / "vmh" / "ops_unlock_api_step.py")
     resp = await mod.handler(
-        {"headers": {"authorization": f"Bearer {token}"}, "body": {"id": "abc"}}, Ctx([])
+        {"headers": {"authorization": f"Bearer {token}"}, "body": {"id": "abc"}},
+        Ctx([]),
+        runtime=world.open_runtime,
     )
     assert resp == {"status": 200, "body": {"released": {"record:abc": True}}}
 
