@@ -154,6 +154,17 @@ def test_one_reader_of_the_environment_for_settings_and_the_intake(clean_env: py
         Settings(_env_file=None)  # type: ignore[call-arg]
 
 
+def test_settings_read_nothing_but_the_one_reader(clean_env: pytest.MonkeyPatch) -> None:
+    """What services/environment.py answers is all `Settings` sees (no second reading of
+    os.environ or `.env` by pydantic-settings)."""
+    from services import settings as settings_module
+
+    given = {**REQUIRED, "PORT": "4321"}
+    clean_env.setattr(settings_module, "read_environment", lambda env_file=None: dict(given), raising=False)
+    clean_env.setenv("PORT", "1234")  # in os.environ, but not what the reader answered
+    assert load_settings().PORT == 4321
+
+
 async def test_the_clients_retry_as_the_settings_say(clean_env: pytest.MonkeyPatch) -> None:
     """The retry policy's numbers are settings (HTTP_RETRY_*): a client built from `Settings`
     gives up after HTTP_RETRY_MAX_ATTEMPTS tries."""
