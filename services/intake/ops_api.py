@@ -138,6 +138,22 @@ def admin_token() -> str:
 Work = Callable[["Runtime"], Awaitable[Any]]
 
 
+async def admin_answer(
+    req: Mapping[str, Any],
+    context: Any,
+    work: Work,
+    *,
+    runtime: RuntimeFactory,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """`answer` for a request that carries the admin token; 401 (and nothing opened) without it."""
+    from services.intake.auth import UNAUTHORISED, is_authorised
+
+    if not is_authorised(req.get("headers") or {}, admin_token()):
+        return UNAUTHORISED
+    return await answer(context, work, runtime=runtime, headers=headers)
+
+
 async def answer(
     context: Any, work: Work, *, runtime: RuntimeFactory, headers: Mapping[str, str] | None = None
 ) -> dict[str, Any]:

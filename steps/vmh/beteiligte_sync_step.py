@@ -17,13 +17,12 @@ config = {
 }
 
 
-async def handler(data, context, runtime=None):
-    # `runtime`: Motia passes none (the real services.runtime.open_runtime); tests hand in theirs.
+async def handler(data, context):
     from services.runtime import open_runtime
 
     lower_priority(data)  # bulk events only: they yield the CPU to webhook answers
     with motia_logging(context.logger):
-        outcomes = await handle_sync_event(data, runtime or open_runtime)
+        outcomes = await handle_sync_event(data, open_runtime)
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.result.value] = counts.get(o.result.value, 0) + 1

@@ -21,13 +21,12 @@ config = {
 }
 
 
-async def handler(context, runtime=None):
-    # `runtime`: Motia passes none (the real services.runtime.open_runtime); tests hand in theirs.
+async def handler(context):
     from services.runtime import open_runtime
 
     with motia_logging(context.logger):
-        released = await run_breaker_release(context.emit, runtime=runtime or open_runtime)
-        summary = await run_index_build(context.emit, runtime=runtime or open_runtime)
+        released = await run_breaker_release(context.emit, runtime=open_runtime)
+        summary = await run_index_build(context.emit, runtime=open_runtime)
     if released != {"released": 0}:
         context.logger.info("circuit breakers", released)
     if summary.get("identity_index") != "ready":

@@ -10,7 +10,6 @@ UNHEALTHY = {"status": 503, "body": {"healthy": False}}
 
 
 async def handler(req, context, runtime=None):
-    # `runtime`: Motia passes none (the real services.runtime.open_runtime); tests hand in theirs.
     from services.errors import ConfigurationError
     from services.logbridge import motia_logging
     from services.settings import get_settings
@@ -21,10 +20,12 @@ async def handler(req, context, runtime=None):
         return UNHEALTHY  # the detail (which variable) is for the operator's console, not the probe
     authorised = is_authorised(req.get("headers") or {}, settings.SYNC_ADMIN_TOKEN.get_secret_value())
     from services.ops.monitor import cached_health, check
-    from services.runtime import open_runtime
+
+    if runtime is None:  # Motia passes none: the real one (tests hand in theirs)
+        from services.runtime import open_runtime as runtime
 
     with motia_logging(context.logger):
-        async with (runtime or open_runtime)(settings) as rt:
+        async with runtime(settings) as rt:
             healthy = None if authorised else await cached_health(rt.redis)
             report = None
             if healthy is None:

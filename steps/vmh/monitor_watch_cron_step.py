@@ -12,13 +12,12 @@ config = {
 }
 
 
-async def handler(context, runtime=None):
-    # `runtime`: Motia passes none (the real services.runtime.open_runtime); tests hand in theirs.
+async def handler(context):
     from services.ops.monitor import check, claim_watch_tick
     from services.runtime import open_runtime
 
     with motia_logging(context.logger):
-        async with (runtime or open_runtime)() as rt:
+        async with open_runtime() as rt:
             if not await claim_watch_tick(rt.redis):
                 return  # another instance runs this tick
             report = await check(rt)

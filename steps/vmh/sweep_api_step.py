@@ -10,11 +10,11 @@ config = ops_route("/vmh/beteiligte/sync/sweep", emits=[SYNC_CHECK_TOPIC])
 
 
 async def handler(req, context, runtime=None):
-    # `runtime`: Motia passes none (the real services.runtime.open_runtime); tests hand in theirs.
     if not is_authorised(req.get("headers") or {}, admin_token()):
         return UNAUTHORISED
-    from services.runtime import open_runtime
+    if runtime is None:  # Motia passes none: the real one (tests hand in theirs)
+        from services.runtime import open_runtime as runtime
 
     with motia_logging(context.logger):
-        summary = await run_sweep(context.emit, runtime=runtime or open_runtime)
+        summary = await run_sweep(context.emit, runtime=runtime)
     return {"status": 200, "body": summary}

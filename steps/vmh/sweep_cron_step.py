@@ -14,10 +14,9 @@ config = {
 }
 
 
-async def handler(context, runtime=None):
-    # `runtime`: Motia passes none (the real services.runtime.open_runtime); tests hand in theirs.
+async def handler(context):
     from services.runtime import open_runtime
 
     with motia_logging(context.logger):
-        summary = await run_sweep(context.emit, runtime=runtime or open_runtime, cron_tick=True)
+        summary = await run_sweep(context.emit, runtime=open_runtime, cron_tick=True)
     context.logger.info("sweep finished", summary)
