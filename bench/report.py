@@ -63,11 +63,18 @@ def _flood_rows(fl: dict[str, Any]) -> list[Row]:
         (
             "8 Edit -> Advoware with / without the flood (middle edit; p50 of all)",
             f"{_f(fl['edit_middle_s'], 2)} s (p50 {_f(flood['p50'], 2)} s, max {_f(flood['max'], 2)} s) / "
-            f"p50 {_f(quiet['p50'], 2)} s",
+            f"p50 {_f(quiet['p50'], 2)} s{_others(fl.get('others_cores'))}",
             "< 2 s",
             _ratio((fl["edit_middle_s"] or 99) / 2) + " of target",
         ),
     ]
+
+
+def _others(cores: list[float | None] | None) -> str:
+    """The other users' load before / during / after the flood (older results have none)."""
+    if not cores:
+        return ""
+    return "; others' load " + " / ".join(_f(c, 1) for c in cores) + " cores before / during / after"
 
 
 def _recovery_rows(rv: dict[str, Any]) -> list[Row]:
