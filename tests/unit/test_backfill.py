@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import fakeredis
@@ -33,7 +34,7 @@ from services.sync.model import Result, Trigger
 from services.sync.snapshot import SnapshotStore
 from tests.support.fakes import Clock, FakeAdvo, FakeEspo
 from tests.support.records import espo_email
-from tests.support.runtime import fake_runtime
+from tests.support.runtime import World, fake_runtime
 
 # --------------------------------------------------------------------------- record builders
 
@@ -361,8 +362,15 @@ def person_advo(first: str, last: str, born: str | None, address: str) -> dict[s
     }
 
 
+@dataclass
+class BackfillWorld(World):
+    """The unit tests' world with the records of each case (`ids`: case -> EspoCRM ids / betnrs)."""
+
+    ids: dict[str, Any] = field(default_factory=dict)
+
+
 @pytest.fixture
-def world() -> dict[str, Any]:
+def world() -> BackfillWorld:
     """Pairs by betnr (synced and never synced), an identity pair, EspoCRM-only, Advoware-only
     and an ambiguous case."""
     clock = Clock()
@@ -392,19 +400,11 @@ def world() -> dict[str, Any]:
         advo.add(person_advo("Eva", "Zwilling", None, "eva3@example.org")),
     ]
     rt = fake_runtime(espo, advo, redis, clock, ESPOCRM_NOTIFY_USER_ID="u1")
-    return {
-        "clock": clock,
-        "redis": redis,
-        "espo": espo,
-        "advo": advo,
-        "engine": rt.engine,
-        "rt": rt,
-        "ids": ids,
-    }
+    return BackfillWorld(clock, redis, espo, advo, rt, ids)
 
 
-def backfill(w: dict[str, Any], **options: Any) -> Backfill:
-    return w["rt"].backfill(BackfillOptions(**options), no_progress)
+def backfill(w: BackfillWorld, **options: Any) -> Backfill:
+    return w.rt.backfill(BackfillOptions(**options), no_progress)
 
 
 async def redis_dump(redis: Any) -> dict[str, Any]:
@@ -419,16 +419,16 @@ def advo_identity_counts(advo: FakeAdvo) -> Counter[Any]:
     return Counter(identity_of_advo(r) for r in advo.records.values())
 
 
-async def test_dry_run_plans_everything_and_writes_nothing(world: dict[str, Any]) -> None:
-    w, ids = world, world["ids"]
-    espo_before, advo_before = copy.deepcopy(w["espo"].records), copy.deepcopy(w["advo"].records)
-    redis_before = await redis_dump(w["redis"])
+async def test_dry_run_plans_everything_and_writes_nothing(world: BackfillWorld) -> None:
+    w, ids = world, world.ids
+    espo_before, advo_before = copy.deepcopy(w.espo.records), copy.deepcopy(w.advo.records)
+    redis_before = await redis_dump(w.redis)
     result = await backfill(w).run(dry_run=True)
     # Nothing written anywhere: only reads on both APIs, Redis untouched.
-    assert espo_writes(w["espo"]) == 0 and advo_writes(w["advo"]) == 0
-    assert set(w["espo"].calls) <= {"get", "get_app_user", "list"} and set(w["advo"].calls) <= {"get", "list"}
-    assert w["espo"].records == espo_before and w["advo"].records == advo_before
-    assert await redis_dump(w["redis"]) == redis_before
+    assert espo_writes(w.espo) == 0 and advo_writes(w.advo) == 0
+    assert set(w.espo.calls) <= {"get", "get_app_user", "list"} and set(w.advo.calls) <= {"get", "list"}
+    assert w.espo.records == espo_before and w.advo.records == advo_before
+    assert await redis_dump(w.redis) == redis_before
     c = result.plan.counts()
     assert c["linked_by_betnr"] == 1 and c["linked_by_identity"] == 1
     assert c["to_create_in_advoware"] == 3 and c["advo_only"] == 1 and c["ambiguous"] == 1
@@ -444,20 +444,20 @@ async def test_dry_run_plans_everything_and_writes_nothing(world: dict[str, Any]
     assert result.to_dict()["espo_only"] == sorted(ids["espo_only"])
 
 
-async def test_run_links_creates_holds_and_reports(world: dict[str, Any]) -> None:
-    w, ids = world, world["ids"]
-    before = advo_identity_counts(w["advo"])
+async def test_run_links_creates_holds_and_reports(world: BackfillWorld) -> None:
+    w, ids = world, world.ids
+    before = advo_identity_counts(w.advo)
     result = await backfill(w).run()
     assert result.finished and not result.failures
-    espo, advo = w["espo"].records, w["advo"].records
+    espo, advo = w.espo.records, w.advo.records
     # Identity pair: betnr written, content reconciled, snapshot stored.
     assert (
         espo[ids["identity"]]["betnr"] == ids["identity_nr"]
         and espo[ids["identity"]]["syncStatus"] == "clean"
     )
-    assert await SnapshotStore(w["redis"]).get(ids["identity"]) is not None
+    assert await SnapshotStore(w.redis).get(ids["identity"]) is not None
     # EspoCRM-only: created once each, linked.
-    assert w["advo"].calls["create"] == 3
+    assert w.advo.calls["create"] == 3
     for rid in ids["espo_only"]:
         assert espo[rid]["betnr"] in advo and espo[rid]["syncStatus"] == "clean"
     # Ambiguous: held as conflict with a reason for staff, nothing created or linked.
@@ -469,117 +469,115 @@ async def test_run_links_creates_holds_and_reports(world: dict[str, Any]) -> Non
     assert result.plan.report.advo_only == [ids["advo_only"]]
     assert not any(r.get("betnr") == ids["advo_only"] for r in espo.values())
     # No identity has more Advoware records than before, except the three created ones.
-    after = advo_identity_counts(w["advo"])
+    after = advo_identity_counts(w.advo)
     grown = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
     assert sorted(grown.values()) == [1, 1, 1]
     # Run state, lock released, watermark seeded for the sweep.
-    state = json.loads(await w["redis"].get(RUN_STATE))
+    state = json.loads(await w.redis.get(RUN_STATE))
     assert state["status"] == "finished" and state["run_id"] == result.run_id
-    assert not await w["redis"].exists(BACKFILL_RUNNING)
-    assert result.watermark_seeded and await w["redis"].get(keys.WATERMARK_ADVOWARE)
+    assert not await w.redis.exists(BACKFILL_RUNNING)
+    assert result.watermark_seeded and await w.redis.get(keys.WATERMARK_ADVOWARE)
 
 
-async def test_second_run_does_nothing(world: dict[str, Any]) -> None:
+async def test_second_run_does_nothing(world: BackfillWorld) -> None:
     w = world
     await backfill(w).run()
-    e_before, a_before = espo_writes(w["espo"]), advo_writes(w["advo"])
+    e_before, a_before = espo_writes(w.espo), advo_writes(w.advo)
     result = await backfill(w).run()
     assert result.finished and not result.resumed
     assert result.plan.actions == []
-    assert espo_writes(w["espo"]) == e_before and advo_writes(w["advo"]) == a_before
+    assert espo_writes(w.espo) == e_before and advo_writes(w.advo) == a_before
 
 
-async def test_interrupted_run_resumes_without_duplicates(world: dict[str, Any]) -> None:
-    w, ids = world, world["ids"]
-    before = advo_identity_counts(w["advo"])
+async def test_interrupted_run_resumes_without_duplicates(world: BackfillWorld) -> None:
+    w, ids = world, world.ids
+    before = advo_identity_counts(w.advo)
     # The 2nd create crashes the run (not an API error: nothing handles it).
-    w["advo"].fail_next["create"] = [None, RuntimeError("worker killed")]
-    original = w["advo"]._maybe_fail
+    w.advo.fail_next["create"] = [None, RuntimeError("worker killed")]  # type: ignore[list-item]  # None: this call passes
+    original = w.advo._maybe_fail
 
     def maybe_fail(op: str) -> None:
-        queue = w["advo"].fail_next.get(op)
+        queue = w.advo.fail_next.get(op)
         if queue:
             exc = queue.pop(0)
             if exc is not None:
                 raise exc
 
-    w["advo"]._maybe_fail = maybe_fail
+    w.advo._maybe_fail = maybe_fail  # type: ignore[method-assign]  # a fake patched for this test
     with pytest.raises(BackfillAbortedError):
         await backfill(w, concurrency=1).run()
-    w["advo"]._maybe_fail = original
-    state = json.loads(await w["redis"].get(RUN_STATE))
+    w.advo._maybe_fail = original  # type: ignore[method-assign]
+    state = json.loads(await w.redis.get(RUN_STATE))
     assert state["status"] == "interrupted" and state["done"] >= 3  # hold, link, sync, 1st create
-    assert not await w["redis"].exists(BACKFILL_RUNNING)
+    assert not await w.redis.exists(BACKFILL_RUNNING)
 
     result = await backfill(w, concurrency=1).run()
     assert result.resumed and result.run_id == state["run_id"] and result.finished
-    creates = [r for r in w["advo"].records.values() if r["name"].startswith("Anlage")]
+    creates = [r for r in w.advo.records.values() if r["name"].startswith("Anlage")]
     assert len(creates) == 3  # each EspoCRM-only record exactly once
-    after = advo_identity_counts(w["advo"])
+    after = advo_identity_counts(w.advo)
     assert all(after[k] - before.get(k, 0) <= 1 for k in after)
     for rid in ids["espo_only"]:
-        assert w["espo"].records[rid]["betnr"] is not None
+        assert w.espo.records[rid]["betnr"] is not None
 
 
-async def test_lost_create_answer_is_linked_not_created_again(world: dict[str, Any]) -> None:
+async def test_lost_create_answer_is_linked_not_created_again(world: BackfillWorld) -> None:
     """Advoware stored the record but the answer never came (crash): the rerun links it."""
-    w, ids = world, world["ids"]
-    w["advo"].lose_create_answer = RuntimeError("connection reset after POST")
+    w, ids = world, world.ids
+    w.advo.lose_create_answer = RuntimeError("connection reset after POST")
     with pytest.raises(BackfillAbortedError):
         await backfill(w, concurrency=1).run()
-    lost = [r for r in w["advo"].records.values() if r["name"].startswith("Anlage")]
+    lost = [r for r in w.advo.records.values() if r["name"].startswith("Anlage")]
     assert lost  # stored in Advoware, but EspoCRM never heard of it
     result = await backfill(w, concurrency=1).run()
     assert result.finished
-    creates = [r for r in w["advo"].records.values() if r["name"].startswith("Anlage")]
+    creates = [r for r in w.advo.records.values() if r["name"].startswith("Anlage")]
     assert len(creates) == 3
-    assert {w["espo"].records[r]["betnr"] for r in ids["espo_only"]} == {r["betNr"] for r in creates}
+    assert {w.espo.records[r]["betnr"] for r in ids["espo_only"]} == {r["betNr"] for r in creates}
 
 
-async def test_failures_are_reported_and_retried_by_the_rerun(world: dict[str, Any]) -> None:
+async def test_failures_are_reported_and_retried_by_the_rerun(world: BackfillWorld) -> None:
     from services.errors import UnavailableError
 
     w = world
-    w["advo"].fail_next["create"] = [UnavailableError("down", system="advoware", status_code=503)]
+    w.advo.fail_next["create"] = [UnavailableError("down", system="advoware", status_code=503)]
     result = await backfill(w, concurrency=1).run()
     assert not result.finished and len(result.failures) == 1
-    assert json.loads(await w["redis"].get(RUN_STATE))["status"] == "finished_with_failures"
+    assert json.loads(await w.redis.get(RUN_STATE))["status"] == "finished_with_failures"
     rerun = await backfill(w, concurrency=1).run()
-    assert rerun.finished and w["advo"].calls["create"] == 4  # 3 + the failed attempt
-    assert len([r for r in w["advo"].records.values() if r["name"].startswith("Anlage")]) == 3
+    assert rerun.finished and w.advo.calls["create"] == 4  # 3 + the failed attempt
+    assert len([r for r in w.advo.records.values() if r["name"].startswith("Anlage")]) == 3
 
 
-async def test_a_system_that_is_down_aborts_the_run(world: dict[str, Any]) -> None:
+async def test_a_system_that_is_down_aborts_the_run(world: BackfillWorld) -> None:
     from services.errors import UnavailableError
 
     w = world
-    w["advo"].fail_next["create"] = [UnavailableError("down", system="advoware", status_code=503)] * 3
+    w.advo.fail_next["create"] = [UnavailableError("down", system="advoware", status_code=503)] * 3
     with pytest.raises(BackfillAbortedError, match="in a row"):
         await backfill(w, concurrency=1, max_consecutive_failures=2).run()
 
 
-async def test_create_in_espocrm_carries_the_betnr_and_is_not_repeated(world: dict[str, Any]) -> None:
-    w, ids = world, world["ids"]
+async def test_create_in_espocrm_carries_the_betnr_and_is_not_repeated(world: BackfillWorld) -> None:
+    w, ids = world, world.ids
     result = await backfill(w, create_in_espocrm=True).run()
     assert result.finished and len(result.created_in_espocrm) == 1
-    created = [r for r in w["espo"].records.values() if r.get("betnr") == ids["advo_only"]]
+    created = [r for r in w.espo.records.values() if r.get("betnr") == ids["advo_only"]]
     assert len(created) == 1 and created[0]["syncStatus"] == "clean" and created[0]["lastName"] == "Advoware"
-    assert not mapper.diff(
-        mapper.from_espo(created[0]), mapper.from_advo(w["advo"].records[ids["advo_only"]])
-    )
+    assert not mapper.diff(mapper.from_espo(created[0]), mapper.from_advo(w.advo.records[ids["advo_only"]]))
     again = await backfill(w, create_in_espocrm=True).run()
-    assert again.created_in_espocrm == [] and w["espo"].calls["create"] == 1
+    assert again.created_in_espocrm == [] and w.espo.calls["create"] == 1
 
 
-async def test_only_one_backfill_at_a_time(world: dict[str, Any]) -> None:
+async def test_only_one_backfill_at_a_time(world: BackfillWorld) -> None:
     w = world
-    await w["redis"].set(BACKFILL_RUNNING, json.dumps({"token": "x", "host": "elsewhere", "pid": 1}))
+    await w.redis.set(BACKFILL_RUNNING, json.dumps({"token": "x", "host": "elsewhere", "pid": 1}))
     with pytest.raises(BackfillBusyError):
         await backfill(w).run()
     # A lock left by a dead process on this host is taken over.
     import socket
 
-    await w["redis"].set(
+    await w.redis.set(
         BACKFILL_RUNNING, json.dumps({"token": "x", "host": socket.gethostname(), "pid": 2**22 + 7})
     )
     assert (await backfill(w).run()).finished
@@ -588,58 +586,56 @@ async def test_only_one_backfill_at_a_time(world: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- engine guards
 
 
-async def test_creates_wait_while_a_backfill_runs(world: dict[str, Any]) -> None:
-    w, ids = world, world["ids"]
-    await w["redis"].set(BACKFILL_RUNNING, "{}")
-    out = await w["engine"].sync_record(ids["espo_only"][0], Trigger.WEBHOOK_CREATE)
-    assert out.result is Result.SKIPPED and w["advo"].calls["create"] == 0
-    assert w["espo"].records[ids["espo_only"][0]]["syncStatus"] == "pending_sync"  # the sweep retries
-    await w["redis"].delete(BACKFILL_RUNNING)
-    out = await w["engine"].sync_record(ids["espo_only"][0], Trigger.SWEEP)
+async def test_creates_wait_while_a_backfill_runs(world: BackfillWorld) -> None:
+    w, ids = world, world.ids
+    await w.redis.set(BACKFILL_RUNNING, "{}")
+    out = await w.engine.sync_record(ids["espo_only"][0], Trigger.WEBHOOK_CREATE)
+    assert out.result is Result.SKIPPED and w.advo.calls["create"] == 0
+    assert w.espo.records[ids["espo_only"][0]]["syncStatus"] == "pending_sync"  # the sweep retries
+    await w.redis.delete(BACKFILL_RUNNING)
+    out = await w.engine.sync_record(ids["espo_only"][0], Trigger.SWEEP)
     assert out.result is Result.CREATED
 
 
-async def test_held_records_are_released_only_by_a_person_or_an_operator(world: dict[str, Any]) -> None:
-    w, ids = world, world["ids"]
+async def test_held_records_are_released_only_by_a_person_or_an_operator(world: BackfillWorld) -> None:
+    w, ids = world, world.ids
     await backfill(w).run()
     rid = ids["ambiguous"]
     for trigger in (Trigger.WEBHOOK_UPDATE, Trigger.SWEEP, Trigger.DAILY_CHECK):
-        out = await w["engine"].sync_record(rid, trigger)
+        out = await w.engine.sync_record(rid, trigger)
         assert out.result is Result.SKIPPED, trigger
     # A person links it to one of the candidates: the next sync reconciles that pair.
-    w["espo"].edit(rid, betnr=ids["ambiguous_nrs"][1])
-    out = await w["engine"].sync_record(rid, Trigger.WEBHOOK_UPDATE)
-    assert (
-        out.result in (Result.UPDATED, Result.UNCHANGED) and w["espo"].records[rid]["syncStatus"] == "clean"
-    )
+    w.espo.edit(rid, betnr=ids["ambiguous_nrs"][1])
+    out = await w.engine.sync_record(rid, Trigger.WEBHOOK_UPDATE)
+    assert out.result in (Result.UPDATED, Result.UNCHANGED) and w.espo.records[rid]["syncStatus"] == "clean"
 
 
-async def test_operator_sync_creates_a_held_record_anyway(world: dict[str, Any]) -> None:
-    w, ids = world, world["ids"]
+async def test_operator_sync_creates_a_held_record_anyway(world: BackfillWorld) -> None:
+    w, ids = world, world.ids
     await backfill(w).run()
-    creates = w["advo"].calls["create"]
-    out = await w["engine"].sync_record(ids["ambiguous"], Trigger.MANUAL)
-    assert out.result is Result.CREATED and w["advo"].calls["create"] == creates + 1
+    creates = w.advo.calls["create"]
+    out = await w.engine.sync_record(ids["ambiguous"], Trigger.MANUAL)
+    assert out.result is Result.CREATED and w.advo.calls["create"] == creates + 1
 
 
-async def test_a_rerun_releases_a_hold_that_is_no_longer_ambiguous(world: dict[str, Any]) -> None:
-    w, ids = world, world["ids"]
+async def test_a_rerun_releases_a_hold_that_is_no_longer_ambiguous(world: BackfillWorld) -> None:
+    w, ids = world, world.ids
     await backfill(w).run()
     for b in ids["ambiguous_nrs"]:  # a person merged the Advoware duplicates away
-        w["advo"].records.pop(b)
+        w.advo.records.pop(b)
     result = await backfill(w).run()
     assert ids["ambiguous"] in result.plan.report.espo_only
-    assert w["espo"].records[ids["ambiguous"]]["syncStatus"] == "clean"
-    assert w["espo"].records[ids["ambiguous"]]["betnr"] in w["advo"].records
+    assert w.espo.records[ids["ambiguous"]]["syncStatus"] == "clean"
+    assert w.espo.records[ids["ambiguous"]]["betnr"] in w.advo.records
 
 
-async def test_records_locked_by_a_crashed_attempt_are_waited_for(world: dict[str, Any]) -> None:
-    w, ids = world, world["ids"]
-    w["engine"].locks.ttl_ms = 600  # a short record-lock TTL for the test
+async def test_records_locked_by_a_crashed_attempt_are_waited_for(world: BackfillWorld) -> None:
+    w, ids = world, world.ids
+    w.engine.locks.ttl_ms = 600  # a short record-lock TTL for the test
     from services.sync.lock import RecordLocks
 
-    assert await RecordLocks(w["redis"], 0.6).acquire(ids["espo_only"][0])  # its holder died
+    assert await RecordLocks(w.redis, 0.6).acquire(ids["espo_only"][0])  # its holder died
     result = await backfill(w).run()
     assert result.finished and not result.failures
-    assert w["espo"].records[ids["espo_only"][0]]["betnr"] in w["advo"].records
-    assert w["advo"].calls["create"] == 3
+    assert w.espo.records[ids["espo_only"][0]]["betnr"] in w.advo.records
+    assert w.advo.calls["create"] == 3

@@ -58,7 +58,7 @@ class World:
 
     @asynccontextmanager
     async def open_runtime(self, settings: Any = None) -> AsyncIterator[Runtime]:
-        """The ops CLI's runtime factory (and, patched in, the steps' `open_runtime`)."""
+        """The ops CLI's runtime factory, also handed to the step handlers (`runtime=`)."""
         yield self.runtime()
 
     def cli(self, *argv: str) -> tuple[int, str]:
