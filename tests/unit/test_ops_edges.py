@@ -332,3 +332,55 @@ async def test_release_while_redis_is_down_answers_503(world: World, monkeypatch
     await refused(deletions(world.rt, release=True), 503)
     monkeypatch.undo()
     assert await world.rt.deletions.held() == [rid]  # still held, for the next release
+
+
+# --------------------------------------------------------------------------- the tables' other rows
+
+
+async def test_include_whose_answer_is_lost_is_refused_on_repeat_and_synced_by_the_sweep(
+    world: World,
+) -> None:
+    rid, betnr = await linked(world)
+    await set_excluded(world.rt, rid, excluded=True)
+    world.espo.edit(rid, lastName="Neu")
+    world.espo.lose_answer["update"] = [lost()]
+    await refused(set_excluded(world.rt, rid, excluded=False), 503)
+    err = await refused(set_excluded(world.rt, rid, excluded=False), 409)
+    assert "pending_sync, not excluded" in str(err)
+    await world.engine.sync_record(rid, Trigger.SWEEP)  # its way out: the sweep's pending_sync
+    assert world.advo.records[betnr]["name"] == "Neu" and world.espo.records[rid]["syncStatus"] == "clean"
+
+
+async def test_relink_with_advoware_down_after_the_write_waits_and_is_synced_once_it_answers(
+    world: World,
+) -> None:
+    rid, old = await linked(world)
+    new = party(world, old)
+
+    def advoware_goes_down() -> None:
+        world.advo.down = down("advoware")
+
+    world.espo.meanwhile["update"] = [advoware_goes_down]
+    result = await relink(world.engine, rid, new)
+    assert result["result"] == "waiting" and world.espo.records[rid]["betnr"] == new
+    world.advo.down = None
+    world.clock.tick(61)
+    released = await world.rt.breakers.release()
+    assert rid in released.ids
+    await world.engine.sync_many(released.ids, Trigger.RETRY_NOW)
+    assert world.espo.records[rid]["syncStatus"] in ("clean", "conflict")
+
+
+async def test_retry_leaves_a_record_being_synced_alone_and_survives_redis_emptied(world: World) -> None:
+    first, _ = await linked(world)
+    second, _ = await linked(world, lastName="Anders", name="Jürgen Anders")
+    for rid in (first, second):
+        world.espo.records[rid].update(syncStatus="failed", syncErrorMessage="advoware: 500")
+    token = await world.engine.locks.acquire(second)  # a sync holds it right now
+    report = await requeue_failed(world.espo, world.engine)
+    assert (report["requeued"], report["busy"]) == ([first], [second])
+    assert token is not None and await world.engine.locks.release(second, token)
+    await world.redis.flushall()
+    assert world.espo.records[first]["syncStatus"] == "pending_sync"  # lives in EspoCRM
+    out = await world.engine.sync_record(first, Trigger.SWEEP)
+    assert out.result.value == "unchanged" and world.espo.records[first]["syncStatus"] == "clean"
