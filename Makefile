@@ -3,6 +3,11 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# Python keeps compiled modules in __pycache__ (pytest: its assertion-rewritten test modules): an
+# environment that turns that off (PYTHONDONTWRITEBYTECODE) makes every pytest process (each xdist
+# worker) rewrite and compile all test modules again, 15-20 s of CPU per collection here.
+unexport PYTHONDONTWRITEBYTECODE
+
 VENV      := python_modules
 PY        := $(VENV)/bin/python
 STAMP_DIR := .run
@@ -13,6 +18,7 @@ PORT      ?= 3000
 help:
 	@echo "make run    - sandbox: Redis + EspoCRM/Advoware simulators + service with Workbench on http://127.0.0.1:$(PORT)"
 	@echo "make test   - lint, types, unit, integration and end-to-end tests (real Motia + Redis)"
+	@echo "make test-unit / make test-e2e - the unit tier alone / everything else alone"
 	@echo "make serve  - the service alone against the endpoints configured in .env / the environment"
 	@echo "make bench  - performance benchmark (prints a table, never fails on speed)"
 	@echo "make espocrm-extension - dist/vmh-beteiligte-espocrm.zip: the CBeteiligte entity as an EspoCRM extension"
@@ -74,20 +80,23 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-# The unit tier (no processes of its own to share) runs on every core; the rest runs in one
-# process, where the e2e tests share one started stack (tests/e2e/conftest.py).
-UNIT_TIER := tests/unit tests/sandbox
+# The unit tier (CPU only) runs on every core. The rest (real stacks: mostly waiting for the
+# service, not CPU) on STACK_WORKERS workers, whole modules and lanes per worker (tests/conftest.py
+# LANES); each worker starts the shared e2e stack it needs (tests/e2e/conftest.py).
+UNIT_TIER     := tests/unit tests/sandbox
+STACK_WORKERS ?= 4
+STACK_XDIST   := --numprocesses $(STACK_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=30
 
 test-unit: install
 	$(VENV)/bin/pytest -q --numprocesses auto $(UNIT_TIER)
 
 test-e2e: install
-	$(VENV)/bin/pytest -q tests/integration tests/e2e
+	$(VENV)/bin/pytest -q $(STACK_XDIST) $(addprefix --ignore=,$(UNIT_TIER)) tests
 
 # Lint, types, the unit tier, then everything else under tests/: the first that fails stops it.
 test: install lint typecheck
 	$(VENV)/bin/pytest -q -p no:cacheprovider --numprocesses auto $(UNIT_TIER)
-	$(VENV)/bin/pytest -q -p no:cacheprovider $(addprefix --ignore=,$(UNIT_TIER)) tests
+	$(VENV)/bin/pytest -q -p no:cacheprovider $(STACK_XDIST) $(addprefix --ignore=,$(UNIT_TIER)) tests
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)

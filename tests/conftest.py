@@ -9,10 +9,10 @@
 - tests/sandbox/conftest.py, tests/e2e/conftest.py, tests/chaos/conftest.py: the simulators and
   the started stacks of those folders.
 
-A new end-to-end test (tests/e2e) takes `stack` (and `actor`, a person on it): the package's one
-running stack (Redis, both simulators with the demo data, Motia with the default settings), its
-data fresh for the module (simulators reset, every `vmh:*` key gone, as after a first start: no
-watermarks, no identity index yet, no cron held) and the simulators' modes (faults, drift,
+A new end-to-end test (tests/e2e) takes `stack` (and `actor`, a person on it): the one running
+stack of its test process (Redis, both simulators with the demo data, Motia with the default
+settings), its data fresh for the module (simulators reset, every `vmh:*` key gone, as after a
+first start: no watermarks, no identity index yet, no cron held) and the simulators' modes (faults, drift,
 latency, webhook settings) back to the start before each test. Tests of one module share the
 data, so give records unique names. Take `module_stack` instead when module-scoped fixtures of
 yours build state for several tests (it resets once per module, not the modes per test);
@@ -26,6 +26,13 @@ tests/support/shared_stack.py.
 Plain helpers (not fixtures) live in tests/support/: `fakes.py` (fake clients, `Clock`,
 `fake_redis()`), `runtime.py` (`fake_runtime`, `World`, `fake_world()` for a world built in a test), `stack.py` and `processes.py`
 (started processes), `sweep_cost.py` (call-log measurements shared with bench/).
+
+How `make test` runs the tests outside the unit tier: on several workers (pytest-xdist,
+`--dist loadgroup`), each module one unit of work handed to one worker (its module fixtures built
+once), the modules of one lane in LANES below one after another on one worker. Most of their time
+is waiting for the service, not CPU. Each worker starts the e2e stacks it needs itself
+(`shared_stack`, `served`: session fixtures, one per worker); every stack is on spare ports with its
+own Redis and temp directories, so workers share nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +42,42 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.processes import RedisServer, run_redis
+
+# Lanes: modules that run on one worker, one after another, in this order; the lanes are handed
+# out first, heaviest first, then every other module as a unit of its own in collection order
+# (a module that takes minutes belongs in a lane here, or at least near the top). A lane keeps
+# together what shares a stack (`served`, the chaos cluster) and keeps the heavy runs (the chaos
+# run, the outages, the browser tests) off one worker, where they would starve each other.
+# Durations: `make test` prints the slowest; tests/conftest.py's lanes are balanced on them.
+LANES: dict[str, tuple[str, ...]] = {
+    "chaos": ("tests/chaos/test_convergence.py", "tests/chaos/test_recovery.py"),
+    "outage": ("tests/e2e/test_outage_e2e.py",),
+    "outage-espocrm": ("tests/e2e/test_outage_espocrm_e2e.py",),
+    "served": (
+        "tests/e2e/test_sync_console_e2e.py",
+        "tests/e2e/test_workbench_view.py",
+        "tests/e2e/test_port_gate.py",
+    ),
+}
+
+
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Lanes first, in LANES' order; every test marked with its lane or, outside one, its module as
+    the `xdist_group` (`--dist loadgroup` then hands out whole lanes and modules)."""
+    place = {
+        module: (rank, pos) for rank, lane in enumerate(LANES.values()) for pos, module in enumerate(lane)
+    }
+    lane_of = {module: name for name, lane in LANES.items() for module in lane}
+    order = {id(item): n for n, item in enumerate(items)}
+    items.sort(key=lambda item: (*place.get(_module(item), (len(LANES), 0)), order[id(item)]))
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(lane_of.get(_module(item), _module(item))))
 
 
 @pytest.fixture(scope="session")

@@ -31,16 +31,19 @@ def signed_update_batch(id_prefix: str) -> tuple[bytes, dict[str, str]]:
 
 @dataclass
 class Shared:
-    """The e2e package's one running stack and the simulator settings it started with."""
+    """The e2e tests' one running stack (per test process) and the simulator settings it started with."""
 
     stack: Stack
     defaults: StackDefaults
 
 
-@pytest.fixture(scope="package")
+# Session-scoped, not package-scoped: under `make test` a worker (pytest-xdist) runs e2e modules
+# between chaos and integration ones, and a package fixture would be stopped and started again
+# each time its worker comes back to the package.
+@pytest.fixture(scope="session")
 def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     """Real Redis + sandbox simulators (demo data) + real Motia runtime with the default settings,
-    started once for the e2e package at first use. Tests take `stack` or `module_stack`."""
+    started once per test process (each xdist worker) at first use. Tests take `stack` or `module_stack`."""
     # Its own TMPDIR: Motia hands large request bodies to the Python step through a temp file
     # (scripts/patch-motia-core.mjs, large-args); a test can check none is left behind.
     tmp = tmp_path_factory.mktemp("stack-tmpdir")
@@ -91,7 +94,7 @@ class Served:
     route_table: list[dict[str, Any]]
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """One started `make serve` stack shared by the port-gate and Workbench-view tests."""
     log_dir: Path = tmp_path_factory.mktemp("served")

@@ -8,7 +8,8 @@ routes (`/__sandbox/records`), which the injected faults leave alone.
 
 The outage's length does not enter the new path (a waiting record carries no attempt and no
 back-off: after 90 s or 30 minutes it is in the same state), so the 200-record recovery runs
-through the 90 s outage of `test_advoware_outage_*` instead of a 30-minute one.
+through the 90 s outage of `test_advoware_outage_*` instead of a 30-minute one. EspoCRM's 90 s
+outage is tests/e2e/test_outage_espocrm_e2e.py, a module of its own: `make test` runs both at once.
 """
 
 from __future__ import annotations
@@ -288,45 +289,3 @@ def test_advoware_outage_one_record_waits_and_is_synced_when_it_is_back(
     refused_after = espo_record(stack, refused)
     assert refused_after["syncStatus"] == "permanently_failed"
     assert refused_after["modifiedAt"] == refused_before["modifiedAt"]
-
-
-def test_espocrm_outage_one_record_waits_and_is_synced_when_it_is_back(stack: Stack, actor: Actor) -> None:
-    mark, _ = calls(stack.espo_url)
-    # EspoCRM answers the service nothing but 503; the person's create (POST) still goes in.
-    down = [{"kind": "503", "next_n": None, "match": {"method": m}} for m in ("GET", "PUT", "PATCH")]
-    inject(stack.espo_url, *down)
-    down_at = time.monotonic()
-    try:
-        name = f"Espoausfall{uuid.uuid4().hex[:6]}"
-        rid = create_person(actor, name)
-        # Read from Redis: the status endpoint would count records in EspoCRM (calls to it).
-        wait_until(
-            lambda: waiting_in_redis(stack, "espocrm") >= 1,
-            timeout=60,
-            interval=1.0,
-            message="the record waits for EspoCRM",
-        )
-        opened = opened_at(breaker_in_redis(stack, "espocrm"))
-        time.sleep(max(0.0, down_at + OUTAGE_SECONDS - time.monotonic()))
-    finally:
-        clear(stack.espo_url)
-    up_at = time.monotonic()
-    rec = wait_synced(stack, rid, timeout=120)
-    assert time.monotonic() - up_at <= 120
-    assert int(rec.get("syncRetryCount") or 0) == 0
-    assert len(advo_named(stack, name)) == 1
-
-    _, seen = calls(stack.espo_url, mark)
-    check_probes(seen, opened, lambda c: is_probe_espo(c, "/api/v1/CBeteiligte"))
-
-
-def is_probe_espo(call: dict[str, Any], path: str) -> bool:
-    """EspoCRM's probe: a one-row page of the listing (`maxSize` 1, no condition)."""
-    import json
-    from urllib.parse import parse_qs
-
-    if call["method"] != "GET" or call["path"] != path:
-        return False
-    raw = parse_qs(call["query"]).get("searchParams", ["{}"])[0]
-    search = json.loads(raw)
-    return search.get("maxSize") == 1 and "where" not in search

@@ -17,10 +17,31 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _spare(low: int, high: int, also_free: int = 0) -> int:
+    """A random free port in [low, high) (and `port + also_free` free too, if given) of this test
+    process's own residue class: under pytest-xdist, worker gwN of M takes only ports p with
+    p % M == N, so two workers starting stacks at the same moment never choose the same port (the
+    kernel's bind-to-0 would hand both the one it just freed)."""
+    import random
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    first = low + (worker - low) % workers
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(first, high, workers)
+        # Not one handed out before: two ports chosen back to back are both still unbound.
+        if port not in _HANDED_OUT and _is_free(port) and (not also_free or _is_free(port + also_free)):
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError(f"no free port in {low}-{high}")
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return _spare(20000, 61000)
 
 
 # `motia dev` (make run) also opens the Workbench's Vite HMR server on 21678 + PORT, so its port
@@ -30,26 +51,12 @@ MOTIA_HMR_OFFSET = 21678
 
 
 def free_motia_port() -> int:
-    import random
-
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randint(20000, 43000)
-        if _is_free(port) and _is_free(port + MOTIA_HMR_OFFSET):
-            return port
-    raise RuntimeError("no free port pair for Motia")
+    return _spare(20000, 43001, also_free=MOTIA_HMR_OFFSET)
 
 
 def free_high_port() -> int:
     """A spare port above 43857: one `motia dev` could not use (its HMR port would pass 65535)."""
-    import random
-
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randint(43858 + 1000, 65000)
-        if _is_free(port):
-            return port
-    raise RuntimeError("no free high port")
+    return _spare(43858 + 1000, 65001)
 
 
 def listening_ports(pid: int) -> set[int]:
