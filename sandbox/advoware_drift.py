@@ -35,27 +35,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox.admin import json_or_empty
+from services.advoware.contract import FIELD_ROW_ID, KNOWN_FIELDS, KOMMUNIKATION_FIELDS
 
 STAMPS = ("geaendertAm", "angelegtAm")
-ROW_ID = "rowId"
-# The simulated party's fields, as the assumed contract names them (shared/docs/advoware-api.md).
-FIELDS = [
-    "betNr",
-    "rechtsform",
-    "anrede",
-    "titel",
-    "vorname",
-    "name",
-    "zusatz",
-    "geburtsdatum",
-    "handelsRegisterNummer",
-    "registergericht",
-    "kommunikation",
-    "angelegtAm",
-    "geaendertAm",
-]
-WIRE_FIELDS = (*FIELDS, ROW_ID)
-KOMM_FIELDS = ("kommKz", "tlf", "bemerkung", "online")
+# The simulated party's fields are the contract's (services/advoware/contract.py): one list to
+# change when a field is added. The row version is not stored: it is made anew on each send.
+FIELDS = [f for f in KNOWN_FIELDS if f != FIELD_ROW_ID]
 
 
 def _pascal(obj: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +100,7 @@ class Drift:
                     local = datetime.fromisoformat(out[name]).replace(tzinfo=tz)
                     out[name] = local.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
         if self.row_id:
-            out[ROW_ID] = base64.b64encode(row_version.to_bytes(8, "big")).decode()
+            out[FIELD_ROW_ID] = base64.b64encode(row_version.to_bytes(8, "big")).decode()
         if self.pascal_case:
             out = _pascal(out)
             out["Kommunikation"] = [_pascal(e) for e in out.get("Kommunikation") or []]
@@ -125,11 +110,11 @@ class Drift:
         """A request body in the contract's names (PascalCase mode: any casing, as ASP.NET binds)."""
         if not self.pascal_case or not isinstance(body, dict):
             return body
-        out = _contract_names(body, WIRE_FIELDS)
+        out = _contract_names(body, KNOWN_FIELDS)
         entries = out.get("kommunikation")
         if isinstance(entries, list):
             out["kommunikation"] = [
-                _contract_names(e, KOMM_FIELDS) if isinstance(e, dict) else e for e in entries
+                _contract_names(e, KOMMUNIKATION_FIELDS) if isinstance(e, dict) else e for e in entries
             ]
         return out
 

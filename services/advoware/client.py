@@ -47,6 +47,7 @@ from services.advoware.paging import PageGuard
 from services.advoware.token import SYSTEM, TokenProvider
 from services.errors import (
     ApiError,
+    ApiErrorDetails,
     AuthError,
     ConnectorOfflineError,
     ContractError,
@@ -155,22 +156,13 @@ class AdvowareClient(ApiClient):
         if found is None:
             return None
         kind, reason = found
+        details = ApiErrorDetails(status_code=resp.status_code, reason=reason, record_id=record_id)
         if kind == "offline":  # the connector never passed the request on (safe to repeat)
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             return ConnectorOfflineError(
-                f"{what} not passed on (connector offline)",
-                system=SYSTEM,
-                status_code=resp.status_code,
-                reason=reason,
-                record_id=record_id,
-                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+                f"{what} not passed on (connector offline)", system=SYSTEM, retry_after=retry_after, **details
             )
-        return AuthError(
-            f"{what} refused (configuration)",
-            system=SYSTEM,
-            status_code=resp.status_code,
-            reason=reason,
-            record_id=record_id,
-        )
+        return AuthError(f"{what} refused (configuration)", system=SYSTEM, **details)
 
     # ------------------------------------------------------------------ Beteiligte
     async def get_beteiligter(self, betnr: int) -> dict[str, Any]:

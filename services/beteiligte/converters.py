@@ -328,25 +328,42 @@ BIRTH_DATE = Converter(
 # --------------------------------------------------------------------------- contacts
 
 
-EMAILS = Converter(
-    summary="list, primary first; Advoware kommKz 4 MailGesch / 8 MailPrivat (new: 4 for companies, 8 for "
+def _contact_list(
+    summary: str,
+    *,
+    from_espo: Callable[[Record, Warnings], Any],
+    from_advo: Callable[[Record, Warnings], Any],
+    espo_attr: str,
+    to_espo: Callable[[Any, Record | None, Warnings], Any],
+    compare: Callable[[Any], Any],
+) -> Converter:
+    """A contact list: one list attribute in EspoCRM; in Advoware entries of ``kommunikation``,
+    which the mapper merges from all lists at once (so the Advoware writer adds nothing here)."""
+    return Converter(
+        summary=summary,
+        read_espo=lambda record, kind, warnings: from_espo(record, warnings),
+        read_advo=lambda record, kind, warnings: from_advo(record, warnings),
+        write_espo=lambda value, ctx: {espo_attr: to_espo(value, ctx.current, ctx.warnings)},
+        write_advo=lambda value, ctx: {},
+        compare=compare,
+    )
+
+
+EMAILS = _contact_list(
+    "list, primary first; Advoware kommKz 4 MailGesch / 8 MailPrivat (new: 4 for companies, 8 for "
     "persons); compared case-insensitively",
-    read_espo=lambda record, kind, warnings: contacts.emails_from_espo(record, warnings),
-    read_advo=lambda record, kind, warnings: contacts.emails_from_advo(record, warnings),
-    write_espo=lambda value, ctx: {
-        "emailAddressData": contacts.emails_to_espo(value, ctx.current, ctx.warnings)
-    },
-    write_advo=lambda value, ctx: {},  # merged into kommunikation by the mapper
+    from_espo=contacts.emails_from_espo,
+    from_advo=contacts.emails_from_advo,
+    espo_attr="emailAddressData",
+    to_espo=contacts.emails_to_espo,
     compare=contacts.emails_compare,
 )
-PHONES = Converter(
-    summary="list, primary first; Mobile⇄3 (9 read as Mobile), Office⇄1, Home⇄6, Fax⇄2 (7 read as Fax), "
+PHONES = _contact_list(
+    "list, primary first; Mobile⇄3 (9 read as Mobile), Office⇄1, Home⇄6, Fax⇄2 (7 read as Fax), "
     "Other⇄10; compared as E.164 (region DE)",
-    read_espo=lambda record, kind, warnings: contacts.phones_from_espo(record, warnings),
-    read_advo=lambda record, kind, warnings: contacts.phones_from_advo(record, warnings),
-    write_espo=lambda value, ctx: {
-        "phoneNumberData": contacts.phones_to_espo(value, ctx.current, ctx.warnings)
-    },
-    write_advo=lambda value, ctx: {},  # merged into kommunikation by the mapper
+    from_espo=contacts.phones_from_espo,
+    from_advo=contacts.phones_from_advo,
+    espo_attr="phoneNumberData",
+    to_espo=contacts.phones_to_espo,
     compare=contacts.phones_compare,
 )
