@@ -141,6 +141,21 @@ function Health({ overview }: { overview: Overview }) {
 
 type Act = (action: string, body: Json) => Promise<void>
 
+// The header row of the tab's tables ('' for a column without a title).
+function TableHead({ columns }: { columns: string[] }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((title, i) => (
+          <th key={i} style={S.th}>
+            {title}
+          </th>
+        ))}
+      </tr>
+    </thead>
+  )
+}
+
 function RecordRow({ r, act, busy, onHistory }: { r: Json; act: Act; busy: boolean; onHistory: (id: string) => void }) {
   const [betnr, setBetnr] = useState('')
   const recordActions = (r.actions as string[]).filter((a) => a !== 'release' && a !== 'confirm')
@@ -211,15 +226,7 @@ function NeedsPerson({ attention, act, busy, onHistory }: { attention: Answer; a
         <p style={S.muted}>Nothing waits for a person.</p>
       ) : (
         <table style={S.table}>
-          <thead>
-            <tr>
-              <th style={S.th}>record</th>
-              <th style={S.th}>status</th>
-              <th style={S.th}>reason</th>
-              <th style={S.th}>since</th>
-              <th style={S.th}>actions</th>
-            </tr>
-          </thead>
+          <TableHead columns={['record', 'status', 'reason', 'since', 'actions']} />
           <tbody>
             {records.map((r) => (
               <RecordRow key={`${r.kind}:${r.id}`} r={r} act={act} busy={busy} onHistory={onHistory} />
@@ -240,16 +247,7 @@ function Conflicts({ conflicts, act, busy, onHistory }: { conflicts: Json[]; act
         <p style={S.muted}>No conflicts recorded.</p>
       ) : (
         <table style={S.table}>
-          <thead>
-            <tr>
-              <th style={S.th}>when</th>
-              <th style={S.th}>record</th>
-              <th style={S.th}>field</th>
-              <th style={S.th}>EspoCRM (kept)</th>
-              <th style={S.th}>Advoware (overwritten)</th>
-              <th style={S.th} />
-            </tr>
-          </thead>
+          <TableHead columns={['when', 'record', 'field', 'EspoCRM (kept)', 'Advoware (overwritten)', '']} />
           <tbody>
             {conflicts.map((c) => (
               <tr key={`${c.id}:${c.field}:${c.at}`} data-testid="conflict-row" data-id={c.id} data-field={c.field}>
