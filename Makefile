@@ -91,12 +91,14 @@ test-unit: install
 	$(VENV)/bin/pytest -q --numprocesses auto $(UNIT_TIER)
 
 test-e2e: install
-	$(VENV)/bin/pytest -q $(STACK_XDIST) $(addprefix --ignore=,$(UNIT_TIER)) tests
+	$(VENV)/bin/pytest -q $(STACK_XDIST) -m "not alone" $(addprefix --ignore=,$(UNIT_TIER)) tests
+	$(VENV)/bin/pytest -q -m alone $(addprefix --ignore=,$(UNIT_TIER)) tests
 
 # Lint, types, the unit tier, then everything else under tests/: the first that fails stops it.
 test: install lint typecheck
 	$(VENV)/bin/pytest -q -p no:cacheprovider --numprocesses auto $(UNIT_TIER)
-	$(VENV)/bin/pytest -q -p no:cacheprovider $(STACK_XDIST) $(addprefix --ignore=,$(UNIT_TIER)) tests
+	$(VENV)/bin/pytest -q -p no:cacheprovider $(STACK_XDIST) -m "not alone" $(addprefix --ignore=,$(UNIT_TIER)) tests
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m alone $(addprefix --ignore=,$(UNIT_TIER)) tests
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)

@@ -7,13 +7,19 @@ Servers differ from it in ways that matter here:
 |-------------------------------------------|-------------------------------|--------------------------------------|
 | caps pages below ``take`` (e.g. at 50)    | stops after the first page    | reads on until an **empty** page     |
 | ignores ``skip`` (repeats the first page) | loops for ever                | raises ``ContractError``             |
-| repeats a whole page for another reason   | loops or double-counts        | raises ``ContractError``             |
+| repeats the page before it                | loops or double-counts        | raises ``ContractError``             |
 | shifts records between pages (edits)      | yields a record twice         | yields each ``betNr`` once           |
+| shifts a whole page of read records into  | stops, or fails the sweep     | reads on; raises only after          |
+| the next one (records edited meanwhile    |                               | ``MAX_REPEAT_PAGES`` such pages in a |
+| join a changed-since listing before it)   |                               | row                                  |
 | answers no array, or items without betNr  | skips silently                | raises ``ContractError``             |
 
 Only an empty page ends a listing, so a short page costs one more request (the empty one).
-A non-empty page that brings no new ``betNr`` ends it too, loudly: what was read is not known
-to be everything, so the caller must not treat unread parties as absent.
+A non-empty page that brings no new ``betNr`` and repeats the first or the previous page ends it
+too, loudly: what was read is not known to be everything, so the caller must not treat unread
+parties as absent. Any other page of read records is a shift: the sweep's changed-since listing
+is sorted by ``betNr``, and parties edited while it is read (the syncs it started write to
+Advoware) join it before the page being read (a sweep failed with 500 that way under load).
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ from services.errors import ContractError
 log = logging.getLogger(__name__)
 
 SYSTEM = "advoware"
+# Pages in a row that bring nothing new without repeating the first or the previous page: more
+# than a few means the server pages in a way this reader does not understand.
+MAX_REPEAT_PAGES = 3
 
 
 class PageGuard:
@@ -41,6 +50,9 @@ class PageGuard:
         self._seen: set[int] = set()
         self._short_page: int | None = None  # size of the first short page, if any
         self._warned = False
+        self._first: list[int] | None = None  # the betNr of the first and the previous page
+        self._previous: list[int] | None = None
+        self._repeats = 0  # pages in a row without a new betNr
 
     def accept(self, page: Any) -> list[dict[str, Any]]:
         """The records of ``page`` not yielded before; sets ``done`` at the end of the listing."""
@@ -51,18 +63,24 @@ class PageGuard:
             self.done = True
             return []
         new: list[dict[str, Any]] = []
+        numbers: list[int] = []
         for item in page:
             betnr = betnr_of(item)
             if betnr is None:
                 raise self._error(f"an item has no numeric {FIELD_KEY}")
+            numbers.append(betnr)
             if betnr not in self._seen:
                 self._seen.add(betnr)
                 new.append(item)
-        if not new:
+        self._repeats = 0 if new else self._repeats + 1
+        if not new and (numbers in (self._first, self._previous) or self._repeats >= MAX_REPEAT_PAGES):
             raise self._error(
                 f"the page at {PARAM_SKIP}={self.skip} repeats records already read"
                 f" (the server seems to ignore '{PARAM_SKIP}'); stopped after {len(self._seen)} records"
             )
+        if self._first is None:
+            self._first = numbers
+        self._previous = numbers
         self._note_page_size(len(page))
         self.skip += len(page)
         return new

@@ -20,10 +20,12 @@ permanent failure), refused webhooks - with personal data carrying unique marker
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import json
 import re
+import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -382,15 +384,38 @@ PUBLIC_HEALTH = "/vmh/health"
 OPS = [step for step in api_steps() if step[2] != PUBLIC_HEALTH]
 
 
+def _first_work(handler: ast.AsyncFunctionDef) -> ast.stmt:
+    """The handler's first statement that does anything: imports and the `if runtime is None:`
+    default (itself only an import) come before the token check without doing work."""
+    for stmt in handler.body:
+        if isinstance(stmt, ast.Import | ast.ImportFrom):
+            continue
+        if (
+            isinstance(stmt, ast.If)
+            and ast.unparse(stmt.test) == "runtime is None"
+            and all(isinstance(s, ast.Import | ast.ImportFrom) for s in stmt.body)
+        ):
+            continue
+        return stmt
+    raise AssertionError("a handler that does nothing")
+
+
 def test_every_ops_step_checks_the_token_first() -> None:
+    """Before any work: `if not is_authorised(...)` in the handler, or the handler's answer is
+    `admin_answer(...)`, whose first statement is that check (services/intake/ops_api.py)."""
+    from services.intake import auth, ops_api
+
     assert {p for _, _, p in OPS} >= {"/vmh/beteiligte/sync/status", "/vmh/beteiligte/sync/sweep"}
     for file, _, _ in OPS:
-        source = (PROJECT_ROOT / file).read_text()
-        handler = source[source.index("async def handler") :]
-        first = handler.splitlines()[1].strip()
-        assert first.startswith("if not is_authorised("), f"{file}: the token check must come first"
-    from services.intake import auth
-
+        tree = ast.parse((PROJECT_ROOT / file).read_text())
+        handler = next(n for n in tree.body if isinstance(n, ast.AsyncFunctionDef) and n.name == "handler")
+        first = ast.unparse(_first_work(handler))
+        assert first.startswith(("if not is_authorised(", "return await admin_answer(")), (
+            f"{file}: the token check must come first, not {first.splitlines()[0]!r}"
+        )
+    checker = ast.parse(textwrap.dedent(inspect.getsource(ops_api.admin_answer)))
+    body = [s for s in checker.body[0].body if not isinstance(s, ast.Import | ast.ImportFrom | ast.Expr)]  # type: ignore[attr-defined]
+    assert ast.unparse(body[0]).startswith("if not is_authorised("), "admin_answer checks the token first"
     assert "hmac.compare_digest" in inspect.getsource(auth.is_authorised)
 
 

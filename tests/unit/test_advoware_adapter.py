@@ -132,6 +132,29 @@ async def test_listing_resumes_at_start(client: AdvowareClient, respx_mock: resp
         await betnrs(client, start=-1)
 
 
+def test_page_guard_reads_on_past_a_page_of_records_shifted_in_by_edits() -> None:
+    """The sweep's changed-since listing is sorted by betNr; parties edited while it is read join
+    it before the page being read and push read ones into it (a sweep failed with 500 that way)."""
+    guard = PageGuard(take=3)
+    assert [r["betNr"] for r in guard.accept([{"betNr": b} for b in (1, 5, 9)])] == [1, 5, 9]
+    assert [r["betNr"] for r in guard.accept([{"betNr": b} for b in (12, 15, 18)])] == [12, 15, 18]
+    # Parties 2, 3, 4, 6 and 7 were edited meanwhile: the page at skip=6 holds 9, 12, 15.
+    assert guard.accept([{"betNr": b} for b in (5, 9, 12)]) == [] and not guard.done
+    assert [r["betNr"] for r in guard.accept([{"betNr": b} for b in (15, 18, 21)])] == [21]
+    with pytest.raises(ContractError):  # the previous page once more: not a shift
+        guard.accept([{"betNr": b} for b in (15, 18, 21)])
+
+
+def test_page_guard_gives_up_after_pages_of_nothing_new() -> None:
+    guard = PageGuard(take=2)
+    guard.accept([{"betNr": 1}, {"betNr": 2}])
+    guard.accept([{"betNr": 3}, {"betNr": 4}])
+    for page in ([2, 3], [1, 3]):
+        assert guard.accept([{"betNr": b} for b in page]) == []
+    with pytest.raises(ContractError):
+        guard.accept([{"betNr": 2}, {"betNr": 4}])
+
+
 def test_page_guard_counts_pages_and_ends_only_on_an_empty_page() -> None:
     guard = PageGuard(take=3)
     assert [r["betNr"] for r in guard.accept([{"betNr": 1}, {"betNr": 2}])] == [1, 2]
