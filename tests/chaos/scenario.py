@@ -37,6 +37,8 @@ IDENTITY_FIELDS = {
     "register_number",
     "register_court",
 }
+# Contact lists: merged, not chosen, by a pair's first sync.
+LIST_FIELDS = {"emails", "phones"}
 
 FIRST = [
     "Jürgen",
@@ -83,7 +85,9 @@ class Record:
     # The EspoCRM twin of a party a person entered in Advoware first (`existing_in_advoware`).
     # Until it is linked, a person edits none of its identity fields: a twin renamed in EspoCRM
     # before its first sync is no longer the same party by the identity rule (a new name with
-    # the same register entry is only a WEAK match: held for a person, by design).
+    # the same register entry is only a WEAK match: held for a person, by design). Nor its e-mail
+    # and phone lists: the link's first sync merges both sides' lists (decide.py: nothing of
+    # either list is lost), so the twin's Advoware address stays beside the edited one.
     twin: bool = False
     # canonical field -> (canonical expected value, description of the edit)
     expected: dict[str, Any] = field(default_factory=dict)
@@ -248,7 +252,7 @@ def advo_twin(body: dict[str, Any]) -> dict[str, Any]:
 
 def editable(rec: Record, name: str) -> bool:
     """May a person edit field `name` of `rec` in EspoCRM now (see `Record.twin`)?"""
-    return not (rec.twin and rec.betnr is None and name in IDENTITY_FIELDS)
+    return not (rec.twin and rec.betnr is None and name in IDENTITY_FIELDS | LIST_FIELDS)
 
 
 def assign_owners(kind: str, rng: random.Random, with_conflict: bool) -> dict[str, str]:
