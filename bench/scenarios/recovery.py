@@ -29,11 +29,11 @@ def recovery(b: Bench, cap: int) -> dict[str, Any]:
         t0 = time.monotonic()
         b.wait(lambda: not r.exists(keys.breaker("advoware")), 120, 0.2, "the probe that answers")
         t_release = time.monotonic() - t0
-        b.wait(lambda: b.not_clean() == 0, max(600.0, n * 0.5), 1.0, "every record clean")
+        b.wait(lambda: _unsettled(b) == 0, max(600.0, n * 0.5), 1.0, "every record clean")
         elapsed = time.monotonic() - t0
     finally:
         r.close()
-    left = b.not_clean()
+    left = _unsettled(b)
     b.settle(quiet_seconds=2.0)
     ca = count_calls(b.calls("advo", advo_mark))
     done = n - left
@@ -85,3 +85,15 @@ def _all_waiting(b: Bench, r: redis.Redis) -> None:
 
 def _held(r: redis.Redis) -> int:
     return int(cast(int, r.zcard(keys.breaker_held("advoware"))))
+
+
+def _unsettled(b: Bench) -> int:
+    """Records not brought back yet: neither clean nor parked as deleted in Advoware (figure 7's
+    deletion scan deletes 10 parties of this stack first; their records end `deleted_in_advoware`,
+    and counting them as waiting made the figure wait out its 600 s timeout)."""
+    return b.espo_count(
+        [
+            {"type": "notEquals", "attribute": "syncStatus", "value": "clean"},
+            {"type": "notEquals", "attribute": "syncStatus", "value": "deleted_in_advoware"},
+        ]
+    )
