@@ -28,6 +28,7 @@ USES: dict[str, tuple[str, str]] = {
     "redis": ("import", "redis"),
     "pydantic": ("import", "pydantic"),
     "pydantic-settings": ("import", "pydantic_settings"),
+    "python-dotenv": ("import", "dotenv"),
     "phonenumbers": ("import", "phonenumbers"),
     "tqdm": ("import", "tqdm"),
     "prometheus-client": ("import", "prometheus_client"),
