@@ -8,7 +8,7 @@ appears anywhere else in the code.
 |--------------------------------------------|--------|------------------------------------------------|-----------------|
 | `vmh:lock:<espo id>`                       | string | record lease (owner token)                     | lease TTL       |
 | `vmh:again:<espo id>`                      | string | "sync once more" flag for the lease holder     | 2 x lease TTL   |
-| `vmh:snap:<espo id>`                       | string | last-synced snapshot (JSON)                    | none            |
+| `vmh:snap:<espo id>`                       | string | last-synced snapshot, writes in doubt (JSON)   | none            |
 | `vmh:betnr:<betnr>`                        | string | betnr -> espo id index of the snapshots        | none            |
 | `vmh:intent:<espo id>`                     | string | create intent (JSON)                           | 14 days         |
 | `vmh:create:unresolved:<lookup key>`       | set    | espo ids whose create intent holds this key    | 14 days         |

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from services.espocrm.fields import (
     SYNC_STATUS,
 )
 from services.store.counters import EventKind, Stat
-from services.sync import fingerprint, notify
+from services.sync import fingerprint, in_doubt, notify
 from services.sync.breaker import System
 from services.sync.fault import Fault, classify, is_system_fault
 from services.sync.fingerprint import Fingerprint
@@ -36,6 +37,7 @@ from services.sync.snapshot import Snapshot, row_id
 from services.sync.states import SyncStatus, transition
 
 if TYPE_CHECKING:
+    from services.sync.decide import MergePlan
     from services.sync.deps import OutcomeDeps
 
 log = logging.getLogger(__name__)
@@ -305,6 +307,15 @@ class Outcomes:
         # Pollers recognise this write as ours by the modifiedAt it produced.
         await self._d.own_writes.put(ctx.record_id, saved.get("modifiedAt"))
         return saved
+
+    async def note_in_doubt(self, snap: Snapshot | None, plan: MergePlan) -> None:
+        """Before a run writes values: what it sends to each side, kept with the snapshot until
+        the run's own snapshot replaces it (services/sync/in_doubt.py). A first sync (no
+        snapshot) records nothing: its rules run again as they are."""
+        if snap is None or plan.is_noop:
+            return
+        sent = in_doubt.record(snap.in_doubt, plan.merged, plan.to_advo, plan.to_espo)
+        await self._d.snapshots.put(replace(snap, in_doubt=sent))
 
     async def store_snapshot(
         self,

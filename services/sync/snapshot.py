@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from services.advoware.contract import FIELD_ROW_ID
@@ -34,6 +34,9 @@ class Snapshot:
     # hourly listing's change signal that needs no content compare (services/sync/deletions.py).
     advo_row_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # What a later run sent and never saw answered (services/sync/in_doubt.py); the snapshot
+    # that ends a successful run has none.
+    in_doubt: dict[str, Any] = field(default_factory=dict)
 
 
 def row_id(advo: Mapping[str, Any] | None) -> str | None:
@@ -62,10 +65,15 @@ def advoware_change(snap: Snapshot | None, row: Mapping[str, Any]) -> str | None
     return None if mapper.content_hash(mapper.from_advo(row)) == expected else "content"
 
 
+_FIELDS = frozenset(f.name for f in fields(Snapshot))
+
+
 def _decode(raw: str) -> Snapshot | None:
     try:
-        return Snapshot(**json.loads(raw))
-    except (TypeError, ValueError):
+        data = json.loads(raw)
+        # Keys this version does not know (a newer instance on the same Redis) are left out.
+        return Snapshot(**{k: v for k, v in data.items() if k in _FIELDS})
+    except (TypeError, ValueError, AttributeError):
         return None  # unreadable snapshot: treat as missing (timestamp fallback)
 
 

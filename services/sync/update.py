@@ -191,6 +191,7 @@ class Updater:
                 return Replan("the EspoCRM record was saved since it was read (409)")
         if (
             snap is None
+            or snap.in_doubt  # settled now: whatever an earlier run sent is known
             or snap.content_hash != mapper.content_hash(plan.merged)
             or snap.espo_modified_at != saved.get("modifiedAt")
             or snap.advo_changed_at != advo.get("geaendertAm")
@@ -228,6 +229,8 @@ class Updater:
         advo_after = advo
         if plan.conflicts:
             await self.deps.conflicts.put(ctx.record_id, betnr, plan.conflicts)
+        # Either write's answer can be lost after it was applied: the next run must know it's ours.
+        await self.outcomes.note_in_doubt(snap, plan)
         if plan.to_advo:
             current = await self._fresh_for_put(betnr, advo, read_at)
             if current is None:

@@ -298,6 +298,7 @@ class FakeAdvo(FailurePlan):
             "angelegtAm": old.get("angelegtAm"),
             "geaendertAm": self._local_now(),
         }
+        self._maybe_lose_answer("update")
         return copy.deepcopy(self.records[betnr])
 
     async def iter_beteiligte(
