@@ -1,6 +1,6 @@
-"""End to end, creates (issue 20): a POST whose answer is lost never makes a second party, and two
-EspoCRM records of one person - in one webhook batch, or as two deliveries at the same moment -
-make one Advoware party, the second record held as a duplicate. Real Motia, real Redis, the
+"""End to end, creates (issue 20): a POST whose answer is lost never makes a second party (nor a
+lost PUT answer a false conflict), and two EspoCRM records of one person - in one webhook batch,
+or as two deliveries at the same moment - make one Advoware party, the second record held as a duplicate. Real Motia, real Redis, the
 simulators (the Advoware simulator's `lost_answer` fault: the POST is carried out, the connection
 closed without an answer). The shared e2e stack, fresh for the module, the cron sweep held off.
 """
@@ -112,6 +112,34 @@ def test_a_lost_post_answer_then_edits_on_both_sides_make_one_party_and_keep_the
     assert any(k["tlf"] == MOBILE["tlf"] for k in party["kommunikation"])
     assert "1715550100" in "".join(p["phoneNumber"] for p in record["phoneNumberData"]).replace(" ", "")
     assert any(k["tlf"] == f"{last.lower()}@example.de" for k in party["kommunikation"]), "the CRM edit"
+
+
+def test_a_lost_put_answer_then_a_crm_edit_of_the_same_field_is_one_sided(stack: Stack, actor: Actor) -> None:
+    """Advoware carries out the sync's PUT of a person's title but the answer never arrives; the
+    person then edits the title again before the retry: their value arrives, and no conflict
+    notice names their own earlier value as Advoware's (services/sync/in_doubt.py)."""
+    last = unique("Antwortlos")
+    rid = espo_person(actor, "Greta", last, titel="Dr.")
+    betnr = wait_until(lambda: settled(actor, rid).get("betnr"), timeout=90, message="linked")
+    # Every try of the PUT is carried out and unanswered (the client repeats an idempotent PUT).
+    advo_fault(
+        stack, {"kind": "lost_answer", "next_n": None, "match": {"method": "PUT", "path": "Beteiligte/"}}
+    )
+    try:
+        espo_put(actor, rid, {"titel": "Prof."})
+        settled(actor, rid, "failed")  # the service never heard back
+    finally:
+        clear_advo_faults(stack)
+    assert advo_get(actor, betnr)["titel"] == "Prof."  # carried out all the same
+    espo_put(actor, rid, {"titel": "Prof. Dr."})  # the webhook fires; the record is retried at once
+    wait_until(
+        lambda: advo_get(actor, betnr)["titel"] == "Prof. Dr." and settled(actor, rid),
+        timeout=90,
+        message="the second edit in Advoware",
+    )
+    wait_quiet(stack)
+    assert espo_get(actor, rid)["titel"] == "Prof. Dr." == advo_get(actor, betnr)["titel"]
+    assert not [n for n in notes_about(stack, rid) if "Konflikt" in n], notes_about(stack, rid)
 
 
 def assert_one_party_and_one_held(stack: Stack, actor: Actor, last: str, first: str, second: str) -> None:
