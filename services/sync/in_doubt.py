@@ -8,27 +8,35 @@ person's next edit of the same field on the other side it is a false conflict - 
 the person's own earlier value as "Advoware's", or EspoCRM's stale value overwrites staff's new
 edit in Advoware.
 
-So before a run writes, it records with the snapshot what it is about to send to each side
-(`record`); the snapshot that ends a successful run replaces it. The next run settles each field
-against what the sides hold now (`settled`):
+So right before each write of values a run records with the snapshot what it is sending
+(`record`: the Advoware part before the PUT, the EspoCRM part before the final write; a refused
+PUT takes its part back); the snapshot that ends a successful run has none. The next run settles
+the snapshot against what the sides hold now (`settle`), before it decides:
 
-| the side holds the value sent        | the field's base for the next decision (both sides)   |
+| the side holds the value sent        | the field in the settled snapshot                     |
 |--------------------------------------|-------------------------------------------------------|
-| yes                                  | the value sent: the write was ours and was applied    |
-| no                                   | the snapshot's (not applied, or a person changed it   |
-|                                      | since: an edit as usual)                              |
+| yes                                  | the value sent: the write was ours and was applied;   |
+|                                      | a write-verification baseline of the field is dropped |
+| no                                   | as it was (not applied, or a person changed it since: |
+|                                      | an edit as usual); the record of it is dropped        |
 
 With a snapshot every value a run sends to one side is the other side's value at its read
-(services/sync/decide.py: only the no-snapshot merge of contact lists writes a third value), so
-the value sent is what both sides agree on once the write is applied; a side that holds it
-made no edit, and the other side's difference from it is that side's edit. Nothing is recorded
-for a first sync (no snapshot): its rules run again as they are.
+(services/sync/decide.py: only the no-snapshot merge of contact lists writes a third value, and
+no field goes to both sides), so the value sent is what both sides agreed on once the write was
+applied: a legitimate last-synced state. A side that holds it made no edit, and the other side's
+difference from it is that side's edit. A settled snapshot is what the run's own records and its
+final snapshot build on, so what an earlier record settled is kept and what it did not is gone.
+Nothing is recorded for a first sync (no snapshot): its rules run again as they are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from services.sync.snapshot import Snapshot
 
 DiffFn = Callable[[Mapping[str, Any], Mapping[str, Any]], set[str]]
 ADVO = "advo"
@@ -41,19 +49,11 @@ def _default_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> set[str]:
     return diff(a, b)
 
 
-def record(
-    previous: Mapping[str, Any] | None,
-    content: Mapping[str, Any],
-    to_advo: Iterable[str],
-    to_espo: Iterable[str],
-) -> dict[str, Any]:
-    """The writes in doubt after this run sends `content`'s `to_advo` fields to Advoware and its
-    `to_espo` fields to EspoCRM, on top of an earlier run's that no snapshot has settled yet."""
-    prev = previous or {}
-    return {
-        ADVO: {**(prev.get(ADVO) or {}), **{f: content.get(f) for f in to_advo}},
-        ESPO: {**(prev.get(ESPO) or {}), **{f: content.get(f) for f in to_espo}},
-    }
+def record(content: Mapping[str, Any], to_advo: Iterable[str], to_espo: Iterable[str]) -> dict[str, Any]:
+    """What a run is sending: `content`'s `to_advo` fields to Advoware, its `to_espo` fields to
+    EspoCRM (an empty part is left out)."""
+    parts = {ADVO: {f: content.get(f) for f in to_advo}, ESPO: {f: content.get(f) for f in to_espo}}
+    return {side: values for side, values in parts.items() if values}
 
 
 def settled(
@@ -70,3 +70,18 @@ def settled(
             if name not in diff(current, {**current, name: value}):
                 out[name] = value
     return out
+
+
+def settle(snap: Snapshot, espo: Mapping[str, Any], advo: Mapping[str, Any]) -> Snapshot:
+    """The snapshot with the writes in doubt that were applied as its content (the table above).
+    Its `in_doubt` stays as stored, so that the run writes a snapshot without it."""
+    from services.beteiligte.mapper import content_hash
+
+    ours = settled(snap.in_doubt, espo, advo)
+    if not ours:
+        return snap
+    content = {**snap.content, **ours}
+    extra = {
+        kind: {f: v for f, v in (base or {}).items() if f not in ours} for kind, base in snap.extra.items()
+    }
+    return replace(snap, content=content, content_hash=content_hash(content), extra=extra)

@@ -27,7 +27,7 @@ from services.espocrm.fields import (
     SYNC_STATUS,
 )
 from services.store.counters import EventKind, Stat
-from services.sync import fingerprint, in_doubt, notify
+from services.sync import fingerprint, notify
 from services.sync.breaker import System
 from services.sync.fault import Fault, classify, is_system_fault
 from services.sync.fingerprint import Fingerprint
@@ -37,7 +37,6 @@ from services.sync.snapshot import Snapshot, row_id
 from services.sync.states import SyncStatus, transition
 
 if TYPE_CHECKING:
-    from services.sync.decide import MergePlan
     from services.sync.deps import OutcomeDeps
 
 log = logging.getLogger(__name__)
@@ -308,14 +307,13 @@ class Outcomes:
         await self._d.own_writes.put(ctx.record_id, saved.get("modifiedAt"))
         return saved
 
-    async def note_in_doubt(self, snap: Snapshot | None, plan: MergePlan) -> None:
-        """Before a run writes values: what it sends to each side, kept with the snapshot until
-        the run's own snapshot replaces it (services/sync/in_doubt.py). A first sync (no
-        snapshot) records nothing: its rules run again as they are."""
-        if snap is None or plan.is_noop:
+    async def note_in_doubt(self, snap: Snapshot | None, sent: Mapping[str, Any]) -> None:
+        """Right before a write of values: what the run is sending (services/sync/in_doubt.py
+        `record`), kept with the (settled) snapshot until the run's own snapshot replaces it.
+        A first sync (no snapshot) records nothing: its rules run again as they are."""
+        if snap is None:
             return
-        sent = in_doubt.record(snap.in_doubt, plan.merged, plan.to_advo, plan.to_espo)
-        await self._d.snapshots.put(replace(snap, in_doubt=sent))
+        await self._d.snapshots.put(replace(snap, in_doubt=dict(sent)))
 
     async def store_snapshot(
         self,

@@ -62,30 +62,23 @@ class Planner:
     ) -> tuple[MergePlan, Snapshot | None]:
         """What a sync of this pair would write (reads only the snapshot; writes nothing).
         `base` replaces the snapshot's content: what an interrupted attempt of this run already
-        wrote to Advoware (services/sync/update.py, decide again after a version conflict). An
-        earlier run's writes whose answers were lost count as the base where the side holds them
-        (services/sync/in_doubt.py)."""
+        wrote to Advoware (services/sync/update.py, decide again after a version conflict). The
+        snapshot returned is settled: an earlier run's writes whose answers were lost are its
+        content where the side holds them (services/sync/in_doubt.py)."""
         from services.beteiligte import mapper
 
         snap = await self._d.snapshots.get(record_id)
         if snap is not None and snap.betnr != betnr:
             snap = None  # relinked by a person: the old snapshot belongs to another pair
         espo_content, advo_content = mapper.from_espo(espo), mapper.from_advo(advo)
+        if snap is not None and snap.in_doubt:
+            snap = in_doubt.settle(snap, espo_content, advo_content)
         # No snapshot (Redis emptied): the record's fingerprint still says who changed each field.
         prints = fingerprint.read(espo, betnr) if snap is None and base is None else None
-        start = dict(base) if base is not None else (snap.content if snap else None)
-        advo_baseline = snap.extra.get(ADVO_BASELINE) if snap else None
-        espo_baseline = snap.extra.get(ESPO_BASELINE) if snap else None
-        if start is not None and snap is not None and snap.in_doubt:
-            # An earlier run's write whose answer was lost, applied: its value is the base now.
-            ours = in_doubt.settled(snap.in_doubt, espo_content, advo_content)
-            start = {**start, **ours}
-            advo_baseline = _without(advo_baseline, ours)
-            espo_baseline = _without(espo_baseline, ours)
         plan = decide(
             espo_content,
             advo_content,
-            start,
+            dict(base) if base is not None else (snap.content if snap else None),
             # Only read without a snapshot: the API user is looked up only then.
             espo_changed_since_sync=(
                 espo_changed(espo, await self.own_user())
@@ -94,8 +87,8 @@ class Planner:
             ),
             advo_changed_since_sync=advo_changed(espo, advo, self._d.systems.tz),
             # Fields a write did not apply: compared with what that side stored (verify.py).
-            advo_baseline=advo_baseline,
-            espo_baseline=espo_baseline,
+            advo_baseline=snap.extra.get(ADVO_BASELINE) if snap else None,
+            espo_baseline=snap.extra.get(ESPO_BASELINE) if snap else None,
             fields_changed=prints.changed(espo_content, advo_content) if prints else None,
             directions=self._d.directions,
         )
@@ -164,11 +157,6 @@ class Planner:
             out.reason = f"the party exists in Advoware ({decision.rule}): would link betnr {decision.betnr}"
         elif decision.action is Action.HOLD:
             out.action, out.reason = "hold", decision.message
-
-
-def _without(baseline: Mapping[str, Any] | None, names: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A write-verification baseline without the fields a write in doubt settled."""
-    return None if baseline is None else {k: v for k, v in baseline.items() if k not in names}
 
 
 def advo_changed(espo: Mapping[str, Any], advo: Mapping[str, Any], tz: ZoneInfo) -> bool | None:

@@ -87,7 +87,10 @@ class SnapshotStore:
 
     async def put(self, snap: Snapshot) -> None:
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(keys.snapshot(snap.espo_id), json.dumps(asdict(snap), sort_keys=True))
+        body = asdict(snap)
+        if not body["in_doubt"]:
+            del body["in_doubt"]  # the usual case, readable by a version from before it
+        pipe.set(keys.snapshot(snap.espo_id), json.dumps(body, sort_keys=True))
         pipe.set(keys.betnr_index(snap.betnr), snap.espo_id)
         await pipe.execute()
 

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from services.errors import NotFoundError, TransientError, VersionConflictError
+from services.errors import FatalError, NotFoundError, TransientError, VersionConflictError
 from services.store import keys
 from services.store.counters import EventKind, Stat
-from services.sync import fingerprint
+from services.sync import fingerprint, in_doubt
 from services.sync.claims import ClaimBusy
 from services.sync.decide import FieldConflict, MergePlan
 from services.sync.linking import Action
@@ -167,6 +167,34 @@ class Updater:
             return None
         return fresh  # same synced content; its unmapped fields are the newest
 
+    async def _put(
+        self,
+        ctx: RecordContext,
+        betnr: int,
+        plan: MergePlan,
+        advo: dict[str, Any],
+        snap: Snapshot | None,
+        read_at: float,
+    ) -> dict[str, Any] | None:
+        """The full-replace PUT of the plan's Advoware fields: Advoware's answer, or None when its
+        record changed since it was read (decide again). A PUT can be applied although its answer
+        is lost: what it sends is recorded right before it (services/sync/in_doubt.py)."""
+        from services.beteiligte import mapper
+
+        current = await self._fresh_for_put(betnr, advo, read_at)
+        if current is None:
+            return None
+        payload = mapper.to_advo_payload(plan.merged, current)
+        await self.outcomes.note_in_doubt(snap, in_doubt.record(plan.merged, plan.to_advo, ()))
+        try:
+            answer = await self.deps.systems.advo.update_beteiligter(betnr, payload)
+        except FatalError:
+            await self.outcomes.note_in_doubt(snap, {})  # refused: nothing of it was carried out
+            raise
+        ctx.advo_writes += 1
+        await self.deps.linker.index.upsert([answer])
+        return answer
+
     async def _unchanged(
         self,
         ctx: RecordContext,
@@ -229,16 +257,11 @@ class Updater:
         advo_after = advo
         if plan.conflicts:
             await self.deps.conflicts.put(ctx.record_id, betnr, plan.conflicts)
-        # Either write's answer can be lost after it was applied: the next run must know it's ours.
-        await self.outcomes.note_in_doubt(snap, plan)
         if plan.to_advo:
-            current = await self._fresh_for_put(betnr, advo, read_at)
-            if current is None:
+            written = await self._put(ctx, betnr, plan, advo, snap, read_at)
+            if written is None:
                 return Replan("the Advoware record changed since it was read", base)
-            payload = mapper.to_advo_payload(plan.merged, current)
-            advo_after = await self.deps.systems.advo.update_beteiligter(betnr, payload)
-            ctx.advo_writes += 1
-            await self.deps.linker.index.upsert([advo_after])
+            advo_after = written
         decided = [c.field for c in plan.changes]
         # The snapshot follows what Advoware answered: a field it did not store is reported.
         advo_check = verify_writes(
@@ -252,6 +275,8 @@ class Updater:
         )
         now = self.deps.systems.clock()  # after the Advoware write: advowareLastSync follows it
         prints = fingerprint.of(betnr, plan.merged, advo_check.extra.get(ADVO_BASELINE))
+        if plan.to_espo:  # the final write's answer can be lost too (the Advoware part stays)
+            await self.outcomes.note_in_doubt(snap, in_doubt.record(plan.merged, plan.to_advo, plan.to_espo))
         try:
             saved = await self.outcomes.finish(
                 ctx, patch, now, advo=advo_after, message=advo_check.message(plan.merged), prints=prints
