@@ -80,8 +80,8 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-# The unit tier (CPU only) runs on every core. The rest (real stacks: mostly waiting for the
-# service, not CPU) on STACK_WORKERS workers, whole modules and lanes per worker (tests/conftest.py
+# The unit tier (CPU only) alone runs on every core. Real stacks (mostly waiting for the service,
+# not CPU) run on STACK_WORKERS workers, whole modules and lanes per worker (tests/conftest.py
 # LANES); each worker starts the shared e2e stack it needs (tests/e2e/conftest.py).
 UNIT_TIER     := tests/unit tests/sandbox
 STACK_WORKERS ?= 4
@@ -94,10 +94,12 @@ test-e2e: install
 	$(VENV)/bin/pytest -q $(STACK_XDIST) -m "not alone" $(addprefix --ignore=,$(UNIT_TIER)) tests
 	$(VENV)/bin/pytest -q -m alone $(addprefix --ignore=,$(UNIT_TIER)) tests
 
-# Lint, types, the unit tier, then everything else under tests/: the first that fails stops it.
+# Lint and types, then every test under tests/ in one run of STACK_WORKERS workers: the stacks'
+# lanes first, the unit tier's modules last, where they fill the CPU the long lanes leave idle
+# while they wait for the service (a run of its own first cost its whole time on top); then the
+# one test that needs the machine to itself. `make test-unit` is the quick check of the unit tier.
 test: install lint typecheck
-	$(VENV)/bin/pytest -q -p no:cacheprovider --numprocesses auto $(UNIT_TIER)
-	$(VENV)/bin/pytest -q -p no:cacheprovider $(STACK_XDIST) -m "not alone" $(addprefix --ignore=,$(UNIT_TIER)) tests
+	$(VENV)/bin/pytest -q -p no:cacheprovider $(STACK_XDIST) -m "not alone" tests
 	$(VENV)/bin/pytest -q -p no:cacheprovider -m alone $(addprefix --ignore=,$(UNIT_TIER)) tests
 
 bench: install

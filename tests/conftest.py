@@ -44,8 +44,8 @@ import pytest
 from tests.support.processes import RedisServer, run_redis
 
 # Lanes: modules that run on one worker, one after another, in this order; the lanes are handed
-# out first, heaviest first, then every other module as a unit of its own in collection order
-# (a module that takes minutes belongs in a lane here, or at least near the top). A lane keeps
+# out first, heaviest first, then every other module as a unit of its own in collection order,
+# the unit tier's last (a module that takes minutes belongs in a lane here, or at least near the top). A lane keeps
 # together what shares a stack (`served`) and keeps the heavy runs (the chaos run, the outages,
 # the browser tests) off one worker, where they would starve each other.
 # The order is by the modules' durations in a parallel run (served lane ~700 s, chaos ~730 s,
@@ -68,20 +68,30 @@ LANES: dict[str, tuple[str, ...]] = {
 }
 
 
+# `make test` runs them in the same session as the stacks, after every stack module.
+UNIT_TIER = ("tests/unit/", "tests/sandbox/")
+
+
 def _module(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0]
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Lanes first, in LANES' order; every test marked with its lane or, outside one, its module as
+    """Lanes first, in LANES' order, the unit tier last; every test marked with its lane or, outside one, its module as
     the `xdist_group` (`--dist loadgroup` then hands out whole lanes and modules)."""
     place = {
         module: (rank, pos) for rank, lane in enumerate(LANES.values()) for pos, module in enumerate(lane)
     }
     lane_of = {module: name for name, lane in LANES.items() for module in lane}
     order = {id(item): n for n, item in enumerate(items)}
-    items.sort(key=lambda item: (*place.get(_module(item), (len(LANES), 0)), order[id(item)]))
+    last = (len(LANES) + 1, 0)  # the unit tier: short CPU-only modules that fill the idle end
+    items.sort(
+        key=lambda item: (
+            *place.get(_module(item), last if _module(item).startswith(UNIT_TIER) else (len(LANES), 0)),
+            order[id(item)],
+        )
+    )
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(lane_of.get(_module(item), _module(item))))

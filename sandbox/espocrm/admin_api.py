@@ -15,6 +15,7 @@ admin); admins log in with user name and password (`Espo-Authorization`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -46,10 +47,10 @@ ENTITY_TYPES = frozenset({"Base", "BasePlus", "Person", "Company", "Event"})
 FIELD_PARAMS = ("type", "options", "typeList", "maxLength", "default", "defaultType", "required")
 
 
+@dataclass
 class AdminApi:
-    def __init__(self, store: EspoStore, api: EspoApi) -> None:
-        self.store = store
-        self.api = api
+    store: EspoStore
+    api: EspoApi
 
     def routes(self) -> list[Route]:
         return [

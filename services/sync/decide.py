@@ -118,7 +118,9 @@ class MergePlan:
         return not self.to_advo and not self.to_espo
 
 
-def _default_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> set[str]:
+def mapper_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> set[str]:
+    """The fields in which `a` and `b` differ after normalisation (`mapper.diff`): what "changed"
+    means here, in write verification (verify.py) and for writes in doubt (in_doubt.py)."""
     from services.beteiligte.mapper import diff
 
     return diff(a, b)
@@ -161,7 +163,7 @@ def decide(
     advo_baseline: Mapping[str, Any] | None = None,
     espo_baseline: Mapping[str, Any] | None = None,
     fields_changed: tuple[set[str], set[str]] | None = None,
-    diff: DiffFn = _default_diff,
+    diff: DiffFn = mapper_diff,
     directions: Mapping[str, Direction] | None = None,
 ) -> MergePlan:
     """Plan the writes that bring EspoCRM (`espo`) and Advoware (`advo`) into agreement.

@@ -31,22 +31,17 @@ Nothing is recorded for a first sync (no snapshot): its rules run again as they 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+
+from services.sync.decide import DiffFn, mapper_diff
 
 if TYPE_CHECKING:
     from services.sync.snapshot import Snapshot
 
-DiffFn = Callable[[Mapping[str, Any], Mapping[str, Any]], set[str]]
 ADVO = "advo"
 ESPO = "espo"
-
-
-def _default_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> set[str]:
-    from services.beteiligte.mapper import diff
-
-    return diff(a, b)
 
 
 def record(content: Mapping[str, Any], to_advo: Iterable[str], to_espo: Iterable[str]) -> dict[str, Any]:
@@ -61,7 +56,7 @@ def settled(
     espo: Mapping[str, Any],
     advo: Mapping[str, Any],
     *,
-    diff: DiffFn = _default_diff,
+    diff: DiffFn = mapper_diff,
 ) -> dict[str, Any]:
     """Field -> the value sent, for each write in doubt that the side it went to holds now."""
     out: dict[str, Any] = {}

@@ -20,19 +20,14 @@ from what was sent is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-DiffFn = Callable[[Mapping[str, Any], Mapping[str, Any]], set[str]]
+from services.sync.decide import DiffFn, mapper_diff
+
 ADVO_BASELINE = "advo_baseline"
 ESPO_BASELINE = "espo_baseline"
-
-
-def _default_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> set[str]:
-    from services.beteiligte.mapper import diff
-
-    return diff(a, b)
 
 
 def unapplied(
@@ -40,7 +35,7 @@ def unapplied(
     answered: Mapping[str, Any],
     fields: Iterable[str],
     *,
-    diff: DiffFn = _default_diff,
+    diff: DiffFn = mapper_diff,
 ) -> dict[str, Any]:
     """Field -> the value the system answered, for each written field it did not store as sent."""
     differing = diff(sent, answered)
@@ -100,7 +95,7 @@ def verify_writes(
     advo_answer: Mapping[str, Any] | None = None,
     espo_fields: Iterable[str] = (),
     espo_answer: Mapping[str, Any] | None = None,
-    diff: DiffFn = _default_diff,
+    diff: DiffFn = mapper_diff,
 ) -> Verification:
     """Compare what was sent (`sent`, canonical) with the canonical answers of both writes."""
     decided = set(decided)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -26,7 +25,7 @@ import pytest
 
 from sandbox.act import Actor
 from services.store import keys
-from tests.support.stack import Stack, espo_create, run_stack, wait_until
+from tests.support.stack import Stack, espo_create, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -37,11 +36,11 @@ PROBE_QUERY = "skip=0&take=1"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with run_stack(tmp_path_factory.mktemp("outage")) as s:
-        hold_sweep_ticks(s)
-        warm_up(s, Actor(s.espo_url, s.advo_url))
-        yield s
+def stack(module_stack: Stack) -> Stack:
+    """The shared stack (fresh data), its sweep ticks held for the module."""
+    hold_sweep_ticks(module_stack)
+    warm_up(module_stack, Actor(module_stack.espo_url, module_stack.advo_url))
+    return module_stack
 
 
 @pytest.fixture(scope="module")

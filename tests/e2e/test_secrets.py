@@ -1,6 +1,6 @@
 """Secrets and personal data at run time (real Motia, real Redis, sandbox simulators).
 
-The module runs the usual flows on its own stack - creates, edits on both sides, a conflict,
+The module runs the usual flows on the shared stack - creates, edits on both sides, a conflict,
 a delete, faults (5xx, 503 "nicht angemeldet", 429, dropped connections, token expiry, a
 permanent failure), refused webhooks - with personal data carrying unique markers. Then:
 
@@ -39,9 +39,9 @@ from sandbox import config as cfg
 from services.store import keys
 from tests.chaos.people import People, clear_faults, service_faults, set_faults
 from tests.support.processes import PROJECT_ROOT
-from tests.support.stack import Stack, run_stack, wait_until
+from tests.support.stack import Stack, wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.sandbox(demo=False)]
 ADMIN = {"Authorization": f"Bearer {cfg.SYNC_ADMIN_TOKEN}"}
 TOKEN_CACHE_KEY = keys.advoware_token(cfg.ADVO_KANZLEI, cfg.ADVO_USER)
 
@@ -84,9 +84,10 @@ PII_RE = [re.compile(rf"(?<!\d){re.escape(m)}(?!\d)" if m.isdigit() else re.esca
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with run_stack(tmp_path_factory.mktemp("secrets-stack"), sandbox_args=["--no-demo"]) as s:
-        yield s
+def stack(module_stack: Stack) -> Stack:
+    """The shared stack with fresh, empty simulators (`sandbox(demo=False)`): its logs and Redis
+    hold what every module on it did, so what this module looks for is checked there too."""
+    return module_stack
 
 
 @pytest.fixture(scope="module")

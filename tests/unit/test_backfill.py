@@ -313,10 +313,10 @@ def test_matching_scales_linearly() -> None:
 
     espo = [ep(f"e{i}", "Vor", f"Name{i:05d}", "1970-01-01") for i in range(10_000)]
     advo = [ap(i, "Vor", f"Name{i:05d}", "1970-01-01") for i in range(10_000)]
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: the bound holds however busy the machine is
     report = match_records(espo, advo)
     assert len(report.linked_by_identity) == 10_000
-    assert time.perf_counter() - start < 15
+    assert time.process_time() - start < 15
 
 
 # --------------------------------------------------------------------------- the runner (fakes)
