@@ -84,7 +84,7 @@ typecheck: install
 # not CPU) run on STACK_WORKERS workers, whole modules and lanes per worker (tests/conftest.py
 # LANES); each worker starts the shared e2e stack it needs (tests/e2e/conftest.py).
 UNIT_TIER     := tests/unit tests/sandbox
-STACK_WORKERS ?= 4
+STACK_WORKERS ?= 3
 STACK_XDIST   := --numprocesses $(STACK_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=30
 
 test-unit: install

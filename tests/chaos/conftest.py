@@ -26,7 +26,9 @@ CHAOS_ENV = {
 }
 
 
-@pytest.fixture(scope="module")
+# Session-scoped: the convergence scenario and the recovery cases run one after another on one
+# worker (tests/conftest.py LANES) and share the cluster; each case works on records of its own.
+@pytest.fixture(scope="session")
 def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     log_dir = tmp_path_factory.mktemp("chaos-stack")
     sandbox_args = [

@@ -1,5 +1,5 @@
 """Crash and lost-answer recovery, one case at a time (deterministic companions of the
-seeded scenario in test_convergence.py, on their own stack).
+seeded scenario in test_convergence.py, on the same two-instance cluster, their own records).
 
 - A create whose answer is lost (the POST times out but Advoware applied it), and the record
   is edited in EspoCRM before the retry: exactly one Advoware record, carrying the edit.

@@ -40,8 +40,21 @@ def _spare(low: int, high: int, also_free: int = 0) -> int:
     raise RuntimeError(f"no free port in {low}-{high}")
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports: a port chosen inside it can be
+    taken by any client's connection between the check and the server's bind."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+EPHEMERAL = _ephemeral_range()
+
+
 def free_port() -> int:
-    return _spare(20000, 61000)
+    return _spare(20000, min(EPHEMERAL[0], 32768))
 
 
 # `motia dev` (make run) also opens the Workbench's Vite HMR server on 21678 + PORT, so its port
@@ -51,12 +64,14 @@ MOTIA_HMR_OFFSET = 21678
 
 
 def free_motia_port() -> int:
-    return _spare(20000, 43001, also_free=MOTIA_HMR_OFFSET)
+    return _spare(20000, min(EPHEMERAL[0], 32768), also_free=MOTIA_HMR_OFFSET)
 
 
 def free_high_port() -> int:
-    """A spare port above 43857: one `motia dev` could not use (its HMR port would pass 65535)."""
-    return _spare(43858 + 1000, 65001)
+    """A spare port above 43857: one `motia dev` could not use (its HMR port would pass 65535),
+    above the ephemeral range where the machine has ports left (Linux's default ends at 60999)."""
+    low = max(43858 + 1000, EPHEMERAL[1] + 1)
+    return _spare(low if low < 65000 else 43858 + 1000, 65001)
 
 
 def listening_ports(pid: int) -> set[int]:
