@@ -1,8 +1,8 @@
 """EspoCRM's outage end to end (issue 21), as tests/e2e/test_outage_e2e.py runs Advoware's: the
-real Motia runtime, a real Redis, EspoCRM answering the service nothing but 503 for 90 s. The
+real Motia runtime, a real Redis, EspoCRM answering the service nothing but 503 for 75 s. The
 record waits for the system, not its back-off; the every-minute cron's probe releases it.
 
-A module of its own so that `make test` runs the two 90 s outages at the same time, on two workers.
+A module of its own so that `make test` runs the two 75 s outages at the same time, on two workers.
 It runs on the shared stack (default settings, as the Advoware module's own stack); the 15-minute
 sweep's and the health watch's ticks are held for the whole module, so every recovery comes from
 the minute cron's probe, never from a sweep.
