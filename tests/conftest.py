@@ -49,7 +49,8 @@ from tests.support.processes import RedisServer, run_redis
 # together what shares a stack (`served`) and keeps the heavy runs (the chaos run, the outages,
 # the browser tests) off one worker, where they would starve each other.
 # The order is by the modules' durations in a parallel run (served lane ~700 s, chaos ~730 s,
-# outage, secrets and ops ~380 s each, at load 20; `make test` prints the slowest tests). The chaos
+# outage, secrets and ops ~380 s each, at load 20; `make test` prints the slowest tests); the two
+# outages, mostly waiting for the minute's probe, start early so that their waits overlap the rest. The chaos
 # run and EspoCRM's outage are one test each: alone in a lane, xdist would queue the next unit
 # behind it at once (it hands a worker more work when 2 or fewer of its tests are left).
 LANES: dict[str, tuple[str, ...]] = {
@@ -60,9 +61,9 @@ LANES: dict[str, tuple[str, ...]] = {
     ),
     "chaos": ("tests/chaos/test_convergence.py", "tests/chaos/test_recovery.py"),
     "outage": ("tests/e2e/test_outage_e2e.py",),
+    "outage-espocrm": ("tests/e2e/test_outage_espocrm_e2e.py", "tests/e2e/test_typed_values_e2e.py"),
     "secrets": ("tests/e2e/test_secrets.py",),
     "ops": ("tests/e2e/test_ops_e2e.py",),
-    "outage-espocrm": ("tests/e2e/test_outage_espocrm_e2e.py", "tests/e2e/test_typed_values_e2e.py"),
     "operations": ("tests/e2e/test_operations_e2e.py",),
     "redis-faults": ("tests/e2e/test_redis_faults.py",),
 }
