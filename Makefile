@@ -80,9 +80,9 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-# The unit tier (CPU only) alone runs on every core. Real stacks (mostly waiting for the service,
-# not CPU) run on STACK_WORKERS workers, whole modules and lanes per worker (tests/conftest.py
-# LANES); each worker starts the shared e2e stack it needs (tests/e2e/conftest.py).
+# `make test-unit` runs the unit tier (CPU only) on every core. Real stacks (mostly waiting for the
+# service, not CPU) run on STACK_WORKERS workers, whole modules and lanes per worker
+# (tests/conftest.py LANES); each worker starts the shared e2e stack it needs (tests/e2e/conftest.py).
 UNIT_TIER     := tests/unit tests/sandbox
 STACK_WORKERS ?= 3
 STACK_XDIST   := --numprocesses $(STACK_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=30

@@ -45,14 +45,14 @@ from tests.support.processes import RedisServer, run_redis
 
 # Lanes: modules that run on one worker, one after another, in this order; the lanes are handed
 # out first, heaviest first, then every other module as a unit of its own in collection order,
-# the unit tier's last (a module that takes minutes belongs in a lane here, or at least near the top). A lane keeps
-# together what shares a stack (`served`) and keeps the heavy runs (the chaos run, the outages,
-# the browser tests) off one worker, where they would starve each other.
+# the unit tier's last (a module that takes minutes belongs in a lane here, or at least near the
+# top). A lane keeps together what shares a stack (`served`) and keeps the heavy runs (the chaos
+# run, the outages, the browser tests) off one worker, where they would starve each other.
 # The order is by the modules' durations in a parallel run (served lane ~700 s, chaos ~730 s,
 # outage, secrets and ops ~380 s each, at load 20; `make test` prints the slowest tests); the two
-# outages, mostly waiting for the minute's probe, start early so that their waits overlap the rest. The chaos
-# run and EspoCRM's outage are one test each: alone in a lane, xdist would queue the next unit
-# behind it at once (it hands a worker more work when 2 or fewer of its tests are left).
+# outages, mostly waiting for the minute's probe, start early so that their waits overlap the
+# rest. The chaos run and EspoCRM's outage are one test each: alone in a lane, xdist would queue
+# the next unit behind it at once (it hands a worker more work when 2 or fewer of its tests are left).
 LANES: dict[str, tuple[str, ...]] = {
     "served": (
         "tests/e2e/test_sync_console_e2e.py",
@@ -79,8 +79,8 @@ def _module(item: pytest.Item) -> str:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Lanes first, in LANES' order, the unit tier last; every test marked with its lane or, outside one, its module as
-    the `xdist_group` (`--dist loadgroup` then hands out whole lanes and modules)."""
+    """Lanes first, in LANES' order, the unit tier last; every test marked with its lane or, outside
+    one, its module as the `xdist_group` (`--dist loadgroup` then hands out whole lanes and modules)."""
     place = {
         module: (rank, pos) for rank, lane in enumerate(LANES.values()) for pos, module in enumerate(lane)
     }
