@@ -25,7 +25,7 @@ from sandbox.act import Actor
 from services.store import keys
 from tests.e2e.test_sync_e2e import create_person, sweep
 from tests.support.stack import Stack, espo_get, run_stack, wait_until
-from tests.support.sweep_cost import hold_cron, ops
+from tests.support.sweep_cost import hold_cron, ops, wait_quiet
 
 pytestmark = pytest.mark.e2e
 
@@ -138,6 +138,9 @@ def test_pascal_case_and_utc_stamps_sync_both_ways(stack: Stack, actor: Actor) -
     wait_until(lambda: advo_get(actor, betnr)["Vorname"] == "Ute", timeout=60, message="edit in Advoware")
     # Advoware -> EspoCRM through the stamp poll: its UTC stamp read as UTC (ADVOWARE_TIMEZONE).
     sweep(stack)  # settle: the service's own writes read once
+    # ... and wait until the syncs that sweep (or the edit's echo) started are done: one still
+    # queued would read the Advoware edit below and carry it over before any poll could find it.
+    wait_quiet(stack)
     log_mark = len(stack.log_text("motia"))
     edit_in_advoware(actor, betnr, Titel="Dr. UTC")
     time.sleep(1.1)  # geaendertAm has 1 s resolution
