@@ -37,6 +37,8 @@ own Redis and temp directories, so workers share nothing.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -103,3 +105,17 @@ def redis_server() -> Iterator[RedisServer]:
     """A real redis-server on a spare port for this test session, stopped by PID."""
     with run_redis() as server:
         yield server
+
+
+# VMH_TEST_TIMELINE=<file>: each test's worker, start and end (epoch seconds) and id appended to
+# the file, to see how a parallel run's lanes fill the workers (which one ends last, and why).
+_TIMELINE = os.environ.get("VMH_TEST_TIMELINE")
+if _TIMELINE:
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+        start = time.time()
+        yield
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        with open(str(_TIMELINE), "a", encoding="utf-8") as out:
+            out.write(f"{worker} {start:.1f} {time.time():.1f} {item.nodeid}\n")
