@@ -113,7 +113,7 @@ _TIMELINE = os.environ.get("VMH_TEST_TIMELINE")
 if _TIMELINE:
 
     @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
         start = time.time()
         yield
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
