@@ -123,7 +123,9 @@ class ApiClient:
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self._retry = retry or RetryPolicy.from_settings(settings)
-        self._http = new_async_client(timeout=timeout, transport=transport, max_connections=max_connections)
+        self._http = new_async_client(
+            base_url=self.base_url, timeout=timeout, transport=transport, max_connections=max_connections
+        )
         self._observer = observer
 
     def __repr__(self) -> str:

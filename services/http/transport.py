@@ -42,10 +42,16 @@ def transport_error(exc: Exception, *, system: str, record_id: str | None = None
 _SSL_CONTEXT: Any = None
 
 
-def _ssl_context() -> Any:
-    """One default TLS context per process for every client: building one loads the CA bundle
-    (~25 ms), and each Motia event is a fresh process with two clients."""
+def _ssl_context(base_url: str) -> Any:
+    """One default TLS context per process for every https client: building one loads the CA
+    bundle (~25 ms), and each Motia event is a fresh process with two clients. A plain-http base
+    URL (the sandbox, a proxy on the same host) never uses TLS: it gets a context that trusts no
+    certificate at all (~1 ms), so a TLS connection it somehow made would fail, never go unchecked."""
     global _SSL_CONTEXT
+    if not base_url.startswith("https://"):
+        import ssl
+
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, with no CA: trusts nothing
     if _SSL_CONTEXT is None:
         import httpx
 
@@ -69,11 +75,13 @@ def _note_missing_sniffio() -> None:
 
 def new_async_client(
     *,
+    base_url: str,
     timeout: float,
     transport: httpx.AsyncBaseTransport | None,
     max_connections: int,
 ) -> httpx.AsyncClient:
-    """One AsyncClient per API-client instance: connections are pooled and reused."""
+    """One AsyncClient per API-client instance, for requests to `base_url` only: connections are
+    pooled and reused."""
     import httpx
 
     _note_missing_sniffio()
@@ -82,7 +90,7 @@ def new_async_client(
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         transport=transport,
         follow_redirects=False,
-        verify=_ssl_context() if transport is None else True,
+        verify=_ssl_context(base_url) if transport is None else True,
     )
 
 

@@ -202,3 +202,18 @@ def test_auth_flows_never_show_their_keys() -> None:
     assert "s-1" not in repr(HmacAuth("k-1", "s-1", base_url=BASE)) and "k-1" not in repr(
         HmacAuth("k-1", "s-1", base_url=BASE)
     )
+
+
+def test_https_verifies_with_the_ca_bundle_and_plain_http_gets_a_context_that_trusts_nothing() -> None:
+    import ssl
+
+    from services.http.transport import _ssl_context
+
+    https = _ssl_context("https://advoware.example/api/")
+    assert https.verify_mode == ssl.CERT_REQUIRED and https.check_hostname
+    assert https.cert_store_stats()["x509_ca"] > 0  # the CA bundle loaded
+    assert _ssl_context("https://espocrm.example/api/v1/") is https  # loaded once per process
+    plain = _ssl_context("http://127.0.0.1:8080/api/v1/")
+    # Never used for plain http; were it used, it would refuse every certificate (no CA at all).
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
+    assert plain.cert_store_stats()["x509_ca"] == 0
