@@ -268,7 +268,7 @@ def test_refused_webhooks_get_the_intakes_answer_and_start_no_step(served: Serve
 
 @pytest.mark.alone  # its bound is a time: next to the parallel stacks the CPU wait alone exceeds it
 def test_unsigned_flood_is_refused_and_a_real_edit_still_syncs_in_2_seconds(served: Served) -> None:
-    """The short, bounded load test (loopback only): 15 s of unsigned requests, 20 in flight; a
+    """The short, bounded load test (loopback only): 10 s of unsigned requests, 20 in flight; a
     person's edit 3 s in reaches Advoware within 2 s, while the flood still runs. On a machine that
     is busy anyway (the suite's other stacks, other users) an edit alone already takes longer and
     varies by half either way: then the bound is twice the slower of two edits without the flood,
@@ -280,7 +280,7 @@ def test_unsigned_flood_is_refused_and_a_real_edit_still_syncs_in_2_seconds(serv
     assert None not in quiet, quiet
     slowest_quiet = max(q for q in quiet if q is not None)
     refused_before = served.stack.log_text("motia").count(REFUSED_LINE)
-    flood = Flood(served.stack.motia_url, seconds=15, in_flight=20)
+    flood = Flood(served.stack.motia_url, seconds=10, in_flight=20)
     time.sleep(3)
     seconds = edit_seconds(actor, rid, betnr, "Dr. Flut", timeout=30)
     still_flooding = flood.proc.poll() is None
