@@ -37,6 +37,9 @@ FIRST_RUN_LOOKBACK = timedelta(hours=24)
 
 @dataclass(frozen=True)
 class Watermark:
+    """One poll's position, kept in Redis under `name` by the module's rules; `espocrm()` and
+    `advoware()` build the two there are."""
+
     redis: Redis
     name: str
     _: KW_ONLY

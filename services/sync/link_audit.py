@@ -44,6 +44,9 @@ def duplicate_text(betnr: int, ids: list[str]) -> str:
 
 @dataclass(kw_only=True)
 class LinkAudit:
+    """The check as the sweep runs it: at most once per `interval`, its last result kept in
+    Redis for the status report."""
+
     espo: EspoListingApi
     redis: Redis
     notifier: Notifier
