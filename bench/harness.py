@@ -181,7 +181,7 @@ def bench_stack(
         env.update({"WORKBENCH_USER": "", "WORKBENCH_PASSWORD": ""})
     command = ["bash", "scripts/serve.sh"] if serve else None
     t0 = time.monotonic()
-    with run_stack(log_dir, sandbox_args=args, extra_env=env, command=command) as stack:
+    with run_stack(log_dir, sandbox_args=args, extra_env=env, command=command, workbench=True) as stack:
         log(f"stack up in {time.monotonic() - t0:.1f}s (motia {stack.motia_url}, logs {log_dir})")
         hold_cron(stack, hours=4, holder="held-by-bench")
         with httpx.Client(timeout=60) as http:

@@ -20,8 +20,9 @@ yours build state for several tests (it resets once per module, not the modes pe
 arguments are the body of `/__sandbox/reset`). Only a test that needs other service settings
 (an environment variable), its own Redis to stop, or another command (`make serve`, `motia dev`)
 starts a stack of its own with `run_stack(...)` in a module fixture; look first whether an
-existing one has those settings (`served` for `make serve`). How the reset works:
-tests/support/shared_stack.py.
+existing one has those settings (`served` for `make serve`). A stack serves no Workbench unless
+started with `workbench=True` (`served` is; tests/support/stack.py `service_env` says why). How
+the reset works: tests/support/shared_stack.py.
 
 Plain helpers (not fixtures) live in tests/support/: `fakes.py` (fake clients, `Clock`,
 `fake_redis()`), `runtime.py` (`fake_runtime`, `World`, `fake_world()` for a world built in a test), `stack.py` and `processes.py`

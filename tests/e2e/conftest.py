@@ -105,6 +105,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "MOTIA_ROUTE_TABLE_FILE": str(table),
     }
     with run_stack(
-        log_dir, extra_env=env, command=["bash", "scripts/serve.sh"], sandbox_args=["--no-demo"]
+        log_dir,
+        extra_env=env,
+        command=["bash", "scripts/serve.sh"],
+        sandbox_args=["--no-demo"],
+        workbench=True,
     ) as s:
         yield Served(s, WORKBENCH_LOGIN, json.loads(table.read_text()))

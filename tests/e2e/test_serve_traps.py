@@ -45,7 +45,9 @@ def used_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Redis that `make run`'s command (motia dev) has worked on, then stopped."""
     with run_redis() as server:
         log_dir: Path = tmp_path_factory.mktemp("make-run")
-        with run_stack(log_dir, motia_command="dev", redis_url=server.url, sandbox_args=["--no-demo"]) as dev:
+        with run_stack(
+            log_dir, motia_command="dev", redis_url=server.url, sandbox_args=["--no-demo"], workbench=True
+        ) as dev:
             r = redis.Redis.from_url(server.url)
             assert post_update_webhook(dev).status_code == 200
             wait_until(lambda: processed(r) >= 1, timeout=120, message="motia dev worked a job")
@@ -63,6 +65,7 @@ def served_high(used_redis: str, tmp_path_factory: pytest.TempPathFactory) -> It
         motia_port=port,
         extra_env=env,
         sandbox_args=["--no-demo"],
+        workbench=True,
     ) as s:
         time.sleep(3)  # the queues plugin's start-up discovery is where the old crash happened
         yield s

@@ -91,9 +91,9 @@ def _start(
     return proc
 
 
-def service_env(redis_url: str, espo_port: int, advo_port: int) -> dict[str, str]:
+def service_env(redis_url: str, espo_port: int, advo_port: int, *, workbench: bool = False) -> dict[str, str]:
     """The environment of a service runtime on the sandbox: ours, sandbox/sandbox.env, the
-    simulators' URLs on these ports, and this Redis."""
+    simulators' URLs on these ports, and this Redis; the Workbench only with `workbench`."""
     env = dict(os.environ)
     env.update(read_dotenv(PROJECT_ROOT / "sandbox" / "sandbox.env"))
     env["ESPOCRM_API_BASE_URL"] = f"http://127.0.0.1:{espo_port}/api/v1"
@@ -111,6 +111,12 @@ def service_env(redis_url: str, espo_port: int, advo_port: int) -> dict[str, str
             "WORKBENCH_OPEN_LOCAL": "true",
         }
     )
+    if not workbench:
+        # The sync's tests never open the Workbench, and its first start in a checkout bundles
+        # the UI's dependencies (Vite: 10-20 s of CPU per runtime, every worker's stack at once
+        # when the suite starts). `scripts/serve.sh` decides for itself by its login: stacks
+        # started with it, and tests of what a person sees, pass `workbench=True`.
+        env["MOTIA_DOCKER_DISABLE_WORKBENCH"] = "true"
     return env
 
 
@@ -124,17 +130,19 @@ def run_stack(
     command: list[str] | None = None,
     redis_url: str | None = None,
     motia_port: int | None = None,
+    workbench: bool = False,
 ) -> Iterator[Stack]:
     """`command` replaces `motia <motia_command> -H 127.0.0.1 -p PORT` (e.g. scripts/serve.sh,
     which reads PORT from the environment). `redis_url`: use that Redis (e.g. one a previous
-    stack used) instead of starting a fresh one; `motia_port`: that port instead of a spare one."""
+    stack used) instead of starting a fresh one; `motia_port`: that port instead of a spare one;
+    `workbench`: serve the Workbench (off by default, see `service_env`)."""
     with ExitStack() as cleanup:
         # A Redis of our own unless one is given (then stack.redis is None: not ours to stop).
         redis = None if redis_url else cleanup.enter_context(run_redis())
         url = redis.url if redis is not None else str(redis_url)
         espo_port, advo_port = free_port(), free_port()
         motia_port = motia_port or free_motia_port()
-        env = service_env(url, espo_port, advo_port)
+        env = service_env(url, espo_port, advo_port, workbench=workbench)
         env["PORT"] = str(motia_port)
         env.update(extra_env or {})
         stack = Stack(url, espo_port, advo_port, motia_port, env, redis=redis)
