@@ -20,6 +20,7 @@ import re
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -33,7 +34,7 @@ from services.intake.webhook import parse_and_verify
 from tests.e2e.conftest import Served, signed_update_batch
 from tests.support.flood import Flood, edit_seconds, linked_person
 from tests.support.processes import PROJECT_ROOT, listening_ports
-from tests.support.stack import read_dotenv, wait_until
+from tests.support.stack import Stack, read_dotenv, run_stack, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -266,21 +267,36 @@ def test_refused_webhooks_get_the_intakes_answer_and_start_no_step(served: Serve
     assert "[port-gate] webhook requests refused before any step ran" in log("motia")
 
 
+@pytest.fixture(scope="module")
+def served_bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`make serve` without a Workbench login, so without the Workbench (the port gate the same):
+    the flood test's own stack, with no Workbench bundling its UI (10-20 s of CPU at its first
+    start) beside a measurement of seconds."""
+    with run_stack(
+        tmp_path_factory.mktemp("served-bare"),
+        extra_env={"WORKBENCH_USER": "", "WORKBENCH_PASSWORD": ""},
+        command=["bash", "scripts/serve.sh"],
+        sandbox_args=["--no-demo"],
+        workbench=True,  # serve.sh decides, by the login: none here
+    ) as s:
+        yield s
+
+
 @pytest.mark.alone  # its bound is a time: next to the parallel stacks the CPU wait alone exceeds it
-def test_unsigned_flood_is_refused_and_a_real_edit_still_syncs_in_2_seconds(served: Served) -> None:
+def test_unsigned_flood_is_refused_and_a_real_edit_still_syncs_in_2_seconds(served_bare: Stack) -> None:
     """The short, bounded load test (loopback only): 10 s of unsigned requests, 20 in flight; a
     person's edit 3 s in reaches Advoware within 2 s, while the flood still runs. On a machine that
     is busy anyway (the suite's other stacks, other users) an edit alone already takes longer and
     varies by half either way: then the bound is twice the slower of two edits without the flood,
     measured right before. The old intake answered none of the flood in time (each request a
     Python process) and took 7 times as long for the edit on a quiet machine."""
-    actor = Actor(served.stack.espo_url, served.stack.advo_url)
+    actor = Actor(served_bare.espo_url, served_bare.advo_url)
     rid, betnr = linked_person(actor, "Floodgate")
     quiet = [edit_seconds(actor, rid, betnr, f"Dr. Ruhe {n}", timeout=30) for n in range(2)]
     assert None not in quiet, quiet
     slowest_quiet = max(q for q in quiet if q is not None)
-    refused_before = served.stack.log_text("motia").count(REFUSED_LINE)
-    flood = Flood(served.stack.motia_url, seconds=10, in_flight=20)
+    refused_before = served_bare.log_text("motia").count(REFUSED_LINE)
+    flood = Flood(served_bare.motia_url, seconds=10, in_flight=20)
     time.sleep(3)
     seconds = edit_seconds(actor, rid, betnr, "Dr. Flut", timeout=30)
     still_flooding = flood.proc.poll() is None
@@ -288,6 +304,6 @@ def test_unsigned_flood_is_refused_and_a_real_edit_still_syncs_in_2_seconds(serv
     assert figures["errors"] == 0 and figures["statuses"] == {"401": figures["answered"]}, figures
     # Beyond its burst the flooding source waits 1 s per answer: about 20 answers a second.
     assert 20 <= figures["per_second"] < 100, figures
-    assert served.stack.log_text("motia").count(REFUSED_LINE) == refused_before  # no step started
+    assert served_bare.log_text("motia").count(REFUSED_LINE) == refused_before  # no step started
     assert still_flooding, ("the edit outlasted the flood", seconds, figures)
     assert seconds is not None and seconds < max(2.0, 2 * slowest_quiet), (seconds, quiet, figures)
