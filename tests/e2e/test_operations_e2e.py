@@ -135,7 +135,9 @@ def test_a_conflict_produces_a_note_naming_the_overwritten_advoware_value(
 def test_history_shows_create_edits_and_the_conflict(ops_stack: Stack, conflicted: dict[str, Any]) -> None:
     rid = conflicted["rid"]
     entries = wait_until(
-        lambda: (e := history(ops_stack, rid)) and any(x["conflicts"] for x in e) and e, message="history"
+        lambda: (e := history(ops_stack, rid)) and any(x["conflicts"] for x in e) and e,
+        interval=1.0,
+        message="history",
     )
     results = [e["result"] for e in entries]
     assert results[-1] == "created" and "updated" in results
@@ -193,7 +195,9 @@ def test_metrics_parse_and_count_a_sync(ops_stack: Stack, actor: Actor) -> None:
 
     before = syncs(scrape())
     create_linked(actor, "Metrikmann")
-    after = wait_until(lambda: (m := scrape()) and syncs(m) > before and m, message="sync counted")
+    after = wait_until(
+        lambda: (m := scrape()) and syncs(m) > before and m, interval=1.0, message="sync counted"
+    )
     calls = {s.labels["system"] for s in after["vmh_api_calls"].samples if s.name == "vmh_api_calls_total"}
     assert {"espocrm", "advoware"} <= calls
     assert any(s.name.endswith("_bucket") for s in after["vmh_api_call_duration_seconds"].samples)
@@ -215,7 +219,10 @@ def test_health_flips_with_advoware_and_one_alert_per_outage(ops_stack: Stack) -
     finally:
         httpx.delete(faults, timeout=30).raise_for_status()
     up = wait_until(
-        lambda: (r := health(ops_stack, **ADMIN)).status_code == 200 and r, timeout=60, message="up"
+        lambda: (r := health(ops_stack, **ADMIN)).status_code == 200 and r,
+        timeout=60,
+        interval=1.0,
+        message="up",
     )
     assert up.json()["checks"]["advoware"]["state"] == "ok"
     posts = [n["post"] for n in notes(ops_stack)["notes"] if n["parentType"] == "User"]
@@ -249,7 +256,9 @@ def test_an_excluded_record_is_left_alone_until_re_included(ops_stack: Stack, ac
     sweep(ops_stack)
     time.sleep(5)  # the webhook and the sweep's events have had their chance
     wait_until(
-        lambda: any(e["reason"] == "excluded by a person" for e in history(ops_stack, rid)), message="skipped"
+        lambda: any(e["reason"] == "excluded by a person" for e in history(ops_stack, rid)),
+        interval=1.0,
+        message="skipped",
     )
     assert advo_get(actor, betnr).get("titel") in (None, "")
     rec = espo_get(actor, rid)

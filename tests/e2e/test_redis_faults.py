@@ -81,6 +81,7 @@ def wait_runtime_reconnected(stack: Stack) -> None:
         ).status_code
         == 200,
         timeout=60,
+        interval=1.0,
         message="the runtime reconnected to Redis",
     )
 

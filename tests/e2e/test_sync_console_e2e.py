@@ -62,7 +62,7 @@ def settle(served: Served, actor: Actor, rid: str, status: str) -> dict[str, Any
         ops(served, "POST", "/vmh/beteiligte/sync/record", json={"id": rid})
         return espo_get(actor, rid).get("syncStatus") == status
 
-    wait_until(reached, timeout=120, message=f"{rid} {status}")
+    wait_until(reached, timeout=120, interval=1.0, message=f"{rid} {status}")  # each try: a sync
     return espo_get(actor, rid)
 
 
@@ -94,6 +94,7 @@ def scene(served: Served) -> Iterator[dict[str, Any]]:
             c.get("field") == "title" for e in history(served, c_rid) for c in e.get("conflicts") or ()
         ),
         timeout=120,
+        interval=1.0,  # each look a step process of the service
         message="the title conflict",
     )
     # A conflict held for a person, as the identity check leaves one (no betnr, status and reason):
