@@ -51,8 +51,9 @@ from tests.support.processes import RedisServer, run_redis
 # the unit tier's last (a module that takes minutes belongs in a lane here, or at least near the
 # top). A lane keeps together what shares a stack (`served`) and keeps the heavy runs (the chaos
 # run, the outages, the browser tests) off one worker, where they would starve each other.
-# The order is by the modules' durations in a parallel run (served lane ~700 s, chaos ~730 s,
-# outage, secrets and ops ~380 s each, at load 20; `make test` prints the slowest tests); the two
+# The order is by the lanes' durations in a parallel run (a fresh clone on three workers: chaos
+# 251 s, served 114 s, outage 172 s, EspoCRM's outage 122 s, secrets 76 s, ops 70 s, operations
+# 58 s, redis faults 39 s; `VMH_TEST_TIMELINE` in the README shows them per worker); the two
 # outages, mostly waiting for the minute's probe, start early so that their waits overlap the
 # rest. The chaos run and EspoCRM's outage are one test each: alone in a lane, xdist would queue
 # the next unit behind it at once (it hands a worker more work when 2 or fewer of its tests are left).
