@@ -73,8 +73,10 @@ LANES: dict[str, tuple[str, ...]] = {
 }
 
 
-# `make test` runs them in the same session as the stacks, after every stack module.
+# `make test` runs them in the same session as the stacks, after every stack module; their slowest
+# modules (the property tests, 10-20 s each) first among them, so that none starts last and runs alone.
 UNIT_TIER = ("tests/unit/", "tests/sandbox/")
+UNIT_SLOWEST = ("tests/unit/test_mapper_properties.py", "tests/unit/test_fuzz_intake.py")
 
 
 def _module(item: pytest.Item) -> str:
@@ -90,10 +92,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     }
     lane_of = {module: name for name, lane in LANES.items() for module in lane}
     order = {id(item): n for n, item in enumerate(items)}
-    last = (len(LANES) + 1, 0)  # the unit tier: short CPU-only modules that fill the idle end
+    place.update({module: (len(LANES) + 1, pos) for pos, module in enumerate(UNIT_SLOWEST)})
+    # The unit tier: short CPU-only modules that fill the idle end.
+    unit = (len(LANES) + 1, len(UNIT_SLOWEST))
     items.sort(
         key=lambda item: (
-            *place.get(_module(item), last if _module(item).startswith(UNIT_TIER) else (len(LANES), 0)),
+            *place.get(_module(item), unit if _module(item).startswith(UNIT_TIER) else (len(LANES), 0)),
             order[id(item)],
         )
     )
